@@ -1,0 +1,107 @@
+"""Inbound commands: verbs, which a service may accept or refuse.
+
+Every command except `RegisterPatient` travels on its service's command topic.
+`RegisterPatient` carries direct identifiers and therefore never touches Kafka: it is
+accepted only by enrollment's HTTP API, which keeps the identifiers in its own schema.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, ClassVar
+
+from pydantic import AwareDatetime, Field
+
+from contracts.base import CommandPayload
+from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId
+from contracts import topics
+
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+class RegisterCentre(CommandPayload):
+    command_type = "RegisterCentre"
+    topic: ClassVar[str | None] = topics.ENROLLMENT_COMMANDS
+    centre_id: CentreId
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+class RegisterPatient(CommandPayload):
+    """Direct identifiers: HTTP to enrollment only, never on a topic."""
+
+    command_type = "RegisterPatient"
+    topic: ClassVar[str | None] = None
+    centre_id: CentreId
+    hospital_record_number: Annotated[str, Field(min_length=1, max_length=40)]
+    family_name: Annotated[str, Field(min_length=1, max_length=120)]
+    given_name: Annotated[str, Field(min_length=1, max_length=120)]
+    date_of_birth: date
+
+
+class EnrollSubject(CommandPayload):
+    command_type = "EnrollSubject"
+    topic: ClassVar[str | None] = topics.ENROLLMENT_COMMANDS
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    centre_id: CentreId
+    enrolled_on: date
+
+
+class RecordApheresisCollection(CommandPayload):
+    command_type = "RecordApheresisCollection"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    coi_id: CoiId
+    subject_id: SubjectId
+    centre_id: CentreId
+    collected_at: AwareDatetime
+
+
+class RecordProductRelease(CommandPayload):
+    """Reported by the GMP facility. Names both the COI and the subject it believes the
+    product belongs to: a mismatch is refused, never corrected."""
+
+    command_type = "RecordProductRelease"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    coi_id: CoiId
+    subject_id: SubjectId
+    lot_number: Annotated[str, Field(min_length=1, max_length=40)]
+    released_at: AwareDatetime
+    released_by: Annotated[str, Field(min_length=1, max_length=80)]
+    viable_cells_per_ml: Annotated[float, Field(gt=0)]
+    volume_ml: Annotated[float, Field(gt=0)]
+
+
+class RecordInfusion(CommandPayload):
+    """Recorded at the bedside after scanning the bag's COI label and the patient's wristband."""
+
+    command_type = "RecordInfusion"
+    topic: ClassVar[str | None] = topics.INFUSION_COMMANDS
+    subject_id: SubjectId
+    coi_id: CoiId
+    infused_at: AwareDatetime
+
+
+class RecordResponseAssessment(CommandPayload):
+    command_type = "RecordResponseAssessment"
+    topic: ClassVar[str | None] = topics.ASSESSMENT_COMMANDS
+    subject_id: SubjectId
+    assessed_on: date
+    marrow_blasts_percent: Percent
+    circulating_blasts: bool
+    extramedullary_disease: bool
+    anc_per_ul: Annotated[float, Field(ge=0, le=1_000_000)]
+    platelets_per_ul: Annotated[float, Field(ge=0, le=5_000_000)]
+    flow_mrd_percent: Percent | None = None
+    molecular_mrd_percent: Percent | None = None
+
+
+COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
+    RegisterCentre,
+    RegisterPatient,
+    EnrollSubject,
+    RecordApheresisCollection,
+    RecordProductRelease,
+    RecordInfusion,
+    RecordResponseAssessment,
+)

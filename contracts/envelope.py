@@ -1,0 +1,67 @@
+"""Envelopes: the metadata every event and command carries on the wire.
+
+An event on Kafka is the JSON of `EventEnvelope`; its key is the pseudonymous subject id
+(or the stream id for events about no subject), so one patient's events stay in order on
+one partition. The event id also travels as a header for consumers that dedupe early.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from contracts.base import CommandPayload, Contract, EventPayload
+from contracts.ids import ActorId, CentreId, SubjectId
+
+
+class EventEnvelope(Contract):
+    event_id: uuid.UUID
+    event_type: str
+    schema_version: int = Field(ge=1)
+    stream_id: str
+    stream_version: int = Field(ge=1)
+    position: int | None = None  # global position in the producing service's store
+    subject_id: SubjectId | None = None
+    occurred_at: AwareDatetime  # clinical time: when it happened
+    recorded_at: AwareDatetime  # system time: when CellTrail recorded it
+    correlation_id: uuid.UUID
+    causation_id: uuid.UUID | None = None
+    actor: ActorId
+    centre_id: CentreId | None = None
+    payload: dict[str, Any]
+
+    @property
+    def key(self) -> bytes:
+        return (self.subject_id or self.stream_id).encode()
+
+
+class CommandEnvelope(Contract):
+    command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    command_type: str
+    schema_version: int = Field(default=1, ge=1)
+    issued_at: AwareDatetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    actor: ActorId
+    correlation_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    payload: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, command: CommandPayload, *, actor: str, **meta: Any) -> "CommandEnvelope":
+        return cls(
+            command_type=command.command_type,
+            schema_version=command.schema_version,
+            actor=actor,
+            payload=command.model_dump(mode="json"),
+            **meta,
+        )
+
+    @property
+    def key(self) -> bytes:
+        subject = self.payload.get("subject_id") or self.payload.get("centre_id") or str(self.command_id)
+        return str(subject).encode()
+
+
+def payload_of(event: EventPayload) -> dict[str, Any]:
+    return event.model_dump(mode="json")

@@ -1,0 +1,23 @@
+"""Refusals: the named reasons a service refuses a command. Part of the public contract:
+a refusal becomes a `CommandRejected` event carrying `code` and `reason`."""
+
+
+class CommandRefused(Exception):
+    """A command broke a business rule. `code` is stable (UPPER_SNAKE); `reason` is for people."""
+
+    code: str = "COMMAND_REFUSED"
+
+    def __init__(self, reason: str, *, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.reason}"
+
+
+class ChainOfIdentityMismatch(CommandRefused):
+    """The product named does not belong to the subject named. Always refused, never warned."""
+
+    code = "CHAIN_OF_IDENTITY_MISMATCH"

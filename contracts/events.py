@@ -1,0 +1,178 @@
+"""Event payloads: facts, past tense, one class per stable `event_type`.
+
+No payload carries a direct patient identifier (name, date of birth, hospital record
+number): subjects are named only by their pseudonymous `subject_id`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AwareDatetime, Field
+
+from contracts.base import EventPayload
+from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId
+
+Percent = Annotated[float, Field(ge=0, le=100)]
+
+
+# --- enrollment -----------------------------------------------------------------------
+class CentreRegistered(EventPayload):
+    """A treating centre joined the network."""
+
+    event_type = "enrollment.CentreRegistered"
+    centre_id: CentreId
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+
+
+class PatientRegistered(EventPayload):
+    """A patient was registered at a centre and given a pseudonymous subject id.
+    The identifying data stay in enrollment's own schema."""
+
+    event_type = "enrollment.PatientRegistered"
+    subject_id: SubjectId
+    centre_id: CentreId
+
+
+class SubjectEnrolled(EventPayload):
+    """A registered subject was enrolled into a programme (trial or treatment programme)."""
+
+    event_type = "enrollment.SubjectEnrolled"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    centre_id: CentreId
+    enrolled_on: date
+
+
+# --- manufacturing: chain of identity and custody ------------------------------------
+class ApheresisCollected(EventPayload):
+    """Starting material was collected; the COI id on the bag now belongs to this subject."""
+
+    event_type = "manufacturing.ApheresisCollected"
+    coi_id: CoiId
+    subject_id: SubjectId
+    centre_id: CentreId
+    collected_at: AwareDatetime
+
+
+class ProductReleased(EventPayload):
+    """The GMP facility released the product manufactured from this COI's starting material."""
+
+    event_type = "manufacturing.ProductReleased"
+    coi_id: CoiId
+    subject_id: SubjectId
+    lot_number: Annotated[str, Field(min_length=1, max_length=40)]
+    released_at: AwareDatetime
+    released_by: Annotated[str, Field(min_length=1, max_length=80)]
+    viable_cells_per_ml: Annotated[float, Field(gt=0)]
+    volume_ml: Annotated[float, Field(gt=0)]
+
+
+# --- infusion ------------------------------------------------------------------------
+class ProductInfused(EventPayload):
+    """The released product named by `coi_id` was infused into its own subject (day 0)."""
+
+    event_type = "infusion.ProductInfused"
+    subject_id: SubjectId
+    coi_id: CoiId
+    infused_at: AwareDatetime
+    infusion_number: Annotated[int, Field(ge=1)]
+
+
+# --- assessment ----------------------------------------------------------------------
+class ResponseCategory(StrEnum):
+    """ALL response categories (NCCN ALL guidelines, response criteria)."""
+
+    CR = "complete_remission"
+    CRI = "complete_remission_incomplete_count_recovery"
+    NO_RESPONSE = "no_response"
+    HAEMATOLOGICAL_RELAPSE = "haematological_relapse"
+    MOLECULAR_RELAPSE = "molecular_relapse"
+
+
+class MrdStatus(StrEnum):
+    NEGATIVE = "negative"  # < 0.01 % (10^-4)
+    POSITIVE = "positive"
+    NOT_ASSESSED = "not_assessed"
+
+
+class ResponseAssessed(EventPayload):
+    """A bone-marrow and blood response assessment with its NCCN response category, and
+    the three readings the CAR-CIK protocol makes at day 28: morphology (blasts < 5 %),
+    flow cytometry (< 5 %) and molecular (< 0.01 %); None where not measured.
+
+    Version 2 added the blood counts, the response category and the three readings to
+    version 1's blasts and single `mrd_percent`; `upcast_response_assessed_v1_to_v2`."""
+
+    event_type = "assessment.ResponseAssessed"
+    schema_version = 2
+    subject_id: SubjectId
+    assessed_on: date
+    study_day: int
+    marrow_blasts_percent: Percent
+    circulating_blasts: bool | None = None
+    extramedullary_disease: bool | None = None
+    anc_per_ul: Annotated[float, Field(ge=0)] | None = None
+    platelets_per_ul: Annotated[float, Field(ge=0)] | None = None
+    flow_mrd_percent: Percent | None = None
+    molecular_mrd_percent: Percent | None = None
+    response_category: ResponseCategory | None = None  # None: not derivable from a v1 event
+    mrd_status: MrdStatus
+    morphologic_response: bool
+    flow_response: bool | None = None
+    molecular_response: bool | None = None
+
+
+# --- common ------------------------------------------------------------------------
+class CommandRejected(EventPayload):
+    """A command was refused. Recorded as a fact so every refusal is auditable."""
+
+    event_type = "common.CommandRejected"
+    command_id: str
+    command_type: str
+    reason_code: Annotated[str, Field(pattern=r"^[A-Z_]+$")]
+    reason: str
+    subject_id: SubjectId | None = None
+
+
+# --- outcomes (published by the projection for downstream consumers) ----------------
+class Day28ResponseDetermined(EventPayload):
+    """The day-28 response of a subject, for registries and sponsors."""
+
+    event_type = "outcomes.Day28ResponseDetermined"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    study_day: int
+    response_category: ResponseCategory | None
+    mrd_status: MrdStatus
+    morphologic_response: bool
+    flow_response: bool | None
+    molecular_response: bool | None
+    responder: bool
+
+
+class VeinToVeinTimeDetermined(EventPayload):
+    """Days from apheresis collection to infusion of the product made from it."""
+
+    event_type = "outcomes.VeinToVeinTimeDetermined"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    coi_id: CoiId
+    days: Annotated[int, Field(ge=0)]
+
+
+EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
+    CentreRegistered,
+    PatientRegistered,
+    SubjectEnrolled,
+    ApheresisCollected,
+    ProductReleased,
+    ProductInfused,
+    ResponseAssessed,
+    CommandRejected,
+    Day28ResponseDetermined,
+    VeinToVeinTimeDetermined,
+)

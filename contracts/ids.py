@@ -1,0 +1,14 @@
+"""Identifier types. Only pseudonymous subject ids ever travel on Kafka."""
+
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+# Issued by enrollment at registration; random, so it carries nothing about the patient.
+SubjectId = Annotated[str, StringConstraints(pattern=r"^S-[0-9A-F]{12}$")]
+CentreId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,31}$")]
+ProgrammeId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,39}$")]
+# Chain-of-identity id printed on the apheresis bag label at collection (ISBT 128 style:
+# assigned by the collecting facility, carried unchanged through manufacturing to the bedside).
+CoiId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{3,39}$")]
+ActorId = Annotated[str, StringConstraints(min_length=1, max_length=80)]

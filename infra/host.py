@@ -1,0 +1,122 @@
+"""Runs one service as one OS process: its FastStream subscribers, its outbox relay and its
+HTTP API (Starlette on uvicorn), sharing one asyncpg pool and one Kafka producer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+import uvicorn
+from aiokafka import AIOKafkaProducer
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from infra.db import create_pool
+from infra.eventstore import EventStore, Inbox
+from infra.messaging import CommandHandler, DeadLetters, EventHandler, Pipeline, ensure_topics, new_producer
+from infra.relay import OutboxRelay
+from infra.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """What a running service holds; handed to route factories and background tasks."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    producer: AIOKafkaProducer
+    store: EventStore
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    schema: str
+    publishes_to: str
+    subscribes_to: tuple[str, ...] = ()
+    event_handlers: dict[str, EventHandler] = field(default_factory=dict)
+    command_handlers: dict[str, CommandHandler] = field(default_factory=dict)
+    routes: Callable[[Runtime], list[Route]] = lambda rt: []
+    background: Callable[[Runtime, asyncio.Event], object] | None = None
+
+
+def build_broker(spec: ServiceSpec, pipeline: Pipeline, bootstrap: str) -> KafkaBroker:
+    broker = KafkaBroker(bootstrap, enable_idempotence=False, acks="all", logger=None)
+    if spec.subscribes_to:
+        @broker.subscriber(
+            *spec.subscribes_to,
+            group_id=f"celltrail-{spec.name}",
+            auto_offset_reset="earliest",
+            # At-least-once: the offset is committed only after the handler's transaction
+            # committed; an exception seeks back so the record is delivered again.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )
+        async def on_record(message: KafkaMessage) -> None:
+            await pipeline.process(message.raw_message)
+
+    return broker
+
+
+def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
+    state: dict = {}
+
+    async def health(request: Request) -> JSONResponse:
+        return JSONResponse({"service": spec.name, "status": "ok"})
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        pool = await create_pool(settings.database_url)
+        producer = new_producer(settings.kafka_bootstrap_servers)
+        await producer.start()
+        await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
+        store = EventStore(spec.schema)
+        runtime = Runtime(settings, pool, producer, store)
+        pipeline = Pipeline(pool=pool, inbox=Inbox(spec.schema, spec.name),
+                            dead_letters=DeadLetters(producer, spec.name), store=store,
+                            event_handlers=spec.event_handlers, command_handlers=spec.command_handlers,
+                            max_attempts=settings.max_handler_attempts)
+        broker = build_broker(spec, pipeline, settings.kafka_bootstrap_servers)
+        stop = asyncio.Event()
+        relay = OutboxRelay(pool, store, spec.publishes_to, producer, batch_size=settings.relay_batch_size,
+                            poll_seconds=settings.relay_poll_seconds)
+        tasks = [asyncio.create_task(relay.run(stop), name=f"{spec.name}-relay")]
+        if spec.background:
+            tasks.append(asyncio.create_task(spec.background(runtime, stop), name=f"{spec.name}-background"))
+        await broker.start()
+        for route in spec.routes(runtime):
+            app.router.routes.append(route)
+        state["runtime"] = runtime
+        log.info("%s started", spec.name)
+        try:
+            yield
+        finally:
+            stop.set()
+            await broker.stop()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait_for(t, timeout=10)
+            await producer.stop()
+            await pool.close()
+
+    return Starlette(routes=[Route("/health", health)], lifespan=lifespan)
+
+
+def serve(spec: ServiceSpec) -> None:
+    settings = Settings()
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {spec.name} %(levelname)s %(name)s: %(message)s")
+    for noisy in ("aiokafka", "faststream", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    app = build_app(spec, settings)
+    uvicorn.run(app, host=settings.http_host, port=settings.port_for(spec.name), log_level="warning",
+                lifespan="on")

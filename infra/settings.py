@@ -1,0 +1,33 @@
+"""Settings: one pydantic-settings class, read in bootstrap, never at import time."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("enrollment", "manufacturing", "infusion", "assessment", "projection")
+
+# Default HTTP ports on loopback, one per service (override with <SERVICE>_HTTP_PORT).
+DEFAULT_HTTP_PORTS = {
+    "enrollment": 8101,
+    "manufacturing": 8102,
+    "infusion": 8103,
+    "assessment": 8104,
+    "projection": 8105,
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore")
+
+    database_url: str = Field(alias="DATABASE_URL")
+    kafka_bootstrap_servers: str = Field(alias="KAFKA_BOOTSTRAP_SERVERS")
+    http_host: str = Field(default="127.0.0.1", alias="HTTP_HOST")
+    http_port: int | None = Field(default=None, alias="HTTP_PORT")
+    topic_partitions: int = Field(default=3, ge=1, alias="CELLTRAIL_TOPIC_PARTITIONS")
+    relay_batch_size: int = Field(default=500, ge=1, alias="CELLTRAIL_RELAY_BATCH_SIZE")
+    relay_poll_seconds: float = Field(default=0.5, gt=0, alias="CELLTRAIL_RELAY_POLL_SECONDS")
+    max_handler_attempts: int = Field(default=5, ge=1, alias="CELLTRAIL_MAX_HANDLER_ATTEMPTS")
+
+    def port_for(self, service: str) -> int:
+        return self.http_port or DEFAULT_HTTP_PORTS[service]

@@ -1,0 +1,31 @@
+"""The event store bound to one transaction and one message's metadata: the adapter behind
+every service's `Streams` port."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import asyncpg
+
+from contracts.base import EventPayload
+from contracts.registry import parse_event
+from infra.eventstore import EventStore, Metadata, NewEvent
+
+
+class PgStreams:
+    def __init__(self, conn: asyncpg.Connection, store: EventStore, meta: Metadata) -> None:
+        self.conn, self.store, self.meta = conn, store, meta
+
+    async def load(self, stream_id: str) -> tuple[list[EventPayload], int]:
+        envelopes = await self.store.load(self.conn, stream_id)
+        return [parse_event(e) for e in envelopes], len(envelopes)
+
+    async def append(self, stream_id: str, expected_version: int, events: list[EventPayload], *,
+                     occurred_at: datetime, subject_id: str | None = None, centre_id: str | None = None,
+                     event_ids: list[uuid.UUID] | None = None) -> None:
+        ids = event_ids or [None] * len(events)
+        await self.store.append(self.conn, stream_id, expected_version, [
+            NewEvent(e, occurred_at=occurred_at, subject_id=subject_id, centre_id=centre_id, event_id=i)
+            for e, i in zip(events, ids)
+        ], self.meta)

@@ -1,0 +1,36 @@
+"""Wires the assessment service."""
+
+from __future__ import annotations
+
+from contracts import topics
+from infra.eventstore import EventStore
+from infra.host import ServiceSpec, serve
+from infra.wiring import command_route, event_route
+from services.assessment.adapters.infusions import PgInfusions
+from services.assessment.application import handlers
+
+SCHEMA = "assessment"
+
+
+def spec() -> ServiceSpec:
+    store = EventStore(SCHEMA)
+    return ServiceSpec(
+        name="assessment",
+        schema=SCHEMA,
+        publishes_to=topics.ASSESSMENT_EVENTS,
+        subscribes_to=(topics.ASSESSMENT_COMMANDS, topics.INFUSION_EVENTS),
+        command_handlers={
+            "RecordResponseAssessment": command_route(store, handlers.record_response, PgInfusions),
+        },
+        event_handlers={
+            "infusion.ProductInfused": event_route(store, "assessment", handlers.on_product_infused, PgInfusions),
+        },
+    )
+
+
+def main() -> None:
+    serve(spec())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""Response assessments of a subject after infusion (study day 0 = first infusion)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from contracts import events as ev
+from contracts.base import EventPayload
+from contracts.commands import RecordResponseAssessment
+from contracts.errors import CommandRefused
+from services.assessment.domain.response import (
+    AllAssessment,
+    MrdStatus,
+    PriorStatus,
+    ResponseCategory,
+    all_response,
+    carcik_day28_readings,
+)
+
+
+class SubjectNotInfused(CommandRefused):
+    code = "SUBJECT_NOT_INFUSED"
+
+
+class AssessmentBeforeInfusion(CommandRefused):
+    code = "ASSESSMENT_BEFORE_INFUSION"
+
+
+def assessment_stream(subject_id: str) -> str:
+    return f"assessments-{subject_id}"
+
+
+@dataclass
+class Assessments:
+    """A subject's assessment history; its best status so far decides relapse calls."""
+
+    subject_id: str
+    prior: PriorStatus = PriorStatus.NOT_IN_REMISSION
+
+    @classmethod
+    def from_events(cls, subject_id: str, events: list[EventPayload]) -> "Assessments":
+        a = cls(subject_id)
+        for e in events:
+            a.apply(e)
+        return a
+
+    def apply(self, event: EventPayload) -> None:
+        if not isinstance(event, ev.ResponseAssessed) or event.response_category is None:
+            return
+        category = ResponseCategory(event.response_category.value)
+        if category in (ResponseCategory.CR, ResponseCategory.CRI):
+            if event.mrd_status is ev.MrdStatus.NEGATIVE:
+                self.prior = PriorStatus.MRD_NEGATIVE_REMISSION
+            elif self.prior is PriorStatus.NOT_IN_REMISSION:
+                self.prior = PriorStatus.HAEMATOLOGICAL_REMISSION
+        elif category is ResponseCategory.HAEMATOLOGICAL_RELAPSE:
+            self.prior = PriorStatus.NOT_IN_REMISSION
+        elif category is ResponseCategory.MOLECULAR_RELAPSE:
+            self.prior = PriorStatus.HAEMATOLOGICAL_REMISSION
+
+    def assess(self, cmd: RecordResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
+        if first_infusion_on is None:
+            raise SubjectNotInfused(f"subject {cmd.subject_id} has no recorded infusion")
+        study_day = (cmd.assessed_on - first_infusion_on).days  # day 0 = infusion day
+        if study_day < 0:
+            raise AssessmentBeforeInfusion(
+                f"assessment on {cmd.assessed_on} precedes the infusion on {first_infusion_on}")
+        facts = AllAssessment(
+            marrow_blasts_pct=cmd.marrow_blasts_percent, circulating_blasts=cmd.circulating_blasts,
+            extramedullary_disease=cmd.extramedullary_disease, anc_per_ul=cmd.anc_per_ul,
+            platelets_per_ul=cmd.platelets_per_ul, flow_mrd_pct=cmd.flow_mrd_percent,
+            molecular_mrd_pct=cmd.molecular_mrd_percent)
+        response = all_response(facts, self.prior)
+        readings = carcik_day28_readings(facts)
+        return [ev.ResponseAssessed(
+            subject_id=cmd.subject_id, assessed_on=cmd.assessed_on, study_day=study_day,
+            marrow_blasts_percent=cmd.marrow_blasts_percent, circulating_blasts=cmd.circulating_blasts,
+            extramedullary_disease=cmd.extramedullary_disease, anc_per_ul=cmd.anc_per_ul,
+            platelets_per_ul=cmd.platelets_per_ul, flow_mrd_percent=cmd.flow_mrd_percent,
+            molecular_mrd_percent=cmd.molecular_mrd_percent,
+            response_category=ev.ResponseCategory(response.category.value),
+            mrd_status=ev.MrdStatus(MrdStatus(response.mrd).value),
+            morphologic_response=readings.morphology_response, flow_response=readings.flow_response,
+            molecular_response=readings.molecular_response,
+        )]

@@ -1,0 +1,57 @@
+"""Enrollment command handlers: load, decide, append."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
+from contracts.events import PatientRegistered
+from services.enrollment.application.ports import Identities, Streams
+from services.enrollment.domain.model import (
+    Centre,
+    Subject,
+    UnknownCentre,
+    centre_stream,
+    start_of_day,
+    subject_stream,
+)
+
+
+def new_subject_id() -> str:
+    # Random, so the id says nothing about the person; the link stays in enrollment's schema.
+    return "S-" + secrets.token_hex(6).upper()
+
+
+async def register_centre(streams: Streams, cmd: RegisterCentre) -> None:
+    events, version = await streams.load(centre_stream(cmd.centre_id))
+    centre = Centre.from_events(cmd.centre_id, events)
+    await streams.append(centre_stream(cmd.centre_id), version, centre.register(cmd),
+                         occurred_at=datetime.now(timezone.utc), centre_id=cmd.centre_id)
+
+
+async def register_patient(streams: Streams, identities: Identities, cmd: RegisterPatient) -> tuple[str, bool]:
+    """Returns (subject_id, created). Registering the same record number twice at one centre
+    returns the subject already issued rather than a second pseudonym for one person."""
+    existing = await identities.find(cmd.centre_id, cmd.hospital_record_number)
+    if existing:
+        return existing, False
+    events, _ = await streams.load(centre_stream(cmd.centre_id))
+    if not Centre.from_events(cmd.centre_id, events).registered:
+        raise UnknownCentre(f"centre {cmd.centre_id} is not registered")
+    subject_id = new_subject_id()
+    await identities.add(subject_id, cmd.centre_id, cmd.hospital_record_number, cmd.family_name,
+                         cmd.given_name, cmd.date_of_birth)
+    await streams.append(subject_stream(subject_id), 0,
+                         [PatientRegistered(subject_id=subject_id, centre_id=cmd.centre_id)],
+                         occurred_at=datetime.now(timezone.utc), subject_id=subject_id, centre_id=cmd.centre_id)
+    return subject_id, True
+
+
+async def enroll_subject(streams: Streams, cmd: EnrollSubject) -> None:
+    subject_events, version = await streams.load(subject_stream(cmd.subject_id))
+    centre_events, _ = await streams.load(centre_stream(cmd.centre_id))
+    subject = Subject.from_events(cmd.subject_id, subject_events)
+    new = subject.enroll(cmd, Centre.from_events(cmd.centre_id, centre_events))
+    await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=start_of_day(cmd.enrolled_on),
+                         subject_id=cmd.subject_id, centre_id=cmd.centre_id)

@@ -1,0 +1,35 @@
+"""Wires the enrollment service: the only module that imports every room."""
+
+from __future__ import annotations
+
+from contracts import topics
+from infra.eventstore import EventStore
+from infra.host import ServiceSpec, serve
+from infra.wiring import command_route
+from services.enrollment.application import handlers
+from services.enrollment.entrypoints.http import routes
+
+SCHEMA = "enrollment"
+
+
+def spec() -> ServiceSpec:
+    store = EventStore(SCHEMA)
+    return ServiceSpec(
+        name="enrollment",
+        schema=SCHEMA,
+        publishes_to=topics.ENROLLMENT_EVENTS,
+        subscribes_to=(topics.ENROLLMENT_COMMANDS,),
+        command_handlers={
+            "RegisterCentre": command_route(store, handlers.register_centre),
+            "EnrollSubject": command_route(store, handlers.enroll_subject),
+        },
+        routes=routes,
+    )
+
+
+def main() -> None:
+    serve(spec())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Enrollment HTTP API: patient registration is accepted here and nowhere else, because it
+carries direct identifiers that must never reach a Kafka topic."""
+
+from __future__ import annotations
+
+import uuid
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from contracts.commands import RegisterPatient
+from contracts.errors import CommandRefused
+from infra.eventstore import Metadata
+from infra.host import Runtime
+from infra.http import BadRequest, parse_body, refused
+from infra.streams import PgStreams
+from services.enrollment.adapters.identities import PgIdentities
+from services.enrollment.application import handlers
+
+
+def routes(rt: Runtime) -> list[Route]:
+    async def register_patient(request: Request) -> JSONResponse:
+        try:
+            cmd = await parse_body(request, RegisterPatient)
+        except BadRequest as bad:
+            return bad.response
+        actor = request.headers.get("x-celltrail-actor", "enrollment-api")
+        meta = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor=actor)
+        try:
+            async with rt.pool.acquire() as conn, conn.transaction():
+                subject_id, created = await handlers.register_patient(
+                    PgStreams(conn, rt.store, meta), PgIdentities(conn), cmd)
+        except CommandRefused as exc:
+            return refused(exc)
+        return JSONResponse({"subject_id": subject_id, "created": created}, status_code=201 if created else 200)
+
+    return [Route("/patients", register_patient, methods=["POST"])]

@@ -1,0 +1,63 @@
+"""Infusion at the bedside: the product's COI must belong to the subject being infused and
+the product must have been released. Anything else is refused (chain of identity)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from contracts.base import EventPayload
+from contracts.commands import RecordInfusion
+from contracts.errors import ChainOfIdentityMismatch, CommandRefused
+from contracts.events import ProductInfused
+
+
+class ProductNotReleased(CommandRefused):
+    code = "PRODUCT_NOT_RELEASED"
+
+
+class ProductAlreadyInfused(CommandRefused):
+    code = "PRODUCT_ALREADY_INFUSED"
+
+
+class InfusionBeforeRelease(CommandRefused):
+    code = "INFUSION_BEFORE_RELEASE"
+
+
+@dataclass(frozen=True)
+class ReleasedProduct:
+    coi_id: str
+    subject_id: str
+    released_at: datetime
+
+
+def infusion_stream(subject_id: str) -> str:
+    return f"infusions-{subject_id}"
+
+
+@dataclass
+class InfusionHistory:
+    subject_id: str
+    infused_cois: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_events(cls, subject_id: str, events: list[EventPayload]) -> "InfusionHistory":
+        h = cls(subject_id)
+        for e in events:
+            if isinstance(e, ProductInfused):
+                h.infused_cois.append(e.coi_id)
+        return h
+
+    def infuse(self, cmd: RecordInfusion, product: ReleasedProduct | None) -> list[EventPayload]:
+        if product is None:
+            raise ProductNotReleased(f"no released product is known for COI {cmd.coi_id}")
+        if product.subject_id != cmd.subject_id:
+            raise ChainOfIdentityMismatch(
+                f"COI {cmd.coi_id} belongs to subject {product.subject_id}, not to {cmd.subject_id}: infusion refused")
+        if cmd.coi_id in self.infused_cois:
+            raise ProductAlreadyInfused(f"product COI {cmd.coi_id} was already infused")
+        if cmd.infused_at < product.released_at:
+            raise InfusionBeforeRelease(
+                f"infusion at {cmd.infused_at.isoformat()} precedes release at {product.released_at.isoformat()}")
+        return [ProductInfused(subject_id=cmd.subject_id, coi_id=cmd.coi_id, infused_at=cmd.infused_at,
+                               infusion_number=len(self.infused_cois) + 1)]

@@ -1,0 +1,21 @@
+"""asyncpg adapter: manufacturing.enrolled_subjects, a local view of enrollment's events."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import asyncpg
+
+
+class PgEnrolments:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+
+    async def centre_of(self, subject_id: str) -> str | None:
+        return await self.conn.fetchval(
+            "SELECT centre_id FROM manufacturing.enrolled_subjects WHERE subject_id = $1 LIMIT 1", subject_id)
+
+    async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
+        await self.conn.execute(
+            "INSERT INTO manufacturing.enrolled_subjects (subject_id, programme_id, centre_id, enrolled_on)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", subject_id, programme_id, centre_id, enrolled_on)

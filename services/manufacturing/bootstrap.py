@@ -1,0 +1,39 @@
+"""Wires the manufacturing (chain of identity and custody) service."""
+
+from __future__ import annotations
+
+from contracts import topics
+from infra.eventstore import EventStore
+from infra.host import ServiceSpec, serve
+from infra.wiring import command_route, event_route
+from services.manufacturing.adapters.enrolments import PgEnrolments
+from services.manufacturing.application import handlers
+
+SCHEMA = "manufacturing"
+
+
+def spec() -> ServiceSpec:
+    store = EventStore(SCHEMA)
+    return ServiceSpec(
+        name="manufacturing",
+        schema=SCHEMA,
+        publishes_to=topics.MANUFACTURING_EVENTS,
+        # GMP facilities report product release on manufacturing's command topic.
+        subscribes_to=(topics.MANUFACTURING_COMMANDS, topics.ENROLLMENT_EVENTS),
+        command_handlers={
+            "RecordApheresisCollection": command_route(store, handlers.record_collection, PgEnrolments),
+            "RecordProductRelease": command_route(store, handlers.record_release),
+        },
+        event_handlers={
+            "enrollment.SubjectEnrolled": event_route(store, "manufacturing", handlers.on_subject_enrolled,
+                                                      PgEnrolments),
+        },
+    )
+
+
+def main() -> None:
+    serve(spec())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,47 @@
+"""Endpoint metrics per programme, from subject views."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from services.projection.domain.rates import EmptyValuesError, median_and_range, response_rate
+
+
+@dataclass(frozen=True)
+class ProgrammeRow:
+    programme_id: str
+    phase: str
+    day28: dict[str, Any] | None
+    vein_to_vein_days: int | None
+
+
+def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
+    """Day-28 overall response rate (CR + CRi among subjects with a day-28 assessment),
+    with its exact Clopper-Pearson 95 % interval, and vein-to-vein time median (range)."""
+    by_programme: dict[str, list[ProgrammeRow]] = {}
+    for r in rows:
+        by_programme.setdefault(r.programme_id, []).append(r)
+    report = []
+    for programme_id, rs in sorted(by_programme.items()):
+        evaluable = [r for r in rs if r.day28 is not None]
+        responders = sum(1 for r in evaluable if r.day28["responder"])
+        entry: dict[str, Any] = {
+            "programme_id": programme_id,
+            "enrolled": len(rs),
+            "infused": sum(1 for r in rs if r.phase in ("infused", "assessed")),
+            "day28_evaluable": len(evaluable),
+            "day28_responders": responders,
+            "day28_orr": None,
+            "vein_to_vein_days": None,
+        }
+        if evaluable:
+            p = response_rate(responders, len(evaluable))
+            entry["day28_orr"] = {"estimate": p.estimate, "ci95": [p.ci_lower, p.ci_upper]}
+        try:
+            v2v = median_and_range([r.vein_to_vein_days for r in rs if r.vein_to_vein_days is not None])
+            entry["vein_to_vein_days"] = asdict(v2v)
+        except EmptyValuesError:
+            pass
+        report.append(entry)
+    return report

@@ -1,0 +1,101 @@
+"""The projection's consumer: every event topic, partitions assigned explicitly, offsets
+stored in PostgreSQL in the same transaction as the read models they produced. That gives
+an exactly-once effect without the broker's group offsets, and makes a rebuild one
+transaction (truncate read models and offsets) followed by a seek to the beginning."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import ValidationError
+
+from contracts import topics
+from contracts.envelope import EventEnvelope
+from contracts.registry import UnknownMessageTypeError, UnsupportedSchemaVersionError, parse_event
+from infra.host import Runtime
+from infra.messaging import DeadLetters
+from services.projection.adapters.outcomes import StoredOutcomes
+from services.projection.adapters.read_models import PgReadModels
+from services.projection.application.handlers import project
+
+log = logging.getLogger(__name__)
+DECODE_ERRORS = (ValidationError, UnknownMessageTypeError, UnsupportedSchemaVersionError, ValueError)
+
+
+class ProjectionRunner:
+    def __init__(self, rt: Runtime, batch_size: int = 1000) -> None:
+        self.rt = rt
+        self.batch_size = batch_size
+        self.dead_letters = DeadLetters(rt.producer, "projection")
+        self.consumer: AIOKafkaConsumer | None = None
+        self.partitions: list[TopicPartition] = []
+        self._lock = asyncio.Lock()
+        self.ready = asyncio.Event()
+
+    async def _assign(self) -> None:
+        assert self.consumer is not None
+        await self.consumer.topics()  # refresh metadata
+        parts = []
+        for topic in topics.EVENT_TOPICS:
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ()):
+                parts.append(TopicPartition(topic, p))
+        self.partitions = parts
+        self.consumer.assign(parts)
+        async with self.rt.pool.acquire() as conn:
+            stored = await PgReadModels(conn).offsets()
+        for tp in parts:
+            if (tp.topic, tp.partition) in stored:
+                self.consumer.seek(tp, stored[(tp.topic, tp.partition)])
+            else:
+                await self.consumer.seek_to_beginning(tp)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.rt.settings.kafka_bootstrap_servers,
+                                         enable_auto_commit=False, group_id=None, auto_offset_reset="earliest")
+        await self.consumer.start()
+        try:
+            await self._assign()
+            self.ready.set()
+            while not stop.is_set():
+                batch = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
+                if batch:
+                    async with self._lock:
+                        await self._apply_batch(batch)
+        finally:
+            await self.consumer.stop()
+
+    async def _apply_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        async with self.rt.pool.acquire() as conn, conn.transaction():
+            read_models = PgReadModels(conn)
+            emitter = StoredOutcomes(conn, self.rt.store)
+            for tp, records in batch.items():
+                for record in records:
+                    await self._apply(read_models, emitter, record)
+                await read_models.save_offset(tp.topic, tp.partition, records[-1].offset + 1)
+
+    async def _apply(self, read_models: PgReadModels, emitter: StoredOutcomes, record: ConsumerRecord) -> None:
+        try:
+            env = EventEnvelope.model_validate_json(record.value or b"")
+            event = parse_event(env)
+        except DECODE_ERRORS as exc:
+            await self.dead_letters.send(record, f"invalid event: {exc}")
+            return
+        await project(read_models, emitter, env, event)
+
+    async def rebuild(self) -> None:
+        """Drop the read models and replay every event topic from its start."""
+        async with self._lock:
+            async with self.rt.pool.acquire() as conn, conn.transaction():
+                await PgReadModels(conn).clear()
+            assert self.consumer is not None
+            await self.consumer.seek_to_beginning(*self.partitions)
+
+    async def lag(self) -> int:
+        """Events on the topics not yet applied (0 = caught up)."""
+        assert self.consumer is not None
+        ends = await self.consumer.end_offsets(self.partitions)
+        async with self.rt.pool.acquire() as conn:
+            stored = await PgReadModels(conn).offsets()
+        return sum(max(0, end - stored.get((tp.topic, tp.partition), 0)) for tp, end in ends.items())

@@ -1,0 +1,56 @@
+"""Projection HTTP API: read models as JSON, and the rebuild trigger."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from infra.host import Runtime
+from services.projection.adapters.read_models import PgReadModels
+from services.projection.domain.report import ProgrammeRow, programme_report
+from services.projection.entrypoints.consumer import ProjectionRunner
+
+
+def routes_for(runner_ref: dict):
+    def routes(rt: Runtime) -> list[Route]:
+        async def subject(request: Request) -> JSONResponse:
+            async with rt.pool.acquire() as conn:
+                view = await PgReadModels(conn).get(request.path_params["subject_id"])
+            if view is None:
+                return JSONResponse({"error": f"no subject {request.path_params['subject_id']}"}, status_code=404)
+            return JSONResponse(view.to_json())
+
+        async def subjects(request: Request) -> JSONResponse:
+            async with rt.pool.acquire() as conn:
+                return JSONResponse(await PgReadModels(conn).all_views())
+
+        async def report(request: Request) -> JSONResponse:
+            async with rt.pool.acquire() as conn:
+                rows = await PgReadModels(conn).programme_rows(request.query_params.get("programme"))
+            data = [ProgrammeRow(r["programme_id"], r["phase"], json.loads(r["day28"]) if r["day28"] else None,
+                                 (r["infused_at"].date() - r["collected_at"].date()).days
+                                 if r["infused_at"] and r["collected_at"] else None) for r in rows]
+            return JSONResponse(programme_report(data))
+
+        async def status(request: Request) -> JSONResponse:
+            runner: ProjectionRunner = runner_ref["runner"]
+            if not runner.ready.is_set():
+                return JSONResponse({"ready": False, "lag": None}, status_code=503)
+            return JSONResponse({"ready": True, "lag": await runner.lag()})
+
+        async def rebuild(request: Request) -> JSONResponse:
+            await runner_ref["runner"].rebuild()
+            return JSONResponse({"rebuilding": True}, status_code=202)
+
+        return [
+            Route("/subjects", subjects),
+            Route("/subjects/{subject_id}", subject),
+            Route("/report", report),
+            Route("/status", status),
+            Route("/admin/rebuild", rebuild, methods=["POST"]),
+        ]
+
+    return routes
