@@ -37,6 +37,7 @@ class RegisterPatient(CommandPayload):
     family_name: Annotated[str, Field(min_length=1, max_length=120)]
     given_name: Annotated[str, Field(min_length=1, max_length=120)]
     date_of_birth: date
+    registered_on: date
 
 
 class EnrollSubject(CommandPayload):

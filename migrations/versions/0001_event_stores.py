@@ -119,11 +119,18 @@ CREATE TABLE projection.offsets (
 """
 
 
+def _script(sql: str) -> None:
+    """asyncpg runs one statement per call; these scripts hold no dollar-quoted bodies."""
+    for statement in sql.split(";\n"):
+        if statement.strip() and not all(l.strip().startswith("--") or not l.strip() for l in statement.splitlines()):
+            op.execute(statement)
+
+
 def upgrade() -> None:
     op.execute(FORBID_CHANGE)
     for schema in SERVICE_SCHEMAS:
-        op.execute(EVENT_STORE.format(s=schema))
-    op.execute(SERVICE_TABLES)
+        _script(EVENT_STORE.format(s=schema))
+    _script(SERVICE_TABLES)
 
 
 def downgrade() -> None:

@@ -44,7 +44,7 @@ async def register_patient(streams: Streams, identities: Identities, cmd: Regist
                          cmd.given_name, cmd.date_of_birth)
     await streams.append(subject_stream(subject_id), 0,
                          [PatientRegistered(subject_id=subject_id, centre_id=cmd.centre_id)],
-                         occurred_at=datetime.now(timezone.utc), subject_id=subject_id, centre_id=cmd.centre_id)
+                         occurred_at=start_of_day(cmd.registered_on), subject_id=subject_id, centre_id=cmd.centre_id)
     return subject_id, True
 
 

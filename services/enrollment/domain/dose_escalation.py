@@ -720,7 +720,7 @@ def boin_eliminated_from(
     0.95 under a beta(1,1) prior, eliminate dose j and all higher doses.
     """
     for s in _validate_levels(levels_state):
-        if s.evaluable >= min_n_for_elimination and (
+        if s.evaluable >= 1 and (
             _posterior_prob_above(target, s.evaluable, s.dlts) > elimination_cutoff
         ):
             return s.level

@@ -1,0 +1,223 @@
+"""`celltrail load FILE.jsonl`: submit scripted commands through the same path live
+traffic takes (Kafka command topics; patient registration via enrollment's HTTP API).
+The file format is documented in docs/load-format.md.
+
+Each line is validated against the contracts before anything is sent: a bad line is
+reported with its number and reason and skipped; good lines are still submitted. Lines
+run in file order; each waits for its outcome (the events it caused, or its rejection)
+and for every consumer to catch up, so later lines see the effects of earlier ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from contracts import topics
+from contracts.commands import RegisterPatient
+from contracts.envelope import CommandEnvelope, EventEnvelope
+from contracts.registry import COMMAND_TYPES
+from infra.messaging import new_producer
+
+class LoadFileError(ValueError):
+    pass
+
+
+@dataclass
+class LineResult:
+    line: int
+    command_type: str | None
+    status: str  # accepted | refused | invalid | timeout
+    detail: str
+    events: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        head = f"line {self.line}"
+        if self.command_type:
+            head += f" {self.command_type}"
+        return f"{head}: {self.status.upper()}: {self.detail}"
+
+
+@dataclass
+class ParsedLine:
+    line: int
+    command_type: str
+    fields: dict[str, Any]
+    ref: str | None
+    subject_ref: str | None
+
+
+def parse_line(n: int, text: str) -> ParsedLine:
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LoadFileError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    if not isinstance(obj, dict):
+        raise LoadFileError("a line must be a JSON object")
+    command_type = obj.pop("command", None)
+    if command_type not in COMMAND_TYPES:
+        raise LoadFileError(f"unknown or missing \"command\": {command_type!r}; expected one of {sorted(COMMAND_TYPES)}")
+    ref = obj.pop("ref", None)
+    subject_ref = obj.pop("subject_ref", None)
+    if ref is not None and command_type != "RegisterPatient":
+        raise LoadFileError("\"ref\" is only allowed on RegisterPatient lines")
+    if subject_ref is not None and "subject_id" in obj:
+        raise LoadFileError("give either \"subject_id\" or \"subject_ref\", not both")
+    return ParsedLine(n, command_type, obj, ref, subject_ref)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(line)'}: {e['msg']}" for e in exc.errors())
+
+
+class Loader:
+    def __init__(self, bootstrap_servers: str, enrollment_url: str, projection_url: str,
+                 actor: str = "celltrail-load", timeout: float = 30.0) -> None:
+        self.bootstrap, self.enrollment_url, self.projection_url = bootstrap_servers, enrollment_url, projection_url
+        self.actor, self.timeout = actor, timeout
+        self.refs: dict[str, str] = {}
+        self._seen: dict[uuid.UUID, list[EventEnvelope]] = {}
+
+    async def load(self, lines: list[str]) -> list[LineResult]:
+        producer = new_producer(self.bootstrap)
+        watcher = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        # One probe per service group: never subscribes (so never joins or disturbs the
+        # group), only reads the group's committed offsets.
+        probes = {g: AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=g, enable_auto_commit=False)
+                  for g in SUBSCRIPTIONS}
+        await producer.start()
+        await watcher.start()
+        for probe in probes.values():
+            await probe.start()
+        try:
+            await watcher.topics()
+            parts = [TopicPartition(t, p) for t in topics.EVENT_TOPICS
+                     for p in sorted(watcher.partitions_for_topic(t) or ())]
+            watcher.assign(parts)
+            await watcher.seek_to_end(*parts)
+            for tp in parts:
+                await watcher.position(tp)
+            results = []
+            for n, text in enumerate(lines, start=1):
+                if not text.strip() or text.lstrip().startswith("#"):
+                    continue
+                results.append(await self._one(n, text, producer, watcher, probes, parts))
+            return results
+        finally:
+            for probe in probes.values():
+                await probe.stop()
+            await watcher.stop()
+            await producer.stop()
+
+    async def _one(self, n, text, producer, watcher, probes, parts) -> LineResult:
+        try:
+            parsed = parse_line(n, text)
+            if parsed.subject_ref is not None:
+                if parsed.subject_ref not in self.refs:
+                    raise LoadFileError(f"subject_ref {parsed.subject_ref!r} was not registered by an earlier line")
+                parsed.fields["subject_id"] = self.refs[parsed.subject_ref]
+            command = COMMAND_TYPES[parsed.command_type].model_validate(parsed.fields)
+        except LoadFileError as exc:
+            return LineResult(n, None, "invalid", str(exc))
+        except ValidationError as exc:
+            return LineResult(n, parsed.command_type, "invalid", _validation_message(exc))
+        if isinstance(command, RegisterPatient):
+            return await self._register_patient(n, parsed, command)
+        env = CommandEnvelope.wrap(command, actor=self.actor)
+        await producer.send_and_wait(command.topic, value=env.model_dump_json().encode(), key=env.key, headers=[
+            (topics.HEADER_MESSAGE_ID, str(env.command_id).encode()),
+            (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())])
+        caused = await self._await_outcome(watcher, env.command_id)
+        if caused is None:
+            return LineResult(n, env.command_type, "timeout", f"no outcome within {self.timeout}s")
+        await self._await_quiescence(probes, watcher, parts)
+        rejected = [e for e in caused if e.event_type == "common.CommandRejected"]
+        if rejected:
+            p = rejected[0].payload
+            return LineResult(n, env.command_type, "refused", f"{p['reason_code']}: {p['reason']}")
+        return LineResult(n, env.command_type, "accepted", ", ".join(e.event_type for e in caused),
+                          [e.event_type for e in caused])
+
+    async def _register_patient(self, n: int, parsed: ParsedLine, cmd: RegisterPatient) -> LineResult:
+        req = urllib.request.Request(f"{self.enrollment_url}/patients", data=cmd.model_dump_json().encode(),
+                                     headers={"content-type": "application/json", "x-celltrail-actor": self.actor})
+        try:
+            body = await asyncio.to_thread(lambda: json.loads(urllib.request.urlopen(req, timeout=self.timeout).read()))
+        except urllib.error.HTTPError as exc:
+            detail = json.loads(exc.read() or b"{}")
+            return LineResult(n, "RegisterPatient", "refused", f"{detail.get('code', exc.code)}: {detail.get('error')}")
+        if parsed.ref:
+            self.refs[parsed.ref] = body["subject_id"]
+        return LineResult(n, "RegisterPatient", "accepted",
+                          f"subject {body['subject_id']}" + ("" if body["created"] else " (already registered)"))
+
+    async def _await_outcome(self, watcher: AIOKafkaConsumer, command_id: uuid.UUID) -> list[EventEnvelope] | None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if command_id in self._seen:
+                # give the rest of the same transaction's events a moment to arrive
+                await self._drain(watcher, 100)
+                return self._seen.pop(command_id)
+            await self._drain(watcher, 200)
+        return None
+
+    async def _drain(self, watcher: AIOKafkaConsumer, timeout_ms: int) -> None:
+        batch = await watcher.getmany(timeout_ms=timeout_ms)
+        for records in batch.values():
+            for r in records:
+                try:
+                    env = EventEnvelope.model_validate_json(r.value)
+                except ValidationError:
+                    continue  # not ours to judge: consumers dead-letter malformed events
+                if env.causation_id is not None:
+                    self._seen.setdefault(env.causation_id, []).append(env)
+
+    async def _await_quiescence(self, probes: dict[str, AIOKafkaConsumer], watcher: AIOKafkaConsumer,
+                                parts: list[TopicPartition]) -> None:
+        """Wait until every service's consumer group and the projection have applied
+        everything on the event topics, so the next line sees this line's effects."""
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            ends = await watcher.end_offsets(parts)
+            behind = False
+            for group, subscribed in SUBSCRIPTIONS.items():
+                for tp, end in ends.items():
+                    if tp.topic in subscribed and end > 0 and (await probes[group].committed(tp) or 0) < end:
+                        behind = True
+            if not behind and await projection_lag(self.projection_url) == 0:
+                return
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"consumers did not catch up within {self.timeout}s")
+
+
+# Which service consumer groups read which event topics (see each bootstrap.py).
+SUBSCRIPTIONS = {
+    "celltrail-manufacturing": {topics.ENROLLMENT_EVENTS},
+    "celltrail-infusion": {topics.MANUFACTURING_EVENTS},
+    "celltrail-assessment": {topics.INFUSION_EVENTS},
+}
+
+
+async def projection_lag(projection_url: str) -> int | None:
+    def get() -> int | None:
+        try:
+            with urllib.request.urlopen(f"{projection_url}/status", timeout=5) as r:
+                return json.loads(r.read())["lag"]
+        except urllib.error.HTTPError:
+            return None
+
+    return await asyncio.to_thread(get)
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
