@@ -72,6 +72,9 @@ class OutboxRelay:
                     " WHERE relay = $1 AND position = $3", self.name, batch[-1].position, checkpoint)
                 sent += len(batch)
 
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
     async def run(self, stop: asyncio.Event) -> None:
         listener = await self.pool.acquire()
         try:
@@ -81,7 +84,7 @@ class OutboxRelay:
                 await asyncio.sleep(1.0)  # another instance holds the relay: stand by
             if stop.is_set():
                 return
-            await listener.add_listener(self.store.channel, lambda *_: self._wake.set())
+            await listener.add_listener(self.store.channel, self._on_notify)
             while not stop.is_set():
                 self._wake.clear()
                 try:
@@ -97,6 +100,7 @@ class OutboxRelay:
                 stopper.cancel()
         finally:
             try:
+                await listener.remove_listener(self.store.channel, self._on_notify)
                 await listener.execute("SELECT pg_advisory_unlock_all()")
             finally:
                 await self.pool.release(listener)

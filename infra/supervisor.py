@@ -75,8 +75,11 @@ def wait_healthy(url: str, proc: subprocess.Popen, name: str, timeout: float = 6
 class System:
     """Starts and stops the embedded components and the five service processes."""
 
-    def __init__(self, home: Path, *, fixed_ports: bool = True, log_dir: Path | None = None) -> None:
+    def __init__(self, home: Path, *, fixed_ports: bool = True, log_dir: Path | None = None,
+                 database_url: str | None = None, kafka_bootstrap_servers: str | None = None) -> None:
         self.home = home
+        self.database_url = database_url or os.environ.get("DATABASE_URL")
+        self.kafka_bootstrap_servers = kafka_bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.fixed_ports = fixed_ports
         self.log_dir = log_dir or home / "logs"
         self.pg: EmbeddedPostgres | None = None
@@ -89,8 +92,7 @@ class System:
 
         self.home.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        db = os.environ.get("DATABASE_URL")
-        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        db, kafka = self.database_url, self.kafka_bootstrap_servers
         if not db:
             self.pg = EmbeddedPostgres(self.home / "postgres").start()
             db = self.pg.url
@@ -132,6 +134,9 @@ class System:
         proc = self.procs.pop(name)
         proc.kill()
         proc.wait()
+
+    def restart_service(self, name: str) -> None:
+        self.start_service(name)
 
     def stop(self) -> None:
         for proc in self.procs.values():

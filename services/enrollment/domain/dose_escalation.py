@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -198,14 +198,14 @@ def _summary(levels: Sequence[DoseLevelState]) -> str:
 _MAX_SCENARIOS = 4096
 
 
-def _resolve_pending(
-    levels: tuple[DoseLevelState, ...],
-    core,  # Callable[[tuple[DoseLevelState, ...]], Decision]
-) -> Decision:
+_Core = Callable[[tuple[DoseLevelState, ...]], Decision]
+
+
+def _resolve_pending(levels: tuple[DoseLevelState, ...], core: _Core) -> Decision:
     """Apply ``core`` to complete data, or decide whether pending patients matter.
 
     A decision is taken while patients are still inside their DLT window only
-    if it is the same (action, next level, MTD) for EVERY possible outcome of
+    if it is the same (action, next level, patients to enrol, MTD) for EVERY possible outcome of
     those patients (each pending patient counted as DLT or no DLT); otherwise
     the answer is WAIT.  This is the conservative reading of "patients are
     evaluable only once their DLT window has closed or they had a DLT".
@@ -232,7 +232,8 @@ def _resolve_pending(
         decision = core(scenario)
         if first is None:  # all pending counted as "no DLT": the DLT counts quoted are the observed ones
             first = decision
-        outcomes[(decision.action, decision.next_dose_level, decision.mtd)] = decision
+        key = (decision.action, decision.next_dose_level, decision.patients_to_enrol, decision.mtd)
+        outcomes[key] = decision
         tolerated.append(decision.highest_tolerated_level)
     assert first is not None
     if len(outcomes) == 1:
@@ -263,7 +264,7 @@ def _apply_cap(
     decision: Decision,
     levels: tuple[DoseLevelState, ...],
     max_sample_size: int | None,
-    on_cap,  # Callable[[Decision, int], Decision] building the STOP_MAX_SAMPLE_SIZE decision
+    on_cap: Callable[[Decision, int], Decision],  # builds the STOP_MAX_SAMPLE_SIZE decision
 ) -> Decision:
     """Never propose treating beyond the cap; say so explicitly when it binds."""
     if max_sample_size is None or decision.action in _STOP_ACTIONS:
@@ -720,7 +721,7 @@ def boin_eliminated_from(
     0.95 under a beta(1,1) prior, eliminate dose j and all higher doses.
     """
     for s in _validate_levels(levels_state):
-        if s.evaluable >= 1 and (
+        if s.evaluable >= min_n_for_elimination and (
             _posterior_prob_above(target, s.evaluable, s.dlts) > elimination_cutoff
         ):
             return s.level

@@ -110,6 +110,12 @@ class TestBoinDecisionTable:
             elim,
         )
 
+    def test_deescalation_count_is_capped_at_the_elimination_count(self):
+        # BOIN R/get.boundary.R: "if (b.d[i] > elim[i]) b.d[i] = elim[i]".  Target 0.5,
+        # cutoff 0.8, n=20: ceil(lambda_d x 20) = 13 but elimination starts at 12.
+        row = boin_decision_table(0.5, 20, elimination_cutoff=0.8)[19]
+        assert (row.deescalate_if_dlts_at_least, row.eliminate_if_dlts_at_least) == (12, 12)
+
     def test_no_elimination_below_three_patients(self):
         # BOIN R/get.boundary.R: elimination only when n >= 3.
         assert [r.eliminate_if_dlts_at_least for r in boin_decision_table(0.3, 2)] == [None, None]
@@ -166,6 +172,19 @@ class TestBoinDecide:
     def test_decision_rule(self, counts, current, action, next_level):
         d = boin_decide(self.design, state(*counts), current)
         assert (d.action, d.next_dose_level) == (action, next_level)
+
+    @pytest.mark.parametrize(
+        "n, y, action",
+        [
+            # lambda_e(0.3) = 0.23649, lambda_d(0.3) = 0.35852 (Liu & Yuan 2015 closed form):
+            pytest.param(55, 13, A.ESCALATE, id="13of55=0.23636-just-below-lambda_e"),
+            pytest.param(38, 9, A.STAY, id="9of38=0.23684-just-above-lambda_e"),
+            pytest.param(53, 19, A.STAY, id="19of53=0.35849-just-below-lambda_d"),
+            pytest.param(39, 14, A.DE_ESCALATE, id="14of39=0.35897-just-above-lambda_d"),
+        ],
+    )
+    def test_observed_rate_next_to_each_boundary(self, n, y, action):
+        assert boin_decide(BoinDesign(0.3, 3), state((3, 0), (n, y), total=3), 2).action is action
 
     def test_escalation_at_the_highest_level_stays(self):
         d = boin_decide(BoinDesign(0.3, 2), state((3, 0), (3, 0), total=2), 2)

@@ -102,10 +102,10 @@ class TestLymphodepletion:
         ]
         assert plan.totals_mg == (("fludarabine", 129.0), ("cyclophosphamide", 1557.0))
 
-    def test_half_milligram_rounds_up(self):
-        # 25 x 1.9 = 47.5 -> 48 mg (round half up), total 144 mg.
-        plan = lymphodepletion_doses(FLU_CY_SEED_CAR_T, 1.9)
-        assert plan.total_mg("fludarabine") == 144.0
+    def test_half_milligram_rounds_up_not_to_even(self):
+        # 25 x 1.7 = 42.5 -> 43 mg (half up; banker's rounding would give 42), total 129 mg.
+        plan = lymphodepletion_doses(FLU_CY_SEED_CAR_T, 1.7)
+        assert plan.daily_doses[0].dose_mg == 43.0 and plan.total_mg("fludarabine") == 129.0
 
     def test_just_below_half_milligram_rounds_down(self):
         # 25 x 1.8998 = 47.495 -> 47 mg.

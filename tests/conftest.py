@@ -1,0 +1,90 @@
+"""Real components for integration and e2e tests.
+
+PostgreSQL: CELLTRAIL_TEST_DATABASE_URL (a server URL; each test database is created on it
+and dropped afterwards), else an embedded PostgreSQL started for the session. Kafka: a fresh
+embedded Tansu broker per fixture use (it starts in milliseconds and its log is memory
+only), so tests never see each other's topics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from infra.db import migrate
+from infra.embedded import EmbeddedBroker, EmbeddedPostgres
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a server (database `postgres`) on which test databases are created."""
+    external = os.environ.get("CELLTRAIL_TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), database="postgres").start()
+    try:
+        yield pg.url
+    finally:
+        pg.stop()
+
+
+def _with_database(server_url: str, name: str) -> str:
+    base, _, _ = server_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def in_thread(fn, *args):
+    """Run blocking set-up (which may call asyncio.run, as alembic's env does) off the
+    thread that owns pytest-asyncio's event loop."""
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(fn, *args).result()
+
+
+def _admin(server_url: str, sql: str) -> None:
+    async def go() -> None:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    in_thread(asyncio.run, go())
+
+
+@pytest.fixture
+def database_url(postgres_server_url: str) -> Iterator[str]:
+    """A fresh, migrated database for one test."""
+    name = f"celltrail_test_{uuid.uuid4().hex[:12]}"
+    _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+    url = _with_database(postgres_server_url, name)
+    try:
+        in_thread(migrate, url)
+        yield url
+    finally:
+        _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def kafka(tmp_path: Path) -> Iterator[str]:
+    broker = EmbeddedBroker(log_path=tmp_path / "broker.log").start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+async def pool(database_url: str):
+    p = await asyncpg.create_pool(database_url, min_size=1, max_size=8)
+    try:
+        yield p
+    finally:
+        await p.close()

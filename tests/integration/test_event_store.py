@@ -1,0 +1,99 @@
+"""The event store against real PostgreSQL: append, optimistic concurrency, immutability."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import asyncpg
+import pytest
+
+from contracts.events import CentreRegistered, PatientRegistered
+from infra.eventstore import ConcurrencyConflictError, EventStore, Inbox, Metadata, NewEvent
+
+pytestmark = pytest.mark.integration
+
+META = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor="test")
+NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
+
+
+def registered(n: int) -> NewEvent:
+    sid = f"S-{n:012X}"
+    return NewEvent(PatientRegistered(subject_id=sid, centre_id="IT-BG-01"), occurred_at=NOW, subject_id=sid)
+
+
+class TestAppend:
+    async def test_appended_events_load_back_in_stream_order_with_metadata(self, pool):
+        store = EventStore("enrollment")
+        async with pool.acquire() as conn, conn.transaction():
+            await store.append(conn, "s-1", 0, [registered(1), registered(2)], META)
+        async with pool.acquire() as conn:
+            loaded = await store.load(conn, "s-1")
+        assert [e.stream_version for e in loaded] == [1, 2]
+        assert loaded[0].payload["subject_id"] == "S-000000000001"
+        assert loaded[0].correlation_id == META.correlation_id and loaded[0].actor == "test"
+        assert loaded[0].occurred_at == NOW and loaded[0].recorded_at > NOW
+        assert loaded[0].position < loaded[1].position
+
+    async def test_a_stale_expected_version_raises_a_named_conflict(self, pool):
+        store = EventStore("enrollment")
+        async with pool.acquire() as conn, conn.transaction():
+            await store.append(conn, "s-1", 0, [registered(1)], META)
+        async with pool.acquire() as conn:
+            with pytest.raises(ConcurrencyConflictError, match="expected version 0, found 1"):
+                async with conn.transaction():
+                    await store.append(conn, "s-1", 0, [registered(2)], META)
+            assert len(await store.load(conn, "s-1")) == 1
+
+    async def test_append_outside_a_transaction_is_refused(self, pool):
+        async with pool.acquire() as conn:
+            with pytest.raises(RuntimeError, match="inside a transaction"):
+                await EventStore("enrollment").append(conn, "s-1", 0, [registered(1)], META)
+
+    async def test_the_unique_stream_version_constraint_backs_the_check(self, pool):
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                await EventStore("enrollment").append(conn, "s-1", 0, [registered(1)], META)
+            with pytest.raises(asyncpg.UniqueViolationError):
+                await conn.execute(
+                    "INSERT INTO enrollment.events (event_id, stream_id, stream_version, event_type, schema_version,"
+                    " payload, occurred_at, correlation_id, actor) VALUES ($1, 's-1', 1, 'x', 1, '{}', now(), $2, 't')",
+                    uuid.uuid4(), uuid.uuid4())
+
+
+class TestImmutability:
+    @pytest.mark.parametrize("schema", ["enrollment", "manufacturing", "infusion", "assessment", "projection"])
+    @pytest.mark.parametrize("statement", [
+        "UPDATE {s}.events SET actor = 'tamperer'",
+        "DELETE FROM {s}.events",
+        "TRUNCATE {s}.events",
+    ])
+    async def test_events_can_never_be_updated_deleted_or_truncated(self, pool, schema, statement):
+        store = EventStore(schema)
+        async with pool.acquire() as conn:
+            async with conn.transaction():
+                await store.append(conn, "c-1", 0, [NewEvent(CentreRegistered(
+                    centre_id="IT-BG-01", name="Bergamo", country="IT"), occurred_at=NOW)], META)
+            with pytest.raises(asyncpg.RestrictViolationError, match="events are append-only"):
+                await conn.execute(statement.format(s=schema))
+            rows = await conn.fetch(f"SELECT actor FROM {schema}.events")
+        assert [r["actor"] for r in rows] == ["test"]
+
+
+class TestInbox:
+    async def test_a_message_id_can_be_claimed_once_per_consumer(self, pool):
+        inbox, other = Inbox("infusion", "infusion"), Inbox("infusion", "audit")
+        mid = uuid.uuid4()
+        async with pool.acquire() as conn:
+            assert await inbox.claim(conn, mid) is True
+            assert await inbox.claim(conn, mid) is False
+            assert await other.claim(conn, mid) is True
+
+    async def test_a_claim_rolled_back_with_its_transaction_can_be_claimed_again(self, pool):
+        inbox, mid = Inbox("infusion", "infusion"), uuid.uuid4()
+        async with pool.acquire() as conn:
+            with pytest.raises(ZeroDivisionError):
+                async with conn.transaction():
+                    assert await inbox.claim(conn, mid)
+                    1 / 0
+            assert await inbox.claim(conn, mid) is True

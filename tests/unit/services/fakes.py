@@ -1,0 +1,158 @@
+"""In-memory adapters for the services' ports (cosmicpython `tests/unit/test_handlers.py`
+style): each keeps plain dicts and mirrors what its asyncpg adapter promises, so handler
+tests run in milliseconds with no I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+
+from contracts.base import EventPayload
+from contracts.envelope import EventEnvelope
+from infra.eventstore import ConcurrencyConflictError
+from services.infusion.domain.model import ReleasedProduct
+from services.projection.domain.subject_view import SubjectView
+
+
+@dataclass(frozen=True)
+class Appended:
+    """One event as the handler appended it, with the metadata it passed."""
+
+    stream_id: str
+    event: EventPayload
+    occurred_at: datetime
+    subject_id: str | None
+    centre_id: str | None
+
+
+class FakeStreams:
+    """Streams port: dict[stream_id, list[event]]; refuses a stale `expected_version`
+    exactly like `infra.eventstore.EventStore.append`."""
+
+    def __init__(self, streams: dict[str, list[EventPayload]] | None = None) -> None:
+        self.streams: dict[str, list[EventPayload]] = {k: list(v) for k, v in (streams or {}).items()}
+        self.appended: list[Appended] = []
+
+    async def load(self, stream_id: str) -> tuple[list[EventPayload], int]:
+        events = list(self.streams.get(stream_id, []))
+        # A real load awaits the database after reading; yielding here lets concurrent handlers
+        # interleave between load and append, as they can in production.
+        await asyncio.sleep(0)
+        return events, len(events)
+
+    async def append(self, stream_id: str, expected_version: int, events: list[EventPayload], *,
+                     occurred_at: datetime, subject_id: str | None = None,
+                     centre_id: str | None = None) -> None:
+        actual = len(self.streams.get(stream_id, []))
+        if actual != expected_version:
+            raise ConcurrencyConflictError(stream_id, expected_version, actual)
+        self.streams.setdefault(stream_id, []).extend(events)
+        self.appended.extend(Appended(stream_id, e, occurred_at, subject_id, centre_id) for e in events)
+
+    def events(self, stream_id: str) -> list[EventPayload]:
+        return list(self.streams.get(stream_id, []))
+
+    def all_events(self) -> list[EventPayload]:
+        return [a.event for a in self.appended]
+
+
+class FakeIdentities:
+    """Identities port: the only place direct identifiers live."""
+
+    def __init__(self) -> None:
+        self.subject_by_record: dict[tuple[str, str], str] = {}
+        self.records: dict[str, dict[str, object]] = {}
+
+    async def find(self, centre_id: str, hospital_record_number: str) -> str | None:
+        return self.subject_by_record.get((centre_id, hospital_record_number))
+
+    async def add(self, subject_id: str, centre_id: str, hospital_record_number: str,
+                  family_name: str, given_name: str, date_of_birth: date) -> None:
+        if (centre_id, hospital_record_number) in self.subject_by_record:
+            raise AssertionError("unique (centre_id, hospital_record_number) violated")
+        self.subject_by_record[(centre_id, hospital_record_number)] = subject_id
+        self.records[subject_id] = dict(centre_id=centre_id, hospital_record_number=hospital_record_number,
+                                        family_name=family_name, given_name=given_name,
+                                        date_of_birth=date_of_birth)
+
+
+class FakeEnrolments:
+    """Manufacturing's Enrolments port."""
+
+    def __init__(self, enrolled: dict[str, str] | None = None) -> None:
+        self.rows: dict[tuple[str, str], tuple[str, date]] = {}
+        for subject_id, centre_id in (enrolled or {}).items():
+            self.rows[(subject_id, "CARCIK-CD19-P2")] = (centre_id, date(2024, 1, 1))
+
+    async def centre_of(self, subject_id: str) -> str | None:
+        return next((c for (s, _), (c, _) in self.rows.items() if s == subject_id), None)
+
+    async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
+        self.rows.setdefault((subject_id, programme_id), (centre_id, enrolled_on))  # ON CONFLICT DO NOTHING
+
+
+class FakeReleasedProducts:
+    """Infusion's ReleasedProducts port."""
+
+    def __init__(self, *products: ReleasedProduct) -> None:
+        self.products: dict[str, tuple[ReleasedProduct, str]] = {p.coi_id: (p, "LOT-1") for p in products}
+
+    async def get(self, coi_id: str) -> ReleasedProduct | None:
+        found = self.products.get(coi_id)
+        return found[0] if found else None
+
+    async def add(self, product: ReleasedProduct, lot_number: str) -> None:
+        self.products.setdefault(product.coi_id, (product, lot_number))  # ON CONFLICT DO NOTHING
+
+
+class FakeInfusions:
+    """Assessment's Infusions port; the first infusion is the lowest infusion_number, dated in UTC
+    as `PgInfusions` does."""
+
+    def __init__(self) -> None:
+        self.infusions: dict[str, dict[int, datetime]] = {}
+
+    async def first_infusion_on(self, subject_id: str) -> date | None:
+        by_number = self.infusions.get(subject_id)
+        if not by_number:
+            return None
+        return by_number[min(by_number)].astimezone(timezone.utc).date()
+
+    async def add(self, subject_id: str, infusion_number: int, infused_at: datetime) -> None:
+        self.infusions.setdefault(subject_id, {}).setdefault(infusion_number, infused_at)
+
+
+class FakeReadModels:
+    """Projection's ReadModels port: views and the applied-event set."""
+
+    def __init__(self) -> None:
+        self.applied: set[uuid.UUID] = set()
+        self.views: dict[str, SubjectView] = {}
+        self.puts = 0
+
+    async def mark_applied(self, event_id: uuid.UUID) -> bool:
+        if event_id in self.applied:
+            return False
+        self.applied.add(event_id)
+        return True
+
+    async def get(self, subject_id: str) -> SubjectView | None:
+        return self.views.get(subject_id)
+
+    async def put(self, view: SubjectView) -> None:
+        self.views[view.subject_id] = view
+        self.puts += 1
+
+
+class FakeOutcomes:
+    """Projection's Outcomes port. Like `StoredOutcomes`, publishes each key once."""
+
+    def __init__(self) -> None:
+        self.published: dict[str, EventPayload] = {}
+        self.calls = 0
+
+    async def emit(self, outcome: EventPayload, key: str, cause: EventEnvelope) -> None:
+        self.calls += 1
+        self.published.setdefault(key, outcome)

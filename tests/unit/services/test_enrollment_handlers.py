@@ -1,0 +1,222 @@
+"""Enrollment handlers: centres, pseudonymous patient registration, enrolment."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import date
+
+import pytest
+
+from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
+from contracts.events import CentreRegistered, PatientRegistered, SubjectEnrolled
+from infra.eventstore import ConcurrencyConflictError
+from services.enrollment.application import handlers
+from services.enrollment.domain.model import (
+    AlreadyEnrolled,
+    CentreAlreadyRegistered,
+    UnknownCentre,
+    UnknownProgramme,
+    UnknownSubject,
+    WrongCentre,
+    centre_stream,
+    subject_stream,
+)
+from tests.unit.services.fakes import FakeIdentities, FakeStreams
+
+CENTRE = "OSR-MILANO"
+OTHER_CENTRE = "HSG-MONZA"
+PROGRAMME = "CARCIK-CD19-P2"
+
+
+def centre_cmd(centre_id: str = CENTRE) -> RegisterCentre:
+    return RegisterCentre(centre_id=centre_id, name="Ospedale San Raffaele", country="IT")
+
+
+def patient_cmd(centre_id: str = CENTRE, record: str = "MRN-0042") -> RegisterPatient:
+    return RegisterPatient(centre_id=centre_id, hospital_record_number=record, family_name="Rossi",
+                           given_name="Maria", date_of_birth=date(1980, 5, 17), registered_on=date(2024, 3, 1))
+
+
+def enrol_cmd(subject_id: str, centre_id: str = CENTRE, programme_id: str = PROGRAMME) -> EnrollSubject:
+    return EnrollSubject(subject_id=subject_id, programme_id=programme_id, centre_id=centre_id,
+                         enrolled_on=date(2024, 3, 4))
+
+
+async def registered_centres(*centre_ids: str) -> FakeStreams:
+    streams = FakeStreams()
+    for centre_id in centre_ids:
+        await handlers.register_centre(streams, centre_cmd(centre_id))
+    return streams
+
+
+async def registered_subject(streams: FakeStreams, centre_id: str = CENTRE) -> str:
+    subject_id, _ = await handlers.register_patient(streams, FakeIdentities(), patient_cmd(centre_id))
+    return subject_id
+
+
+class TestRegisterCentre:
+    async def test_a_new_centre_is_registered(self):
+        streams = FakeStreams()
+
+        await handlers.register_centre(streams, centre_cmd())
+
+        assert streams.events(centre_stream(CENTRE)) == [
+            CentreRegistered(centre_id=CENTRE, name="Ospedale San Raffaele", country="IT")]
+
+    async def test_a_centre_cannot_be_registered_twice(self):
+        streams = await registered_centres(CENTRE)
+
+        with pytest.raises(CentreAlreadyRegistered) as refused:
+            await handlers.register_centre(streams, centre_cmd())
+
+        assert refused.value.code == "CENTRE_ALREADY_REGISTERED"
+
+    async def test_two_concurrent_registrations_of_one_centre_record_it_once(self):
+        streams = FakeStreams()
+
+        results = await asyncio.gather(handlers.register_centre(streams, centre_cmd()),
+                                       handlers.register_centre(streams, centre_cmd()), return_exceptions=True)
+
+        assert [type(r) for r in results] == [type(None), ConcurrencyConflictError]
+        assert len(streams.events(centre_stream(CENTRE))) == 1
+
+
+class TestRegisterPatient:
+    async def test_registration_issues_a_pseudonymous_subject_id(self):
+        streams = await registered_centres(CENTRE)
+
+        subject_id, created = await handlers.register_patient(streams, FakeIdentities(), patient_cmd())
+
+        assert created is True
+        assert re.fullmatch(r"^S-[0-9A-F]{12}$", subject_id)
+
+    async def test_two_patients_get_different_subject_ids(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+
+        first, _ = await handlers.register_patient(streams, identities, patient_cmd(record="MRN-1"))
+        second, _ = await handlers.register_patient(streams, identities, patient_cmd(record="MRN-2"))
+
+        assert first != second
+
+    async def test_patient_registered_carries_only_the_pseudonym_and_centre(self):
+        streams = await registered_centres(CENTRE)
+
+        subject_id, _ = await handlers.register_patient(streams, FakeIdentities(), patient_cmd())
+
+        [event] = streams.events(subject_stream(subject_id))
+        assert isinstance(event, PatientRegistered)
+        assert event.model_dump(mode="json") == {"subject_id": subject_id, "centre_id": CENTRE}
+
+    async def test_no_direct_identifier_reaches_the_event_stream(self):
+        streams = await registered_centres(CENTRE)
+
+        await handlers.register_patient(streams, FakeIdentities(), patient_cmd())
+
+        stored = repr([(a.event.model_dump(mode="json"), a.subject_id, a.centre_id) for a in streams.appended])
+        for identifier in ("MRN-0042", "Rossi", "Maria", "1980-05-17"):
+            assert identifier not in stored
+
+    async def test_the_identifiers_are_kept_by_the_identities_port(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+
+        subject_id, _ = await handlers.register_patient(streams, identities, patient_cmd())
+
+        assert identities.records[subject_id] == dict(
+            centre_id=CENTRE, hospital_record_number="MRN-0042", family_name="Rossi", given_name="Maria",
+            date_of_birth=date(1980, 5, 17))
+
+    async def test_the_same_record_number_at_the_same_centre_returns_the_existing_subject(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        first, _ = await handlers.register_patient(streams, identities, patient_cmd())
+
+        again, created = await handlers.register_patient(streams, identities, patient_cmd())
+
+        assert (again, created) == (first, False)
+        assert len(streams.events(subject_stream(first))) == 1
+
+    async def test_the_same_record_number_at_another_centre_is_another_patient(self):
+        streams, identities = await registered_centres(CENTRE, OTHER_CENTRE), FakeIdentities()
+        first, _ = await handlers.register_patient(streams, identities, patient_cmd(CENTRE))
+
+        second, created = await handlers.register_patient(streams, identities, patient_cmd(OTHER_CENTRE))
+
+        assert created is True and second != first
+
+    async def test_registration_at_an_unknown_centre_is_refused(self):
+        with pytest.raises(UnknownCentre) as refused:
+            await handlers.register_patient(FakeStreams(), FakeIdentities(), patient_cmd())
+
+        assert refused.value.code == "UNKNOWN_CENTRE"
+
+    async def test_a_refused_registration_stores_no_identifiers(self):
+        identities = FakeIdentities()
+
+        with pytest.raises(UnknownCentre):
+            await handlers.register_patient(FakeStreams(), identities, patient_cmd())
+
+        assert identities.records == {}
+
+
+class TestEnrollSubject:
+    async def test_an_accepted_enrolment_emits_subject_enrolled(self):
+        streams = await registered_centres(CENTRE)
+        subject_id = await registered_subject(streams)
+
+        await handlers.enroll_subject(streams, enrol_cmd(subject_id))
+
+        assert streams.events(subject_stream(subject_id))[-1] == SubjectEnrolled(
+            subject_id=subject_id, programme_id=PROGRAMME, centre_id=CENTRE, enrolled_on=date(2024, 3, 4))
+
+    async def test_enrolment_of_an_unknown_subject_is_refused(self):
+        streams = await registered_centres(CENTRE)
+
+        with pytest.raises(UnknownSubject) as refused:
+            await handlers.enroll_subject(streams, enrol_cmd("S-000000000000"))
+
+        assert refused.value.code == "UNKNOWN_SUBJECT"
+
+    async def test_enrolment_into_an_unknown_programme_is_refused(self):
+        streams = await registered_centres(CENTRE)
+        subject_id = await registered_subject(streams)
+
+        with pytest.raises(UnknownProgramme) as refused:
+            await handlers.enroll_subject(streams, enrol_cmd(subject_id, programme_id="NO-SUCH-TRIAL"))
+
+        assert refused.value.code == "UNKNOWN_PROGRAMME"
+
+    async def test_enrolment_at_a_centre_other_than_the_registering_one_is_refused(self):
+        streams = await registered_centres(CENTRE, OTHER_CENTRE)
+        subject_id = await registered_subject(streams, CENTRE)
+
+        with pytest.raises(WrongCentre) as refused:
+            await handlers.enroll_subject(streams, enrol_cmd(subject_id, centre_id=OTHER_CENTRE))
+
+        assert refused.value.code == "SUBJECT_REGISTERED_AT_ANOTHER_CENTRE"
+
+    async def test_enrolment_at_an_unregistered_centre_is_refused(self):
+        streams = await registered_centres(CENTRE)
+        subject_id = await registered_subject(streams, CENTRE)
+
+        with pytest.raises(UnknownCentre):
+            await handlers.enroll_subject(streams, enrol_cmd(subject_id, centre_id=OTHER_CENTRE))
+
+    async def test_a_subject_cannot_be_enrolled_twice_in_one_programme(self):
+        streams = await registered_centres(CENTRE)
+        subject_id = await registered_subject(streams)
+        await handlers.enroll_subject(streams, enrol_cmd(subject_id))
+
+        with pytest.raises(AlreadyEnrolled) as refused:
+            await handlers.enroll_subject(streams, enrol_cmd(subject_id))
+
+        assert refused.value.code == "ALREADY_ENROLLED"
+
+    async def test_a_refused_enrolment_appends_nothing(self):
+        streams = await registered_centres(CENTRE)
+        subject_id = await registered_subject(streams)
+
+        with pytest.raises(UnknownProgramme):
+            await handlers.enroll_subject(streams, enrol_cmd(subject_id, programme_id="NO-SUCH-TRIAL"))
+
+        assert streams.events(subject_stream(subject_id)) == [
+            PatientRegistered(subject_id=subject_id, centre_id=CENTRE)]

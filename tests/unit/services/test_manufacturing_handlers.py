@@ -1,0 +1,148 @@
+"""Manufacturing handlers: the chain of identity from apheresis collection to release
+(FACT-JACIE Immune Effector Cell standards: a COI mismatch is refused, never corrected)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+import pytest
+
+from contracts.commands import RecordApheresisCollection, RecordProductRelease
+from contracts.envelope import EventEnvelope
+from contracts.errors import ChainOfIdentityMismatch
+from contracts.events import ApheresisCollected, ProductReleased, SubjectEnrolled
+from services.manufacturing.application import handlers
+from services.manufacturing.domain.model import (
+    AlreadyReleased,
+    CoiAlreadyIssued,
+    ReleaseBeforeCollection,
+    SubjectNotEnrolled,
+    UnknownCoi,
+    coi_stream,
+)
+from tests.unit.services.fakes import FakeEnrolments, FakeStreams
+
+SUBJECT = "S-0123456789AB"
+OTHER_SUBJECT = "S-BA9876543210"
+CENTRE = "OSR-MILANO"
+COI = "COI-0001"
+COLLECTED_AT = datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)
+
+
+def collection(subject_id: str = SUBJECT, centre_id: str = CENTRE, coi_id: str = COI) -> RecordApheresisCollection:
+    return RecordApheresisCollection(coi_id=coi_id, subject_id=subject_id, centre_id=centre_id,
+                                     collected_at=COLLECTED_AT)
+
+
+def release(subject_id: str = SUBJECT, coi_id: str = COI,
+            released_at: datetime = COLLECTED_AT + timedelta(days=14)) -> RecordProductRelease:
+    return RecordProductRelease(coi_id=coi_id, subject_id=subject_id, lot_number="LOT-24-017",
+                                released_at=released_at, released_by="QP J. Smith",
+                                viable_cells_per_ml=2.5e6, volume_ml=50.0)
+
+
+def collected() -> FakeStreams:
+    return FakeStreams({coi_stream(COI): [ApheresisCollected(
+        coi_id=COI, subject_id=SUBJECT, centre_id=CENTRE, collected_at=COLLECTED_AT)]})
+
+
+class TestRecordCollection:
+    async def test_a_collection_for_an_enrolled_subject_binds_the_coi_to_them(self):
+        streams = FakeStreams()
+
+        await handlers.record_collection(streams, FakeEnrolments({SUBJECT: CENTRE}), collection())
+
+        assert streams.events(coi_stream(COI)) == [ApheresisCollected(
+            coi_id=COI, subject_id=SUBJECT, centre_id=CENTRE, collected_at=COLLECTED_AT)]
+
+    async def test_a_collection_for_a_subject_not_enrolled_is_refused(self):
+        with pytest.raises(SubjectNotEnrolled) as refused:
+            await handlers.record_collection(FakeStreams(), FakeEnrolments(), collection())
+
+        assert refused.value.code == "SUBJECT_NOT_ENROLLED"
+
+    async def test_a_collection_at_a_centre_other_than_the_enrolling_one_is_refused(self):
+        with pytest.raises(SubjectNotEnrolled):
+            await handlers.record_collection(FakeStreams(), FakeEnrolments({SUBJECT: "HSG-MONZA"}), collection())
+
+    async def test_a_coi_cannot_be_issued_to_a_second_collection(self):
+        streams = collected()
+        enrolments = FakeEnrolments({SUBJECT: CENTRE, OTHER_SUBJECT: CENTRE})
+
+        with pytest.raises(CoiAlreadyIssued) as refused:
+            await handlers.record_collection(streams, enrolments, collection(OTHER_SUBJECT))
+
+        assert refused.value.code == "COI_ALREADY_ISSUED"
+
+    async def test_a_refused_collection_appends_nothing(self):
+        streams = FakeStreams()
+
+        with pytest.raises(SubjectNotEnrolled):
+            await handlers.record_collection(streams, FakeEnrolments(), collection())
+
+        assert streams.appended == []
+
+    async def test_an_enrolment_learnt_from_enrollment_events_allows_collection(self):
+        streams, enrolments = FakeStreams(), FakeEnrolments()
+        enrolled = SubjectEnrolled(subject_id=SUBJECT, programme_id="CARCIK-CD19-P2", centre_id=CENTRE,
+                                   enrolled_on=date(2024, 3, 4))
+
+        await handlers.on_subject_enrolled(streams, enrolments, enrolled, envelope_of(enrolled))
+        await handlers.record_collection(streams, enrolments, collection())
+
+        assert len(streams.events(coi_stream(COI))) == 1
+
+
+class TestRecordRelease:
+    async def test_an_accepted_release_emits_product_released_with_the_same_fields(self):
+        streams, cmd = collected(), release()
+
+        await handlers.record_release(streams, cmd)
+
+        event = streams.events(coi_stream(COI))[-1]
+        assert isinstance(event, ProductReleased)
+        assert event.model_dump() == cmd.model_dump()
+
+    async def test_a_release_for_an_unknown_coi_is_refused(self):
+        with pytest.raises(UnknownCoi) as refused:
+            await handlers.record_release(FakeStreams(), release())
+
+        assert refused.value.code == "UNKNOWN_COI"
+
+    async def test_a_release_naming_another_subject_is_a_chain_of_identity_mismatch(self):
+        with pytest.raises(ChainOfIdentityMismatch) as refused:
+            await handlers.record_release(collected(), release(OTHER_SUBJECT))
+
+        assert refused.value.code == "CHAIN_OF_IDENTITY_MISMATCH"
+
+    async def test_a_mismatched_release_appends_nothing(self):
+        streams = collected()
+
+        with pytest.raises(ChainOfIdentityMismatch):
+            await handlers.record_release(streams, release(OTHER_SUBJECT))
+
+        assert streams.appended == []
+
+    async def test_a_product_cannot_be_released_twice(self):
+        streams = collected()
+        await handlers.record_release(streams, release())
+
+        with pytest.raises(AlreadyReleased) as refused:
+            await handlers.record_release(streams, release())
+
+        assert refused.value.code == "PRODUCT_ALREADY_RELEASED"
+
+    async def test_a_release_dated_before_the_collection_is_refused(self):
+        with pytest.raises(ReleaseBeforeCollection) as refused:
+            await handlers.record_release(collected(), release(released_at=COLLECTED_AT - timedelta(hours=1)))
+
+        assert refused.value.code == "RELEASE_BEFORE_COLLECTION"
+
+
+def envelope_of(event: SubjectEnrolled) -> EventEnvelope:
+    import uuid
+    now = datetime(2024, 3, 4, tzinfo=timezone.utc)
+    return EventEnvelope(event_id=uuid.uuid4(), event_type=event.event_type, schema_version=1,
+                         stream_id=f"subject-{event.subject_id}", stream_version=2, subject_id=event.subject_id,
+                         occurred_at=now, recorded_at=now, correlation_id=uuid.uuid4(), actor="test",
+                         payload=event.model_dump(mode="json"))
