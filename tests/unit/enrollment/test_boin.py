@@ -267,3 +267,27 @@ class TestBoinMtdSelection:
 
     def test_no_mtd_when_nothing_was_tried(self):
         assert boin_select_mtd(0.3, state(total=3)).mtd is None
+
+
+@st.composite
+def boin_states(draw):
+    k = draw(st.integers(1, 5))
+    counts = []
+    for _ in range(k):
+        n = draw(st.integers(0, 12))
+        counts.append((n, draw(st.integers(0, n))))
+    return k, [L(i + 1, n, y) for i, (n, y) in enumerate(counts)], draw(st.integers(1, k))
+
+
+class TestBoinInvariants:
+    @given(boin_states(), st.one_of(st.none(), st.integers(3, 60)))
+    def test_never_proposes_an_eliminated_dose_nor_treating_beyond_the_cap(self, drawn, cap):
+        # Liu & Yuan 2015 elimination rule; cap as in the BOIN R package (ncohort x cohortsize).
+        k, levels_state, current = drawn
+        d = boin_decide(BoinDesign(0.3, k, max_sample_size=cap), levels_state, current)
+        eliminated = boin_eliminated_from(levels_state, 0.3)
+        if eliminated is not None and d.next_dose_level is not None:
+            assert d.next_dose_level < eliminated
+        treated = sum(s.treated for s in levels_state)
+        if cap is not None and d.patients_to_enrol:
+            assert treated + d.patients_to_enrol <= cap

@@ -156,3 +156,13 @@ class FakeOutcomes:
     async def emit(self, outcome: EventPayload, key: str, cause: EventEnvelope) -> None:
         self.calls += 1
         self.published.setdefault(key, outcome)
+
+
+def envelope(event: EventPayload, *, subject_id: str | None, occurred_at: datetime,
+             event_id: uuid.UUID | None = None, stream_id: str = "stream-1") -> EventEnvelope:
+    """The envelope a consumer receives for `event`, as `EventStore.append` would build it."""
+    return EventEnvelope(
+        event_id=event_id or uuid.uuid4(), event_type=event.event_type, schema_version=event.schema_version,
+        stream_id=stream_id, stream_version=1, subject_id=subject_id, occurred_at=occurred_at,
+        recorded_at=occurred_at, correlation_id=uuid.uuid4(), actor="test",
+        payload=event.model_dump(mode="json"))

@@ -8,7 +8,6 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from contracts.commands import RecordApheresisCollection, RecordProductRelease
-from contracts.envelope import EventEnvelope
 from contracts.errors import ChainOfIdentityMismatch
 from contracts.events import ApheresisCollected, ProductReleased, SubjectEnrolled
 from services.manufacturing.application import handlers
@@ -20,7 +19,7 @@ from services.manufacturing.domain.model import (
     UnknownCoi,
     coi_stream,
 )
-from tests.unit.services.fakes import FakeEnrolments, FakeStreams
+from tests.unit.services.fakes import FakeEnrolments, FakeStreams, envelope
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
@@ -87,7 +86,8 @@ class TestRecordCollection:
         enrolled = SubjectEnrolled(subject_id=SUBJECT, programme_id="CARCIK-CD19-P2", centre_id=CENTRE,
                                    enrolled_on=date(2024, 3, 4))
 
-        await handlers.on_subject_enrolled(streams, enrolments, enrolled, envelope_of(enrolled))
+        await handlers.on_subject_enrolled(
+            streams, enrolments, enrolled, envelope(enrolled, subject_id=SUBJECT, occurred_at=COLLECTED_AT))
         await handlers.record_collection(streams, enrolments, collection())
 
         assert len(streams.events(coi_stream(COI))) == 1
@@ -138,11 +138,3 @@ class TestRecordRelease:
 
         assert refused.value.code == "RELEASE_BEFORE_COLLECTION"
 
-
-def envelope_of(event: SubjectEnrolled) -> EventEnvelope:
-    import uuid
-    now = datetime(2024, 3, 4, tzinfo=timezone.utc)
-    return EventEnvelope(event_id=uuid.uuid4(), event_type=event.event_type, schema_version=1,
-                         stream_id=f"subject-{event.subject_id}", stream_version=2, subject_id=event.subject_id,
-                         occurred_at=now, recorded_at=now, correlation_id=uuid.uuid4(), actor="test",
-                         payload=event.model_dump(mode="json"))

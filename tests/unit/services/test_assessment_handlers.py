@@ -1,0 +1,127 @@
+"""Assessment handlers: response after infusion, study day 0 = first infusion, NCCN ALL
+response categories with the prior status taken from the subject's earlier assessments."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+import pytest
+
+from contracts.commands import RecordResponseAssessment
+from contracts.events import MrdStatus, ProductInfused, ResponseAssessed, ResponseCategory
+from services.assessment.application import handlers
+from services.assessment.domain.model import AssessmentBeforeInfusion, SubjectNotInfused, assessment_stream
+from tests.unit.services.fakes import FakeInfusions, FakeStreams, envelope
+
+SUBJECT = "S-0123456789AB"
+INFUSED_AT = datetime(2024, 3, 1, 10, 30, tzinfo=timezone.utc)
+
+
+def assessment(on: date = date(2024, 3, 29), *, blasts: float = 1.0, anc: float = 2500,
+               platelets: float = 150_000, flow: float | None = None,
+               molecular: float | None = None) -> RecordResponseAssessment:
+    return RecordResponseAssessment(subject_id=SUBJECT, assessed_on=on, marrow_blasts_percent=blasts,
+                                    circulating_blasts=False, extramedullary_disease=False, anc_per_ul=anc,
+                                    platelets_per_ul=platelets, flow_mrd_percent=flow,
+                                    molecular_mrd_percent=molecular)
+
+
+async def infused() -> FakeInfusions:
+    infusions = FakeInfusions()
+    await infusions.add(SUBJECT, 1, INFUSED_AT)
+    return infusions
+
+
+def recorded(streams: FakeStreams) -> ResponseAssessed:
+    return streams.events(assessment_stream(SUBJECT))[-1]
+
+
+class TestRecordResponse:
+    async def test_an_assessment_before_any_infusion_is_refused(self):
+        with pytest.raises(SubjectNotInfused) as refused:
+            await handlers.record_response(FakeStreams(), FakeInfusions(), assessment())
+
+        assert refused.value.code == "SUBJECT_NOT_INFUSED"
+
+    async def test_an_assessment_dated_before_the_infusion_is_refused(self):
+        with pytest.raises(AssessmentBeforeInfusion) as refused:
+            await handlers.record_response(FakeStreams(), await infused(), assessment(date(2024, 2, 29)))
+
+        assert refused.value.code == "ASSESSMENT_BEFORE_INFUSION"
+
+    @pytest.mark.parametrize(
+        "assessed_on, study_day",
+        [
+            pytest.param(date(2024, 3, 1), 0, id="infusion-day-is-day-0"),
+            pytest.param(date(2024, 3, 2), 1, id="next-day-is-day-1"),
+            # CAR-CIK protocol (seed 000): primary endpoint at day 28 after the first infusion
+            pytest.param(date(2024, 3, 29), 28, id="day-28-across-a-leap-february"),
+        ],
+    )
+    async def test_the_study_day_counts_from_the_infusion_day_as_day_0(self, assessed_on, study_day):
+        streams = FakeStreams()
+
+        await handlers.record_response(streams, await infused(), assessment(assessed_on))
+
+        assert recorded(streams).study_day == study_day
+
+    async def test_the_study_day_counts_from_the_first_infusion_not_a_later_one(self):
+        streams, infusions = FakeStreams(), await infused()
+        await infusions.add(SUBJECT, 2, datetime(2024, 3, 20, tzinfo=timezone.utc))
+
+        await handlers.record_response(streams, infusions, assessment(date(2024, 3, 29)))
+
+        assert recorded(streams).study_day == 28
+
+    async def test_a_cr_with_mrd_below_0_01_percent_is_an_mrd_negative_complete_remission(self):
+        streams = FakeStreams()
+
+        await handlers.record_response(streams, await infused(), assessment(flow=0.005))
+
+        event = recorded(streams)
+        assert (event.response_category, event.mrd_status) == (ResponseCategory.CR, MrdStatus.NEGATIVE)
+
+    async def test_marrow_blasts_of_5_percent_after_a_cr_are_a_haematological_relapse(self):
+        streams, infusions = FakeStreams(), await infused()
+        await handlers.record_response(streams, infusions, assessment(date(2024, 3, 29), flow=0.005))
+
+        await handlers.record_response(streams, infusions, assessment(date(2024, 6, 1), blasts=5.0))
+
+        assert recorded(streams).response_category is ResponseCategory.HAEMATOLOGICAL_RELAPSE
+
+    async def test_the_prior_remission_is_read_from_earlier_events_in_the_stream(self):
+        earlier_cr = ResponseAssessed(
+            subject_id=SUBJECT, assessed_on=date(2024, 3, 29), study_day=28, marrow_blasts_percent=1.0,
+            response_category=ResponseCategory.CR, mrd_status=MrdStatus.POSITIVE, morphologic_response=True)
+        streams = FakeStreams({assessment_stream(SUBJECT): [earlier_cr]})
+
+        await handlers.record_response(streams, await infused(), assessment(date(2024, 6, 1), blasts=12.0))
+
+        assert recorded(streams).response_category is ResponseCategory.HAEMATOLOGICAL_RELAPSE
+
+    async def test_marrow_blasts_of_5_percent_without_an_earlier_cr_are_no_response(self):
+        streams = FakeStreams()
+
+        await handlers.record_response(streams, await infused(), assessment(blasts=5.0))
+
+        assert recorded(streams).response_category is ResponseCategory.NO_RESPONSE
+
+    async def test_a_refused_assessment_appends_nothing(self):
+        streams = FakeStreams()
+
+        with pytest.raises(SubjectNotInfused):
+            await handlers.record_response(streams, FakeInfusions(), assessment())
+
+        assert streams.appended == []
+
+
+class TestOnProductInfused:
+    async def test_an_infusion_learnt_from_the_infusion_service_allows_assessment(self):
+        streams, infusions = FakeStreams(), FakeInfusions()
+        event = ProductInfused(subject_id=SUBJECT, coi_id="COI-0001", infused_at=INFUSED_AT, infusion_number=1)
+
+        await handlers.on_product_infused(streams, infusions, event,
+                                          envelope(event, subject_id=SUBJECT, occurred_at=INFUSED_AT))
+        await handlers.record_response(streams, infusions, assessment())
+
+        assert recorded(streams).study_day == 28
