@@ -140,79 +140,102 @@ def _label(path: str) -> str:
 def incompatibilities(old_schema: Schema, new_schema: Schema) -> list[str]:
     """Backward-incompatible changes from `old_schema` to `new_schema`, one line each."""
     out: list[str] = []
-    _compare(old_schema, new_schema, "", old_schema, new_schema, out, set())
+    _compare(old_schema, new_schema, "", old_schema, new_schema, out, frozenset())
     return list(dict.fromkeys(out))
 
 
+Seen = frozenset[tuple[object, object]]
+
+
+def _ref_key(schema: Any) -> object:
+    return schema["$ref"] if isinstance(schema, dict) and "$ref" in schema else id(schema)
+
+
 def _compare(old: Any, new: Any, path: str, old_root: Schema, new_root: Schema, out: list[str],
-             seen: set[tuple[int, int]]) -> None:
-    key = (id(old), id(new))
+             seen: Seen) -> None:
+    key = (_ref_key(old), _ref_key(new))
     if key in seen:
-        return
+        return  # a reference cycle: this pair is already being compared further up
     seen = seen | {key}
     old_vs, new_vs = _variants(old, old_root), _variants(new, new_root)
-    if not old_vs:
-        return  # old accepted nothing
     for ov in old_vs:
+        lost: list[str] = []
         for t in sorted(_types(ov)):
             candidates = [nv for nv in new_vs if _accepts_type(_types(nv), t)]
             if not candidates:
-                accepted = sorted(set().union(*(_types(nv) for nv in new_vs))) if new_vs else []
-                out.append(f"{_label(path)}: type narrowed: {t!r} no longer accepted (now {accepted})")
+                lost.append(t)
                 continue
-            # The best match: the same type if there is one, else the widest.
+            # The best match: a variant of the same type if there is one, else the widest.
             same = [nv for nv in candidates if t in _types(nv)]
-            nv = (same or candidates)[0]
-            _compare_plain(ov, nv, t, path, old_root, new_root, out, seen)
+            _compare_plain(ov, (same or candidates)[0], t, path, old_root, new_root, out, seen)
+        if lost:
+            now = sorted(set().union(*(_types(nv) for nv in new_vs))) if new_vs else []
+            out.append(f"{_label(path)}: type changed/narrowed: {lost} no longer accepted (now {now})")
 
 
-def _bound(v: Schema, inclusive: str, exclusive: str) -> tuple[float, bool] | None:
-    """(value, is_exclusive) of the tightest lower or upper bound, or None."""
-    b: tuple[float, bool] | None = None
-    if isinstance(v.get(inclusive), (int, float)):
-        b = (v[inclusive], False)
-    ex = v.get(exclusive)
-    if isinstance(ex, bool):  # draft-4 style boolean exclusive flag
-        if ex and b is not None:
-            b = (b[0], True)
-    elif isinstance(ex, (int, float)):
-        if b is None or ex >= b[0]:
-            b = (ex, True) if inclusive == "minimum" else b
-        if inclusive == "maximum" and (b is None or ex <= b[0]):
-            b = (ex, True)
-    return b
+def _lower(v: Schema) -> tuple[float, bool] | None:
+    """The tightest lower bound as (value, exclusive), or None."""
+    bounds = []
+    if _is_num(v.get("minimum")):
+        bounds.append((v["minimum"], v.get("exclusiveMinimum") is True))  # draft-4 boolean flag
+    if _is_num(v.get("exclusiveMinimum")):
+        bounds.append((v["exclusiveMinimum"], True))
+    return max(bounds, default=None)  # the larger value is tighter; at a tie, the exclusive one
+
+
+def _upper(v: Schema) -> tuple[float, bool] | None:
+    """The tightest upper bound as (value, exclusive), or None."""
+    bounds = []
+    if _is_num(v.get("maximum")):
+        bounds.append((v["maximum"], v.get("exclusiveMaximum") is True))
+    if _is_num(v.get("exclusiveMaximum")):
+        bounds.append((v["exclusiveMaximum"], True))
+    return min(bounds, key=lambda b: (b[0], not b[1]), default=None)
+
+
+def _is_num(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _tighter_lower(old: tuple[float, bool] | None, new: tuple[float, bool] | None) -> bool:
+    return new is not None and (old is None or new[0] > old[0] or (new[0] == old[0] and new[1] and not old[1]))
+
+
+def _tighter_upper(old: tuple[float, bool] | None, new: tuple[float, bool] | None) -> bool:
+    return new is not None and (old is None or new[0] < old[0] or (new[0] == old[0] and new[1] and not old[1]))
+
+
+def _values(v: Schema) -> list[Any] | None:
+    return list(v["enum"]) if "enum" in v else [v["const"]] if "const" in v else None
 
 
 def _compare_plain(ov: Schema, nv: Schema, t: str, path: str, old_root: Schema, new_root: Schema,
-                   out: list[str], seen: set[tuple[int, int]]) -> None:
+                   out: list[str], seen: Seen) -> None:
+    """Compare two alternatives that both accept JSON type `t`, for values of type `t`."""
     where = _label(path)
 
-    # enum / const
-    def values(v: Schema) -> list[Any] | None:
-        return list(v["enum"]) if "enum" in v else [v["const"]] if "const" in v else None
+    def of_type(x: Any) -> bool:
+        return _json_type(x) == t or (t == "number" and _json_type(x) == "integer")
 
-    old_values, new_values = values(ov), values(nv)
+    old_values, new_values = _values(ov), _values(nv)
     if new_values is not None:
         if old_values is None:
-            out.append(f"{where}: enum/const added: only {new_values!r} accepted now")
+            out.append(f"{where}: enum/const added: only {[x for x in new_values if of_type(x)]!r} accepted now")
         else:
-            removed = [x for x in old_values if x not in new_values and _json_type(x) == t
-                       or (x not in new_values and t == "integer" and _json_type(x) == "integer")]
-            for x in removed:
-                out.append(f"{where}: enum value removed: {x!r}")
+            for x in old_values:
+                if of_type(x) and x not in new_values:
+                    out.append(f"{where}: enum value removed: {x!r}")
 
     if t in _NUMERIC_TYPES:
-        lo_o, lo_n = _bound(ov, "minimum", "exclusiveMinimum"), _bound(nv, "minimum", "exclusiveMinimum")
-        if lo_n is not None and (lo_o is None or lo_n[0] > lo_o[0] or (lo_n[0] == lo_o[0] and lo_n[1] and not lo_o[1])):
+        lo_o, lo_n = _lower(ov), _lower(nv)
+        if _tighter_lower(lo_o, lo_n):
             out.append(f"{where}: minimum raised: {_fmt_bound(lo_o, '>')} -> {_fmt_bound(lo_n, '>')}")
-        hi_o, hi_n = _bound(ov, "maximum", "exclusiveMaximum"), _bound(nv, "maximum", "exclusiveMaximum")
-        if hi_n is not None and (hi_o is None or hi_n[0] < hi_o[0] or (hi_n[0] == hi_o[0] and hi_n[1] and not hi_o[1])):
+        hi_o, hi_n = _upper(ov), _upper(nv)
+        if _tighter_upper(hi_o, hi_n):
             out.append(f"{where}: maximum lowered: {_fmt_bound(hi_o, '<')} -> {_fmt_bound(hi_n, '<')}")
         m_o, m_n = ov.get("multipleOf"), nv.get("multipleOf")
         if m_n is not None and (m_o is None or not _is_multiple(m_o, m_n)):
             out.append(f"{where}: multipleOf tightened: {m_o!r} -> {m_n!r}")
-        if t == "number" and "integer" in _types(nv) and "number" not in _types(nv):
-            out.append(f"{where}: type narrowed: 'number' -> 'integer'")
 
     if t == "string":
         if nv.get("minLength", 0) > ov.get("minLength", 0):
@@ -231,15 +254,19 @@ def _compare_plain(ov: Schema, nv: Schema, t: str, path: str, old_root: Schema, 
             out.append(f"{where}: maxItems lowered: {ov.get('maxItems', 'unbounded')} -> {nv['maxItems']}")
         if nv.get("uniqueItems") and not ov.get("uniqueItems"):
             out.append(f"{where}: uniqueItems added")
-        if "items" in nv or "items" in ov:
-            _compare(ov.get("items", {}), nv.get("items", {}), f"{path}[]", old_root, new_root, out, seen)
+        if "items" in nv:
+            _compare(ov.get("items", {}), nv["items"], f"{path}[]", old_root, new_root, out, seen)
 
     if t == "object":
         _compare_object(ov, nv, path, old_root, new_root, out, seen)
 
 
+def _permissive(x: Any) -> bool:
+    return x is True or x == {}
+
+
 def _compare_object(ov: Schema, nv: Schema, path: str, old_root: Schema, new_root: Schema, out: list[str],
-                    seen: set[tuple[int, int]]) -> None:
+                    seen: Seen) -> None:
     where = _label(path)
     old_props: Schema = ov.get("properties", {})
     new_props: Schema = nv.get("properties", {})
@@ -257,32 +284,19 @@ def _compare_object(ov: Schema, nv: Schema, path: str, old_root: Schema, new_roo
     for name in sorted(new_req - old_req):
         sub = f"{path}.{name}" if path else name
         out.append(f"{sub}: property newly required")
-
-    for name in new_props:
-        if name in old_props:
-            continue
-        # A new property: old messages that carried it as an additional property must still fit.
-        if isinstance(old_extra, dict) and old_extra:
-            sub = f"{path}.{name}" if path else name
-            _compare(old_extra, new_props[name], sub, old_root, new_root, out, seen)
-        elif old_extra is True or old_extra == {}:
-            sub = f"{path}.{name}" if path else name
-            _compare({}, new_props[name], sub, old_root, new_root, out, seen)
-
-    def permissive(x: Any) -> bool:
-        return x is True or x == {}
+    # A new optional property is compatible: old messages simply do not carry it.
 
     if new_extra is False and old_extra is not False:
         out.append(f"{where}: additionalProperties tightened: {_fmt_extra(old_extra)} -> false")
-    elif isinstance(new_extra, dict) and not permissive(new_extra):
-        if permissive(old_extra):
+    elif isinstance(new_extra, dict) and not _permissive(new_extra):
+        if _permissive(old_extra):
             out.append(f"{where}: additionalProperties tightened: true -> schema")
         elif isinstance(old_extra, dict):
             _compare(old_extra, new_extra, f"{path}.*" if path else "*", old_root, new_root, out, seen)
 
 
 def _fmt_extra(x: Any) -> str:
-    return "true" if x is True or x == {} else "schema" if isinstance(x, dict) else str(x).lower()
+    return "true" if _permissive(x) else "schema" if isinstance(x, dict) else str(x).lower()
 
 
 def _fmt_bound(b: tuple[float, bool] | None, op: str) -> str:
@@ -291,9 +305,9 @@ def _fmt_bound(b: tuple[float, bool] | None, op: str) -> str:
     return f"{op} {b[0]}" if b[1] else f"{op}= {b[0]}"
 
 
-def _is_multiple(old: float, new: float) -> bool:
-    """True if every multiple of `old` is a multiple of `new`."""
-    q = old / new
+def _is_multiple(value: float, step: float) -> bool:
+    """True if `value` is a whole multiple of `step`."""
+    q = value / step
     return abs(q - round(q)) < 1e-9
 
 
@@ -324,17 +338,17 @@ def validation_errors(schema: Schema, instance: Any, *, root: Schema | None = No
     if types is not None:
         allowed = {types} if isinstance(types, str) else set(types)
         actual = _json_type(instance)
-        if not _accepts_type(allowed, actual) and not (actual == "integer" and "number" in allowed):
+        if not _accepts_type(allowed, actual):
             return [f"{where}: expected {sorted(allowed)}, got {actual} ({instance!r})"]
     if "enum" in schema and instance not in schema["enum"]:
         errors.append(f"{where}: {instance!r} not one of {schema['enum']!r}")
     if "const" in schema and instance != schema["const"]:
         errors.append(f"{where}: {instance!r} is not {schema['const']!r}")
     if isinstance(instance, (int, float)) and not isinstance(instance, bool):
-        lo = _bound(schema, "minimum", "exclusiveMinimum")
+        lo = _lower(schema)
         if lo is not None and (instance < lo[0] or (lo[1] and instance == lo[0])):
             errors.append(f"{where}: {instance} below {_fmt_bound(lo, '>')}")
-        hi = _bound(schema, "maximum", "exclusiveMaximum")
+        hi = _upper(schema)
         if hi is not None and (instance > hi[0] or (hi[1] and instance == hi[0])):
             errors.append(f"{where}: {instance} above {_fmt_bound(hi, '<')}")
         if "multipleOf" in schema and not _is_multiple(instance, schema["multipleOf"]):

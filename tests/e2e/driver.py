@@ -1,0 +1,153 @@
+"""Drives many subjects through the slice by publishing commands straight to the command
+topics (the path live traffic takes), phase by phase, and reads results back."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from datetime import date, datetime, timedelta, timezone
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from contracts import commands as c
+from contracts import topics
+from contracts.envelope import CommandEnvelope, EventEnvelope
+from infra.loader import Loader
+from infra.messaging import new_producer
+from infra.supervisor import RunInfo
+
+DAY0 = date(2025, 3, 3)
+
+
+def http_json(url: str, body: dict | None = None, method: str = "GET") -> object:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def at(d: date, hour: int = 10) -> datetime:
+    return datetime(d.year, d.month, d.day, hour, tzinfo=timezone.utc)
+
+
+class Driver:
+    def __init__(self, info: RunInfo, n: int, centre: str = "IT-BG-01", programme: str = "CART-BALL-RR") -> None:
+        self.info, self.n, self.centre, self.programme = info, n, centre, programme
+        self.subjects: list[str] = []
+        self.sent: list[CommandEnvelope] = []
+
+    def coi(self, i: int) -> str:
+        return f"COI-E2E-{i:05d}"
+
+    async def register(self) -> None:
+        line = json.dumps({"command": "RegisterCentre", "centre_id": self.centre, "name": "Centre", "country": "IT"})
+        [result] = await Loader(self.info.kafka_bootstrap_servers, self.info.urls["enrollment"],
+                                self.info.urls["projection"]).load([line])
+        assert result.status == "accepted", result
+        for i in range(self.n):
+            body = c.RegisterPatient(centre_id=self.centre, hospital_record_number=f"MRN-{i:06d}",
+                                     family_name=f"Family{i}", given_name=f"Given{i}", date_of_birth=date(1970, 1, 1),
+                                     registered_on=DAY0).model_dump(mode="json")
+            self.subjects.append(http_json(f"{self.info.urls['enrollment']}/patients", body, "POST")["subject_id"])
+
+    def phase_commands(self, phase: str) -> list[CommandEnvelope]:
+        out = []
+        for i, s in enumerate(self.subjects):
+            cmd = {
+                "enroll": lambda: c.EnrollSubject(subject_id=s, programme_id=self.programme, centre_id=self.centre,
+                                                  enrolled_on=DAY0),
+                "collect": lambda: c.RecordApheresisCollection(coi_id=self.coi(i), subject_id=s, centre_id=self.centre,
+                                                               collected_at=at(DAY0 + timedelta(days=10))),
+                "release": lambda: c.RecordProductRelease(coi_id=self.coi(i), subject_id=s, lot_number=f"LOT-{i}",
+                                                          released_at=at(DAY0 + timedelta(days=30)), released_by="QP-1",
+                                                          viable_cells_per_ml=2e6, volume_ml=50),
+                "infuse": lambda: c.RecordInfusion(subject_id=s, coi_id=self.coi(i),
+                                                   infused_at=at(DAY0 + timedelta(days=35))),
+                "assess": lambda: c.RecordResponseAssessment(
+                    subject_id=s, assessed_on=DAY0 + timedelta(days=63), marrow_blasts_percent=1.0 if i % 4 else 9.0,
+                    circulating_blasts=False, extramedullary_disease=False, anc_per_ul=1500,
+                    platelets_per_ul=150_000, flow_mrd_percent=0.001, molecular_mrd_percent=0.001),
+            }[phase]()
+            out.append(CommandEnvelope.wrap(cmd, actor="e2e"))
+        return out
+
+    async def send_all(self, envs: list[CommandEnvelope], times: int = 1) -> None:
+        producer = new_producer(self.info.kafka_bootstrap_servers)
+        await producer.start()
+        try:
+            for _ in range(times):
+                futures = [await producer.send(topics.COMMAND_TOPICS[self._topic_index(e)],
+                                               value=e.model_dump_json().encode(), key=e.key) for e in envs]
+                await asyncio.gather(*futures)
+        finally:
+            await producer.stop()
+        self.sent += envs
+
+    @staticmethod
+    def _topic_index(env: CommandEnvelope) -> int:
+        from contracts.registry import COMMAND_TYPES
+
+        return topics.COMMAND_TOPICS.index(COMMAND_TYPES[env.command_type].topic)
+
+    def views(self) -> list[dict]:
+        return http_json(f"{self.info.urls['projection']}/subjects")
+
+    def report(self) -> list[dict]:
+        return http_json(f"{self.info.urls['projection']}/report")
+
+    def phases(self) -> dict[str, str]:
+        return {v["subject_id"]: v["phase"] for v in self.views()}
+
+    async def wait_phase(self, phase: str, timeout: float = 90) -> None:
+        await self.wait_for(lambda: all(self.phases().get(s) == phase for s in self.subjects), timeout,
+                            what=f"all subjects in phase {phase}")
+
+    @staticmethod
+    async def wait_for(pred, timeout: float = 60, what: str = "condition") -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            try:
+                if await asyncio.to_thread(pred):
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}")
+
+    async def run_through(self, phases=("enroll", "collect", "release", "infuse", "assess"), times: int = 1) -> None:
+        milestone = {"enroll": "enrolled", "collect": "collected", "release": "released", "infuse": "infused",
+                     "assess": "assessed"}
+        for p in phases:
+            await self.send_all(self.phase_commands(p), times)
+            await self.wait_phase(milestone[p])
+
+    async def wait_caught_up(self, timeout: float = 60) -> None:
+        await self.wait_for(lambda: http_json(f"{self.info.urls['projection']}/status").get("lag") == 0, timeout,
+                            what="projection caught up")
+
+
+async def read_topic(bootstrap: str, topic: str, idle_ms: int = 1500) -> list:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or
+                                                           (await consumer.topics() and
+                                                            consumer.partitions_for_topic(topic)) or ())]
+        if not parts:
+            return []
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        out = []
+        while True:
+            batch = await consumer.getmany(timeout_ms=idle_ms)
+            if not batch:
+                return out
+            for records in batch.values():
+                out += records
+    finally:
+        await consumer.stop()
+
+
+def envelopes(records) -> list[EventEnvelope]:
+    return [EventEnvelope.model_validate_json(r.value) for r in records]

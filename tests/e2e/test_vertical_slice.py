@@ -1,0 +1,77 @@
+"""The vertical slice with all five services as separate OS processes over the real broker
+and real PostgreSQL: enrollment -> apheresis -> release -> infusion -> day-28 response."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+from contracts import topics
+from infra.loader import Loader
+from tests.e2e.driver import envelopes, http_json, read_topic
+
+pytestmark = pytest.mark.e2e
+
+DEMO = resources.files("infra").joinpath("examples/demo.jsonl").read_text().splitlines()
+# Direct identifiers present in the demo file: none may ever appear on any topic.
+IDENTIFIERS = [v for line in DEMO if '"RegisterPatient"' in line
+               for k, v in json.loads(line).items() if k in ("family_name", "given_name", "hospital_record_number",
+                                                            "date_of_birth")]
+
+
+async def load_demo(system):
+    info = system.info
+    return await Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"]).load(DEMO)
+
+
+class TestVerticalSlice:
+    async def test_the_demo_scenario_reaches_day_28_for_every_subject_and_refuses_the_coi_mismatch(self, system):
+        results = await load_demo(system)
+        by_status = {r.line: r.status for r in results}
+        refused = [r for r in results if r.status == "refused"]
+        assert [r.detail.split(":")[0] for r in refused] == ["CHAIN_OF_IDENTITY_MISMATCH"]
+        assert sum(s == "accepted" for s in by_status.values()) == len(results) - 1
+        views = http_json(f"{system.info.urls['projection']}/subjects")
+        assert sorted(v["phase"] for v in views) == ["assessed"] * 4
+        responders = {v["programme_id"]: [] for v in views}
+        for v in views:
+            responders[v["programme_id"]].append(v["day28"]["responder"])
+        assert responders == {"CART-BALL-RR": [True, True, True], "CARCIK-CD19-P2": [False]}
+        report = {r["programme_id"]: r for r in http_json(f"{system.info.urls['projection']}/report")}
+        assert report["CART-BALL-RR"]["day28_orr"]["estimate"] == 1.0
+        assert report["CART-BALL-RR"]["day28_orr"]["ci95"][0] == pytest.approx(0.2924, abs=1e-4)  # 3/3 exact CI
+        assert report["CARCIK-CD19-P2"]["day28_responders"] == 0
+
+    async def test_outcome_events_are_published_once_per_subject_for_downstream_consumers(self, system):
+        await load_demo(system)
+        outcomes = envelopes(await read_topic(system.info.kafka_bootstrap_servers, topics.OUTCOMES))
+        day28 = {e.subject_id for e in outcomes if e.event_type == "outcomes.Day28ResponseDetermined"}
+        v2v = [e for e in outcomes if e.event_type == "outcomes.VeinToVeinTimeDetermined"]
+        assert len(day28) == 4 and len({e.event_id for e in outcomes}) == len(outcomes)
+        assert sorted(e.payload["days"] for e in v2v) == [26, 26, 26, 27]
+
+    async def test_no_direct_patient_identifier_appears_on_any_topic(self, system):
+        await load_demo(system)
+        assert IDENTIFIERS, "the scenario must contain identifiers for this test to mean anything"
+        for topic in topics.ALL_TOPICS:
+            for record in await read_topic(system.info.kafka_bootstrap_servers, topic, idle_ms=500):
+                blob = (record.value or b"") + (record.key or b"") + b"".join(v for _, v in record.headers or ())
+                for identifier in IDENTIFIERS:
+                    assert identifier.encode() not in blob, f"{identifier!r} found on {topic}"
+
+
+class TestRebuild:
+    async def test_a_rebuilt_projection_equals_the_incrementally_built_one(self, system):
+        await load_demo(system)
+        projection = system.info.urls["projection"]
+        before = http_json(f"{projection}/subjects"), http_json(f"{projection}/report")
+        outcomes_before = len(await read_topic(system.info.kafka_bootstrap_servers, topics.OUTCOMES))
+        http_json(f"{projection}/admin/rebuild", {}, "POST")
+        from tests.e2e.driver import Driver
+
+        await Driver(system.info, 0).wait_caught_up()
+        after = http_json(f"{projection}/subjects"), http_json(f"{projection}/report")
+        assert after == before
+        assert len(await read_topic(system.info.kafka_bootstrap_servers, topics.OUTCOMES)) == outcomes_before
