@@ -140,7 +140,9 @@ class CommandRejected(EventPayload):
 
 # --- outcomes (published by the projection for downstream consumers) ----------------
 class Day28ResponseDetermined(EventPayload):
-    """The day-28 response of a subject, for registries and sponsors."""
+    """The day-28 response of a subject, for registries and sponsors: the in-window
+    assessment closest to day 28 after the first infusion. Should an assessment closer to
+    day 28 be recorded later, a new event supersedes this one: keep the latest per subject."""
 
     event_type = "outcomes.Day28ResponseDetermined"
     subject_id: SubjectId

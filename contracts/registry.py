@@ -35,7 +35,8 @@ def upcast_response_assessed_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]
     mrd = payload.get("mrd_percent")
     out["flow_mrd_percent"] = mrd
     out["response_category"] = None
-    out["mrd_status"] = "not_assessed"
+    # NCCN ALL: MRD negative below 0.01 % (10^-4)
+    out["mrd_status"] = "not_assessed" if mrd is None else ("negative" if mrd < 0.01 else "positive")
     out["morphologic_response"] = payload["marrow_blasts_percent"] < 5
     out["flow_response"] = None if mrd is None else mrd < 5
     return out

@@ -754,7 +754,8 @@ def print_table(r: dict[str, Any]) -> None:
     rows = [
         ("(a) raw produce, acks=all", f"{a['messages']} msgs", a["produce_seconds"], a["produce_msgs_per_s"], "msg/s",
          None, None),
-        ("(a) raw consume", f"{a['messages']} msgs", a["consume_seconds"], a["consume_msgs_per_s"], "msg/s", None, None),
+        ("(a) raw consume", f"{a['messages']} msgs", a["consume_seconds"], a["consume_msgs_per_s"], "msg/s",
+         None, None),
         ("(a) raw produce+consume (baseline)", f"{a['messages']} msgs", a["combined_seconds"], a["combined_msgs_per_s"],
          "msg/s", None, None),
         ("(b) commands -> projection", f"{b['commands']} cmds", b["seconds"], b["commands_per_s"], "cmd/s",

@@ -51,13 +51,14 @@ class ServiceSpec:
     background: Callable[[Runtime, asyncio.Event], object] | None = None
 
 
-def build_broker(spec: ServiceSpec, pipeline: Pipeline, bootstrap: str) -> KafkaBroker:
+def build_broker(spec: ServiceSpec, pipeline: Pipeline, bootstrap: str, fetch_max_wait_ms: int = 20) -> KafkaBroker:
     broker = KafkaBroker(bootstrap, enable_idempotence=False, acks="all", logger=None)
     if spec.subscribes_to:
         @broker.subscriber(
             *spec.subscribes_to,
             group_id=f"celltrail-{spec.name}",
             auto_offset_reset="earliest",
+            fetch_max_wait_ms=fetch_max_wait_ms,
             # At-least-once: the offset is committed only after the handler's transaction
             # committed; an exception seeks back so the record is delivered again.
             ack_policy=AckPolicy.NACK_ON_ERROR,
@@ -86,7 +87,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
                             dead_letters=DeadLetters(producer, spec.name), store=store,
                             event_handlers=spec.event_handlers, command_handlers=spec.command_handlers,
                             max_attempts=settings.max_handler_attempts)
-        broker = build_broker(spec, pipeline, settings.kafka_bootstrap_servers)
+        broker = build_broker(spec, pipeline, settings.kafka_bootstrap_servers, settings.fetch_max_wait_ms)
         stop = asyncio.Event()
         relay = OutboxRelay(pool, store, spec.publishes_to, producer, batch_size=settings.relay_batch_size,
                             poll_seconds=settings.relay_poll_seconds)

@@ -29,6 +29,11 @@ from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES
 from infra.messaging import new_producer
 
+import os
+
+DEBUG_TIMING = bool(os.environ.get("CELLTRAIL_DEBUG_TIMING"))
+
+
 class LoadFileError(ValueError):
     pass
 
@@ -90,7 +95,8 @@ class Loader:
 
     async def load(self, lines: list[str]) -> list[LineResult]:
         producer = new_producer(self.bootstrap)
-        watcher = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        watcher = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
+                                   fetch_max_wait_ms=20)
         # One probe per service group: never subscribes (so never joins or disturbs the
         # group), only reads the group's committed offsets.
         probes = {g: AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=g, enable_auto_commit=False)
@@ -137,10 +143,14 @@ class Loader:
         await producer.send_and_wait(command.topic, value=env.model_dump_json().encode(), key=env.key, headers=[
             (topics.HEADER_MESSAGE_ID, str(env.command_id).encode()),
             (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())])
+        t0 = time.monotonic()
         caused = await self._await_outcome(watcher, env.command_id)
+        t1 = time.monotonic()
         if caused is None:
             return LineResult(n, env.command_type, "timeout", f"no outcome within {self.timeout}s")
         await self._await_quiescence(probes, watcher, parts)
+        if DEBUG_TIMING:
+            print(f"line {n}: outcome {1000 * (t1 - t0):.0f} ms, quiescence {1000 * (time.monotonic() - t1):.0f} ms")
         rejected = [e for e in caused if e.event_type == "common.CommandRejected"]
         if rejected:
             p = rejected[0].payload
@@ -166,9 +176,9 @@ class Loader:
         while time.monotonic() < deadline:
             if command_id in self._seen:
                 # give the rest of the same transaction's events a moment to arrive
-                await self._drain(watcher, 100)
+                await self._drain(watcher, 20)
                 return self._seen.pop(command_id)
-            await self._drain(watcher, 200)
+            await self._drain(watcher, 100)
         return None
 
     async def _drain(self, watcher: AIOKafkaConsumer, timeout_ms: int) -> None:

@@ -105,7 +105,7 @@ class System:
         self.info = RunInfo(database_url=db, kafka_bootstrap_servers=kafka)
         return self.info
 
-    def start_service(self, name: str) -> None:
+    def start_service(self, name: str, wait: bool = True) -> None:
         assert self.info is not None
         port = DEFAULT_HTTP_PORTS[name] if self.fixed_ports else free_port()
         if name in self.info.urls:
@@ -119,13 +119,16 @@ class System:
         self.procs[name] = proc
         self.info.urls[name] = f"http://{LOOPBACK}:{port}"
         self.info.pids[name] = proc.pid
-        wait_healthy(self.info.urls[name], proc, name)
+        if wait:
+            wait_healthy(self.info.urls[name], proc, name)
 
     def start(self) -> RunInfo:
         self.start_infrastructure()
-        for name in SERVICES:
-            self.start_service(name)
+        for name in SERVICES:  # start all, then wait: each start is mostly waiting on the broker
+            self.start_service(name, wait=False)
         assert self.info is not None
+        for name in SERVICES:
+            wait_healthy(self.info.urls[name], self.procs[name], name)
         self.info.save(self.home)
         return self.info
 

@@ -91,20 +91,16 @@ CREATE TABLE assessment.infusions (
     subject_id        text NOT NULL,
     infusion_number   integer NOT NULL,
     infused_at        timestamptz NOT NULL,
+    infused_on        date NOT NULL,  -- the site's local date: study day 0
     PRIMARY KEY (subject_id, infusion_number)
 );
 
 -- projection read models: disposable, rebuilt from the topics by `celltrail rebuild`.
 CREATE TABLE projection.subject_state (
     subject_id     text PRIMARY KEY,
-    centre_id      text,
     programme_id   text,
     phase          text NOT NULL,
-    timeline       jsonb NOT NULL DEFAULT '[]'::jsonb,
-    coi_id         text,
-    collected_at   timestamptz,
-    infused_at     timestamptz,
-    day28          jsonb
+    view           jsonb NOT NULL
 );
 CREATE TABLE projection.applied (
     event_id  uuid PRIMARY KEY

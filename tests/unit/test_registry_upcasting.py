@@ -47,7 +47,19 @@ class TestUpcastingResponseAssessed:
     def test_a_v1_event_has_no_derivable_nccn_category(self):
         event = parse_event(stored("assessment.ResponseAssessed", 1, V1_RESPONSE))
 
-        assert (event.response_category, event.mrd_status) == (None, MrdStatus.NOT_ASSESSED)
+        assert event.response_category is None
+
+    # NCCN ALL: MRD negative below 0.01 % (10^-4); v1 recorded one flow MRD value.
+    @pytest.mark.parametrize("mrd, status", [
+        pytest.param(0.0099, MrdStatus.NEGATIVE, id="0.0099%-below-10^-4-negative"),
+        pytest.param(0.01, MrdStatus.POSITIVE, id="0.01%-at-10^-4-positive"),
+        pytest.param(0.5, MrdStatus.POSITIVE, id="0.5%-positive"),
+        pytest.param(None, MrdStatus.NOT_ASSESSED, id="absent-not-assessed"),
+    ])
+    def test_the_v1_mrd_value_decides_the_mrd_status(self, mrd, status):
+        event = parse_event(stored("assessment.ResponseAssessed", 1, {**V1_RESPONSE, "mrd_percent": mrd}))
+
+        assert event.mrd_status is status
 
     @pytest.mark.parametrize(
         "blasts, mrd, morphologic, flow",

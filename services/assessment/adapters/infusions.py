@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 import asyncpg
 
@@ -12,12 +12,14 @@ class PgInfusions:
         self.conn = conn
 
     async def first_infusion_on(self, subject_id: str) -> date | None:
-        at = await self.conn.fetchval(
-            "SELECT infused_at FROM assessment.infusions WHERE subject_id = $1 ORDER BY infusion_number LIMIT 1",
+        return await self.conn.fetchval(
+            "SELECT infused_on FROM assessment.infusions WHERE subject_id = $1 ORDER BY infusion_number LIMIT 1",
             subject_id)
-        return at.astimezone(timezone.utc).date() if at else None
 
     async def add(self, subject_id: str, infusion_number: int, infused_at: datetime) -> None:
+        # Study day 0 is the infusion's date where it happened: the offset recorded with
+        # the time, not UTC (an infusion at 00:30 CET is on that CET day).
         await self.conn.execute(
-            "INSERT INTO assessment.infusions (subject_id, infusion_number, infused_at) VALUES ($1, $2, $3)"
-            " ON CONFLICT DO NOTHING", subject_id, infusion_number, infused_at)
+            "INSERT INTO assessment.infusions (subject_id, infusion_number, infused_at, infused_on)"
+            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            subject_id, infusion_number, infused_at, infused_at.date())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from contracts import events as ev
@@ -33,31 +33,32 @@ def assessment_stream(subject_id: str) -> str:
 
 @dataclass
 class Assessments:
-    """A subject's assessment history; its best status so far decides relapse calls."""
+    """A subject's assessment history. The status before an assessment (needed to call
+    relapse) comes from the assessments dated before it, whatever order they were entered in."""
 
     subject_id: str
-    prior: PriorStatus = PriorStatus.NOT_IN_REMISSION
+    history: list[ev.ResponseAssessed] = field(default_factory=list)
 
     @classmethod
     def from_events(cls, subject_id: str, events: list[EventPayload]) -> "Assessments":
-        a = cls(subject_id)
-        for e in events:
-            a.apply(e)
-        return a
+        return cls(subject_id, [e for e in events if isinstance(e, ev.ResponseAssessed)])
 
-    def apply(self, event: EventPayload) -> None:
-        if not isinstance(event, ev.ResponseAssessed) or event.response_category is None:
-            return
-        category = ResponseCategory(event.response_category.value)
-        if category in (ResponseCategory.CR, ResponseCategory.CRI):
-            if event.mrd_status is ev.MrdStatus.NEGATIVE:
-                self.prior = PriorStatus.MRD_NEGATIVE_REMISSION
-            elif self.prior is PriorStatus.NOT_IN_REMISSION:
-                self.prior = PriorStatus.HAEMATOLOGICAL_REMISSION
-        elif category is ResponseCategory.HAEMATOLOGICAL_RELAPSE:
-            self.prior = PriorStatus.NOT_IN_REMISSION
-        elif category is ResponseCategory.MOLECULAR_RELAPSE:
-            self.prior = PriorStatus.HAEMATOLOGICAL_REMISSION
+    def prior_to(self, assessed_on: date) -> PriorStatus:
+        prior = PriorStatus.NOT_IN_REMISSION
+        for event in sorted(self.history, key=lambda e: e.assessed_on):
+            if event.assessed_on >= assessed_on or event.response_category is None:
+                continue
+            category = ResponseCategory(event.response_category.value)
+            if category in (ResponseCategory.CR, ResponseCategory.CRI):
+                if event.mrd_status is ev.MrdStatus.NEGATIVE:
+                    prior = PriorStatus.MRD_NEGATIVE_REMISSION
+                elif prior is PriorStatus.NOT_IN_REMISSION:
+                    prior = PriorStatus.HAEMATOLOGICAL_REMISSION
+            elif category is ResponseCategory.HAEMATOLOGICAL_RELAPSE:
+                prior = PriorStatus.NOT_IN_REMISSION
+            elif category is ResponseCategory.MOLECULAR_RELAPSE:
+                prior = PriorStatus.HAEMATOLOGICAL_REMISSION
+        return prior
 
     def assess(self, cmd: RecordResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
         if first_infusion_on is None:
@@ -71,7 +72,7 @@ class Assessments:
             extramedullary_disease=cmd.extramedullary_disease, anc_per_ul=cmd.anc_per_ul,
             platelets_per_ul=cmd.platelets_per_ul, flow_mrd_pct=cmd.flow_mrd_percent,
             molecular_mrd_pct=cmd.molecular_mrd_percent)
-        response = all_response(facts, self.prior)
+        response = all_response(facts, self.prior_to(cmd.assessed_on))
         readings = carcik_day28_readings(facts)
         return [ev.ResponseAssessed(
             subject_id=cmd.subject_id, assessed_on=cmd.assessed_on, study_day=study_day,

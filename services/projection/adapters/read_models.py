@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 
 import asyncpg
 
-from services.projection.domain.subject_view import SubjectView, TimelineEntry
+from services.projection.domain.report import ProgrammeRow
+from services.projection.domain.subject_view import SubjectView
 
 READ_MODEL_TABLES = ("projection.subject_state", "projection.applied", "projection.offsets")
-
-
-def _row_to_view(row: asyncpg.Record) -> SubjectView:
-    return SubjectView(
-        subject_id=row["subject_id"], centre_id=row["centre_id"], programme_id=row["programme_id"],
-        phase=row["phase"], timeline=tuple(TimelineEntry(**t) for t in json.loads(row["timeline"])),
-        coi_id=row["coi_id"], collected_at=row["collected_at"], infused_at=row["infused_at"],
-        day28=json.loads(row["day28"]) if row["day28"] else None,
-        vein_to_vein_days=(row["infused_at"].date() - row["collected_at"].date()).days
-        if row["infused_at"] and row["collected_at"] else None,
-    )
 
 
 class PgReadModels:
@@ -35,20 +24,15 @@ class PgReadModels:
             event_id) is True
 
     async def get(self, subject_id: str) -> SubjectView | None:
-        row = await self.conn.fetchrow("SELECT * FROM projection.subject_state WHERE subject_id = $1", subject_id)
-        return _row_to_view(row) if row else None
+        raw = await self.conn.fetchval("SELECT view FROM projection.subject_state WHERE subject_id = $1", subject_id)
+        return SubjectView.from_json(json.loads(raw)) if raw else None
 
     async def put(self, view: SubjectView) -> None:
-        j = view.to_json()
         await self.conn.execute(
-            "INSERT INTO projection.subject_state (subject_id, centre_id, programme_id, phase, timeline, coi_id,"
-            " collected_at, infused_at, day28) VALUES ($1,$2,$3,$4,$5::jsonb,$6,$7,$8,$9::jsonb)"
-            " ON CONFLICT (subject_id) DO UPDATE SET centre_id = EXCLUDED.centre_id,"
-            " programme_id = EXCLUDED.programme_id, phase = EXCLUDED.phase, timeline = EXCLUDED.timeline,"
-            " coi_id = EXCLUDED.coi_id, collected_at = EXCLUDED.collected_at, infused_at = EXCLUDED.infused_at,"
-            " day28 = EXCLUDED.day28",
-            view.subject_id, view.centre_id, view.programme_id, view.phase, json.dumps(j["timeline"]),
-            view.coi_id, view.collected_at, view.infused_at, json.dumps(view.day28) if view.day28 else None)
+            "INSERT INTO projection.subject_state (subject_id, programme_id, phase, view) VALUES ($1, $2, $3, $4::jsonb)"
+            " ON CONFLICT (subject_id) DO UPDATE SET programme_id = EXCLUDED.programme_id, phase = EXCLUDED.phase,"
+            " view = EXCLUDED.view",
+            view.subject_id, view.programme_id, view.phase, json.dumps(view.to_json()))
 
     async def offsets(self) -> dict[tuple[str, int], int]:
         rows = await self.conn.fetch("SELECT topic, partition, next_offset FROM projection.offsets")
@@ -64,11 +48,12 @@ class PgReadModels:
         await self.conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
 
     async def all_views(self) -> list[dict]:
-        rows = await self.conn.fetch("SELECT * FROM projection.subject_state ORDER BY subject_id")
-        return [_row_to_view(r).to_json() for r in rows]
+        rows = await self.conn.fetch("SELECT view FROM projection.subject_state ORDER BY subject_id")
+        return [json.loads(r["view"]) for r in rows]
 
-    async def programme_rows(self, programme_id: str | None) -> list[asyncpg.Record]:
-        return await self.conn.fetch(
-            "SELECT programme_id, phase, day28, collected_at, infused_at FROM projection.subject_state"
-            " WHERE programme_id IS NOT NULL AND ($1::text IS NULL OR programme_id = $1) ORDER BY programme_id",
-            programme_id)
+    async def programme_rows(self, programme_id: str | None) -> list[ProgrammeRow]:
+        rows = await self.conn.fetch(
+            "SELECT view FROM projection.subject_state WHERE programme_id IS NOT NULL"
+            " AND ($1::text IS NULL OR programme_id = $1) ORDER BY subject_id", programme_id)
+        views = [SubjectView.from_json(json.loads(r["view"])) for r in rows]
+        return [ProgrammeRow(v.programme_id, v.phase, v.day28, v.vein_to_vein_days) for v in views]

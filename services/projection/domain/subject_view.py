@@ -1,16 +1,17 @@
 """A subject's journey folded from every context's events, and the outcome events it
-implies. Pure: `apply` takes a view and an event and returns the new view and outcomes.
+implies. Pure: `fold` takes a view and an event and returns the new view.
 
 Events reach the projection from four topics whose relative order is not guaranteed, so
-the fold is order-insensitive: the timeline is kept sorted by clinical time, the phase is
-the furthest milestone reached, and an outcome is emitted when its last input arrives.
+the fold is order-insensitive: the timeline is kept sorted by clinical time (UTC), the
+phase is the furthest milestone reached, products are tracked per chain-of-identity id,
+and every choice between competing facts is made by a total order, never by arrival.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
 from typing import Any
 
 from contracts import events as ev
@@ -19,79 +20,136 @@ from contracts.base import EventPayload
 # Milestones in journey order; the phase is the furthest one reached.
 PHASES = ("registered", "enrolled", "collected", "released", "infused", "assessed")
 
-# Day-28 assessment window. The CAR-CIK protocol (seed 000) reads its primary endpoint
-# "at day 28 after the first infusion"; a visit window of +/- 7 days is this projection's
-# parameter (protocols commonly allow it), not a rule of the seed.
+# Day-28 assessment. The CAR-CIK protocol (seed 000) reads its primary endpoint "at day 28
+# after the first infusion". The visit window of +/- 7 days is this projection's parameter
+# (protocols commonly allow one), not a rule of the seed. Within it the assessment closest
+# to day 28 counts; of two equally close, the earlier.
+DAY28_TARGET = 28
 DAY28_WINDOW = (21, 35)
 
 
 @dataclass(frozen=True)
 class TimelineEntry:
-    at: str  # ISO clinical time
+    at: str  # ISO clinical time, UTC for instants, plain date for dated facts
     event_type: str
     summary: str
+
+
+@dataclass(frozen=True)
+class Product:
+    """One product along its chain of identity. Dates are the site's local clinical dates."""
+
+    coi_id: str
+    collected_on: str | None = None
+    infused_on: str | None = None
 
 
 @dataclass(frozen=True)
 class SubjectView:
     subject_id: str
     centre_id: str | None = None
-    programme_id: str | None = None
+    enrolments: tuple[tuple[str, str], ...] = ()  # (enrolled_on, programme_id), sorted
     phase: str = "registered"
     timeline: tuple[TimelineEntry, ...] = ()
-    coi_id: str | None = None
-    collected_at: datetime | None = None
-    infused_at: datetime | None = None
+    products: tuple[Product, ...] = ()  # sorted by COI id
     day28: dict[str, Any] | None = None
-    vein_to_vein_days: int | None = None
+
+    @property
+    def programme_id(self) -> str | None:
+        """The programme of the first enrolment: the one endpoints are reported under."""
+        return self.enrolments[0][1] if self.enrolments else None
+
+    @property
+    def first_infused(self) -> Product | None:
+        infused = [p for p in self.products if p.infused_on]
+        return min(infused, key=lambda p: (p.infused_on, p.coi_id)) if infused else None
+
+    @property
+    def vein_to_vein_days(self) -> int | None:
+        """Apheresis to infusion of the first product infused (calendar days at the site)."""
+        p = self.first_infused
+        if p is None or p.collected_on is None:
+            return None
+        return (date.fromisoformat(p.infused_on) - date.fromisoformat(p.collected_on)).days
 
     def to_json(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        for k in ("collected_at", "infused_at"):
-            d[k] = d[k].isoformat() if d[k] else None
-        d["timeline"] = [dataclasses.asdict(t) for t in self.timeline]
-        return d
+        return {
+            "subject_id": self.subject_id, "centre_id": self.centre_id, "programme_id": self.programme_id,
+            "enrolments": [list(e) for e in self.enrolments], "phase": self.phase,
+            "timeline": [dataclasses.asdict(t) for t in self.timeline],
+            "products": [dataclasses.asdict(p) for p in self.products],
+            "day28": self.day28, "vein_to_vein_days": self.vein_to_vein_days,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "SubjectView":
+        return cls(subject_id=d["subject_id"], centre_id=d["centre_id"],
+                   enrolments=tuple(tuple(e) for e in d["enrolments"]), phase=d["phase"],
+                   timeline=tuple(TimelineEntry(**t) for t in d["timeline"]),
+                   products=tuple(Product(**p) for p in d["products"]), day28=d["day28"])
 
 
 def _further(current: str, new: str) -> str:
     return new if PHASES.index(new) > PHASES.index(current) else current
 
 
+def _at(moment: datetime | date) -> str:
+    if isinstance(moment, datetime):
+        return moment.astimezone(timezone.utc).isoformat()
+    return moment.isoformat()
+
+
 def _with_entry(view: SubjectView, at: datetime | date, event_type: str, summary: str) -> tuple[TimelineEntry, ...]:
-    entry = TimelineEntry(at.isoformat(), event_type, summary)
-    return tuple(sorted((*view.timeline, entry), key=lambda e: (e.at, e.event_type, e.summary)))
+    entry = TimelineEntry(_at(at), event_type, summary)
+    return tuple(sorted({*view.timeline, entry}, key=lambda e: (e.at, e.event_type, e.summary)))
 
 
-def apply(view: SubjectView, event: EventPayload, occurred_at: datetime) -> SubjectView:
+def _with_product(view: SubjectView, coi_id: str, **changes: str) -> tuple[Product, ...]:
+    current = next((p for p in view.products if p.coi_id == coi_id), Product(coi_id))
+    others = [p for p in view.products if p.coi_id != coi_id]
+    return tuple(sorted([*others, dataclasses.replace(current, **changes)], key=lambda p: p.coi_id))
+
+
+def _closer_to_day28(candidate: int, current: int | None) -> bool:
+    if current is None:
+        return True
+    return (abs(candidate - DAY28_TARGET), candidate) < (abs(current - DAY28_TARGET), current)
+
+
+def fold(view: SubjectView, event: EventPayload, occurred_at: datetime) -> SubjectView:
     """Fold one event into the view."""
     t = event.event_type
     if isinstance(event, ev.PatientRegistered):
         return dataclasses.replace(view, centre_id=event.centre_id,
                                    timeline=_with_entry(view, occurred_at, t, f"registered at {event.centre_id}"))
     if isinstance(event, ev.SubjectEnrolled):
-        return dataclasses.replace(view, centre_id=event.centre_id, programme_id=event.programme_id,
+        enrolments = tuple(sorted({*view.enrolments, (event.enrolled_on.isoformat(), event.programme_id)}))
+        return dataclasses.replace(view, centre_id=event.centre_id, enrolments=enrolments,
                                    phase=_further(view.phase, "enrolled"),
                                    timeline=_with_entry(view, event.enrolled_on, t, f"enrolled in {event.programme_id}"))
     if isinstance(event, ev.ApheresisCollected):
-        return dataclasses.replace(view, coi_id=event.coi_id, collected_at=event.collected_at,
-                                   phase=_further(view.phase, "collected"),
+        return dataclasses.replace(view, phase=_further(view.phase, "collected"),
+                                   products=_with_product(view, event.coi_id,
+                                                          collected_on=event.collected_at.date().isoformat()),
                                    timeline=_with_entry(view, event.collected_at, t, f"apheresis, COI {event.coi_id}"))
     if isinstance(event, ev.ProductReleased):
         return dataclasses.replace(view, phase=_further(view.phase, "released"),
                                    timeline=_with_entry(view, event.released_at, t,
-                                                        f"product lot {event.lot_number} released"))
+                                                        f"product lot {event.lot_number} released, COI {event.coi_id}"))
     if isinstance(event, ev.ProductInfused):
-        first = view.infused_at if view.infused_at and view.infused_at <= event.infused_at else event.infused_at
-        return dataclasses.replace(view, infused_at=first, phase=_further(view.phase, "infused"),
+        return dataclasses.replace(view, phase=_further(view.phase, "infused"),
+                                   products=_with_product(view, event.coi_id,
+                                                          infused_on=event.infused_at.date().isoformat()),
                                    timeline=_with_entry(view, event.infused_at, t,
                                                         f"infusion {event.infusion_number}, COI {event.coi_id}"))
     if isinstance(event, ev.ResponseAssessed):
-        category = event.response_category.value if event.response_category else "not derivable"
+        category = event.response_category.value if event.response_category else "category not derivable"
         v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
                                 timeline=_with_entry(view, event.assessed_on, t,
                                                      f"day {event.study_day}: {category}, MRD {event.mrd_status.value}"))
         lo, hi = DAY28_WINDOW
-        if lo <= event.study_day <= hi and (view.day28 is None or event.study_day < view.day28["study_day"]):
+        current = view.day28["study_day"] if view.day28 else None
+        if lo <= event.study_day <= hi and _closer_to_day28(event.study_day, current):
             v = dataclasses.replace(v, day28={
                 "study_day": event.study_day,
                 "response_category": event.response_category.value if event.response_category else None,
@@ -113,12 +171,6 @@ def is_responder(event: ev.ResponseAssessed) -> bool:
     return event.response_category in (ev.ResponseCategory.CR, ev.ResponseCategory.CRI)
 
 
-def with_vein_to_vein(view: SubjectView) -> SubjectView:
-    if view.collected_at and view.infused_at:
-        return dataclasses.replace(view, vein_to_vein_days=(view.infused_at.date() - view.collected_at.date()).days)
-    return view
-
-
 def outcomes(view: SubjectView) -> list[EventPayload]:
     """Outcome events the view now supports. Callers emit each at most once (stable ids)."""
     out: list[EventPayload] = []
@@ -129,21 +181,19 @@ def outcomes(view: SubjectView) -> list[EventPayload]:
             response_category=d["response_category"], mrd_status=d["mrd_status"],
             morphologic_response=d["morphologic_response"], flow_response=d["flow_response"],
             molecular_response=d["molecular_response"], responder=d["responder"]))
-    if view.programme_id and view.coi_id and view.vein_to_vein_days is not None:
+    first = view.first_infused
+    if view.programme_id and first and view.vein_to_vein_days is not None:
         out.append(ev.VeinToVeinTimeDetermined(subject_id=view.subject_id, programme_id=view.programme_id,
-                                               coi_id=view.coi_id, days=view.vein_to_vein_days))
+                                               coi_id=first.coi_id, days=view.vein_to_vein_days))
     return out
 
 
 def outcome_key(outcome: EventPayload) -> str:
-    """What makes an outcome unique: one day-28 response and one vein-to-vein time per subject."""
+    """What makes an outcome unique. A day-28 response is keyed by its study day: if an
+    assessment closer to day 28 arrives later, a new outcome supersedes the earlier one
+    (consumers keep the latest per subject, see Day28ResponseDetermined)."""
     if isinstance(outcome, ev.Day28ResponseDetermined):
         return f"day28:{outcome.subject_id}:{outcome.study_day}"
     if isinstance(outcome, ev.VeinToVeinTimeDetermined):
         return f"v2v:{outcome.subject_id}:{outcome.coi_id}"
     raise ValueError(f"not an outcome: {outcome.event_type}")
-
-
-def fold(view: SubjectView, event: EventPayload, occurred_at: datetime) -> SubjectView:
-    """`apply` plus the derived vein-to-vein time."""
-    return with_vein_to_vein(apply(view, event, occurred_at))

@@ -53,7 +53,8 @@ class ProjectionRunner:
 
     async def run(self, stop: asyncio.Event) -> None:
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.rt.settings.kafka_bootstrap_servers,
-                                         enable_auto_commit=False, group_id=None, auto_offset_reset="earliest")
+                                         enable_auto_commit=False, group_id=None, auto_offset_reset="earliest",
+                                         fetch_max_wait_ms=self.rt.settings.fetch_max_wait_ms)
         await self.consumer.start()
         try:
             await self._assign()

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from infra.host import Runtime
 from services.projection.adapters.read_models import PgReadModels
-from services.projection.domain.report import ProgrammeRow, programme_report
+from services.projection.domain.report import programme_report
 from services.projection.entrypoints.consumer import ProjectionRunner
 
 
@@ -30,10 +28,7 @@ def routes_for(runner_ref: dict):
         async def report(request: Request) -> JSONResponse:
             async with rt.pool.acquire() as conn:
                 rows = await PgReadModels(conn).programme_rows(request.query_params.get("programme"))
-            data = [ProgrammeRow(r["programme_id"], r["phase"], json.loads(r["day28"]) if r["day28"] else None,
-                                 (r["infused_at"].date() - r["collected_at"].date()).days
-                                 if r["infused_at"] and r["collected_at"] else None) for r in rows]
-            return JSONResponse(programme_report(data))
+            return JSONResponse(programme_report(rows))
 
         async def status(request: Request) -> JSONResponse:
             runner: ProjectionRunner = runner_ref["runner"]
