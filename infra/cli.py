@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=100_000, help="events for the rebuild measurement")
     p.add_argument("--subjects", type=int, default=200, help="subjects driven end to end")
     p.add_argument("--raw-messages", type=int, default=50_000)
+    p.add_argument("--json-out", help="also write the results as JSON to this file")
     p.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     return args.fn(args)

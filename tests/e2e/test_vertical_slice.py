@@ -10,7 +10,7 @@ import pytest
 
 from contracts import topics
 from infra.loader import Loader
-from tests.e2e.driver import envelopes, http_json, read_topic
+from tests.e2e.driver import Driver, envelopes, http_json, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -68,10 +68,9 @@ class TestRebuild:
         projection = system.info.urls["projection"]
         before = http_json(f"{projection}/subjects"), http_json(f"{projection}/report")
         outcomes_before = len(await read_topic(system.info.kafka_bootstrap_servers, topics.OUTCOMES))
-        http_json(f"{projection}/admin/rebuild", {}, "POST")
-        from tests.e2e.driver import Driver
-
-        await Driver(system.info, 0).wait_caught_up()
-        after = http_json(f"{projection}/subjects"), http_json(f"{projection}/report")
-        assert after == before
+        assert http_json(f"{projection}/admin/rebuild", {}, "POST")["dropped_views"] == 4
+        # Poll for equality rather than trusting "lag 0": Tansu reports a partition's end
+        # as the start of its last batch plus one, so lag can read 0 a batch early.
+        await Driver.wait_for(lambda: (http_json(f"{projection}/subjects"), http_json(f"{projection}/report"))
+                              == before, 60, "the rebuilt read models to equal the incremental ones")
         assert len(await read_topic(system.info.kafka_bootstrap_servers, topics.OUTCOMES)) == outcomes_before

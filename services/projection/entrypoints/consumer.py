@@ -85,13 +85,17 @@ class ProjectionRunner:
             return
         await project(read_models, emitter, env, event)
 
-    async def rebuild(self) -> None:
-        """Drop the read models and replay every event topic from its start."""
+    async def rebuild(self) -> int:
+        """Drop the read models and replay every event topic from its start. Returns how
+        many subject views were dropped. Outcome events are not re-published: their ids
+        are derived from their content and the projection's event store keeps them."""
         async with self._lock:
             async with self.rt.pool.acquire() as conn, conn.transaction():
+                dropped = await conn.fetchval("SELECT count(*) FROM projection.subject_state")
                 await PgReadModels(conn).clear()
             assert self.consumer is not None
-            await self.consumer.seek_to_beginning(*self.partitions)
+            await self._assign()  # no stored offsets now: every partition from its start
+            return dropped
 
     async def lag(self) -> int:
         """Events on the topics not yet applied (0 = caught up)."""

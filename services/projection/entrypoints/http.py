@@ -37,8 +37,8 @@ def routes_for(runner_ref: dict):
             return JSONResponse({"ready": True, "lag": await runner.lag()})
 
         async def rebuild(request: Request) -> JSONResponse:
-            await runner_ref["runner"].rebuild()
-            return JSONResponse({"rebuilding": True}, status_code=202)
+            dropped = await runner_ref["runner"].rebuild()
+            return JSONResponse({"rebuilding": True, "dropped_views": dropped}, status_code=202)
 
         return [
             Route("/subjects", subjects),

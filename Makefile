@@ -1,0 +1,47 @@
+# CellTrail. The README's two commands: `make demo` (run the system and show it working)
+# and `make test` (the whole suite). Both set everything up on a fresh machine with only
+# Python 3.11+: a virtualenv, the packages, embedded PostgreSQL and the embedded broker.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-unit up bench schemas lint clean
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "CellTrail needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/celltrail demo
+
+up: $(STAMP)
+	$(BIN)/celltrail up
+
+lint: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python -m contracts.export --check
+
+test: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+EVENTS ?= 100000
+SUBJECTS ?= 200
+bench: $(STAMP)
+	$(BIN)/celltrail bench --events $(EVENTS) --subjects $(SUBJECTS)
+
+schemas: $(STAMP)
+	$(BIN)/python -m contracts.export
+	$(BIN)/python -m infra.asyncapi > docs/asyncapi.json
+
+clean:
+	rm -rf $(VENV) .celltrail build *.egg-info
