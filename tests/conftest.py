@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +31,15 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     if external:
         yield external
         return
-    pg = EmbeddedPostgres(tmp_path_factory.mktemp("pg"), database="postgres").start()
+    # Not under pytest's basetemp: pytest prunes old basetemps when runs overlap, which would
+    # pull the data directory from under a running server.
+    data_dir = Path(tempfile.mkdtemp(prefix="celltrail-test-pg-"))
+    pg = EmbeddedPostgres(data_dir, database="postgres").start()
     try:
         yield pg.url
     finally:
         pg.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _with_database(server_url: str, name: str) -> str:

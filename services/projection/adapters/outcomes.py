@@ -4,6 +4,7 @@ topics (rebuild) re-derives the same ids and publishes nothing twice."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import asyncpg
@@ -18,12 +19,18 @@ class StoredOutcomes:
     def __init__(self, conn: asyncpg.Connection, store: EventStore) -> None:
         self.conn, self.store = conn, store
 
-    async def emit(self, outcome: EventPayload, key: str, cause: EventEnvelope) -> None:
-        event_id = stable_id("outcome", key)
-        if await self.store.contains(self.conn, event_id):
+    async def emit_many(self, items: Sequence[tuple[EventPayload, str, EventEnvelope]]) -> None:
+        if not items:
             return
-        stream = f"outcomes-{cause.subject_id}"
-        version = len(await self.store.load(self.conn, stream))
-        await self.store.append(self.conn, stream, version, [
-            NewEvent(outcome, occurred_at=datetime.now(timezone.utc), subject_id=cause.subject_id,
-                     event_id=event_id)], event_metadata(cause, "projection"))
+        ids = [stable_id("outcome", key) for _, key, _ in items]
+        known = {r["event_id"] for r in await self.conn.fetch(
+            f"SELECT event_id FROM {self.store.table} WHERE event_id = ANY($1::uuid[])", ids)}
+        for (outcome, _, cause), event_id in zip(items, ids):
+            if event_id in known:
+                continue
+            known.add(event_id)
+            stream = f"outcomes-{cause.subject_id}"
+            version = len(await self.store.load(self.conn, stream))
+            await self.store.append(self.conn, stream, version, [
+                NewEvent(outcome, occurred_at=datetime.now(timezone.utc), subject_id=cause.subject_id,
+                         event_id=event_id)], event_metadata(cause, "projection"))

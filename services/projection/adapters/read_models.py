@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 
 import asyncpg
 
@@ -18,21 +19,27 @@ class PgReadModels:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
-    async def mark_applied(self, event_id: uuid.UUID) -> bool:
-        return await self.conn.fetchval(
-            "INSERT INTO projection.applied (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING true",
-            event_id) is True
+    async def claim(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        rows = await self.conn.fetch(
+            "INSERT INTO projection.applied (event_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING"
+            " RETURNING event_id", list(event_ids))
+        return {r["event_id"] for r in rows}
 
     async def get(self, subject_id: str) -> SubjectView | None:
-        raw = await self.conn.fetchval("SELECT view FROM projection.subject_state WHERE subject_id = $1", subject_id)
-        return SubjectView.from_json(json.loads(raw)) if raw else None
+        return (await self.get_many([subject_id])).get(subject_id)
 
-    async def put(self, view: SubjectView) -> None:
-        await self.conn.execute(
+    async def get_many(self, subject_ids: Sequence[str]) -> dict[str, SubjectView]:
+        rows = await self.conn.fetch(
+            "SELECT subject_id, view FROM projection.subject_state WHERE subject_id = ANY($1::text[])",
+            list(subject_ids))
+        return {r["subject_id"]: SubjectView.from_json(json.loads(r["view"])) for r in rows}
+
+    async def put_many(self, views: Sequence[SubjectView]) -> None:
+        await self.conn.executemany(
             "INSERT INTO projection.subject_state (subject_id, programme_id, phase, view) VALUES ($1, $2, $3, $4::jsonb)"
             " ON CONFLICT (subject_id) DO UPDATE SET programme_id = EXCLUDED.programme_id, phase = EXCLUDED.phase,"
             " view = EXCLUDED.view",
-            view.subject_id, view.programme_id, view.phase, json.dumps(view.to_json()))
+            [(v.subject_id, v.programme_id, v.phase, json.dumps(v.to_json())) for v in views])
 
     async def offsets(self) -> dict[tuple[str, int], int]:
         rows = await self.conn.fetch("SELECT topic, partition, next_offset FROM projection.offsets")

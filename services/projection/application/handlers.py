@@ -1,6 +1,14 @@
-"""Projection handler: fold one event into its subject's view and emit implied outcomes."""
+"""Projection handler: fold events into their subjects' views and emit implied outcomes.
+
+Works a batch at a time (one broker fetch, one transaction): claim the batch's event ids,
+load the views it touches, fold in memory, write each changed view once and emit the
+outcomes of its final state. The result equals folding one event at a time, because the
+fold is order-insensitive and outcomes are keyed by content.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from contracts.base import EventPayload
 from contracts.envelope import EventEnvelope
@@ -8,15 +16,32 @@ from services.projection.application.ports import Outcomes, ReadModels
 from services.projection.domain.subject_view import SubjectView, fold, outcome_key, outcomes
 
 
-async def project(read_models: ReadModels, emitter: Outcomes, env: EventEnvelope, event: EventPayload) -> None:
-    if not await read_models.mark_applied(env.event_id):
-        return  # a redelivery or a republished event: already applied
-    if env.subject_id is None:
-        return  # centre events and rejections of unknown subjects shape no subject view
-    view = await read_models.get(env.subject_id) or SubjectView(env.subject_id)
-    new = fold(view, event, env.occurred_at)
-    if new == view:
+async def project_batch(read_models: ReadModels, emitter: Outcomes,
+                        items: Sequence[tuple[EventEnvelope, EventPayload]]) -> None:
+    fresh = await read_models.claim([env.event_id for env, _ in items])
+    todo = []
+    for env, event in items:
+        if env.event_id in fresh and env.subject_id is not None:  # redeliveries and republished events skip
+            fresh.discard(env.event_id)  # the same id twice in one batch applies once
+            todo.append((env, event))
+    if not todo:
         return
-    await read_models.put(new)
-    for outcome in outcomes(new):
-        await emitter.emit(outcome, outcome_key(outcome), env)
+    before = await read_models.get_many(sorted({env.subject_id for env, _ in todo}))
+    views = dict(before)
+    causes: dict[str, EventEnvelope] = {}
+    for env, event in todo:
+        view = views.get(env.subject_id) or SubjectView(env.subject_id)
+        new = fold(view, event, env.occurred_at)
+        if new != view:
+            views[env.subject_id] = new
+            causes[env.subject_id] = env
+    changed = [v for sid, v in views.items() if sid in causes and before.get(sid) != v]
+    if not changed:
+        return
+    await read_models.put_many(changed)
+    await emitter.emit_many([(o, outcome_key(o), causes[v.subject_id]) for v in changed for o in outcomes(v)])
+
+
+async def project(read_models: ReadModels, emitter: Outcomes, env: EventEnvelope, event: EventPayload) -> None:
+    """One event: a batch of one."""
+    await project_batch(read_models, emitter, [(env, event)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Protocol
 
 from contracts.base import EventPayload
@@ -11,14 +12,16 @@ from services.projection.domain.subject_view import SubjectView
 
 
 class ReadModels(Protocol):
-    async def mark_applied(self, event_id: uuid.UUID) -> bool: ...
+    async def claim(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        """Record the ids as applied; return those not applied before."""
+        ...
 
-    async def get(self, subject_id: str) -> SubjectView | None: ...
+    async def get_many(self, subject_ids: Sequence[str]) -> dict[str, SubjectView]: ...
 
-    async def put(self, view: SubjectView) -> None: ...
+    async def put_many(self, views: Sequence[SubjectView]) -> None: ...
 
 
 class Outcomes(Protocol):
     """Publishes outcome events (through the projection's own store and relay), each once."""
 
-    async def emit(self, outcome: EventPayload, key: str, cause: EventEnvelope) -> None: ...
+    async def emit_many(self, items: Sequence[tuple[EventPayload, str, EventEnvelope]]) -> None: ...

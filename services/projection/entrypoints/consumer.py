@@ -18,15 +18,16 @@ from infra.host import Runtime
 from infra.messaging import DeadLetters
 from services.projection.adapters.outcomes import StoredOutcomes
 from services.projection.adapters.read_models import PgReadModels
-from services.projection.application.handlers import project
+from services.projection.application.handlers import project_batch
 
 log = logging.getLogger(__name__)
 DECODE_ERRORS = (ValidationError, UnknownMessageTypeError, UnsupportedSchemaVersionError, ValueError)
 
 
 class ProjectionRunner:
-    def __init__(self, rt: Runtime, batch_size: int = 1000) -> None:
+    def __init__(self, rt: Runtime, batch_size: int = 1000, max_attempts: int = 5) -> None:
         self.rt = rt
+        self.max_attempts = max_attempts
         self.batch_size = batch_size
         self.dead_letters = DeadLetters(rt.producer, "projection")
         self.consumer: AIOKafkaConsumer | None = None
@@ -59,31 +60,52 @@ class ProjectionRunner:
         try:
             await self._assign()
             self.ready.set()
+            failures = 0
             while not stop.is_set():
                 batch = await self.consumer.getmany(timeout_ms=200, max_records=self.batch_size)
-                if batch:
-                    async with self._lock:
-                        await self._apply_batch(batch)
+                if not batch:
+                    continue
+                async with self._lock:
+                    try:
+                        if failures < self.max_attempts:
+                            await self._apply_batch(batch)
+                        else:
+                            await self._apply_one_by_one(batch)
+                        failures = 0
+                    except Exception:
+                        # Nothing was committed: rewind to the stored offsets and try again;
+                        # after max_attempts, record by record, dead-lettering what fails.
+                        failures += 1
+                        log.exception("projection batch failed (attempt %d); retrying", failures)
+                        await asyncio.sleep(min(5.0, 0.2 * 2 ** failures))
+                        await self._assign()
         finally:
             await self.consumer.stop()
 
     async def _apply_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        items = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    env = EventEnvelope.model_validate_json(record.value or b"")
+                    items.append((env, parse_event(env)))
+                except DECODE_ERRORS as exc:
+                    await self.dead_letters.send(record, f"invalid event: {exc}")
         async with self.rt.pool.acquire() as conn, conn.transaction():
             read_models = PgReadModels(conn)
-            emitter = StoredOutcomes(conn, self.rt.store)
+            await project_batch(read_models, StoredOutcomes(conn, self.rt.store), items)
             for tp, records in batch.items():
-                for record in records:
-                    await self._apply(read_models, emitter, record)
                 await read_models.save_offset(tp.topic, tp.partition, records[-1].offset + 1)
 
-    async def _apply(self, read_models: PgReadModels, emitter: StoredOutcomes, record: ConsumerRecord) -> None:
-        try:
-            env = EventEnvelope.model_validate_json(record.value or b"")
-            event = parse_event(env)
-        except DECODE_ERRORS as exc:
-            await self.dead_letters.send(record, f"invalid event: {exc}")
-            return
-        await project(read_models, emitter, env, event)
+    async def _apply_one_by_one(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for tp, records in batch.items():
+            for record in records:
+                try:
+                    await self._apply_batch({tp: [record]})
+                except Exception as exc:
+                    await self.dead_letters.send(record, f"projection failed: {type(exc).__name__}: {exc}")
+                    async with self.rt.pool.acquire() as conn:
+                        await PgReadModels(conn).save_offset(tp.topic, tp.partition, record.offset + 1)
 
     async def rebuild(self) -> int:
         """Drop the read models and replay every event topic from its start. Returns how

@@ -145,6 +145,16 @@ class FakeReadModels:
         self.views[view.subject_id] = view
         self.puts += 1
 
+    async def claim(self, event_ids) -> set[uuid.UUID]:
+        return {i for i in event_ids if await self.mark_applied(i)}
+
+    async def get_many(self, subject_ids) -> dict[str, SubjectView]:
+        return {s: self.views[s] for s in subject_ids if s in self.views}
+
+    async def put_many(self, views) -> None:
+        for v in views:
+            await self.put(v)
+
 
 class FakeOutcomes:
     """Projection's Outcomes port. Like `StoredOutcomes`, publishes each key once."""
@@ -156,6 +166,10 @@ class FakeOutcomes:
     async def emit(self, outcome: EventPayload, key: str, cause: EventEnvelope) -> None:
         self.calls += 1
         self.published.setdefault(key, outcome)
+
+    async def emit_many(self, items) -> None:
+        for outcome, key, cause in items:
+            await self.emit(outcome, key, cause)
 
 
 def envelope(event: EventPayload, *, subject_id: str | None, occurred_at: datetime,

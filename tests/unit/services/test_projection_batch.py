@@ -1,0 +1,57 @@
+"""The projection applies a broker fetch as one batch; it must equal one event at a time."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.projection.application.handlers import project, project_batch
+from tests.unit.services.fakes import FakeOutcomes, FakeReadModels, envelope
+from tests.unit.services.test_projection import (
+    SUBJECT,
+    assessed,
+    collected,
+    enrolled,
+    infused,
+    registered,
+    released,
+)
+
+
+def journey_envelopes():
+    events = [registered(), enrolled(), collected(), released(), infused(), assessed(27), assessed(31)]
+    return [(envelope(e, subject_id=SUBJECT, occurred_at=at), e) for e, at in events]
+
+
+class TestBatch:
+    @settings(max_examples=40, deadline=None)
+    @given(order=st.permutations(range(7)), cut=st.integers(0, 7))
+    async def test_batches_of_any_split_and_order_give_the_view_of_one_at_a_time(self, order, cut):
+        items = [journey_envelopes()[i] for i in order]
+        one, one_out = FakeReadModels(), FakeOutcomes()
+        for env, event in items:
+            await project(one, one_out, env, event)
+        batched, batched_out = FakeReadModels(), FakeOutcomes()
+        await project_batch(batched, batched_out, items[:cut])
+        await project_batch(batched, batched_out, items[cut:])
+
+        assert batched.views == one.views
+        assert set(batched_out.published) <= set(one_out.published)  # a batch emits only final states
+        assert any(k.startswith("day28:") and k.endswith(":27") for k in batched_out.published)
+
+    async def test_the_same_event_twice_in_one_batch_is_applied_once(self):
+        items = journey_envelopes()[:3]
+        read_models = FakeReadModels()
+        await project_batch(read_models, FakeOutcomes(), items + items)
+
+        assert len(read_models.views[SUBJECT].timeline) == 3
+
+    async def test_a_batch_already_applied_changes_nothing(self):
+        items = journey_envelopes()
+        read_models, outcomes = FakeReadModels(), FakeOutcomes()
+        await project_batch(read_models, outcomes, items)
+        puts, calls = read_models.puts, outcomes.calls
+
+        await project_batch(read_models, outcomes, items)
+
+        assert (read_models.puts, outcomes.calls) == (puts, calls)
