@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, timezone
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -20,11 +21,13 @@ import asyncpg
 from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from contracts import topics
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.errors import CommandRefused
+from contracts.events import CommandRejected
+from contracts.ids import SubjectId
 from contracts.registry import UnknownMessageTypeError, UnsupportedSchemaVersionError, parse_command, parse_event
 from infra.eventstore import EventStore, Inbox, Metadata, NewEvent
 
@@ -160,9 +163,6 @@ class Pipeline:
 
 async def record_rejection(conn: asyncpg.Connection, store: EventStore, env: CommandEnvelope,
                            exc: CommandRefused) -> None:
-    from contracts.events import CommandRejected
-    from datetime import datetime, timezone
-
     subject = env.payload.get("subject_id")
     rejected = CommandRejected(command_id=str(env.command_id), command_type=env.command_type,
                                reason_code=exc.code, reason=exc.reason,
@@ -172,13 +172,12 @@ async def record_rejection(conn: asyncpg.Connection, store: EventStore, env: Com
                        Metadata(correlation_id=env.correlation_id, causation_id=env.command_id, actor=env.actor))
 
 
+_SUBJECT_ID = TypeAdapter(SubjectId)
+
+
 def _is_subject_id(value: object) -> bool:
-    from pydantic import TypeAdapter
-
-    from contracts.ids import SubjectId
-
     try:
-        TypeAdapter(SubjectId).validate_python(value)
+        _SUBJECT_ID.validate_python(value)
         return True
     except ValidationError:
         return False

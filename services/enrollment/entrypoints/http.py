@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -27,12 +28,19 @@ def routes(rt: Runtime) -> list[Route]:
             return bad.response
         actor = request.headers.get("x-celltrail-actor", "enrollment-api")
         meta = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor=actor)
-        try:
-            async with rt.pool.acquire() as conn, conn.transaction():
-                subject_id, created = await handlers.register_patient(
-                    PgStreams(conn, rt.store, meta), PgIdentities(conn), cmd)
-        except CommandRefused as exc:
-            return refused(exc)
+        for attempt in (1, 2):
+            try:
+                async with rt.pool.acquire() as conn, conn.transaction():
+                    subject_id, created = await handlers.register_patient(
+                        PgStreams(conn, rt.store, meta), PgIdentities(conn), cmd)
+                break
+            except CommandRefused as exc:
+                return refused(exc)
+            except asyncpg.UniqueViolationError:
+                if attempt == 2:
+                    raise
+                # A concurrent registration of the same record number won: the second
+                # attempt finds its subject id instead of issuing a second pseudonym.
         return JSONResponse({"subject_id": subject_id, "created": created}, status_code=201 if created else 200)
 
     return [Route("/patients", register_patient, methods=["POST"])]
