@@ -61,7 +61,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  PostgreSQL  {info.database_url}")
         print(f"  Kafka       {info.kafka_bootstrap_servers}")
         for name, url in info.urls.items():
-            print(f"  {name:<13}{url}")
+            print(f"  {name:<15}{url}")
         print("Ctrl-C stops everything.")
         while not stopping:
             for name, proc in system.procs.items():
