@@ -166,6 +166,7 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_republish(args: argparse.Namespace) -> int:
     import asyncpg
 
+    from infra.relay import rewind
     from infra.settings import SERVICES
 
     if args.service not in SERVICES:
@@ -176,7 +177,7 @@ def cmd_republish(args: argparse.Namespace) -> int:
     async def go() -> None:
         conn = await asyncpg.connect(db)
         try:
-            await conn.execute(f"UPDATE {args.service}.relay_checkpoint SET position = 0")
+            await rewind(conn, args.service)
         finally:
             await conn.close()
 

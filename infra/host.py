@@ -70,8 +70,6 @@ def build_broker(spec: ServiceSpec, pipeline: Pipeline, bootstrap: str, fetch_ma
 
 
 def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
-    state: dict = {}
-
     async def health(request: Request) -> JSONResponse:
         return JSONResponse({"service": spec.name, "status": "ok"})
 
@@ -97,7 +95,6 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
         await broker.start()
         for route in spec.routes(runtime):
             app.router.routes.append(route)
-        state["runtime"] = runtime
         log.info("%s started", spec.name)
         try:
             yield

@@ -29,11 +29,6 @@ from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES
 from infra.messaging import new_producer
 
-import os
-
-DEBUG_TIMING = bool(os.environ.get("CELLTRAIL_DEBUG_TIMING"))
-
-
 class LoadFileError(ValueError):
     pass
 
@@ -143,14 +138,10 @@ class Loader:
         await producer.send_and_wait(command.topic, value=env.model_dump_json().encode(), key=env.key, headers=[
             (topics.HEADER_MESSAGE_ID, str(env.command_id).encode()),
             (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())])
-        t0 = time.monotonic()
         caused = await self._await_outcome(watcher, env.command_id)
-        t1 = time.monotonic()
         if caused is None:
             return LineResult(n, env.command_type, "timeout", f"no outcome within {self.timeout}s")
         await self._await_quiescence(probes, watcher, parts)
-        if DEBUG_TIMING:
-            print(f"line {n}: outcome {1000 * (t1 - t0):.0f} ms, quiescence {1000 * (time.monotonic() - t1):.0f} ms")
         rejected = [e for e in caused if e.event_type == "common.CommandRejected"]
         if rejected:
             p = rejected[0].payload

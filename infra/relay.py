@@ -106,7 +106,8 @@ class OutboxRelay:
                 await self.pool.release(listener)
 
 
-async def rewind(pool: asyncpg.Pool, schema: str) -> None:
-    """Make the relay republish the store's whole history (for a broker that lost its log)."""
-    async with pool.acquire() as conn:
-        await conn.execute(f"UPDATE {schema}.relay_checkpoint SET position = 0")
+async def rewind(conn: asyncpg.Connection, schema: str) -> None:
+    """Make the store's relay republish its whole history (for a broker that lost its log);
+    consumers deduplicate by event id. The NOTIFY wakes a running relay at once."""
+    await conn.execute(f"UPDATE {schema}.relay_checkpoint SET position = 0")
+    await conn.execute("SELECT pg_notify($1, '')", f"{schema}_events")

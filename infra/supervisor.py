@@ -23,6 +23,7 @@ from pathlib import Path
 import asyncpg
 
 from infra.db import migrate
+from infra.relay import rewind
 from infra.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port
 from infra.settings import DEFAULT_HTTP_PORTS, SERVICES
 
@@ -52,7 +53,7 @@ async def forget_broker(database_url: str) -> None:
     try:
         async with conn.transaction():
             for schema in SERVICES:
-                await conn.execute(f"UPDATE {schema}.relay_checkpoint SET position = 0")
+                await rewind(conn, schema)
             await conn.execute("TRUNCATE projection.offsets")
     finally:
         await conn.close()

@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 
 from contracts import topics
+from infra.relay import rewind
 from tests.e2e.driver import Driver, envelopes, read_topic
 
 pytestmark = pytest.mark.e2e
@@ -80,9 +81,7 @@ class TestDuplicateDelivery:
         conn = await asyncpg.connect(system.info.database_url)
         try:
             for schema in ("enrollment", "manufacturing", "infusion", "assessment", "projection"):
-                await conn.execute(f"UPDATE {schema}.relay_checkpoint SET position = 0")
-            await conn.execute("SELECT pg_notify(s || '_events', '') FROM unnest($1::text[]) s",
-                               ["enrollment", "manufacturing", "infusion", "assessment", "projection"])
+                await rewind(conn, schema)
         finally:
             await conn.close()
 

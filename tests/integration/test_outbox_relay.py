@@ -137,7 +137,8 @@ class TestRepublish:
         async with pool.acquire() as conn, conn.transaction():
             await store.append(conn, "s-1", 0, [event(1), event(2)], META)
         assert await relay.publish_pending() == 2
-        await rewind(pool, "enrollment")
+        async with pool.acquire() as conn:
+            await rewind(conn, "enrollment")
         assert await relay.publish_pending() == 2
         got = await published(kafka, 4)
         assert len(got) == 4 and len({e.event_id for e in got}) == 2
