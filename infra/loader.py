@@ -69,6 +69,9 @@ def parse_line(n: int, text: str) -> ParsedLine:
         raise LoadFileError(f"unknown or missing \"command\": {command_type!r}; expected one of {sorted(COMMAND_TYPES)}")
     ref = obj.pop("ref", None)
     subject_ref = obj.pop("subject_ref", None)
+    for key, value in (("ref", ref), ("subject_ref", subject_ref)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise LoadFileError(f"\"{key}\" must be a non-empty string, not {json.dumps(value)}")
     if ref is not None and command_type != "RegisterPatient":
         raise LoadFileError("\"ref\" is only allowed on RegisterPatient lines")
     if subject_ref is not None and "subject_id" in obj:
@@ -86,6 +89,7 @@ class Loader:
         self.bootstrap, self.enrollment_url, self.projection_url = bootstrap_servers, enrollment_url, projection_url
         self.actor, self.timeout = actor, timeout
         self.refs: dict[str, str] = {}
+        self.ref_lines: dict[str, int] = {}  # each ref names one patient: the line that defined it
         self._seen: dict[uuid.UUID, list[EventEnvelope]] = {}
 
     async def load(self, lines: list[str]) -> list[LineResult]:
@@ -120,18 +124,32 @@ class Loader:
             await watcher.stop()
             await producer.stop()
 
-    async def _one(self, n, text, producer, watcher, probes, parts) -> LineResult:
+    def validate(self, n: int, text: str) -> tuple[ParsedLine, Any] | LineResult:
+        """Line `n` parsed into its command, or its INVALID result; no I/O. A `ref` names one
+        patient for the whole file, so a repeated `ref` is invalid."""
+        parsed = None
         try:
             parsed = parse_line(n, text)
+            if parsed.ref is not None:
+                if parsed.ref in self.ref_lines:
+                    raise LoadFileError(f"ref {parsed.ref!r} is already used by line {self.ref_lines[parsed.ref]}; "
+                                        "each RegisterPatient line needs a ref of its own")
+                self.ref_lines[parsed.ref] = n
             if parsed.subject_ref is not None:
                 if parsed.subject_ref not in self.refs:
                     raise LoadFileError(f"subject_ref {parsed.subject_ref!r} was not registered by an earlier line")
                 parsed.fields["subject_id"] = self.refs[parsed.subject_ref]
-            command = COMMAND_TYPES[parsed.command_type].model_validate(parsed.fields)
+            return parsed, COMMAND_TYPES[parsed.command_type].model_validate(parsed.fields)
         except LoadFileError as exc:
-            return LineResult(n, None, "invalid", str(exc))
+            return LineResult(n, parsed.command_type if parsed else None, "invalid", str(exc))
         except ValidationError as exc:
-            return LineResult(n, parsed.command_type, "invalid", _validation_message(exc))
+            return LineResult(n, parsed.command_type if parsed else None, "invalid", _validation_message(exc))
+
+    async def _one(self, n, text, producer, watcher, probes, parts) -> LineResult:
+        checked = self.validate(n, text)
+        if isinstance(checked, LineResult):
+            return checked
+        parsed, command = checked
         if isinstance(command, RegisterPatient):
             return await self._register_patient(n, parsed, command)
         env = CommandEnvelope.wrap(command, actor=self.actor)
@@ -221,4 +239,19 @@ async def projection_lag(projection_url: str) -> int | None:
 
 
 def read_lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8").splitlines()
+    """The file's lines, or LoadFileError saying in one line what is wrong with the file."""
+    what = "a load file is UTF-8 JSON Lines (docs/load-format.md)"
+    if not path.exists():
+        raise LoadFileError(f"{path} does not exist")
+    if path.is_dir():
+        raise LoadFileError(f"{path} is a directory, not a file; {what}")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LoadFileError(f"{path} cannot be read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise LoadFileError(f"{path} is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); {what}") from None
+    return text.splitlines()

@@ -1,7 +1,10 @@
 """`celltrail up`: the whole system on one machine, each service its own OS process.
 
-With DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS unset, starts embedded PostgreSQL (data kept
-in the home directory) and the embedded Tansu broker. Tansu keeps its log in memory, so a
+The system's home (CELLTRAIL_HOME, by default a per-user directory, see `default_home`)
+holds its data, logs, the run file `run.json` through which every `celltrail` command
+finds the running system from any directory, and `up.lock`, held by the running `up` so a
+second one refuses at once. With DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS unset, starts
+embedded PostgreSQL (data kept in the home) and the embedded Tansu broker. Tansu keeps its log in memory, so a
 new broker starts empty while PostgreSQL still holds every event: on each start against a
 new embedded broker every service republishes its history from its event store and the
 projection forgets its broker offsets (events are deduplicated by id, so nothing is
@@ -10,9 +13,12 @@ applied twice).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,23 +34,94 @@ from infra.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port
 from infra.settings import DEFAULT_HTTP_PORTS, SERVICES
 
 
+def default_home() -> Path:
+    """CELLTRAIL_HOME, else the per-user state directory ($XDG_STATE_HOME/celltrail or
+    ~/.local/state/celltrail): the same system whatever the working directory."""
+    if os.environ.get("CELLTRAIL_HOME"):
+        return Path(os.environ["CELLTRAIL_HOME"]).expanduser().resolve()
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state).expanduser().resolve() / "celltrail"
+
+
+class NotRunningError(RuntimeError):
+    """No system is running for this home; the message says how to start one."""
+
+
 @dataclass
 class RunInfo:
     database_url: str
     kafka_bootstrap_servers: str
     urls: dict[str, str] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    pid: int = field(default_factory=os.getpid)  # the supervising `celltrail up`
 
     def save(self, home: Path) -> None:
         home.mkdir(parents=True, exist_ok=True)
-        (home / "run.json").write_text(json.dumps(asdict(self), indent=2))
+        tmp = home / "run.json.tmp"
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(home / "run.json")
 
     @classmethod
     def load(cls, home: Path) -> "RunInfo":
+        """The running system's addresses, or NotRunningError saying what to do."""
         path = home / "run.json"
+        start = "start one with `celltrail up` (or `make up`)"
         if not path.exists():
-            raise FileNotFoundError(f"{path} not found: is `celltrail up` running (or CELLTRAIL_HOME set)?")
-        return cls(**json.loads(path.read_text()))
+            raise NotRunningError(f"no CellTrail system is running (no {path}); {start}, "
+                                  f"or set CELLTRAIL_HOME to the home of the one you started")
+        try:
+            info = cls(**json.loads(path.read_text()))
+        except (ValueError, TypeError) as exc:
+            raise NotRunningError(f"{path} is unreadable ({exc}); {start}") from None
+        if not _alive(info.pid):
+            raise NotRunningError(f"the CellTrail system recorded in {path} (pid {info.pid}) is not running; {start}")
+        return info
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class AlreadyRunningError(RuntimeError):
+    pass
+
+
+class HomeLock:
+    """Held by the running `celltrail up` for its lifetime (an flock, so a crash releases
+    it): a second `up` on the same home refuses at once instead of dying on taken ports."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.home / "up.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            where = f"home {self.home}"
+            try:
+                info = RunInfo.load(self.home)
+                where += f", pid {info.pid}, projection at {info.urls.get('projection', '?')}"
+            except NotRunningError:
+                where += ", still starting"
+            raise AlreadyRunningError(
+                f"CellTrail is already running ({where}); use it, stop it first (Ctrl-C where it runs), "
+                f"or run another beside it with CELLTRAIL_HOME set to another directory") from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 async def forget_broker(database_url: str) -> None:
@@ -57,6 +134,16 @@ async def forget_broker(database_url: str) -> None:
             await conn.execute("TRUNCATE projection.offsets")
     finally:
         await conn.close()
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_healthy(url: str, proc: subprocess.Popen, name: str, timeout: float = 60) -> None:
@@ -77,8 +164,10 @@ class System:
     """Starts and stops the embedded components and the five service processes."""
 
     def __init__(self, home: Path, *, fixed_ports: bool = True, log_dir: Path | None = None,
-                 database_url: str | None = None, kafka_bootstrap_servers: str | None = None) -> None:
+                 database_url: str | None = None, kafka_bootstrap_servers: str | None = None,
+                 ephemeral: bool = False) -> None:
         self.home = home
+        self.ephemeral = ephemeral  # the embedded database is removed when the system stops
         self.database_url = database_url or os.environ.get("DATABASE_URL")
         self.kafka_bootstrap_servers = kafka_bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.fixed_ports = fixed_ports
@@ -95,7 +184,8 @@ class System:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         db, kafka = self.database_url, self.kafka_bootstrap_servers
         if not db:
-            self.pg = EmbeddedPostgres(self.home / "postgres").start()
+            self.pg = EmbeddedPostgres(self.home / "postgres", ephemeral=self.ephemeral)
+            self.pg.start()
             db = self.pg.url
         if not kafka:
             self.broker = EmbeddedBroker(log_path=self.log_dir / "broker.log").start()
@@ -108,7 +198,7 @@ class System:
 
     def start_service(self, name: str, wait: bool = True) -> None:
         assert self.info is not None
-        port = DEFAULT_HTTP_PORTS[name] if self.fixed_ports else free_port()
+        port = DEFAULT_HTTP_PORTS[name] if self.fixed_ports and port_free(DEFAULT_HTTP_PORTS[name]) else free_port()
         if name in self.info.urls:
             port = int(self.info.urls[name].rsplit(":", 1)[1])
         env = {**os.environ, "DATABASE_URL": self.info.database_url,
@@ -156,6 +246,9 @@ class System:
         if self.broker:
             self.broker.stop()
         if self.pg:
+            if self.pg.log_path.exists():  # kept with the other logs, also when the data goes
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(self.pg.log_path, self.log_dir / "postgres.log")
             self.pg.stop()
         run_file = self.home / "run.json"
         if run_file.exists():

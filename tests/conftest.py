@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -34,12 +33,12 @@ def postgres_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[st
     # Not under pytest's basetemp: pytest prunes old basetemps when runs overlap, which would
     # pull the data directory from under a running server.
     data_dir = Path(tempfile.mkdtemp(prefix="celltrail-test-pg-"))
-    pg = EmbeddedPostgres(data_dir, database="postgres").start()
+    pg = EmbeddedPostgres(data_dir, database="postgres", ephemeral=True)
     try:
+        pg.start()
         yield pg.url
     finally:
         pg.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _with_database(server_url: str, name: str) -> str:

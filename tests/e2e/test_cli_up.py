@@ -1,0 +1,99 @@
+"""`celltrail up` as a user runs it: found from any directory, refusing a second `up` on the
+same home, loading a file from elsewhere, and `celltrail demo` cleaning up after itself."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import _admin, _with_database
+
+pytestmark = pytest.mark.e2e
+
+
+def _env(state: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLTRAIL_")}
+    env.update(XDG_STATE_HOME=str(state), **extra)
+    return env
+
+
+def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def running_up(tmp_path: Path, postgres_server_url: str, kafka: str) -> Iterator[tuple[subprocess.Popen, dict]]:
+    name = f"celltrail_cli_{uuid.uuid4().hex[:12]}"
+    _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+    env = _env(tmp_path / "state", DATABASE_URL=_with_database(postgres_server_url, name),
+               KAFKA_BOOTSTRAP_SERVERS=kafka)
+    started_in = tmp_path / "started-here"
+    started_in.mkdir()
+    up = subprocess.Popen([sys.executable, "-m", "infra.cli", "up"], cwd=started_in, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = up.stdout.readline()
+            lines.append(line)
+            if line.startswith("Ctrl-C stops everything") or up.poll() is not None:
+                break
+        assert any(ln.startswith("CellTrail is up") for ln in lines), "".join(lines)
+        yield up, env
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(60)
+        _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class TestCelltrailUp:
+    def test_a_second_up_refuses_at_once_and_the_first_keeps_running(self, running_up, tmp_path: Path) -> None:
+        up, env = running_up
+        started = time.monotonic()
+        res = run("up", cwd=tmp_path, env=env)
+        assert res.returncode == 1 and time.monotonic() - started < 30
+        assert "CellTrail is already running" in res.stderr and "Traceback" not in res.stderr
+        assert up.poll() is None
+        assert run("report", cwd=tmp_path, env=env).returncode == 0
+
+    def test_load_and_status_work_from_any_directory(self, running_up, tmp_path: Path) -> None:
+        _, env = running_up
+        elsewhere = tmp_path / "a" / "b"
+        elsewhere.mkdir(parents=True)
+        (elsewhere / "c.jsonl").write_text(
+            '{"command": "RegisterCentre", "centre_id": "IT-BG-01", "name": "Bergamo", "country": "IT"}\n'
+            '{"command": "RegisterPatient", "ref": "p1", "centre_id": "IT-BG-01", "hospital_record_number": "H1",'
+            ' "family_name": "Rossi", "given_name": "Anna", "date_of_birth": "1970-01-01", "registered_on": "2025-01-02"}\n'
+            '{"command": "RegisterPatient", "ref": "p1", "centre_id": "IT-BG-01", "hospital_record_number": "H2",'
+            ' "family_name": "Bianchi", "given_name": "Luca", "date_of_birth": "1971-01-01", "registered_on": "2025-01-02"}\n')
+        res = run("load", "c.jsonl", cwd=elsewhere, env=env)
+        assert res.returncode == 1, res.stdout + res.stderr  # line 3 is invalid
+        assert "line 3 RegisterPatient: INVALID: ref 'p1' is already used by line 2" in res.stdout
+        subject = next(w for w in res.stdout.split() if w.startswith("S-"))
+        assert run("status", "S-ffffffffffff", cwd=elsewhere, env=env).stderr.strip() \
+            == "celltrail status: no subject S-ffffffffffff"
+        deadline = time.monotonic() + 30  # registration is over HTTP: the projection follows shortly
+        while (res := run("status", subject, cwd=Path("/"), env=env)).returncode != 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout.startswith(f"{subject}  programme")
+
+
+class TestCelltrailDemo:
+    def test_the_demo_leaves_nothing_behind(self, tmp_path: Path) -> None:
+        tmp = tmp_path / "tmp"
+        tmp.mkdir()
+        res = run("demo", cwd=tmp_path, env=_env(tmp_path / "state", TMPDIR=str(tmp)), timeout=300)
+        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+        assert "day-28 ORR" in res.stdout
+        assert list(tmp.iterdir()) == []

@@ -1,0 +1,69 @@
+"""`celltrail load`: what is wrong with a file or a line is said in one line, per line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from infra.loader import LineResult, LoadFileError, Loader, read_lines
+
+
+def _register(ref: str, hrn: str) -> str:
+    return json.dumps({"command": "RegisterPatient", "ref": ref, "centre_id": "CTR-BG", "given_name": "A",
+                       "family_name": "B", "date_of_birth": "1980-01-01", "hospital_record_number": hrn,
+                       "registered_on": "2025-01-02"})
+
+
+@pytest.fixture
+def loader() -> Loader:
+    return Loader("127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1")  # never contacted here
+
+
+class TestReadingALoadFile:
+    def test_a_directory_is_named_as_such(self, tmp_path: Path) -> None:
+        with pytest.raises(LoadFileError, match="is a directory, not a file"):
+            read_lines(tmp_path)
+
+    def test_a_file_that_is_not_utf8_names_the_byte_and_line(self, tmp_path: Path) -> None:
+        f = tmp_path / "latin1.jsonl"
+        f.write_bytes(b'{"command": "EnrollSubject"}\n{"x": "caf\xe9"}\n')
+        with pytest.raises(LoadFileError) as info:
+            read_lines(f)
+        assert "is not UTF-8 text (byte 0xe9 on line 2)" in str(info.value)
+        assert "\n" not in str(info.value)
+
+    def test_a_missing_file_is_named(self, tmp_path: Path) -> None:
+        with pytest.raises(LoadFileError, match="does not exist"):
+            read_lines(tmp_path / "nope.jsonl")
+
+    def test_a_utf8_file_gives_its_lines(self, tmp_path: Path) -> None:
+        f = tmp_path / "ok.jsonl"
+        f.write_text('{"a": "é"}\n\n# comment\n', encoding="utf-8")
+        assert read_lines(f) == ['{"a": "é"}', "", "# comment"]
+
+
+class TestValidatingLines:
+    def test_a_ref_used_twice_is_an_invalid_line_naming_the_first_use(self, loader: Loader) -> None:
+        assert not isinstance(loader.validate(1, _register("p1", "HRN-1")), LineResult)
+        second = loader.validate(2, _register("p1", "HRN-2"))
+        assert isinstance(second, LineResult)
+        assert second.status == "invalid"
+        assert "ref 'p1' is already used by line 1" in second.detail
+
+    def test_distinct_refs_are_valid(self, loader: Loader) -> None:
+        assert not isinstance(loader.validate(1, _register("p1", "HRN-1")), LineResult)
+        assert not isinstance(loader.validate(2, _register("p2", "HRN-2")), LineResult)
+
+    @pytest.mark.parametrize("bad", [7, ["p1"], {"x": 1}, "", "  "])
+    def test_a_subject_ref_that_is_not_a_string_is_an_invalid_line(self, loader: Loader, bad: object) -> None:
+        line = json.dumps({"command": "EnrollSubject", "subject_ref": bad, "programme_id": "P"})
+        result = loader.validate(3, line)
+        assert isinstance(result, LineResult) and result.status == "invalid"
+        assert '"subject_ref" must be a non-empty string' in result.detail
+
+    def test_an_unknown_subject_ref_is_an_invalid_line(self, loader: Loader) -> None:
+        line = json.dumps({"command": "EnrollSubject", "subject_ref": "ghost", "programme_id": "P"})
+        result = loader.validate(1, line)
+        assert isinstance(result, LineResult) and "was not registered by an earlier line" in result.detail
