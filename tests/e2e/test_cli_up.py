@@ -4,6 +4,7 @@ same home, loading a file from elsewhere, and `celltrail demo` cleaning up after
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,7 +94,16 @@ class TestCelltrailDemo:
     def test_the_demo_leaves_nothing_behind(self, tmp_path: Path) -> None:
         tmp = tmp_path / "tmp"
         tmp.mkdir()
-        res = run("demo", cwd=tmp_path, env=_env(tmp_path / "state", TMPDIR=str(tmp)), timeout=300)
-        assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-        assert "day-28 ORR" in res.stdout
-        assert list(tmp.iterdir()) == []
+        # as root, PostgreSQL's runtime copy goes to a root of the project's choosing: a fresh one here
+        runtime_root = Path("/var/lib") / f"celltrail-demo-test-{uuid.uuid4().hex[:8]}"
+        env = _env(tmp_path / "state", TMPDIR=str(tmp), CELLTRAIL_PG_RUNTIME_DIR=str(runtime_root))
+        try:
+            res = run("demo", cwd=tmp_path, env=env, timeout=300)
+            assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+            assert "day-28 ORR" in res.stdout
+            assert list(tmp.iterdir()) == []
+            if os.geteuid() == 0:
+                assert list(runtime_root.iterdir()) == []
+        finally:
+            if runtime_root.exists():
+                shutil.rmtree(runtime_root)
