@@ -41,7 +41,7 @@ bench: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.export
-	$(BIN)/python -m infra.asyncapi > docs/asyncapi.json
+	$(BIN)/python -m infra.tooling.asyncapi > docs/asyncapi.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -19,8 +19,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from infra.db import migrate
-from infra.embedded import EmbeddedBroker, EmbeddedPostgres
+from infra.runtime.db import migrate
+from infra.tooling.embedded import EmbeddedBroker, EmbeddedPostgres
 
 
 @pytest.fixture(scope="session")

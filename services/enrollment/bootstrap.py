@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from contracts import topics
-from infra.eventstore import EventStore
-from infra.host import ServiceSpec, serve
-from infra.wiring import command_route
+from infra.runtime.eventstore import EventStore
+from infra.runtime.host import ServiceSpec, serve
+from infra.runtime.wiring import command_route
 from services.enrollment.application import handlers
 from services.enrollment.entrypoints.http import routes
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from contracts import topics
-from infra.eventstore import EventStore
-from infra.host import ServiceSpec, serve
-from infra.wiring import command_route, event_route
+from infra.runtime.eventstore import EventStore
+from infra.runtime.host import ServiceSpec, serve
+from infra.runtime.wiring import command_route, event_route
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.application import handlers
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from contracts import topics
-from infra.host import Runtime, ServiceSpec, serve
+from infra.runtime.host import Runtime, ServiceSpec, serve
 from services.projection.entrypoints.consumer import ProjectionRunner
 from services.projection.entrypoints.http import routes_for
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.supervisor import System
+from infra.tooling.supervisor import System
 from tests.conftest import _admin, _with_database, in_thread
 
 

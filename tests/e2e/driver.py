@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from contracts import commands as c
 from contracts import topics
 from contracts.envelope import CommandEnvelope, EventEnvelope
-from infra.loader import Loader
-from infra.messaging import new_producer
-from infra.supervisor import RunInfo
+from infra.tooling.loader import Loader
+from infra.runtime.messaging import new_producer
+from infra.tooling.supervisor import RunInfo
 
 DAY0 = date(2025, 3, 3)
 

@@ -27,7 +27,7 @@ def _env(state: Path, **extra: str) -> dict[str, str]:
 
 
 def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "infra.tooling.cli", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -39,7 +39,7 @@ def running_up(tmp_path: Path, postgres_server_url: str, kafka: str) -> Iterator
                KAFKA_BOOTSTRAP_SERVERS=kafka)
     started_in = tmp_path / "started-here"
     started_in.mkdir()
-    up = subprocess.Popen([sys.executable, "-m", "infra.cli", "up"], cwd=started_in, env=env,
+    up = subprocess.Popen([sys.executable, "-m", "infra.tooling.cli", "up"], cwd=started_in, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         lines = []

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from contracts import topics
-from infra.relay import rewind
+from infra.runtime.relay import rewind
 from tests.e2e.driver import Driver, envelopes, read_topic
 
 pytestmark = pytest.mark.e2e
@@ -106,7 +106,7 @@ class TestDuplicateDelivery:
 
 class TestMalformedMessages:
     async def test_malformed_messages_are_dead_lettered_and_the_rest_flows(self, system):
-        from infra.messaging import new_producer
+        from infra.runtime.messaging import new_producer
 
         producer = new_producer(system.info.kafka_bootstrap_servers)
         await producer.start()

@@ -9,12 +9,12 @@ from importlib import resources
 import pytest
 
 from contracts import topics
-from infra.loader import Loader
+from infra.tooling.loader import Loader
 from tests.e2e.driver import Driver, envelopes, http_json, read_topic
 
 pytestmark = pytest.mark.e2e
 
-DEMO = resources.files("infra").joinpath("examples/demo.jsonl").read_text().splitlines()
+DEMO = resources.files("infra.tooling").joinpath("examples/demo.jsonl").read_text().splitlines()
 # Direct identifiers present in the demo file: none may ever appear on any topic.
 IDENTIFIERS = [v for line in DEMO if '"RegisterPatient"' in line
                for k, v in json.loads(line).items() if k in ("family_name", "given_name", "hospital_record_number",

@@ -18,7 +18,7 @@ def test_bench_runs_end_to_end_at_tiny_sizes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS")}
     env["CELLTRAIL_BENCH_JSON"] = str(out)  # `celltrail bench` has no --json-out (yet); the env var does it
     proc = subprocess.run(
-        [sys.executable, "-m", "infra.cli", "bench", "--raw-messages", "500", "--subjects", "5", "--events", "2000"],
+        [sys.executable, "-m", "infra.tooling.cli", "bench", "--raw-messages", "500", "--subjects", "5", "--events", "2000"],
         env=env, capture_output=True, text=True, timeout=150, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for label in ("(a) raw produce+consume (baseline)", "(b) commands -> projection", "(c) projection rebuild",

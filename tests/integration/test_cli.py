@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.supervisor import AlreadyRunningError, HomeLock, RunInfo, default_home
+from infra.tooling.supervisor import AlreadyRunningError, HomeLock, RunInfo, default_home
 
 SUBJECT = {"subject_id": "S-0123456789ab", "programme_id": "CARCIK-CD19", "centre_id": "CTR-BG",
            "phase": "enrolled", "timeline": [{"at": "2025-01-02T00:00:00", "summary": "enrolled"}],
@@ -24,7 +24,7 @@ SUBJECT = {"subject_id": "S-0123456789ab", "programme_id": "CARCIK-CD19", "centr
 def celltrail(*args: str, cwd: Path, state: Path, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("CELLTRAIL_")}
     environ.update(XDG_STATE_HOME=str(state), **env)
-    return subprocess.run([sys.executable, "-m", "infra.cli", *args], cwd=cwd, env=environ,
+    return subprocess.run([sys.executable, "-m", "infra.tooling.cli", *args], cwd=cwd, env=environ,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -14,10 +14,10 @@ from contracts import topics
 from contracts.commands import RegisterCentre
 from contracts.envelope import CommandEnvelope
 from contracts.errors import CommandRefused
-from infra.eventstore import EventStore, Inbox
-from infra.host import ServiceSpec, build_broker
-from infra.messaging import DeadLetters, Pipeline, ensure_topics, new_producer
-from infra.wiring import command_route
+from infra.runtime.eventstore import EventStore, Inbox
+from infra.runtime.host import ServiceSpec, build_broker
+from infra.runtime.messaging import DeadLetters, Pipeline, ensure_topics, new_producer
+from infra.runtime.wiring import command_route
 from services.enrollment.application import handlers
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from infra.embedded import EmbeddedPostgres, EmbeddedStartError
+from infra.tooling.embedded import EmbeddedPostgres, EmbeddedStartError
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from contracts.events import CentreRegistered, PatientRegistered
-from infra.eventstore import ConcurrencyConflictError, EventStore, Inbox, Metadata, NewEvent
+from infra.runtime.eventstore import ConcurrencyConflictError, EventStore, Inbox, Metadata, NewEvent
 
 pytestmark = pytest.mark.integration
 

@@ -16,9 +16,9 @@ from aiokafka import AIOKafkaConsumer
 
 from contracts.envelope import EventEnvelope
 from contracts.events import PatientRegistered
-from infra.eventstore import EventStore, Metadata, NewEvent
-from infra.messaging import ensure_topics, new_producer
-from infra.relay import OutboxRelay, rewind
+from infra.runtime.eventstore import EventStore, Metadata, NewEvent
+from infra.runtime.messaging import ensure_topics, new_producer
+from infra.runtime.relay import OutboxRelay, rewind
 
 pytestmark = pytest.mark.integration
 

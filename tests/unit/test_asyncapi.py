@@ -1,4 +1,4 @@
-"""The AsyncAPI document (infra/asyncapi.py) covers every topic, and docs/asyncapi.json is
+"""The AsyncAPI document (infra/tooling/asyncapi.py) covers every topic, and docs/asyncapi.json is
 a fresh generation of it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 
 from contracts import topics
 from contracts.registry import COMMAND_TYPES, EVENT_TYPES
-from infra import asyncapi
+from infra.tooling import asyncapi
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "asyncapi.json"
@@ -113,10 +113,10 @@ def test_generation_is_deterministic(rendered):
 
 
 def test_committed_document_is_fresh(rendered):
-    assert COMMITTED.is_file(), "docs/asyncapi.json missing: python -m infra.asyncapi > docs/asyncapi.json"
+    assert COMMITTED.is_file(), "docs/asyncapi.json missing: python -m infra.tooling.asyncapi > docs/asyncapi.json"
     committed = COMMITTED.read_text(encoding="utf-8")
     assert json.loads(committed) == json.loads(rendered), (
-        "docs/asyncapi.json is stale: python -m infra.asyncapi > docs/asyncapi.json")
+        "docs/asyncapi.json is stale: python -m infra.tooling.asyncapi > docs/asyncapi.json")
     assert committed == rendered, "docs/asyncapi.json formatting differs: regenerate it"
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from infra.settings import DEFAULT_HTTP_PORTS, SERVICES, Settings
+from infra.runtime.settings import DEFAULT_HTTP_PORTS, SERVICES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -223,8 +223,8 @@ def check_migrate(compose: dict[str, Any]) -> list[str]:
         return ["no migrate service"]
     problems = []
     cmd = " ".join(command_of(migrate))
-    if "from infra.db import migrate" not in cmd or "DATABASE_URL" not in cmd:
-        problems.append(f"migrate command {cmd!r} does not run infra.db.migrate(DATABASE_URL)")
+    if "from infra.runtime.db import migrate" not in cmd or "DATABASE_URL" not in cmd:
+        problems.append(f"migrate command {cmd!r} does not run infra.runtime.db.migrate(DATABASE_URL)")
     if (migrate.get("depends_on") or {}).get("postgres", {}).get("condition") != "service_healthy":
         problems.append("migrate does not wait for a healthy postgres")
     if str(migrate.get("restart", "no")) != "no":

@@ -12,10 +12,10 @@ from starlette.routing import Route
 
 from contracts.commands import RegisterPatient
 from contracts.errors import CommandRefused
-from infra.eventstore import Metadata
-from infra.host import Runtime
-from infra.http import BadRequest, parse_body, refused
-from infra.streams import PgStreams
+from infra.runtime.eventstore import Metadata
+from infra.runtime.host import Runtime
+from infra.runtime.http import BadRequest, parse_body, refused
+from infra.runtime.streams import PgStreams
 from services.enrollment.adapters.identities import PgIdentities
 from services.enrollment.application import handlers
 

@@ -11,8 +11,8 @@ import asyncpg
 
 from contracts.base import EventPayload
 from contracts.envelope import EventEnvelope
-from infra.eventstore import EventStore, NewEvent
-from infra.messaging import event_metadata, stable_id
+from infra.runtime.eventstore import EventStore, NewEvent
+from infra.runtime.messaging import event_metadata, stable_id
 
 
 class StoredOutcomes:

@@ -14,8 +14,8 @@ from pydantic import ValidationError
 from contracts import topics
 from contracts.envelope import EventEnvelope
 from contracts.registry import UnknownMessageTypeError, UnsupportedSchemaVersionError, parse_event
-from infra.host import Runtime
-from infra.messaging import DeadLetters
+from infra.runtime.host import Runtime
+from infra.runtime.messaging import DeadLetters
 from services.projection.adapters.outcomes import StoredOutcomes
 from services.projection.adapters.read_models import PgReadModels
 from services.projection.application.handlers import project_batch

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from infra.host import Runtime
+from infra.runtime.host import Runtime
 from services.projection.adapters.read_models import PgReadModels
 from services.projection.domain.report import programme_report
 from services.projection.entrypoints.consumer import ProjectionRunner

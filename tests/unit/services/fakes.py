@@ -11,7 +11,7 @@ from datetime import date, datetime, timezone
 
 from contracts.base import EventPayload
 from contracts.envelope import EventEnvelope
-from infra.eventstore import ConcurrencyConflictError
+from infra.runtime.eventstore import ConcurrencyConflictError
 from services.infusion.domain.model import ReleasedProduct
 from services.projection.domain.subject_view import SubjectView
 
@@ -29,7 +29,7 @@ class Appended:
 
 class FakeStreams:
     """Streams port: dict[stream_id, list[event]]; refuses a stale `expected_version`
-    exactly like `infra.eventstore.EventStore.append`."""
+    exactly like `infra.runtime.eventstore.EventStore.append`."""
 
     def __init__(self, streams: dict[str, list[EventPayload]] | None = None) -> None:
         self.streams: dict[str, list[EventPayload]] = {k: list(v) for k, v in (streams or {}).items()}

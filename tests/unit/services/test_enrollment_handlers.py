@@ -10,7 +10,7 @@ import pytest
 
 from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
 from contracts.events import CentreRegistered, PatientRegistered, SubjectEnrolled
-from infra.eventstore import ConcurrencyConflictError
+from infra.runtime.eventstore import ConcurrencyConflictError
 from services.enrollment.application import handlers
 from services.enrollment.domain.model import (
     AlreadyEnrolled,

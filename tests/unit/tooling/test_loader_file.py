@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.loader import LineResult, LoadFileError, Loader, read_lines
+from infra.tooling.loader import LineResult, LoadFileError, Loader, read_lines
 
 
 def _register(ref: str, hrn: str) -> str:

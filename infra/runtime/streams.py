@@ -10,7 +10,7 @@ import asyncpg
 
 from contracts.base import EventPayload
 from contracts.registry import parse_event
-from infra.eventstore import EventStore, Metadata, NewEvent
+from infra.runtime.eventstore import EventStore, Metadata, NewEvent
 
 
 class PgStreams:

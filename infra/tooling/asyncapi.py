@@ -1,4 +1,4 @@
-"""AsyncAPI 3.0 document of the whole CellTrail system: `python -m infra.asyncapi > docs/asyncapi.json`.
+"""AsyncAPI 3.0 document of the whole CellTrail system: `python -m infra.tooling.asyncapi > docs/asyncapi.json`.
 
 Built with FastStream's own specification generator (`faststream.specification.AsyncAPI`)
 from a documentation-only `KafkaBroker` (never started) that declares one publisher and
@@ -8,7 +8,7 @@ record bytes. Who produces and consumes each topic is read from the services' wi
 (`services/<name>/bootstrap.py:spec()`), so the document cannot drift from it.
 
 FastStream 0.7 has no parameter for Kafka message headers, message keys or partition
-counts, so those (all from `contracts.topics`, `contracts.envelope` and `infra.settings`)
+counts, so those (all from `contracts.topics`, `contracts.envelope` and `infra.runtime.settings`)
 are added to the generated document afterwards, as AsyncAPI 3.0 `headers`, Kafka message
 binding `key` and Kafka channel binding `partitions` / `replicas`.
 tests/unit/test_asyncapi.py checks the committed docs/asyncapi.json is a fresh generation.
@@ -27,13 +27,13 @@ from pydantic import BaseModel
 from contracts import topics
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES, EVENT_TYPES
-from infra.settings import SERVICES, Settings
+from infra.runtime.settings import SERVICES, Settings
 
 TITLE = "CellTrail"
 VERSION = "0.1.0"
 BOOTSTRAP = "kafka:9092"  # the compose network's internal listener (docker-compose.yml)
 PARTITIONS = Settings.model_fields["topic_partitions"].default  # CELLTRAIL_TOPIC_PARTITIONS
-DEAD_LETTER_PARTITIONS = 1  # infra.messaging.ensure_topics
+DEAD_LETTER_PARTITIONS = 1  # infra.runtime.messaging.ensure_topics
 REPLICAS = 1  # single-node broker
 
 DESCRIPTION = """\

@@ -27,7 +27,7 @@ from contracts import topics
 from contracts.commands import RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES
-from infra.messaging import new_producer
+from infra.runtime.messaging import new_producer
 
 class LoadFileError(ValueError):
     pass

@@ -8,9 +8,9 @@ from typing import Any
 import asyncpg
 
 from contracts.envelope import CommandEnvelope, EventEnvelope
-from infra.eventstore import EventStore
-from infra.messaging import command_metadata, event_metadata
-from infra.streams import PgStreams
+from infra.runtime.eventstore import EventStore
+from infra.runtime.messaging import command_metadata, event_metadata
+from infra.runtime.streams import PgStreams
 
 
 def command_route(store: EventStore, fn: Callable[..., Awaitable[None]],

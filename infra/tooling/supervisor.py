@@ -28,10 +28,10 @@ from pathlib import Path
 
 import asyncpg
 
-from infra.db import migrate
-from infra.relay import rewind
-from infra.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port
-from infra.settings import DEFAULT_HTTP_PORTS, SERVICES
+from infra.runtime.db import migrate
+from infra.runtime.relay import rewind
+from infra.tooling.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port
+from infra.runtime.settings import DEFAULT_HTTP_PORTS, SERVICES
 
 
 def default_home() -> Path:

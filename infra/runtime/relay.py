@@ -20,7 +20,7 @@ from aiokafka.errors import KafkaError
 
 from contracts import topics
 from contracts.envelope import EventEnvelope
-from infra.eventstore import EventStore
+from infra.runtime.eventstore import EventStore
 
 log = logging.getLogger(__name__)
 

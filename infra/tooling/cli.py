@@ -29,13 +29,13 @@ class CliError(Exception):
 
 
 def home() -> Path:
-    from infra.supervisor import default_home
+    from infra.tooling.supervisor import default_home
 
     return default_home()
 
 
 def _run_info():
-    from infra.supervisor import NotRunningError, RunInfo
+    from infra.tooling.supervisor import NotRunningError, RunInfo
 
     try:
         return RunInfo.load(home())
@@ -69,8 +69,8 @@ def _get(url: str) -> object:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from infra.embedded import EmbeddedStartError
-    from infra.supervisor import AlreadyRunningError, HomeLock, System
+    from infra.tooling.embedded import EmbeddedStartError
+    from infra.tooling.supervisor import AlreadyRunningError, HomeLock, System
 
     lock = HomeLock(home())
     try:
@@ -120,7 +120,7 @@ def _print_results(results) -> tuple[int, int]:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    from infra.loader import LoadFileError, Loader, read_lines
+    from infra.tooling.loader import LoadFileError, Loader, read_lines
 
     try:
         lines = read_lines(Path(args.file))
@@ -202,8 +202,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 def cmd_republish(args: argparse.Namespace) -> int:
     import asyncpg
 
-    from infra.relay import rewind
-    from infra.settings import SERVICES
+    from infra.runtime.relay import rewind
+    from infra.runtime.settings import SERVICES
 
     if args.service not in SERVICES:
         raise CliError(f"unknown service {args.service!r}; one of {', '.join(SERVICES)}", status=2)
@@ -225,9 +225,9 @@ def cmd_republish(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from infra.embedded import EmbeddedStartError
-    from infra.loader import Loader
-    from infra.supervisor import System
+    from infra.tooling.embedded import EmbeddedStartError
+    from infra.tooling.loader import Loader
+    from infra.tooling.supervisor import System
 
     demo_home = Path(tempfile.mkdtemp(prefix="celltrail-demo-"))
     system = System(demo_home, fixed_ports=False, ephemeral=True)
@@ -237,8 +237,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
               "KAFKA_BOOTSTRAP_SERVERS are set) ...")
         info = system.start()
         print(f"  PostgreSQL {info.database_url}\n  Kafka      {info.kafka_bootstrap_servers}")
-        scenario = resources.files("infra").joinpath("examples/demo.jsonl").read_text().splitlines()
-        print("\nloading the bundled scenario (infra/examples/demo.jsonl):")
+        scenario = resources.files("infra.tooling").joinpath("examples/demo.jsonl").read_text().splitlines()
+        print("\nloading the bundled scenario (infra/tooling/examples/demo.jsonl):")
         loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"])
         results = asyncio.run(loader.load(scenario))
         _, bad = _print_results(results)
@@ -261,7 +261,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from infra.bench import main as bench_main
+    from infra.bench.run import main as bench_main
 
     return bench_main(args)
 

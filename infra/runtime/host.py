@@ -20,11 +20,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from infra.db import create_pool
-from infra.eventstore import EventStore, Inbox
-from infra.messaging import CommandHandler, DeadLetters, EventHandler, Pipeline, ensure_topics, new_producer
-from infra.relay import OutboxRelay
-from infra.settings import Settings
+from infra.runtime.db import create_pool
+from infra.runtime.eventstore import EventStore, Inbox
+from infra.runtime.messaging import CommandHandler, DeadLetters, EventHandler, Pipeline, ensure_topics, new_producer
+from infra.runtime.relay import OutboxRelay
+from infra.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -62,9 +62,9 @@ from contracts.commands import (
     RegisterPatient,
 )
 from contracts.envelope import CommandEnvelope, EventEnvelope
-from infra.loader import SUBSCRIPTIONS
-from infra.messaging import new_producer
-from infra.relay import encode_event, kafka_headers
+from infra.tooling.loader import SUBSCRIPTIONS
+from infra.runtime.messaging import new_producer
+from infra.runtime.relay import encode_event, kafka_headers
 
 ACTOR = "celltrail-bench"
 # The projection's milestones in journey order (services/projection/domain/subject_view.py);
@@ -810,7 +810,7 @@ def _on_sigterm(signum, frame):
 
 
 def main(args: argparse.Namespace | None = None) -> int:
-    from infra.supervisor import System
+    from infra.tooling.supervisor import System
 
     try:
         opts = options(args)
@@ -858,7 +858,7 @@ def main(args: argparse.Namespace | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m infra.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m infra.bench.run", description=__doc__.split("\n\n")[0])
     p.add_argument("--events", type=int, default=DEFAULTS["events"], help="events for the rebuild measurement")
     p.add_argument("--subjects", type=int, default=DEFAULTS["subjects"], help="subjects driven end to end")
     p.add_argument("--raw-messages", type=int, default=DEFAULTS["raw_messages"])

@@ -29,7 +29,7 @@ from contracts.errors import CommandRefused
 from contracts.events import CommandRejected
 from contracts.ids import SubjectId
 from contracts.registry import UnknownMessageTypeError, UnsupportedSchemaVersionError, parse_command, parse_event
-from infra.eventstore import EventStore, Inbox, Metadata, NewEvent
+from infra.runtime.eventstore import EventStore, Inbox, Metadata, NewEvent
 
 log = logging.getLogger(__name__)
 
