@@ -28,6 +28,13 @@ from contracts.envelope import EventEnvelope
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
+def valid_schema(schema: str) -> str:
+    """A schema name safe to put in SQL text (names come from code, never from input)."""
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    return schema
+
+
 class ConcurrencyConflictError(Exception):
     """Another writer appended to the stream since it was loaded."""
 

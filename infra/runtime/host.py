@@ -1,5 +1,6 @@
-"""Runs one service as one OS process: its FastStream subscribers, its outbox relay and its
-HTTP API (Starlette on uvicorn), sharing one asyncpg pool and one Kafka producer."""
+"""Runs one service as one OS process: its consumer (one FastStream batch subscriber, see
+`infra.runtime.consumer`), its outbox relay and its HTTP API (Starlette on uvicorn), sharing
+one asyncpg pool and one Kafka producer."""
 
 from __future__ import annotations
 
@@ -12,17 +13,16 @@ from dataclasses import dataclass, field
 import asyncpg
 import uvicorn
 from aiokafka import AIOKafkaProducer
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from infra.runtime.db import create_pool
-from infra.runtime.eventstore import EventStore, Inbox
-from infra.runtime.messaging import CommandHandler, DeadLetters, EventHandler, Pipeline, ensure_topics, new_producer
+from infra.runtime.consumer import Applier, CommandHandler, Consumer, EventHandler, HandlerApplier
+from infra.runtime.eventstore import EventStore
+from infra.runtime.messaging import ensure_topics, new_producer
 from infra.runtime.relay import OutboxRelay
 from infra.runtime.settings import Settings
 
@@ -37,6 +37,7 @@ class Runtime:
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
     store: EventStore
+    consumer: Consumer | None = None
 
 
 @dataclass
@@ -49,23 +50,26 @@ class ServiceSpec:
     command_handlers: dict[str, CommandHandler] = field(default_factory=dict)
     routes: Callable[[Runtime], list[Route]] = lambda rt: []
     background: Callable[[Runtime, asyncio.Event], object] | None = None
+    # How fetches are applied; by default the command and event handlers above.
+    applier: Callable[[Runtime], Applier] | None = None
+
+    def build_applier(self, rt: Runtime) -> Applier:
+        if self.applier is not None:
+            return self.applier(rt)
+        return HandlerApplier(rt.store, self.command_handlers, self.event_handlers)
 
 
-def build_broker(spec: ServiceSpec, pipeline: Pipeline, bootstrap: str, fetch_max_wait_ms: int = 20) -> KafkaBroker:
+def build_consumer(spec: ServiceSpec, rt: Runtime) -> Consumer:
+    s = rt.settings
+    return Consumer(name=spec.name, schema=spec.schema, topics_=spec.subscribes_to, applier=spec.build_applier(rt),
+                    pool=rt.pool, producer=rt.producer, max_attempts=s.max_handler_attempts,
+                    max_records=s.consumer_max_records, fetch_max_wait_ms=s.fetch_max_wait_ms)
+
+
+def build_broker(bootstrap: str, consumer: Consumer | None) -> KafkaBroker:
     broker = KafkaBroker(bootstrap, enable_idempotence=False, acks="all", logger=None)
-    if spec.subscribes_to:
-        @broker.subscriber(
-            *spec.subscribes_to,
-            group_id=f"celltrail-{spec.name}",
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=fetch_max_wait_ms,
-            # At-least-once: the offset is committed only after the handler's transaction
-            # committed; an exception seeks back so the record is delivered again.
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-        )
-        async def on_record(message: KafkaMessage) -> None:
-            await pipeline.process(message.raw_message)
-
+    if consumer is not None:
+        consumer.subscribe(broker)
     return broker
 
 
@@ -81,11 +85,9 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
         await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
         store = EventStore(spec.schema)
         runtime = Runtime(settings, pool, producer, store)
-        pipeline = Pipeline(pool=pool, inbox=Inbox(spec.schema, spec.name),
-                            dead_letters=DeadLetters(producer, spec.name), store=store,
-                            event_handlers=spec.event_handlers, command_handlers=spec.command_handlers,
-                            max_attempts=settings.max_handler_attempts)
-        broker = build_broker(spec, pipeline, settings.kafka_bootstrap_servers, settings.fetch_max_wait_ms)
+        if spec.subscribes_to:
+            runtime.consumer = build_consumer(spec, runtime)
+        broker = build_broker(settings.kafka_bootstrap_servers, runtime.consumer)
         stop = asyncio.Event()
         relay = OutboxRelay(pool, store, spec.publishes_to, producer, batch_size=settings.relay_batch_size,
                             poll_seconds=settings.relay_poll_seconds)
@@ -100,6 +102,8 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
             yield
         finally:
             stop.set()
+            if runtime.consumer is not None:
+                runtime.consumer.stop()
             await broker.stop()
             for t in tasks:
                 with contextlib.suppress(asyncio.CancelledError):

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # adds up to half a second per hop; consumers here prefer latency over fewer requests.
     fetch_max_wait_ms: int = Field(default=20, ge=1, le=500, alias="CELLTRAIL_FETCH_MAX_WAIT_MS")
     max_handler_attempts: int = Field(default=5, ge=1, alias="CELLTRAIL_MAX_HANDLER_ATTEMPTS")
+    # Records per fetch, applied in one transaction.
+    consumer_max_records: int = Field(default=500, ge=1, le=10_000, alias="CELLTRAIL_CONSUMER_MAX_RECORDS")
 
     def port_for(self, service: str) -> int:
         return self.http_port or DEFAULT_HTTP_PORTS[service]

@@ -49,10 +49,11 @@ direct patient identifier: `RegisterPatient` is accepted over HTTP by enrollment
 Delivery is at-least-once. The outbox relay advances its checkpoint only after the broker
 acknowledged a batch (acks=all), so a crash republishes. Consumers are idempotent: each
 service claims the event or command id in its inbox in the same PostgreSQL transaction as
-its effects, and commits the Kafka offset only after that transaction committed; the
-projection stores its offsets in the transaction that updates its read models. A message
+its effects, applies a whole fetch in one transaction that also stores the partitions' next
+offsets, and commits the Kafka offsets only after that transaction committed. A message
 that cannot be decoded, or whose handler keeps failing, goes to the dead-letter topic with
-its original bytes and headers plus the reason, source and consumer.
+its original bytes and headers plus the reason, source and consumer; an unreachable
+database or broker is waited for, never held against a message.
 """
 
 
@@ -88,11 +89,6 @@ DEAD_LETTER_HEADERS = {
 EVENT_KEY = "subject_id of the envelope (pseudonymous), else its stream_id"
 COMMAND_KEY = "payload subject_id (pseudonymous), else payload centre_id, else command_id"
 
-# The projection reads every event topic with its own consumer (partitions assigned
-# explicitly, offsets stored in PostgreSQL): services/projection/entrypoints/consumer.py.
-PROJECTION_READS = topics.EVENT_TOPICS
-
-
 def service_specs() -> dict[str, Any]:
     """Each service's `ServiceSpec`, from its bootstrap module (nothing is started)."""
     return {name: importlib.import_module(f"services.{name}.bootstrap").spec() for name in SERVICES}
@@ -112,12 +108,14 @@ def topic_docs() -> list[TopicDoc]:
             types.append("common.CommandRejected")  # refusals are facts on the refusing service's topic
         consumers = []
         for name, spec in specs.items():
-            if topic in spec.subscribes_to:
+            if topic in spec.subscribes_to and spec.applier is not None:
+                consumers.append(f"{name} (group celltrail-{name}; applies every event, offsets stored with its "
+                                 f"read models)")
+            elif topic in spec.subscribes_to:
                 handled = [t for t in spec.event_handlers if t in types]
                 consumers.append(f"{name} (group celltrail-{name}; applies {', '.join(handled) or 'nothing'}, "
                                  f"ignores the rest)")
-        if topic in PROJECTION_READS:
-            consumers.append("projection (own consumer, offsets in PostgreSQL; every event, for read models and outcomes)")
+        if topic in topics.EVENT_TOPICS:
             consumers.append("celltrail load (watcher, no group: waits for the outcome of each command)")
         if topic == topics.OUTCOMES:
             consumers.append("downstream registries and sponsors (outside CellTrail)")
@@ -133,8 +131,7 @@ def topic_docs() -> list[TopicDoc]:
                      for n, s in specs.items() if topic in s.subscribes_to]
         docs.append(TopicDoc(topic, "commands", "CommandEnvelope", types, COMMAND_KEY,
                              dict(ENVELOPE_HEADERS_COMMAND), producers, consumers))
-    dead_letter_producers = [f"{n} (consumer pipeline)" for n, s in specs.items() if s.subscribes_to]
-    dead_letter_producers.append("projection (its event consumer)")
+    dead_letter_producers = [f"{n} (its consumer)" for n, s in specs.items() if s.subscribes_to]
     docs.append(TopicDoc(
         topics.DEAD_LETTER, "dead-letter", "original record bytes", [],
         "the original record's key", {"(original headers)": "every header of the original record, unchanged",

@@ -131,7 +131,9 @@ async def forget_broker(database_url: str) -> None:
         async with conn.transaction():
             for schema in SERVICES:
                 await rewind(conn, schema)
-            await conn.execute("TRUNCATE projection.offsets")
+                # offsets on the old broker mean nothing on the new one: every consumer
+                # starts from the new log's beginning (inboxes absorb what was applied)
+                await conn.execute(f"TRUNCATE {schema}.consumer_offsets")
     finally:
         await conn.close()
 

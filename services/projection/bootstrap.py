@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from contracts import topics
-from infra.runtime.host import Runtime, ServiceSpec, serve
-from services.projection.entrypoints.consumer import ProjectionRunner
-from services.projection.entrypoints.http import routes_for
+from infra.runtime.host import ServiceSpec, serve
+from services.projection.entrypoints.consumer import ProjectionApplier
+from services.projection.entrypoints.http import routes
 
 SCHEMA = "projection"
 
 
 def spec() -> ServiceSpec:
-    runner_ref: dict = {}
-
-    async def background(rt: Runtime, stop: asyncio.Event) -> None:
-        runner_ref["runner"] = runner = ProjectionRunner(rt)
-        await runner.run(stop)
-
     return ServiceSpec(name="projection", schema=SCHEMA, publishes_to=topics.OUTCOMES,
-                       routes=routes_for(runner_ref), background=background)
+                       subscribes_to=topics.EVENT_TOPICS, routes=routes,
+                       applier=lambda rt: ProjectionApplier(rt.store))
 
 
 def main() -> None:

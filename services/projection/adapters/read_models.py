@@ -1,10 +1,9 @@
-"""asyncpg adapter for the projection's read models (projection.subject_state), its
-applied-event set and its per-partition offsets, all written in one transaction."""
+"""asyncpg adapter for the projection's read models (projection.subject_state), written in
+the transaction of the fetch they come from (the consumer keeps the inbox and offsets)."""
 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Sequence
 
 import asyncpg
@@ -12,18 +11,12 @@ import asyncpg
 from services.projection.domain.report import ProgrammeRow
 from services.projection.domain.subject_view import SubjectView
 
-READ_MODEL_TABLES = ("projection.subject_state", "projection.applied", "projection.offsets")
+READ_MODEL_TABLES = ("projection.subject_state",)
 
 
 class PgReadModels:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
-
-    async def claim(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        rows = await self.conn.fetch(
-            "INSERT INTO projection.applied (event_id) SELECT unnest($1::uuid[]) ON CONFLICT DO NOTHING"
-            " RETURNING event_id", list(event_ids))
-        return {r["event_id"] for r in rows}
 
     async def get(self, subject_id: str) -> SubjectView | None:
         return (await self.get_many([subject_id])).get(subject_id)
@@ -40,16 +33,6 @@ class PgReadModels:
             " ON CONFLICT (subject_id) DO UPDATE SET programme_id = EXCLUDED.programme_id, phase = EXCLUDED.phase,"
             " view = EXCLUDED.view",
             [(v.subject_id, v.programme_id, v.phase, json.dumps(v.to_json())) for v in views])
-
-    async def offsets(self) -> dict[tuple[str, int], int]:
-        rows = await self.conn.fetch("SELECT topic, partition, next_offset FROM projection.offsets")
-        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
-
-    async def save_offset(self, topic: str, partition: int, next_offset: int) -> None:
-        await self.conn.execute(
-            "INSERT INTO projection.offsets (topic, partition, next_offset) VALUES ($1, $2, $3)"
-            " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-            topic, partition, next_offset)
 
     async def clear(self) -> None:
         await self.conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")

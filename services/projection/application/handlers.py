@@ -1,8 +1,8 @@
 """Projection handler: fold events into their subjects' views and emit implied outcomes.
 
-Works a batch at a time (one broker fetch, one transaction): claim the batch's event ids,
-load the views it touches, fold in memory, write each changed view once and emit the
-outcomes of its final state. The result equals folding one event at a time, because the
+Works a batch at a time (one broker fetch, one transaction; the consumer has already
+claimed the events' ids, so every item is new): load the views it touches, fold in memory,
+write each changed view once and emit the outcomes of its final state. The result equals folding one event at a time, because the
 fold is order-insensitive and outcomes are keyed by content.
 """
 
@@ -18,12 +18,7 @@ from services.projection.domain.subject_view import SubjectView, fold, outcome_k
 
 async def project_batch(read_models: ReadModels, emitter: Outcomes,
                         items: Sequence[tuple[EventEnvelope, EventPayload]]) -> None:
-    fresh = await read_models.claim([env.event_id for env, _ in items])
-    todo = []
-    for env, event in items:
-        if env.event_id in fresh and env.subject_id is not None:  # redeliveries and republished events skip
-            fresh.discard(env.event_id)  # the same id twice in one batch applies once
-            todo.append((env, event))
+    todo = [(env, event) for env, event in items if env.subject_id is not None]
     if not todo:
         return
     before = await read_models.get_many(sorted({env.subject_id for env, _ in todo}))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -12,10 +11,6 @@ from services.projection.domain.subject_view import SubjectView
 
 
 class ReadModels(Protocol):
-    async def claim(self, event_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
-        """Record the ids as applied; return those not applied before."""
-        ...
-
     async def get_many(self, subject_ids: Sequence[str]) -> dict[str, SubjectView]: ...
 
     async def put_many(self, views: Sequence[SubjectView]) -> None: ...

@@ -9,43 +9,41 @@ from starlette.routing import Route
 from infra.runtime.host import Runtime
 from services.projection.adapters.read_models import PgReadModels
 from services.projection.domain.report import programme_report
-from services.projection.entrypoints.consumer import ProjectionRunner
+from services.projection.entrypoints.consumer import rebuild as rebuild_projection
 
 
-def routes_for(runner_ref: dict):
-    def routes(rt: Runtime) -> list[Route]:
-        async def subject(request: Request) -> JSONResponse:
-            async with rt.pool.acquire() as conn:
-                view = await PgReadModels(conn).get(request.path_params["subject_id"])
-            if view is None:
-                return JSONResponse({"error": f"no subject {request.path_params['subject_id']}"}, status_code=404)
-            return JSONResponse(view.to_json())
+def routes(rt: Runtime) -> list[Route]:
+    async def subject(request: Request) -> JSONResponse:
+        async with rt.pool.acquire() as conn:
+            view = await PgReadModels(conn).get(request.path_params["subject_id"])
+        if view is None:
+            return JSONResponse({"error": f"no subject {request.path_params['subject_id']}"}, status_code=404)
+        return JSONResponse(view.to_json())
 
-        async def subjects(request: Request) -> JSONResponse:
-            async with rt.pool.acquire() as conn:
-                return JSONResponse(await PgReadModels(conn).all_views())
+    async def subjects(request: Request) -> JSONResponse:
+        async with rt.pool.acquire() as conn:
+            return JSONResponse(await PgReadModels(conn).all_views())
 
-        async def report(request: Request) -> JSONResponse:
-            async with rt.pool.acquire() as conn:
-                rows = await PgReadModels(conn).programme_rows(request.query_params.get("programme"))
-            return JSONResponse(programme_report(rows))
+    async def report(request: Request) -> JSONResponse:
+        async with rt.pool.acquire() as conn:
+            rows = await PgReadModels(conn).programme_rows(request.query_params.get("programme"))
+        return JSONResponse(programme_report(rows))
 
-        async def status(request: Request) -> JSONResponse:
-            runner: ProjectionRunner = runner_ref["runner"]
-            if not runner.ready.is_set():
-                return JSONResponse({"ready": False, "lag": None}, status_code=503)
-            return JSONResponse({"ready": True, "lag": await runner.lag()})
+    async def status(request: Request) -> JSONResponse:
+        lag = await rt.consumer.lag()
+        if lag is None:  # not assigned its partitions yet
+            return JSONResponse({"ready": False, "lag": None}, status_code=503)
+        return JSONResponse({"ready": True, "lag": lag, "applied": rt.consumer.applied,
+                             "last_error": rt.consumer.last_error})
 
-        async def rebuild(request: Request) -> JSONResponse:
-            dropped = await runner_ref["runner"].rebuild()
-            return JSONResponse({"rebuilding": True, "dropped_views": dropped}, status_code=202)
+    async def rebuild(request: Request) -> JSONResponse:
+        dropped = await rebuild_projection(rt.consumer)
+        return JSONResponse({"rebuilding": True, "dropped_views": dropped}, status_code=202)
 
-        return [
-            Route("/subjects", subjects),
-            Route("/subjects/{subject_id}", subject),
-            Route("/report", report),
-            Route("/status", status),
-            Route("/admin/rebuild", rebuild, methods=["POST"]),
-        ]
-
-    return routes
+    return [
+        Route("/subjects", subjects),
+        Route("/subjects/{subject_id}", subject),
+        Route("/report", report),
+        Route("/status", status),
+        Route("/admin/rebuild", rebuild, methods=["POST"]),
+    ]

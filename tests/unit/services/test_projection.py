@@ -3,7 +3,6 @@ it implies, the idempotent project() handler, and the programme report."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -197,20 +196,6 @@ class TestProjectHandler:
         await projected([registered(), enrolled()], read_models, FakeOutcomes())
 
         assert read_models.views[SUBJECT].programme_id == PROGRAMME
-
-    async def test_an_event_id_already_applied_is_skipped(self):
-        read_models, emitter = FakeReadModels(), FakeOutcomes()
-        event_id = uuid.uuid4()
-        first, first_at = registered()
-        await project(read_models, emitter, envelope(first, subject_id=SUBJECT, occurred_at=first_at,
-                                                     event_id=event_id), first)
-        before = read_models.views[SUBJECT]
-
-        redelivered, redelivered_at = enrolled()
-        await project(read_models, emitter, envelope(redelivered, subject_id=SUBJECT, occurred_at=redelivered_at,
-                                                     event_id=event_id), redelivered)
-
-        assert read_models.views[SUBJECT] == before
 
     async def test_an_event_about_no_subject_shapes_no_view(self):
         read_models = FakeReadModels()

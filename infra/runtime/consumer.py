@@ -1,0 +1,398 @@
+"""The one consumer: how every service and the projection apply what arrives on Kafka.
+
+A FastStream batch subscriber hands over one whole fetch at a time. The consumer decodes it
+(a malformed record goes to the dead-letter topic with the reason and its original bytes, and
+is passed over once the broker acknowledged the dead letter), then, in ONE PostgreSQL
+transaction:
+
+1. claims every message id of the fetch in the service's inbox with one statement (a
+   redelivered or republished message is already there and changes nothing);
+2. applies the fresh messages through the service's `Applier` (each handler inside its own
+   savepoint, so a refusal undoes only that message and is recorded as `CommandRejected`);
+3. stores the next offset of every partition of the fetch in `<schema>.consumer_offsets`.
+
+Only after that transaction committed does FastStream commit the offsets to the broker
+(`AckPolicy.NACK_ON_ERROR`, set explicitly: FastStream's Kafka default is at-most-once). On
+(re)assignment a partition is sought to the offset stored with the effects, so the database,
+not the broker, says what has been applied (the pattern of aiokafka's "storing offsets
+outside Kafka"); this also lets the projection rebuild in one transaction.
+
+Failures. PostgreSQL or the broker being unreachable is not the record's fault: the fetch is
+retried with backoff for as long as the outage lasts, and nothing is counted against it. Any
+other exception counts as one attempt of the fetch; after `max_attempts` the fetch is applied
+message by message, each in a savepoint, and a message that still fails is dead-lettered with
+the reason while the rest is applied. Retry and dead-lettering exist here only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Protocol
+
+import asyncpg
+from aiokafka import AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import TypeAdapter, ValidationError
+
+from contracts import topics
+from contracts.base import CommandPayload, EventPayload
+from contracts.envelope import CommandEnvelope, EventEnvelope
+from contracts.errors import CommandRefused
+from contracts.events import CommandRejected
+from contracts.ids import SubjectId
+from contracts.registry import UnknownMessageTypeError, UnsupportedSchemaVersionError, parse_command, parse_event
+from infra.runtime.eventstore import EventStore, Metadata, NewEvent, valid_schema
+
+log = logging.getLogger(__name__)
+
+DECODE_ERRORS = (ValidationError, UnknownMessageTypeError, UnsupportedSchemaVersionError, ValueError)
+
+# The database or the broker is away (SQLSTATE classes 08 connection, 57 operator
+# intervention such as admin shutdown, 53 insufficient resources) or a transaction lost a
+# serialisation race: the fetch waits and tries again, the record is not to blame.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, asyncio.TimeoutError, KafkaError,
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError,
+)
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    return isinstance(exc, INFRASTRUCTURE_ERRORS)
+
+
+@dataclass(frozen=True)
+class Message:
+    """One decoded record of a fetch."""
+
+    record: ConsumerRecord
+    message_id: uuid.UUID
+    message_type: str
+    envelope: CommandEnvelope | EventEnvelope
+    payload: CommandPayload | EventPayload
+
+    @property
+    def is_command(self) -> bool:
+        return isinstance(self.envelope, CommandEnvelope)
+
+
+@dataclass
+class Outcome:
+    """What applying messages produced besides database writes: records to dead-letter."""
+
+    dead_letters: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
+
+
+class Applier(Protocol):
+    """How a service applies fresh messages, inside the fetch's transaction."""
+
+    def wants(self, topic: str, message_type: str) -> bool: ...
+
+    async def apply(self, conn: asyncpg.Connection, messages: Sequence[Message], outcome: Outcome) -> None: ...
+
+
+EventHandler = Callable[[asyncpg.Connection, EventEnvelope, EventPayload], Awaitable[None]]
+CommandHandler = Callable[[asyncpg.Connection, CommandEnvelope, CommandPayload], Awaitable[None]]
+
+
+@dataclass
+class HandlerApplier:
+    """A service's command and event handlers, one message at a time, each in a savepoint."""
+
+    store: EventStore
+    command_handlers: dict[str, CommandHandler] = field(default_factory=dict)
+    event_handlers: dict[str, EventHandler] = field(default_factory=dict)
+
+    def wants(self, topic: str, message_type: str) -> bool:
+        # Every command on the service's own topic is its business (unknown ones are
+        # dead-lettered by `apply`); events only where the service has a handler.
+        return topic in topics.COMMAND_TOPICS or message_type in self.event_handlers
+
+    async def apply(self, conn: asyncpg.Connection, messages: Sequence[Message], outcome: Outcome) -> None:
+        for m in messages:
+            if m.is_command:
+                handler = self.command_handlers.get(m.message_type)
+                if handler is None:
+                    outcome.dead_letters.append((m.record, f"command {m.message_type!r} is not handled here"))
+                    continue
+                try:
+                    async with conn.transaction():  # savepoint: a refusal undoes only this command
+                        await handler(conn, m.envelope, m.payload)
+                except CommandRefused as exc:
+                    await record_rejection(conn, self.store, m.envelope, exc)
+            else:
+                try:
+                    async with conn.transaction():
+                        await self.event_handlers[m.message_type](conn, m.envelope, m.payload)
+                except CommandRefused as exc:
+                    # An upstream fact this service cannot apply is an inconsistency to look
+                    # at, not something to drop: the original goes to the dead-letter topic.
+                    outcome.dead_letters.append((m.record, f"event refused: {exc}"))
+
+
+async def record_rejection(conn: asyncpg.Connection, store: EventStore, env: CommandEnvelope,
+                           exc: CommandRefused) -> None:
+    subject = env.payload.get("subject_id")
+    rejected = CommandRejected(command_id=str(env.command_id), command_type=env.command_type,
+                               reason_code=exc.code, reason=exc.reason,
+                               subject_id=subject if _is_subject_id(subject) else None)
+    await store.append(conn, f"command-{env.command_id}", 0,
+                       [NewEvent(rejected, occurred_at=datetime.now(timezone.utc), subject_id=rejected.subject_id)],
+                       Metadata(correlation_id=env.correlation_id, causation_id=env.command_id, actor=env.actor))
+
+
+_SUBJECT_ID = TypeAdapter(SubjectId)
+
+
+def _is_subject_id(value: object) -> bool:
+    try:
+        _SUBJECT_ID.validate_python(value)
+        return True
+    except ValidationError:
+        return False
+
+
+class DeadLetters:
+    def __init__(self, producer: AIOKafkaProducer, consumer: str) -> None:
+        self.producer, self.consumer = producer, consumer
+
+    async def send(self, record: ConsumerRecord, reason: str) -> None:
+        """Returns only once the broker acknowledged the dead letter."""
+        headers = list(record.headers or ()) + [
+            (topics.HEADER_DLQ_REASON, reason[:4000].encode()),
+            (topics.HEADER_DLQ_SOURCE, f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            (topics.HEADER_DLQ_CONSUMER, self.consumer.encode()),
+        ]
+        await self.producer.send_and_wait(topics.DEAD_LETTER, value=record.value, key=record.key, headers=headers)
+        log.warning("dead-lettered %s/%s/%s: %s", record.topic, record.partition, record.offset, reason)
+
+
+def _record_id(record: ConsumerRecord) -> uuid.UUID:
+    """A stable id for a record that has none of its own (it could not be decoded)."""
+    digest = hashlib.sha256(record.value or b"").hexdigest()
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"celltrail:record:{record.topic}/{record.partition}/{record.offset}/"
+                                          f"{record.timestamp}/{digest}")
+
+
+class _SeekToStored(ConsumerRebalanceListener):
+    """On assignment, continue each partition from the offset stored with the effects."""
+
+    def __init__(self, consumer: "Consumer") -> None:
+        self.owner = consumer
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.owner.seek_to_stored(list(assigned))
+
+
+class Consumer:
+    """Applies whole fetches of `topics` for one consumer group (see the module docstring)."""
+
+    def __init__(self, *, name: str, schema: str, topics_: Sequence[str], applier: Applier,
+                 pool: asyncpg.Pool, producer: AIOKafkaProducer, max_attempts: int = 5,
+                 max_records: int = 500, fetch_max_wait_ms: int = 20, max_backoff_seconds: float = 10.0) -> None:
+        self.name, self.topics, self.applier, self.pool = name, tuple(topics_), applier, pool
+        self.schema = valid_schema(schema)
+        self.dead_letters = DeadLetters(producer, name)
+        self.max_attempts, self.max_records, self.fetch_max_wait_ms = max_attempts, max_records, fetch_max_wait_ms
+        self.max_backoff_seconds = max_backoff_seconds
+        self.group_id = f"celltrail-{name}"
+        self.subscriber = None
+        self.applied = 0  # messages applied since start (for /status)
+        self.last_error: str | None = None
+        self._stopping = False
+
+    # -- wiring into a FastStream broker ---------------------------------------------------
+
+    def subscribe(self, broker: KafkaBroker) -> None:
+        self.subscriber = broker.subscriber(
+            *self.topics,
+            batch=True,
+            max_records=self.max_records,
+            group_id=self.group_id,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
+            listener=_SeekToStored(self),
+            # At-least-once: the broker offsets are committed only after the fetch's
+            # transaction committed; an exception seeks back so the fetch comes again.
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+        )
+
+        @self.subscriber
+        async def on_fetch(message: KafkaMessage) -> None:
+            raw = message.raw_message
+            await self.apply_fetch(list(raw) if isinstance(raw, (list, tuple)) else [raw])
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    @property
+    def kafka_consumer(self):
+        return getattr(self.subscriber, "consumer", None)
+
+    # -- offsets ---------------------------------------------------------------------------
+
+    async def stored_offsets(self) -> dict[tuple[str, int], int]:
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT topic, partition, next_offset FROM {self.schema}.consumer_offsets WHERE consumer = $1",
+                self.name)
+        return {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+
+    async def seek_to_stored(self, assigned: list[TopicPartition]) -> None:
+        consumer = self.kafka_consumer
+        if consumer is None or not assigned:
+            return
+        stored = await self.stored_offsets()
+        for tp in assigned:
+            if (tp.topic, tp.partition) in stored:
+                consumer.seek(tp, stored[(tp.topic, tp.partition)])
+            else:
+                await consumer.seek_to_beginning(tp)
+
+    async def lag(self) -> int | None:
+        """Records on the subscribed partitions not yet applied (0 = caught up)."""
+        consumer = self.kafka_consumer
+        if consumer is None:
+            return None
+        assigned = list(consumer.assignment())
+        if not assigned:
+            return None
+        ends = await consumer.end_offsets(assigned)
+        stored = await self.stored_offsets()
+        return sum(max(0, end - stored.get((tp.topic, tp.partition), 0)) for tp, end in ends.items())
+
+    async def reset(self, conn: asyncpg.Connection) -> None:
+        """Forget what this consumer applied (inside the caller's transaction, with its read
+        models): the next assignment replays every partition from its start."""
+        await conn.execute(f"DELETE FROM {self.schema}.inbox WHERE consumer = $1", self.name)
+        await conn.execute(f"DELETE FROM {self.schema}.consumer_offsets WHERE consumer = $1", self.name)
+
+    async def restart(self) -> None:
+        """Leave and rejoin the group; partitions are sought to the stored offsets again."""
+        if self.subscriber is not None:
+            await self.subscriber.stop()
+            await self.subscriber.start()
+
+    # -- applying a fetch ------------------------------------------------------------------
+
+    def decode(self, record: ConsumerRecord) -> Message | str | None:
+        """The record as a message, the reason it is malformed, or None if not wanted."""
+        if record.value is None:
+            return "empty message value"
+        command = record.topic in topics.COMMAND_TOPICS
+        try:
+            if command:
+                env = CommandEnvelope.model_validate_json(record.value)
+                if not self.applier.wants(record.topic, env.command_type):
+                    return None
+                return Message(record, env.command_id, env.command_type, env, parse_command(env))
+            env = EventEnvelope.model_validate_json(record.value)
+            if not self.applier.wants(record.topic, env.event_type):
+                return None
+            return Message(record, env.event_id, env.event_type, env, parse_event(env))
+        except DECODE_ERRORS as exc:
+            return f"invalid {'command' if command else 'event'}: {exc}"
+
+    async def apply_fetch(self, records: Sequence[ConsumerRecord]) -> None:
+        messages: list[Message] = []
+        malformed: list[tuple[ConsumerRecord, str]] = []
+        for record in records:
+            decoded = self.decode(record)
+            if isinstance(decoded, str):
+                malformed.append((record, decoded))
+            elif decoded is not None:
+                messages.append(decoded)
+        attempt = outage = 0
+        while True:
+            try:
+                await self._apply_once(records, messages, malformed, one_by_one=attempt >= self.max_attempts,
+                                       attempt=attempt)
+                self.last_error = None
+                return
+            except Exception as exc:
+                if self._stopping:
+                    raise
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                if is_infrastructure(exc):
+                    outage += 1
+                    log.warning("%s: %s; the fetch waits for it and is tried again", self.name, self.last_error)
+                    await self._backoff(outage)
+                    continue
+                attempt += 1
+                log.exception("%s: applying a fetch failed (attempt %d of %d)", self.name, attempt,
+                              self.max_attempts)
+                await self._backoff(attempt)
+
+    async def _apply_once(self, records: Sequence[ConsumerRecord], messages: list[Message],
+                          malformed: list[tuple[ConsumerRecord, str]], *, one_by_one: bool, attempt: int) -> None:
+        outcome = Outcome()
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Malformed records are claimed too (by where they sit and what they hold), so a
+            # redelivered fetch does not dead-letter them twice.
+            bad_ids = [_record_id(r) for r, _ in malformed]
+            fresh = await self._claim(conn, [m.message_id for m in messages] + bad_ids)
+            outcome.dead_letters += [(r, why) for (r, why), i in zip(malformed, bad_ids) if i in fresh]
+            todo = []
+            for m in messages:
+                if m.message_id in fresh:
+                    fresh.discard(m.message_id)  # the same id twice in one fetch applies once
+                    todo.append(m)
+            if not one_by_one:
+                await self.applier.apply(conn, todo, outcome)
+            else:
+                for m in todo:
+                    try:
+                        async with conn.transaction():
+                            await self.applier.apply(conn, [m], outcome)
+                    except Exception as exc:
+                        if is_infrastructure(exc):
+                            raise
+                        outcome.dead_letters.append(
+                            (m.record, f"handler failed {attempt} times: {type(exc).__name__}: {exc}"))
+            await self._save_offsets(conn, records)
+            # Before the commit: a dead letter the broker did not take fails the fetch, which
+            # comes again; one taken twice (commit failed after) is a harmless duplicate.
+            for record, reason in outcome.dead_letters:
+                await self.dead_letters.send(record, reason)
+        self.applied += len(todo)
+
+    async def _claim(self, conn: asyncpg.Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        if not ids:
+            return set()
+        rows = await conn.fetch(
+            f"INSERT INTO {self.schema}.inbox (consumer, message_id) SELECT $1, unnest($2::uuid[])"
+            " ON CONFLICT DO NOTHING RETURNING message_id", self.name, ids)
+        return {r["message_id"] for r in rows}
+
+    async def _save_offsets(self, conn: asyncpg.Connection, records: Sequence[ConsumerRecord]) -> None:
+        last: dict[tuple[str, int], int] = {}
+        for r in records:
+            last[(r.topic, r.partition)] = max(last.get((r.topic, r.partition), -1), r.offset)
+        if not last:
+            return
+        keys = list(last)
+        await conn.execute(
+            f"INSERT INTO {self.schema}.consumer_offsets (consumer, topic, partition, next_offset)"
+            " SELECT $1, t, p, o FROM unnest($2::text[], $3::int[], $4::bigint[]) AS x(t, p, o)"
+            # Never backwards: a fetch fetched before a seek (a rebalance) may be older than
+            # what is stored; only a reset (rebuild, new broker) deletes the rows.
+            " ON CONFLICT (consumer, topic, partition) DO UPDATE"
+            " SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset)",
+            self.name, [k[0] for k in keys], [k[1] for k in keys], [last[k] + 1 for k in keys])
+
+    async def _backoff(self, attempt: int) -> None:
+        await asyncio.sleep(min(self.max_backoff_seconds, 0.2 * 2 ** min(attempt, 10)))
+
