@@ -818,7 +818,7 @@ def main(args: argparse.Namespace | None = None) -> int:
         print(f"celltrail bench: {exc}", file=sys.stderr)
         return 2
     home = Path(tempfile.mkdtemp(prefix="celltrail-bench-"))
-    system = System(home, fixed_ports=False)
+    system = System(home, fixed_ports=False, ephemeral=True)
     embedded = {"pg": not os.environ.get("DATABASE_URL"), "broker": not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")}
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     keep_home = False

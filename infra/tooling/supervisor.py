@@ -30,7 +30,7 @@ import asyncpg
 
 from infra.runtime.db import migrate
 from infra.runtime.relay import rewind
-from infra.tooling.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port
+from infra.tooling.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port, process_alive
 from infra.runtime.settings import DEFAULT_HTTP_PORTS, SERVICES
 
 
@@ -73,19 +73,10 @@ class RunInfo:
             info = cls(**json.loads(path.read_text()))
         except (ValueError, TypeError) as exc:
             raise NotRunningError(f"{path} is unreadable ({exc}); {start}") from None
-        if not _alive(info.pid):
+        if not process_alive(info.pid):
             raise NotRunningError(f"the CellTrail system recorded in {path} (pid {info.pid}) is not running; {start}")
         return info
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class AlreadyRunningError(RuntimeError):

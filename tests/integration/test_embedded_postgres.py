@@ -146,3 +146,16 @@ class TestEmbeddedPostgresFailures:
         assert "DATABASE_URL" in message
         if runtime is not None:
             runtime.parent.rmdir()
+
+
+class TestLeftovers:
+    def test_a_runtime_directory_whose_owner_is_gone_is_collected_and_a_live_one_kept(self, tmp_path: Path) -> None:
+        from infra.tooling.embedded import collect_orphans
+
+        root = tmp_path / "runtime"
+        gone, kept = root / "gone", root / "kept"
+        for d, owner in ((gone, tmp_path / "deleted-checkout"), (kept, tmp_path)):
+            (d / "data").mkdir(parents=True)
+            (d / "OWNER").write_text(f"{owner}\n")
+        assert collect_orphans(root) == [gone]
+        assert not gone.exists() and kept.exists()
