@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.assessment.domain.crs import (
+from services.clinical.crs import (
     CrsDriver,
     CrsObservation,
     Hypotension,

@@ -3,7 +3,7 @@
 
 import pytest
 
-from services.assessment.domain.response import (
+from services.clinical.response_all import (
     AllAssessment,
     InvalidResponseAssessmentError,
     MrdStatus,

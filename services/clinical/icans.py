@@ -25,14 +25,18 @@ published table has no grade-2 CAPD threshold of its own.)
 Lee 2019 also allows CAPD instead of ICE for patients >= 12 years with
 baseline developmental delay; ``developmental_delay=True`` enables that.
 
-Pure domain code: no I/O, stdlib only.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
+from typing import Annotated
+
+from pydantic import Field
+
+from services.clinical.base import ClinicalInputError, band, check_fields
 
 __all__ = [
     "InvalidIcansObservationError",
@@ -55,7 +59,7 @@ __all__ = [
 ]
 
 
-class InvalidIcansObservationError(ValueError):
+class InvalidIcansObservationError(ClinicalInputError):
     """An ICANS observation has a missing, malformed or out-of-range field."""
 
 
@@ -66,19 +70,6 @@ class WrongEncephalopathyToolError(InvalidIcansObservationError):
 # Lee 2019, ICANS section / Table 9: ICE is for adults and children >= 12
 # years; CAPD for children < 12 years.
 CAPD_MIN_AGE_FOR_ICE_YEARS = 12.0
-
-
-def _check_int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidIcansObservationError(f"{name}={value!r} is not an integer")
-    if not lo <= value <= hi:
-        raise InvalidIcansObservationError(f"{name}={value} is outside {lo}..{hi}")
-    return value
-
-
-def _check_bool(name: str, value: object) -> None:
-    if not isinstance(value, bool):
-        raise InvalidIcansObservationError(f"{name}={value!r} is not a bool")
 
 
 # --------------------------------------------------------------------------
@@ -97,20 +88,15 @@ class IceScore:
         perform ICE (Table 8, grade-4 ICE cell); all items must then be 0.
     """
 
-    orientation: int
-    naming: int
-    following_commands: int
-    writing: int
-    attention: int
+    orientation: Annotated[int, Field(ge=0, le=4)]
+    naming: Annotated[int, Field(ge=0, le=3)]
+    following_commands: Annotated[int, Field(ge=0, le=1)]
+    writing: Annotated[int, Field(ge=0, le=1)]
+    attention: Annotated[int, Field(ge=0, le=1)]
     unarousable: bool = False
 
     def __post_init__(self) -> None:
-        _check_int("orientation", self.orientation, 0, 4)
-        _check_int("naming", self.naming, 0, 3)
-        _check_int("following_commands", self.following_commands, 0, 1)
-        _check_int("writing", self.writing, 0, 1)
-        _check_int("attention", self.attention, 0, 1)
-        _check_bool("unarousable", self.unarousable)
+        check_fields(self, InvalidIcansObservationError)
         if self.unarousable and self.total != 0:
             raise InvalidIcansObservationError(
                 f"unarousable=True but ICE item total={self.total}; an "
@@ -132,6 +118,10 @@ class IceScore:
         return cls(0, 0, 0, 0, 0, unarousable=True)
 
 
+# Lee 2019, Table 8, ICE row: (lowest ICE total of the band, grade).
+ICE_ROW: tuple[tuple[int, int], ...] = ((10, 0), (7, 1), (3, 2), (0, 3))
+
+
 def ice_domain_grade(ice: IceScore) -> int:
     """ICE row of Lee 2019 Table 8: 10 -> 0, 7-9 -> 1, 3-6 -> 2, 0-2 -> 3,
     0 because unarousable -> 4.
@@ -142,14 +132,7 @@ def ice_domain_grade(ice: IceScore) -> int:
     """
     if ice.unarousable:
         return 4
-    total = ice.total
-    if total == 10:
-        return 0
-    if total >= 7:
-        return 1
-    if total >= 3:
-        return 2
-    return 3
+    return band(ice.total, ICE_ROW)
 
 
 # --------------------------------------------------------------------------
@@ -192,11 +175,7 @@ class CapdAnswers:
     slow_to_respond: CapdFrequency  # 8. takes a long time to respond
 
     def __post_init__(self) -> None:
-        for name, value in self.__dict__.items():
-            if not isinstance(value, CapdFrequency):
-                raise InvalidIcansObservationError(
-                    f"{name}={value!r} is not a CapdFrequency"
-                )
+        check_fields(self, InvalidIcansObservationError)
 
     @property
     def total(self) -> int:
@@ -221,11 +200,11 @@ class CapdAnswers:
 class CapdScore:
     """A CAPD total (0..32), or 'unable to perform CAPD' (total must be None)."""
 
-    total: int | None
+    total: Annotated[int, Field(ge=0, le=CAPD_MAX)] | None
     unable_to_perform: bool = False
 
     def __post_init__(self) -> None:
-        _check_bool("unable_to_perform", self.unable_to_perform)
+        check_fields(self, InvalidIcansObservationError)
         if self.unable_to_perform:
             if self.total is not None:
                 raise InvalidIcansObservationError(
@@ -236,7 +215,6 @@ class CapdScore:
                 raise InvalidIcansObservationError(
                     "total is required unless unable_to_perform=True"
                 )
-            _check_int("total", self.total, 0, CAPD_MAX)
 
     @classmethod
     def from_answers(cls, answers: CapdAnswers) -> "CapdScore":
@@ -247,6 +225,11 @@ class CapdScore:
         return cls(None, unable_to_perform=True)
 
 
+# Lee 2019, Table 9, CAPD row: (lowest CAPD total of the band, grade); 1-8 is
+# printed under grades 1 and 2, told apart only by the consciousness row.
+CAPD_ROW: tuple[tuple[int, int], ...] = ((9, 3), (1, 1), (0, 0))
+
+
 def capd_domain_grade(capd: CapdScore) -> int:
     """CAPD row of the Lee 2019 paediatric ICANS table (Table 9):
     1-8 -> grade 1 (the same 1-8 band is printed under grade 2, which is
@@ -255,12 +238,8 @@ def capd_domain_grade(capd: CapdScore) -> int:
     """
     if capd.unable_to_perform:
         return 4
-    assert capd.total is not None
-    if capd.total == 0:
-        return 0
-    if capd.total <= 8:
-        return 1
-    return 3
+    assert capd.total is not None  # enforced in __post_init__
+    return band(capd.total, CAPD_ROW)
 
 
 # --------------------------------------------------------------------------
@@ -325,6 +304,7 @@ class IcansDomain(str, Enum):
     DEATH = "death"
 
 
+# Lee 2019, Table 8 (and Table 9): the grade each finding sets in its row.
 _CONSCIOUSNESS_GRADE = {
     Consciousness.ALERT: 0,
     Consciousness.AWAKENS_SPONTANEOUSLY: 1,
@@ -334,9 +314,15 @@ _CONSCIOUSNESS_GRADE = {
 }
 _SEIZURE_GRADE = {Seizure.NONE: 0, Seizure.RESOLVES_RAPIDLY: 3, Seizure.LIFE_THREATENING: 4}
 _MOTOR_GRADE = {MotorFinding.NONE: 0, MotorFinding.DEEP_FOCAL_WEAKNESS: 4}
-_RAISED_ICP_GRADE = {r: 4 for r in RaisedIcp}
-_RAISED_ICP_GRADE[RaisedIcp.NONE] = 0
-_RAISED_ICP_GRADE[RaisedIcp.FOCAL_OEDEMA] = 3
+_RAISED_ICP_GRADE = {
+    RaisedIcp.NONE: 0,
+    RaisedIcp.FOCAL_OEDEMA: 3,
+    RaisedIcp.DIFFUSE_OEDEMA: 4,
+    RaisedIcp.DECEREBRATE_OR_DECORTICATE_POSTURING: 4,
+    RaisedIcp.CRANIAL_NERVE_VI_PALSY: 4,
+    RaisedIcp.PAPILLOEDEMA: 4,
+    RaisedIcp.CUSHINGS_TRIAD: 4,
+}
 
 
 @dataclass(frozen=True)
@@ -349,7 +335,7 @@ class IcansObservation:
     ``died_of_icans``: death due to ICANS (Lee 2019, ICANS text: grade 5).
     """
 
-    age_years: float
+    age_years: Annotated[float, Field(ge=0, le=130)]
     ice: IceScore | None = None
     capd: CapdScore | None = None
     consciousness: Consciousness = Consciousness.ALERT
@@ -360,28 +346,8 @@ class IcansObservation:
     died_of_icans: bool = False
 
     def __post_init__(self) -> None:
+        check_fields(self, InvalidIcansObservationError)
         age = self.age_years
-        if isinstance(age, bool) or not isinstance(age, (int, float)) or not math.isfinite(age):
-            raise InvalidIcansObservationError(f"age_years={age!r} is not a finite number")
-        if not 0 <= age <= 130:
-            raise InvalidIcansObservationError(f"age_years={age} is outside 0..130")
-        _check_bool("developmental_delay", self.developmental_delay)
-        _check_bool("died_of_icans", self.died_of_icans)
-        for name, typ in (
-            ("consciousness", Consciousness),
-            ("seizure", Seizure),
-            ("motor", MotorFinding),
-            ("raised_icp", RaisedIcp),
-        ):
-            if not isinstance(getattr(self, name), typ):
-                raise InvalidIcansObservationError(
-                    f"{name}={getattr(self, name)!r} is not a {typ.__name__}"
-                )
-        if self.ice is not None and not isinstance(self.ice, IceScore):
-            raise InvalidIcansObservationError(f"ice={self.ice!r} is not an IceScore")
-        if self.capd is not None and not isinstance(self.capd, CapdScore):
-            raise InvalidIcansObservationError(f"capd={self.capd!r} is not a CapdScore")
-
         child = age < CAPD_MIN_AGE_FOR_ICE_YEARS
         if self.ice is not None and self.capd is not None:
             raise WrongEncephalopathyToolError(

@@ -20,7 +20,7 @@ grade 0; duration = resolution - onset):
   onset to resolution day inclusive (or to the last observation if
   unresolved); flags on days outside every episode are not attributed.
 
-Pure domain code: no I/O, stdlib only.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
@@ -28,6 +28,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Annotated
+
+from pydantic import Field, SkipValidation
+
+from services.clinical.base import ClinicalInputError, check, check_fields, validated
 
 __all__ = [
     "InvalidEpisodeSeriesError",
@@ -39,7 +44,7 @@ __all__ = [
 ]
 
 
-class InvalidEpisodeSeriesError(ValueError):
+class InvalidEpisodeSeriesError(ClinicalInputError):
     """A daily toxicity series or one of its observations is invalid."""
 
 
@@ -57,21 +62,12 @@ class DailyToxicityObservation:
     """Worst grade on one study day, with the treatments given that day."""
 
     study_day: int
-    grade: int
+    grade: Annotated[int, Field(ge=0, le=5)]  # ASTCT grades 0-4 plus grade 5 (death), Lee 2019
     tocilizumab: bool = False
     steroids: bool = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.study_day, bool) or not isinstance(self.study_day, int):
-            raise InvalidEpisodeSeriesError(f"study_day={self.study_day!r} is not an integer")
-        if isinstance(self.grade, bool) or not isinstance(self.grade, int):
-            raise InvalidEpisodeSeriesError(f"grade={self.grade!r} is not an integer")
-        # ASTCT grades 0-4 plus grade 5 (death), Lee 2019.
-        if not 0 <= self.grade <= 5:
-            raise InvalidEpisodeSeriesError(f"grade={self.grade} is outside 0..5")
-        for name in ("tocilizumab", "steroids"):
-            if not isinstance(getattr(self, name), bool):
-                raise InvalidEpisodeSeriesError(f"{name}={getattr(self, name)!r} is not a bool")
+        check_fields(self, InvalidEpisodeSeriesError)
 
 
 @dataclass(frozen=True)
@@ -93,11 +89,7 @@ def _sorted_unique(
     observations: Iterable[DailyToxicityObservation],
 ) -> list[DailyToxicityObservation]:
     obs = list(observations)
-    for i, o in enumerate(obs):
-        if not isinstance(o, DailyToxicityObservation):
-            raise InvalidEpisodeSeriesError(
-                f"observations[{i}]={o!r} is not a DailyToxicityObservation"
-            )
+    check("observations", obs, list[DailyToxicityObservation], InvalidEpisodeSeriesError)
     obs.sort(key=lambda o: o.study_day)
     for prev, cur in zip(obs, obs[1:]):
         if prev.study_day == cur.study_day:
@@ -107,12 +99,11 @@ def _sorted_unique(
     return obs
 
 
+@validated(InvalidEpisodeSeriesError)
 def toxicity_episodes(
-    kind: ToxicityKind, observations: Iterable[DailyToxicityObservation]
+    kind: ToxicityKind, observations: SkipValidation[Iterable[DailyToxicityObservation]]
 ) -> tuple[ToxicityEpisode, ...]:
     """Split a daily grade series into episodes (see module docstring)."""
-    if not isinstance(kind, ToxicityKind):
-        raise InvalidEpisodeSeriesError(f"kind={kind!r} is not a ToxicityKind")
     obs = _sorted_unique(observations)
     for o in obs:
         if o.grade == 5 and o is not obs[-1]:

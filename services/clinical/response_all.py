@@ -22,14 +22,15 @@ Sources:
   < 5 % on bone-marrow morphology; < 5 % on bone-marrow flow cytometry;
   molecular disease positivity < 0.01 %.
 
-Pure domain code: no I/O, stdlib only.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import Enum
+
+from services.clinical.base import CellsPerUl, ClinicalInputError, Percentage, check_fields, validated
 
 __all__ = [
     "InvalidResponseAssessmentError",
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 
-class InvalidResponseAssessmentError(ValueError):
+class InvalidResponseAssessmentError(ClinicalInputError):
     """An ALL response assessment has an invalid field."""
 
 
@@ -87,41 +88,20 @@ class MrdStatus(str, Enum):
     NOT_ASSESSED = "not_assessed"
 
 
-def _check_number(name: str, value: object, lo: float, hi: float | None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidResponseAssessmentError(f"{name}={value!r} is not a number")
-    if not math.isfinite(value):
-        raise InvalidResponseAssessmentError(f"{name}={value!r} is not a finite number")
-    if value < lo or (hi is not None and value > hi):
-        bound = f"{lo:g}..{hi:g}" if hi is not None else f">= {lo:g}"
-        raise InvalidResponseAssessmentError(f"{name}={value} is outside {bound}")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class AllAssessment:
     """One disease assessment.  MRD values are % of marrow cells (optional)."""
 
-    marrow_blasts_pct: float
+    marrow_blasts_pct: Percentage
     circulating_blasts: bool
     extramedullary_disease: bool
-    anc_per_ul: float
-    platelets_per_ul: float
-    flow_mrd_pct: float | None = None
-    molecular_mrd_pct: float | None = None
+    anc_per_ul: CellsPerUl
+    platelets_per_ul: CellsPerUl
+    flow_mrd_pct: Percentage | None = None
+    molecular_mrd_pct: Percentage | None = None
 
     def __post_init__(self) -> None:
-        _check_number("marrow_blasts_pct", self.marrow_blasts_pct, 0.0, 100.0)
-        _check_number("anc_per_ul", self.anc_per_ul, 0.0, None)
-        _check_number("platelets_per_ul", self.platelets_per_ul, 0.0, None)
-        for name in ("flow_mrd_pct", "molecular_mrd_pct"):
-            if getattr(self, name) is not None:
-                _check_number(name, getattr(self, name), 0.0, 100.0)
-        for name in ("circulating_blasts", "extramedullary_disease"):
-            if not isinstance(getattr(self, name), bool):
-                raise InvalidResponseAssessmentError(
-                    f"{name}={getattr(self, name)!r} is not a bool"
-                )
+        check_fields(self, InvalidResponseAssessmentError)
 
     @property
     def mrd_status(self) -> MrdStatus:
@@ -146,14 +126,11 @@ class AllResponse:
         return self.category is ResponseCategory.CR and self.mrd is MrdStatus.NEGATIVE
 
 
+@validated(InvalidResponseAssessmentError)
 def all_response(
     assessment: AllAssessment, prior: PriorStatus = PriorStatus.NOT_IN_REMISSION
 ) -> AllResponse:
     """NCCN ALL response category for one assessment, given the prior status."""
-    if not isinstance(assessment, AllAssessment):
-        raise InvalidResponseAssessmentError(f"assessment={assessment!r} is not an AllAssessment")
-    if not isinstance(prior, PriorStatus):
-        raise InvalidResponseAssessmentError(f"prior={prior!r} is not a PriorStatus")
     mrd = assessment.mrd_status
     in_remission_before = prior is not PriorStatus.NOT_IN_REMISSION
 
@@ -197,13 +174,12 @@ class CarCikDay28Readings:
     molecular_response: bool | None
 
 
+@validated(InvalidResponseAssessmentError)
 def carcik_day28_readings(assessment: AllAssessment) -> CarCikDay28Readings:
     """CAR-CIK protocol (seed 000), primary outcome at day 28:
     morphology: marrow lymphoblasts < 5 %; flow cytometry: marrow
     lymphoblasts < 5 % (read from ``flow_mrd_pct``); molecular: disease
     positivity < 0.01 % (``molecular_mrd_pct``)."""
-    if not isinstance(assessment, AllAssessment):
-        raise InvalidResponseAssessmentError(f"assessment={assessment!r} is not an AllAssessment")
     flow = assessment.flow_mrd_pct
     mol = assessment.molecular_mrd_pct
     return CarCikDay28Readings(

@@ -1,11 +1,11 @@
 """Episode view of daily CRS/ICANS grades (programme convention documented in
-services/assessment/domain/episodes.py; grades per Lee 2019 ASTCT)."""
+services/clinical/episodes.py; grades per Lee 2019 ASTCT)."""
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.assessment.domain.episodes import (
+from services.clinical.episodes import (
     DailyToxicityObservation as D,
     DuplicateStudyDayError,
     InvalidEpisodeSeriesError,

@@ -3,14 +3,18 @@ episodes), B-cell aplasia periods and CAR-T cell expansion/persistence.
 
 Units: cells per microlitre (/uL), which equals cells per mm^3.
 
-Pure domain code: no I/O, stdlib only.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field, SkipValidation
+
+from services.clinical.base import CellsPerUl, ClinicalInputError, band, check_fields, validated
 
 __all__ = [
     "InvalidLabValueError",
@@ -29,7 +33,7 @@ __all__ = [
 ]
 
 
-class InvalidLabValueError(ValueError):
+class InvalidLabValueError(ClinicalInputError):
     """A laboratory value, series or parameter is invalid."""
 
 
@@ -44,7 +48,7 @@ class DuplicateLabDayError(InvalidLabValueError):
 DEFAULT_ANC_LLN_PER_UL = 2000.0
 # Guard: grade 1 is "<LLN - 1500/mm3", so an LLN below 1500 would make the
 # CTCAE scale incoherent; 5000/uL is far above any published ANC LLN.
-_ANC_LLN_RANGE = (1500.0, 5000.0)
+AncLlnPerUl = Annotated[float, Field(ge=1500.0, le=5000.0)]
 
 # CIBMTR Forms Manual (Post-TED, "ANC recovery"): recovery is ANC >= 500/mm3
 # "for three consecutive laboratory values obtained on different days";
@@ -61,14 +65,10 @@ ANC_RECOVERY_CONSECUTIVE_VALUES = 3
 DEFAULT_B_CELL_APLASIA_THRESHOLD_PER_UL = 20.0
 
 
-def _check_count(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidLabValueError(f"{name}={value!r} is not a number")
-    if not math.isfinite(value):
-        raise InvalidLabValueError(f"{name}={value!r} is not a finite number")
-    if value < 0:
-        raise InvalidLabValueError(f"{name}={value} is negative (cells/uL must be >= 0)")
-    return float(value)
+# A threshold a count is compared with.
+ThresholdPerUl = Annotated[float, Field(gt=0)]
+# A lab series: LabValue objects or (study day, value) pairs, checked by _series.
+Series = SkipValidation[Iterable["LabValue | tuple[int, float]"]]
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,10 @@ class LabValue:
     """One laboratory value on a study day (day 0 = infusion), in cells/uL."""
 
     study_day: int
-    value_per_ul: float
+    value_per_ul: CellsPerUl
 
     def __post_init__(self) -> None:
-        if isinstance(self.study_day, bool) or not isinstance(self.study_day, int):
-            raise InvalidLabValueError(f"study_day={self.study_day!r} is not an integer")
-        _check_count("value_per_ul", self.value_per_ul)
+        check_fields(self, InvalidLabValueError)
 
 
 def _series(values: Iterable[LabValue | tuple[int, float]]) -> list[LabValue]:
@@ -105,8 +103,14 @@ def _series(values: Iterable[LabValue | tuple[int, float]]) -> list[LabValue]:
 # --------------------------------------------------------------------------
 # CTCAE v5.0 "Neutrophil count decreased"
 # --------------------------------------------------------------------------
+# CTCAE v5.0, "Neutrophil count decreased", below the LLN: (lowest ANC of the
+# band in /mm3, grade).  G1 <LLN-1500; G2 <1500-1000; G3 <1000-500; G4 <500.
+CTCAE_NEUTROPHIL_ROWS: tuple[tuple[float, int], ...] = ((1500.0, 1), (1000.0, 2), (500.0, 3), (0.0, 4))
+
+
+@validated(InvalidLabValueError)
 def neutrophil_count_decreased_grade(
-    anc_per_ul: float, lln_per_ul: float = DEFAULT_ANC_LLN_PER_UL
+    anc_per_ul: CellsPerUl, lln_per_ul: AncLlnPerUl = DEFAULT_ANC_LLN_PER_UL
 ) -> int:
     """CTCAE v5.0 grade for "Neutrophil count decreased".
 
@@ -120,20 +124,7 @@ def neutrophil_count_decreased_grade(
     ANC >= LLN -> grade 0.  So 1500 is grade 1, 1499 grade 2; 1000 grade 2,
     999 grade 3; 500 grade 3, 499 grade 4.
     """
-    anc = _check_count("anc_per_ul", anc_per_ul)
-    lln = _check_count("lln_per_ul", lln_per_ul)
-    lo, hi = _ANC_LLN_RANGE
-    if not lo <= lln <= hi:
-        raise InvalidLabValueError(f"lln_per_ul={lln_per_ul} is outside {lo:g}..{hi:g} /uL")
-    if anc >= lln:
-        return 0
-    if anc >= 1500:
-        return 1
-    if anc >= 1000:
-        return 2
-    if anc >= 500:
-        return 3
-    return 4
+    return band(anc_per_ul, ((lln_per_ul, 0), *CTCAE_NEUTROPHIL_ROWS))
 
 
 # --------------------------------------------------------------------------
@@ -175,13 +166,6 @@ def _below_threshold_runs(
     return runs
 
 
-def _check_threshold(name: str, value: object) -> float:
-    t = _check_count(name, value)
-    if t <= 0:
-        raise InvalidLabValueError(f"{name}={value} must be > 0 cells/uL")
-    return t
-
-
 @dataclass(frozen=True)
 class NeutropeniaEpisode:
     threshold_per_ul: float
@@ -197,10 +181,11 @@ class NeutropeniaEpisode:
         return self.recovery_day is not None
 
 
+@validated(InvalidLabValueError)
 def neutropenia_episodes(
-    series: Iterable[LabValue | tuple[int, float]],
-    threshold_per_ul: float = 500.0,
-    consecutive_values_for_recovery: int = ANC_RECOVERY_CONSECUTIVE_VALUES,
+    series: Series,
+    threshold_per_ul: ThresholdPerUl = 500.0,
+    consecutive_values_for_recovery: Annotated[int, Field(ge=1)] = ANC_RECOVERY_CONSECUTIVE_VALUES,
 ) -> tuple[NeutropeniaEpisode, ...]:
     """Neutropenia episodes below ``threshold_per_ul`` (500 and 1000/uL are
     both in use, e.g. CTCAE grade 4 and grade >= 3 boundaries).
@@ -212,18 +197,12 @@ def neutropenia_episodes(
     counts the observed days below threshold, so with sparse sampling it can
     be smaller than the duration.
     """
-    threshold = _check_threshold("threshold_per_ul", threshold_per_ul)
-    n = consecutive_values_for_recovery
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InvalidLabValueError(
-            f"consecutive_values_for_recovery={n!r} must be an integer >= 1"
-        )
     out = []
-    for run in _below_threshold_runs(_series(series), threshold, n):
+    for run in _below_threshold_runs(_series(series), threshold_per_ul, consecutive_values_for_recovery):
         nadir = min(run.below, key=lambda v: (v.value_per_ul, v.study_day))
         out.append(
             NeutropeniaEpisode(
-                threshold_per_ul=threshold,
+                threshold_per_ul=threshold_per_ul,
                 onset_day=run.onset_day,
                 recovery_day=run.recovery_day,
                 duration_days=None
@@ -248,9 +227,10 @@ class BCellAplasiaPeriod:
     duration_days: int | None
 
 
+@validated(InvalidLabValueError)
 def b_cell_aplasia_periods(
-    series: Iterable[LabValue | tuple[int, float]],
-    threshold_per_ul: float = DEFAULT_B_CELL_APLASIA_THRESHOLD_PER_UL,
+    series: Series,
+    threshold_per_ul: ThresholdPerUl = DEFAULT_B_CELL_APLASIA_THRESHOLD_PER_UL,
 ) -> tuple[BCellAplasiaPeriod, ...]:
     """B-cell aplasia from CD19+ B-cell counts (cells/uL).
 
@@ -259,15 +239,14 @@ def b_cell_aplasia_periods(
     recovery - start, None if not recovered within the data.  A later drop
     below threshold opens a new period.
     """
-    threshold = _check_threshold("threshold_per_ul", threshold_per_ul)
     return tuple(
         BCellAplasiaPeriod(
-            threshold_per_ul=threshold,
+            threshold_per_ul=threshold_per_ul,
             start_day=run.onset_day,
             recovery_day=run.recovery_day,
             duration_days=None if run.recovery_day is None else run.recovery_day - run.onset_day,
         )
-        for run in _below_threshold_runs(_series(series), threshold, 1)
+        for run in _below_threshold_runs(_series(series), threshold_per_ul, 1)
     )
 
 
@@ -288,18 +267,18 @@ class CarTExpansion:
         return self.peak_day is not None
 
 
+@validated(InvalidLabValueError)
 def car_t_expansion(
-    series: Iterable[LabValue | tuple[int, float]],
-    limit_of_detection_per_ul: float = 0.0,
+    series: Series,
+    limit_of_detection_per_ul: CellsPerUl = 0.0,
 ) -> CarTExpansion:
     """CAR-T cells/uL over time.  A value is detectable when it is > 0 and
     >= the assay's limit of detection (programme-configurable).  Ties for the
     peak go to the earliest day."""
-    lod = _check_count("limit_of_detection_per_ul", limit_of_detection_per_ul)
     values = _series(series)
     if not values:
         raise InvalidLabValueError("series is empty: no CAR-T measurements")
-    detectable = [v for v in values if v.value_per_ul > 0 and v.value_per_ul >= lod]
+    detectable = [v for v in values if v.value_per_ul > 0 and v.value_per_ul >= limit_of_detection_per_ul]
     if not detectable:
         return CarTExpansion(None, None, None)
     peak = max(detectable, key=lambda v: (v.value_per_ul, -v.study_day))

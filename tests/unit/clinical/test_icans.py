@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.assessment.domain.icans import (
+from services.clinical.icans import (
     CapdAnswers,
     CapdFrequency,
     CapdScore,
@@ -20,7 +20,9 @@ from services.assessment.domain.icans import (
     RaisedIcp,
     Seizure,
     WrongEncephalopathyToolError,
+    capd_domain_grade,
     grade_icans,
+    ice_domain_grade,
 )
 
 C = Consciousness
@@ -110,6 +112,17 @@ class TestAdultIceDomain:
     def test_unarousable_ice_contradicting_consciousness_is_rejected(self):
         with pytest.raises(InvalidIcansObservationError, match="consciousness"):
             adult(IceScore.not_performable_unarousable(), consciousness=C.ALERT)
+
+
+class TestBandTablesCoverEveryTotal:
+    def test_every_ice_total_gets_the_grade_of_its_table_8_band(self):
+        # Table 8, ICE row: 10 -> none; 7-9 -> 1; 3-6 -> 2; 0-2 -> 3.
+        expected = [3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 0]
+        assert [ice_domain_grade(ice_with_total(t)) for t in range(11)] == expected
+
+    def test_every_capd_total_gets_the_grade_of_its_table_9_band(self):
+        # Table 9, CAPD row: 0 -> none; 1-8 -> 1 (or 2 by consciousness); >= 9 -> 3.
+        assert [capd_domain_grade(CapdScore(t)) for t in range(33)] == [0] + [1] * 8 + [3] * 24
 
 
 class TestOtherDomains:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.assessment.domain.cytopenia import (
+from services.clinical.cytopenia import (
     DEFAULT_ANC_LLN_PER_UL,
     BCellAplasiaPeriod,
     CarTExpansion,

@@ -6,14 +6,18 @@ Effector Cells." Biol Blood Marrow Transplant 2019;25(4):625-638,
 table "ASTCT CRS Consensus Grading" (Table 6 of the published article) and
 its footnotes.  Every rule below cites the row or footnote it encodes.
 
-Pure domain code: no I/O, stdlib only.
+Pure functions, no I/O.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Annotated
+
+from pydantic import Field
+
+from services.clinical.base import ClinicalInputError, check_fields
 
 __all__ = [
     "InvalidObservationError",
@@ -28,7 +32,7 @@ __all__ = [
 ]
 
 
-class InvalidObservationError(ValueError):
+class InvalidObservationError(ClinicalInputError):
     """A CRS observation has a missing, malformed or out-of-range field."""
 
 
@@ -43,10 +47,10 @@ LOW_FLOW_MAX_L_MIN = 6.0
 
 # Physiological plausibility window for a recorded body temperature; not a
 # clinical rule, only an input guard.
-_TEMPERATURE_RANGE_C = (25.0, 45.0)
+TemperatureC = Annotated[float, Field(ge=25.0, le=45.0)]
 # Upper bound of flows delivered by any nasal cannula/mask device in use
 # (heated high-flow systems go up to ~60-80 L/min); an input guard only.
-_FLOW_RANGE_L_MIN = (0.0, 80.0)
+OxygenFlowLMin = Annotated[float, Field(gt=0.0, le=80.0)]
 
 
 class Hypotension(Enum):
@@ -117,14 +121,6 @@ _DEVICE_GRADE: dict[OxygenSupport, int] = {
 }
 
 
-def _check_real(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise InvalidObservationError(f"{name}={value!r} is not a number")
-    if not math.isfinite(value):
-        raise InvalidObservationError(f"{name}={value!r} is not a finite number")
-    return float(value)
-
-
 @dataclass(frozen=True)
 class CrsObservation:
     """One CRS assessment (the worst values of the assessment period).
@@ -140,36 +136,15 @@ class CrsObservation:
     death due to CRS in which another cause is not the principal factor).
     """
 
-    temperature_c: float
+    temperature_c: TemperatureC
     hypotension: Hypotension = Hypotension.NONE
     oxygen: OxygenSupport = OxygenSupport.NONE
-    oxygen_flow_l_min: float | None = None
+    oxygen_flow_l_min: OxygenFlowLMin | None = None
     antipyretic_or_anticytokine_given: bool = False
     died_of_crs: bool = False
 
     def __post_init__(self) -> None:
-        t = _check_real("temperature_c", self.temperature_c)
-        lo, hi = _TEMPERATURE_RANGE_C
-        if not lo <= t <= hi:
-            raise InvalidObservationError(
-                f"temperature_c={self.temperature_c} is outside {lo:g}..{hi:g} °C"
-            )
-        if not isinstance(self.hypotension, Hypotension):
-            raise InvalidObservationError(
-                f"hypotension={self.hypotension!r} is not a Hypotension"
-            )
-        if not isinstance(self.oxygen, OxygenSupport):
-            raise InvalidObservationError(
-                f"oxygen={self.oxygen!r} is not an OxygenSupport"
-            )
-        if self.oxygen_flow_l_min is not None:
-            flow = _check_real("oxygen_flow_l_min", self.oxygen_flow_l_min)
-            lo, hi = _FLOW_RANGE_L_MIN
-            if not lo < flow <= hi:
-                raise InvalidObservationError(
-                    f"oxygen_flow_l_min={self.oxygen_flow_l_min} is outside "
-                    f"(>{lo:g})..{hi:g} L/min"
-                )
+        check_fields(self, InvalidObservationError)
         if self.oxygen is OxygenSupport.NASAL_CANNULA and self.oxygen_flow_l_min is None:
             raise InvalidObservationError(
                 "oxygen_flow_l_min is required when oxygen=NASAL_CANNULA "
@@ -179,11 +154,6 @@ class CrsObservation:
             raise InvalidObservationError(
                 f"oxygen_flow_l_min={self.oxygen_flow_l_min} given but oxygen=NONE"
             )
-        for name in ("antipyretic_or_anticytokine_given", "died_of_crs"):
-            if not isinstance(getattr(self, name), bool):
-                raise InvalidObservationError(
-                    f"{name}={getattr(self, name)!r} is not a bool"
-                )
 
     @property
     def has_fever(self) -> bool:
