@@ -17,10 +17,14 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field, SkipValidation, StringConstraints
+
+from services.clinical.base import ClinicalInputError, Percentage, check, check_fields, validated
 
 __all__ = [
     "Day28Assessment",
@@ -36,7 +40,7 @@ __all__ = [
 ]
 
 
-class SecondInfusionError(ValueError):
+class SecondInfusionError(ClinicalInputError):
     """Base class for invalid input to the second-infusion rule."""
 
 
@@ -58,26 +62,22 @@ class DiseaseMethod(StrEnum):
     MOLECULAR = "molecular MRD"
 
 
-def _check_percentage(name: str, value: float | None, exc: type[SecondInfusionError]) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise exc(f"{name} must be a number or None, got {value!r}")
-    if not 0 <= value <= 100:
-        raise exc(f"{name} must be a percentage in [0, 100], got {value}")
+# CTCAE grades run 1 (mild) to 5 (death); ASTCT CRS/ICANS grades 1-4 fit inside.
+ToxicityGrade = Annotated[int, Field(ge=1, le=5)]
+# A response threshold: a percentage above 0.
+ThresholdPct = Annotated[float, Field(gt=0, le=100)]
 
 
 @dataclass(frozen=True)
 class Day28Assessment:
     """Bone-marrow readings at day 28 after the first infusion (None = not done / not recorded)."""
 
-    morphology_blasts_pct: float | None = None
-    flow_blasts_pct: float | None = None
-    molecular_mrd_pct: float | None = None
+    morphology_blasts_pct: Percentage | None = None
+    flow_blasts_pct: Percentage | None = None
+    molecular_mrd_pct: Percentage | None = None
 
     def __post_init__(self) -> None:
-        for name in ("morphology_blasts_pct", "flow_blasts_pct", "molecular_mrd_pct"):
-            _check_percentage(name, getattr(self, name), InvalidAssessmentError)
+        check_fields(self, InvalidAssessmentError)
 
     def reading(self, method: DiseaseMethod) -> float | None:
         return {
@@ -91,18 +91,12 @@ class Day28Assessment:
 class ToxicityEvent:
     """An adverse event since the first infusion: type, grade (1-5), resolved or not."""
 
-    type: str
-    grade: int
+    type: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+    grade: ToxicityGrade
     resolved: bool
 
     def __post_init__(self) -> None:
-        if not isinstance(self.type, str) or not self.type.strip():
-            raise InvalidToxicityError(f"type must be a non-empty string, got {self.type!r}")
-        if isinstance(self.grade, bool) or not isinstance(self.grade, int) or not 1 <= self.grade <= 5:
-            # CTCAE grades run 1 (mild) to 5 (death); ASTCT CRS/ICANS grades 1-4 fit inside.
-            raise InvalidToxicityError(f"grade of {self.type!r} must be an integer 1..5, got {self.grade!r}")
-        if not isinstance(self.resolved, bool):
-            raise InvalidToxicityError(f"resolved of {self.type!r} must be a bool, got {self.resolved!r}")
+        check_fields(self, InvalidToxicityError)
 
 
 @dataclass(frozen=True)
@@ -110,30 +104,19 @@ class SecondInfusionPolicy:
     """Programme parameters of the second-infusion rule (defaults documented in the module docstring)."""
 
     # Thresholds from seed 000 (response = reading below the threshold).
-    morphology_threshold_pct: float = 5.0
-    flow_threshold_pct: float = 5.0
-    molecular_threshold_pct: float = 0.01
+    morphology_threshold_pct: ThresholdPct = 5.0
+    flow_threshold_pct: ThresholdPct = 5.0
+    molecular_threshold_pct: ThresholdPct = 0.01
     # Residual disease by ANY of these methods qualifies (default: all three).
-    qualifying_methods: frozenset[DiseaseMethod] = field(
+    qualifying_methods: Annotated[frozenset[DiseaseMethod], Field(min_length=1)] = field(
         default_factory=lambda: frozenset(DiseaseMethod)
     )
     # An UNRESOLVED toxicity of this grade or higher blocks the second infusion.
-    blocking_grade: int = 3
+    blocking_grade: ToxicityGrade = 3
 
     def __post_init__(self) -> None:
-        for name in ("morphology_threshold_pct", "flow_threshold_pct", "molecular_threshold_pct"):
-            value = getattr(self, name)
-            _check_percentage(name, value, InvalidPolicyError)
-            if value == 0:
-                raise InvalidPolicyError(f"{name} must be > 0, got {value}")
-        methods = frozenset(self.qualifying_methods)
-        if not methods or not all(isinstance(m, DiseaseMethod) for m in methods):
-            raise InvalidPolicyError(
-                f"qualifying_methods must be a non-empty set of DiseaseMethod, got {self.qualifying_methods!r}"
-            )
-        object.__setattr__(self, "qualifying_methods", methods)
-        if isinstance(self.blocking_grade, bool) or not isinstance(self.blocking_grade, int) or not 1 <= self.blocking_grade <= 5:
-            raise InvalidPolicyError(f"blocking_grade must be an integer 1..5, got {self.blocking_grade!r}")
+        object.__setattr__(self, "qualifying_methods", frozenset(self.qualifying_methods))
+        check_fields(self, InvalidPolicyError)
 
     def threshold(self, method: DiseaseMethod) -> float:
         return {
@@ -155,9 +138,10 @@ class SecondInfusionEligibility:
 _ORDER = (DiseaseMethod.MORPHOLOGY, DiseaseMethod.FLOW_CYTOMETRY, DiseaseMethod.MOLECULAR)
 
 
+@validated(InvalidAssessmentError, {"policy": InvalidPolicyError})
 def evaluate_second_infusion(
     assessment: Day28Assessment,
-    toxicities: Iterable[ToxicityEvent],
+    toxicities: SkipValidation[Iterable[ToxicityEvent]],
     policy: SecondInfusionPolicy = CARCIK_CD19_DEFAULT_POLICY,
 ) -> SecondInfusionEligibility:
     """Whether a second infusion is allowed, with every reason for and against.
@@ -168,12 +152,8 @@ def evaluate_second_infusion(
     reading is missing, the answer is "not allowed" and the reason names the
     missing assessments.
     """
-    if not isinstance(assessment, Day28Assessment):
-        raise InvalidAssessmentError(f"assessment must be a Day28Assessment, got {assessment!r}")
     events = tuple(toxicities)
-    for i, event in enumerate(events):
-        if not isinstance(event, ToxicityEvent):
-            raise InvalidToxicityError(f"toxicities[{i}] must be a ToxicityEvent, got {event!r}")
+    check("toxicities", events, tuple[ToxicityEvent, ...], InvalidToxicityError)
 
     reasons: list[str] = []
     methods = [m for m in _ORDER if m in policy.qualifying_methods]

@@ -15,10 +15,14 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from services.clinical.base import ClinicalInputError, Percentage, check_fields, validated
 
 __all__ = [
     "CARCIK_CD19_RR_BCP_ALL",
@@ -41,7 +45,7 @@ __all__ = [
 ]
 
 
-class EligibilityError(ValueError):
+class EligibilityError(ClinicalInputError):
     """Base class for invalid eligibility input."""
 
 
@@ -95,20 +99,19 @@ class CreatinineUnit(StrEnum):
     MG_DL = "mg/dL"
 
 
-def _is_number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and not math.isnan(value)
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+# ECOG performance status 0 (fully active) to 5 (dead).
+Ecog = Annotated[int, Field(ge=0, le=5)]
 
 
 @dataclass(frozen=True)
 class CreatinineLimit:
-    value: float
+    value: Positive
     unit: CreatinineUnit
 
     def __post_init__(self) -> None:
-        if not _is_number(self.value) or self.value <= 0:
-            raise InvalidCriteriaError(f"max_creatinine.value must be a positive number, got {self.value!r}")
-        if not isinstance(self.unit, CreatinineUnit):
-            raise InvalidCriteriaError(f"max_creatinine.unit must be a CreatinineUnit, got {self.unit!r}")
+        check_fields(self, InvalidCriteriaError)
 
 
 @dataclass(frozen=True)
@@ -116,112 +119,59 @@ class EligibilityCriteria:
     """A programme's criteria.  None = criterion not used by the programme."""
 
     name: str
-    min_age: float | None = None
-    max_age: float | None = None
+    min_age: Annotated[float, Field(ge=0, le=120)] | None = None
+    max_age: Annotated[float, Field(ge=0, le=120)] | None = None
     # Disjunction "age >= min_age OR not eligible for other (post-remission)
     # treatment", as in seed 001.  Only meaningful with min_age.
     min_age_waived_if_ineligible_for_other_treatment: bool = False
-    diagnoses: frozenset[Diagnosis] | None = None
+    diagnoses: Annotated[frozenset[Diagnosis], Field(min_length=1)] | None = None
     cd19_required: bool = False
     ph_status: PhStatus | None = None
-    disease_statuses: frozenset[DiseaseStatus] | None = None
-    min_prior_lines: int | None = None
-    max_ecog: int | None = None
+    disease_statuses: Annotated[frozenset[DiseaseStatus], Field(min_length=1)] | None = None
+    min_prior_lines: Annotated[int, Field(ge=0)] | None = None
+    max_ecog: Ecog | None = None
     max_creatinine: CreatinineLimit | None = None
-    max_bilirubin_x_uln: float | None = None
-    max_alt_x_uln: float | None = None
-    max_ast_x_uln: float | None = None
-    min_lvef_pct: float | None = None
-    min_spo2_pct: float | None = None
+    max_bilirubin_x_uln: Positive | None = None
+    max_alt_x_uln: Positive | None = None
+    max_ast_x_uln: Positive | None = None
+    min_lvef_pct: Annotated[float, Field(gt=0, le=100)] | None = None
+    min_spo2_pct: Annotated[float, Field(gt=0, le=100)] | None = None
 
     def __post_init__(self) -> None:
-        for name in ("min_age", "max_age"):
-            value = getattr(self, name)
-            if value is not None and (not _is_number(value) or not 0 <= value <= 120):
-                raise InvalidCriteriaError(f"{name} must be a number in [0, 120] or None, got {value!r}")
+        for name in ("diagnoses", "disease_statuses"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, frozenset(getattr(self, name)))
+        check_fields(self, InvalidCriteriaError)
         if self.min_age is not None and self.max_age is not None and self.min_age > self.max_age:
             raise InvalidCriteriaError(f"min_age {self.min_age} is above max_age {self.max_age}")
         if self.min_age_waived_if_ineligible_for_other_treatment and self.min_age is None:
             raise InvalidCriteriaError(
                 "min_age_waived_if_ineligible_for_other_treatment=True needs a min_age, got min_age=None"
             )
-        for name, kind in (("diagnoses", Diagnosis), ("disease_statuses", DiseaseStatus)):
-            value = getattr(self, name)
-            if value is None:
-                continue
-            value = frozenset(value)
-            if not value or not all(isinstance(v, kind) for v in value):
-                raise InvalidCriteriaError(f"{name} must be a non-empty set of {kind.__name__}, got {getattr(self, name)!r}")
-            object.__setattr__(self, name, value)
-        if self.ph_status is not None and not isinstance(self.ph_status, PhStatus):
-            raise InvalidCriteriaError(f"ph_status must be a PhStatus or None, got {self.ph_status!r}")
-        if self.min_prior_lines is not None and (
-            isinstance(self.min_prior_lines, bool) or not isinstance(self.min_prior_lines, int) or self.min_prior_lines < 0
-        ):
-            raise InvalidCriteriaError(f"min_prior_lines must be a non-negative integer, got {self.min_prior_lines!r}")
-        if self.max_ecog is not None and (
-            isinstance(self.max_ecog, bool) or not isinstance(self.max_ecog, int) or not 0 <= self.max_ecog <= 5
-        ):
-            raise InvalidCriteriaError(f"max_ecog must be an integer 0..5, got {self.max_ecog!r}")
-        for name in ("max_bilirubin_x_uln", "max_alt_x_uln", "max_ast_x_uln"):
-            value = getattr(self, name)
-            if value is not None and (not _is_number(value) or value <= 0):
-                raise InvalidCriteriaError(f"{name} must be a positive number, got {value!r}")
-        for name in ("min_lvef_pct", "min_spo2_pct"):
-            value = getattr(self, name)
-            if value is not None and (not _is_number(value) or not 0 < value <= 100):
-                raise InvalidCriteriaError(f"{name} must be a percentage in (0, 100], got {value!r}")
 
 
 @dataclass(frozen=True)
 class Candidate:
     """A candidate's facts.  None = not recorded."""
 
-    age_years: float | None = None
+    age_years: Annotated[float, Field(ge=0, le=130)] | None = None
     diagnosis: Diagnosis | None = None
     cd19_positive: bool | None = None
     ph_status: PhStatus | None = None
     disease_status: DiseaseStatus | None = None
-    prior_lines: int | None = None
+    prior_lines: Annotated[int, Field(ge=0)] | None = None
     eligible_for_other_treatment: bool | None = None
-    ecog: int | None = None
-    creatinine_mg_dl: float | None = None
-    creatinine_uln_mg_dl: float | None = None
-    bilirubin_x_uln: float | None = None
-    alt_x_uln: float | None = None
-    ast_x_uln: float | None = None
-    lvef_pct: float | None = None
-    spo2_pct: float | None = None
+    ecog: Ecog | None = None
+    creatinine_mg_dl: NonNegative | None = None
+    creatinine_uln_mg_dl: Positive | None = None
+    bilirubin_x_uln: NonNegative | None = None
+    alt_x_uln: NonNegative | None = None
+    ast_x_uln: NonNegative | None = None
+    lvef_pct: Percentage | None = None
+    spo2_pct: Percentage | None = None
 
     def __post_init__(self) -> None:
-        if self.age_years is not None and (not _is_number(self.age_years) or not 0 <= self.age_years <= 130):
-            raise InvalidCandidateError(f"age_years must be a number in [0, 130], got {self.age_years!r}")
-        for name, kind in (("diagnosis", Diagnosis), ("ph_status", PhStatus), ("disease_status", DiseaseStatus)):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, kind):
-                raise InvalidCandidateError(f"{name} must be a {kind.__name__} or None, got {value!r}")
-        for name in ("cd19_positive", "eligible_for_other_treatment"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, bool):
-                raise InvalidCandidateError(f"{name} must be a bool or None, got {value!r}")
-        if self.prior_lines is not None and (
-            isinstance(self.prior_lines, bool) or not isinstance(self.prior_lines, int) or self.prior_lines < 0
-        ):
-            raise InvalidCandidateError(f"prior_lines must be a non-negative integer, got {self.prior_lines!r}")
-        if self.ecog is not None and (
-            isinstance(self.ecog, bool) or not isinstance(self.ecog, int) or not 0 <= self.ecog <= 5
-        ):
-            raise InvalidCandidateError(f"ecog must be an integer 0..5, got {self.ecog!r}")
-        for name in ("creatinine_mg_dl", "creatinine_uln_mg_dl", "bilirubin_x_uln", "alt_x_uln", "ast_x_uln"):
-            value = getattr(self, name)
-            if value is not None and (not _is_number(value) or value < 0):
-                raise InvalidCandidateError(f"{name} must be a non-negative number, got {value!r}")
-        if self.creatinine_uln_mg_dl is not None and self.creatinine_uln_mg_dl == 0:
-            raise InvalidCandidateError(f"creatinine_uln_mg_dl must be > 0, got {self.creatinine_uln_mg_dl}")
-        for name in ("lvef_pct", "spo2_pct"):
-            value = getattr(self, name)
-            if value is not None and (not _is_number(value) or not 0 <= value <= 100):
-                raise InvalidCandidateError(f"{name} must be a percentage in [0, 100], got {value!r}")
+        check_fields(self, InvalidCandidateError)
 
 
 @dataclass(frozen=True)
@@ -236,11 +186,9 @@ class EligibilityResult:
     failures: tuple[CriterionFailure, ...]
 
 
+@validated(InvalidCandidateError)
 def age_in_completed_years(date_of_birth: date, on: date) -> int:
     """Age in completed years on a given date (a birthday counts on the day itself)."""
-    for name, value in (("date_of_birth", date_of_birth), ("on", on)):
-        if isinstance(value, datetime) or not isinstance(value, date):
-            raise InvalidCandidateError(f"{name} must be a date, got {value!r}")
     if date_of_birth > on:
         raise InvalidCandidateError(f"date_of_birth {date_of_birth} is after {on}")
     return on.year - date_of_birth.year - ((on.month, on.day) < (date_of_birth.month, date_of_birth.day))
@@ -313,12 +261,9 @@ def _check_creatinine(c: EligibilityCriteria, p: Candidate) -> list[str]:
     return _check_max("creatinine", round(ratio, 6), limit.value, " x ULN")
 
 
+@validated(InvalidCriteriaError, {"candidate": InvalidCandidateError})
 def evaluate(criteria: EligibilityCriteria, candidate: Candidate) -> EligibilityResult:
     """Evaluate every criterion; return all failures with human reasons."""
-    if not isinstance(criteria, EligibilityCriteria):
-        raise InvalidCriteriaError(f"criteria must be EligibilityCriteria, got {criteria!r}")
-    if not isinstance(candidate, Candidate):
-        raise InvalidCandidateError(f"candidate must be a Candidate, got {candidate!r}")
     c, p = criteria, candidate
     failures: list[CriterionFailure] = []
 

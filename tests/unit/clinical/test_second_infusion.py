@@ -8,7 +8,7 @@ grade >= 3 toxicity) is the module's documented default: the seed is silent.
 
 import pytest
 
-from services.enrollment.domain.second_infusion import (
+from services.clinical.second_infusion import (
     Day28Assessment,
     DiseaseMethod,
     InvalidAssessmentError,
