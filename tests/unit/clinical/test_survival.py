@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from lifelines import KaplanMeierFitter
 from lifelines.utils import median_survival_times
 
-from services.projection.domain.survival import (
+from services.clinical.survival import (
     EmptySurvivalDataError,
     InvalidConfidenceLevelError,
     InvalidEventFlagError,

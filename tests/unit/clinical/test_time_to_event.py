@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.projection.domain.survival import kaplan_meier
-from services.projection.domain.time_to_event import (
+from services.clinical.survival import kaplan_meier
+from services.clinical.time_to_event import (
     DAYS_PER_MONTH,
     FactDateError,
     FactOrderError,

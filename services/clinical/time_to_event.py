@@ -37,6 +37,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
+from typing import Annotated
+
+from pydantic import Field
+
+from services.clinical.base import ClinicalInputError, check_fields, validated
 
 __all__ = [
     "DAYS_PER_MONTH",
@@ -59,7 +64,7 @@ __all__ = [
 DAYS_PER_MONTH = 30.4375
 
 
-class TimeToEventError(ValueError):
+class TimeToEventError(ClinicalInputError):
     """Base class for facts that cannot yield a time-to-event pair."""
 
 
@@ -90,7 +95,7 @@ class SubjectFacts:
     the first CR/CRi; ``transplant_date`` an allogeneic transplant *after*
     infusion (transplants before infusion are baseline history, not a fact
     here); ``last_contact_date`` the last date the subject was known alive
-    (or the death date).
+    (or the death date).  Checked when an endpoint is derived, not when built.
     """
 
     infusion_date: dt.date
@@ -125,6 +130,7 @@ def days_to_months(days: float) -> float:
     return days / DAYS_PER_MONTH
 
 
+@validated(TimeToEventError)
 def overall_survival(
     facts: SubjectFacts, *, transplant_handling: TransplantHandling
 ) -> TimeToEvent:
@@ -136,11 +142,12 @@ def overall_survival(
     return _since(facts.infusion_date, window.end, event=0)
 
 
+@validated(TimeToEventError, {"response_landmark_days": InvalidLandmarkError})
 def event_free_survival(
     facts: SubjectFacts,
     *,
     transplant_handling: TransplantHandling,
-    response_landmark_days: int,
+    response_landmark_days: Annotated[int, Field(ge=0)],
 ) -> TimeToEvent:
     """EFS from infusion; non-response by the landmark is an event at day 0.
 
@@ -152,14 +159,6 @@ def event_free_survival(
     event at the earlier of relapse and death, else are censored at the end of
     follow-up.
     """
-    if (
-        isinstance(response_landmark_days, bool)
-        or not isinstance(response_landmark_days, int)
-        or response_landmark_days < 0
-    ):
-        raise InvalidLandmarkError(
-            f"response_landmark_days = {response_landmark_days!r}: must be an integer >= 0"
-        )
     window = _follow_up(facts, transplant_handling)
     landmark = facts.infusion_date + dt.timedelta(days=response_landmark_days)
     response = window.seen(facts.response_date)
@@ -179,6 +178,7 @@ def event_free_survival(
     return _since(facts.infusion_date, window.end, event=0)
 
 
+@validated(TimeToEventError)
 def duration_of_response(
     facts: SubjectFacts, *, transplant_handling: TransplantHandling
 ) -> TimeToEvent | None:
@@ -197,6 +197,7 @@ def duration_of_response(
     return _since(response, window.end, event=0)
 
 
+@validated(TimeToEventError)
 def time_to_progression(
     facts: SubjectFacts, *, transplant_handling: TransplantHandling
 ) -> TimeToEvent:
@@ -223,10 +224,6 @@ class _FollowUp:
 
 def _follow_up(facts: SubjectFacts, handling: TransplantHandling) -> _FollowUp:
     _validate(facts)
-    if not isinstance(handling, TransplantHandling):
-        raise TimeToEventError(
-            f"transplant_handling = {handling!r}: must be a TransplantHandling"
-        )
     end = facts.death_date if facts.death_date is not None else facts.last_contact_date
     if handling is TransplantHandling.CENSOR_AT_TRANSPLANT and facts.transplant_date is not None:
         end = min(end, facts.transplant_date)
@@ -242,15 +239,9 @@ def _validate(facts: SubjectFacts) -> None:
         "response_date": facts.response_date,
         "transplant_date": facts.transplant_date,
     }
-    for field, value in named.items():
-        required = field in ("infusion_date", "last_contact_date")
-        if value is None and not required:
-            continue
-        if value is None:
-            raise FactDateError(f"{field} is required")
-        # datetime is a subclass of date; a time of day would make day counts ambiguous.
-        if not isinstance(value, dt.date) or isinstance(value, dt.datetime):
-            raise FactDateError(f"{field} = {value!r}: must be a datetime.date")
+    # Declared as dates: a datetime (a subclass of date) is refused, as a time of
+    # day would make day counts ambiguous.
+    check_fields(facts, FactDateError)
 
     infusion = facts.infusion_date
     for field, value in named.items():

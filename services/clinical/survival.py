@@ -27,8 +27,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from numbers import Real
+from typing import Annotated
 
+from pydantic import Field, SkipValidation
 from scipy.stats import norm
+
+from services.clinical.base import ClinicalInputError, Probability, validated
 
 __all__ = [
     "EmptySurvivalDataError",
@@ -51,7 +55,7 @@ __all__ = [
 _HALF_TOLERANCE = math.sqrt(2.0**-52)
 
 
-class SurvivalDataError(ValueError):
+class SurvivalDataError(ClinicalInputError):
     """Base class for invalid input to the survival estimators."""
 
 
@@ -131,12 +135,14 @@ class SurvivalAtTime:
     ci_upper: float | None
 
 
+@validated(InvalidConfidenceLevelError)
 def kaplan_meier(
-    observations: Iterable[tuple[float, int]],
-    confidence_level: float = 0.95,
+    observations: SkipValidation[Iterable[tuple[float, int]]],
+    confidence_level: Probability = 0.95,
 ) -> KaplanMeierEstimate:
     """Kaplan-Meier estimate over ``(time, event)`` pairs, in any order."""
-    z = _z_for(confidence_level)
+    # Two-sided normal quantile, as R (qnorm(1 - (1 - conf.int)/2)) and lifelines.
+    z = float(norm.ppf(1.0 - (1.0 - confidence_level) / 2.0))
     pairs = _validated(observations)
 
     events_at: dict[float, int] = {}
@@ -209,7 +215,8 @@ def kaplan_meier(
     )
 
 
-def survival_at(estimate: KaplanMeierEstimate, time: float) -> SurvivalAtTime:
+@validated(InvalidTimeError)
+def survival_at(estimate: KaplanMeierEstimate, time: Annotated[float, Field(ge=0)]) -> SurvivalAtTime:
     """Read the right-continuous KM step function at ``time``.
 
     Returns the row of the last event time <= ``time`` (R
@@ -220,10 +227,6 @@ def survival_at(estimate: KaplanMeierEstimate, time: float) -> SurvivalAtTime:
     follow-up raise ``TimeBeyondFollowUpError``: the curve is not estimable
     there.
     """
-    if isinstance(time, bool) or not isinstance(time, Real) or not math.isfinite(time):
-        raise InvalidTimeError(f"time = {time!r}: must be a finite number")
-    if time < 0:
-        raise InvalidTimeError(f"time = {time!r}: must be >= 0")
     if time > estimate.max_follow_up:
         raise TimeBeyondFollowUpError(
             f"time = {time!r} is after the last follow-up time "
@@ -239,19 +242,6 @@ def survival_at(estimate: KaplanMeierEstimate, time: float) -> SurvivalAtTime:
     return SurvivalAtTime(
         time, current.survival, current.std_error, current.ci_lower, current.ci_upper
     )
-
-
-def _z_for(confidence_level: float) -> float:
-    if (
-        isinstance(confidence_level, bool)
-        or not isinstance(confidence_level, Real)
-        or not 0.0 < confidence_level < 1.0
-    ):
-        raise InvalidConfidenceLevelError(
-            f"confidence_level = {confidence_level!r}: must be strictly between 0 and 1"
-        )
-    # Two-sided normal quantile, as R (qnorm(1 - (1 - conf.int)/2)) and lifelines.
-    return float(norm.ppf(1.0 - (1.0 - confidence_level) / 2.0))
 
 
 def _validated(observations: Iterable[tuple[float, int]]) -> list[tuple[float, int]]:

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
 
-from services.projection.domain.rates import (
+from services.clinical.rates import (
     EmptyValuesError,
     InvalidCountError,
     InvalidRateConfidenceLevelError,

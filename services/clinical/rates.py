@@ -1,13 +1,18 @@
-"""Response rates with exact confidence intervals, and median/range summaries."""
+"""Response rates with exact confidence intervals, and median/range summaries.
+
+Pure functions, no I/O.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from numbers import Real
+from typing import Annotated
 
+from pydantic import Field
 from scipy.stats import beta
+
+from services.clinical.base import ClinicalInputError, Probability, check, validated
 
 __all__ = [
     "EmptyValuesError",
@@ -22,7 +27,7 @@ __all__ = [
 ]
 
 
-class RateInputError(ValueError):
+class RateInputError(ClinicalInputError):
     """Base class for invalid input to rate and summary helpers."""
 
 
@@ -64,25 +69,15 @@ class MedianRange:
     maximum: float
 
 
-def response_rate(successes: int, n: int, confidence_level: float = 0.95) -> Proportion:
+@validated(InvalidCountError, {"confidence_level": InvalidRateConfidenceLevelError})
+def response_rate(
+    successes: Annotated[int, Field(ge=0)],
+    n: Annotated[int, Field(gt=0)],  # a rate needs at least one subject
+    confidence_level: Probability = 0.95,
+) -> Proportion:
     """Proportion of responders with the exact Clopper-Pearson interval."""
-    for field, value in (("successes", successes), ("n", n)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidCountError(f"{field} = {value!r}: must be an integer")
-        if value < 0:
-            raise InvalidCountError(f"{field} = {value!r}: must be >= 0")
-    if n == 0:
-        raise InvalidCountError("n = 0: a rate needs at least one subject")
     if successes > n:
         raise InvalidCountError(f"successes = {successes} exceeds n = {n}")
-    if (
-        isinstance(confidence_level, bool)
-        or not isinstance(confidence_level, Real)
-        or not 0.0 < confidence_level < 1.0
-    ):
-        raise InvalidRateConfidenceLevelError(
-            f"confidence_level = {confidence_level!r}: must be strictly between 0 and 1"
-        )
     alpha = 1.0 - confidence_level
     # Clopper & Pearson, Biometrika 1934;26:404-413, written with beta
     # quantiles (e.g. Brown, Cai & DasGupta, Stat Sci 2001;16:101-133, sec. 4.2.1):
@@ -103,11 +98,8 @@ def response_rate(successes: int, n: int, confidence_level: float = 0.95) -> Pro
 
 def median_and_range(values: Iterable[float]) -> MedianRange:
     """Sample median (mean of the two middle values when n is even), minimum, maximum."""
-    checked: list[float] = []
-    for index, value in enumerate(values):
-        if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
-            raise InvalidValueError(f"values[{index}] = {value!r}: must be a finite number")
-        checked.append(value)
+    checked = list(values)
+    check("values", checked, list[float], InvalidValueError)
     if not checked:
         raise EmptyValuesError("values: empty data; need at least one value")
     ordered = sorted(checked)
