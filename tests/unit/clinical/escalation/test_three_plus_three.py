@@ -7,24 +7,27 @@ with <=1/6).  Cap: seed 001 ("A maximum of 6 patients will be enrolled in two
 different steps").
 """
 
-from datetime import date, datetime, timedelta
+import csv
+import hashlib
+import itertools
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.enrollment.domain.dose_escalation import (
-    NK_PH_POSITIVE_ALL_PHASE_I,
+from services.clinical.escalation.core import (
     Action,
     DoseLevelState,
-    EscalationProgramme,
     InvalidDesignError,
     InvalidDoseLevelStateError,
-    InvalidPatientRecordError,
-    PatientDltRecord,
+)
+from services.clinical.escalation.three_plus_three import (
+    AT_HIGHEST_LEVEL_TREATED,
+    AT_HIGHEST_PLANNED_LEVEL,
+    BELOW_A_LEVEL_ABOVE_THE_MTD,
+    EXCEEDS_MTD,
     decide,
-    decide_from_records,
-    level_states_from_records,
 )
 
 A = Action
@@ -180,65 +183,6 @@ class TestThreePlusThreeStateValidation:
             DoseLevelState(1, **kwargs)
 
 
-D0 = date(2025, 1, 1)
-
-
-def rec(pid, level, infused_days_ago, dlt_day=None, today=D0 + timedelta(days=100)):
-    infusion = today - timedelta(days=infused_days_ago)
-    return PatientDltRecord(pid, level, infusion, None if dlt_day is None else infusion + timedelta(days=dlt_day))
-
-
-TODAY = D0 + timedelta(days=100)
-
-
-class TestDltObservationWindow:
-    def test_patient_becomes_evaluable_on_the_day_the_window_closes(self):
-        # window 28 d: 28 days since infusion -> evaluable; 27 -> still pending.
-        states = level_states_from_records([rec("a", 1, 28), rec("b", 1, 27)], TODAY, 28, 2)
-        assert (states[0].evaluable, states[0].pending) == (1, 1)
-
-    def test_dlt_makes_a_patient_evaluable_before_the_window_closes(self):
-        states = level_states_from_records([rec("a", 2, 5, dlt_day=3)], TODAY, 28, 2)
-        assert (states[1].evaluable, states[1].dlts, states[1].pending) == (1, 1, 0)
-
-    def test_dlt_on_the_last_day_of_the_window_counts(self):
-        states = level_states_from_records([rec("a", 1, 40, dlt_day=28)], TODAY, 28, 1)
-        assert states[0].dlts == 1
-
-    @pytest.mark.parametrize(
-        "record, field",
-        [
-            pytest.param(rec("a", 1, 40, dlt_day=29), "outside the 28-day DLT window", id="dlt-after-window"),
-            pytest.param(rec("a", 1, 10, dlt_day=-1), "dlt_date", id="dlt-before-infusion"),
-            pytest.param(rec("a", 1, 2, dlt_day=5), "dlt_date", id="dlt-in-the-future"),
-            pytest.param(rec("a", 1, -1), "infusion_date", id="infusion-in-the-future"),
-            pytest.param(rec("a", 3, 10), "dose_level", id="level-not-planned"),
-            pytest.param(PatientDltRecord("a", 1, datetime(2025, 1, 1, 8, 0)), "infusion_date", id="datetime"),
-        ],
-    )
-    def test_impossible_record_is_refused(self, record, field):
-        with pytest.raises(InvalidPatientRecordError, match=field):
-            level_states_from_records([record], TODAY, 28, 2)
-
-    def test_duplicate_patient_is_refused(self):
-        with pytest.raises(InvalidPatientRecordError, match="patient_id 'a'"):
-            level_states_from_records([rec("a", 1, 40), rec("a", 1, 40)], TODAY, 28, 2)
-
-    def test_window_is_a_validated_programme_parameter(self):
-        with pytest.raises(InvalidDesignError, match="dlt_window_days"):
-            EscalationProgramme("x", 2, 6, 0)
-
-    def test_nk_programme_waits_while_second_step_is_in_window_then_stops_at_cap(self):
-        # Seed 001: two steps of 3, cap 6.
-        first = [rec(f"p{i}", 1, 60) for i in range(3)]
-        second = [rec(f"q{i}", 2, 10) for i in range(3)]
-        d = decide_from_records(NK_PH_POSITIVE_ALL_PHASE_I, first + second, TODAY)
-        assert d.action is A.WAIT
-        later = TODAY + timedelta(days=30)
-        d = decide_from_records(NK_PH_POSITIVE_ALL_PHASE_I, first + second, later)
-        assert d.action is A.STOP_MAX_SAMPLE_SIZE and "MTD not established" in d.reason
-
-
 # ---------------------------------------------------------------- properties
 
 
@@ -301,3 +245,106 @@ class TestThreePlusThreeInvariants:
         if d.action is A.STOP_MTD_FOUND:
             mtd = state[d.mtd - 1]
             assert mtd.evaluable == 6 and mtd.dlts <= 1 and state[d.mtd].dlts >= 2
+
+
+# ---------------------------------------------------------------- the tables
+
+
+class TestThreePlusThreeTables:
+    def test_the_table_has_one_row_for_every_count_of_patients_and_dlts_up_to_six(self):
+        assert set(AT_HIGHEST_LEVEL_TREATED) == {(n, d) for n in range(1, 7) for d in range(n + 1)}
+
+    def test_two_or_more_dlts_and_only_they_exceed_the_mtd(self):
+        # Le Tourneau 2009: ">= 2 of 3 or >= 2 of 6 patients with DLT": the dose exceeds the MTD.
+        for (n, d), step in AT_HIGHEST_LEVEL_TREATED.items():
+            assert (step is EXCEEDS_MTD) == (d >= 2), (n, d)
+
+    def test_rows_below_the_highest_planned_level(self):
+        expected = {
+            # Storer 1989; Le Tourneau 2009: 0/3 escalate, 1/3 three more, <=1/6 escalate.
+            (3, 0): (A.ESCALATE, 3),
+            (3, 1): (A.EXPAND, 3),
+            (6, 0): (A.ESCALATE, 3),
+            (6, 1): (A.ESCALATE, 3),
+            # A cohort of 3 (or of 6) is completed before the rule is read.
+            (1, 0): (A.COMPLETE_COHORT, 2),
+            (2, 1): (A.COMPLETE_COHORT, 1),
+            (4, 1): (A.COMPLETE_COHORT, 2),
+            (5, 0): (A.COMPLETE_COHORT, 1),
+        }
+        rows = {key: AT_HIGHEST_LEVEL_TREATED[key] for key in expected}
+        assert {key: (step.action, step.enrol) for key, step in rows.items()} == expected
+
+    def test_rows_at_the_highest_planned_level(self):
+        # 0/3 at the top: expand to 6 (judgement call: the MTD criterion needs 6 patients);
+        # <= 1/6 at the top: the MTD is not reached within the planned doses (Le Tourneau 2009).
+        assert {key: step.action for key, step in AT_HIGHEST_PLANNED_LEVEL.items()} == {
+            (3, 0): A.EXPAND,
+            (6, 0): A.STOP_HIGHEST_DOSE_SAFE,
+            (6, 1): A.STOP_HIGHEST_DOSE_SAFE,
+        }
+
+    def test_rows_below_a_level_that_exceeds_the_mtd(self):
+        # Le Tourneau 2009: no level below: stop; 3 below: de-escalate and treat 3 more there;
+        # 6 below (<= 1 DLT): that level is the MTD; an incomplete cohort below is completed first.
+        assert {key: (step.action, step.enrol) for key, step in BELOW_A_LEVEL_ABOVE_THE_MTD.items()} == {
+            None: (A.STOP_LOWEST_DOSE_TOXIC, 0),
+            1: (A.COMPLETE_COHORT, 2),
+            2: (A.COMPLETE_COHORT, 1),
+            3: (A.DE_ESCALATE, 3),
+            4: (A.COMPLETE_COHORT, 2),
+            5: (A.COMPLETE_COHORT, 1),
+            6: (A.STOP_MTD_FOUND, 0),
+        }
+
+
+# Decisions of the if-chain the tables replaced (services/enrollment/domain/dose_escalation.py,
+# `_three_plus_three_core`, at commit db3c9cf), computed from it before it was deleted.
+PINNED = Path(__file__).with_name("three_plus_three_pinned.csv")
+PINNED_DIGEST = "39cdadc72930d1fcc09ee249b45fd54ef4158d39c6f495e67eea008d505968d8"
+PINNED_CASES = 35339
+_COMPLETE = [(n, d) for n in range(7) for d in range(n + 1)]
+_WITH_PENDING = [(t - p, d, p) for t in range(7) for p in range(t + 1) for d in range(t - p + 1)]
+
+
+def _contiguous(per_level, k):
+    for combo in itertools.product(per_level, repeat=k):
+        treated = [c[0] + (c[2] if len(c) > 2 else 0) for c in combo]
+        if not any(treated[i] == 0 and treated[i + 1] > 0 for i in range(k - 1)):
+            yield combo
+
+
+def _outcome(decision):
+    return (
+        decision.action.value,
+        decision.next_dose_level,
+        decision.mtd,
+        decision.patients_to_enrol,
+        decision.highest_tolerated_level,
+    )
+
+
+class TestTablesDecideAsTheFormerIfChain:
+    def test_every_complete_state_of_one_or_two_levels_decides_as_pinned(self):
+        with PINNED.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert len(rows) == 1542
+        for row in rows:
+            counts = [tuple(int(x) for x in level.split("/")) for level in row["levels"].split()]
+            expected = tuple(
+                row[k] for k in ("action", "next_dose_level", "mtd", "patients_to_enrol", "highest_tolerated_level")
+            )
+            decision = decide([DoseLevelState(i + 1, *c) for i, c in enumerate(counts)])
+            got = tuple("" if v is None else str(v) for v in _outcome(decision))
+            assert got == expected, row["levels"]
+
+    def test_every_state_up_to_three_levels_with_pending_patients_and_a_cap_gives_the_pinned_decisions_and_reasons(self):
+        # Complete data on 1-3 levels (no cap), and 1-2 levels with pending patients
+        # without a cap and with a cap of 6: action, levels, enrolment and reason text.
+        cases = [(c, None) for k in (1, 2, 3) for c in _contiguous(_COMPLETE, k)]
+        cases += [(c, cap) for k in (1, 2) for c in _contiguous(_WITH_PENDING, k) for cap in (None, 6)]
+        digest = hashlib.sha256()
+        for combo, cap in cases:
+            decision = decide([DoseLevelState(i + 1, *c) for i, c in enumerate(combo)], cap)
+            digest.update(repr((combo, cap, _outcome(decision), decision.reason)).encode())
+        assert (len(cases), digest.hexdigest()) == (PINNED_CASES, PINNED_DIGEST)
