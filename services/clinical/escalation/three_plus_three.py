@@ -51,8 +51,9 @@ EXPAND = Step(Action.EXPAND, 3, "1 of 3 patients had a DLT at level {level}: exp
 EXCEEDS_MTD = Step(Action.DE_ESCALATE, 0, "level {level} exceeds the MTD")
 
 # Storer 1989; Le Tourneau 2009, 3+3: (evaluable patients, DLTs) at the highest
-# level treated -> step.  An incomplete cohort of 3 (or of 6) is completed first;
-# >= 2 DLTs, of 3 or of 6 (or already of the first 2), exceed the MTD.
+# level treated -> step.  0/3 -> escalate; 1/3 -> 3 more at the same dose; 0/6 or
+# 1/6 -> escalate; >= 2 DLTs, of 3 or of 6 (or already of the first 2), exceed the
+# MTD.  An incomplete cohort of 3 (or of 6) is completed first.
 AT_HIGHEST_LEVEL_TREATED: dict[tuple[int, int], Step] = {
     (1, 0): COMPLETE_WITH_2, (1, 1): COMPLETE_WITH_2,
     (2, 0): COMPLETE_WITH_1, (2, 1): COMPLETE_WITH_1, (2, 2): EXCEEDS_MTD,
