@@ -59,14 +59,9 @@ def _adapter(annotation: Any) -> TypeAdapter:
 
 
 @functools.cache
-def _field_annotations(cls: type) -> tuple[tuple[str, Any], ...]:
-    hints = typing.get_type_hints(cls, include_extras=True)
-    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
-
-
-@functools.cache
 def _field_adapters(cls: type) -> tuple[tuple[str, TypeAdapter], ...]:
-    return tuple((name, TypeAdapter(tuple[hint], config=STRICT)) for name, hint in _field_annotations(cls))
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return tuple((f.name, _adapter(hints[f.name])) for f in dataclasses.fields(cls))
 
 
 def check(name: str, value: Any, annotation: Any, error: type[ValueError]) -> None:
@@ -108,18 +103,18 @@ def validated(error: type[ValueError], errors_by_field: Errors = None) -> Callab
                     raise
                 first = exc.errors()[0]["loc"][0]  # a positional argument is located by index
                 name = names[first] if isinstance(first, int) else str(first)
-                raise _translated(exc, name, error, errors_by_field, skip=1) from exc
+                raise _translated(exc, name, error, errors_by_field) from exc
 
         return typing.cast(F, call)
 
     return decorate
 
 
-def _translated(
-    exc: ValidationError, name: str, error: type[ValueError], errors_by_field: Errors, skip: int = 1
-) -> ValueError:
+def _translated(exc: ValidationError, name: str, error: type[ValueError], errors_by_field: Errors) -> ValueError:
+    """The first error, as ``error`` naming the value's path: ``name[index].field = value: message``."""
     first = exc.errors()[0]
-    path = name + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"][skip:])
+    # loc[0] is the 1-tuple's index (checks) or the argument (validate_call); ``name`` replaces it.
+    path = name + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"][1:])
     message = first["msg"][:1].lower() + first["msg"][1:]
     return (errors_by_field or {}).get(name, error)(f"{path} = {first['input']!r}: {message}")
 
