@@ -9,7 +9,7 @@ from contracts import events as ev
 from contracts.base import EventPayload
 from contracts.commands import RecordResponseAssessment
 from contracts.errors import CommandRefused
-from services.assessment.domain.response import (
+from services.clinical.response_all import (
     AllAssessment,
     MrdStatus,
     PriorStatus,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from services.projection.domain.rates import EmptyValuesError, median_and_range, response_rate
+from services.clinical.rates import EmptyValuesError, median_and_range, response_rate
 
 
 @dataclass(frozen=True)
