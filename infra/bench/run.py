@@ -62,7 +62,7 @@ from contracts.commands import (
     RegisterPatient,
 )
 from contracts.envelope import CommandEnvelope, EventEnvelope
-from infra.tooling.loader import SUBSCRIPTIONS
+from infra.tooling.specs import subscriptions
 from infra.runtime.messaging import new_producer
 from infra.runtime.relay import encode_event, kafka_headers
 
@@ -641,13 +641,13 @@ async def wait_quiescent(info, conn: asyncpg.Connection, ends: dict[TopicPartiti
     the end of the topics it reads, so the rebuild does not compete with catch-up work."""
     t0 = last_report = now_s()
     probes = {g: AIOKafkaConsumer(bootstrap_servers=info.kafka_bootstrap_servers, group_id=g,
-                                  enable_auto_commit=False) for g in SUBSCRIPTIONS}
+                                  enable_auto_commit=False) for g in subscriptions()}
     for p in probes.values():
         await p.start()
     try:
         while now_s() - t0 < timeout:
             groups_behind = 0
-            for group, subscribed in SUBSCRIPTIONS.items():
+            for group, subscribed in subscriptions().items():
                 for tp, end in ends.items():
                     if tp.topic in subscribed:
                         groups_behind += max(0, end - (await probes[group].committed(tp) or 0))

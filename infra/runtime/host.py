@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from infra.runtime.db import create_pool
+from contracts import topics, topology
+from contracts.registry import COMMAND_TYPES, EVENT_TYPES
 from infra.runtime.consumer import Applier, CommandHandler, Consumer, EventHandler, HandlerApplier
 from infra.runtime.eventstore import EventStore
 from infra.runtime.messaging import ensure_topics, new_producer
@@ -40,18 +42,55 @@ class Runtime:
     consumer: Consumer | None = None
 
 
+class TopologyError(ValueError):
+    """A service's wiring disagrees with the contracts."""
+
+
 @dataclass
 class ServiceSpec:
+    """A service as its bootstrap declares it: its handlers, routes and background work.
+    What it subscribes to and publishes on is derived from them and from the contracts
+    (`contracts.topology`), never listed by hand."""
+
     name: str
-    schema: str
-    publishes_to: str
-    subscribes_to: tuple[str, ...] = ()
     event_handlers: dict[str, EventHandler] = field(default_factory=dict)
     command_handlers: dict[str, CommandHandler] = field(default_factory=dict)
     routes: Callable[[Runtime], list[Route]] = lambda rt: []
     background: Callable[[Runtime, asyncio.Event], object] | None = None
-    # How fetches are applied; by default the command and event handlers above.
+    # How fetches are applied; by default the command and event handlers above. A service
+    # with its own applier (the projection) reads every event topic.
     applier: Callable[[Runtime], Applier] | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in topology.SERVICES:
+            raise TopologyError(f"{self.name!r} is not one of contracts.topology.SERVICES {topology.SERVICES}")
+        own = topology.commands_topic(self.name)
+        for command_type in self.command_handlers:
+            cls = COMMAND_TYPES.get(command_type)
+            if cls is None or cls.topic != own:
+                where = "no contract" if cls is None else f"its contract names topic {cls.topic!r}"
+                raise TopologyError(f"{self.name} handles command {command_type!r} but {where}, not {own!r}")
+        for event_type in self.event_handlers:
+            if event_type not in EVENT_TYPES:
+                raise TopologyError(f"{self.name} handles event {event_type!r}, which no contract defines")
+            if topology.service_of_event(event_type) in (None, self.name):
+                raise TopologyError(f"{self.name} handles {event_type!r}: a service consumes other contexts' events")
+
+    @property
+    def schema(self) -> str:
+        return self.name
+
+    @property
+    def publishes_to(self) -> str:
+        return topology.events_topic(self.name)
+
+    @property
+    def subscribes_to(self) -> tuple[str, ...]:
+        if self.applier is not None:
+            return topics.EVENT_TOPICS
+        upstream = {topology.events_topic(topology.service_of_event(t)) for t in self.event_handlers}
+        own = (topology.commands_topic(self.name),) if self.command_handlers else ()
+        return own + tuple(sorted(upstream))
 
     def build_applier(self, rt: Runtime) -> Applier:
         if self.applier is not None:

@@ -5,16 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("enrollment", "manufacturing", "infusion", "assessment", "projection")
+from contracts.topology import SERVICES, http_port
 
-# Default HTTP ports on loopback, one per service (override with <SERVICE>_HTTP_PORT).
-DEFAULT_HTTP_PORTS = {
-    "enrollment": 8101,
-    "manufacturing": 8102,
-    "infusion": 8103,
-    "assessment": 8104,
-    "projection": 8105,
-}
+# Default HTTP ports on loopback, one per service (override with HTTP_PORT).
+DEFAULT_HTTP_PORTS = {name: http_port(name) for name in SERVICES}
 
 
 class Settings(BaseSettings):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contracts import topics
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
 from infra.runtime.wiring import command_route, event_route
@@ -16,9 +15,6 @@ def spec() -> ServiceSpec:
     store = EventStore(SCHEMA)
     return ServiceSpec(
         name="assessment",
-        schema=SCHEMA,
-        publishes_to=topics.ASSESSMENT_EVENTS,
-        subscribes_to=(topics.ASSESSMENT_COMMANDS, topics.INFUSION_EVENTS),
         command_handlers={
             "RecordResponseAssessment": command_route(store, handlers.record_response, PgInfusions),
         },

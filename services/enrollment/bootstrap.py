@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contracts import topics
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
 from infra.runtime.wiring import command_route
@@ -16,9 +15,6 @@ def spec() -> ServiceSpec:
     store = EventStore(SCHEMA)
     return ServiceSpec(
         name="enrollment",
-        schema=SCHEMA,
-        publishes_to=topics.ENROLLMENT_EVENTS,
-        subscribes_to=(topics.ENROLLMENT_COMMANDS,),
         command_handlers={
             "RegisterCentre": command_route(store, handlers.register_centre),
             "EnrollSubject": command_route(store, handlers.enroll_subject),

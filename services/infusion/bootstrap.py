@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contracts import topics
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
 from infra.runtime.wiring import command_route, event_route
@@ -16,9 +15,6 @@ def spec() -> ServiceSpec:
     store = EventStore(SCHEMA)
     return ServiceSpec(
         name="infusion",
-        schema=SCHEMA,
-        publishes_to=topics.INFUSION_EVENTS,
-        subscribes_to=(topics.INFUSION_COMMANDS, topics.MANUFACTURING_EVENTS),
         command_handlers={
             "RecordInfusion": command_route(store, handlers.record_infusion, PgReleasedProducts),
         },

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contracts import topics
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
 from infra.runtime.wiring import command_route, event_route
@@ -16,10 +15,6 @@ def spec() -> ServiceSpec:
     store = EventStore(SCHEMA)
     return ServiceSpec(
         name="manufacturing",
-        schema=SCHEMA,
-        publishes_to=topics.MANUFACTURING_EVENTS,
-        # GMP facilities report product release on manufacturing's command topic.
-        subscribes_to=(topics.MANUFACTURING_COMMANDS, topics.ENROLLMENT_EVENTS),
         command_handlers={
             "RecordApheresisCollection": command_route(store, handlers.record_collection, PgEnrolments),
             "RecordProductRelease": command_route(store, handlers.record_release),
