@@ -130,6 +130,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"])
     try:
         results = asyncio.run(loader.load(lines))
+    except urllib.error.URLError as exc:
+        raise CliError(f"CellTrail's enrollment service is not answering at {info.urls['enrollment']} "
+                       f"({exc.reason}); is `celltrail up` still running?") from None
     except (OSError, KafkaError) as exc:
         raise CliError(f"CellTrail's broker at {info.kafka_bootstrap_servers} is not reachable ({exc}); "
                        f"is `celltrail up` still running?") from None
