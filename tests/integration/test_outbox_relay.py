@@ -8,15 +8,17 @@ a relay that has already advanced past the higher one never sees the lower one.
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from datetime import datetime, timezone
 
+import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts.envelope import EventEnvelope
 from contracts.events import PatientRegistered
-from infra.eventstore import EventStore, Metadata, NewEvent
+from infra.eventstore import EventStore, Inbox, Metadata, NewEvent
 from infra.messaging import ensure_topics, new_producer
 from infra.relay import OutboxRelay, rewind
 
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 TOPIC = "celltrail.enrollment.v1"
 META = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor="test")
+STORE = EventStore("enrollment")
 
 
 def event(n: int) -> NewEvent:
@@ -48,87 +51,128 @@ async def published(kafka: str, expected: int, timeout: float = 10.0) -> list[Ev
     return out
 
 
+class NoHorizon:
+    """Treats every visible row as final: the plain `position > checkpoint` outbox."""
+
+    async def advance(self, conn) -> int:
+        return 2 ** 62
+
+
 @pytest.fixture
-async def relay(pool, kafka):
+async def producer(kafka):
     await ensure_topics(kafka, 3)
-    producer = new_producer(kafka)
-    await producer.start()
+    p = new_producer(kafka)
+    await p.start()
     try:
-        yield OutboxRelay(pool, EventStore("enrollment"), TOPIC, producer)
+        yield p
     finally:
-        await producer.stop()
+        await p.stop()
 
 
-async def naive_insert(conn, n: int) -> int:
-    """An append that skips the store's table lock, as a plain bigserial outbox would."""
-    e = event(n)
-    return await conn.fetchval(
-        "INSERT INTO enrollment.events (event_id, stream_id, stream_version, event_type, schema_version,"
-        " subject_id, payload, occurred_at, correlation_id, actor) VALUES ($1, $2, 1, $3, 1, $4, $5::jsonb, now(), $6,"
-        " 'naive') RETURNING position", uuid.uuid4(), f"s-{n}", e.payload.event_type, e.subject_id,
-        e.payload.model_dump_json(), uuid.uuid4())
+@pytest.fixture
+def relay(pool, producer):
+    return OutboxRelay(pool, EventStore("enrollment"), TOPIC, producer)
+
+
+@pytest.fixture
+def unguarded_relay(pool, producer):
+    return OutboxRelay(pool, EventStore("enrollment"), TOPIC, producer, horizon=NoHorizon())
+
+
+async def append(pool, stream: str, version: int, n: int) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await STORE.append(conn, stream, version, [event(n)], META)
+
+
+class HeldAppend:
+    """A transaction that appended (taking the next position) and stays open until commit()."""
+
+    def __init__(self, pool) -> None:
+        self.pool = pool
+
+    async def __aenter__(self) -> "HeldAppend":
+        self.conn = await self.pool.acquire()
+        self.tx, self.committed = self.conn.transaction(), False
+        await self.tx.start()
+        [self.stored] = await STORE.append(self.conn, "s-held", 0, [event(0xE1D)], META)
+        return self
+
+    async def commit(self) -> None:
+        await self.tx.commit()
+        self.committed = True
+
+    async def __aexit__(self, *exc) -> None:
+        if not self.committed:
+            await self.tx.rollback()
+        await self.pool.release(self.conn)
 
 
 class TestCommitOrder:
-    async def test_without_the_table_lock_positions_commit_out_of_order_and_a_relay_skips_one(self, pool, relay, kafka):
-        """Reproduces the trap, so the next test's guarantee is shown to be the lock's doing."""
-        slow, fast = await pool.acquire(), await pool.acquire()
-        try:
-            slow_tx = slow.transaction()
-            await slow_tx.start()
-            low = await naive_insert(slow, 1)           # takes the lower position, stays open
-            async with fast.transaction():
-                high = await naive_insert(fast, 2)      # higher position, commits first
-            assert low < high
-            assert await relay.publish_pending() == 1   # relay advances its checkpoint to `high`
-            await slow_tx.commit()                      # `low` becomes visible behind the checkpoint
-            assert await relay.publish_pending() == 0
-        finally:
-            await pool.release(slow)
-            await pool.release(fast)
-        assert [e.stream_id for e in await published(kafka, 1)] == ["s-2"]  # s-1 was lost
+    async def test_without_the_horizon_a_relay_skips_a_lower_position_committed_late(self, pool, unguarded_relay,
+                                                                                      kafka):
+        """Reproduces the trap, so the next test's guarantee is shown to be the horizon's doing."""
+        async with HeldAppend(pool) as held:                       # lower position, still open
+            await asyncio.wait_for(append(pool, "s-2", 0, 2), 5)   # higher position, commits first
+            assert await unguarded_relay.publish_pending() == 1    # checkpoint moves past the held position
+            await held.commit()
+        assert await unguarded_relay.publish_pending() == 0
+        assert [e.stream_id for e in await published(kafka, 1)] == ["s-2"]  # s-held was lost
 
-    async def test_with_the_store_a_slow_transaction_holding_a_lower_position_is_never_skipped(self, pool, relay, kafka):
-        store = EventStore("enrollment")
-        slow = await pool.acquire()
-        try:
-            slow_tx = slow.transaction()
-            await slow_tx.start()
-            await store.append(slow, "s-1", 0, [event(1)], META)       # lower position, still open
-
-            async def fast_writer() -> None:
-                async with pool.acquire() as conn, conn.transaction():
-                    await store.append(conn, "s-2", 0, [event(2)], META)
-
-            fast = asyncio.create_task(fast_writer())
-            await asyncio.sleep(0.3)
-            assert not fast.done(), "the concurrent append must wait for the open one to commit"
-            assert await relay.publish_pending() == 0                  # nothing committed yet
-            await slow_tx.commit()
-            await asyncio.wait_for(fast, 5)
-        finally:
-            await pool.release(slow)
+    async def test_with_the_horizon_a_lower_position_committed_late_is_never_skipped(self, pool, relay, kafka):
+        async with HeldAppend(pool) as held:
+            await asyncio.wait_for(append(pool, "s-2", 0, 2), 5)   # a different stream does not wait
+            assert await relay.publish_pending() == 0               # s-2 is held back behind the open position
+            await held.commit()
         assert await relay.publish_pending() == 2
         got = await published(kafka, 2)
-        assert sorted(e.stream_id for e in got) == ["s-1", "s-2"]
-        assert min(got, key=lambda e: e.position).stream_id == "s-1"  # the slow one kept the lower position
+        assert [e.stream_id for e in sorted(got, key=lambda e: e.position)] == ["s-held", "s-2"]
 
-    async def test_many_concurrent_writers_lose_nothing_while_the_relay_runs(self, pool, relay, kafka):
-        store = EventStore("enrollment")
+    async def test_a_stream_is_published_in_version_order_when_its_later_writer_is_the_older_transaction(
+            self, pool, relay, kafka):
+        """Transaction ids are assigned at the first write: ordering by them would put v2 before v1."""
+        async with pool.acquire() as older, older.transaction():
+            await Inbox("enrollment", "test").claim(older, uuid.uuid4())  # takes the lower transaction id
+            await append(pool, "s-1", 0, 1)                               # v1, by a younger transaction
+            await STORE.append(older, "s-1", 1, [event(2)], META)         # v2, by the older one
+        assert await relay.publish_pending() == 2
+        got = await published(kafka, 2)
+        assert [e.stream_version for e in got] == [1, 2]
+
+    async def test_32_concurrent_writers_and_a_held_lower_position_lose_nothing(self, database_url, relay, kafka):
+        writers, rounds = 32, 3
         stop = asyncio.Event()
         runner = asyncio.create_task(relay.run(stop))
+        wide = await asyncpg.create_pool(database_url, min_size=writers + 1, max_size=writers + 1)
+        try:
+            async with HeldAppend(wide) as held:
+                for version in range(rounds):
+                    everyone_appended = asyncio.Barrier(writers)
 
-        async def writer(n: int) -> None:
-            async with pool.acquire() as conn, conn.transaction():
-                await store.append(conn, f"s-{n}", 0, [event(n)], META)
-                await asyncio.sleep(0.01 * (n % 3))  # vary how long transactions stay open
+                    async def writer(n: int) -> None:
+                        async with wide.acquire() as conn, conn.transaction():
+                            await STORE.append(conn, f"s-{n}", version, [event(n)], META)
+                            await everyone_appended.wait()             # all 32 open at once
+                            await asyncio.sleep(random.random() / 50)  # then commit in any order
 
-        await asyncio.gather(*(writer(n) for n in range(60)))
-        got = await published(kafka, 60)
-        stop.set()
-        await runner
-        assert sorted(e.stream_id for e in got) == sorted(f"s-{n}" for n in range(60))
-        assert [e.position for e in got if e.key == got[0].key] == sorted(e.position for e in got if e.key == got[0].key)
+                    await asyncio.wait_for(asyncio.gather(*(writer(n) for n in range(writers))), 30)
+                await asyncio.sleep(1.0)                               # the relay runs meanwhile
+                assert await published(kafka, 1, timeout=0.5) == []    # nothing passes the open position
+                assert (await relay.status())["lag"] > writers * rounds
+                await held.commit()
+            got = await published(kafka, 1 + writers * rounds, timeout=20)
+        finally:
+            stop.set()
+            await runner
+            await wide.close()
+        async with relay.pool.acquire() as conn:
+            stored = await conn.fetch("SELECT event_id, position FROM enrollment.events")
+        assert sorted(e.event_id for e in got) == sorted(r["event_id"] for r in stored)  # each exactly once
+        assert min(got, key=lambda e: e.position).stream_id == "s-held"
+        by_stream = {}
+        for e in got:
+            by_stream.setdefault(e.stream_id, []).append(e.stream_version)
+        assert all(v == sorted(v) for v in by_stream.values())
+        assert (await relay.status())["lag"] == 0
 
 
 class TestRepublish:
