@@ -175,6 +175,46 @@ class TestCommitOrder:
         assert (await relay.status())["lag"] == 0
 
 
+async def insert_raw(pool, stream: str, *, occurred_at: str = "2025-01-06 09:00:00+00", payload: str = "{}") -> int:
+    """A row as no contract would write it, past the store's checks."""
+    async with pool.acquire() as conn:
+        return await conn.fetchval(
+            "INSERT INTO enrollment.events (event_id, stream_id, stream_version, event_type, schema_version,"
+            " payload, occurred_at, correlation_id, actor) VALUES ($1, $2, 1, 'enrollment.PatientRegistered', 1,"
+            " $3::jsonb, $4::text::timestamptz, $5, 'legacy') RETURNING position",
+            uuid.uuid4(), stream, payload, occurred_at, uuid.uuid4())
+
+
+class TestQuarantine:
+    @pytest.mark.parametrize("occurred_at, error", [("-infinity", "ValidationError"),
+                                                    ("0001-01-01 00:00:00+01", "OverflowError")],
+                             ids=["reads-back-naive", "driver-cannot-decode"])
+    async def test_a_row_stored_before_the_time_check_is_quarantined_and_the_rest_keep_flowing(
+            self, pool, relay, kafka, caplog, occurred_at, error):
+        async with pool.acquire() as conn:  # a store written before migration 0002
+            await conn.execute("ALTER TABLE enrollment.events DROP CONSTRAINT events_occurred_at_in_range")
+        await append(pool, "s-1", 0, 1)
+        bad = await insert_raw(pool, "s-bad", occurred_at=occurred_at)
+        await append(pool, "s-2", 0, 2)
+        assert await relay.publish_pending() == 2
+        assert sorted(e.stream_id for e in await published(kafka, 2)) == ["s-1", "s-2"]
+        async with pool.acquire() as conn:
+            [row] = await conn.fetch("SELECT relay, position, error FROM enrollment.relay_quarantine")
+        assert (row["relay"], row["position"]) == (relay.name, bad) and row["error"].startswith(error)
+        assert f"quarantined position {bad}" in caplog.text
+        assert (await relay.status())["quarantined"] == 1 and (await relay.status())["lag"] == 0
+
+    async def test_a_row_too_large_for_the_broker_is_quarantined_and_the_rest_keep_flowing(self, pool, relay, kafka):
+        await append(pool, "s-1", 0, 1)
+        big = await insert_raw(pool, "s-big", payload='{"blob": "%s"}' % ("x" * 2_000_000))
+        await append(pool, "s-2", 0, 2)
+        assert await relay.publish_pending() == 2
+        assert sorted(e.stream_id for e in await published(kafka, 2)) == ["s-1", "s-2"]
+        async with pool.acquire() as conn:
+            error = await conn.fetchval("SELECT error FROM enrollment.relay_quarantine WHERE position = $1", big)
+        assert error.startswith("MessageSizeTooLargeError")
+
+
 class TestRepublish:
     async def test_a_rewound_relay_republishes_the_whole_history_with_the_same_event_ids(self, pool, relay, kafka):
         store = EventStore("enrollment")
