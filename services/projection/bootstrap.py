@@ -7,7 +7,7 @@ import asyncio
 from contracts import topics
 from infra.host import Runtime, ServiceSpec, serve
 from services.projection.entrypoints.consumer import ProjectionRunner
-from services.projection.entrypoints.http import routes_for
+from services.projection.entrypoints.http import routes_for, status_for
 
 SCHEMA = "projection"
 
@@ -20,7 +20,7 @@ def spec() -> ServiceSpec:
         await runner.run(stop)
 
     return ServiceSpec(name="projection", schema=SCHEMA, publishes_to=topics.OUTCOMES,
-                       routes=routes_for(runner_ref), background=background)
+                       routes=routes_for(runner_ref), background=background, status=status_for(runner_ref))
 
 
 def main() -> None:

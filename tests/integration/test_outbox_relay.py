@@ -13,14 +13,18 @@ import uuid
 from datetime import datetime, timezone
 
 import asyncpg
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from contracts import topics
 from contracts.envelope import EventEnvelope
 from contracts.events import PatientRegistered
 from infra.eventstore import EventStore, Inbox, Metadata, NewEvent
+from infra.host import ServiceSpec, TaskHealth, build_app, supervise
 from infra.messaging import ensure_topics, new_producer
 from infra.relay import OutboxRelay, rewind
+from infra.settings import Settings
 
 pytestmark = pytest.mark.integration
 
@@ -213,6 +217,74 @@ class TestQuarantine:
         async with pool.acquire() as conn:
             error = await conn.fetchval("SELECT error FROM enrollment.relay_quarantine WHERE position = $1", big)
         assert error.startswith("MessageSizeTooLargeError")
+
+
+async def eventually(probe, timeout: float = 10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (result := await probe()) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    return result
+
+
+class TestNeverDiesSilently:
+    async def test_a_relay_task_that_crashes_is_logged_restarted_and_publishes(self, pool, relay, kafka, caplog):
+        crashes = []
+        publish = relay.publish_pending
+
+        async def crashes_once() -> int:
+            if not crashes:
+                crashes.append(1)
+                raise RuntimeError("relay bug")
+            return await publish()
+
+        relay.publish_pending = crashes_once
+        health, stop = TaskHealth("enrollment-relay"), asyncio.Event()
+        task = asyncio.create_task(supervise(health, relay.run, stop, backoff=0.05))
+        try:
+            await append(pool, "s-1", 0, 1)
+            assert [e.stream_id for e in await published(kafka, 1)] == ["s-1"]
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 5)
+        assert health.restarts == 1 and "RuntimeError: relay bug" in caplog.text
+
+    @pytest.fixture
+    async def service(self, database_url, kafka):
+        """The enrollment host with no subscriptions: its relay, /health and /status."""
+        spec = ServiceSpec(name="enrollment", schema="enrollment", publishes_to=topics.ENROLLMENT_EVENTS)
+        app = build_app(spec, Settings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka,
+                                       CELLTRAIL_RELAY_POLL_SECONDS=0.05))
+        async with app.router.lifespan_context(app), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://enrollment") as client:
+            yield client
+
+    async def test_health_and_status_report_the_relays_lag_until_it_has_published(self, pool, service):
+        async with HeldAppend(pool) as held:
+            await append(pool, "s-2", 0, 2)  # committed, but behind the open position
+            status, health = (await service.get("/status")).json(), await service.get("/health")
+            assert [(r["relay"], r["lag"]) for r in status["relays"]] == [("enrollment->celltrail.enrollment.v1", 2)]
+            assert health.status_code == 200 and health.json()["relays"][0]["lag"] == 2
+            await held.commit()
+
+        async def caught_up() -> bool:
+            return (await service.get("/status")).json()["relays"][0]["lag"] == 0
+
+        assert await eventually(caught_up)
+
+    async def test_health_fails_while_the_relay_task_is_crashing(self, service, monkeypatch):
+        async def broken(self) -> int:
+            raise RuntimeError("relay bug")
+
+        monkeypatch.setattr(OutboxRelay, "publish_pending", broken)
+
+        async def unhealthy() -> httpx.Response | None:
+            response = await service.get("/health")
+            return response if response.status_code == 503 else None
+
+        response = await eventually(unhealthy)
+        assert response is not None and response.json()["status"] == "failing"
+        [task] = [t for t in response.json()["tasks"] if t["name"] == "enrollment-relay"]
+        assert task["last_error"] == "RuntimeError: relay bug" and task["restarts"] >= 1
 
 
 class TestRepublish:

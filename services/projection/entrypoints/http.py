@@ -30,12 +30,6 @@ def routes_for(runner_ref: dict):
                 rows = await PgReadModels(conn).programme_rows(request.query_params.get("programme"))
             return JSONResponse(programme_report(rows))
 
-        async def status(request: Request) -> JSONResponse:
-            runner: ProjectionRunner = runner_ref["runner"]
-            if not runner.ready.is_set():
-                return JSONResponse({"ready": False, "lag": None}, status_code=503)
-            return JSONResponse({"ready": True, "lag": await runner.lag()})
-
         async def rebuild(request: Request) -> JSONResponse:
             dropped = await runner_ref["runner"].rebuild()
             return JSONResponse({"rebuilding": True, "dropped_views": dropped}, status_code=202)
@@ -44,8 +38,20 @@ def routes_for(runner_ref: dict):
             Route("/subjects", subjects),
             Route("/subjects/{subject_id}", subject),
             Route("/report", report),
-            Route("/status", status),
             Route("/admin/rebuild", rebuild, methods=["POST"]),
         ]
 
     return routes
+
+
+def status_for(runner_ref: dict):
+    """What the projection adds to /status: whether its consumer is assigned, and how many
+    events on the topics it has not applied yet (`lag`, 0 = caught up)."""
+
+    async def status(rt: Runtime) -> dict:
+        runner: ProjectionRunner | None = runner_ref.get("runner")
+        if runner is None or not runner.ready.is_set():
+            return {"ready": False, "lag": None}
+        return {"ready": True, "lag": await runner.lag()}
+
+    return status
