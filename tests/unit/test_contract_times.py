@@ -39,31 +39,25 @@ class TestBounds:
                      if times_in(f.annotation) and f.annotation not in SAMPLES]
         assert unbounded == [] and len(TIME_FIELDS) == 15
 
-    @pytest.mark.parametrize("value, ok", [
-        ("1900-01-01T00:00:00Z", True),
-        ("1899-12-31T23:59:59Z", False),
-        ("1900-01-01T00:30:00+01:00", False),  # 1899-12-31T23:30 UTC
-        ("2199-12-31T23:59:59Z", True),
-        ("2200-01-01T00:00:00Z", False),
-        ("9999-12-31T23:59:59Z", False),
+    @pytest.mark.parametrize("kind, value, accepted", [
+        (Instant, "1900-01-01T00:00:00Z", True),
+        (Instant, "1899-12-31T23:59:59Z", False),
+        (Instant, "1900-01-01T00:30:00+01:00", False),  # 1899-12-31T23:30 UTC
+        (Instant, "2199-12-31T23:59:59Z", True),
+        (Instant, "2200-01-01T00:00:00Z", False),
+        (Instant, "9999-12-31T23:59:59Z", False),
+        (ClinicalDate, "1900-01-01", True),
+        (ClinicalDate, "1899-12-31", False),
+        (ClinicalDate, "2199-12-31", True),
+        (ClinicalDate, "2200-01-01", False),
     ])
-    def test_an_instant_is_bounded_in_utc(self, value: str, ok: bool):
-        adapter = TypeAdapter(Instant)
-        if ok:
-            adapter.validate_python(value)
+    def test_instants_are_bounded_in_utc_and_dates_by_the_same_days(self, kind: Any, value: str, accepted: bool):
+        try:
+            TypeAdapter(kind).validate_python(value)
+        except ValidationError:
+            assert not accepted
         else:
-            with pytest.raises(ValidationError):
-                adapter.validate_python(value)
-
-    @pytest.mark.parametrize("value, ok", [("1900-01-01", True), ("1899-12-31", False),
-                                           ("2199-12-31", True), ("2200-01-01", False)])
-    def test_a_clinical_date_is_bounded(self, value: str, ok: bool):
-        adapter = TypeAdapter(ClinicalDate)
-        if ok:
-            adapter.validate_python(value)
-        else:
-            with pytest.raises(ValidationError):
-                adapter.validate_python(value)
+            assert accepted
 
     def test_a_patient_registered_on_year_one_is_refused(self):
         with pytest.raises(ValidationError, match="registered_on"):
