@@ -147,9 +147,9 @@ class TestCommitOrder:
         async with pool.acquire() as older, older.transaction():
             await Inbox("enrollment", "test").claim(older, uuid.uuid4())  # takes the lower transaction id
             await append(pool, "s-1", 0, 1)                               # v1, by a younger transaction
-            await STORE.append(older, "s-1", 1, [event(2)], META)         # v2, by the older one
+            await STORE.append(older, "s-1", 1, [event(1)], META)         # v2, by the older one
         assert await publish(relay, 2) == 2
-        got = await published(kafka, 2)
+        got = await published(kafka, 2)                                   # one subject: one partition
         assert [e.stream_version for e in got] == [1, 2]
 
     async def test_32_concurrent_writers_and_a_held_lower_position_lose_nothing(self, database_url, relay, kafka):
