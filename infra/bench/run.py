@@ -605,7 +605,8 @@ async def true_end_offsets(bootstrap: str, names: tuple[str, ...]) -> dict[Topic
 
 
 async def projection_offsets(conn: asyncpg.Connection) -> dict[TopicPartition, int]:
-    rows = await conn.fetch("SELECT topic, partition, next_offset FROM projection.offsets")
+    rows = await conn.fetch("SELECT topic, partition, next_offset FROM projection.consumer_offsets"
+                            " WHERE consumer = 'projection'")
     return {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
 
 
