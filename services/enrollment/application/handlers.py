@@ -7,15 +7,11 @@ from datetime import datetime, timezone
 
 from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
 from contracts.events import PatientRegistered
-from services.enrollment.application.ports import Identities, Streams
-from services.enrollment.domain.model import (
-    Centre,
-    Subject,
-    UnknownCentre,
-    centre_stream,
-    start_of_day,
-    subject_stream,
-)
+from services.enrollment.application.ports import Identities
+from services.enrollment.domain.model import Centre, Subject, UnknownCentre, centre_stream, subject_stream
+from services.kernel.aggregate import rebuild
+from services.kernel.clinical_dates import start_of_day
+from services.kernel.streams import Streams
 
 
 def new_subject_id() -> str:
@@ -25,7 +21,7 @@ def new_subject_id() -> str:
 
 async def register_centre(streams: Streams, cmd: RegisterCentre) -> None:
     events, version = await streams.load(centre_stream(cmd.centre_id))
-    centre = Centre.from_events(cmd.centre_id, events)
+    centre = rebuild(Centre(cmd.centre_id), events)
     await streams.append(centre_stream(cmd.centre_id), version, centre.register(cmd),
                          occurred_at=datetime.now(timezone.utc), centre_id=cmd.centre_id)
 
@@ -37,7 +33,7 @@ async def register_patient(streams: Streams, identities: Identities, cmd: Regist
     if existing:
         return existing, False
     events, _ = await streams.load(centre_stream(cmd.centre_id))
-    if not Centre.from_events(cmd.centre_id, events).registered:
+    if not rebuild(Centre(cmd.centre_id), events).registered:
         raise UnknownCentre(f"centre {cmd.centre_id} is not registered")
     subject_id = new_subject_id()
     await identities.add(subject_id, cmd.centre_id, cmd.hospital_record_number, cmd.family_name,
@@ -51,7 +47,7 @@ async def register_patient(streams: Streams, identities: Identities, cmd: Regist
 async def enroll_subject(streams: Streams, cmd: EnrollSubject) -> None:
     subject_events, version = await streams.load(subject_stream(cmd.subject_id))
     centre_events, _ = await streams.load(centre_stream(cmd.centre_id))
-    subject = Subject.from_events(cmd.subject_id, subject_events)
-    new = subject.enroll(cmd, Centre.from_events(cmd.centre_id, centre_events))
+    subject = rebuild(Subject(cmd.subject_id), subject_events)
+    new = subject.enroll(cmd, rebuild(Centre(cmd.centre_id), centre_events))
     await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=start_of_day(cmd.enrolled_on),
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)

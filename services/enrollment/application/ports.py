@@ -1,21 +1,10 @@
-"""Ports of the enrollment service: what its handlers need from the outside world."""
+"""Ports of the enrollment service: what its handlers need from the outside world
+(the event store is the kernel's `Streams`)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Protocol
-
-from contracts.base import EventPayload
-
-
-class Streams(Protocol):
-    """The event store, inside the handler's transaction."""
-
-    async def load(self, stream_id: str) -> tuple[list[EventPayload], int]: ...
-
-    async def append(self, stream_id: str, expected_version: int, events: list[EventPayload], *,
-                     occurred_at: datetime, subject_id: str | None = None,
-                     centre_id: str | None = None) -> None: ...
 
 
 class Identities(Protocol):

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 from contracts.base import EventPayload
 from contracts.envelope import EventEnvelope
 from infra.runtime.eventstore import ConcurrencyConflictError
 from services.infusion.domain.model import ReleasedProduct
+from services.kernel.clinical_dates import clinical_date
 from services.projection.domain.subject_view import SubjectView
 
 
@@ -108,8 +109,8 @@ class FakeReleasedProducts:
 
 
 class FakeInfusions:
-    """Assessment's Infusions port; the first infusion is the lowest infusion_number, dated in UTC
-    as `PgInfusions` does."""
+    """Assessment's Infusions port; the first infusion is the lowest infusion_number, dated at
+    its own offset (clinical_date) as `PgInfusions` does."""
 
     def __init__(self) -> None:
         self.infusions: dict[str, dict[int, datetime]] = {}
@@ -118,7 +119,7 @@ class FakeInfusions:
         by_number = self.infusions.get(subject_id)
         if not by_number:
             return None
-        return by_number[min(by_number)].astimezone(timezone.utc).date()
+        return clinical_date(by_number[min(by_number)])
 
     async def add(self, subject_id: str, infusion_number: int, infused_at: datetime) -> None:
         self.infusions.setdefault(subject_id, {}).setdefault(infusion_number, infused_at)
