@@ -2,29 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from contracts import topics
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
-from infra.runtime.wiring import command_route, event_route
+from infra.runtime.streams import pg_streams
+from infra.runtime.wiring import Factory, MessageHandlers, wire
 from services.assessment.adapters.infusions import PgInfusions
 from services.assessment.application import handlers
 
-SCHEMA = "assessment"
+NAME = SCHEMA = "assessment"
+HANDLERS = (handlers.record_response, handlers.on_product_infused)
+
+
+def message_handlers(dependencies: Mapping[str, Factory]) -> MessageHandlers:
+    """The handlers, wired to PostgreSQL adapters by `spec` and to fakes by unit tests."""
+    return wire(HANDLERS, dependencies, actor=NAME)
+
+
+def adapters(store: EventStore) -> dict[str, Factory]:
+    return {"streams": pg_streams(store), "infusions": lambda uow: PgInfusions(uow.conn)}
 
 
 def spec() -> ServiceSpec:
-    store = EventStore(SCHEMA)
+    handled = message_handlers(adapters(EventStore(SCHEMA)))
     return ServiceSpec(
-        name="assessment",
+        name=NAME,
         schema=SCHEMA,
         publishes_to=topics.ASSESSMENT_EVENTS,
         subscribes_to=(topics.ASSESSMENT_COMMANDS, topics.INFUSION_EVENTS),
-        command_handlers={
-            "RecordResponseAssessment": command_route(store, handlers.record_response, PgInfusions),
-        },
-        event_handlers={
-            "infusion.ProductInfused": event_route(store, "assessment", handlers.on_product_infused, PgInfusions),
-        },
+        command_handlers=handled.commands,
+        event_handlers=handled.events,
     )
 
 

@@ -2,30 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from contracts import topics
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
-from infra.runtime.wiring import command_route, event_route
+from infra.runtime.streams import pg_streams
+from infra.runtime.wiring import Factory, MessageHandlers, wire
 from services.infusion.adapters.products import PgReleasedProducts
 from services.infusion.application import handlers
 
-SCHEMA = "infusion"
+NAME = SCHEMA = "infusion"
+HANDLERS = (handlers.record_infusion, handlers.on_product_released)
+
+
+def message_handlers(dependencies: Mapping[str, Factory]) -> MessageHandlers:
+    """The handlers, wired to PostgreSQL adapters by `spec` and to fakes by unit tests."""
+    return wire(HANDLERS, dependencies, actor=NAME)
+
+
+def adapters(store: EventStore) -> dict[str, Factory]:
+    return {"streams": pg_streams(store), "products": lambda uow: PgReleasedProducts(uow.conn)}
 
 
 def spec() -> ServiceSpec:
-    store = EventStore(SCHEMA)
+    handled = message_handlers(adapters(EventStore(SCHEMA)))
     return ServiceSpec(
-        name="infusion",
+        name=NAME,
         schema=SCHEMA,
         publishes_to=topics.INFUSION_EVENTS,
         subscribes_to=(topics.INFUSION_COMMANDS, topics.MANUFACTURING_EVENTS),
-        command_handlers={
-            "RecordInfusion": command_route(store, handlers.record_infusion, PgReleasedProducts),
-        },
-        event_handlers={
-            "manufacturing.ProductReleased": event_route(store, "infusion", handlers.on_product_released,
-                                                         PgReleasedProducts),
-        },
+        command_handlers=handled.commands,
+        event_handlers=handled.events,
     )
 
 

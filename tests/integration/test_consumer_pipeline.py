@@ -17,8 +17,7 @@ from contracts.errors import CommandRefused
 from infra.runtime.eventstore import EventStore, Inbox
 from infra.runtime.host import ServiceSpec, build_broker
 from infra.runtime.messaging import DeadLetters, Pipeline, ensure_topics, new_producer
-from infra.runtime.wiring import command_route
-from services.enrollment.application import handlers
+from services.enrollment import bootstrap
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +34,7 @@ async def running(pool, kafka):
     producer = new_producer(kafka)
     await producer.start()
     store = EventStore("enrollment")
+    register_centre = bootstrap.spec().command_handlers["RegisterCentre"]
     calls = {"flaky": 0}
 
     async def always_fails(conn, env, cmd):
@@ -44,11 +44,11 @@ async def running(pool, kafka):
         calls["flaky"] += 1
         if calls["flaky"] < 3:
             raise ConnectionError("transient")
-        await command_route(store, handlers.register_centre)(conn, env, cmd)
+        await register_centre(conn, env, cmd)
 
     pipeline = Pipeline(pool=pool, inbox=Inbox("enrollment", "enrollment"),
                         dead_letters=DeadLetters(producer, "enrollment"), store=store, max_attempts=3,
-                        command_handlers={"RegisterCentre": command_route(store, handlers.register_centre)})
+                        command_handlers={"RegisterCentre": register_centre})
     spec = ServiceSpec(name="enrollment", schema="enrollment", publishes_to=topics.ENROLLMENT_EVENTS,
                        subscribes_to=(topics.ENROLLMENT_COMMANDS,))
     broker = build_broker(spec, pipeline, kafka)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contracts.commands import RecordResponseAssessment
-from contracts.envelope import EventEnvelope
 from contracts.events import ProductInfused
 from services.assessment.application.ports import Infusions
 from services.assessment.domain.model import Assessments, assessment_stream
@@ -12,7 +11,7 @@ from services.kernel.clinical_dates import start_of_day
 from services.kernel.streams import Streams
 
 
-async def record_response(streams: Streams, infusions: Infusions, cmd: RecordResponseAssessment) -> None:
+async def record_response(cmd: RecordResponseAssessment, streams: Streams, infusions: Infusions) -> None:
     events, version = await streams.load(assessment_stream(cmd.subject_id))
     new = rebuild(Assessments(cmd.subject_id), events).assess(
         cmd, await infusions.first_infusion_on(cmd.subject_id))
@@ -20,6 +19,5 @@ async def record_response(streams: Streams, infusions: Infusions, cmd: RecordRes
                          occurred_at=start_of_day(cmd.assessed_on), subject_id=cmd.subject_id)
 
 
-async def on_product_infused(streams: Streams, infusions: Infusions, event: ProductInfused,
-                             env: EventEnvelope) -> None:
+async def on_product_infused(event: ProductInfused, infusions: Infusions) -> None:
     await infusions.add(event.subject_id, event.infusion_number, event.infused_at)

@@ -19,14 +19,14 @@ def new_subject_id() -> str:
     return "S-" + secrets.token_hex(6).upper()
 
 
-async def register_centre(streams: Streams, cmd: RegisterCentre) -> None:
+async def register_centre(cmd: RegisterCentre, streams: Streams) -> None:
     events, version = await streams.load(centre_stream(cmd.centre_id))
     centre = rebuild(Centre(cmd.centre_id), events)
     await streams.append(centre_stream(cmd.centre_id), version, centre.register(cmd),
                          occurred_at=datetime.now(timezone.utc), centre_id=cmd.centre_id)
 
 
-async def register_patient(streams: Streams, identities: Identities, cmd: RegisterPatient) -> tuple[str, bool]:
+async def register_patient(cmd: RegisterPatient, streams: Streams, identities: Identities) -> tuple[str, bool]:
     """Returns (subject_id, created). Registering the same record number twice at one centre
     returns the subject already issued rather than a second pseudonym for one person."""
     existing = await identities.find(cmd.centre_id, cmd.hospital_record_number)
@@ -44,7 +44,7 @@ async def register_patient(streams: Streams, identities: Identities, cmd: Regist
     return subject_id, True
 
 
-async def enroll_subject(streams: Streams, cmd: EnrollSubject) -> None:
+async def enroll_subject(cmd: EnrollSubject, streams: Streams) -> None:
     subject_events, version = await streams.load(subject_stream(cmd.subject_id))
     centre_events, _ = await streams.load(centre_stream(cmd.centre_id))
     subject = rebuild(Subject(cmd.subject_id), subject_events)

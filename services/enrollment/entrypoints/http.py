@@ -32,7 +32,7 @@ def routes(rt: Runtime) -> list[Route]:
             try:
                 async with rt.pool.acquire() as conn, conn.transaction():
                     subject_id, created = await handlers.register_patient(
-                        PgStreams(conn, rt.store, meta), PgIdentities(conn), cmd)
+                        cmd, PgStreams(conn, rt.store, meta), PgIdentities(conn))
                 break
             except CommandRefused as exc:
                 return refused(exc)

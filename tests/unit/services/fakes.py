@@ -1,17 +1,20 @@
 """In-memory adapters for the services' ports (cosmicpython `tests/unit/test_handlers.py`
 style): each keeps plain dicts and mirrors what its asyncpg adapter promises, so handler
-tests run in milliseconds with no I/O."""
+tests run in milliseconds with no I/O.
+`Bus` drives messages through a service's own bootstrap wiring with these fakes."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 
-from contracts.base import EventPayload
-from contracts.envelope import EventEnvelope
+from contracts.base import CommandPayload, EventPayload
+from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.runtime.eventstore import ConcurrencyConflictError
+from infra.runtime.wiring import Factory, MessageHandlers
 from services.infusion.domain.model import ReleasedProduct
 from services.kernel.clinical_dates import clinical_date
 from services.projection.domain.subject_view import SubjectView
@@ -181,3 +184,26 @@ def envelope(event: EventPayload, *, subject_id: str | None, occurred_at: dateti
         stream_id=stream_id, stream_version=1, subject_id=subject_id, occurred_at=occurred_at,
         recorded_at=occurred_at, correlation_id=uuid.uuid4(), actor="test",
         payload=event.model_dump(mode="json"))
+
+
+class Bus:
+    """A service's handlers wired by its own bootstrap (`message_handlers`) to fakes instead of
+    adapters, as cosmicpython's `bootstrap_test_app`. A message goes in as the consumer
+    pipeline hands it over: with its envelope, on a connection (none here)."""
+
+    def __init__(self, message_handlers: Callable[[Mapping[str, Factory]], MessageHandlers],
+                 **fakes: object) -> None:
+        self.handlers = message_handlers({name: _given(fake) for name, fake in fakes.items()})
+
+    async def send(self, message: CommandPayload | EventPayload) -> None:
+        if isinstance(message, CommandPayload):
+            env = CommandEnvelope.wrap(message, actor="test")
+            await self.handlers.commands[message.command_type](None, env, message)
+        else:
+            env = envelope(message, subject_id=getattr(message, "subject_id", None),
+                           occurred_at=datetime.now(timezone.utc))
+            await self.handlers.events[message.event_type](None, env, message)
+
+
+def _given(fake: object) -> Factory:
+    return lambda uow: fake
