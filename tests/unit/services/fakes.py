@@ -1,6 +1,6 @@
 """In-memory adapters for the services' ports (cosmicpython `tests/unit/test_handlers.py`
-style): each keeps plain dicts and mirrors what its asyncpg adapter promises, so handler
-tests run in milliseconds with no I/O.
+style): each keeps plain dicts and keeps what its asyncpg adapter promises (the contract
+suites in tests/ports run against both), so handler tests run in milliseconds with no I/O.
 `Bus` drives messages through a service's own bootstrap wiring with these fakes."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from contracts.base import CommandPayload, EventPayload
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.runtime.eventstore import ConcurrencyConflictError
 from infra.runtime.wiring import Factory, MessageHandlers
+from services.enrollment.application.ports import IdentityAlreadyRecorded
 from services.infusion.domain.model import ReleasedProduct
 from services.kernel.clinical_dates import clinical_date
 from services.projection.domain.subject_view import SubjectView
@@ -74,8 +75,8 @@ class FakeIdentities:
 
     async def add(self, subject_id: str, centre_id: str, hospital_record_number: str,
                   family_name: str, given_name: str, date_of_birth: date) -> None:
-        if (centre_id, hospital_record_number) in self.subject_by_record:
-            raise AssertionError("unique (centre_id, hospital_record_number) violated")
+        if (centre_id, hospital_record_number) in self.subject_by_record or subject_id in self.records:
+            raise IdentityAlreadyRecorded(f"an identity is already kept for {subject_id} or this record number")
         self.subject_by_record[(centre_id, hospital_record_number)] = subject_id
         self.records[subject_id] = dict(centre_id=centre_id, hospital_record_number=hospital_record_number,
                                         family_name=family_name, given_name=given_name,
