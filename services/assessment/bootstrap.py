@@ -8,7 +8,7 @@ from contracts import topics
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
 from infra.runtime.streams import pg_streams
-from infra.runtime.wiring import Factory, MessageHandlers, wire
+from infra.runtime.wiring import Factory, wire
 from services.assessment.adapters.infusions import PgInfusions
 from services.assessment.application import handlers
 
@@ -16,17 +16,14 @@ NAME = SCHEMA = "assessment"
 HANDLERS = (handlers.record_response, handlers.on_product_infused)
 
 
-def message_handlers(dependencies: Mapping[str, Factory]) -> MessageHandlers:
-    """The handlers, wired to PostgreSQL adapters by `spec` and to fakes by unit tests."""
-    return wire(HANDLERS, dependencies, actor=NAME)
+def adapters() -> dict[str, Factory]:
+    """What the handlers name, from PostgreSQL."""
+    return {"streams": pg_streams(EventStore(SCHEMA)), "infusions": lambda uow: PgInfusions(uow.conn)}
 
 
-def adapters(store: EventStore) -> dict[str, Factory]:
-    return {"streams": pg_streams(store), "infusions": lambda uow: PgInfusions(uow.conn)}
-
-
-def spec() -> ServiceSpec:
-    handled = message_handlers(adapters(EventStore(SCHEMA)))
+def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
+    """The service; unit tests pass fakes as `dependencies` in place of `adapters()`."""
+    handled = wire(HANDLERS, adapters() if dependencies is None else dependencies, actor=NAME)
     return ServiceSpec(
         name=NAME,
         schema=SCHEMA,

@@ -8,7 +8,7 @@ from contracts import topics
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
 from infra.runtime.streams import pg_streams
-from infra.runtime.wiring import Factory, MessageHandlers, wire
+from infra.runtime.wiring import Factory, wire
 from services.enrollment.application import handlers
 from services.enrollment.entrypoints.http import routes
 
@@ -18,17 +18,14 @@ NAME = SCHEMA = "enrollment"
 HANDLERS = (handlers.register_centre, handlers.enroll_subject)
 
 
-def message_handlers(dependencies: Mapping[str, Factory]) -> MessageHandlers:
-    """The handlers, wired to PostgreSQL adapters by `spec` and to fakes by unit tests."""
-    return wire(HANDLERS, dependencies, actor=NAME)
+def adapters() -> dict[str, Factory]:
+    """What the handlers name, from PostgreSQL."""
+    return {"streams": pg_streams(EventStore(SCHEMA))}
 
 
-def adapters(store: EventStore) -> dict[str, Factory]:
-    return {"streams": pg_streams(store)}
-
-
-def spec() -> ServiceSpec:
-    handled = message_handlers(adapters(EventStore(SCHEMA)))
+def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
+    """The service; unit tests pass fakes as `dependencies` in place of `adapters()`."""
+    handled = wire(HANDLERS, adapters() if dependencies is None else dependencies, actor=NAME)
     return ServiceSpec(
         name=NAME,
         schema=SCHEMA,

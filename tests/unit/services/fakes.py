@@ -14,7 +14,8 @@ from datetime import date, datetime, timezone
 from contracts.base import CommandPayload, EventPayload
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.runtime.eventstore import ConcurrencyConflictError
-from infra.runtime.wiring import Factory, MessageHandlers
+from infra.runtime.host import ServiceSpec
+from infra.runtime.wiring import Factory
 from services.enrollment.application.ports import IdentityAlreadyRecorded
 from services.infusion.domain.model import ReleasedProduct
 from services.kernel.clinical_dates import clinical_date
@@ -188,22 +189,21 @@ def envelope(event: EventPayload, *, subject_id: str | None, occurred_at: dateti
 
 
 class Bus:
-    """A service's handlers wired by its own bootstrap (`message_handlers`) to fakes instead of
-    adapters, as cosmicpython's `bootstrap_test_app`. A message goes in as the consumer
-    pipeline hands it over: with its envelope, on a connection (none here)."""
+    """A service as its bootstrap's `spec` wires it, with fakes in place of its adapters (as
+    cosmicpython's `bootstrap_test_app`). A message goes in as the consumer pipeline hands it
+    over: with its envelope, on a connection (none here)."""
 
-    def __init__(self, message_handlers: Callable[[Mapping[str, Factory]], MessageHandlers],
-                 **fakes: object) -> None:
-        self.handlers = message_handlers({name: _given(fake) for name, fake in fakes.items()})
+    def __init__(self, spec: Callable[[Mapping[str, Factory]], ServiceSpec], **fakes: object) -> None:
+        self.spec = spec({name: _given(fake) for name, fake in fakes.items()})
 
     async def send(self, message: CommandPayload | EventPayload) -> None:
         if isinstance(message, CommandPayload):
             env = CommandEnvelope.wrap(message, actor="test")
-            await self.handlers.commands[message.command_type](None, env, message)
+            await self.spec.command_handlers[message.command_type](None, env, message)
         else:
             env = envelope(message, subject_id=getattr(message, "subject_id", None),
                            occurred_at=datetime.now(timezone.utc))
-            await self.handlers.events[message.event_type](None, env, message)
+            await self.spec.event_handlers[message.event_type](None, env, message)
 
 
 def _given(fake: object) -> Factory:

@@ -18,7 +18,7 @@ INFUSED_AT = datetime(2024, 3, 1, 10, 30, tzinfo=timezone.utc)
 
 
 def wired(streams: FakeStreams, infusions: FakeInfusions) -> Bus:
-    return Bus(bootstrap.message_handlers, streams=streams, infusions=infusions)
+    return Bus(bootstrap.spec, streams=streams, infusions=infusions)
 
 
 def assessment(on: date = date(2024, 3, 29), *, blasts: float = 1.0, anc: float = 2500,

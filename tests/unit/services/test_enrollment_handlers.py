@@ -31,7 +31,7 @@ PROGRAMME = "CARCIK-CD19-P2"
 
 
 def wired(streams: FakeStreams) -> Bus:
-    return Bus(bootstrap.message_handlers, streams=streams)
+    return Bus(bootstrap.spec, streams=streams)
 
 
 def centre_cmd(centre_id: str = CENTRE) -> RegisterCentre:

@@ -31,7 +31,7 @@ INFUSED_AT = datetime(2024, 3, 27, 10, 30, tzinfo=timezone.utc)
 
 
 def wired(streams: FakeStreams, products: FakeReleasedProducts) -> Bus:
-    return Bus(bootstrap.message_handlers, streams=streams, products=products)
+    return Bus(bootstrap.spec, streams=streams, products=products)
 
 
 subject_ids = st.from_regex(r"S-[0-9A-F]{12}", fullmatch=True)

@@ -29,7 +29,7 @@ COLLECTED_AT = datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)
 
 
 def wired(streams: FakeStreams | None = None, enrolments: FakeEnrolments | None = None) -> Bus:
-    return Bus(bootstrap.message_handlers, streams=streams or FakeStreams(), enrolments=enrolments or FakeEnrolments())
+    return Bus(bootstrap.spec, streams=streams or FakeStreams(), enrolments=enrolments or FakeEnrolments())
 
 
 def collection(subject_id: str = SUBJECT, centre_id: str = CENTRE, coi_id: str = COI) -> RecordApheresisCollection:
