@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from contracts.base import EventPayload
 from contracts.commands import EnrollSubject, RegisterCentre
 from contracts.errors import CommandRefused
