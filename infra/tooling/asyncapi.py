@@ -21,7 +21,6 @@ from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
-from pydantic import BaseModel
 
 from contracts import topics
 from contracts.envelope import CommandEnvelope, EventEnvelope

@@ -8,7 +8,7 @@ import json
 import urllib.request
 from datetime import date, datetime, timedelta, timezone
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import commands as c
 from contracts import topics

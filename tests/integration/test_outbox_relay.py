@@ -17,7 +17,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from contracts import topics
 from contracts.envelope import EventEnvelope
 from contracts.events import PatientRegistered
 from infra.runtime.eventstore import EventStore, Inbox, Metadata, NewEvent
