@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, datetime, timezone
 
 from contracts import events as ev
@@ -33,17 +32,6 @@ def journey(subject_id: str = SUBJECT) -> SubjectView:
 
 
 class ReadModelsContract:
-    async def test_claimed_ids_are_those_not_claimed_before(self, read_models):
-        a, b, c = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-        await read_models.claim([a, b])
-
-        assert await read_models.claim([b, c]) == {c}
-
-    async def test_an_id_twice_in_one_claim_is_new_once(self, read_models):
-        a = uuid.uuid4()
-
-        assert await read_models.claim([a, a]) == {a}
-
     async def test_a_subject_without_a_view_is_left_out(self, read_models):
         assert await read_models.get_many([SUBJECT]) == {}
 

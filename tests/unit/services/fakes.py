@@ -131,18 +131,11 @@ class FakeInfusions:
 
 
 class FakeReadModels:
-    """Projection's ReadModels port: views and the applied-event set."""
+    """Projection's ReadModels port: the subject views (the consumer claims event ids)."""
 
     def __init__(self) -> None:
-        self.applied: set[uuid.UUID] = set()
         self.views: dict[str, SubjectView] = {}
         self.puts = 0
-
-    async def mark_applied(self, event_id: uuid.UUID) -> bool:
-        if event_id in self.applied:
-            return False
-        self.applied.add(event_id)
-        return True
 
     async def get(self, subject_id: str) -> SubjectView | None:
         return self.views.get(subject_id)
@@ -150,9 +143,6 @@ class FakeReadModels:
     async def put(self, view: SubjectView) -> None:
         self.views[view.subject_id] = view
         self.puts += 1
-
-    async def claim(self, event_ids) -> set[uuid.UUID]:
-        return {i for i in event_ids if await self.mark_applied(i)}
 
     async def get_many(self, subject_ids) -> dict[str, SubjectView]:
         return {s: self.views[s] for s in subject_ids if s in self.views}
