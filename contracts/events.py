@@ -138,6 +138,22 @@ class CommandRejected(EventPayload):
     subject_id: SubjectId | None = None
 
 
+class ChainHeadRecorded(EventPayload):
+    """The head of a store's hash chain (infra/runtime/chain.py, docs/design.md "Tamper-evident
+    log"): the last event linked so far and its chained hash. Recorded in the store it is
+    about and published on that service's topic, so consumers and auditors hold copies a
+    database superuser cannot change; `celltrail verify` checks the store against the latest.
+
+    - `store`: the service schema whose chain this is (e.g. `assessment`);
+    - `position`: the position of the last linked event;
+    - `hash`: its link hash, SHA-256 as 64 lower-case hex digits."""
+
+    event_type = "common.ChainHeadRecorded"
+    store: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+    position: Annotated[int, Field(ge=1)]
+    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 # --- outcomes (published by the projection for downstream consumers) ----------------
 class Day28ResponseDetermined(EventPayload):
     """The day-28 response of a subject, for registries and sponsors: the in-window
@@ -175,6 +191,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ProductInfused,
     ResponseAssessed,
     CommandRejected,
+    ChainHeadRecorded,
     Day28ResponseDetermined,
     VeinToVeinTimeDetermined,
 )

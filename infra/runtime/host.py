@@ -195,7 +195,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
         await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
         store = EventStore(spec.schema)
         relay = OutboxRelay(pool, store, spec.publishes_to, producer, batch_size=settings.relay_batch_size,
-                            poll_seconds=settings.relay_poll_seconds)
+                            poll_seconds=settings.relay_poll_seconds, head_interval=settings.chain_head_seconds)
         runtime = running["runtime"] = Runtime(settings, pool, producer, store, relays=[relay])
         if spec.subscribes_to:
             runtime.consumer = build_consumer(spec, runtime)

@@ -46,6 +46,11 @@ idempotent consumers absorb. A row that cannot be published (not decodable, too 
 the broker) is quarantined: recorded in `<schema>.relay_quarantine` with the reason, logged,
 counted in /status, and passed; the rest keep flowing. Only one relay per store runs at a
 time (a PostgreSQL advisory lock); others stand by.
+
+The relay also keeps the store's hash chain (infra/runtime/chain.py): before it reads a
+batch to publish, it links every row up to the same horizon, quarantined rows included, so
+every published event is chained; and, given a `head_interval`, it records the chain's head
+as an event now and then, which it then publishes like any other.
 """
 
 from __future__ import annotations
@@ -61,6 +66,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from contracts import topics
 from contracts.envelope import EventEnvelope
+from infra.runtime.chain import EventChain, HeadRecorder
 from infra.runtime.eventstore import EventStore, Unreadable
 
 log = logging.getLogger(__name__)
@@ -120,10 +126,14 @@ class SnapshotHorizon:
 
 class OutboxRelay:
     def __init__(self, pool: asyncpg.Pool, store: EventStore, topic: str, producer: AIOKafkaProducer,
-                 *, batch_size: int = 500, poll_seconds: float = 0.5, horizon: Horizon | None = None) -> None:
+                 *, batch_size: int = 500, poll_seconds: float = 0.5, horizon: Horizon | None = None,
+                 head_interval: float | None = None) -> None:
+        """`head_interval`: seconds between recordings of the chain's head (None: never)."""
         self.pool, self.store, self.topic, self.producer = pool, store, topic, producer
         self.batch_size, self.poll_seconds = batch_size, poll_seconds
         self.horizon = horizon or SnapshotHorizon(store.sequence)
+        self.chain = EventChain(store, batch_size=batch_size)
+        self.heads = HeadRecorder(self.chain, head_interval) if head_interval is not None else None
         self.name = f"{store.schema}->{topic}"
         self._lock_key = zlib.crc32(self.name.encode())
         self._wake = asyncio.Event()
@@ -140,9 +150,12 @@ class OutboxRelay:
                     await conn.execute(f"INSERT INTO {schema}.relay_checkpoint (relay, position) VALUES ($1, 0)"
                                        " ON CONFLICT DO NOTHING", self.name)
                     checkpoint = 0
-                rows = await self.store.read_range(conn, checkpoint, await self.horizon.advance(conn),
-                                                   self.batch_size)
+                horizon = await self.horizon.advance(conn)
+                await self.chain.extend(conn, horizon)
+                rows = await self.store.read_range(conn, checkpoint, horizon, self.batch_size)
                 if not rows:
+                    if self.heads is not None:
+                        await self.heads.record_if_due(conn)  # its NOTIFY wakes the relay to publish it
                     return sent
                 quarantined = await self._send(rows)  # returns once the broker acknowledged every record
                 async with conn.transaction():
@@ -173,15 +186,18 @@ class OutboxRelay:
         return rejected
 
     async def status(self) -> dict[str, Any]:
-        """Lag = the store's last position minus the published checkpoint (0: caught up)."""
+        """Lag = the store's last position minus the published checkpoint (0: caught up);
+        `chained_position`: the position of the chain's last link."""
         schema = self.store.schema
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 f"SELECT (SELECT coalesce(max(position), 0) FROM {self.store.table}) AS stored,"
                 f" (SELECT coalesce(max(position), 0) FROM {schema}.relay_checkpoint WHERE relay = $1) AS published,"
-                f" (SELECT count(*) FROM {schema}.relay_quarantine WHERE relay = $1) AS quarantined", self.name)
+                f" (SELECT count(*) FROM {schema}.relay_quarantine WHERE relay = $1) AS quarantined,"
+                f" (SELECT coalesce(max(position), 0) FROM {schema}.event_chain) AS chained", self.name)
         return {"relay": self.name, "store_position": row["stored"], "published_position": row["published"],
-                "lag": max(0, row["stored"] - row["published"]), "quarantined": row["quarantined"]}
+                "lag": max(0, row["stored"] - row["published"]), "quarantined": row["quarantined"],
+                "chained_position": row["chained"]}
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

@@ -100,6 +100,7 @@ def topic_docs() -> list[TopicDoc]:
         types = [t for t in EVENT_TYPES if t.split(".")[0] == _context(topic)]
         if any(specs[n].command_handlers for n in producers):
             types.append("common.CommandRejected")  # refusals are facts on the refusing service's topic
+        types.append("common.ChainHeadRecorded")  # every store's relay publishes its chain's head
         consumers = []
         for name, spec in specs.items():
             if topic in spec.subscribes_to and spec.applier is not None:

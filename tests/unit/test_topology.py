@@ -25,7 +25,8 @@ def _pyproject_contract(name: str) -> dict:
 
 
 class TestHandKeptCopies:
-    @pytest.mark.parametrize("revision", ["0001_event_stores", "0002_relay_horizon", "0003_consumer_offsets"])
+    @pytest.mark.parametrize("revision", ["0001_event_stores", "0002_relay_horizon", "0003_consumer_offsets",
+                                      "0004_event_chain"])
     def test_the_migrations_create_a_schema_per_service(self, revision: str) -> None:
         migration = importlib.import_module(f"migrations.versions.{revision}")
         assert tuple(migration.SERVICE_SCHEMAS) == topology.SERVICES
