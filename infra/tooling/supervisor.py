@@ -43,6 +43,30 @@ def default_home() -> Path:
     return Path(state).expanduser().resolve() / "celltrail"
 
 
+IDENTITY_KEY_FILE = "identity.key"
+
+
+def identity_key(home: Path, *, create: bool = True) -> str | None:
+    """CELLTRAIL_IDENTITY_KEY if set, else the home's key file, created (mode 0600) with a new
+    random key on first use when `create`: the identity table of a system started by `up` is
+    readable only with the key kept beside its data. Losing the file loses every identity."""
+    if os.environ.get("CELLTRAIL_IDENTITY_KEY"):
+        return os.environ["CELLTRAIL_IDENTITY_KEY"]
+    from services.enrollment.adapters.identity_crypto import Keyring
+
+    path = home / IDENTITY_KEY_FILE
+    if not create:
+        return path.read_text().strip() if path.exists() else None
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(Keyring.generate() + "\n")
+    return path.read_text().strip()
+
+
 class NotRunningError(RuntimeError):
     """No system is running for this home; the message says how to start one."""
 
@@ -197,6 +221,9 @@ class System:
         env = {**os.environ, "DATABASE_URL": self.info.database_url,
                "KAFKA_BOOTSTRAP_SERVERS": self.info.kafka_bootstrap_servers,
                "HTTP_HOST": LOOPBACK, "HTTP_PORT": str(port)}
+        env.pop("CELLTRAIL_IDENTITY_KEY", None)
+        if name == "enrollment":  # the only service that keeps identities holds the key
+            env["CELLTRAIL_IDENTITY_KEY"] = identity_key(self.home)
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}.bootstrap"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
