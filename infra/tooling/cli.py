@@ -278,7 +278,7 @@ def cmd_identities_encrypt(args: argparse.Namespace) -> int:
         # Never a new key here: rows sealed under a key the services lack would be lost.
         keyring = Keyring.parse(identity_key(home(), create=False))
     except IdentityKeyError as exc:
-        raise CliError(str(exc)) from None
+        raise CliError(f"{exc} (or keep it in {home() / 'identity.key'}, as `celltrail up` does)") from None
 
     async def go():
         conn = await asyncpg.connect(db)
