@@ -31,5 +31,10 @@ class Settings(BaseSettings):
     # Records per fetch, applied in one transaction.
     consumer_max_records: int = Field(default=500, ge=1, le=10_000, alias="CELLTRAIL_CONSUMER_MAX_RECORDS")
 
+    # The public half of the token signing key (Ed25519, PEM): services verify tokens, never
+    # issue them. No default: `celltrail up` generates a key pair into its home. Unset, a
+    # service accepts API keys only (docs/design.md, "Access").
+    token_public_key: str | None = Field(default=None, alias="CELLTRAIL_TOKEN_PUBLIC_KEY")
+
     def port_for(self, service: str) -> int:
         return self.http_port or DEFAULT_HTTP_PORTS[service]

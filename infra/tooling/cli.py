@@ -19,6 +19,8 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
+from infra.tooling import access as access_commands
+
 
 class CliError(Exception):
     """Said in one line, exit status 1 (or `status`), never a traceback."""
@@ -254,6 +256,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
+def cmd_access(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from infra.tooling import access
+
+    try:
+        access.run(args, database_url=_database_url(), home=home())
+    except access.AccessCliError as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from infra.tooling.embedded import EmbeddedStartError
     from infra.tooling.loader import Loader
@@ -319,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("verify", help="recompute every store's hash chain; exit 1 at any broken link")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_verify)
+    access_commands.add_parser(sub, cmd_access)
     sub.add_parser("demo", help="up, load the example scenario, print states and report").set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="throughput and latency against the raw broker")
     p.add_argument("--events", type=int, default=100_000, help="events for the rebuild measurement")
