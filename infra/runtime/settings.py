@@ -35,5 +35,10 @@ class Settings(BaseSettings):
     # No default: enrollment refuses to start without it; `celltrail up` generates one per home.
     identity_key: SecretStr | None = Field(default=None, alias="CELLTRAIL_IDENTITY_KEY")
 
+    # The public half of the token signing key (Ed25519, PEM): services verify tokens, never
+    # issue them. No default: `celltrail up` generates a key pair into its home. Unset, a
+    # service accepts API keys only (docs/design.md, "Access").
+    token_public_key: str | None = Field(default=None, alias="CELLTRAIL_TOKEN_PUBLIC_KEY")
+
     def port_for(self, service: str) -> int:
         return self.http_port or DEFAULT_HTTP_PORTS[service]

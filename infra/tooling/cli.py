@@ -19,6 +19,8 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
+from infra.tooling import access as access_commands
+
 
 class CliError(Exception):
     """Said in one line, exit status 1 (or `status`), never a traceback."""
@@ -299,6 +301,20 @@ def cmd_identities_encrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_access(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from infra.tooling import access
+
+    try:
+        access.run(args, database_url=_database_url(), home=home())
+    except access.AccessCliError as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from infra.tooling.embedded import EmbeddedStartError
     from infra.tooling.loader import Loader
@@ -372,6 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     q.set_defaults(fn=cmd_identities_erase)
     ids.add_parser("encrypt", help="encrypt plaintext identity rows and move old-key rows to the current key"
                    ).set_defaults(fn=cmd_identities_encrypt)
+    access_commands.add_parser(sub, cmd_access)
     sub.add_parser("demo", help="up, load the example scenario, print states and report").set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="throughput and latency against the raw broker")
     p.add_argument("--events", type=int, default=100_000, help="events for the rebuild measurement")

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import asyncpg
 
+from infra.runtime.access.tokens import public_key_pem
 from infra.runtime.db import migrate
 from infra.runtime.relay import rewind
+from infra.tooling.access import ensure_token_key
 from infra.tooling.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port, process_alive
 from infra.runtime.settings import DEFAULT_HTTP_PORTS, SERVICES
 
@@ -193,6 +195,7 @@ class System:
         self.broker: EmbeddedBroker | None = None
         self.procs: dict[str, subprocess.Popen] = {}
         self.info: RunInfo | None = None
+        self.token_public_key: str | None = None
 
     def start_infrastructure(self) -> RunInfo:
         import asyncio
@@ -208,6 +211,8 @@ class System:
             self.broker = EmbeddedBroker(log_path=self.log_dir / "broker.log").start()
             kafka = self.broker.bootstrap_servers
         migrate(db)
+        # Services get the public half only: they verify tokens, the CLI issues them.
+        self.token_public_key = public_key_pem(ensure_token_key(self.home))
         if self.broker is not None:
             asyncio.run(forget_broker(db))
         self.info = RunInfo(database_url=db, kafka_bootstrap_servers=kafka)
@@ -220,7 +225,8 @@ class System:
             port = int(self.info.urls[name].rsplit(":", 1)[1])
         env = {**os.environ, "DATABASE_URL": self.info.database_url,
                "KAFKA_BOOTSTRAP_SERVERS": self.info.kafka_bootstrap_servers,
-               "HTTP_HOST": LOOPBACK, "HTTP_PORT": str(port)}
+               "HTTP_HOST": LOOPBACK, "HTTP_PORT": str(port), "CELLTRAIL_TOKEN_PUBLIC_KEY": self.token_public_key}
+        env.pop("CELLTRAIL_TOKEN_KEY", None)  # the signing key stays with the issuer
         env.pop("CELLTRAIL_IDENTITY_KEY", None)
         if name == "enrollment":  # the only service that keeps identities holds the key
             env["CELLTRAIL_IDENTITY_KEY"] = identity_key(self.home)

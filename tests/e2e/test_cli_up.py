@@ -3,6 +3,7 @@ same home, loading a file from elsewhere, and `celltrail demo` cleaning up after
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -10,6 +11,8 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -116,6 +119,29 @@ class TestCelltrailUp:
 
 
 class TestCelltrailDemo:
+    def test_a_token_from_celltrail_access_is_accepted_by_every_service(self, running_up, tmp_path: Path) -> None:
+        """`up` made a signing key in its home and gave the services its public half."""
+        _, env = running_up
+        home = tmp_path / "state" / "celltrail"
+        assert stat.S_IMODE((home / "token-key.pem").stat().st_mode) == 0o600
+        for args in (("org", "add", "CTR-BG", "--kind", "centre", "--name", "Bergamo"),
+                     ("principal", "add", "dr.rossi", "--name", "Maria Rossi"),
+                     ("grant", "dr.rossi", "CTR-BG", "physician")):
+            assert run("access", *args, cwd=tmp_path, env=env).returncode == 0
+        secret = "correct horse battery\n"
+        assert subprocess.run([sys.executable, "-m", "infra.tooling.cli", "access", "password", "dr.rossi"],
+                              input=secret, env=env, capture_output=True, text=True, timeout=60).returncode == 0
+        token = subprocess.run([sys.executable, "-m", "infra.tooling.cli", "access", "token", "dr.rossi"],
+                               input=secret, env=env, capture_output=True, text=True, timeout=60).stdout.strip()
+        urls = json.loads((home / "run.json").read_text())["urls"]
+        for name, url in urls.items():
+            request = urllib.request.Request(f"{url}/whoami", headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert json.loads(response.read())["principal_id"] == "dr.rossi", name
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(f"{url}/whoami", timeout=10)
+            assert refused.value.code == 401, name
+
     def test_the_demo_leaves_nothing_behind(self, tmp_path: Path) -> None:
         tmp = tmp_path / "tmp"
         tmp.mkdir()
