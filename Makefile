@@ -43,6 +43,7 @@ bench: $(STAMP)
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.export
 	$(BIN)/python -m infra.tooling.asyncapi > docs/asyncapi.json
+	$(BIN)/python -m infra.tooling.asyncapi --topics-md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

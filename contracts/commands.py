@@ -7,13 +7,13 @@ accepted only by enrollment's HTTP API, which keeps the identifiers in its own s
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated, ClassVar
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from contracts.base import CommandPayload
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId
+from contracts.times import ClinicalDate, Instant
 from contracts import topics
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -36,8 +36,8 @@ class RegisterPatient(CommandPayload):
     hospital_record_number: Annotated[str, Field(min_length=1, max_length=40)]
     family_name: Annotated[str, Field(min_length=1, max_length=120)]
     given_name: Annotated[str, Field(min_length=1, max_length=120)]
-    date_of_birth: date
-    registered_on: date
+    date_of_birth: ClinicalDate
+    registered_on: ClinicalDate
 
 
 class EnrollSubject(CommandPayload):
@@ -46,7 +46,7 @@ class EnrollSubject(CommandPayload):
     subject_id: SubjectId
     programme_id: ProgrammeId
     centre_id: CentreId
-    enrolled_on: date
+    enrolled_on: ClinicalDate
 
 
 class RecordApheresisCollection(CommandPayload):
@@ -55,7 +55,7 @@ class RecordApheresisCollection(CommandPayload):
     coi_id: CoiId
     subject_id: SubjectId
     centre_id: CentreId
-    collected_at: AwareDatetime
+    collected_at: Instant
 
 
 class RecordProductRelease(CommandPayload):
@@ -67,7 +67,7 @@ class RecordProductRelease(CommandPayload):
     coi_id: CoiId
     subject_id: SubjectId
     lot_number: Annotated[str, Field(min_length=1, max_length=40)]
-    released_at: AwareDatetime
+    released_at: Instant
     released_by: Annotated[str, Field(min_length=1, max_length=80)]
     viable_cells_per_ml: Annotated[float, Field(gt=0)]
     volume_ml: Annotated[float, Field(gt=0)]
@@ -80,14 +80,14 @@ class RecordInfusion(CommandPayload):
     topic: ClassVar[str | None] = topics.INFUSION_COMMANDS
     subject_id: SubjectId
     coi_id: CoiId
-    infused_at: AwareDatetime
+    infused_at: Instant
 
 
 class RecordResponseAssessment(CommandPayload):
     command_type = "RecordResponseAssessment"
     topic: ClassVar[str | None] = topics.ASSESSMENT_COMMANDS
     subject_id: SubjectId
-    assessed_on: date
+    assessed_on: ClinicalDate
     marrow_blasts_percent: Percent
     circulating_blasts: bool
     extramedullary_disease: bool

@@ -11,10 +11,11 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from contracts.base import CommandPayload, Contract, EventPayload
 from contracts.ids import ActorId, CentreId, SubjectId
+from contracts.times import Instant
 
 
 class EventEnvelope(Contract):
@@ -25,8 +26,8 @@ class EventEnvelope(Contract):
     stream_version: int = Field(ge=1)
     position: int | None = None  # global position in the producing service's store
     subject_id: SubjectId | None = None
-    occurred_at: AwareDatetime  # clinical time: when it happened
-    recorded_at: AwareDatetime  # system time: when CellTrail recorded it
+    occurred_at: Instant  # clinical time: when it happened
+    recorded_at: Instant  # system time: when CellTrail recorded it
     correlation_id: uuid.UUID
     causation_id: uuid.UUID | None = None
     actor: ActorId
@@ -42,7 +43,7 @@ class CommandEnvelope(Contract):
     command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     command_type: str
     schema_version: int = Field(default=1, ge=1)
-    issued_at: AwareDatetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    issued_at: Instant = Field(default_factory=lambda: datetime.now(timezone.utc))
     actor: ActorId
     correlation_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     payload: dict[str, Any]

@@ -6,14 +6,14 @@ number): subjects are named only by their pseudonymous `subject_id`.
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from contracts.base import EventPayload
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId
+from contracts.times import ClinicalDate, Instant
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 
@@ -44,7 +44,7 @@ class SubjectEnrolled(EventPayload):
     subject_id: SubjectId
     programme_id: ProgrammeId
     centre_id: CentreId
-    enrolled_on: date
+    enrolled_on: ClinicalDate
 
 
 # --- manufacturing: chain of identity and custody ------------------------------------
@@ -55,7 +55,7 @@ class ApheresisCollected(EventPayload):
     coi_id: CoiId
     subject_id: SubjectId
     centre_id: CentreId
-    collected_at: AwareDatetime
+    collected_at: Instant
 
 
 class ProductReleased(EventPayload):
@@ -65,7 +65,7 @@ class ProductReleased(EventPayload):
     coi_id: CoiId
     subject_id: SubjectId
     lot_number: Annotated[str, Field(min_length=1, max_length=40)]
-    released_at: AwareDatetime
+    released_at: Instant
     released_by: Annotated[str, Field(min_length=1, max_length=80)]
     viable_cells_per_ml: Annotated[float, Field(gt=0)]
     volume_ml: Annotated[float, Field(gt=0)]
@@ -78,7 +78,7 @@ class ProductInfused(EventPayload):
     event_type = "infusion.ProductInfused"
     subject_id: SubjectId
     coi_id: CoiId
-    infused_at: AwareDatetime
+    infused_at: Instant
     infusion_number: Annotated[int, Field(ge=1)]
 
 
@@ -110,7 +110,7 @@ class ResponseAssessed(EventPayload):
     event_type = "assessment.ResponseAssessed"
     schema_version = 2
     subject_id: SubjectId
-    assessed_on: date
+    assessed_on: ClinicalDate
     study_day: int
     marrow_blasts_percent: Percent
     circulating_blasts: bool | None = None
@@ -136,6 +136,22 @@ class CommandRejected(EventPayload):
     reason_code: Annotated[str, Field(pattern=r"^[A-Z_]+$")]
     reason: str
     subject_id: SubjectId | None = None
+
+
+class ChainHeadRecorded(EventPayload):
+    """The head of a store's hash chain (infra/runtime/chain.py, docs/design.md "Tamper-evident
+    log"): the last event linked so far and its chained hash. Recorded in the store it is
+    about and published on that service's topic, so consumers and auditors hold copies a
+    database superuser cannot change; `celltrail verify` checks the store against the latest.
+
+    - `store`: the service schema whose chain this is (e.g. `assessment`);
+    - `position`: the position of the last linked event;
+    - `hash`: its link hash, SHA-256 as 64 lower-case hex digits."""
+
+    event_type = "common.ChainHeadRecorded"
+    store: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]{0,62}$")]
+    position: Annotated[int, Field(ge=1)]
+    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 # --- outcomes (published by the projection for downstream consumers) ----------------
@@ -175,6 +191,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ProductInfused,
     ResponseAssessed,
     CommandRejected,
+    ChainHeadRecorded,
     Day28ResponseDetermined,
     VeinToVeinTimeDetermined,
 )

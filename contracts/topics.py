@@ -5,21 +5,25 @@ commands over Kafka, one topic for downstream consumers of outcomes and one dead
 topic. Names carry a major version: a breaking change to a topic's contract gets a new topic.
 """
 
-ENROLLMENT_EVENTS = "celltrail.enrollment.v1"
-MANUFACTURING_EVENTS = "celltrail.manufacturing.v1"
-INFUSION_EVENTS = "celltrail.infusion.v1"
-ASSESSMENT_EVENTS = "celltrail.assessment.v1"
-OUTCOMES = "celltrail.outcomes.v1"
+from contracts.topology import SERVICES, commands_topic, events_topic
 
-ENROLLMENT_COMMANDS = "celltrail.enrollment.commands.v1"
-MANUFACTURING_COMMANDS = "celltrail.manufacturing.commands.v1"
-INFUSION_COMMANDS = "celltrail.infusion.commands.v1"
-ASSESSMENT_COMMANDS = "celltrail.assessment.commands.v1"
+ENROLLMENT_EVENTS = events_topic("enrollment")
+MANUFACTURING_EVENTS = events_topic("manufacturing")
+INFUSION_EVENTS = events_topic("infusion")
+ASSESSMENT_EVENTS = events_topic("assessment")
+OUTCOMES = events_topic("projection")
+
+ENROLLMENT_COMMANDS = commands_topic("enrollment")
+MANUFACTURING_COMMANDS = commands_topic("manufacturing")
+INFUSION_COMMANDS = commands_topic("infusion")
+ASSESSMENT_COMMANDS = commands_topic("assessment")
 
 DEAD_LETTER = "celltrail.deadletter.v1"
 
-EVENT_TOPICS = (ENROLLMENT_EVENTS, MANUFACTURING_EVENTS, INFUSION_EVENTS, ASSESSMENT_EVENTS)
-COMMAND_TOPICS = (ENROLLMENT_COMMANDS, MANUFACTURING_COMMANDS, INFUSION_COMMANDS, ASSESSMENT_COMMANDS)
+# Every context's event topic (what the projection folds); outcomes are for downstream.
+EVENT_TOPICS = tuple(events_topic(s) for s in SERVICES if s != "projection")
+# Services that accept commands on Kafka: those whose command topic some contract names.
+COMMAND_TOPICS = tuple(commands_topic(s) for s in SERVICES if s != "projection")
 ALL_TOPICS = (*EVENT_TOPICS, OUTCOMES, *COMMAND_TOPICS, DEAD_LETTER)
 
 # Kafka headers every CellTrail message carries.

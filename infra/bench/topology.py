@@ -1,5 +1,6 @@
 """Who publishes and who consumes which events, read from the services' own specs
-(`services/<name>/bootstrap.py:spec()`, as the AsyncAPI export does), never a copy."""
+(`infra.tooling.specs`, as the loader and the AsyncAPI export read them) and the topic
+names of `contracts.topology`, never a copy."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from dataclasses import dataclass
 from functools import cache
 
 from contracts import topics
-from infra.tooling.asyncapi import service_specs
+from contracts.topology import events_topic, service_of_event
+from infra.tooling.specs import service_specs
 
 
 @dataclass(frozen=True)
@@ -24,12 +26,12 @@ class EventConsumer:
 
 @dataclass(frozen=True)
 class Topology:
-    topic_of_context: dict[str, str]  # "enrollment" -> celltrail.enrollment.v1
     consumers: tuple[EventConsumer, ...]
     stores: tuple[str, ...]  # every service's schema: its event store, relayed to its topic
 
-    def topic_of(self, event_type: str) -> str:
-        return self.topic_of_context[event_type.split(".", 1)[0]]
+    @staticmethod
+    def topic_of(event_type: str) -> str:
+        return events_topic(service_of_event(event_type))
 
     def consumer(self, name: str) -> EventConsumer:
         return next(c for c in self.consumers if c.name == name)
@@ -53,5 +55,4 @@ def topology() -> Topology:
                       event_topics=tuple(t for t in s.subscribes_to if t in topics.EVENT_TOPICS),
                       event_types=tuple(sorted(s.event_handlers)))
         for s in specs.values() if any(t in topics.EVENT_TOPICS for t in s.subscribes_to))
-    return Topology({s.name: s.publishes_to for s in specs.values() if s.publishes_to in topics.EVENT_TOPICS},
-                    consumers, tuple(s.schema for s in specs.values()))
+    return Topology(consumers, tuple(s.schema for s in specs.values()))

@@ -33,8 +33,9 @@ from infra.runtime.relay import encode_event, kafka_headers
 from infra.tooling.loader import command_record, post_patient
 from services.assessment.domain.model import assessment_stream
 from services.enrollment.application.handlers import new_subject_id
-from services.enrollment.domain.model import PROGRAMMES, centre_stream, start_of_day, subject_stream
+from services.enrollment.domain.model import PROGRAMMES, centre_stream, subject_stream
 from services.infusion.domain.model import infusion_stream
+from services.kernel.clinical_dates import start_of_day
 from services.manufacturing.domain.model import coi_stream
 
 ACTOR = "celltrail-bench"

@@ -1,14 +1,15 @@
 """Append-only PostgreSQL event store, one per service schema, and the consumer inbox.
 
-Commit order versus position order: a bigserial position is taken when a row is inserted,
-not when its transaction commits, so a slow transaction can commit position 7 after a fast
-one committed position 8. A relay that had already published up to 8 would then skip 7
-for ever (the lost-event bug Marten and Axon shipped for years). As in pyeventsourcing's
-`_lock_table` (postgres.py), every append takes `LOCK TABLE ... IN EXCLUSIVE MODE` before
-inserting: appends to one store are serialised until commit, so positions become visible
-strictly in position order and the relay may read `position > checkpoint` safely. Plain
-reads (ACCESS SHARE) are not blocked. Throughput per store is bounded by commit latency;
-scale-out is by service schema (and, later, by partitioning streams across stores).
+Appends take no table lock: transactions appending to different streams run and commit in
+parallel. Optimistic concurrency per stream is the expected-version check backed by
+`UNIQUE (stream_id, stream_version)`: of two transactions appending the same version, the
+second waits on the index until the first commits and then fails; both paths raise
+`ConcurrencyConflictError`.
+
+Positions therefore become visible out of order (a slow transaction may commit position 7
+after a fast one committed 8); reading them safely is the relay's job (infra/relay.py).
+What it needs from every writer, the column default enforces (migration 0002): a
+transaction's id is assigned before it draws a position.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ def valid_schema(schema: str) -> str:
 
 
 class ConcurrencyConflictError(Exception):
-    """Another writer appended to the stream since it was loaded."""
+    """Another writer appended to the stream since it was loaded. `actual` is None when the
+    other writer was still in flight at the check and won at the unique index."""
 
-    def __init__(self, stream_id: str, expected: int, actual: int) -> None:
-        super().__init__(f"stream {stream_id!r}: expected version {expected}, found {actual}")
+    def __init__(self, stream_id: str, expected: int, actual: int | None) -> None:
+        found = actual if actual is not None else "a concurrent append"
+        super().__init__(f"stream {stream_id!r}: expected version {expected}, found {found}")
         self.stream_id, self.expected, self.actual = stream_id, expected, actual
 
 
@@ -65,6 +68,20 @@ _COLUMNS = ("position, event_id, stream_id, stream_version, event_type, schema_v
             "payload, occurred_at, recorded_at, correlation_id, causation_id, actor, centre_id")
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A stored row that cannot be made into an envelope, e.g. a time stored before the
+    range check existed (`-infinity` reads back as a naive date; year 0 not at all)."""
+
+    position: int
+    error: str
+
+
+# What a row's values can raise while being decoded (by the driver or by the contract);
+# connection and server errors are not among them.
+_ROW_ERRORS = (ValueError, OverflowError)
+
+
 def _row_to_envelope(row: asyncpg.Record) -> EventEnvelope:
     return EventEnvelope(
         event_id=row["event_id"], event_type=row["event_type"], schema_version=row["schema_version"],
@@ -73,6 +90,13 @@ def _row_to_envelope(row: asyncpg.Record) -> EventEnvelope:
         correlation_id=row["correlation_id"], causation_id=row["causation_id"], actor=row["actor"],
         centre_id=row["centre_id"], payload=json.loads(row["payload"]),
     )
+
+
+def _decode(row: asyncpg.Record) -> EventEnvelope | Unreadable:
+    try:
+        return _row_to_envelope(row)
+    except _ROW_ERRORS as exc:
+        return Unreadable(row["position"], f"{type(exc).__name__}: {exc}")
 
 
 class EventStore:
@@ -84,6 +108,7 @@ class EventStore:
             raise ValueError(f"invalid schema name {schema!r}")
         self.schema = schema
         self.table = f"{schema}.events"
+        self.sequence = f"{schema}.events_position_seq"
         self.channel = f"{schema}_events"
 
     async def load(self, conn: asyncpg.Connection, stream_id: str) -> list[EventEnvelope]:
@@ -91,11 +116,24 @@ class EventStore:
             f"SELECT {_COLUMNS} FROM {self.table} WHERE stream_id = $1 ORDER BY stream_version", stream_id)
         return [_row_to_envelope(r) for r in rows]
 
-    async def read_after(self, conn: asyncpg.Connection, position: int, limit: int) -> list[EventEnvelope]:
-        rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM {self.table} WHERE position > $1 ORDER BY position LIMIT $2",
-            position, limit)
-        return [_row_to_envelope(r) for r in rows]
+    async def read_range(self, conn: asyncpg.Connection, after: int, upto: int,
+                         limit: int) -> list[EventEnvelope | Unreadable]:
+        """Rows with `after < position <= upto` in position order; a row that cannot be
+        decoded comes back as `Unreadable` instead of failing the others."""
+        where = f"FROM {self.table} WHERE position > $1 AND position <= $2 ORDER BY position LIMIT $3"
+        try:
+            rows = await conn.fetch(f"SELECT {_COLUMNS} {where}", after, upto, limit)
+        except _ROW_ERRORS:  # the driver could not decode some row: find it, one row at a time
+            positions = await conn.fetch(f"SELECT position {where}", after, upto, limit)
+            return [await self._read_one(conn, p["position"]) for p in positions]
+        return [_decode(r) for r in rows]
+
+    async def _read_one(self, conn: asyncpg.Connection, position: int) -> EventEnvelope | Unreadable:
+        try:
+            row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM {self.table} WHERE position = $1", position)
+        except _ROW_ERRORS as exc:
+            return Unreadable(position, f"{type(exc).__name__}: {exc}")
+        return _decode(row)
 
     async def append(
         self,
@@ -108,7 +146,6 @@ class EventStore:
         """Append `events` at `expected_version + 1...`. Must run inside a transaction."""
         if not conn.is_in_transaction():
             raise RuntimeError("EventStore.append must run inside a transaction")
-        await conn.execute(f"LOCK TABLE {self.table} IN EXCLUSIVE MODE")
         actual = await conn.fetchval(
             f"SELECT coalesce(max(stream_version), 0) FROM {self.table} WHERE stream_id = $1", stream_id)
         if actual != expected_version:
@@ -124,14 +161,19 @@ class EventStore:
                 causation_id=meta.causation_id, actor=meta.actor, centre_id=ev.centre_id,
                 payload=ev.payload.model_dump(mode="json"),
             )
-            position = await conn.fetchval(
-                f"INSERT INTO {self.table} (event_id, stream_id, stream_version, event_type, schema_version,"
-                " subject_id, payload, occurred_at, recorded_at, correlation_id, causation_id, actor, centre_id)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8,$9,$10,$11,$12,$13) RETURNING position",
-                env.event_id, env.stream_id, env.stream_version, env.event_type, env.schema_version,
-                env.subject_id, json.dumps(env.payload), env.occurred_at, env.recorded_at,
-                env.correlation_id, env.causation_id, env.actor, env.centre_id,
-            )
+            try:
+                position = await conn.fetchval(
+                    f"INSERT INTO {self.table} (event_id, stream_id, stream_version, event_type, schema_version,"
+                    " subject_id, payload, occurred_at, recorded_at, correlation_id, causation_id, actor, centre_id)"
+                    " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8,$9,$10,$11,$12,$13) RETURNING position",
+                    env.event_id, env.stream_id, env.stream_version, env.event_type, env.schema_version,
+                    env.subject_id, json.dumps(env.payload), env.occurred_at, env.recorded_at,
+                    env.correlation_id, env.causation_id, env.actor, env.centre_id,
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "events_stream_version_unique":
+                    raise ConcurrencyConflictError(stream_id, expected_version, None) from exc
+                raise
             stored.append(env.model_copy(update={"position": position}))
         await conn.execute("SELECT pg_notify($1, '')", self.channel)
         return stored

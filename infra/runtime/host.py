@@ -1,14 +1,21 @@
 """Runs one service as one OS process: its consumer (one FastStream batch subscriber, see
 `infra.runtime.consumer`), its outbox relay and its HTTP API (Starlette on uvicorn), sharing
-one asyncpg pool and one Kafka producer."""
+one asyncpg pool and one Kafka producer.
+
+Background tasks (the relay, any service background work) run under `supervise`: a task that
+raises is logged with its traceback and restarted with backoff, never left dead. `/health`
+answers 503 while a task is failing; it and `/status` report each relay's lag (store
+position minus published checkpoint) and the consumer's lag and last error.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import asyncpg
 import uvicorn
@@ -19,6 +26,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from contracts import topics, topology
+from contracts.registry import COMMAND_TYPES, EVENT_TYPES
 from infra.runtime.db import create_pool
 from infra.runtime.consumer import Applier, CommandHandler, Consumer, EventHandler, HandlerApplier
 from infra.runtime.eventstore import EventStore
@@ -30,6 +39,39 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
+class TaskHealth:
+    name: str
+    failing: bool = False  # crashed and waiting to be restarted
+    restarts: int = 0
+    last_error: str | None = None
+
+
+async def supervise(health: TaskHealth, run: Callable[[asyncio.Event], Awaitable[object]], stop: asyncio.Event,
+                    *, backoff: float = 0.5, max_backoff: float = 30.0) -> None:
+    """Run `run(stop)` until `stop` is set, restarting it whenever it raises or returns early;
+    the delay doubles while it keeps failing (up to `max_backoff`) and resets after a long run."""
+    delay = backoff
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        started = loop.time()
+        try:
+            await run(stop)
+        except Exception as exc:  # logged with its traceback and restarted: never silent
+            log.exception("task %s failed; restarting in %.1fs", health.name, delay)
+            health.last_error = f"{type(exc).__name__}: {exc}"
+        else:
+            if stop.is_set():
+                return
+            log.error("task %s returned before it was asked to stop; restarting in %.1fs", health.name, delay)
+            health.last_error = "returned before it was asked to stop"
+        health.failing, health.restarts = True, health.restarts + 1
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        health.failing = False
+        delay = backoff if loop.time() - started > max_backoff else min(max_backoff, delay * 2)
+
+
+@dataclass
 class Runtime:
     """What a running service holds; handed to route factories and background tasks."""
 
@@ -38,20 +80,68 @@ class Runtime:
     producer: AIOKafkaProducer
     store: EventStore
     consumer: Consumer | None = None
+    relays: list[OutboxRelay] = field(default_factory=list)
+    tasks: list[TaskHealth] = field(default_factory=list)
+
+    async def relay_status(self) -> list[dict[str, Any]]:
+        return [await relay.status() for relay in self.relays]
+
+    async def consumer_status(self) -> dict[str, Any] | None:
+        if self.consumer is None:
+            return None
+        return {"group": self.consumer.group_id, "lag": await self.consumer.lag(),
+                "applied": self.consumer.applied, "waiting_for": self.consumer.last_error}
+
+
+class TopologyError(ValueError):
+    """A service's wiring disagrees with the contracts."""
 
 
 @dataclass
 class ServiceSpec:
+    """A service as its bootstrap declares it: its handlers, routes and background work.
+    What it subscribes to and publishes on is derived from them and from the contracts
+    (`contracts.topology`), never listed by hand."""
+
     name: str
-    schema: str
-    publishes_to: str
-    subscribes_to: tuple[str, ...] = ()
     event_handlers: dict[str, EventHandler] = field(default_factory=dict)
     command_handlers: dict[str, CommandHandler] = field(default_factory=dict)
     routes: Callable[[Runtime], list[Route]] = lambda rt: []
-    background: Callable[[Runtime, asyncio.Event], object] | None = None
-    # How fetches are applied; by default the command and event handlers above.
+    background: Callable[[Runtime, asyncio.Event], Awaitable[object]] | None = None
+    # How fetches are applied; by default the command and event handlers above. A service
+    # with its own applier (the projection) reads every event topic.
     applier: Callable[[Runtime], Applier] | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in topology.SERVICES:
+            raise TopologyError(f"{self.name!r} is not one of contracts.topology.SERVICES {topology.SERVICES}")
+        own = topology.commands_topic(self.name)
+        for command_type in self.command_handlers:
+            cls = COMMAND_TYPES.get(command_type)
+            if cls is None or cls.topic != own:
+                where = "no contract" if cls is None else f"its contract names topic {cls.topic!r}"
+                raise TopologyError(f"{self.name} handles command {command_type!r} but {where}, not {own!r}")
+        for event_type in self.event_handlers:
+            if event_type not in EVENT_TYPES:
+                raise TopologyError(f"{self.name} handles event {event_type!r}, which no contract defines")
+            if topology.service_of_event(event_type) in (None, self.name):
+                raise TopologyError(f"{self.name} handles {event_type!r}: a service consumes other contexts' events")
+
+    @property
+    def schema(self) -> str:
+        return self.name
+
+    @property
+    def publishes_to(self) -> str:
+        return topology.events_topic(self.name)
+
+    @property
+    def subscribes_to(self) -> tuple[str, ...]:
+        if self.applier is not None:
+            return topics.EVENT_TOPICS
+        upstream = {topology.events_topic(topology.service_of_event(t)) for t in self.event_handlers}
+        own = (topology.commands_topic(self.name),) if self.command_handlers else ()
+        return own + tuple(sorted(upstream))
 
     def build_applier(self, rt: Runtime) -> Applier:
         if self.applier is not None:
@@ -74,8 +164,28 @@ def build_broker(bootstrap: str, consumer: Consumer | None) -> KafkaBroker:
 
 
 def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
+    running: dict[str, Runtime] = {}
+
     async def health(request: Request) -> JSONResponse:
-        return JSONResponse({"service": spec.name, "status": "ok"})
+        rt = running["runtime"]
+        try:
+            relays = await rt.relay_status()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            return JSONResponse({"service": spec.name, "status": "failing", "error": f"database: {exc}"},
+                                status_code=503)
+        failing = any(t.failing for t in rt.tasks)
+        state = "failing" if failing else "degraded" if any(r["quarantined"] for r in relays) else "ok"
+        return JSONResponse({"service": spec.name, "status": state, "relays": relays,
+                             "tasks": [asdict(t) for t in rt.tasks]}, status_code=503 if failing else 200)
+
+    async def status(request: Request) -> JSONResponse:
+        """`lag` is the consumer's (records not yet applied); `ready` once it holds partitions."""
+        rt = running["runtime"]
+        consumer = await rt.consumer_status()
+        lag = consumer["lag"] if consumer else 0
+        body = {"service": spec.name, "ready": lag is not None, "lag": lag, "consumer": consumer,
+                "relays": await rt.relay_status()}
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -84,16 +194,19 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
         await producer.start()
         await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
         store = EventStore(spec.schema)
-        runtime = Runtime(settings, pool, producer, store)
+        relay = OutboxRelay(pool, store, spec.publishes_to, producer, batch_size=settings.relay_batch_size,
+                            poll_seconds=settings.relay_poll_seconds, head_interval=settings.chain_head_seconds)
+        runtime = running["runtime"] = Runtime(settings, pool, producer, store, relays=[relay])
         if spec.subscribes_to:
             runtime.consumer = build_consumer(spec, runtime)
         broker = build_broker(settings.kafka_bootstrap_servers, runtime.consumer)
         stop = asyncio.Event()
-        relay = OutboxRelay(pool, store, spec.publishes_to, producer, batch_size=settings.relay_batch_size,
-                            poll_seconds=settings.relay_poll_seconds)
-        tasks = [asyncio.create_task(relay.run(stop), name=f"{spec.name}-relay")]
+        jobs: dict[str, Callable[[asyncio.Event], Awaitable[object]]] = {f"{spec.name}-relay": relay.run}
         if spec.background:
-            tasks.append(asyncio.create_task(spec.background(runtime, stop), name=f"{spec.name}-background"))
+            jobs[f"{spec.name}-background"] = lambda stop_: spec.background(runtime, stop_)
+        runtime.tasks = [TaskHealth(name) for name in jobs]
+        tasks = [asyncio.create_task(supervise(health, job, stop), name=health.name)
+                 for health, job in zip(runtime.tasks, jobs.values())]
         await broker.start()
         for route in spec.routes(runtime):
             app.router.routes.append(route)
@@ -111,7 +224,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
             await producer.stop()
             await pool.close()
 
-    return Starlette(routes=[Route("/health", health)], lifespan=lifespan)
+    return Starlette(routes=[Route("/health", health), Route("/status", status)], lifespan=lifespan)
 
 
 def serve(spec: ServiceSpec) -> None:

@@ -1,11 +1,56 @@
 """Transactional outbox relay: publishes a service's committed events to its Kafka topic.
 
-The events table is the outbox: an event exists only once its transaction committed, and
-the store's table lock (see eventstore.py) makes positions visible in commit order, so the
-relay reads `position > checkpoint` in order and never skips one. It waits for the broker's
-acknowledgement (acks=all) of a whole batch before it advances the checkpoint: a crash in
-between republishes the batch (at-least-once), which idempotent consumers absorb.
-Only one relay per store runs at a time (a PostgreSQL advisory lock); others stand by.
+The events table is the outbox: an event exists only once its transaction committed. Appends
+take no lock, so positions become visible out of order: a position is drawn from a sequence
+at INSERT, not at COMMIT, and a slow transaction may commit position 7 after a fast one
+committed 8. A relay that read `position > checkpoint` would already have moved its
+checkpoint past 7 and skip it for ever (the lost-event bug Marten and Axon shipped for
+years; `tests/integration/test_outbox_relay.py` reproduces it).
+
+Never skip: the horizon. A position is *final* once the transaction that drew it has ended:
+committed, and so visible to every later snapshot, or rolled back, and so never there. The
+relay publishes in position order only up to a horizon H below which every position is
+final, and its checkpoint is the last position it published (never above H). Invariant:
+every row at or below the checkpoint has been published (or quarantined); a row that is not
+there when the checkpoint passes its position never will be.
+
+H comes from a sample (L, x), taken in one short transaction that is then rolled back:
+  1. L = the position sequence's last value: every position <= L has been drawn;
+  2. x = pg_current_xact_id(): a transaction id assigned after L was read.
+Every writer is assigned its transaction id before it draws a position (the column default,
+migration 0002), and ids are handed out in increasing order, so every transaction that drew
+a position <= L has an id < x. Once a later snapshot's `pg_snapshot_xmin` is >= x, no
+transaction with an id below x is still running ("Earliest transaction ID that is still
+active. All earlier transactions will either be committed and visible, or rolled back and
+dead": PostgreSQL, Transaction ID and Snapshot Information Functions), so every position
+<= L is final: H = L. The sequence has CACHE 1: a cached block would hand out positions
+<= L after L was read.
+
+Why not order and checkpoint by (transaction id, position), publishing only rows whose
+transaction id is below `pg_snapshot_xmin` (O. Dudycz, "How Postgres sequences issues can
+impact your messaging guarantees", event-driven.io)? That never skips either, but a
+transaction id is assigned at a transaction's first write, not when it reads: a consumer
+that claimed its inbox row (id 100), then read version 1 of a stream committed by id 101
+and appended version 2, would have version 2 published before version 1. Position order
+keeps every stream's versions, and each subject's causally ordered events, in order on
+their partition.
+
+Cost: a row waits until every transaction that was running when it was sampled has ended,
+so one long-running writing transaction anywhere on the PostgreSQL cluster holds back every
+relay (delays, never loses). Each sample uses one transaction id, and is taken only when
+positions were drawn since the last.
+
+The relay waits for the broker's acknowledgement (acks=all) of a whole batch before it
+advances the checkpoint: a crash in between republishes the batch (at-least-once), which
+idempotent consumers absorb. A row that cannot be published (not decodable, too large for
+the broker) is quarantined: recorded in `<schema>.relay_quarantine` with the reason, logged,
+counted in /status, and passed; the rest keep flowing. Only one relay per store runs at a
+time (a PostgreSQL advisory lock); others stand by.
+
+The relay also keeps the store's hash chain (infra/runtime/chain.py): before it reads a
+batch to publish, it links every row up to the same horizon, quarantined rows included, so
+every published event is chained; and, given a `head_interval`, it records the chain's head
+as an event now and then, which it then publishes like any other.
 """
 
 from __future__ import annotations
@@ -13,14 +58,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import zlib
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from contracts import topics
 from contracts.envelope import EventEnvelope
-from infra.runtime.eventstore import EventStore
+from infra.runtime.chain import EventChain, HeadRecorder
+from infra.runtime.eventstore import EventStore, Unreadable
 
 log = logging.getLogger(__name__)
 
@@ -37,40 +84,120 @@ def encode_event(env: EventEnvelope) -> bytes:
     return env.model_dump_json().encode()
 
 
+class Horizon(Protocol):
+    async def advance(self, conn: asyncpg.Connection) -> int:
+        """The highest position at or below which every position is final."""
+
+
+class SnapshotHorizon:
+    """The horizon of the module docstring, for one store's position sequence."""
+
+    def __init__(self, sequence: str) -> None:
+        self.sequence = sequence
+        self.position = 0
+        self._sample: tuple[int, str] | None = None  # (L, x) not yet known to be final
+
+    async def advance(self, conn: asyncpg.Connection) -> int:
+        while True:
+            fresh = self._sample is None
+            if fresh:
+                self._sample = await self._take_sample(conn)
+                if self._sample is None:
+                    return self.position  # nothing drawn since the last sample
+            drawn, xid = self._sample
+            if not await conn.fetchval("SELECT pg_snapshot_xmin(pg_current_snapshot()) >= $1::text::xid8", xid):
+                return self.position
+            self.position, self._sample = drawn, None
+            if fresh:
+                return self.position
+            # An older sample just became final; a fresh one may be final at once.
+
+    async def _take_sample(self, conn: asyncpg.Connection) -> tuple[int, str] | None:
+        tx = conn.transaction()
+        await tx.start()
+        try:  # two statements, in this order: L is read before x is assigned
+            drawn = await conn.fetchval(f"SELECT last_value - (NOT is_called)::int FROM {self.sequence}")
+            if drawn <= self.position:
+                return None
+            return drawn, await conn.fetchval("SELECT pg_current_xact_id()::text")
+        finally:
+            await tx.rollback()  # wrote nothing; a rollback needs no WAL flush
+
+
 class OutboxRelay:
     def __init__(self, pool: asyncpg.Pool, store: EventStore, topic: str, producer: AIOKafkaProducer,
-                 *, batch_size: int = 500, poll_seconds: float = 0.5) -> None:
+                 *, batch_size: int = 500, poll_seconds: float = 0.5, horizon: Horizon | None = None,
+                 head_interval: float | None = None) -> None:
+        """`head_interval`: seconds between recordings of the chain's head (None: never)."""
         self.pool, self.store, self.topic, self.producer = pool, store, topic, producer
         self.batch_size, self.poll_seconds = batch_size, poll_seconds
+        self.horizon = horizon or SnapshotHorizon(store.sequence)
+        self.chain = EventChain(store, batch_size=batch_size)
+        self.heads = HeadRecorder(self.chain, head_interval) if head_interval is not None else None
         self.name = f"{store.schema}->{topic}"
         self._lock_key = zlib.crc32(self.name.encode())
         self._wake = asyncio.Event()
 
     async def publish_pending(self) -> int:
-        """Publish everything committed past the checkpoint; return how many were sent."""
+        """Publish everything final past the checkpoint; return how many were sent."""
+        schema = self.store.schema
         sent = 0
         while True:
             async with self.pool.acquire() as conn:
                 checkpoint = await conn.fetchval(
-                    f"SELECT position FROM {self.store.schema}.relay_checkpoint WHERE relay = $1", self.name)
+                    f"SELECT position FROM {schema}.relay_checkpoint WHERE relay = $1", self.name)
                 if checkpoint is None:
-                    await conn.execute(
-                        f"INSERT INTO {self.store.schema}.relay_checkpoint (relay, position) VALUES ($1, 0)"
-                        " ON CONFLICT DO NOTHING", self.name)
+                    await conn.execute(f"INSERT INTO {schema}.relay_checkpoint (relay, position) VALUES ($1, 0)"
+                                       " ON CONFLICT DO NOTHING", self.name)
                     checkpoint = 0
-                batch = await self.store.read_after(conn, checkpoint, self.batch_size)
-                if not batch:
+                horizon = await self.horizon.advance(conn)
+                await self.chain.extend(conn, horizon)
+                rows = await self.store.read_range(conn, checkpoint, horizon, self.batch_size)
+                if not rows:
+                    if self.heads is not None:
+                        await self.heads.record_if_due(conn)  # its NOTIFY wakes the relay to publish it
                     return sent
-                futures = [
-                    await self.producer.send(self.topic, value=encode_event(e), key=e.key, headers=kafka_headers(e))
-                    for e in batch
-                ]
-                await asyncio.gather(*futures)  # every record acknowledged by the broker
-                # Compare-and-set: `celltrail republish` may have rewound the checkpoint meanwhile.
-                await conn.execute(
-                    f"UPDATE {self.store.schema}.relay_checkpoint SET position = $2"
-                    " WHERE relay = $1 AND position = $3", self.name, batch[-1].position, checkpoint)
-                sent += len(batch)
+                quarantined = await self._send(rows)  # returns once the broker acknowledged every record
+                async with conn.transaction():
+                    await conn.executemany(
+                        f"INSERT INTO {schema}.relay_quarantine (relay, position, error) VALUES ($1, $2, $3)"
+                        " ON CONFLICT DO NOTHING", [(self.name, q.position, q.error) for q in quarantined])
+                    # Compare-and-set: `celltrail republish` may have rewound the checkpoint meanwhile.
+                    await conn.execute(f"UPDATE {schema}.relay_checkpoint SET position = $2"
+                                       " WHERE relay = $1 AND position = $3", self.name, rows[-1].position, checkpoint)
+                for q in quarantined:
+                    log.error("relay %s: quarantined position %d, which cannot be published: %s",
+                              self.name, q.position, q.error)
+                sent += len(rows) - len(quarantined)
+
+    async def _send(self, rows: list[EventEnvelope | Unreadable]) -> list[Unreadable]:
+        """Send every publishable row; return the others, with why."""
+        rejected = [r for r in rows if isinstance(r, Unreadable)]
+        acks = []
+        for env in rows:
+            if isinstance(env, Unreadable):
+                continue
+            try:
+                acks.append(await self.producer.send(self.topic, value=encode_event(env), key=env.key,
+                                                     headers=kafka_headers(env)))
+            except MessageSizeTooLargeError as exc:  # refused before sending: this record only
+                rejected.append(Unreadable(env.position, f"{type(exc).__name__}: {exc}"))
+        await asyncio.gather(*acks)
+        return rejected
+
+    async def status(self) -> dict[str, Any]:
+        """Lag = the store's last position minus the published checkpoint (0: caught up);
+        `chained_position`: the position of the chain's last link."""
+        schema = self.store.schema
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f"SELECT (SELECT coalesce(max(position), 0) FROM {self.store.table}) AS stored,"
+                f" (SELECT coalesce(max(position), 0) FROM {schema}.relay_checkpoint WHERE relay = $1) AS published,"
+                f" (SELECT count(*) FROM {schema}.relay_quarantine WHERE relay = $1) AS quarantined,"
+                f" (SELECT coalesce(max(position), 0) FROM {schema}.event_chain) AS chained", self.name)
+        return {"relay": self.name, "store_position": row["stored"], "published_position": row["published"],
+                "lag": max(0, row["stored"] - row["published"]), "quarantined": row["quarantined"],
+                "chained_position": row["chained"]}
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

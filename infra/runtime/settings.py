@@ -5,16 +5,10 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("enrollment", "manufacturing", "infusion", "assessment", "projection")
+from contracts.topology import SERVICES, http_port
 
-# Default HTTP ports on loopback, one per service (override with <SERVICE>_HTTP_PORT).
-DEFAULT_HTTP_PORTS = {
-    "enrollment": 8101,
-    "manufacturing": 8102,
-    "infusion": 8103,
-    "assessment": 8104,
-    "projection": 8105,
-}
+# Default HTTP ports on loopback, one per service (override with HTTP_PORT).
+DEFAULT_HTTP_PORTS = {name: http_port(name) for name in SERVICES}
 
 
 class Settings(BaseSettings):
@@ -27,6 +21,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=3, ge=1, alias="CELLTRAIL_TOPIC_PARTITIONS")
     relay_batch_size: int = Field(default=500, ge=1, alias="CELLTRAIL_RELAY_BATCH_SIZE")
     relay_poll_seconds: float = Field(default=0.5, gt=0, alias="CELLTRAIL_RELAY_POLL_SECONDS")
+    # How often each store's hash-chain head is recorded (and so published) as an event, when
+    # events were chained since the last; docs/design.md, "Tamper-evident log".
+    chain_head_seconds: float = Field(default=60.0, ge=0, alias="CELLTRAIL_CHAIN_HEAD_SECONDS")
     # How long the broker may hold a fetch open waiting for data. Kafka's default (500 ms)
     # adds up to half a second per hop; consumers here prefer latency over fewer requests.
     fetch_max_wait_ms: int = Field(default=20, ge=1, le=500, alias="CELLTRAIL_FETCH_MAX_WAIT_MS")

@@ -1,5 +1,5 @@
 """The event store bound to one transaction and one message's metadata: the adapter behind
-every service's `Streams` port."""
+the kernel's `Streams` port (services.kernel.streams)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import asyncpg
 from contracts.base import EventPayload
 from contracts.registry import parse_event
 from infra.runtime.eventstore import EventStore, Metadata, NewEvent
+from infra.runtime.wiring import Factory
 
 
 class PgStreams:
@@ -29,3 +30,9 @@ class PgStreams:
             NewEvent(e, occurred_at=occurred_at, subject_id=subject_id, centre_id=centre_id, event_id=i)
             for e, i in zip(events, ids)
         ], self.meta)
+
+
+def pg_streams(store: EventStore) -> Factory:
+    """The `streams` dependency of a service whose events live in `store`: on the message's
+    transaction, every append carrying the message's metadata."""
+    return lambda uow: PgStreams(uow.conn, store, uow.meta)

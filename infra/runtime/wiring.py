@@ -1,29 +1,141 @@
-"""Adapts an application handler `fn(streams, command)` to the message pipeline."""
+"""Wiring by name (as cosmicpython's `bootstrap.inject_dependencies`): a handler names the
+dependencies it uses, the bootstrap says how to make each one, and `wire` joins the two
+once, when the service starts.
+
+A handler is an async function of one message and of the dependencies it names:
+
+    async def record_collection(cmd: RecordApheresisCollection, streams: Streams,
+                                enrolments: Enrolments) -> None: ...
+
+    async def on_subject_enrolled(event: SubjectEnrolled, enrolments: Enrolments) -> None: ...
+
+The message parameter is the one annotated with a `CommandPayload` or `EventPayload`
+subclass; its `command_type` or `event_type` is what the handler is routed under. Every
+other parameter is a dependency, looked up by name: its factory makes it per message from
+that message's `UnitOfWork`, and only the dependencies a handler names are made. `env`, the
+envelope, is always available. A parameter no factory provides stops `wire` with the
+handler's and the parameter's names, so a typo fails the service at start, not at its first
+message. Production passes PostgreSQL adapters, unit tests fakes, to the same `wire`.
+
+What `wire` returns keeps the consumer pipeline's handler signature `(conn, envelope, payload)`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+import inspect
+import types
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 
 import asyncpg
 
+from contracts.base import CommandPayload, EventPayload
 from contracts.envelope import CommandEnvelope, EventEnvelope
-from infra.runtime.eventstore import EventStore
+from infra.runtime.eventstore import Metadata
+from infra.runtime.consumer import CommandHandler, EventHandler
 from infra.runtime.messaging import command_metadata, event_metadata
-from infra.runtime.streams import PgStreams
 
 
-def command_route(store: EventStore, fn: Callable[..., Awaitable[None]],
-                  *extra: Callable[[asyncpg.Connection], Any]):
-    async def handle(conn: asyncpg.Connection, env: CommandEnvelope, command: Any) -> None:
-        await fn(PgStreams(conn, store, command_metadata(env)), *(make(conn) for make in extra), command)
+@dataclass(frozen=True)
+class UnitOfWork:
+    """What one message is applied in: the connection of its transaction (with the inbox
+    claim), its envelope, and the metadata every event appended for it carries."""
 
+    conn: asyncpg.Connection
+    envelope: CommandEnvelope | EventEnvelope
+    meta: Metadata
+
+
+Factory = Callable[[UnitOfWork], object]
+Handler = Callable[..., Awaitable[None]]
+
+BUILT_IN: dict[str, Factory] = {"env": lambda uow: uow.envelope}
+
+
+class WiringError(TypeError):
+    """A handler that cannot be wired; raised by `wire`, at bootstrap."""
+
+
+@dataclass(frozen=True)
+class MessageHandlers:
+    """A service's wired handlers by the command or event type they handle."""
+
+    commands: dict[str, CommandHandler] = field(default_factory=dict)
+    events: dict[str, EventHandler] = field(default_factory=dict)
+
+
+def wire(handlers: Iterable[Handler], dependencies: Mapping[str, Factory], *, actor: str) -> MessageHandlers:
+    """Route each handler under its message's type, injecting the dependencies it names.
+    `actor` (the service) signs the events its event handlers append; a command's events are
+    signed by the command's actor."""
+    factories = {**BUILT_IN, **dependencies}
+    handled, wired = MessageHandlers(), {}
+    for fn in handlers:
+        message, kind, names = _inspect(fn, factories)
+        if issubclass(kind, CommandPayload):
+            table, key, meta = handled.commands, kind.command_type, command_metadata
+        else:
+            table, key, meta = handled.events, kind.event_type, lambda env: event_metadata(env, actor)
+        if key in table:
+            raise WiringError(f"{_name(fn)}: {key} is already handled by {_name(wired[key])}")
+        wired[key] = fn
+        table[key] = _route(fn, message, {name: factories[name] for name in names}, meta)
+    return handled
+
+
+def handlers_in(module: types.ModuleType) -> list[Handler]:
+    """The message handlers of an application module: its public async functions whose
+    parameters include a message routed on Kafka (a command naming a topic, or an event).
+    So adding a handler is writing it; the bootstrap lists modules, not functions. A
+    function of a command that travels over HTTP only (`RegisterPatient`) is not one."""
+    found = []
+    for name, fn in vars(module).items():
+        if name.startswith("_") or not inspect.iscoroutinefunction(fn) or fn.__module__ != module.__name__:
+            continue
+        hints = typing.get_type_hints(fn)
+        kinds = [h for h in hints.values() if isinstance(h, type) and issubclass(h, (CommandPayload, EventPayload))]
+        if any(issubclass(k, EventPayload) or getattr(k, "topic", None) for k in kinds):
+            found.append(fn)
+    return found
+
+
+def _route(fn: Handler, message: str, factories: dict[str, Factory],
+           meta: Callable[[typing.Any], Metadata]) -> Callable[..., Awaitable[None]]:
+    async def handle(conn: asyncpg.Connection, env: typing.Any, payload: object) -> None:
+        uow = UnitOfWork(conn, env, meta(env))
+        await fn(**{message: payload}, **{name: make(uow) for name, make in factories.items()})
+
+    handle.__qualname__ = f"wired({_name(fn)})"
     return handle
 
 
-def event_route(store: EventStore, actor: str, fn: Callable[..., Awaitable[None]],
-                *extra: Callable[[asyncpg.Connection], Any]):
-    async def handle(conn: asyncpg.Connection, env: EventEnvelope, event: Any) -> None:
-        await fn(PgStreams(conn, store, event_metadata(env, actor)), *(make(conn) for make in extra), event, env)
+def _inspect(fn: Handler, factories: Mapping[str, Factory]) -> tuple[str, type, list[str]]:
+    """(message parameter, its type, dependency names) of `fn`, or a WiringError saying why not."""
+    if not inspect.iscoroutinefunction(fn):
+        raise WiringError(f"{_name(fn)}: a handler must be an async function")
+    try:
+        hints = typing.get_type_hints(fn)
+    except NameError as exc:
+        raise WiringError(f"{_name(fn)}: cannot resolve an annotation: {exc}") from exc
+    messages, names = [], []
+    for param in inspect.signature(fn).parameters.values():
+        hint = hints.get(param.name)
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
+            raise WiringError(f"{_name(fn)}: parameter {param.name!r} is not a plain named parameter")
+        if isinstance(hint, type) and issubclass(hint, (CommandPayload, EventPayload)):
+            messages.append((param.name, hint))
+        elif param.name in factories:
+            names.append(param.name)
+        else:
+            raise WiringError(f"{_name(fn)}: no dependency named {param.name!r} "
+                              f"(the bootstrap provides: {', '.join(sorted(factories))})")
+    if len(messages) != 1:
+        raise WiringError(f"{_name(fn)}: needs exactly one parameter annotated with a CommandPayload or "
+                          f"EventPayload subclass, has {len(messages)}")
+    [(message, kind)] = messages
+    return message, kind, names
 
-    return handle
+
+def _name(fn: Callable) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"

@@ -130,6 +130,9 @@ def cmd_load(args: argparse.Namespace) -> int:
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"])
     try:
         results = asyncio.run(loader.load(lines))
+    except urllib.error.URLError as exc:
+        raise CliError(f"CellTrail's enrollment service is not answering at {info.urls['enrollment']} "
+                       f"({exc.reason}); is `celltrail up` still running?") from None
     except (OSError, KafkaError) as exc:
         raise CliError(f"CellTrail's broker at {info.kafka_bootstrap_servers} is not reachable ({exc}); "
                        f"is `celltrail up` still running?") from None
@@ -207,7 +210,7 @@ def cmd_republish(args: argparse.Namespace) -> int:
 
     if args.service not in SERVICES:
         raise CliError(f"unknown service {args.service!r}; one of {', '.join(SERVICES)}", status=2)
-    db = os.environ.get("DATABASE_URL") or _run_info().database_url
+    db = _database_url()
 
     async def go() -> None:
         conn = await asyncpg.connect(db)
@@ -222,6 +225,33 @@ def cmd_republish(args: argparse.Namespace) -> int:
         raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
     print(f"{args.service} will republish its whole history; consumers deduplicate by event id")
     return 0
+
+
+def _database_url() -> str:
+    return os.environ.get("DATABASE_URL") or _run_info().database_url
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from infra.tooling.verify import verify
+
+    db = _database_url()
+    broker = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if broker is None:
+        try:
+            broker = _run_info().kafka_bootstrap_servers
+        except CliError:
+            broker = None  # the report says the published heads were not checked, and why
+    try:
+        report = asyncio.run(verify(db, broker))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.intact else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -286,6 +316,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("republish", help="make a service republish its whole event history")
     p.add_argument("service")
     p.set_defaults(fn=cmd_republish)
+    p = sub.add_parser("verify", help="recompute every store's hash chain; exit 1 at any broken link")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_verify)
     sub.add_parser("demo", help="up, load the example scenario, print states and report").set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="throughput and latency against the raw broker, every target PASS or MISS")
     from infra.bench.options import add_arguments as bench_arguments

@@ -29,6 +29,7 @@ from contracts.commands import RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES
 from infra.runtime.messaging import new_producer
+from infra.tooling.specs import subscriptions
 
 def command_record(command: CommandPayload, actor: str) -> tuple[CommandEnvelope, dict[str, Any]]:
     """A command as it travels on its topic (`command.topic`): its envelope, and the
@@ -118,7 +119,7 @@ class Loader:
         # One probe per service group: never subscribes (so never joins or disturbs the
         # group), only reads the group's committed offsets.
         probes = {g: AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=g, enable_auto_commit=False)
-                  for g in SUBSCRIPTIONS}
+                  for g in subscriptions()}
         await producer.start()
         await watcher.start()
         for probe in probes.values():
@@ -224,7 +225,7 @@ class Loader:
         while time.monotonic() < deadline:
             ends = await watcher.end_offsets(parts)
             behind = False
-            for group, subscribed in SUBSCRIPTIONS.items():
+            for group, subscribed in subscriptions().items():
                 for tp, end in ends.items():
                     if tp.topic in subscribed and end > 0 and (await probes[group].committed(tp) or 0) < end:
                         behind = True
@@ -232,14 +233,6 @@ class Loader:
                 return
             await asyncio.sleep(0.02)
         raise TimeoutError(f"consumers did not catch up within {self.timeout}s")
-
-
-# Which service consumer groups read which event topics (see each bootstrap.py).
-SUBSCRIPTIONS = {
-    "celltrail-manufacturing": {topics.ENROLLMENT_EVENTS},
-    "celltrail-infusion": {topics.MANUFACTURING_EVENTS},
-    "celltrail-assessment": {topics.INFUSION_EVENTS},
-}
 
 
 async def projection_lag(projection_url: str) -> int | None:

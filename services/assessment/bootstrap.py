@@ -2,29 +2,30 @@
 
 from __future__ import annotations
 
-from contracts import topics
+from collections.abc import Mapping
+
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
-from infra.runtime.wiring import command_route, event_route
+from infra.runtime.streams import pg_streams
+from infra.runtime.wiring import Factory, handlers_in, wire
 from services.assessment.adapters.infusions import PgInfusions
 from services.assessment.application import handlers
 
-SCHEMA = "assessment"
+NAME = SCHEMA = "assessment"
 
 
-def spec() -> ServiceSpec:
-    store = EventStore(SCHEMA)
+def adapters() -> dict[str, Factory]:
+    """What the handlers name, from PostgreSQL."""
+    return {"streams": pg_streams(EventStore(SCHEMA)), "infusions": lambda uow: PgInfusions(uow.conn)}
+
+
+def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
+    """The service; unit tests pass fakes as `dependencies` in place of `adapters()`."""
+    handled = wire(handlers_in(handlers), adapters() if dependencies is None else dependencies, actor=NAME)
     return ServiceSpec(
-        name="assessment",
-        schema=SCHEMA,
-        publishes_to=topics.ASSESSMENT_EVENTS,
-        subscribes_to=(topics.ASSESSMENT_COMMANDS, topics.INFUSION_EVENTS),
-        command_handlers={
-            "RecordResponseAssessment": command_route(store, handlers.record_response, PgInfusions),
-        },
-        event_handlers={
-            "infusion.ProductInfused": event_route(store, "assessment", handlers.on_product_infused, PgInfusions),
-        },
+        name=NAME,
+        command_handlers=handled.commands,
+        event_handlers=handled.events,
     )
 
 

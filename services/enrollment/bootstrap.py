@@ -2,27 +2,32 @@
 
 from __future__ import annotations
 
-from contracts import topics
+from collections.abc import Mapping
+
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
-from infra.runtime.wiring import command_route
+from infra.runtime.streams import pg_streams
+from infra.runtime.wiring import Factory, handlers_in, wire
 from services.enrollment.application import handlers
 from services.enrollment.entrypoints.http import routes
 
-SCHEMA = "enrollment"
+NAME = SCHEMA = "enrollment"
+# Patients are registered over HTTP only (entrypoints/http.py): RegisterPatient carries
+# direct identifiers, which must never reach a topic.
 
 
-def spec() -> ServiceSpec:
-    store = EventStore(SCHEMA)
+def adapters() -> dict[str, Factory]:
+    """What the handlers name, from PostgreSQL."""
+    return {"streams": pg_streams(EventStore(SCHEMA))}
+
+
+def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
+    """The service; unit tests pass fakes as `dependencies` in place of `adapters()`."""
+    handled = wire(handlers_in(handlers), adapters() if dependencies is None else dependencies, actor=NAME)
     return ServiceSpec(
-        name="enrollment",
-        schema=SCHEMA,
-        publishes_to=topics.ENROLLMENT_EVENTS,
-        subscribes_to=(topics.ENROLLMENT_COMMANDS,),
-        command_handlers={
-            "RegisterCentre": command_route(store, handlers.register_centre),
-            "EnrollSubject": command_route(store, handlers.enroll_subject),
-        },
+        name=NAME,
+        command_handlers=handled.commands,
+        event_handlers=handled.events,
         routes=routes,
     )
 

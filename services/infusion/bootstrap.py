@@ -2,30 +2,30 @@
 
 from __future__ import annotations
 
-from contracts import topics
+from collections.abc import Mapping
+
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
-from infra.runtime.wiring import command_route, event_route
+from infra.runtime.streams import pg_streams
+from infra.runtime.wiring import Factory, handlers_in, wire
 from services.infusion.adapters.products import PgReleasedProducts
 from services.infusion.application import handlers
 
-SCHEMA = "infusion"
+NAME = SCHEMA = "infusion"
 
 
-def spec() -> ServiceSpec:
-    store = EventStore(SCHEMA)
+def adapters() -> dict[str, Factory]:
+    """What the handlers name, from PostgreSQL."""
+    return {"streams": pg_streams(EventStore(SCHEMA)), "products": lambda uow: PgReleasedProducts(uow.conn)}
+
+
+def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
+    """The service; unit tests pass fakes as `dependencies` in place of `adapters()`."""
+    handled = wire(handlers_in(handlers), adapters() if dependencies is None else dependencies, actor=NAME)
     return ServiceSpec(
-        name="infusion",
-        schema=SCHEMA,
-        publishes_to=topics.INFUSION_EVENTS,
-        subscribes_to=(topics.INFUSION_COMMANDS, topics.MANUFACTURING_EVENTS),
-        command_handlers={
-            "RecordInfusion": command_route(store, handlers.record_infusion, PgReleasedProducts),
-        },
-        event_handlers={
-            "manufacturing.ProductReleased": event_route(store, "infusion", handlers.on_product_released,
-                                                         PgReleasedProducts),
-        },
+        name=NAME,
+        command_handlers=handled.commands,
+        event_handlers=handled.events,
     )
 
 

@@ -2,32 +2,30 @@
 
 from __future__ import annotations
 
-from contracts import topics
+from collections.abc import Mapping
+
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
-from infra.runtime.wiring import command_route, event_route
+from infra.runtime.streams import pg_streams
+from infra.runtime.wiring import Factory, handlers_in, wire
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.application import handlers
 
-SCHEMA = "manufacturing"
+NAME = SCHEMA = "manufacturing"
 
 
-def spec() -> ServiceSpec:
-    store = EventStore(SCHEMA)
+def adapters() -> dict[str, Factory]:
+    """What the handlers name, from PostgreSQL."""
+    return {"streams": pg_streams(EventStore(SCHEMA)), "enrolments": lambda uow: PgEnrolments(uow.conn)}
+
+
+def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
+    """The service; unit tests pass fakes as `dependencies` in place of `adapters()`."""
+    handled = wire(handlers_in(handlers), adapters() if dependencies is None else dependencies, actor=NAME)
     return ServiceSpec(
-        name="manufacturing",
-        schema=SCHEMA,
-        publishes_to=topics.MANUFACTURING_EVENTS,
-        # GMP facilities report product release on manufacturing's command topic.
-        subscribes_to=(topics.MANUFACTURING_COMMANDS, topics.ENROLLMENT_EVENTS),
-        command_handlers={
-            "RecordApheresisCollection": command_route(store, handlers.record_collection, PgEnrolments),
-            "RecordProductRelease": command_route(store, handlers.record_release),
-        },
-        event_handlers={
-            "enrollment.SubjectEnrolled": event_route(store, "manufacturing", handlers.on_subject_enrolled,
-                                                      PgEnrolments),
-        },
+        name=NAME,
+        command_handlers=handled.commands,
+        event_handlers=handled.events,
     )
 
 

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from contracts import topics
 from infra.runtime.host import ServiceSpec, serve
 from services.projection.entrypoints.consumer import ProjectionApplier
 from services.projection.entrypoints.http import routes
 
-SCHEMA = "projection"
-
 
 def spec() -> ServiceSpec:
-    return ServiceSpec(name="projection", schema=SCHEMA, publishes_to=topics.OUTCOMES,
-                       subscribes_to=topics.EVENT_TOPICS, routes=routes,
+    return ServiceSpec(name="projection", routes=routes,
                        applier=lambda rt: ProjectionApplier(rt.store))
 
 

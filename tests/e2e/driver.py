@@ -8,7 +8,7 @@ import json
 import urllib.request
 from datetime import date, datetime, timedelta, timezone
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import commands as c
 from contracts import topics
@@ -121,6 +121,15 @@ class Driver:
         for p in phases:
             await self.send_all(self.phase_commands(p), times)
             await self.wait_phase(milestone[p])
+            # the next phase's command needs a downstream service to have applied this phase's
+            # event, which the projection may show first
+            await self.wait_services_caught_up()
+
+    async def wait_services_caught_up(self, timeout: float = 60) -> None:
+        def quiet() -> bool:
+            return all(http_json(f"{url}/status").get("lag") == 0 for url in self.info.urls.values())
+
+        await self.wait_for(quiet, timeout, what="every service caught up")
 
     async def wait_caught_up(self, timeout: float = 60) -> None:
         await self.wait_for(lambda: http_json(f"{self.info.urls['projection']}/status").get("lag") == 0, timeout,

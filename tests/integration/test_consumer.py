@@ -18,8 +18,7 @@ from infra.runtime.consumer import Consumer, HandlerApplier
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import build_broker
 from infra.runtime.messaging import ensure_topics, new_producer
-from infra.runtime.wiring import command_route
-from services.enrollment.application import handlers
+from services.enrollment import bootstrap
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +36,7 @@ async def running(pool, kafka):
     await producer.start()
     store = EventStore("enrollment")
     calls = {"flaky": 0, "outage": 0}
-    register = command_route(store, handlers.register_centre)
+    register = bootstrap.spec().command_handlers["RegisterCentre"]
 
     async def always_fails(conn, env, cmd):
         if cmd.centre_id == "IT-POISON":

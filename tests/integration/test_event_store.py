@@ -1,12 +1,15 @@
-"""The event store against real PostgreSQL: append, optimistic concurrency, immutability."""
+"""The event store against real PostgreSQL: append, optimistic concurrency, immutability,
+bounded times."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timezone
 
 import asyncpg
 import pytest
+from pydantic import ValidationError
 
 from contracts.events import CentreRegistered, PatientRegistered
 from infra.runtime.eventstore import ConcurrencyConflictError, EventStore, Inbox, Metadata, NewEvent
@@ -45,6 +48,37 @@ class TestAppend:
                     await store.append(conn, "s-1", 0, [registered(2)], META)
             assert len(await store.load(conn, "s-1")) == 1
 
+    async def test_of_two_transactions_appending_the_same_version_the_later_raises_the_named_conflict(self, pool):
+        store = EventStore("enrollment")
+        first, second = await pool.acquire(), await pool.acquire()
+        try:
+            async with first.transaction():
+                await store.append(first, "s-1", 0, [registered(1)], META)  # not yet committed
+
+                async def racing() -> None:
+                    async with second.transaction():
+                        await store.append(second, "s-1", 0, [registered(2)], META)
+
+                race = asyncio.create_task(racing())
+                await asyncio.sleep(0.3)
+                assert not race.done()  # waits on the unique index for the first to finish
+            with pytest.raises(ConcurrencyConflictError, match="expected version 0, found a concurrent append"):
+                await asyncio.wait_for(race, 5)
+        finally:
+            await pool.release(first)
+            await pool.release(second)
+
+    async def test_appends_to_different_streams_do_not_wait_for_each_other(self, pool):
+        store = EventStore("enrollment")
+        async with pool.acquire() as open_conn, open_conn.transaction():
+            await store.append(open_conn, "s-1", 0, [registered(1)], META)
+
+            async def other() -> None:
+                async with pool.acquire() as conn, conn.transaction():
+                    await store.append(conn, "s-2", 0, [registered(2)], META)
+
+            await asyncio.wait_for(other(), 5)
+
     async def test_append_outside_a_transaction_is_refused(self, pool):
         async with pool.acquire() as conn:
             with pytest.raises(RuntimeError, match="inside a transaction"):
@@ -59,6 +93,36 @@ class TestAppend:
                     "INSERT INTO enrollment.events (event_id, stream_id, stream_version, event_type, schema_version,"
                     " payload, occurred_at, correlation_id, actor) VALUES ($1, 's-1', 1, 'x', 1, '{}', now(), $2, 't')",
                     uuid.uuid4(), uuid.uuid4())
+
+
+class TestBoundedTimes:
+    INSERT = ("INSERT INTO enrollment.events (event_id, stream_id, stream_version, event_type, schema_version,"
+              " payload, occurred_at, recorded_at, correlation_id, actor)"
+              " VALUES ($1, 's-1', 1, 'x', 1, '{}', $2::text::timestamptz, $3::text::timestamptz, $4, 't')")
+
+    @pytest.mark.parametrize("column", ["occurred_at", "recorded_at"])
+    @pytest.mark.parametrize("value", ["-infinity", "infinity", "0001-01-01 00:00:00+00",
+                                       "1899-12-31 23:59:59+00", "2200-01-01 00:00:00+00"])
+    async def test_the_database_refuses_a_non_finite_or_out_of_range_time(self, pool, column, value):
+        times = {"occurred_at": "2025-01-06 09:00:00+00", "recorded_at": "2025-01-06 09:00:00+00", column: value}
+        async with pool.acquire() as conn:
+            with pytest.raises(asyncpg.CheckViolationError, match=f"events_{column}_in_range"):
+                await conn.execute(self.INSERT, uuid.uuid4(), times["occurred_at"], times["recorded_at"],
+                                   uuid.uuid4())
+
+    async def test_the_database_accepts_the_first_instant_in_range(self, pool):
+        async with pool.acquire() as conn:
+            await conn.execute(self.INSERT, uuid.uuid4(), "1900-01-01 00:00:00+00", "2199-12-31 23:59:59+00",
+                               uuid.uuid4())
+
+    async def test_the_store_refuses_a_year_one_time_before_it_reaches_the_database(self, pool):
+        year_one = NewEvent(PatientRegistered(subject_id="S-000000000001", centre_id="IT-BG-01"),
+                            occurred_at=datetime(1, 1, 1, tzinfo=timezone.utc))
+        async with pool.acquire() as conn:
+            with pytest.raises(ValidationError, match="occurred_at"):
+                async with conn.transaction():
+                    await EventStore("enrollment").append(conn, "s-1", 0, [year_one], META)
+            assert await conn.fetchval("SELECT count(*) FROM enrollment.events") == 0
 
 
 class TestImmutability:

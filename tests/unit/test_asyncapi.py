@@ -11,6 +11,7 @@ import pytest
 from contracts import topics
 from contracts.registry import COMMAND_TYPES, EVENT_TYPES
 from infra.tooling import asyncapi
+from infra.tooling.specs import service_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 COMMITTED = ROOT / "docs" / "asyncapi.json"
@@ -101,7 +102,7 @@ def test_envelope_schemas_are_the_contract_models(document):
 
 def test_producers_and_consumers_follow_the_wiring():
     docs = {d.topic: d for d in asyncapi.topic_docs()}
-    specs = asyncapi.service_specs()
+    specs = service_specs()
     for name, spec in specs.items():
         assert any(p.startswith(name) for p in docs[spec.publishes_to].producers)
         for topic in spec.subscribes_to:
@@ -126,3 +127,9 @@ def test_topics_md_names_every_topic_and_header():
                  topics.HEADER_SCHEMA_VERSION, topics.HEADER_DLQ_REASON, topics.HEADER_DLQ_SOURCE,
                  topics.HEADER_DLQ_CONSUMER):
         assert f"`{name}`" in text, f"docs/topics.md does not mention {name}"
+
+
+def test_topics_md_table_is_fresh():
+    text = TOPICS_MD.read_text(encoding="utf-8")
+    assert asyncapi.render_topics_md(text) == text, (
+        "docs/topics.md's table is stale: python -m infra.tooling.asyncapi --topics-md")

@@ -6,6 +6,8 @@ from datetime import date, datetime
 
 import asyncpg
 
+from services.kernel.clinical_dates import clinical_date
+
 
 class PgInfusions:
     def __init__(self, conn: asyncpg.Connection) -> None:
@@ -17,9 +19,8 @@ class PgInfusions:
             subject_id)
 
     async def add(self, subject_id: str, infusion_number: int, infused_at: datetime) -> None:
-        # Study day 0 is the infusion's date where it happened: the offset recorded with
-        # the time, not UTC (an infusion at 00:30 CET is on that CET day).
+        # Study day 0 is the infusion's date where it happened (clinical_date), not in UTC.
         await self.conn.execute(
             "INSERT INTO assessment.infusions (subject_id, infusion_number, infused_at, infused_on)"
             " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            subject_id, infusion_number, infused_at, infused_at.date())
+            subject_id, infusion_number, infused_at, clinical_date(infused_at))

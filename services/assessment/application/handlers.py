@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timezone
-
 from contracts.commands import RecordResponseAssessment
-from contracts.envelope import EventEnvelope
 from contracts.events import ProductInfused
-from services.assessment.application.ports import Infusions, Streams
+from services.assessment.application.ports import Infusions
 from services.assessment.domain.model import Assessments, assessment_stream
+from services.kernel.aggregate import rebuild
+from services.kernel.clinical_dates import start_of_day
+from services.kernel.streams import Streams
 
 
-async def record_response(streams: Streams, infusions: Infusions, cmd: RecordResponseAssessment) -> None:
+async def record_response(cmd: RecordResponseAssessment, streams: Streams, infusions: Infusions) -> None:
     events, version = await streams.load(assessment_stream(cmd.subject_id))
-    new = Assessments.from_events(cmd.subject_id, events).assess(
+    new = rebuild(Assessments(cmd.subject_id), events).assess(
         cmd, await infusions.first_infusion_on(cmd.subject_id))
     await streams.append(assessment_stream(cmd.subject_id), version, new,
-                         occurred_at=datetime.combine(cmd.assessed_on, time(0), tzinfo=timezone.utc),
-                         subject_id=cmd.subject_id)
+                         occurred_at=start_of_day(cmd.assessed_on), subject_id=cmd.subject_id)
 
 
-async def on_product_infused(streams: Streams, infusions: Infusions, event: ProductInfused,
-                             env: EventEnvelope) -> None:
+async def on_product_infused(event: ProductInfused, infusions: Infusions) -> None:
     await infusions.add(event.subject_id, event.infusion_number, event.infused_at)

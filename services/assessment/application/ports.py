@@ -1,24 +1,19 @@
-"""Ports of the assessment service."""
+"""Ports of the assessment service (the event store is the kernel's `Streams`)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from typing import Protocol
 
-from contracts.base import EventPayload
-
-
-class Streams(Protocol):
-    async def load(self, stream_id: str) -> tuple[list[EventPayload], int]: ...
-
-    async def append(self, stream_id: str, expected_version: int, events: list[EventPayload], *,
-                     occurred_at: datetime, subject_id: str | None = None,
-                     centre_id: str | None = None) -> None: ...
-
 
 class Infusions(Protocol):
     """Infusions learnt from infusion's events."""
 
-    async def first_infusion_on(self, subject_id: str) -> date | None: ...
+    async def first_infusion_on(self, subject_id: str) -> date | None:
+        """The clinical date (services.kernel.clinical_dates) of the subject's infusion
+        number 1, or of the lowest number known: study day 0."""
+        ...
 
-    async def add(self, subject_id: str, infusion_number: int, infused_at: datetime) -> None: ...
+    async def add(self, subject_id: str, infusion_number: int, infused_at: datetime) -> None:
+        """Idempotent: a subject's infusion number is kept once, as first added."""
+        ...

@@ -17,6 +17,8 @@ from services.clinical.response_all import (
     all_response,
     carcik_day28_readings,
 )
+from services.kernel.aggregate import Aggregate
+from services.kernel.clinical_dates import study_day
 
 
 class SubjectNotInfused(CommandRefused):
@@ -32,16 +34,16 @@ def assessment_stream(subject_id: str) -> str:
 
 
 @dataclass
-class Assessments:
+class Assessments(Aggregate):
     """A subject's assessment history. The status before an assessment (needed to call
     relapse) comes from the assessments dated before it, whatever order they were entered in."""
 
     subject_id: str
     history: list[ev.ResponseAssessed] = field(default_factory=list)
 
-    @classmethod
-    def from_events(cls, subject_id: str, events: list[EventPayload]) -> "Assessments":
-        return cls(subject_id, [e for e in events if isinstance(e, ev.ResponseAssessed)])
+    def apply(self, event: EventPayload) -> None:
+        if isinstance(event, ev.ResponseAssessed):
+            self.history.append(event)
 
     def prior_to(self, assessed_on: date) -> PriorStatus:
         prior = PriorStatus.NOT_IN_REMISSION
@@ -63,8 +65,8 @@ class Assessments:
     def assess(self, cmd: RecordResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
         if first_infusion_on is None:
             raise SubjectNotInfused(f"subject {cmd.subject_id} has no recorded infusion")
-        study_day = (cmd.assessed_on - first_infusion_on).days  # day 0 = infusion day
-        if study_day < 0:
+        day = study_day(cmd.assessed_on, first_infusion_on)
+        if day < 0:
             raise AssessmentBeforeInfusion(
                 f"assessment on {cmd.assessed_on} precedes the infusion on {first_infusion_on}")
         facts = AllAssessment(
@@ -75,7 +77,7 @@ class Assessments:
         response = all_response(facts, self.prior_to(cmd.assessed_on))
         readings = carcik_day28_readings(facts)
         return [ev.ResponseAssessed(
-            subject_id=cmd.subject_id, assessed_on=cmd.assessed_on, study_day=study_day,
+            subject_id=cmd.subject_id, assessed_on=cmd.assessed_on, study_day=day,
             marrow_blasts_percent=cmd.marrow_blasts_percent, circulating_blasts=cmd.circulating_blasts,
             extramedullary_disease=cmd.extramedullary_disease, anc_per_ul=cmd.anc_per_ul,
             platelets_per_ul=cmd.platelets_per_ul, flow_mrd_percent=cmd.flow_mrd_percent,

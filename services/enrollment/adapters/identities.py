@@ -6,6 +6,8 @@ from datetime import date
 
 import asyncpg
 
+from services.enrollment.application.ports import IdentityAlreadyRecorded
+
 
 class PgIdentities:
     def __init__(self, conn: asyncpg.Connection) -> None:
@@ -18,7 +20,13 @@ class PgIdentities:
 
     async def add(self, subject_id: str, centre_id: str, hospital_record_number: str, family_name: str,
                   given_name: str, date_of_birth: date) -> None:
-        await self.conn.execute(
+        # ON CONFLICT rather than a unique violation: the refusal leaves the transaction usable.
+        kept = await self.conn.fetchval(
             "INSERT INTO enrollment.patient_identity (subject_id, centre_id, hospital_record_number,"
-            " family_name, given_name, date_of_birth) VALUES ($1, $2, $3, $4, $5, $6)",
+            " family_name, given_name, date_of_birth) VALUES ($1, $2, $3, $4, $5, $6)"
+            " ON CONFLICT DO NOTHING RETURNING 1",
             subject_id, centre_id, hospital_record_number, family_name, given_name, date_of_birth)
+        if kept is None:
+            # No identifier in the message: it may be logged.
+            raise IdentityAlreadyRecorded(f"an identity is already kept for subject {subject_id} or for this"
+                                          f" record number at {centre_id}")

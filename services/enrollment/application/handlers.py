@@ -7,15 +7,11 @@ from datetime import datetime, timezone
 
 from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
 from contracts.events import PatientRegistered
-from services.enrollment.application.ports import Identities, Streams
-from services.enrollment.domain.model import (
-    Centre,
-    Subject,
-    UnknownCentre,
-    centre_stream,
-    start_of_day,
-    subject_stream,
-)
+from services.enrollment.application.ports import Identities
+from services.enrollment.domain.model import Centre, Subject, UnknownCentre, centre_stream, subject_stream
+from services.kernel.aggregate import rebuild
+from services.kernel.clinical_dates import start_of_day
+from services.kernel.streams import Streams
 
 
 def new_subject_id() -> str:
@@ -23,21 +19,21 @@ def new_subject_id() -> str:
     return "S-" + secrets.token_hex(6).upper()
 
 
-async def register_centre(streams: Streams, cmd: RegisterCentre) -> None:
+async def register_centre(cmd: RegisterCentre, streams: Streams) -> None:
     events, version = await streams.load(centre_stream(cmd.centre_id))
-    centre = Centre.from_events(cmd.centre_id, events)
+    centre = rebuild(Centre(cmd.centre_id), events)
     await streams.append(centre_stream(cmd.centre_id), version, centre.register(cmd),
                          occurred_at=datetime.now(timezone.utc), centre_id=cmd.centre_id)
 
 
-async def register_patient(streams: Streams, identities: Identities, cmd: RegisterPatient) -> tuple[str, bool]:
+async def register_patient(cmd: RegisterPatient, streams: Streams, identities: Identities) -> tuple[str, bool]:
     """Returns (subject_id, created). Registering the same record number twice at one centre
     returns the subject already issued rather than a second pseudonym for one person."""
     existing = await identities.find(cmd.centre_id, cmd.hospital_record_number)
     if existing:
         return existing, False
     events, _ = await streams.load(centre_stream(cmd.centre_id))
-    if not Centre.from_events(cmd.centre_id, events).registered:
+    if not rebuild(Centre(cmd.centre_id), events).registered:
         raise UnknownCentre(f"centre {cmd.centre_id} is not registered")
     subject_id = new_subject_id()
     await identities.add(subject_id, cmd.centre_id, cmd.hospital_record_number, cmd.family_name,
@@ -48,10 +44,10 @@ async def register_patient(streams: Streams, identities: Identities, cmd: Regist
     return subject_id, True
 
 
-async def enroll_subject(streams: Streams, cmd: EnrollSubject) -> None:
+async def enroll_subject(cmd: EnrollSubject, streams: Streams) -> None:
     subject_events, version = await streams.load(subject_stream(cmd.subject_id))
     centre_events, _ = await streams.load(centre_stream(cmd.centre_id))
-    subject = Subject.from_events(cmd.subject_id, subject_events)
-    new = subject.enroll(cmd, Centre.from_events(cmd.centre_id, centre_events))
+    subject = rebuild(Subject(cmd.subject_id), subject_events)
+    new = subject.enroll(cmd, rebuild(Centre(cmd.centre_id), centre_events))
     await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=start_of_day(cmd.enrolled_on),
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
 
 from contracts.base import EventPayload
 from contracts.commands import EnrollSubject, RegisterCentre
 from contracts.errors import CommandRefused
 from contracts.events import CentreRegistered, PatientRegistered, SubjectEnrolled
+from services.kernel.aggregate import Aggregate
 
 # The programmes our first users run (../shared/seeds). Later issues make this a
 # registered, versioned catalogue with each programme's eligibility criteria.
@@ -53,22 +53,13 @@ def subject_stream(subject_id: str) -> str:
 
 
 @dataclass
-class Centre:
+class Centre(Aggregate):
     centre_id: str
     registered: bool = False
-    version: int = 0
-
-    @classmethod
-    def from_events(cls, centre_id: str, events: list[EventPayload]) -> "Centre":
-        c = cls(centre_id)
-        for e in events:
-            c.apply(e)
-        return c
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, CentreRegistered):
             self.registered = True
-        self.version += 1
 
     def register(self, cmd: RegisterCentre) -> list[EventPayload]:
         if self.registered:
@@ -77,25 +68,16 @@ class Centre:
 
 
 @dataclass
-class Subject:
+class Subject(Aggregate):
     subject_id: str
     centre_id: str | None = None
     programmes: set[str] = field(default_factory=set)
-    version: int = 0
-
-    @classmethod
-    def from_events(cls, subject_id: str, events: list[EventPayload]) -> "Subject":
-        s = cls(subject_id)
-        for e in events:
-            s.apply(e)
-        return s
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, PatientRegistered):
             self.centre_id = event.centre_id
         elif isinstance(event, SubjectEnrolled):
             self.programmes.add(event.programme_id)
-        self.version += 1
 
     def enroll(self, cmd: EnrollSubject, centre: Centre) -> list[EventPayload]:
         self.check_can_enroll(cmd, centre)
@@ -113,7 +95,3 @@ class Subject:
             raise UnknownProgramme(f"programme {cmd.programme_id} is not in the catalogue: {sorted(PROGRAMMES)}")
         if cmd.programme_id in self.programmes:
             raise AlreadyEnrolled(f"subject {cmd.subject_id} is already enrolled in {cmd.programme_id}")
-
-
-def start_of_day(d: date) -> datetime:
-    return datetime.combine(d, time(0, 0), tzinfo=timezone.utc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -18,6 +17,7 @@ from infra.runtime.http import BadRequest, parse_body, refused
 from infra.runtime.streams import PgStreams
 from services.enrollment.adapters.identities import PgIdentities
 from services.enrollment.application import handlers
+from services.enrollment.application.ports import IdentityAlreadyRecorded
 
 
 def routes(rt: Runtime) -> list[Route]:
@@ -32,11 +32,11 @@ def routes(rt: Runtime) -> list[Route]:
             try:
                 async with rt.pool.acquire() as conn, conn.transaction():
                     subject_id, created = await handlers.register_patient(
-                        PgStreams(conn, rt.store, meta), PgIdentities(conn), cmd)
+                        cmd, PgStreams(conn, rt.store, meta), PgIdentities(conn))
                 break
             except CommandRefused as exc:
                 return refused(exc)
-            except asyncpg.UniqueViolationError:
+            except IdentityAlreadyRecorded:
                 if attempt == 2:
                     raise
                 # A concurrent registration of the same record number won: the second

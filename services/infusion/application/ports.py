@@ -1,20 +1,10 @@
-"""Ports of the infusion service."""
+"""Ports of the infusion service (the event store is the kernel's `Streams`)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
-from contracts.base import EventPayload
 from services.infusion.domain.model import ReleasedProduct
-
-
-class Streams(Protocol):
-    async def load(self, stream_id: str) -> tuple[list[EventPayload], int]: ...
-
-    async def append(self, stream_id: str, expected_version: int, events: list[EventPayload], *,
-                     occurred_at: datetime, subject_id: str | None = None,
-                     centre_id: str | None = None) -> None: ...
 
 
 class ReleasedProducts(Protocol):
@@ -22,4 +12,6 @@ class ReleasedProducts(Protocol):
 
     async def get(self, coi_id: str) -> ReleasedProduct | None: ...
 
-    async def add(self, product: ReleasedProduct, lot_number: str) -> None: ...
+    async def add(self, product: ReleasedProduct, lot_number: str) -> None:
+        """Idempotent: a COI's release is kept once, as first added."""
+        ...

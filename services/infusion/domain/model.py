@@ -10,6 +10,7 @@ from contracts.base import EventPayload
 from contracts.commands import RecordInfusion
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
 from contracts.events import ProductInfused
+from services.kernel.aggregate import Aggregate
 
 
 class ProductNotReleased(CommandRefused):
@@ -36,17 +37,13 @@ def infusion_stream(subject_id: str) -> str:
 
 
 @dataclass
-class InfusionHistory:
+class InfusionHistory(Aggregate):
     subject_id: str
     infused_cois: list[str] = field(default_factory=list)
 
-    @classmethod
-    def from_events(cls, subject_id: str, events: list[EventPayload]) -> "InfusionHistory":
-        h = cls(subject_id)
-        for e in events:
-            if isinstance(e, ProductInfused):
-                h.infused_cois.append(e.coi_id)
-        return h
+    def apply(self, event: EventPayload) -> None:
+        if isinstance(event, ProductInfused):
+            self.infused_cois.append(event.coi_id)
 
     def infuse(self, cmd: RecordInfusion, product: ReleasedProduct | None) -> list[EventPayload]:
         if product is None:

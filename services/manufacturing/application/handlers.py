@@ -3,27 +3,27 @@
 from __future__ import annotations
 
 from contracts.commands import RecordApheresisCollection, RecordProductRelease
-from contracts.envelope import EventEnvelope
 from contracts.events import SubjectEnrolled
-from services.manufacturing.application.ports import Enrolments, Streams
+from services.kernel.aggregate import rebuild
+from services.kernel.streams import Streams
+from services.manufacturing.application.ports import Enrolments
 from services.manufacturing.domain.model import ChainOfIdentity, coi_stream
 
 
-async def record_collection(streams: Streams, enrolments: Enrolments, cmd: RecordApheresisCollection) -> None:
+async def record_collection(cmd: RecordApheresisCollection, streams: Streams, enrolments: Enrolments) -> None:
     events, version = await streams.load(coi_stream(cmd.coi_id))
-    chain = ChainOfIdentity.from_events(cmd.coi_id, events)
+    chain = rebuild(ChainOfIdentity(cmd.coi_id), events)
     new = chain.collect(cmd, await enrolments.centre_of(cmd.subject_id))
     await streams.append(coi_stream(cmd.coi_id), version, new, occurred_at=cmd.collected_at,
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
 
 
-async def record_release(streams: Streams, cmd: RecordProductRelease) -> None:
+async def record_release(cmd: RecordProductRelease, streams: Streams) -> None:
     events, version = await streams.load(coi_stream(cmd.coi_id))
-    chain = ChainOfIdentity.from_events(cmd.coi_id, events)
+    chain = rebuild(ChainOfIdentity(cmd.coi_id), events)
     await streams.append(coi_stream(cmd.coi_id), version, chain.release(cmd), occurred_at=cmd.released_at,
                          subject_id=cmd.subject_id)
 
 
-async def on_subject_enrolled(streams: Streams, enrolments: Enrolments, event: SubjectEnrolled,
-                              env: EventEnvelope) -> None:
+async def on_subject_enrolled(event: SubjectEnrolled, enrolments: Enrolments) -> None:
     await enrolments.add(event.subject_id, event.programme_id, event.centre_id, event.enrolled_on)

@@ -1,19 +1,9 @@
-"""Ports of the manufacturing service."""
+"""Ports of the manufacturing service (the event store is the kernel's `Streams`)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Protocol
-
-from contracts.base import EventPayload
-
-
-class Streams(Protocol):
-    async def load(self, stream_id: str) -> tuple[list[EventPayload], int]: ...
-
-    async def append(self, stream_id: str, expected_version: int, events: list[EventPayload], *,
-                     occurred_at: datetime, subject_id: str | None = None,
-                     centre_id: str | None = None) -> None: ...
 
 
 class Enrolments(Protocol):
@@ -21,4 +11,6 @@ class Enrolments(Protocol):
 
     async def centre_of(self, subject_id: str) -> str | None: ...
 
-    async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None: ...
+    async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
+        """Idempotent: a subject's enrolment in a programme is kept once, as first added."""
+        ...

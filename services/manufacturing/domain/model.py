@@ -14,6 +14,7 @@ from contracts.base import EventPayload
 from contracts.commands import RecordApheresisCollection, RecordProductRelease
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
 from contracts.events import ApheresisCollected, ProductReleased
+from services.kernel.aggregate import Aggregate
 
 
 class SubjectNotEnrolled(CommandRefused):
@@ -41,18 +42,11 @@ def coi_stream(coi_id: str) -> str:
 
 
 @dataclass
-class ChainOfIdentity:
+class ChainOfIdentity(Aggregate):
     coi_id: str
     subject_id: str | None = None
     collected_at: datetime | None = None
     released: bool = False
-
-    @classmethod
-    def from_events(cls, coi_id: str, events: list[EventPayload]) -> "ChainOfIdentity":
-        chain = cls(coi_id)
-        for e in events:
-            chain.apply(e)
-        return chain
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, ApheresisCollected):

@@ -16,6 +16,7 @@ from typing import Any
 
 from contracts import events as ev
 from contracts.base import EventPayload
+from services.kernel.clinical_dates import clinical_date, days_between
 
 # Milestones in journey order; the phase is the furthest one reached.
 PHASES = ("registered", "enrolled", "collected", "released", "infused", "assessed")
@@ -70,7 +71,7 @@ class SubjectView:
         p = self.first_infused
         if p is None or p.collected_on is None:
             return None
-        return (date.fromisoformat(p.infused_on) - date.fromisoformat(p.collected_on)).days
+        return days_between(date.fromisoformat(p.collected_on), date.fromisoformat(p.infused_on))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -132,7 +133,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime) -> Subje
     if isinstance(event, ev.ApheresisCollected):
         return dataclasses.replace(view, phase=_further(view.phase, "collected"),
                                    products=_with_product(view, event.coi_id,
-                                                          collected_on=event.collected_at.date().isoformat()),
+                                                          collected_on=clinical_date(event.collected_at).isoformat()),
                                    timeline=_with_entry(view, event.collected_at, t, f"apheresis, COI {event.coi_id}"))
     if isinstance(event, ev.ProductReleased):
         return dataclasses.replace(view, phase=_further(view.phase, "released"),
@@ -141,7 +142,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime) -> Subje
     if isinstance(event, ev.ProductInfused):
         return dataclasses.replace(view, phase=_further(view.phase, "infused"),
                                    products=_with_product(view, event.coi_id,
-                                                          infused_on=event.infused_at.date().isoformat()),
+                                                          infused_on=clinical_date(event.infused_at).isoformat()),
                                    timeline=_with_entry(view, event.infused_at, t,
                                                         f"infusion {event.infusion_number}, COI {event.coi_id}"))
     if isinstance(event, ev.ResponseAssessed):

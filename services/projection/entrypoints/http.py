@@ -29,13 +29,6 @@ def routes(rt: Runtime) -> list[Route]:
             rows = await PgReadModels(conn).programme_rows(request.query_params.get("programme"))
         return JSONResponse(programme_report(rows))
 
-    async def status(request: Request) -> JSONResponse:
-        lag = await rt.consumer.lag()
-        if lag is None:  # not assigned its partitions yet
-            return JSONResponse({"ready": False, "lag": None}, status_code=503)
-        return JSONResponse({"ready": True, "lag": lag, "applied": rt.consumer.applied,
-                             "last_error": rt.consumer.last_error})
-
     async def rebuild(request: Request) -> JSONResponse:
         dropped = await rebuild_projection(rt.consumer)
         return JSONResponse({"rebuilding": True, "dropped_views": dropped}, status_code=202)
@@ -44,6 +37,5 @@ def routes(rt: Runtime) -> list[Route]:
         Route("/subjects", subjects),
         Route("/subjects/{subject_id}", subject),
         Route("/report", report),
-        Route("/status", status),
         Route("/admin/rebuild", rebuild, methods=["POST"]),
     ]

@@ -1,18 +1,24 @@
 """In-memory adapters for the services' ports (cosmicpython `tests/unit/test_handlers.py`
-style): each keeps plain dicts and mirrors what its asyncpg adapter promises, so handler
-tests run in milliseconds with no I/O."""
+style): each keeps plain dicts and keeps what its asyncpg adapter promises (the contract
+suites in tests/ports run against both), so handler tests run in milliseconds with no I/O.
+`Bus` drives messages through a service's own bootstrap wiring with these fakes."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from contracts.base import EventPayload
-from contracts.envelope import EventEnvelope
+from contracts.base import CommandPayload, EventPayload
+from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.runtime.eventstore import ConcurrencyConflictError
+from infra.runtime.host import ServiceSpec
+from infra.runtime.wiring import Factory
+from services.enrollment.application.ports import IdentityAlreadyRecorded
 from services.infusion.domain.model import ReleasedProduct
+from services.kernel.clinical_dates import clinical_date
 from services.projection.domain.subject_view import SubjectView
 
 
@@ -70,8 +76,8 @@ class FakeIdentities:
 
     async def add(self, subject_id: str, centre_id: str, hospital_record_number: str,
                   family_name: str, given_name: str, date_of_birth: date) -> None:
-        if (centre_id, hospital_record_number) in self.subject_by_record:
-            raise AssertionError("unique (centre_id, hospital_record_number) violated")
+        if (centre_id, hospital_record_number) in self.subject_by_record or subject_id in self.records:
+            raise IdentityAlreadyRecorded(f"an identity is already kept for {subject_id} or this record number")
         self.subject_by_record[(centre_id, hospital_record_number)] = subject_id
         self.records[subject_id] = dict(centre_id=centre_id, hospital_record_number=hospital_record_number,
                                         family_name=family_name, given_name=given_name,
@@ -108,8 +114,8 @@ class FakeReleasedProducts:
 
 
 class FakeInfusions:
-    """Assessment's Infusions port; the first infusion is the lowest infusion_number, dated in UTC
-    as `PgInfusions` does."""
+    """Assessment's Infusions port; the first infusion is the lowest infusion_number, dated at
+    its own offset (clinical_date) as `PgInfusions` does."""
 
     def __init__(self) -> None:
         self.infusions: dict[str, dict[int, datetime]] = {}
@@ -118,25 +124,18 @@ class FakeInfusions:
         by_number = self.infusions.get(subject_id)
         if not by_number:
             return None
-        return by_number[min(by_number)].astimezone(timezone.utc).date()
+        return clinical_date(by_number[min(by_number)])
 
     async def add(self, subject_id: str, infusion_number: int, infused_at: datetime) -> None:
         self.infusions.setdefault(subject_id, {}).setdefault(infusion_number, infused_at)
 
 
 class FakeReadModels:
-    """Projection's ReadModels port: views and the applied-event set."""
+    """Projection's ReadModels port: the subject views (the consumer claims event ids)."""
 
     def __init__(self) -> None:
-        self.applied: set[uuid.UUID] = set()
         self.views: dict[str, SubjectView] = {}
         self.puts = 0
-
-    async def mark_applied(self, event_id: uuid.UUID) -> bool:
-        if event_id in self.applied:
-            return False
-        self.applied.add(event_id)
-        return True
 
     async def get(self, subject_id: str) -> SubjectView | None:
         return self.views.get(subject_id)
@@ -144,9 +143,6 @@ class FakeReadModels:
     async def put(self, view: SubjectView) -> None:
         self.views[view.subject_id] = view
         self.puts += 1
-
-    async def claim(self, event_ids) -> set[uuid.UUID]:
-        return {i for i in event_ids if await self.mark_applied(i)}
 
     async def get_many(self, subject_ids) -> dict[str, SubjectView]:
         return {s: self.views[s] for s in subject_ids if s in self.views}
@@ -180,3 +176,25 @@ def envelope(event: EventPayload, *, subject_id: str | None, occurred_at: dateti
         stream_id=stream_id, stream_version=1, subject_id=subject_id, occurred_at=occurred_at,
         recorded_at=occurred_at, correlation_id=uuid.uuid4(), actor="test",
         payload=event.model_dump(mode="json"))
+
+
+class Bus:
+    """A service as its bootstrap's `spec` wires it, with fakes in place of its adapters (as
+    cosmicpython's `bootstrap_test_app`). A message goes in as the consumer pipeline hands it
+    over: with its envelope, on a connection (none here)."""
+
+    def __init__(self, spec: Callable[[Mapping[str, Factory]], ServiceSpec], **fakes: object) -> None:
+        self.spec = spec({name: _given(fake) for name, fake in fakes.items()})
+
+    async def send(self, message: CommandPayload | EventPayload) -> None:
+        if isinstance(message, CommandPayload):
+            env = CommandEnvelope.wrap(message, actor="test")
+            await self.spec.command_handlers[message.command_type](None, env, message)
+        else:
+            env = envelope(message, subject_id=getattr(message, "subject_id", None),
+                           occurred_at=datetime.now(timezone.utc))
+            await self.spec.event_handlers[message.event_type](None, env, message)
+
+
+def _given(fake: object) -> Factory:
+    return lambda uow: fake

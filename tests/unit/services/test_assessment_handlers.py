@@ -9,12 +9,16 @@ import pytest
 
 from contracts.commands import RecordResponseAssessment
 from contracts.events import MrdStatus, ProductInfused, ResponseAssessed, ResponseCategory
-from services.assessment.application import handlers
+from services.assessment import bootstrap
 from services.assessment.domain.model import AssessmentBeforeInfusion, SubjectNotInfused, assessment_stream
-from tests.unit.services.fakes import FakeInfusions, FakeStreams, envelope
+from tests.unit.services.fakes import Bus, FakeInfusions, FakeStreams
 
 SUBJECT = "S-0123456789AB"
 INFUSED_AT = datetime(2024, 3, 1, 10, 30, tzinfo=timezone.utc)
+
+
+def wired(streams: FakeStreams, infusions: FakeInfusions) -> Bus:
+    return Bus(bootstrap.spec, streams=streams, infusions=infusions)
 
 
 def assessment(on: date = date(2024, 3, 29), *, blasts: float = 1.0, anc: float = 2500,
@@ -39,13 +43,13 @@ def recorded(streams: FakeStreams) -> ResponseAssessed:
 class TestRecordResponse:
     async def test_an_assessment_before_any_infusion_is_refused(self):
         with pytest.raises(SubjectNotInfused) as refused:
-            await handlers.record_response(FakeStreams(), FakeInfusions(), assessment())
+            await wired(FakeStreams(), FakeInfusions()).send(assessment())
 
         assert refused.value.code == "SUBJECT_NOT_INFUSED"
 
     async def test_an_assessment_dated_before_the_infusion_is_refused(self):
         with pytest.raises(AssessmentBeforeInfusion) as refused:
-            await handlers.record_response(FakeStreams(), await infused(), assessment(date(2024, 2, 29)))
+            await wired(FakeStreams(), await infused()).send(assessment(date(2024, 2, 29)))
 
         assert refused.value.code == "ASSESSMENT_BEFORE_INFUSION"
 
@@ -61,7 +65,7 @@ class TestRecordResponse:
     async def test_the_study_day_counts_from_the_infusion_day_as_day_0(self, assessed_on, study_day):
         streams = FakeStreams()
 
-        await handlers.record_response(streams, await infused(), assessment(assessed_on))
+        await wired(streams, await infused()).send(assessment(assessed_on))
 
         assert recorded(streams).study_day == study_day
 
@@ -69,23 +73,23 @@ class TestRecordResponse:
         streams, infusions = FakeStreams(), await infused()
         await infusions.add(SUBJECT, 2, datetime(2024, 3, 20, tzinfo=timezone.utc))
 
-        await handlers.record_response(streams, infusions, assessment(date(2024, 3, 29)))
+        await wired(streams, infusions).send(assessment(date(2024, 3, 29)))
 
         assert recorded(streams).study_day == 28
 
     async def test_a_cr_with_mrd_below_0_01_percent_is_an_mrd_negative_complete_remission(self):
         streams = FakeStreams()
 
-        await handlers.record_response(streams, await infused(), assessment(flow=0.005))
+        await wired(streams, await infused()).send(assessment(flow=0.005))
 
         event = recorded(streams)
         assert (event.response_category, event.mrd_status) == (ResponseCategory.CR, MrdStatus.NEGATIVE)
 
     async def test_marrow_blasts_of_5_percent_after_a_cr_are_a_haematological_relapse(self):
         streams, infusions = FakeStreams(), await infused()
-        await handlers.record_response(streams, infusions, assessment(date(2024, 3, 29), flow=0.005))
+        await wired(streams, infusions).send(assessment(date(2024, 3, 29), flow=0.005))
 
-        await handlers.record_response(streams, infusions, assessment(date(2024, 6, 1), blasts=5.0))
+        await wired(streams, infusions).send(assessment(date(2024, 6, 1), blasts=5.0))
 
         assert recorded(streams).response_category is ResponseCategory.HAEMATOLOGICAL_RELAPSE
 
@@ -95,14 +99,14 @@ class TestRecordResponse:
             response_category=ResponseCategory.CR, mrd_status=MrdStatus.POSITIVE, morphologic_response=True)
         streams = FakeStreams({assessment_stream(SUBJECT): [earlier_cr]})
 
-        await handlers.record_response(streams, await infused(), assessment(date(2024, 6, 1), blasts=12.0))
+        await wired(streams, await infused()).send(assessment(date(2024, 6, 1), blasts=12.0))
 
         assert recorded(streams).response_category is ResponseCategory.HAEMATOLOGICAL_RELAPSE
 
     async def test_marrow_blasts_of_5_percent_without_an_earlier_cr_are_no_response(self):
         streams = FakeStreams()
 
-        await handlers.record_response(streams, await infused(), assessment(blasts=5.0))
+        await wired(streams, await infused()).send(assessment(blasts=5.0))
 
         assert recorded(streams).response_category is ResponseCategory.NO_RESPONSE
 
@@ -110,7 +114,7 @@ class TestRecordResponse:
         streams = FakeStreams()
 
         with pytest.raises(SubjectNotInfused):
-            await handlers.record_response(streams, FakeInfusions(), assessment())
+            await wired(streams, FakeInfusions()).send(assessment())
 
         assert streams.appended == []
 
@@ -120,8 +124,9 @@ class TestOnProductInfused:
         streams, infusions = FakeStreams(), FakeInfusions()
         event = ProductInfused(subject_id=SUBJECT, coi_id="COI-0001", infused_at=INFUSED_AT, infusion_number=1)
 
-        await handlers.on_product_infused(streams, infusions, event,
-                                          envelope(event, subject_id=SUBJECT, occurred_at=INFUSED_AT))
-        await handlers.record_response(streams, infusions, assessment())
+        assessment_service = wired(streams, infusions)
+
+        await assessment_service.send(event)
+        await assessment_service.send(assessment())
 
         assert recorded(streams).study_day == 28

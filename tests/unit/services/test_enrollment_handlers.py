@@ -11,6 +11,7 @@ import pytest
 from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
 from contracts.events import CentreRegistered, PatientRegistered, SubjectEnrolled
 from infra.runtime.eventstore import ConcurrencyConflictError
+from services.enrollment import bootstrap
 from services.enrollment.application import handlers
 from services.enrollment.domain.model import (
     AlreadyEnrolled,
@@ -22,11 +23,15 @@ from services.enrollment.domain.model import (
     centre_stream,
     subject_stream,
 )
-from tests.unit.services.fakes import FakeIdentities, FakeStreams
+from tests.unit.services.fakes import Bus, FakeIdentities, FakeStreams
 
 CENTRE = "OSR-MILANO"
 OTHER_CENTRE = "HSG-MONZA"
 PROGRAMME = "CARCIK-CD19-P2"
+
+
+def wired(streams: FakeStreams) -> Bus:
+    return Bus(bootstrap.spec, streams=streams)
 
 
 def centre_cmd(centre_id: str = CENTRE) -> RegisterCentre:
@@ -46,12 +51,12 @@ def enrol_cmd(subject_id: str, centre_id: str = CENTRE, programme_id: str = PROG
 async def registered_centres(*centre_ids: str) -> FakeStreams:
     streams = FakeStreams()
     for centre_id in centre_ids:
-        await handlers.register_centre(streams, centre_cmd(centre_id))
+        await wired(streams).send(centre_cmd(centre_id))
     return streams
 
 
 async def registered_subject(streams: FakeStreams, centre_id: str = CENTRE) -> str:
-    subject_id, _ = await handlers.register_patient(streams, FakeIdentities(), patient_cmd(centre_id))
+    subject_id, _ = await handlers.register_patient(patient_cmd(centre_id), streams, FakeIdentities())
     return subject_id
 
 
@@ -59,7 +64,7 @@ class TestRegisterCentre:
     async def test_a_new_centre_is_registered(self):
         streams = FakeStreams()
 
-        await handlers.register_centre(streams, centre_cmd())
+        await wired(streams).send(centre_cmd())
 
         assert streams.events(centre_stream(CENTRE)) == [
             CentreRegistered(centre_id=CENTRE, name="Ospedale San Raffaele", country="IT")]
@@ -68,15 +73,15 @@ class TestRegisterCentre:
         streams = await registered_centres(CENTRE)
 
         with pytest.raises(CentreAlreadyRegistered) as refused:
-            await handlers.register_centre(streams, centre_cmd())
+            await wired(streams).send(centre_cmd())
 
         assert refused.value.code == "CENTRE_ALREADY_REGISTERED"
 
     async def test_two_concurrent_registrations_of_one_centre_record_it_once(self):
         streams = FakeStreams()
 
-        results = await asyncio.gather(handlers.register_centre(streams, centre_cmd()),
-                                       handlers.register_centre(streams, centre_cmd()), return_exceptions=True)
+        results = await asyncio.gather(wired(streams).send(centre_cmd()),
+                                       wired(streams).send(centre_cmd()), return_exceptions=True)
 
         assert [type(r) for r in results] == [type(None), ConcurrencyConflictError]
         assert len(streams.events(centre_stream(CENTRE))) == 1
@@ -86,7 +91,7 @@ class TestRegisterPatient:
     async def test_registration_issues_a_pseudonymous_subject_id(self):
         streams = await registered_centres(CENTRE)
 
-        subject_id, created = await handlers.register_patient(streams, FakeIdentities(), patient_cmd())
+        subject_id, created = await handlers.register_patient(patient_cmd(), streams, FakeIdentities())
 
         assert created is True
         assert re.fullmatch(r"^S-[0-9A-F]{12}$", subject_id)
@@ -94,15 +99,15 @@ class TestRegisterPatient:
     async def test_two_patients_get_different_subject_ids(self):
         streams, identities = await registered_centres(CENTRE), FakeIdentities()
 
-        first, _ = await handlers.register_patient(streams, identities, patient_cmd(record="MRN-1"))
-        second, _ = await handlers.register_patient(streams, identities, patient_cmd(record="MRN-2"))
+        first, _ = await handlers.register_patient(patient_cmd(record="MRN-1"), streams, identities)
+        second, _ = await handlers.register_patient(patient_cmd(record="MRN-2"), streams, identities)
 
         assert first != second
 
     async def test_patient_registered_carries_only_the_pseudonym_and_centre(self):
         streams = await registered_centres(CENTRE)
 
-        subject_id, _ = await handlers.register_patient(streams, FakeIdentities(), patient_cmd())
+        subject_id, _ = await handlers.register_patient(patient_cmd(), streams, FakeIdentities())
 
         [event] = streams.events(subject_stream(subject_id))
         assert isinstance(event, PatientRegistered)
@@ -111,7 +116,7 @@ class TestRegisterPatient:
     async def test_no_direct_identifier_reaches_the_event_stream(self):
         streams = await registered_centres(CENTRE)
 
-        await handlers.register_patient(streams, FakeIdentities(), patient_cmd())
+        await handlers.register_patient(patient_cmd(), streams, FakeIdentities())
 
         stored = repr([(a.event.model_dump(mode="json"), a.subject_id, a.centre_id) for a in streams.appended])
         for identifier in ("MRN-0042", "Rossi", "Maria", "1980-05-17"):
@@ -120,7 +125,7 @@ class TestRegisterPatient:
     async def test_the_identifiers_are_kept_by_the_identities_port(self):
         streams, identities = await registered_centres(CENTRE), FakeIdentities()
 
-        subject_id, _ = await handlers.register_patient(streams, identities, patient_cmd())
+        subject_id, _ = await handlers.register_patient(patient_cmd(), streams, identities)
 
         assert identities.records[subject_id] == dict(
             centre_id=CENTRE, hospital_record_number="MRN-0042", family_name="Rossi", given_name="Maria",
@@ -128,24 +133,24 @@ class TestRegisterPatient:
 
     async def test_the_same_record_number_at_the_same_centre_returns_the_existing_subject(self):
         streams, identities = await registered_centres(CENTRE), FakeIdentities()
-        first, _ = await handlers.register_patient(streams, identities, patient_cmd())
+        first, _ = await handlers.register_patient(patient_cmd(), streams, identities)
 
-        again, created = await handlers.register_patient(streams, identities, patient_cmd())
+        again, created = await handlers.register_patient(patient_cmd(), streams, identities)
 
         assert (again, created) == (first, False)
         assert len(streams.events(subject_stream(first))) == 1
 
     async def test_the_same_record_number_at_another_centre_is_another_patient(self):
         streams, identities = await registered_centres(CENTRE, OTHER_CENTRE), FakeIdentities()
-        first, _ = await handlers.register_patient(streams, identities, patient_cmd(CENTRE))
+        first, _ = await handlers.register_patient(patient_cmd(CENTRE), streams, identities)
 
-        second, created = await handlers.register_patient(streams, identities, patient_cmd(OTHER_CENTRE))
+        second, created = await handlers.register_patient(patient_cmd(OTHER_CENTRE), streams, identities)
 
         assert created is True and second != first
 
     async def test_registration_at_an_unknown_centre_is_refused(self):
         with pytest.raises(UnknownCentre) as refused:
-            await handlers.register_patient(FakeStreams(), FakeIdentities(), patient_cmd())
+            await handlers.register_patient(patient_cmd(), FakeStreams(), FakeIdentities())
 
         assert refused.value.code == "UNKNOWN_CENTRE"
 
@@ -153,7 +158,7 @@ class TestRegisterPatient:
         identities = FakeIdentities()
 
         with pytest.raises(UnknownCentre):
-            await handlers.register_patient(FakeStreams(), identities, patient_cmd())
+            await handlers.register_patient(patient_cmd(), FakeStreams(), identities)
 
         assert identities.records == {}
 
@@ -163,7 +168,7 @@ class TestEnrollSubject:
         streams = await registered_centres(CENTRE)
         subject_id = await registered_subject(streams)
 
-        await handlers.enroll_subject(streams, enrol_cmd(subject_id))
+        await wired(streams).send(enrol_cmd(subject_id))
 
         assert streams.events(subject_stream(subject_id))[-1] == SubjectEnrolled(
             subject_id=subject_id, programme_id=PROGRAMME, centre_id=CENTRE, enrolled_on=date(2024, 3, 4))
@@ -172,7 +177,7 @@ class TestEnrollSubject:
         streams = await registered_centres(CENTRE)
 
         with pytest.raises(UnknownSubject) as refused:
-            await handlers.enroll_subject(streams, enrol_cmd("S-000000000000"))
+            await wired(streams).send(enrol_cmd("S-000000000000"))
 
         assert refused.value.code == "UNKNOWN_SUBJECT"
 
@@ -181,7 +186,7 @@ class TestEnrollSubject:
         subject_id = await registered_subject(streams)
 
         with pytest.raises(UnknownProgramme) as refused:
-            await handlers.enroll_subject(streams, enrol_cmd(subject_id, programme_id="NO-SUCH-TRIAL"))
+            await wired(streams).send(enrol_cmd(subject_id, programme_id="NO-SUCH-TRIAL"))
 
         assert refused.value.code == "UNKNOWN_PROGRAMME"
 
@@ -190,7 +195,7 @@ class TestEnrollSubject:
         subject_id = await registered_subject(streams, CENTRE)
 
         with pytest.raises(WrongCentre) as refused:
-            await handlers.enroll_subject(streams, enrol_cmd(subject_id, centre_id=OTHER_CENTRE))
+            await wired(streams).send(enrol_cmd(subject_id, centre_id=OTHER_CENTRE))
 
         assert refused.value.code == "SUBJECT_REGISTERED_AT_ANOTHER_CENTRE"
 
@@ -199,15 +204,15 @@ class TestEnrollSubject:
         subject_id = await registered_subject(streams, CENTRE)
 
         with pytest.raises(UnknownCentre):
-            await handlers.enroll_subject(streams, enrol_cmd(subject_id, centre_id=OTHER_CENTRE))
+            await wired(streams).send(enrol_cmd(subject_id, centre_id=OTHER_CENTRE))
 
     async def test_a_subject_cannot_be_enrolled_twice_in_one_programme(self):
         streams = await registered_centres(CENTRE)
         subject_id = await registered_subject(streams)
-        await handlers.enroll_subject(streams, enrol_cmd(subject_id))
+        await wired(streams).send(enrol_cmd(subject_id))
 
         with pytest.raises(AlreadyEnrolled) as refused:
-            await handlers.enroll_subject(streams, enrol_cmd(subject_id))
+            await wired(streams).send(enrol_cmd(subject_id))
 
         assert refused.value.code == "ALREADY_ENROLLED"
 
@@ -216,7 +221,7 @@ class TestEnrollSubject:
         subject_id = await registered_subject(streams)
 
         with pytest.raises(UnknownProgramme):
-            await handlers.enroll_subject(streams, enrol_cmd(subject_id, programme_id="NO-SUCH-TRIAL"))
+            await wired(streams).send(enrol_cmd(subject_id, programme_id="NO-SUCH-TRIAL"))
 
         assert streams.events(subject_stream(subject_id)) == [
             PatientRegistered(subject_id=subject_id, centre_id=CENTRE)]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from contracts.commands import RecordInfusion
 from contracts.errors import ChainOfIdentityMismatch
 from contracts.events import ProductInfused, ProductReleased
-from services.infusion.application import handlers
+from services.infusion import bootstrap
 from services.infusion.domain.model import (
     InfusionBeforeRelease,
     ProductAlreadyInfused,
@@ -20,13 +20,19 @@ from services.infusion.domain.model import (
     ReleasedProduct,
     infusion_stream,
 )
-from tests.unit.services.fakes import FakeReleasedProducts, FakeStreams, envelope
+from tests.unit.services.fakes import Bus, FakeReleasedProducts, FakeStreams
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
 COI, SECOND_COI = "COI-0001", "COI-0002"
 RELEASED_AT = datetime(2024, 3, 24, 12, 0, tzinfo=timezone.utc)
 INFUSED_AT = datetime(2024, 3, 27, 10, 30, tzinfo=timezone.utc)
+
+
+
+def wired(streams: FakeStreams, products: FakeReleasedProducts) -> Bus:
+    return Bus(bootstrap.spec, streams=streams, products=products)
+
 
 subject_ids = st.from_regex(r"S-[0-9A-F]{12}", fullmatch=True)
 
@@ -43,20 +49,20 @@ class TestRecordInfusion:
     async def test_an_infusion_of_the_subjects_own_released_product_is_recorded(self):
         streams = FakeStreams()
 
-        await handlers.record_infusion(streams, FakeReleasedProducts(released()), infusion())
+        await wired(streams, FakeReleasedProducts(released())).send(infusion())
 
         assert streams.events(infusion_stream(SUBJECT)) == [
             ProductInfused(subject_id=SUBJECT, coi_id=COI, infused_at=INFUSED_AT, infusion_number=1)]
 
     async def test_an_infusion_is_refused_when_no_released_product_is_known(self):
         with pytest.raises(ProductNotReleased) as refused:
-            await handlers.record_infusion(FakeStreams(), FakeReleasedProducts(), infusion())
+            await wired(FakeStreams(), FakeReleasedProducts()).send(infusion())
 
         assert refused.value.code == "PRODUCT_NOT_RELEASED"
 
     async def test_an_infusion_is_refused_when_the_coi_belongs_to_another_subject(self):
         with pytest.raises(ChainOfIdentityMismatch) as refused:
-            await handlers.record_infusion(FakeStreams(), FakeReleasedProducts(released(OTHER_SUBJECT)), infusion())
+            await wired(FakeStreams(), FakeReleasedProducts(released(OTHER_SUBJECT))).send(infusion())
 
         assert refused.value.code == "CHAIN_OF_IDENTITY_MISMATCH"
 
@@ -66,33 +72,33 @@ class TestRecordInfusion:
         streams = FakeStreams()
 
         with pytest.raises(ChainOfIdentityMismatch):
-            await handlers.record_infusion(streams, FakeReleasedProducts(released(owner)), infusion(recipient))
+            await wired(streams, FakeReleasedProducts(released(owner))).send(infusion(recipient))
 
         assert streams.appended == []
 
     async def test_an_infusion_dated_before_the_release_is_refused(self):
         with pytest.raises(InfusionBeforeRelease) as refused:
-            await handlers.record_infusion(FakeStreams(), FakeReleasedProducts(released()),
-                                           infusion(infused_at=RELEASED_AT - timedelta(minutes=1)))
+            await wired(FakeStreams(), FakeReleasedProducts(released())).send(
+                infusion(infused_at=RELEASED_AT - timedelta(minutes=1)))
 
         assert refused.value.code == "INFUSION_BEFORE_RELEASE"
 
     async def test_the_same_product_cannot_be_infused_twice(self):
         streams, products = FakeStreams(), FakeReleasedProducts(released())
-        await handlers.record_infusion(streams, products, infusion())
+        await wired(streams, products).send(infusion())
 
         with pytest.raises(ProductAlreadyInfused) as refused:
-            await handlers.record_infusion(streams, products, infusion(infused_at=INFUSED_AT + timedelta(days=1)))
+            await wired(streams, products).send(infusion(infused_at=INFUSED_AT + timedelta(days=1)))
 
         assert refused.value.code == "PRODUCT_ALREADY_INFUSED"
 
     async def test_a_second_product_is_numbered_as_the_second_infusion(self):
         streams = FakeStreams()
         products = FakeReleasedProducts(released(), released(coi_id=SECOND_COI))
-        await handlers.record_infusion(streams, products, infusion())
+        infusion_service = wired(streams, products)
+        await infusion_service.send(infusion())
 
-        await handlers.record_infusion(streams, products,
-                                       infusion(coi_id=SECOND_COI, infused_at=INFUSED_AT + timedelta(days=60)))
+        await infusion_service.send(infusion(coi_id=SECOND_COI, infused_at=INFUSED_AT + timedelta(days=60)))
 
         assert [e.infusion_number for e in streams.events(infusion_stream(SUBJECT))] == [1, 2]
 
@@ -103,8 +109,9 @@ class TestOnProductReleased:
         event = ProductReleased(coi_id=COI, subject_id=SUBJECT, lot_number="LOT-24-017", released_at=RELEASED_AT,
                                 released_by="QP J. Smith", viable_cells_per_ml=2.5e6, volume_ml=50.0)
 
-        await handlers.on_product_released(streams, products, event,
-                                           envelope(event, subject_id=SUBJECT, occurred_at=RELEASED_AT))
-        await handlers.record_infusion(streams, products, infusion())
+        infusion_service = wired(streams, products)
+
+        await infusion_service.send(event)
+        await infusion_service.send(infusion())
 
         assert len(streams.events(infusion_stream(SUBJECT))) == 1

@@ -10,7 +10,7 @@ import pytest
 from contracts.commands import RecordApheresisCollection, RecordProductRelease
 from contracts.errors import ChainOfIdentityMismatch
 from contracts.events import ApheresisCollected, ProductReleased, SubjectEnrolled
-from services.manufacturing.application import handlers
+from services.manufacturing import bootstrap
 from services.manufacturing.domain.model import (
     AlreadyReleased,
     CoiAlreadyIssued,
@@ -19,13 +19,17 @@ from services.manufacturing.domain.model import (
     UnknownCoi,
     coi_stream,
 )
-from tests.unit.services.fakes import FakeEnrolments, FakeStreams, envelope
+from tests.unit.services.fakes import Bus, FakeEnrolments, FakeStreams
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
 CENTRE = "OSR-MILANO"
 COI = "COI-0001"
 COLLECTED_AT = datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)
+
+
+def wired(streams: FakeStreams | None = None, enrolments: FakeEnrolments | None = None) -> Bus:
+    return Bus(bootstrap.spec, streams=streams or FakeStreams(), enrolments=enrolments or FakeEnrolments())
 
 
 def collection(subject_id: str = SUBJECT, centre_id: str = CENTRE, coi_id: str = COI) -> RecordApheresisCollection:
@@ -49,27 +53,27 @@ class TestRecordCollection:
     async def test_a_collection_for_an_enrolled_subject_binds_the_coi_to_them(self):
         streams = FakeStreams()
 
-        await handlers.record_collection(streams, FakeEnrolments({SUBJECT: CENTRE}), collection())
+        await wired(streams, FakeEnrolments({SUBJECT: CENTRE})).send(collection())
 
         assert streams.events(coi_stream(COI)) == [ApheresisCollected(
             coi_id=COI, subject_id=SUBJECT, centre_id=CENTRE, collected_at=COLLECTED_AT)]
 
     async def test_a_collection_for_a_subject_not_enrolled_is_refused(self):
         with pytest.raises(SubjectNotEnrolled) as refused:
-            await handlers.record_collection(FakeStreams(), FakeEnrolments(), collection())
+            await wired(FakeStreams(), FakeEnrolments()).send(collection())
 
         assert refused.value.code == "SUBJECT_NOT_ENROLLED"
 
     async def test_a_collection_at_a_centre_other_than_the_enrolling_one_is_refused(self):
         with pytest.raises(SubjectNotEnrolled):
-            await handlers.record_collection(FakeStreams(), FakeEnrolments({SUBJECT: "HSG-MONZA"}), collection())
+            await wired(FakeStreams(), FakeEnrolments({SUBJECT: "HSG-MONZA"})).send(collection())
 
     async def test_a_coi_cannot_be_issued_to_a_second_collection(self):
         streams = collected()
         enrolments = FakeEnrolments({SUBJECT: CENTRE, OTHER_SUBJECT: CENTRE})
 
         with pytest.raises(CoiAlreadyIssued) as refused:
-            await handlers.record_collection(streams, enrolments, collection(OTHER_SUBJECT))
+            await wired(streams, enrolments).send(collection(OTHER_SUBJECT))
 
         assert refused.value.code == "COI_ALREADY_ISSUED"
 
@@ -77,7 +81,7 @@ class TestRecordCollection:
         streams = FakeStreams()
 
         with pytest.raises(SubjectNotEnrolled):
-            await handlers.record_collection(streams, FakeEnrolments(), collection())
+            await wired(streams, FakeEnrolments()).send(collection())
 
         assert streams.appended == []
 
@@ -86,9 +90,10 @@ class TestRecordCollection:
         enrolled = SubjectEnrolled(subject_id=SUBJECT, programme_id="CARCIK-CD19-P2", centre_id=CENTRE,
                                    enrolled_on=date(2024, 3, 4))
 
-        await handlers.on_subject_enrolled(
-            streams, enrolments, enrolled, envelope(enrolled, subject_id=SUBJECT, occurred_at=COLLECTED_AT))
-        await handlers.record_collection(streams, enrolments, collection())
+        manufacturing = wired(streams, enrolments)
+
+        await manufacturing.send(enrolled)
+        await manufacturing.send(collection())
 
         assert len(streams.events(coi_stream(COI))) == 1
 
@@ -97,7 +102,7 @@ class TestRecordRelease:
     async def test_an_accepted_release_emits_product_released_with_the_same_fields(self):
         streams, cmd = collected(), release()
 
-        await handlers.record_release(streams, cmd)
+        await wired(streams).send(cmd)
 
         event = streams.events(coi_stream(COI))[-1]
         assert isinstance(event, ProductReleased)
@@ -105,13 +110,13 @@ class TestRecordRelease:
 
     async def test_a_release_for_an_unknown_coi_is_refused(self):
         with pytest.raises(UnknownCoi) as refused:
-            await handlers.record_release(FakeStreams(), release())
+            await wired(FakeStreams()).send(release())
 
         assert refused.value.code == "UNKNOWN_COI"
 
     async def test_a_release_naming_another_subject_is_a_chain_of_identity_mismatch(self):
         with pytest.raises(ChainOfIdentityMismatch) as refused:
-            await handlers.record_release(collected(), release(OTHER_SUBJECT))
+            await wired(collected()).send(release(OTHER_SUBJECT))
 
         assert refused.value.code == "CHAIN_OF_IDENTITY_MISMATCH"
 
@@ -119,22 +124,22 @@ class TestRecordRelease:
         streams = collected()
 
         with pytest.raises(ChainOfIdentityMismatch):
-            await handlers.record_release(streams, release(OTHER_SUBJECT))
+            await wired(streams).send(release(OTHER_SUBJECT))
 
         assert streams.appended == []
 
     async def test_a_product_cannot_be_released_twice(self):
         streams = collected()
-        await handlers.record_release(streams, release())
+        await wired(streams).send(release())
 
         with pytest.raises(AlreadyReleased) as refused:
-            await handlers.record_release(streams, release())
+            await wired(streams).send(release())
 
         assert refused.value.code == "PRODUCT_ALREADY_RELEASED"
 
     async def test_a_release_dated_before_the_collection_is_refused(self):
         with pytest.raises(ReleaseBeforeCollection) as refused:
-            await handlers.record_release(collected(), release(released_at=COLLECTED_AT - timedelta(hours=1)))
+            await wired(collected()).send(release(released_at=COLLECTED_AT - timedelta(hours=1)))
 
         assert refused.value.code == "RELEASE_BEFORE_COLLECTION"
 

@@ -205,6 +205,15 @@ class TestProjectHandler:
 
         assert read_models.views == {}
 
+    async def test_a_stores_chain_head_shapes_no_view_and_emits_nothing(self):
+        read_models, emitter = FakeReadModels(), FakeOutcomes()
+        head = ev.ChainHeadRecorded(store="assessment", position=7, hash="ab" * 32)
+
+        await project(read_models, emitter, envelope(head, subject_id=None, occurred_at=COLLECTED_AT), head)
+
+        assert (read_models.views, emitter.published) == ({}, {})
+        assert fold(SubjectView(SUBJECT), head, COLLECTED_AT) == SubjectView(SUBJECT)
+
     async def test_outcomes_are_emitted_when_their_last_input_arrives(self):
         emitter = FakeOutcomes()
 

@@ -1,0 +1,88 @@
+"""Every PostgreSQL adapter against its port's contract suite (tests/ports), on a migrated
+database, each test in a transaction rolled back at its end. The fakes pass the same suites
+in tests/unit/services/test_port_contracts.py."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from contracts.registry import parse_event
+from infra.runtime.eventstore import EventStore, Metadata
+from infra.runtime.streams import PgStreams
+from services.assessment.adapters.infusions import PgInfusions
+from services.enrollment.adapters.identities import PgIdentities
+from services.infusion.adapters.products import PgReleasedProducts
+from services.manufacturing.adapters.enrolments import PgEnrolments
+from services.projection.adapters.outcomes import StoredOutcomes
+from services.projection.adapters.read_models import PgReadModels
+from tests.ports.assessment import InfusionsContract
+from tests.ports.enrollment import IdentitiesContract
+from tests.ports.infusion import ReleasedProductsContract
+from tests.ports.manufacturing import EnrolmentsContract
+from tests.ports.projection import OutcomesContract, ReadModelsContract
+from tests.ports.streams import StreamsContract
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def conn(pool):
+    async with pool.acquire() as connection:
+        transaction = connection.transaction()
+        await transaction.start()
+        try:
+            yield connection
+        finally:
+            await transaction.rollback()
+
+
+class TestPgStreams(StreamsContract):
+    @pytest.fixture
+    def streams(self, conn):
+        return PgStreams(conn, EventStore("enrollment"),
+                         Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor="test"))
+
+
+class TestPgIdentities(IdentitiesContract):
+    @pytest.fixture
+    def identities(self, conn):
+        return PgIdentities(conn)
+
+
+class TestPgEnrolments(EnrolmentsContract):
+    @pytest.fixture
+    def enrolments(self, conn):
+        return PgEnrolments(conn)
+
+
+class TestPgReleasedProducts(ReleasedProductsContract):
+    @pytest.fixture
+    def products(self, conn):
+        return PgReleasedProducts(conn)
+
+
+class TestPgInfusions(InfusionsContract):
+    @pytest.fixture
+    def infusions(self, conn):
+        return PgInfusions(conn)
+
+
+class TestPgReadModels(ReadModelsContract):
+    @pytest.fixture
+    def read_models(self, conn):
+        return PgReadModels(conn)
+
+
+class TestStoredOutcomes(OutcomesContract):
+    @pytest.fixture
+    def outcomes(self, conn):
+        return StoredOutcomes(conn, EventStore("projection"))
+
+    @pytest.fixture
+    def published(self, conn):
+        async def published():
+            return [parse_event(e) for e in await EventStore("projection").read_range(conn, 0, 2**62, 1000)]
+
+        return published

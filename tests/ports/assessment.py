@@ -1,0 +1,38 @@
+"""Assessment's Infusions port: PgInfusions and FakeInfusions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+SUBJECT = "S-0123456789AB"
+CET = timezone(timedelta(hours=1))
+
+
+class InfusionsContract:
+    async def test_a_subject_never_infused_has_no_first_infusion(self, infusions):
+        assert await infusions.first_infusion_on(SUBJECT) is None
+
+    async def test_the_first_infusion_is_dated_where_it_happened_not_in_utc(self, infusions):
+        # 00:30 CET on 2 March is still 1 March in UTC: study day 0 is 2 March.
+        await infusions.add(SUBJECT, 1, datetime(2024, 3, 2, 0, 30, tzinfo=CET))
+
+        assert await infusions.first_infusion_on(SUBJECT) == date(2024, 3, 2)
+
+    async def test_the_lowest_infusion_number_is_the_first_whatever_the_order_learnt(self, infusions):
+        await infusions.add(SUBJECT, 2, datetime(2024, 5, 1, 10, 0, tzinfo=timezone.utc))
+
+        await infusions.add(SUBJECT, 1, datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc))
+
+        assert await infusions.first_infusion_on(SUBJECT) == date(2024, 3, 1)
+
+    async def test_an_infusion_learnt_twice_is_kept_as_first_learnt(self, infusions):
+        await infusions.add(SUBJECT, 1, datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc))
+
+        await infusions.add(SUBJECT, 1, datetime(2024, 3, 9, 10, 0, tzinfo=timezone.utc))
+
+        assert await infusions.first_infusion_on(SUBJECT) == date(2024, 3, 1)
+
+    async def test_infusions_of_other_subjects_do_not_count(self, infusions):
+        await infusions.add("S-BA9876543210", 1, datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc))
+
+        assert await infusions.first_infusion_on(SUBJECT) is None

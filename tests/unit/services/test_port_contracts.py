@@ -1,0 +1,71 @@
+"""The fakes pass the same contract suites as the PostgreSQL adapters they stand in for
+(tests/ports; the adapters' runs are in tests/integration/test_port_contracts.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ports.assessment import InfusionsContract
+from tests.ports.enrollment import IdentitiesContract
+from tests.ports.infusion import ReleasedProductsContract
+from tests.ports.manufacturing import EnrolmentsContract
+from tests.ports.projection import OutcomesContract, ReadModelsContract
+from tests.ports.streams import StreamsContract
+from tests.unit.services.fakes import (
+    FakeEnrolments,
+    FakeIdentities,
+    FakeInfusions,
+    FakeOutcomes,
+    FakeReadModels,
+    FakeReleasedProducts,
+    FakeStreams,
+)
+
+
+class TestFakeStreams(StreamsContract):
+    @pytest.fixture
+    def streams(self):
+        return FakeStreams()
+
+
+class TestFakeIdentities(IdentitiesContract):
+    @pytest.fixture
+    def identities(self):
+        return FakeIdentities()
+
+
+class TestFakeEnrolments(EnrolmentsContract):
+    @pytest.fixture
+    def enrolments(self):
+        return FakeEnrolments()
+
+
+class TestFakeReleasedProducts(ReleasedProductsContract):
+    @pytest.fixture
+    def products(self):
+        return FakeReleasedProducts()
+
+
+class TestFakeInfusions(InfusionsContract):
+    @pytest.fixture
+    def infusions(self):
+        return FakeInfusions()
+
+
+class TestFakeReadModels(ReadModelsContract):
+    @pytest.fixture
+    def read_models(self):
+        return FakeReadModels()
+
+
+class TestFakeOutcomes(OutcomesContract):
+    @pytest.fixture
+    def outcomes(self):
+        return FakeOutcomes()
+
+    @pytest.fixture
+    def published(self, outcomes):
+        async def published():
+            return list(outcomes.published.values())
+
+        return published
