@@ -160,6 +160,9 @@ class Step:
     visible: asyncio.Future
     ready: asyncio.Future | None = None
     t_publish: float = 0.0
+    wall_publish: float = 0.0  # time.time() at t_publish, to compare with the services' clocks
+    stored_after: float | None = None  # seconds from publish to the event's recorded_at (its append)
+    relayed_after: float | None = None  # ... to the record's timestamp (the relay's send)
     t_on_topic: float | None = None
     t_visible: float | None = None
     t_ready: float | None = None
@@ -256,6 +259,8 @@ class Tracker:
                         self._fail(step.ready, reason)
                     elif env.event_type == step.expected_event and step.event_id is None:
                         step.event_id, step.t_on_topic = env.event_id, t
+                        step.stored_after = env.recorded_at.timestamp() - step.wall_publish
+                        step.relayed_after = r.timestamp / 1000 - step.wall_publish
                         if step.phase is None and not step.visible.done():
                             step.t_visible = t
                             step.visible.set_result(t)

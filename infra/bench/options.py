@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--subjects", type=int, help=f"subjects in the dependent journeys ({FULL['subjects']})")
     p.add_argument("--events", type=int, help=f"events for the rebuild ({FULL['events']:,})")
     p.add_argument("--json-out", help="also write every figure as JSON to this file (or CELLTRAIL_BENCH_JSON)")
+    p.add_argument("--keep-logs", action="store_true", help="keep the service logs also after a clean run")
     p.add_argument("--poll-ms", type=float, default=5.0, help="how often visibility is polled (5)")
     p.add_argument("--step-timeout", type=float, default=60.0,
                    help="seconds a journey's command may take to become visible (60)")
@@ -53,6 +54,7 @@ def options(args: argparse.Namespace) -> dict[str, Any]:
         chosen.add("raw")
     opts["measurements"] = [m for m in MEASUREMENTS if m in chosen]
     opts["json_out"] = getattr(args, "json_out", None) or os.environ.get("CELLTRAIL_BENCH_JSON")
+    opts["keep_logs"] = getattr(args, "keep_logs", False)
     opts["poll_ms"] = getattr(args, "poll_ms", 5.0)
     opts["step_timeout"] = getattr(args, "step_timeout", 60.0)
     return opts

@@ -86,7 +86,7 @@ def main(args: argparse.Namespace | None = None) -> int:
                 write(opts["json_out"], document({**config, "undersized": small}, environment, sections))
                 say(f"results written to {opts['json_out']}")
             failed = any(s.failures for s in sections)
-            bench.keep_logs = failed
+            bench.keep_logs = failed or opts["keep_logs"]
             return 1 if failed else 0
     except KeyboardInterrupt:
         print("\ncelltrail bench: interrupted; CellTrail stopped", file=sys.stderr)

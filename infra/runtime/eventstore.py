@@ -110,6 +110,22 @@ class EventStore:
         self.table = f"{schema}.events"
         self.sequence = f"{schema}.events_position_seq"
         self.channel = f"{schema}_events"
+        self._append = (
+            f"WITH stored AS (SELECT coalesce(max(stream_version), 0) AS version FROM {self.table}"
+            "  WHERE stream_id = $1),"
+            f" appended AS (INSERT INTO {self.table} (event_id, stream_id, stream_version, event_type,"
+            "  schema_version, subject_id, payload, occurred_at, recorded_at, correlation_id, causation_id, actor,"
+            "  centre_id)"
+            "  SELECT e.event_id, $1, e.stream_version, e.event_type, e.schema_version, e.subject_id, e.payload::jsonb,"
+            "   e.occurred_at, $11, $12, $13, $14, e.centre_id"
+            "  FROM unnest($3::uuid[], $4::int[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[],"
+            "   $10::text[]) WITH ORDINALITY AS e(event_id, stream_version, event_type, schema_version, subject_id,"
+            "   payload, occurred_at, centre_id, n), stored"
+            "  WHERE stored.version = $2 ORDER BY e.n"
+            "  RETURNING position, stream_version)"
+            " SELECT (SELECT version FROM stored) AS actual,"
+            "  (SELECT array_agg(position ORDER BY stream_version) FROM appended) AS positions,"
+            "  (SELECT count(pg_notify($15, '')) FROM appended) AS notified")
 
     async def load(self, conn: asyncpg.Connection, stream_id: str) -> list[EventEnvelope]:
         rows = await conn.fetch(
@@ -143,17 +159,16 @@ class EventStore:
         events: Sequence[NewEvent],
         meta: Metadata,
     ) -> list[EventEnvelope]:
-        """Append `events` at `expected_version + 1...`. Must run inside a transaction."""
+        """Append `events` at `expected_version + 1...`. Must run inside a transaction.
+
+        One statement: the version check, the rows (in stream order, so positions follow
+        versions) and the NOTIFY go together, one round trip where three were (the profile
+        of the command path, docs/benchmark.md)."""
         if not conn.is_in_transaction():
             raise RuntimeError("EventStore.append must run inside a transaction")
-        actual = await conn.fetchval(
-            f"SELECT coalesce(max(stream_version), 0) FROM {self.table} WHERE stream_id = $1", stream_id)
-        if actual != expected_version:
-            raise ConcurrencyConflictError(stream_id, expected_version, actual)
         now = datetime.now(timezone.utc)
-        stored: list[EventEnvelope] = []
-        for i, ev in enumerate(events, start=1):
-            env = EventEnvelope(
+        envelopes = [
+            EventEnvelope(
                 event_id=ev.event_id or uuid.uuid4(), event_type=ev.payload.event_type,
                 schema_version=ev.payload.schema_version, stream_id=stream_id,
                 stream_version=expected_version + i, subject_id=ev.subject_id,
@@ -161,22 +176,23 @@ class EventStore:
                 causation_id=meta.causation_id, actor=meta.actor, centre_id=ev.centre_id,
                 payload=ev.payload.model_dump(mode="json"),
             )
-            try:
-                position = await conn.fetchval(
-                    f"INSERT INTO {self.table} (event_id, stream_id, stream_version, event_type, schema_version,"
-                    " subject_id, payload, occurred_at, recorded_at, correlation_id, causation_id, actor, centre_id)"
-                    " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8,$9,$10,$11,$12,$13) RETURNING position",
-                    env.event_id, env.stream_id, env.stream_version, env.event_type, env.schema_version,
-                    env.subject_id, json.dumps(env.payload), env.occurred_at, env.recorded_at,
-                    env.correlation_id, env.causation_id, env.actor, env.centre_id,
-                )
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name == "events_stream_version_unique":
-                    raise ConcurrencyConflictError(stream_id, expected_version, None) from exc
-                raise
-            stored.append(env.model_copy(update={"position": position}))
-        await conn.execute("SELECT pg_notify($1, '')", self.channel)
-        return stored
+            for i, ev in enumerate(events, start=1)
+        ]
+        try:
+            row = await conn.fetchrow(
+                self._append, stream_id, expected_version, [e.event_id for e in envelopes],
+                [e.stream_version for e in envelopes], [e.event_type for e in envelopes],
+                [e.schema_version for e in envelopes], [e.subject_id for e in envelopes],
+                [json.dumps(e.payload) for e in envelopes], [e.occurred_at for e in envelopes],
+                [e.centre_id for e in envelopes], now, meta.correlation_id, meta.causation_id, meta.actor,
+                self.channel)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "events_stream_version_unique":
+                raise ConcurrencyConflictError(stream_id, expected_version, None) from exc
+            raise
+        if row["actual"] != expected_version:
+            raise ConcurrencyConflictError(stream_id, expected_version, row["actual"])
+        return [e.model_copy(update={"position": p}) for e, p in zip(envelopes, row["positions"] or ())]
 
     async def contains(self, conn: asyncpg.Connection, event_id: uuid.UUID) -> bool:
         return bool(await conn.fetchval(f"SELECT 1 FROM {self.table} WHERE event_id = $1", event_id))

@@ -38,6 +38,31 @@ class TestAppend:
         assert loaded[0].occurred_at == NOW and loaded[0].recorded_at > NOW
         assert loaded[0].position < loaded[1].position
 
+    async def test_an_append_returns_its_envelopes_with_positions_in_stream_order(self, pool):
+        store = EventStore("enrollment")
+        async with pool.acquire() as conn, conn.transaction():
+            stored = await store.append(conn, "s-1", 0, [registered(n) for n in range(1, 6)], META)
+        assert [e.stream_version for e in stored] == [1, 2, 3, 4, 5]
+        assert [e.position for e in stored] == sorted(e.position for e in stored)
+        async with pool.acquire() as conn:
+            assert [e.position for e in await store.load(conn, "s-1")] == [e.position for e in stored]
+
+    async def test_a_committed_append_notifies_the_stores_channel(self, pool):
+        store, heard = EventStore("enrollment"), asyncio.Event()
+
+        def hear(*_: object) -> None:
+            heard.set()
+
+        listener = await pool.acquire()
+        try:
+            await listener.add_listener(store.channel, hear)
+            async with pool.acquire() as conn, conn.transaction():
+                await store.append(conn, "s-1", 0, [registered(1)], META)
+            await asyncio.wait_for(heard.wait(), 5)
+        finally:
+            await listener.remove_listener(store.channel, hear)
+            await pool.release(listener)
+
     async def test_a_stale_expected_version_raises_a_named_conflict(self, pool):
         store = EventStore("enrollment")
         async with pool.acquire() as conn, conn.transaction():
