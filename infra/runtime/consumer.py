@@ -273,6 +273,9 @@ class Consumer:
             group_id=self.group_id,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=self.fetch_max_wait_ms,
+            # FastStream sleeps this long after an empty poll, and a record arriving then
+            # waits for it: 200 ms by default, a hop's worst case whenever a consumer idles.
+            batch_timeout_ms=self.fetch_max_wait_ms,
             listener=_SeekToStored(self),
             decoder=_records_only,
             # At-least-once: the broker offsets are committed only after the fetch's

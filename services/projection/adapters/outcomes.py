@@ -25,12 +25,22 @@ class StoredOutcomes:
         ids = [stable_id("outcome", key) for _, key, _ in items]
         known = {r["event_id"] for r in await self.conn.fetch(
             f"SELECT event_id FROM {self.store.table} WHERE event_id = ANY($1::uuid[])", ids)}
-        for (outcome, _, cause), event_id in zip(items, ids):
+        fresh = [(outcome, cause, event_id) for (outcome, _, cause), event_id in zip(items, ids)
+                 if event_id not in known]
+        if not fresh:
+            return
+        # Each stream's version, for all of them at once (not one load per outcome).
+        versions = {r["stream_id"]: r["version"] for r in await self.conn.fetch(
+            f"SELECT stream_id, max(stream_version) AS version FROM {self.store.table}"
+            " WHERE stream_id = ANY($1::text[]) GROUP BY stream_id",
+            list({f"outcomes-{cause.subject_id}" for _, cause, _ in fresh}))}
+        for outcome, cause, event_id in fresh:
             if event_id in known:
                 continue
             known.add(event_id)
             stream = f"outcomes-{cause.subject_id}"
-            version = len(await self.store.load(self.conn, stream))
+            version = versions.get(stream, 0)
+            versions[stream] = version + 1
             await self.store.append(self.conn, stream, version, [
                 NewEvent(outcome, occurred_at=datetime.now(timezone.utc), subject_id=cause.subject_id,
                          event_id=event_id)], event_metadata(cause, "projection"))
