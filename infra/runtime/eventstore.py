@@ -64,6 +64,16 @@ class Metadata:
     actor: str
 
 
+@dataclass(frozen=True)
+class Append:
+    """`events` for `stream_id`, expected at `expected_version` (see `EventStore.append_many`)."""
+
+    stream_id: str
+    expected_version: int
+    events: Sequence[NewEvent]
+    meta: Metadata
+
+
 _COLUMNS = ("position, event_id, stream_id, stream_version, event_type, schema_version, subject_id, "
             "payload, occurred_at, recorded_at, correlation_id, causation_id, actor, centre_id")
 
@@ -110,22 +120,29 @@ class EventStore:
         self.table = f"{schema}.events"
         self.sequence = f"{schema}.events_position_seq"
         self.channel = f"{schema}_events"
+        # Every stream's version checked against the store, the rows inserted in the order
+        # given (positions follow it) only if none is stale, and one NOTIFY: one statement.
         self._append = (
-            f"WITH stored AS (SELECT coalesce(max(stream_version), 0) AS version FROM {self.table}"
-            "  WHERE stream_id = $1),"
+            "WITH batch AS (SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[],"
+            "   $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::uuid[], $11::uuid[], $12::text[])"
+            "  WITH ORDINALITY AS b(stream_id, stream_version, event_id, event_type, schema_version, subject_id,"
+            "   payload, occurred_at, centre_id, correlation_id, causation_id, actor, n)),"
+            " stale AS (SELECT x.stream_id, x.actual FROM"
+            "  (SELECT b.stream_id, min(b.stream_version) - 1 AS expected,"
+            f"    (SELECT coalesce(max(e.stream_version), 0) FROM {self.table} e WHERE e.stream_id = b.stream_id)"
+            "     AS actual FROM batch b GROUP BY b.stream_id) x WHERE x.actual <> x.expected),"
             f" appended AS (INSERT INTO {self.table} (event_id, stream_id, stream_version, event_type,"
             "  schema_version, subject_id, payload, occurred_at, recorded_at, correlation_id, causation_id, actor,"
             "  centre_id)"
-            "  SELECT e.event_id, $1, e.stream_version, e.event_type, e.schema_version, e.subject_id, e.payload::jsonb,"
-            "   e.occurred_at, $11, $12, $13, $14, e.centre_id"
-            "  FROM unnest($3::uuid[], $4::int[], $5::text[], $6::int[], $7::text[], $8::text[], $9::timestamptz[],"
-            "   $10::text[]) WITH ORDINALITY AS e(event_id, stream_version, event_type, schema_version, subject_id,"
-            "   payload, occurred_at, centre_id, n), stored"
-            "  WHERE stored.version = $2 ORDER BY e.n"
-            "  RETURNING position, stream_version)"
-            " SELECT (SELECT version FROM stored) AS actual,"
-            "  (SELECT array_agg(position ORDER BY stream_version) FROM appended) AS positions,"
-            "  (SELECT count(pg_notify($15, '')) FROM appended) AS notified")
+            "  SELECT b.event_id, b.stream_id, b.stream_version, b.event_type, b.schema_version, b.subject_id,"
+            "   b.payload::jsonb, b.occurred_at, $13, b.correlation_id, b.causation_id, b.actor, b.centre_id"
+            "  FROM batch b WHERE NOT EXISTS (SELECT 1 FROM stale) ORDER BY b.n"
+            "  RETURNING event_id, position)"
+            " SELECT (SELECT array_agg(stream_id ORDER BY stream_id) FROM stale) AS stale,"
+            "  (SELECT array_agg(actual ORDER BY stream_id) FROM stale) AS actual,"
+            "  (SELECT array_agg(event_id) FROM appended) AS event_ids,"
+            "  (SELECT array_agg(position) FROM appended) AS positions,"
+            "  (SELECT count(pg_notify($14, '')) FROM appended) AS notified")
 
     async def load(self, conn: asyncpg.Connection, stream_id: str) -> list[EventEnvelope]:
         rows = await conn.fetch(
@@ -159,40 +176,52 @@ class EventStore:
         events: Sequence[NewEvent],
         meta: Metadata,
     ) -> list[EventEnvelope]:
-        """Append `events` at `expected_version + 1...`. Must run inside a transaction.
+        """Append `events` at `expected_version + 1...`. Must run inside a transaction."""
+        return await self.append_many(conn, [Append(stream_id, expected_version, events, meta)])
 
-        One statement: the version check, the rows (in stream order, so positions follow
-        versions) and the NOTIFY go together, one round trip where three were (the profile
-        of the command path, docs/benchmark.md)."""
+    async def append_many(self, conn: asyncpg.Connection, appends: Sequence["Append"]) -> list[EventEnvelope]:
+        """Several appends, to different streams, as one statement: all or none (a stale
+        expected version anywhere raises `ConcurrencyConflictError` and appends nothing).
+        Positions follow the order given. One round trip where an append took three and
+        each further stream three more (the profiles in docs/benchmark.md). Must run inside
+        a transaction."""
         if not conn.is_in_transaction():
             raise RuntimeError("EventStore.append must run inside a transaction")
+        if len({a.stream_id for a in appends}) < len(appends):
+            raise ValueError("append_many: one entry per stream")
         now = datetime.now(timezone.utc)
         envelopes = [
             EventEnvelope(
                 event_id=ev.event_id or uuid.uuid4(), event_type=ev.payload.event_type,
-                schema_version=ev.payload.schema_version, stream_id=stream_id,
-                stream_version=expected_version + i, subject_id=ev.subject_id,
-                occurred_at=ev.occurred_at, recorded_at=now, correlation_id=meta.correlation_id,
-                causation_id=meta.causation_id, actor=meta.actor, centre_id=ev.centre_id,
+                schema_version=ev.payload.schema_version, stream_id=a.stream_id,
+                stream_version=a.expected_version + i, subject_id=ev.subject_id,
+                occurred_at=ev.occurred_at, recorded_at=now, correlation_id=a.meta.correlation_id,
+                causation_id=a.meta.causation_id, actor=a.meta.actor, centre_id=ev.centre_id,
                 payload=ev.payload.model_dump(mode="json"),
             )
-            for i, ev in enumerate(events, start=1)
+            for a in appends for i, ev in enumerate(a.events, start=1)
         ]
         try:
             row = await conn.fetchrow(
-                self._append, stream_id, expected_version, [e.event_id for e in envelopes],
-                [e.stream_version for e in envelopes], [e.event_type for e in envelopes],
+                self._append, [e.stream_id for e in envelopes], [e.stream_version for e in envelopes],
+                [e.event_id for e in envelopes], [e.event_type for e in envelopes],
                 [e.schema_version for e in envelopes], [e.subject_id for e in envelopes],
                 [json.dumps(e.payload) for e in envelopes], [e.occurred_at for e in envelopes],
-                [e.centre_id for e in envelopes], now, meta.correlation_id, meta.causation_id, meta.actor,
-                self.channel)
+                [e.centre_id for e in envelopes], [e.correlation_id for e in envelopes],
+                [e.causation_id for e in envelopes], [e.actor for e in envelopes], now, self.channel)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name == "events_stream_version_unique":
-                raise ConcurrencyConflictError(stream_id, expected_version, None) from exc
+                stream = next(iter(a.stream_id for a in appends if f"({a.stream_id}," in (exc.detail or "")),
+                              appends[0].stream_id)
+                expected = next(a.expected_version for a in appends if a.stream_id == stream)
+                raise ConcurrencyConflictError(stream, expected, None) from exc
             raise
-        if row["actual"] != expected_version:
-            raise ConcurrencyConflictError(stream_id, expected_version, row["actual"])
-        return [e.model_copy(update={"position": p}) for e, p in zip(envelopes, row["positions"] or ())]
+        if row["stale"]:
+            stream, actual = row["stale"][0], row["actual"][0]
+            expected = next(a.expected_version for a in appends if a.stream_id == stream)
+            raise ConcurrencyConflictError(stream, expected, actual)
+        positions = dict(zip(row["event_ids"] or (), row["positions"] or ()))
+        return [e.model_copy(update={"position": positions[e.event_id]}) for e in envelopes]
 
     async def contains(self, conn: asyncpg.Connection, event_id: uuid.UUID) -> bool:
         return bool(await conn.fetchval(f"SELECT 1 FROM {self.table} WHERE event_id = $1", event_id))
