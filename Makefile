@@ -34,10 +34,11 @@ test: lint
 test-unit: $(STAMP)
 	$(BIN)/python -m pytest -q tests/unit
 
-EVENTS ?= 100000
-SUBJECTS ?= 200
+# Every measurement at the sizes issue 7 requires (>= 20,000 saturation commands, 100/s for
+# 30 s, >= 1,000,000 rebuild events): about 15 minutes. BENCH_ARGS=--quick for a short run.
+BENCH_ARGS ?=
 bench: $(STAMP)
-	$(BIN)/celltrail bench --events $(EVENTS) --subjects $(SUBJECTS)
+	$(BIN)/celltrail bench $(BENCH_ARGS)
 
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.export

@@ -173,6 +173,8 @@ class EventChain:
                     f"INSERT INTO {self.table} (position, previous_hash, hash, payload_hash) VALUES ($1, $2, $3, $4)",
                     [(k.position, k.previous_hash, k.hash, k.payload_hash) for k in links])
             linked += len(links)
+            if len(rows) < self.batch_size:
+                return linked  # reached `upto`: no need to ask again
 
 
 class HeadRecorder:

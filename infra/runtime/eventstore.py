@@ -64,6 +64,16 @@ class Metadata:
     actor: str
 
 
+@dataclass(frozen=True)
+class Append:
+    """`events` for `stream_id`, expected at `expected_version` (see `EventStore.append_many`)."""
+
+    stream_id: str
+    expected_version: int
+    events: Sequence[NewEvent]
+    meta: Metadata
+
+
 _COLUMNS = ("position, event_id, stream_id, stream_version, event_type, schema_version, subject_id, "
             "payload, occurred_at, recorded_at, correlation_id, causation_id, actor, centre_id")
 
@@ -110,6 +120,29 @@ class EventStore:
         self.table = f"{schema}.events"
         self.sequence = f"{schema}.events_position_seq"
         self.channel = f"{schema}_events"
+        # Every stream's version checked against the store, the rows inserted in the order
+        # given (positions follow it) only if none is stale, and one NOTIFY: one statement.
+        self._append = (
+            "WITH batch AS (SELECT * FROM unnest($1::text[], $2::int[], $3::uuid[], $4::text[], $5::int[],"
+            "   $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::uuid[], $11::uuid[], $12::text[])"
+            "  WITH ORDINALITY AS b(stream_id, stream_version, event_id, event_type, schema_version, subject_id,"
+            "   payload, occurred_at, centre_id, correlation_id, causation_id, actor, n)),"
+            " stale AS (SELECT x.stream_id, x.actual FROM"
+            "  (SELECT b.stream_id, min(b.stream_version) - 1 AS expected,"
+            f"    (SELECT coalesce(max(e.stream_version), 0) FROM {self.table} e WHERE e.stream_id = b.stream_id)"
+            "     AS actual FROM batch b GROUP BY b.stream_id) x WHERE x.actual <> x.expected),"
+            f" appended AS (INSERT INTO {self.table} (event_id, stream_id, stream_version, event_type,"
+            "  schema_version, subject_id, payload, occurred_at, recorded_at, correlation_id, causation_id, actor,"
+            "  centre_id)"
+            "  SELECT b.event_id, b.stream_id, b.stream_version, b.event_type, b.schema_version, b.subject_id,"
+            "   b.payload::jsonb, b.occurred_at, $13, b.correlation_id, b.causation_id, b.actor, b.centre_id"
+            "  FROM batch b WHERE NOT EXISTS (SELECT 1 FROM stale) ORDER BY b.n"
+            "  RETURNING event_id, position)"
+            " SELECT (SELECT array_agg(stream_id ORDER BY stream_id) FROM stale) AS stale,"
+            "  (SELECT array_agg(actual ORDER BY stream_id) FROM stale) AS actual,"
+            "  (SELECT array_agg(event_id) FROM appended) AS event_ids,"
+            "  (SELECT array_agg(position) FROM appended) AS positions,"
+            "  (SELECT count(pg_notify($14, '')) FROM appended) AS notified")
 
     async def load(self, conn: asyncpg.Connection, stream_id: str) -> list[EventEnvelope]:
         rows = await conn.fetch(
@@ -144,39 +177,51 @@ class EventStore:
         meta: Metadata,
     ) -> list[EventEnvelope]:
         """Append `events` at `expected_version + 1...`. Must run inside a transaction."""
+        return await self.append_many(conn, [Append(stream_id, expected_version, events, meta)])
+
+    async def append_many(self, conn: asyncpg.Connection, appends: Sequence["Append"]) -> list[EventEnvelope]:
+        """Several appends, to different streams, as one statement: all or none (a stale
+        expected version anywhere raises `ConcurrencyConflictError` and appends nothing).
+        Positions follow the order given. One round trip where an append took three and
+        each further stream three more (the profiles in docs/benchmark.md). Must run inside
+        a transaction."""
         if not conn.is_in_transaction():
             raise RuntimeError("EventStore.append must run inside a transaction")
-        actual = await conn.fetchval(
-            f"SELECT coalesce(max(stream_version), 0) FROM {self.table} WHERE stream_id = $1", stream_id)
-        if actual != expected_version:
-            raise ConcurrencyConflictError(stream_id, expected_version, actual)
+        if len({a.stream_id for a in appends}) < len(appends):
+            raise ValueError("append_many: one entry per stream")
         now = datetime.now(timezone.utc)
-        stored: list[EventEnvelope] = []
-        for i, ev in enumerate(events, start=1):
-            env = EventEnvelope(
+        envelopes = [
+            EventEnvelope(
                 event_id=ev.event_id or uuid.uuid4(), event_type=ev.payload.event_type,
-                schema_version=ev.payload.schema_version, stream_id=stream_id,
-                stream_version=expected_version + i, subject_id=ev.subject_id,
-                occurred_at=ev.occurred_at, recorded_at=now, correlation_id=meta.correlation_id,
-                causation_id=meta.causation_id, actor=meta.actor, centre_id=ev.centre_id,
+                schema_version=ev.payload.schema_version, stream_id=a.stream_id,
+                stream_version=a.expected_version + i, subject_id=ev.subject_id,
+                occurred_at=ev.occurred_at, recorded_at=now, correlation_id=a.meta.correlation_id,
+                causation_id=a.meta.causation_id, actor=a.meta.actor, centre_id=ev.centre_id,
                 payload=ev.payload.model_dump(mode="json"),
             )
-            try:
-                position = await conn.fetchval(
-                    f"INSERT INTO {self.table} (event_id, stream_id, stream_version, event_type, schema_version,"
-                    " subject_id, payload, occurred_at, recorded_at, correlation_id, causation_id, actor, centre_id)"
-                    " VALUES ($1,$2,$3,$4,$5,$6,$7::jsonb,$8,$9,$10,$11,$12,$13) RETURNING position",
-                    env.event_id, env.stream_id, env.stream_version, env.event_type, env.schema_version,
-                    env.subject_id, json.dumps(env.payload), env.occurred_at, env.recorded_at,
-                    env.correlation_id, env.causation_id, env.actor, env.centre_id,
-                )
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name == "events_stream_version_unique":
-                    raise ConcurrencyConflictError(stream_id, expected_version, None) from exc
-                raise
-            stored.append(env.model_copy(update={"position": position}))
-        await conn.execute("SELECT pg_notify($1, '')", self.channel)
-        return stored
+            for a in appends for i, ev in enumerate(a.events, start=1)
+        ]
+        try:
+            row = await conn.fetchrow(
+                self._append, [e.stream_id for e in envelopes], [e.stream_version for e in envelopes],
+                [e.event_id for e in envelopes], [e.event_type for e in envelopes],
+                [e.schema_version for e in envelopes], [e.subject_id for e in envelopes],
+                [json.dumps(e.payload) for e in envelopes], [e.occurred_at for e in envelopes],
+                [e.centre_id for e in envelopes], [e.correlation_id for e in envelopes],
+                [e.causation_id for e in envelopes], [e.actor for e in envelopes], now, self.channel)
+        except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name == "events_stream_version_unique":
+                stream = next(iter(a.stream_id for a in appends if f"({a.stream_id}," in (exc.detail or "")),
+                              appends[0].stream_id)
+                expected = next(a.expected_version for a in appends if a.stream_id == stream)
+                raise ConcurrencyConflictError(stream, expected, None) from exc
+            raise
+        if row["stale"]:
+            stream, actual = row["stale"][0], row["actual"][0]
+            expected = next(a.expected_version for a in appends if a.stream_id == stream)
+            raise ConcurrencyConflictError(stream, expected, actual)
+        positions = dict(zip(row["event_ids"] or (), row["positions"] or ()))
+        return [e.model_copy(update={"position": positions[e.event_id]}) for e in envelopes]
 
     async def contains(self, conn: asyncpg.Connection, event_id: uuid.UUID) -> bool:
         return bool(await conn.fetchval(f"SELECT 1 FROM {self.table} WHERE event_id = $1", event_id))

@@ -88,6 +88,10 @@ class Horizon(Protocol):
     async def advance(self, conn: asyncpg.Connection) -> int:
         """The highest position at or below which every position is final."""
 
+    @property
+    def pending(self) -> bool:
+        """Positions past the horizon are known to exist and wait for older transactions."""
+
 
 class SnapshotHorizon:
     """The horizon of the module docstring, for one store's position sequence."""
@@ -96,6 +100,10 @@ class SnapshotHorizon:
         self.sequence = sequence
         self.position = 0
         self._sample: tuple[int, str] | None = None  # (L, x) not yet known to be final
+
+    @property
+    def pending(self) -> bool:
+        return self._sample is not None
 
     async def advance(self, conn: asyncpg.Connection) -> int:
         while True:
@@ -153,22 +161,33 @@ class OutboxRelay:
                 horizon = await self.horizon.advance(conn)
                 await self.chain.extend(conn, horizon)
                 rows = await self.store.read_range(conn, checkpoint, horizon, self.batch_size)
-                if not rows:
+                if rows:
+                    sent += await self._publish(conn, rows, checkpoint)
+                if len(rows) < self.batch_size:
+                    # Caught up with the horizon: what was appended meanwhile has notified the
+                    # relay, so it comes round again at once (`run`), without a round trip here.
                     if self.heads is not None:
                         await self.heads.record_if_due(conn)  # its NOTIFY wakes the relay to publish it
                     return sent
-                quarantined = await self._send(rows)  # returns once the broker acknowledged every record
-                async with conn.transaction():
-                    await conn.executemany(
-                        f"INSERT INTO {schema}.relay_quarantine (relay, position, error) VALUES ($1, $2, $3)"
-                        " ON CONFLICT DO NOTHING", [(self.name, q.position, q.error) for q in quarantined])
-                    # Compare-and-set: `celltrail republish` may have rewound the checkpoint meanwhile.
-                    await conn.execute(f"UPDATE {schema}.relay_checkpoint SET position = $2"
-                                       " WHERE relay = $1 AND position = $3", self.name, rows[-1].position, checkpoint)
-                for q in quarantined:
-                    log.error("relay %s: quarantined position %d, which cannot be published: %s",
-                              self.name, q.position, q.error)
-                sent += len(rows) - len(quarantined)
+
+    async def _publish(self, conn: asyncpg.Connection, rows: list[EventEnvelope | Unreadable], checkpoint: int) -> int:
+        schema = self.store.schema
+        quarantined = await self._send(rows)  # returns once the broker acknowledged every record
+        # Compare-and-set: `celltrail republish` may have rewound the checkpoint meanwhile.
+        advance = (f"UPDATE {schema}.relay_checkpoint SET position = $2 WHERE relay = $1 AND position = $3",
+                   self.name, rows[-1].position, checkpoint)
+        if not quarantined:
+            await conn.execute(*advance)  # one statement: its own transaction
+            return len(rows)
+        async with conn.transaction():
+            await conn.executemany(
+                f"INSERT INTO {schema}.relay_quarantine (relay, position, error) VALUES ($1, $2, $3)"
+                " ON CONFLICT DO NOTHING", [(self.name, q.position, q.error) for q in quarantined])
+            await conn.execute(*advance)
+        for q in quarantined:
+            log.error("relay %s: quarantined position %d, which cannot be published: %s",
+                      self.name, q.position, q.error)
+        return len(rows) - len(quarantined)
 
     async def _send(self, rows: list[EventEnvelope | Unreadable]) -> list[Unreadable]:
         """Send every publishable row; return the others, with why."""
@@ -212,6 +231,7 @@ class OutboxRelay:
             if stop.is_set():
                 return
             await listener.add_listener(self.store.channel, self._on_notify)
+            held = 0  # rounds in a row that found positions held back by the horizon
             while not stop.is_set():
                 self._wake.clear()
                 try:
@@ -219,10 +239,14 @@ class OutboxRelay:
                 except (OSError, asyncpg.PostgresError, KafkaError) as exc:
                     # Nothing is lost: unpublished events stay past the checkpoint. Retry.
                     log.warning("relay %s: publish failed, retrying: %s", self.name, exc)
+                # Positions held back by older transactions are published as soon as those
+                # end, which nothing notifies: look again shortly (2 ms, doubling), not at
+                # the next poll (docs/benchmark.md: this was most of a command's latency).
+                held = held + 1 if self.horizon.pending else 0
+                timeout = min(self.poll_seconds, 0.001 * 2 ** held) if held else self.poll_seconds
                 waiter = asyncio.ensure_future(self._wake.wait())
                 stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({waiter, stopper}, timeout=self.poll_seconds,
-                                   return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 stopper.cancel()
         finally:

@@ -390,11 +390,10 @@ def main(argv: list[str] | None = None) -> int:
                    ).set_defaults(fn=cmd_identities_encrypt)
     access_commands.add_parser(sub, cmd_access)
     sub.add_parser("demo", help="up, load the example scenario, print states and report").set_defaults(fn=cmd_demo)
-    p = sub.add_parser("bench", help="throughput and latency against the raw broker")
-    p.add_argument("--events", type=int, default=100_000, help="events for the rebuild measurement")
-    p.add_argument("--subjects", type=int, default=200, help="subjects driven end to end")
-    p.add_argument("--raw-messages", type=int, default=50_000)
-    p.add_argument("--json-out", help="also write the results as JSON to this file")
+    p = sub.add_parser("bench", help="throughput and latency against the raw broker, every target PASS or MISS")
+    from infra.bench.options import add_arguments as bench_arguments
+
+    bench_arguments(p)
     p.set_defaults(fn=cmd_bench)
     args = parser.parse_args(argv)
     try:

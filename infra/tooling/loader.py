@@ -24,11 +24,30 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from contracts import topics
+from contracts.base import CommandPayload
 from contracts.commands import RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES
 from infra.runtime.messaging import new_producer
 from infra.tooling.specs import subscriptions
+
+def command_record(command: CommandPayload, actor: str) -> tuple[CommandEnvelope, dict[str, Any]]:
+    """A command as it travels on its topic (`command.topic`): its envelope, and the
+    producer's `value`, `key` and `headers` for it."""
+    env = CommandEnvelope.wrap(command, actor=actor)
+    return env, {"value": env.model_dump_json().encode(), "key": env.key, "headers": [
+        (topics.HEADER_MESSAGE_ID, str(env.command_id).encode()),
+        (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())]}
+
+
+def post_patient(enrollment_url: str, cmd: RegisterPatient, actor: str, timeout: float) -> dict[str, Any]:
+    """Registers a patient over enrollment's HTTP API (identifiers never travel on Kafka):
+    `{"subject_id": ..., "created": ...}`; a refusal raises `urllib.error.HTTPError`."""
+    req = urllib.request.Request(f"{enrollment_url}/patients", data=cmd.model_dump_json().encode(),
+                                 headers={"content-type": "application/json", "x-celltrail-actor": actor})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
 
 class LoadFileError(ValueError):
     pass
@@ -155,10 +174,8 @@ class Loader:
         parsed, command = checked
         if isinstance(command, RegisterPatient):
             return await self._register_patient(n, parsed, command)
-        env = CommandEnvelope.wrap(command, actor=self.actor)
-        await producer.send_and_wait(command.topic, value=env.model_dump_json().encode(), key=env.key, headers=[
-            (topics.HEADER_MESSAGE_ID, str(env.command_id).encode()),
-            (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())])
+        env, record = command_record(command, self.actor)
+        await producer.send_and_wait(command.topic, **record)
         caused = await self._await_outcome(watcher, env.command_id)
         if caused is None:
             return LineResult(n, env.command_type, "timeout", f"no outcome within {self.timeout}s")
@@ -171,10 +188,8 @@ class Loader:
                           [e.event_type for e in caused])
 
     async def _register_patient(self, n: int, parsed: ParsedLine, cmd: RegisterPatient) -> LineResult:
-        req = urllib.request.Request(f"{self.enrollment_url}/patients", data=cmd.model_dump_json().encode(),
-                                     headers={"content-type": "application/json", "x-celltrail-actor": self.actor})
         try:
-            body = await asyncio.to_thread(lambda: json.loads(urllib.request.urlopen(req, timeout=self.timeout).read()))
+            body = await asyncio.to_thread(post_patient, self.enrollment_url, cmd, self.actor, self.timeout)
         except urllib.error.HTTPError as exc:
             detail = json.loads(exc.read() or b"{}")
             return LineResult(n, "RegisterPatient", "refused", f"{detail.get('code', exc.code)}: {detail.get('error')}")

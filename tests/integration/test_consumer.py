@@ -173,6 +173,18 @@ class TestExactlyOnceEffect:
         assert rejection["causation_id"] == second.command_id
         assert '"reason_code": "CENTRE_ALREADY_REGISTERED"' in rejection["payload"]
 
+    async def test_refusals_inside_a_fetch_undo_only_their_own_commands(self, running):
+        first, again, last = centre_command("IT-BG-01"), centre_command("IT-BG-01"), centre_command("IT-BG-01")
+        await running.send_many([first.model_dump_json().encode(), again.model_dump_json().encode(),
+                                 centre_command("IT-MI-03").model_dump_json().encode(),
+                                 centre_command("IT-TO-04").model_dump_json().encode(),
+                                 last.model_dump_json().encode()])
+        rejections = await running.wait_events(2, "command-")
+        assert [r["causation_id"] for r in rejections] == [again.command_id, last.command_id]
+        assert sorted(r["stream_id"] for r in await running.events("centre-")) == [
+            "centre-IT-BG-01", "centre-IT-MI-03", "centre-IT-TO-04"]
+        assert running.consumer.applied == 5
+
 
 class TestDeadLetters:
     async def test_a_malformed_message_goes_to_the_dead_letter_topic_with_its_bytes_and_the_rest_flows(

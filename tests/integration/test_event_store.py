@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from contracts.events import CentreRegistered, PatientRegistered
-from infra.runtime.eventstore import ConcurrencyConflictError, EventStore, Inbox, Metadata, NewEvent
+from infra.runtime.eventstore import Append, ConcurrencyConflictError, EventStore, Inbox, Metadata, NewEvent
 
 pytestmark = pytest.mark.integration
 
@@ -37,6 +37,51 @@ class TestAppend:
         assert loaded[0].correlation_id == META.correlation_id and loaded[0].actor == "test"
         assert loaded[0].occurred_at == NOW and loaded[0].recorded_at > NOW
         assert loaded[0].position < loaded[1].position
+
+    async def test_an_append_returns_its_envelopes_with_positions_in_stream_order(self, pool):
+        store = EventStore("enrollment")
+        async with pool.acquire() as conn, conn.transaction():
+            stored = await store.append(conn, "s-1", 0, [registered(n) for n in range(1, 6)], META)
+        assert [e.stream_version for e in stored] == [1, 2, 3, 4, 5]
+        assert [e.position for e in stored] == sorted(e.position for e in stored)
+        async with pool.acquire() as conn:
+            assert [e.position for e in await store.load(conn, "s-1")] == [e.position for e in stored]
+
+    async def test_a_committed_append_notifies_the_stores_channel(self, pool):
+        store, heard = EventStore("enrollment"), asyncio.Event()
+
+        def hear(*_: object) -> None:
+            heard.set()
+
+        listener = await pool.acquire()
+        try:
+            await listener.add_listener(store.channel, hear)
+            async with pool.acquire() as conn, conn.transaction():
+                await store.append(conn, "s-1", 0, [registered(1)], META)
+            await asyncio.wait_for(heard.wait(), 5)
+        finally:
+            await listener.remove_listener(store.channel, hear)
+            await pool.release(listener)
+
+    async def test_appends_to_several_streams_go_together_in_the_order_given(self, pool):
+        store = EventStore("enrollment")
+        async with pool.acquire() as conn, conn.transaction():
+            await store.append(conn, "s-2", 0, [registered(9)], META)
+            stored = await store.append_many(conn, [Append("s-2", 1, [registered(1)], META),
+                                                    Append("s-1", 0, [registered(2), registered(3)], META)])
+        assert [(e.stream_id, e.stream_version) for e in stored] == [("s-2", 2), ("s-1", 1), ("s-1", 2)]
+        assert [e.position for e in stored] == sorted(e.position for e in stored)
+
+    async def test_one_stale_stream_in_several_appends_nothing_and_names_it(self, pool):
+        store = EventStore("enrollment")
+        async with pool.acquire() as conn, conn.transaction():
+            await store.append(conn, "s-2", 0, [registered(9)], META)
+        async with pool.acquire() as conn:
+            with pytest.raises(ConcurrencyConflictError, match="'s-2': expected version 0, found 1"):
+                async with conn.transaction():
+                    await store.append_many(conn, [Append("s-1", 0, [registered(1)], META),
+                                                   Append("s-2", 0, [registered(2)], META)])
+            assert await store.load(conn, "s-1") == []
 
     async def test_a_stale_expected_version_raises_a_named_conflict(self, pool):
         store = EventStore("enrollment")

@@ -67,6 +67,8 @@ async def publish(relay: OutboxRelay, expected: int, timeout: float = 10.0) -> i
 class NoHorizon:
     """Treats every visible row as final: the plain `position > checkpoint` outbox."""
 
+    pending = False
+
     async def advance(self, conn) -> int:
         return 2 ** 62
 

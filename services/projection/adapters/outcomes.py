@@ -4,6 +4,7 @@ topics (rebuild) re-derives the same ids and publishes nothing twice."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
@@ -11,7 +12,7 @@ import asyncpg
 
 from contracts.base import EventPayload
 from contracts.envelope import EventEnvelope
-from infra.runtime.eventstore import EventStore, NewEvent
+from infra.runtime.eventstore import Append, EventStore, NewEvent
 from infra.runtime.messaging import event_metadata, stable_id
 
 
@@ -25,12 +26,25 @@ class StoredOutcomes:
         ids = [stable_id("outcome", key) for _, key, _ in items]
         known = {r["event_id"] for r in await self.conn.fetch(
             f"SELECT event_id FROM {self.store.table} WHERE event_id = ANY($1::uuid[])", ids)}
-        for (outcome, _, cause), event_id in zip(items, ids):
+        fresh = [(outcome, cause, event_id) for (outcome, _, cause), event_id in zip(items, ids)
+                 if event_id not in known]
+        if not fresh:
+            return
+        # Each stream's version, for all of them at once (not one load per outcome).
+        versions = {r["stream_id"]: r["version"] for r in await self.conn.fetch(
+            f"SELECT stream_id, max(stream_version) AS version FROM {self.store.table}"
+            " WHERE stream_id = ANY($1::text[]) GROUP BY stream_id",
+            list({f"outcomes-{cause.subject_id}" for _, cause, _ in fresh}))}
+        appends: dict[str, Append] = {}
+        for outcome, cause, event_id in fresh:
             if event_id in known:
                 continue
             known.add(event_id)
             stream = f"outcomes-{cause.subject_id}"
-            version = len(await self.store.load(self.conn, stream))
-            await self.store.append(self.conn, stream, version, [
-                NewEvent(outcome, occurred_at=datetime.now(timezone.utc), subject_id=cause.subject_id,
-                         event_id=event_id)], event_metadata(cause, "projection"))
+            event = NewEvent(outcome, occurred_at=datetime.now(timezone.utc), subject_id=cause.subject_id,
+                             event_id=event_id)
+            if stream in appends:
+                appends[stream] = dataclasses.replace(appends[stream], events=[*appends[stream].events, event])
+            else:
+                appends[stream] = Append(stream, versions.get(stream, 0), [event], event_metadata(cause, "projection"))
+        await self.store.append_many(self.conn, list(appends.values()))  # one statement for the batch

@@ -1,8 +1,8 @@
 """The projection's side of the one consumer (infra/runtime/consumer.py): every event topic,
 each fetch folded as one batch into the read models, in the transaction that also claims the
 fetch's event ids and stores its offsets. A rebuild is one transaction (drop the read models,
-the claims and the offsets) followed by rejoining the group, which replays every partition
-from its start."""
+the claims and the offsets) followed by seeking every partition to its start
+(`Consumer.replay`)."""
 
 from __future__ import annotations
 
@@ -34,14 +34,9 @@ async def rebuild(consumer: Consumer) -> int:
     """Drop the read models and replay every event topic from its start. Returns how many
     subject views were dropped. Outcome events are not re-published: their ids are derived
     from their content and the projection's event store keeps them."""
-    if consumer.subscriber is not None:
-        await consumer.subscriber.stop()  # an in-flight fetch commits or rolls back first
-    try:
-        async with consumer.pool.acquire() as conn, conn.transaction():
-            dropped = await conn.fetchval("SELECT count(*) FROM projection.subject_state")
-            await PgReadModels(conn).clear()
-            await consumer.reset(conn)
-    finally:
-        if consumer.subscriber is not None:
-            await consumer.subscriber.start()  # assignment seeks every partition to its start
-    return dropped
+    async def drop_read_models(conn: asyncpg.Connection) -> int:
+        dropped = await conn.fetchval("SELECT count(*) FROM projection.subject_state")
+        await PgReadModels(conn).clear()
+        return dropped
+
+    return await consumer.replay(drop_read_models)

@@ -1,0 +1,38 @@
+"""What every measurement of one run shares: the running system, one producer (ours:
+`infra.runtime.messaging.new_producer`), the run id and the raw baseline once measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from infra.tooling.supervisor import RunInfo
+
+
+@dataclass
+class Run:
+    info: RunInfo
+    run_id: str
+    partitions: int
+    producer: AIOKafkaProducer
+    poll_s: float
+    raw: dict[str, Any] = field(default_factory=dict)  # the baseline's figures, once measured
+    _centres: int = 0
+
+    @property
+    def database_url(self) -> str:
+        return self.info.database_url
+
+    @property
+    def bootstrap(self) -> str:
+        return self.info.kafka_bootstrap_servers
+
+    def url(self, service: str) -> str:
+        return self.info.urls[service]
+
+    def new_name(self, what: str) -> str:
+        """A name unique to this run, e.g. for a centre or a hospital record number prefix."""
+        self._centres += 1
+        return f"BENCH-{self.run_id}-{what}{self._centres}"
