@@ -1,8 +1,9 @@
 """Inbound commands: verbs, which a service may accept or refuse.
 
-Every command except `RegisterPatient` travels on its service's command topic.
+Every command except `RegisterPatient` and `EraseIdentity` travels on its service's command topic.
 `RegisterPatient` carries direct identifiers and therefore never touches Kafka: it is
-accepted only by enrollment's HTTP API, which keeps the identifiers in its own schema.
+accepted only by enrollment's HTTP API, which keeps the identifiers in its own schema;
+`EraseIdentity`, which removes them, is accepted there too.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ class RegisterPatient(CommandPayload):
     given_name: Annotated[str, Field(min_length=1, max_length=120)]
     date_of_birth: ClinicalDate
     registered_on: ClinicalDate
+
+
+class EraseIdentity(CommandPayload):
+    """Delete a subject's direct identifiers (and the key they are readable with), keeping every
+    event. HTTP to enrollment only, beside registration: `reason` is recorded, so it must not
+    name the person."""
+
+    command_type = "EraseIdentity"
+    topic: ClassVar[str | None] = None
+    subject_id: SubjectId
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
 class EnrollSubject(CommandPayload):
@@ -100,6 +112,7 @@ class RecordResponseAssessment(CommandPayload):
 COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     RegisterCentre,
     RegisterPatient,
+    EraseIdentity,
     EnrollSubject,
     RecordApheresisCollection,
     RecordProductRelease,

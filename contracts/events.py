@@ -47,6 +47,19 @@ class SubjectEnrolled(EventPayload):
     enrolled_on: ClinicalDate
 
 
+class IdentityErased(EventPayload):
+    """A subject's direct identifiers and the key they were readable with were deleted from
+    enrollment's identity table (e.g. at the person's request, GDPR art. 17). Carries no
+    identifier and changes no earlier event: the clinical history stays under the pseudonym,
+    which no longer leads to a person; the same person registered again gets a new one.
+    `reason` is free text for the audit trail and must not name the person."""
+
+    event_type = "enrollment.IdentityErased"
+    subject_id: SubjectId
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+    erased_at: Instant
+
+
 # --- manufacturing: chain of identity and custody ------------------------------------
 class ApheresisCollected(EventPayload):
     """Starting material was collected; the COI id on the bag now belongs to this subject."""
@@ -186,6 +199,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     CentreRegistered,
     PatientRegistered,
     SubjectEnrolled,
+    IdentityErased,
     ApheresisCollected,
     ProductReleased,
     ProductInfused,

@@ -28,6 +28,8 @@ from starlette.routing import Route
 
 from contracts import topics, topology
 from contracts.registry import COMMAND_TYPES, EVENT_TYPES
+from infra.runtime.access.http import Authenticator, PgDirectory, Unauthenticated, unauthenticated
+from infra.runtime.access.tokens import TokenVerifier
 from infra.runtime.db import create_pool
 from infra.runtime.consumer import Applier, CommandHandler, Consumer, EventHandler, HandlerApplier
 from infra.runtime.eventstore import EventStore
@@ -82,6 +84,7 @@ class Runtime:
     consumer: Consumer | None = None
     relays: list[OutboxRelay] = field(default_factory=list)
     tasks: list[TaskHealth] = field(default_factory=list)
+    authenticator: Authenticator | None = None
 
     async def relay_status(self) -> list[dict[str, Any]]:
         return [await relay.status() for relay in self.relays]
@@ -187,8 +190,20 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
                 "relays": await rt.relay_status()}
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
+    async def whoami(request: Request) -> JSONResponse:
+        """The authenticated caller and its memberships; 401 without a valid credential. The
+        one protected endpoint every service has, until every endpoint is (issue 8, item 2)."""
+        try:
+            principal = await running["runtime"].authenticator.authenticate(request.headers)
+        except Unauthenticated as exc:
+            return unauthenticated(exc)
+        return JSONResponse(principal.to_json())
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
+        if settings.token_public_key is None:
+            log.warning("CELLTRAIL_TOKEN_PUBLIC_KEY is not set: %s accepts API keys only, no tokens", spec.name)
+        verifier = TokenVerifier(settings.token_public_key) if settings.token_public_key else None  # bad key: fail now
         pool = await create_pool(settings.database_url)
         producer = new_producer(settings.kafka_bootstrap_servers)
         await producer.start()
@@ -196,7 +211,8 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
         store = EventStore(spec.schema)
         relay = OutboxRelay(pool, store, spec.publishes_to, producer, batch_size=settings.relay_batch_size,
                             poll_seconds=settings.relay_poll_seconds, head_interval=settings.chain_head_seconds)
-        runtime = running["runtime"] = Runtime(settings, pool, producer, store, relays=[relay])
+        runtime = running["runtime"] = Runtime(settings, pool, producer, store, relays=[relay],
+                                               authenticator=Authenticator(PgDirectory(pool), verifier))
         if spec.subscribes_to:
             runtime.consumer = build_consumer(spec, runtime)
         broker = build_broker(settings.kafka_bootstrap_servers, runtime.consumer)
@@ -224,7 +240,8 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
             await producer.stop()
             await pool.close()
 
-    return Starlette(routes=[Route("/health", health), Route("/status", status)], lifespan=lifespan)
+    return Starlette(routes=[Route("/health", health), Route("/status", status), Route("/whoami", whoami)],
+                     lifespan=lifespan)
 
 
 def serve(spec: ServiceSpec) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.topology import SERVICES, http_port
@@ -30,6 +30,15 @@ class Settings(BaseSettings):
     max_handler_attempts: int = Field(default=5, ge=1, alias="CELLTRAIL_MAX_HANDLER_ATTEMPTS")
     # Records per fetch, applied in one transaction.
     consumer_max_records: int = Field(default=500, ge=1, le=10_000, alias="CELLTRAIL_CONSUMER_MAX_RECORDS")
+    # The keyring that encrypts enrollment's identity table: `id:key[,id:key...]`, each key 32
+    # random bytes in base64, the first current (services/enrollment/adapters/identity_crypto.py).
+    # No default: enrollment refuses to start without it; `celltrail up` generates one per home.
+    identity_key: SecretStr | None = Field(default=None, alias="CELLTRAIL_IDENTITY_KEY")
+
+    # The public half of the token signing key (Ed25519, PEM): services verify tokens, never
+    # issue them. No default: `celltrail up` generates a key pair into its home. Unset, a
+    # service accepts API keys only (docs/design.md, "Access").
+    token_public_key: str | None = Field(default=None, alias="CELLTRAIL_TOKEN_PUBLIC_KEY")
 
     def port_for(self, service: str) -> int:
         return self.http_port or DEFAULT_HTTP_PORTS[service]

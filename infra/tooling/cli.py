@@ -19,6 +19,8 @@ from pathlib import Path
 
 from aiokafka.errors import KafkaError
 
+from infra.tooling import access as access_commands
+
 
 class CliError(Exception):
     """Said in one line, exit status 1 (or `status`), never a traceback."""
@@ -254,6 +256,65 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
+def cmd_identities_erase(args: argparse.Namespace) -> int:
+    url = f"{_url('enrollment')}/patients/{urllib.parse.quote(args.subject, safe='')}/erasure"
+    req = urllib.request.Request(url, data=json.dumps({"reason": args.reason}).encode(), method="POST",
+                                 headers={"content-type": "application/json", "x-celltrail-actor": "celltrail-cli"})
+    body = _request(req)
+    print(f"erased the identity of {body['subject_id']} at {body['erased_at']}; its events are kept"
+          f" under the pseudonym (enrollment.IdentityErased recorded)")
+    return 0
+
+
+def cmd_identities_encrypt(args: argparse.Namespace) -> int:
+    """One-off, for identity rows stored before migration 0005 (plaintext) or under an older key
+    of the ring: seal them under the current key. Needs the key the services use."""
+    import asyncpg
+
+    from infra.tooling.supervisor import identity_key
+    from services.enrollment.adapters.identities import PgIdentities
+    from services.enrollment.adapters.identity_crypto import IdentityKeyError, IdentityUnreadable, Keyring
+
+    db = _database_url()
+    try:
+        # Never a new key here: rows sealed under a key the services lack would be lost.
+        keyring = Keyring.parse(identity_key(home(), create=False))
+    except IdentityKeyError as exc:
+        raise CliError(f"{exc} (or keep it in {home() / 'identity.key'}, as `celltrail up` does)") from None
+
+    async def go():
+        conn = await asyncpg.connect(db)
+        try:
+            async with conn.transaction():
+                return await PgIdentities(conn, keyring).encrypt_all()
+        finally:
+            await conn.close()
+
+    try:
+        report = asyncio.run(go())
+    except IdentityUnreadable as exc:
+        raise CliError(f"{exc}; is CELLTRAIL_IDENTITY_KEY the services' keyring, older keys included?") from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
+    print(f"{report.encrypted} plaintext identities encrypted, {report.rewrapped} moved to key "
+          f"{keyring.current.key_id}; every identity is now under it")
+    return 0
+
+
+def cmd_access(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from infra.tooling import access
+
+    try:
+        access.run(args, database_url=_database_url(), home=home())
+    except access.AccessCliError as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from infra.tooling.embedded import EmbeddedStartError
     from infra.tooling.loader import Loader
@@ -319,6 +380,15 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("verify", help="recompute every store's hash chain; exit 1 at any broken link")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_verify)
+    p = sub.add_parser("identities", help="the identity table: erase a person's identifiers, encrypt old rows")
+    ids = p.add_subparsers(dest="identities_cmd", required=True)
+    q = ids.add_parser("erase", help="delete a subject's identifiers and key; events stay, the erasure is recorded")
+    q.add_argument("subject")
+    q.add_argument("--reason", required=True, help="recorded in the IdentityErased event: never name the person")
+    q.set_defaults(fn=cmd_identities_erase)
+    ids.add_parser("encrypt", help="encrypt plaintext identity rows and move old-key rows to the current key"
+                   ).set_defaults(fn=cmd_identities_encrypt)
+    access_commands.add_parser(sub, cmd_access)
     sub.add_parser("demo", help="up, load the example scenario, print states and report").set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="throughput and latency against the raw broker, every target PASS or MISS")
     from infra.bench.options import add_arguments as bench_arguments

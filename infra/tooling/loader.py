@@ -87,6 +87,8 @@ def parse_line(n: int, text: str) -> ParsedLine:
     command_type = obj.pop("command", None)
     if command_type not in COMMAND_TYPES:
         raise LoadFileError(f"unknown or missing \"command\": {command_type!r}; expected one of {sorted(COMMAND_TYPES)}")
+    if COMMAND_TYPES[command_type].topic is None and command_type != "RegisterPatient":
+        raise LoadFileError(f"{command_type} is not loaded from files (see the `celltrail` command table)")
     ref = obj.pop("ref", None)
     subject_ref = obj.pop("subject_ref", None)
     for key, value in (("ref", ref), ("subject_ref", subject_ref)):

@@ -28,8 +28,10 @@ from pathlib import Path
 
 import asyncpg
 
+from infra.runtime.access.tokens import public_key_pem
 from infra.runtime.db import migrate
 from infra.runtime.relay import rewind
+from infra.tooling.access import ensure_token_key
 from infra.tooling.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port, process_alive
 from infra.runtime.settings import DEFAULT_HTTP_PORTS, SERVICES
 
@@ -41,6 +43,30 @@ def default_home() -> Path:
         return Path(os.environ["CELLTRAIL_HOME"]).expanduser().resolve()
     state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(state).expanduser().resolve() / "celltrail"
+
+
+IDENTITY_KEY_FILE = "identity.key"
+
+
+def identity_key(home: Path, *, create: bool = True) -> str | None:
+    """CELLTRAIL_IDENTITY_KEY if set, else the home's key file, created (mode 0600) with a new
+    random key on first use when `create`: the identity table of a system started by `up` is
+    readable only with the key kept beside its data. Losing the file loses every identity."""
+    if os.environ.get("CELLTRAIL_IDENTITY_KEY"):
+        return os.environ["CELLTRAIL_IDENTITY_KEY"]
+    from services.enrollment.adapters.identity_crypto import Keyring
+
+    path = home / IDENTITY_KEY_FILE
+    if not create:
+        return path.read_text().strip() if path.exists() else None
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(Keyring.generate() + "\n")
+    return path.read_text().strip()
 
 
 class NotRunningError(RuntimeError):
@@ -169,6 +195,7 @@ class System:
         self.broker: EmbeddedBroker | None = None
         self.procs: dict[str, subprocess.Popen] = {}
         self.info: RunInfo | None = None
+        self.token_public_key: str | None = None
 
     def start_infrastructure(self) -> RunInfo:
         import asyncio
@@ -184,6 +211,8 @@ class System:
             self.broker = EmbeddedBroker(log_path=self.log_dir / "broker.log").start()
             kafka = self.broker.bootstrap_servers
         migrate(db)
+        # Services get the public half only: they verify tokens, the CLI issues them.
+        self.token_public_key = public_key_pem(ensure_token_key(self.home))
         if self.broker is not None:
             asyncio.run(forget_broker(db))
         self.info = RunInfo(database_url=db, kafka_bootstrap_servers=kafka)
@@ -196,7 +225,11 @@ class System:
             port = int(self.info.urls[name].rsplit(":", 1)[1])
         env = {**os.environ, "DATABASE_URL": self.info.database_url,
                "KAFKA_BOOTSTRAP_SERVERS": self.info.kafka_bootstrap_servers,
-               "HTTP_HOST": LOOPBACK, "HTTP_PORT": str(port)}
+               "HTTP_HOST": LOOPBACK, "HTTP_PORT": str(port), "CELLTRAIL_TOKEN_PUBLIC_KEY": self.token_public_key}
+        env.pop("CELLTRAIL_TOKEN_KEY", None)  # the signing key stays with the issuer
+        env.pop("CELLTRAIL_IDENTITY_KEY", None)
+        if name == "enrollment":  # the only service that keeps identities holds the key
+            env["CELLTRAIL_IDENTITY_KEY"] = identity_key(self.home)
         log = open(self.log_dir / f"{name}.log", "ab")
         proc = subprocess.Popen([sys.executable, "-m", f"services.{name}.bootstrap"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

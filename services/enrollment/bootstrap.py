@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+import asyncpg
 
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import ServiceSpec, serve
+from infra.runtime.settings import Settings
 from infra.runtime.streams import pg_streams
 from infra.runtime.wiring import Factory, handlers_in, wire
+from services.enrollment.adapters.identities import PgIdentities
+from services.enrollment.adapters.identity_crypto import Keyring
 from services.enrollment.application import handlers
 from services.enrollment.entrypoints.http import routes
 
 NAME = SCHEMA = "enrollment"
-# Patients are registered over HTTP only (entrypoints/http.py): RegisterPatient carries
-# direct identifiers, which must never reach a topic.
+# Patients are registered (and their identities erased) over HTTP only (entrypoints/http.py):
+# RegisterPatient carries direct identifiers, which must never reach a topic.
 
 
 def adapters() -> dict[str, Factory]:
     """What the handlers name, from PostgreSQL."""
     return {"streams": pg_streams(EventStore(SCHEMA))}
+
+
+def identities(settings: Settings) -> Callable[[asyncpg.Connection], PgIdentities]:
+    """The identity table under the configured keyring; raises IdentityKeyError (and so stops
+    the service at start) when there is none or it is malformed."""
+    keyring = Keyring.parse(settings.identity_key.get_secret_value() if settings.identity_key else None)
+    return lambda conn: PgIdentities(conn, keyring)
 
 
 def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
@@ -28,7 +40,7 @@ def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
         name=NAME,
         command_handlers=handled.commands,
         event_handlers=handled.events,
-        routes=routes,
+        routes=lambda rt: routes(rt, identities(rt.settings)),
     )
 
 

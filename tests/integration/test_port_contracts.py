@@ -13,6 +13,7 @@ from infra.runtime.eventstore import EventStore, Metadata
 from infra.runtime.streams import PgStreams
 from services.assessment.adapters.infusions import PgInfusions
 from services.enrollment.adapters.identities import PgIdentities
+from services.enrollment.adapters.identity_crypto import Keyring
 from services.infusion.adapters.products import PgReleasedProducts
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.projection.adapters.outcomes import StoredOutcomes
@@ -48,7 +49,7 @@ class TestPgStreams(StreamsContract):
 class TestPgIdentities(IdentitiesContract):
     @pytest.fixture
     def identities(self, conn):
-        return PgIdentities(conn)
+        return PgIdentities(conn, Keyring.parse(Keyring.generate()))
 
 
 class TestPgEnrolments(EnrolmentsContract):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
+from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre, RegisterPatient
 from contracts.events import PatientRegistered
 from services.enrollment.application.ports import Identities
 from services.enrollment.domain.model import Centre, Subject, UnknownCentre, centre_stream, subject_stream
@@ -51,3 +51,16 @@ async def enroll_subject(cmd: EnrollSubject, streams: Streams) -> None:
     new = subject.enroll(cmd, rebuild(Centre(cmd.centre_id), centre_events))
     await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=start_of_day(cmd.enrolled_on),
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
+
+
+async def erase_identity(cmd: EraseIdentity, streams: Streams, identities: Identities) -> datetime:
+    """Delete the person's identifiers and key material and record the erasure, in one
+    transaction; no earlier event is touched. Returns when it was erased."""
+    events, version = await streams.load(subject_stream(cmd.subject_id))
+    subject = rebuild(Subject(cmd.subject_id), events)
+    erased_at = datetime.now(timezone.utc)
+    new = subject.erase_identity(cmd, erased_at)
+    await identities.erase(cmd.subject_id)
+    await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=erased_at,
+                         subject_id=cmd.subject_id, centre_id=subject.centre_id)
+    return erased_at

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from contracts.base import EventPayload
-from contracts.commands import EnrollSubject, RegisterCentre
+from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre
 from contracts.errors import CommandRefused
-from contracts.events import CentreRegistered, PatientRegistered, SubjectEnrolled
+from contracts.events import CentreRegistered, IdentityErased, PatientRegistered, SubjectEnrolled
 from services.kernel.aggregate import Aggregate
 
 # The programmes our first users run (../shared/seeds). Later issues make this a
@@ -44,6 +45,10 @@ class WrongCentre(CommandRefused):
     code = "SUBJECT_REGISTERED_AT_ANOTHER_CENTRE"
 
 
+class IdentityAlreadyErased(CommandRefused):
+    code = "IDENTITY_ALREADY_ERASED"
+
+
 def centre_stream(centre_id: str) -> str:
     return f"centre-{centre_id}"
 
@@ -72,12 +77,27 @@ class Subject(Aggregate):
     subject_id: str
     centre_id: str | None = None
     programmes: set[str] = field(default_factory=set)
+    identity_erased: bool = False
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, PatientRegistered):
             self.centre_id = event.centre_id
         elif isinstance(event, SubjectEnrolled):
             self.programmes.add(event.programme_id)
+        elif isinstance(event, IdentityErased):
+            self.identity_erased = True
+
+    def erase_identity(self, cmd: EraseIdentity, erased_at: datetime) -> list[EventPayload]:
+        """The pseudonym stays, with every event recorded under it; only the link to the person
+        goes (docs/design.md, "Identity")."""
+        self.check_can_erase_identity(cmd)
+        return [IdentityErased(subject_id=cmd.subject_id, reason=cmd.reason, erased_at=erased_at)]
+
+    def check_can_erase_identity(self, cmd: EraseIdentity) -> None:
+        if self.centre_id is None:
+            raise UnknownSubject(f"subject {cmd.subject_id} is not registered")
+        if self.identity_erased:
+            raise IdentityAlreadyErased(f"the identity of subject {cmd.subject_id} is already erased")
 
     def enroll(self, cmd: EnrollSubject, centre: Centre) -> list[EventPayload]:
         self.check_can_enroll(cmd, centre)

@@ -17,7 +17,8 @@ from infra.runtime.consumer import BatchRoute
 from infra.runtime.eventstore import ConcurrencyConflictError
 from infra.runtime.host import ServiceSpec
 from infra.runtime.wiring import Factory
-from services.enrollment.application.ports import IdentityAlreadyRecorded
+from services.enrollment.adapters.identity_crypto import normalise_record_number
+from services.enrollment.application.ports import Identity, IdentityAlreadyRecorded
 from services.infusion.domain.model import ReleasedProduct
 from services.kernel.clinical_dates import clinical_date
 from services.projection.domain.subject_view import SubjectView
@@ -66,23 +67,33 @@ class FakeStreams:
 
 
 class FakeIdentities:
-    """Identities port: the only place direct identifiers live."""
+    """Identities port: the only place direct identifiers live. Indexes the record number in
+    the normalised form `PgIdentities` indexes it under."""
 
     def __init__(self) -> None:
         self.subject_by_record: dict[tuple[str, str], str] = {}
-        self.records: dict[str, dict[str, object]] = {}
+        self.records: dict[str, Identity] = {}
 
     async def find(self, centre_id: str, hospital_record_number: str) -> str | None:
-        return self.subject_by_record.get((centre_id, hospital_record_number))
+        return self.subject_by_record.get((centre_id, normalise_record_number(hospital_record_number)))
 
     async def add(self, subject_id: str, centre_id: str, hospital_record_number: str,
                   family_name: str, given_name: str, date_of_birth: date) -> None:
-        if (centre_id, hospital_record_number) in self.subject_by_record or subject_id in self.records:
+        key = (centre_id, normalise_record_number(hospital_record_number))
+        if key in self.subject_by_record or subject_id in self.records:
             raise IdentityAlreadyRecorded(f"an identity is already kept for {subject_id} or this record number")
-        self.subject_by_record[(centre_id, hospital_record_number)] = subject_id
-        self.records[subject_id] = dict(centre_id=centre_id, hospital_record_number=hospital_record_number,
-                                        family_name=family_name, given_name=given_name,
-                                        date_of_birth=date_of_birth)
+        self.subject_by_record[key] = subject_id
+        self.records[subject_id] = Identity(centre_id, hospital_record_number, family_name, given_name, date_of_birth)
+
+    async def get(self, subject_id: str) -> Identity | None:
+        return self.records.get(subject_id)
+
+    async def erase(self, subject_id: str) -> bool:
+        identity = self.records.pop(subject_id, None)
+        if identity is None:
+            return False
+        del self.subject_by_record[(identity.centre_id, normalise_record_number(identity.hospital_record_number))]
+        return True
 
 
 class FakeEnrolments:

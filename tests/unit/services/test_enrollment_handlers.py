@@ -8,14 +8,15 @@ from datetime import date
 
 import pytest
 
-from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
-from contracts.events import CentreRegistered, PatientRegistered, SubjectEnrolled
+from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre, RegisterPatient
+from contracts.events import CentreRegistered, IdentityErased, PatientRegistered, SubjectEnrolled
 from infra.runtime.eventstore import ConcurrencyConflictError
 from services.enrollment import bootstrap
 from services.enrollment.application import handlers
 from services.enrollment.domain.model import (
     AlreadyEnrolled,
     CentreAlreadyRegistered,
+    IdentityAlreadyErased,
     UnknownCentre,
     UnknownProgramme,
     UnknownSubject,
@@ -23,6 +24,7 @@ from services.enrollment.domain.model import (
     centre_stream,
     subject_stream,
 )
+from services.enrollment.application.ports import Identity
 from tests.unit.services.fakes import Bus, FakeIdentities, FakeStreams
 
 CENTRE = "OSR-MILANO"
@@ -127,7 +129,7 @@ class TestRegisterPatient:
 
         subject_id, _ = await handlers.register_patient(patient_cmd(), streams, identities)
 
-        assert identities.records[subject_id] == dict(
+        assert await identities.get(subject_id) == Identity(
             centre_id=CENTRE, hospital_record_number="MRN-0042", family_name="Rossi", given_name="Maria",
             date_of_birth=date(1980, 5, 17))
 
@@ -225,3 +227,64 @@ class TestEnrollSubject:
 
         assert streams.events(subject_stream(subject_id)) == [
             PatientRegistered(subject_id=subject_id, centre_id=CENTRE)]
+
+
+def erase_cmd(subject_id: str, reason: str = "the patient withdrew consent (GDPR art. 17 request)") -> EraseIdentity:
+    return EraseIdentity(subject_id=subject_id, reason=reason)
+
+
+class TestEraseIdentity:
+    async def test_erasure_removes_the_identity_and_records_an_event_without_identifiers(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        subject_id, _ = await handlers.register_patient(patient_cmd(), streams, identities)
+
+        erased_at = await handlers.erase_identity(erase_cmd(subject_id), streams, identities)
+
+        assert await identities.get(subject_id) is None
+        assert streams.events(subject_stream(subject_id))[-1] == IdentityErased(
+            subject_id=subject_id, reason=erase_cmd(subject_id).reason, erased_at=erased_at)
+
+    async def test_erasure_keeps_every_earlier_event_of_the_subject(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        subject_id, _ = await handlers.register_patient(patient_cmd(), streams, identities)
+        await wired(streams).send(enrol_cmd(subject_id))
+        before = streams.events(subject_stream(subject_id))
+
+        await handlers.erase_identity(erase_cmd(subject_id), streams, identities)
+
+        assert streams.events(subject_stream(subject_id))[:-1] == before
+
+    async def test_the_same_person_registered_after_erasure_gets_a_new_subject_id(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        first, _ = await handlers.register_patient(patient_cmd(), streams, identities)
+        await handlers.erase_identity(erase_cmd(first), streams, identities)
+
+        again, created = await handlers.register_patient(patient_cmd(), streams, identities)
+
+        assert created is True and again != first
+
+    async def test_a_subject_erased_keeps_being_enrollable_under_its_pseudonym(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        subject_id, _ = await handlers.register_patient(patient_cmd(), streams, identities)
+        await handlers.erase_identity(erase_cmd(subject_id), streams, identities)
+
+        await wired(streams).send(enrol_cmd(subject_id))
+
+        assert isinstance(streams.events(subject_stream(subject_id))[-1], SubjectEnrolled)
+
+    async def test_erasure_of_an_unknown_subject_is_refused(self):
+        with pytest.raises(UnknownSubject) as refused:
+            await handlers.erase_identity(erase_cmd("S-000000000000"), FakeStreams(), FakeIdentities())
+
+        assert refused.value.code == "UNKNOWN_SUBJECT"
+
+    async def test_a_second_erasure_is_refused_and_appends_nothing(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        subject_id, _ = await handlers.register_patient(patient_cmd(), streams, identities)
+        await handlers.erase_identity(erase_cmd(subject_id), streams, identities)
+
+        with pytest.raises(IdentityAlreadyErased) as refused:
+            await handlers.erase_identity(erase_cmd(subject_id), streams, identities)
+
+        assert refused.value.code == "IDENTITY_ALREADY_ERASED"
+        assert len(streams.events(subject_stream(subject_id))) == 2

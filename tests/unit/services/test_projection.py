@@ -214,6 +214,16 @@ class TestProjectHandler:
         assert (read_models.views, emitter.published) == ({}, {})
         assert fold(SubjectView(SUBJECT), head, COLLECTED_AT) == SubjectView(SUBJECT)
 
+    async def test_an_identity_erasure_leaves_the_subjects_view_and_outcomes_as_they_were(self):
+        read_models, emitter = FakeReadModels(), FakeOutcomes()
+        await projected(journey(), read_models, emitter)
+        view, published = read_models.views[SUBJECT], dict(emitter.published)
+        erased = ev.IdentityErased(subject_id=SUBJECT, reason="consent withdrawn", erased_at=INFUSED_AT)
+
+        await project(read_models, emitter, envelope(erased, subject_id=SUBJECT, occurred_at=INFUSED_AT), erased)
+
+        assert (read_models.views[SUBJECT], emitter.published) == (view, published)
+
     async def test_outcomes_are_emitted_when_their_last_input_arrives(self):
         emitter = FakeOutcomes()
 

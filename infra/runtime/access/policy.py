@@ -1,0 +1,161 @@
+"""The authorisation policy: one table and the small function that reads it. Pure: no I/O,
+no framework (an import-linter contract holds it to that), so it is table-tested alone and
+every entry point asks it the same question.
+
+Sources:
+- 21 CFR 11.10(d): "Limiting system access to authorized individuals."
+- 21 CFR 11.10(g): "Use of authority checks to ensure that only authorized individuals can
+  use the system, electronically sign a record, access the operation or computer system
+  input or output device, alter a record, or perform the operation at hand."
+- EU GMP Annex 11 §12.1: "Physical and/or logical controls should be in place to restrict
+  access to computerised system to authorised persons"; §12.3 the creation, change and
+  cancellation of access authorisations should be recorded (the `access.audit_log`).
+- Issue 8, item 3: centre staff read and write only their own centre's subjects; a facility
+  sees only the products it manufactures and never a patient identifier; the network
+  operator reads across centres with identifiers removed; the auditor reads the audit
+  trail; rebuild and republish need an administrator.
+
+Least privilege: what the table does not grant is refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from contracts.access import OrgKind, Role
+from infra.runtime.access.principals import Membership, Principal
+
+
+class Action(StrEnum):
+    READ_SUBJECT = "read_subject"  # a subject's pseudonymous record and timeline
+    WRITE_SUBJECT = "write_subject"  # register, enrol, record infusion or assessment
+    READ_IDENTIFIERS = "read_identifiers"  # name, date of birth, hospital record number
+    READ_PRODUCT = "read_product"  # a product's chain of identity and custody
+    WRITE_PRODUCT = "write_product"  # manufacturing records
+    RELEASE_PRODUCT = "release_product"  # certification for release (EU GMP Annex 16)
+    RECORD_CUSTODY = "record_custody"  # hand-over of a product in transit
+    READ_REPORT = "read_report"  # aggregated endpoints (ORR, vein-to-vein time)
+    READ_AUDIT = "read_audit"  # the audit trail (issue 8, item 7)
+    ADMIN_REBUILD = "admin_rebuild"
+    ADMIN_REPUBLISH = "admin_republish"
+    MANAGE_PRINCIPALS = "manage_principals"
+
+
+class Scope(StrEnum):
+    """Which resources a membership's grant reaches."""
+
+    OWN_CENTRE = "own_centre"  # the resource belongs to the membership's centre
+    OWN_FACILITY = "own_facility"  # the resource was manufactured by the membership's facility
+    OWN_ORGANISATION = "own_organisation"  # either of the two (a courier serves both)
+    NETWORK = "network"  # every resource, also those of no centre or facility
+
+
+@dataclass(frozen=True)
+class Resource:
+    """What an action is applied to, reduced to whose it is. A subject has its centre; a
+    product its centre and the facility that manufactures it; the audit trail, the read
+    models as a whole and the principals belong to the network (neither set)."""
+
+    centre_id: str | None = None
+    facility_id: str | None = None
+
+
+NETWORK_RESOURCE = Resource()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one role may do: the organisation kinds it may be held at, the actions it is
+    granted and how far they reach, and where the rule comes from."""
+
+    held_at: frozenset[OrgKind]
+    actions: frozenset[Action]
+    scope: Scope
+    source: str
+
+
+A = Action
+CENTRE, FACILITY, NETWORK = frozenset({OrgKind.CENTRE}), frozenset({OrgKind.FACILITY}), frozenset({OrgKind.NETWORK})
+_CENTRE_STAFF = "issue 8 item 3: centre staff read and write only their own centre's subjects"
+_FACILITY = "issue 8 item 3: a facility sees only the products it manufactures, never a patient identifier"
+
+# The policy. Read by `decide`; tests/unit/runtime/access/test_policy.py runs every role x
+# action x own/other organisation against it.
+POLICY: Mapping[Role, Rule] = {
+    Role.PHYSICIAN: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
+                                            A.READ_REPORT}), Scope.OWN_CENTRE, _CENTRE_STAFF),
+    Role.NURSE: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT}),
+                     Scope.OWN_CENTRE, _CENTRE_STAFF),
+    Role.DATA_MANAGER: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
+                                               A.READ_REPORT}), Scope.OWN_CENTRE, _CENTRE_STAFF),
+    # EU GMP Annex 16 §1: only a qualified person certifies a batch for release.
+    Role.QUALIFIED_PERSON: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT, A.RELEASE_PRODUCT}),
+                                Scope.OWN_FACILITY, _FACILITY + "; EU GMP Annex 16 §1 (QP certification)"),
+    Role.QC_ANALYST: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT}), Scope.OWN_FACILITY, _FACILITY),
+    Role.OPERATOR: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT}), Scope.OWN_FACILITY, _FACILITY),
+    Role.FACILITY_SYSTEM: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT}), Scope.OWN_FACILITY,
+                               _FACILITY + " (its integration acts for it)"),
+    Role.COURIER: Rule(CENTRE | FACILITY, frozenset({A.READ_PRODUCT, A.RECORD_CUSTODY}), Scope.OWN_ORGANISATION,
+                       "issue 8 item 1: a courier carries the products of the organisations it serves"),
+    Role.NETWORK_OPERATOR: Rule(NETWORK, frozenset({A.READ_SUBJECT, A.READ_PRODUCT, A.READ_REPORT}), Scope.NETWORK,
+                                "issue 8 item 3: the network operator reads across centres with identifiers removed"),
+    Role.AUDITOR: Rule(NETWORK, frozenset({A.READ_AUDIT}), Scope.NETWORK,
+                       "issue 8 item 3: the auditor reads the audit trail"),
+    Role.ADMINISTRATOR: Rule(NETWORK, frozenset({A.READ_AUDIT, A.ADMIN_REBUILD, A.ADMIN_REPUBLISH,
+                                                 A.MANAGE_PRINCIPALS}), Scope.NETWORK,
+                             "issue 8 items 3 and 7: rebuild and republish need an administrator, who also "
+                             "manages access (Annex 11 §12.3) and reads the audit trail"),
+    Role.OUTCOME_CONSUMER: Rule(NETWORK, frozenset({A.READ_REPORT}), Scope.NETWORK,
+                                "issue 8 item 1: an outcome consumer reads the aggregated endpoints"),
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+def held_where_it_may_be(role: Role, org_kind: OrgKind) -> bool:
+    """Whether `role` may be held at an organisation of `org_kind` (a physician at a centre,
+    never at a facility); a membership that is not grants nothing."""
+    rule = POLICY.get(role)
+    return rule is not None and org_kind in rule.held_at
+
+
+def reaches(scope: Scope, membership: Membership, resource: Resource) -> bool:
+    """Whether a grant held through `membership` reaches `resource`."""
+    if scope is Scope.NETWORK:
+        return True
+    own_centre = membership.org_kind is OrgKind.CENTRE and resource.centre_id == membership.org_id
+    own_facility = membership.org_kind is OrgKind.FACILITY and resource.facility_id == membership.org_id
+    if scope is Scope.OWN_CENTRE:
+        return own_centre
+    if scope is Scope.OWN_FACILITY:
+        return own_facility
+    return own_centre or own_facility
+
+
+def _whose(resource: Resource) -> str:
+    parts = [f"centre {resource.centre_id}" if resource.centre_id else "",
+             f"facility {resource.facility_id}" if resource.facility_id else ""]
+    return " and ".join(p for p in parts if p) or "the network"
+
+
+def decide(principal: Principal, action: Action, resource: Resource) -> Decision:
+    """Allowed when one of the principal's memberships holds a role, at an organisation of a
+    kind the role may be held at, whose rule grants `action` with a scope reaching `resource`."""
+    granted_elsewhere: list[str] = []
+    for m in principal.memberships:
+        rule = POLICY.get(m.role)
+        if rule is None or not held_where_it_may_be(m.role, m.org_kind) or action not in rule.actions:
+            continue
+        if reaches(rule.scope, m, resource):
+            return Decision(True, f"{m.role} at {m.org_id} may {action} ({rule.scope}; {rule.source})")
+        granted_elsewhere.append(f"{m.role} at {m.org_id} ({rule.scope})")
+    if granted_elsewhere:
+        return Decision(False, f"{principal.principal_id} may {action} only as {', '.join(granted_elsewhere)}, "
+                               f"not for a resource of {_whose(resource)}")
+    return Decision(False, f"no role of {principal.principal_id} grants {action}")

@@ -1,0 +1,287 @@
+"""`celltrail access ...`: organisations, principals, roles and credentials (issue 8, item 1),
+and the token signing key of a system started by `celltrail up`.
+
+Secrets never pass through argv (where `ps` and shell history would show them): passwords
+and API keys are read from a prompt on a terminal, else one line on stdin. An API key is
+printed once, when it is made; only its hash is stored. Every change is written with its
+row in `access.audit_log`, naming the operating-system user who ran the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import stat
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import asyncpg
+
+from contracts.access import OrgKind, PrincipalKind, Role
+from infra.runtime.access import credentials
+from infra.runtime.access.store import AccessChangeRefused, PgAccessStore
+from infra.runtime.access.tokens import TokenIssuer, TokenKeyError, generate_signing_key
+
+TOKEN_KEY_FILE = "token-key.pem"
+MAX_TOKEN_MINUTES = 12 * 60
+
+
+class AccessCliError(RuntimeError):
+    """Said in one line by the CLI, exit status 1."""
+
+
+# -- the signing key --------------------------------------------------------------------
+
+def ensure_token_key(home: Path) -> str:
+    """The system's token signing key: CELLTRAIL_TOKEN_KEY, else the home's key file, made
+    (mode 0600, never overwritten) on first use."""
+    if os.environ.get("CELLTRAIL_TOKEN_KEY"):
+        return os.environ["CELLTRAIL_TOKEN_KEY"]
+    path = home / TOKEN_KEY_FILE
+    home.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return read_token_key(home)
+    with os.fdopen(fd, "w") as f:
+        f.write(generate_signing_key())
+    return read_token_key(home)
+
+
+def read_token_key(home: Path) -> str:
+    if os.environ.get("CELLTRAIL_TOKEN_KEY"):
+        return os.environ["CELLTRAIL_TOKEN_KEY"]
+    path = home / TOKEN_KEY_FILE
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise AccessCliError(f"no token signing key: set CELLTRAIL_TOKEN_KEY, or start the system once with "
+                             f"`celltrail up` (it makes {path})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise AccessCliError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); `chmod 600 {path}`")
+    return path.read_text()
+
+
+# -- commands ---------------------------------------------------------------------------
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"cli:uid-{os.getuid()}"
+
+
+def _secret(prompt: str, *, confirm: bool = False) -> str:
+    if sys.stdin.isatty():
+        value = getpass.getpass(prompt)
+        if confirm and getpass.getpass("again: ") != value:
+            raise AccessCliError("the two entries differ")
+        return value
+    line = sys.stdin.readline()
+    if not line:
+        raise AccessCliError(f"expected the secret on stdin ({prompt.strip()})")
+    return line.rstrip("\r\n")
+
+
+def _role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise AccessCliError(f"unknown role {value!r}; one of {', '.join(r.value for r in Role)}") from None
+
+
+async def _with_store(database_url: str, fn):
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await fn(PgAccessStore(conn))
+    finally:
+        await conn.close()
+
+
+async def org_add(args, store: PgAccessStore) -> None:
+    await store.add_organisation(args.id, OrgKind(args.kind), args.name, actor=_actor())
+    print(f"organisation {args.id} ({args.kind}) added")
+
+
+async def principal_add(args, store: PgAccessStore) -> None:
+    kind = PrincipalKind.SYSTEM if args.system else PrincipalKind.PERSON
+    await store.add_principal(args.id, kind, args.name, actor=_actor())
+    print(f"{kind} {args.id} added")
+
+
+async def principal_disable(args, store: PgAccessStore) -> None:
+    await store.disable_principal(args.id, actor=_actor())
+    print(f"{args.id} disabled: none of its credentials is accepted from now on")
+
+
+async def grant(args, store: PgAccessStore) -> None:
+    await store.grant(args.principal, args.org, _role(args.role), actor=_actor())
+    print(f"{args.principal} holds {args.role} at {args.org}")
+
+
+async def revoke(args, store: PgAccessStore) -> None:
+    await store.revoke(args.principal, args.org, _role(args.role), actor=_actor())
+    print(f"{args.principal} no longer holds {args.role} at {args.org}")
+
+
+async def password(args, store: PgAccessStore) -> None:
+    secret = _secret(f"password for {args.principal}: ", confirm=True)
+    try:
+        hashed = await asyncio.to_thread(credentials.hash_password, secret)
+    except credentials.WeakPassword as exc:
+        raise AccessCliError(str(exc)) from None
+    await store.set_password(args.principal, hashed, actor=_actor())
+    print(f"password set for {args.principal}")
+
+
+async def apikey(args, store: PgAccessStore) -> None:
+    key = await asyncio.to_thread(credentials.new_api_key)
+    await store.add_api_key(args.principal, key.key_id, key.hash, actor=_actor())
+    print(key.key)
+    print(f"API key {key.key_id} for {args.principal}: shown this once, only its hash is kept; "
+          f"send it as the X-API-Key header", file=sys.stderr)
+
+
+async def key_disable(args, store: PgAccessStore) -> None:
+    await store.disable_api_key(args.key_id, actor=_actor())
+    print(f"API key {args.key_id} disabled")
+
+
+async def token(args, store: PgAccessStore, *, home: Path) -> None:
+    """Check the principal's password (a person) or API key (a system), read from stdin,
+    then print a token; the sign-in, or its refusal, goes to the access audit."""
+    if not 1 <= args.minutes <= MAX_TOKEN_MINUTES:
+        raise AccessCliError(f"--minutes must lie in 1..{MAX_TOKEN_MINUTES}")
+    try:
+        issuer = TokenIssuer(read_token_key(home), ttl=timedelta(minutes=args.minutes))
+    except TokenKeyError as exc:
+        raise AccessCliError(str(exc)) from None
+    principal = await store.principal(args.principal)
+    how = "api_key" if principal is not None and principal.kind is PrincipalKind.SYSTEM else "password"
+    secret = _secret(f"{'API key' if how == 'api_key' else 'password'} of {args.principal}: ")
+    ok = principal is not None and await _check(store, how, args.principal, secret)
+    if not ok:
+        async with store.conn.transaction():
+            await store.record_sign_in(args.principal, how=how, token_id=None,
+                                       refused="unknown or disabled principal, or wrong secret")
+        raise AccessCliError(f"not signed in: unknown or disabled principal {args.principal}, or wrong {how}")
+    issued = issuer.issue(principal)
+    async with store.conn.transaction():
+        await store.record_sign_in(args.principal, how=how, token_id=issued.token_id, refused=None)
+    print(issued.token)
+    print(f"token for {args.principal}, valid until {issued.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
+          f"send it as `Authorization: Bearer <token>`", file=sys.stderr)
+
+
+async def _check(store: PgAccessStore, how: str, principal_id: str, secret: str) -> bool:
+    if how == "password":
+        stored = await store.password_hash(principal_id)
+        return stored is not None and await asyncio.to_thread(credentials.verify_password, stored, secret)
+    parsed = credentials.parse_api_key(secret.strip())
+    if parsed is None:
+        return False
+    found = await store.api_key(parsed[0])
+    return (found is not None and found[0] == principal_id
+            and await asyncio.to_thread(credentials.verify_api_key, found[1], parsed[1]))
+
+
+async def listing(args, store: PgAccessStore) -> None:
+    data = await store.listing()
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return
+    print("organisations:")
+    for o in data["organisations"]:
+        print(f"  {o['org_id']:<16} {o['kind']:<9} {o['name']}")
+    print("principals:")
+    for p in data["principals"]:
+        roles = ", ".join(f"{r['role']}@{r['org']}" for r in p["roles"]) or "no roles"
+        state = " (disabled)" if p["disabled"] else ""
+        print(f"  {p['principal_id']:<24} {p['kind']:<7} {p['printed_name']}{state}: {roles}")
+    print("credentials:")
+    for c in data["credentials"]:
+        state = " (disabled)" if c["disabled"] else ""
+        print(f"  {c['credential_id']:<32} {c['kind']:<8} {c['principal_id']}{state}")
+
+
+async def audit_log(args, store: PgAccessStore) -> None:
+    rows = await store.audit()
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    for r in rows:
+        about = " ".join(x for x in (r["principal_id"], r["org_id"]) if x)
+        print(f"{r['recorded_at'][:19]}  {r['actor']:<20} {r['change']:<18} {about} {json.dumps(r['detail'])}")
+
+
+# -- wiring -----------------------------------------------------------------------------
+
+def add_parser(sub: argparse._SubParsersAction, run: Callable[[argparse.Namespace], int]) -> None:
+    p = sub.add_parser("access", help="organisations, principals, roles and credentials")
+    acc = p.add_subparsers(dest="access_cmd", required=True)
+
+    org = acc.add_parser("org", help="organisations").add_subparsers(dest="org_cmd", required=True)
+    q = org.add_parser("add", help="add a centre, facility or the network")
+    q.add_argument("id")
+    q.add_argument("--kind", required=True, choices=[k.value for k in OrgKind])
+    q.add_argument("--name", required=True)
+    q.set_defaults(access_fn=org_add)
+
+    pr = acc.add_parser("principal", help="people and systems").add_subparsers(dest="principal_cmd", required=True)
+    q = pr.add_parser("add", help="add a person (default) or a system")
+    q.add_argument("id")
+    q.add_argument("--name", required=True, help="the printed name, as on a signature")
+    kind = q.add_mutually_exclusive_group()
+    kind.add_argument("--person", action="store_true")
+    kind.add_argument("--system", action="store_true")
+    q.set_defaults(access_fn=principal_add)
+    q = pr.add_parser("disable", help="refuse every credential of a principal from now on")
+    q.add_argument("id")
+    q.set_defaults(access_fn=principal_disable)
+
+    for name, fn, text in (("grant", grant, "give a principal a role at an organisation"),
+                           ("revoke", revoke, "take a role at an organisation away")):
+        q = acc.add_parser(name, help=text)
+        q.add_argument("principal")
+        q.add_argument("org")
+        q.add_argument("role", help=", ".join(r.value for r in Role))
+        q.set_defaults(access_fn=fn)
+
+    q = acc.add_parser("password", help="set a person's password (read from a prompt or stdin)")
+    q.add_argument("principal")
+    q.set_defaults(access_fn=password)
+    q = acc.add_parser("apikey", help="make an API key for a system; printed once")
+    q.add_argument("principal")
+    q.set_defaults(access_fn=apikey)
+    q = acc.add_parser("disable-key", help="refuse an API key from now on")
+    q.add_argument("key_id")
+    q.set_defaults(access_fn=key_disable)
+    q = acc.add_parser("token", help="a short-lived token, after the password or API key given on stdin")
+    q.add_argument("principal")
+    q.add_argument("--minutes", type=int, default=15, help=f"lifetime, at most {MAX_TOKEN_MINUTES}")
+    q.set_defaults(access_fn=token)
+    q = acc.add_parser("list", help="organisations, principals with their roles, credentials (no secrets)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(access_fn=listing)
+    q = acc.add_parser("log", help="every change to access, and every sign-in")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(access_fn=audit_log)
+    p.set_defaults(fn=run)
+
+
+def run(args: argparse.Namespace, *, database_url: str, home: Path) -> None:
+    async def go(store: PgAccessStore) -> None:
+        if args.access_fn is token:
+            await token(args, store, home=home)
+        else:
+            await args.access_fn(args, store)
+
+    try:
+        asyncio.run(_with_store(database_url, go))
+    except AccessChangeRefused as exc:
+        raise AccessCliError(str(exc)) from None
