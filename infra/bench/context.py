@@ -8,12 +8,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from infra.tooling.supervisor import RunInfo
+from infra.tooling.supervisor import RunInfo, System
 
 
 @dataclass
 class Run:
     info: RunInfo
+    system: System  # to stop and restart a service (the apply-rate measurement)
     run_id: str
     partitions: int
     producer: AIOKafkaProducer

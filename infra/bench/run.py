@@ -38,11 +38,11 @@ from infra.bench.system import BenchSystem
 from infra.runtime.messaging import new_producer
 
 
-async def measure_all(info, opts: dict[str, Any]) -> list[Section]:
+async def measure_all(system, info, opts: dict[str, Any]) -> list[Section]:
     producer = new_producer(info.kafka_bootstrap_servers)  # exactly ours: acks=all, no idempotence, linger 2 ms
     await producer.start()
     try:
-        run = Run(info, secrets.token_hex(3).upper(), await event_partitions(info.kafka_bootstrap_servers),
+        run = Run(info, system, secrets.token_hex(3).upper(), await event_partitions(info.kafka_bootstrap_servers),
                   producer, opts["poll_ms"] / 1000)
         steps = {
             "raw": lambda: raw.measure(run, opts["raw_messages"]),
@@ -77,7 +77,7 @@ def main(args: argparse.Namespace | None = None) -> int:
             say(f"starting CellTrail ({bench.where}) ...")
             info = bench.start()
             say(f"  PostgreSQL {info.database_url}\n  Kafka      {info.kafka_bootstrap_servers}")
-            sections = asyncio.run(measure_all(info, opts))
+            sections = asyncio.run(measure_all(bench.system, info, opts))
             environment["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
             small = undersized(opts)
             print_summary(sections, environment, small)

@@ -30,7 +30,7 @@ import asyncio
 import hashlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Protocol, TypeVar
@@ -106,13 +106,22 @@ EventHandler = Callable[[asyncpg.Connection, EventEnvelope, EventPayload], Await
 CommandHandler = Callable[[asyncpg.Connection, CommandEnvelope, CommandPayload], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class BatchRoute:
+    """An event handler that takes a run of consecutive events of its type at once
+    (`handle(conn, envelopes, payloads)`), so a local view is written with one statement per
+    run instead of one per event (infra.runtime.wiring)."""
+
+    handle: Callable[[asyncpg.Connection, list[EventEnvelope], list[EventPayload]], Awaitable[None]]
+
+
 @dataclass
 class HandlerApplier:
     """A service's command and event handlers, one message at a time, in savepoints."""
 
     store: EventStore
     command_handlers: dict[str, CommandHandler] = field(default_factory=dict)
-    event_handlers: dict[str, EventHandler] = field(default_factory=dict)
+    event_handlers: dict[str, EventHandler | BatchRoute] = field(default_factory=dict)
 
     def wants(self, topic: str, message_type: str) -> bool:
         # Every command on the service's own topic is its business (unknown ones are
@@ -130,26 +139,47 @@ class HandlerApplier:
             refused = await self._apply_run(conn, rest, outcome)
             if refused is None:
                 return
-            if refused:
-                await self.apply(conn, rest[:refused], outcome)
-            await self._apply_alone(conn, rest[refused], outcome)
-            rest = rest[refused + 1:]
+            start, length = refused
+            if start:
+                await self.apply(conn, rest[:start], outcome)
+            for m in rest[start:start + length]:  # a refused run of events: each alone
+                await self._apply_alone(conn, m, outcome)
+            rest = rest[start + length:]
 
-    async def _apply_run(self, conn: asyncpg.Connection, messages: list[Message], outcome: Outcome) -> int | None:
-        """All of `messages` in one savepoint; on a refusal, none of them, and the index of
-        the refused one."""
+    async def _apply_run(self, conn: asyncpg.Connection, messages: list[Message],
+                         outcome: Outcome) -> tuple[int, int] | None:
+        """All of `messages` in one savepoint; on a refusal, none of them, and where the
+        refused message (or the run of events handled together that holds it) starts and
+        how many it is."""
         mark = len(outcome.dead_letters)
         try:
             async with conn.transaction():
-                for i, m in enumerate(messages):
+                for start, group in self._groups(messages):
                     try:
-                        await self._handle(conn, m, outcome)
+                        if len(group) > 1:
+                            await self.event_handlers[group[0].message_type].handle(
+                                conn, [m.envelope for m in group], [m.payload for m in group])
+                        else:
+                            await self._handle(conn, group[0], outcome)
                     except CommandRefused:
-                        raise _RunRefused(i) from None
+                        raise _RunRefused(start, len(group)) from None
         except _RunRefused as refused:
             del outcome.dead_letters[mark:]
-            return refused.index
+            return refused.start, refused.length
         return None
+
+    def _groups(self, messages: list[Message]) -> Iterator[tuple[int, list[Message]]]:
+        """Each message alone, except consecutive events of one type whose handler takes a
+        run of them, together."""
+        i = 0
+        while i < len(messages):
+            j = i + 1
+            if not messages[i].is_command and isinstance(self.event_handlers.get(messages[i].message_type), BatchRoute):
+                while j < len(messages) and not messages[j].is_command \
+                        and messages[j].message_type == messages[i].message_type:
+                    j += 1
+            yield i, messages[i:j]
+            i = j
 
     async def _apply_alone(self, conn: asyncpg.Connection, m: Message, outcome: Outcome) -> None:
         try:
@@ -171,13 +201,17 @@ class HandlerApplier:
                 return
             await handler(conn, m.envelope, m.payload)
         else:
-            await self.event_handlers[m.message_type](conn, m.envelope, m.payload)
+            handler = self.event_handlers[m.message_type]
+            if isinstance(handler, BatchRoute):
+                await handler.handle(conn, [m.envelope], [m.payload])
+            else:
+                await handler(conn, m.envelope, m.payload)
 
 
 class _RunRefused(Exception):
-    def __init__(self, index: int) -> None:
-        super().__init__(index)
-        self.index = index
+    def __init__(self, start: int, length: int) -> None:
+        super().__init__(start, length)
+        self.start, self.length = start, length
 
 
 async def record_rejection(conn: asyncpg.Connection, store: EventStore, env: CommandEnvelope,

@@ -9,8 +9,14 @@ A handler is an async function of one message and of the dependencies it names:
 
     async def on_subject_enrolled(event: SubjectEnrolled, enrolments: Enrolments) -> None: ...
 
+An event handler may take a whole run of events of its type instead of one, for a local
+view written with one multi-row statement (`events: list[SubjectEnrolled]`): the consumer
+hands it every consecutive event of that type in a fetch. Its dependencies are made once
+for the run, with no envelope or metadata (it may not name `env`, and appends nothing).
+
 The message parameter is the one annotated with a `CommandPayload` or `EventPayload`
-subclass; its `command_type` or `event_type` is what the handler is routed under. Every
+subclass (or a list of an `EventPayload` subclass); its `command_type` or `event_type` is
+what the handler is routed under. Every
 other parameter is a dependency, looked up by name: its factory makes it per message from
 that message's `UnitOfWork`, and only the dependencies a handler names are made. `env`, the
 envelope, is always available. A parameter no factory provides stops `wire` with the
@@ -33,18 +39,19 @@ import asyncpg
 from contracts.base import CommandPayload, EventPayload
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.runtime.eventstore import Metadata
-from infra.runtime.consumer import CommandHandler, EventHandler
+from infra.runtime.consumer import BatchRoute, CommandHandler, EventHandler
 from infra.runtime.messaging import command_metadata, event_metadata
 
 
 @dataclass(frozen=True)
 class UnitOfWork:
     """What one message is applied in: the connection of its transaction (with the inbox
-    claim), its envelope, and the metadata every event appended for it carries."""
+    claim), its envelope, and the metadata every event appended for it carries (None for a
+    run of events handled together)."""
 
     conn: asyncpg.Connection
-    envelope: CommandEnvelope | EventEnvelope
-    meta: Metadata
+    envelope: CommandEnvelope | EventEnvelope | None
+    meta: Metadata | None
 
 
 Factory = Callable[[UnitOfWork], object]
@@ -72,7 +79,16 @@ def wire(handlers: Iterable[Handler], dependencies: Mapping[str, Factory], *, ac
     factories = {**BUILT_IN, **dependencies}
     handled, wired = MessageHandlers(), {}
     for fn in handlers:
-        message, kind, names = _inspect(fn, factories)
+        message, kind, names, batch = _inspect(fn, factories)
+        if batch:
+            if "env" in names:
+                raise WiringError(f"{_name(fn)}: a handler of a run of events has no one envelope to name as 'env'")
+            if kind.event_type in handled.events:
+                raise WiringError(f"{_name(fn)}: {kind.event_type} is already handled by "
+                                  f"{_name(wired[kind.event_type])}")
+            wired[kind.event_type] = fn
+            handled.events[kind.event_type] = _route_run(fn, message, {name: factories[name] for name in names})
+            continue
         if issubclass(kind, CommandPayload):
             table, key, meta = handled.commands, kind.command_type, command_metadata
         else:
@@ -94,7 +110,7 @@ def handlers_in(module: types.ModuleType) -> list[Handler]:
         if name.startswith("_") or not inspect.iscoroutinefunction(fn) or fn.__module__ != module.__name__:
             continue
         hints = typing.get_type_hints(fn)
-        kinds = [h for h in hints.values() if isinstance(h, type) and issubclass(h, (CommandPayload, EventPayload))]
+        kinds = [_message_type(h)[0] for h in hints.values() if _message_type(h)[0] is not None]
         if any(issubclass(k, EventPayload) or getattr(k, "topic", None) for k in kinds):
             found.append(fn)
     return found
@@ -110,8 +126,29 @@ def _route(fn: Handler, message: str, factories: dict[str, Factory],
     return handle
 
 
-def _inspect(fn: Handler, factories: Mapping[str, Factory]) -> tuple[str, type, list[str]]:
-    """(message parameter, its type, dependency names) of `fn`, or a WiringError saying why not."""
+def _route_run(fn: Handler, message: str, factories: dict[str, Factory]) -> BatchRoute:
+    async def handle(conn: asyncpg.Connection, envs: typing.Any, payloads: list[object]) -> None:
+        uow = UnitOfWork(conn, None, None)  # a run has no one envelope, so no metadata
+        await fn(**{message: payloads}, **{name: make(uow) for name, make in factories.items()})
+
+    handle.__qualname__ = f"wired({_name(fn)})"
+    return BatchRoute(handle)
+
+
+def _message_type(hint: object) -> tuple[type | None, bool]:
+    """(the message type, whether a run of them) a parameter annotation names, if any."""
+    if isinstance(hint, type) and issubclass(hint, (CommandPayload, EventPayload)):
+        return hint, False
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list and len(args) == 1 and isinstance(args[0], type) \
+            and issubclass(args[0], EventPayload):
+        return args[0], True
+    return None, False
+
+
+def _inspect(fn: Handler, factories: Mapping[str, Factory]) -> tuple[str, type, list[str], bool]:
+    """(message parameter, its type, dependency names, whether it takes a run of events) of
+    `fn`, or a WiringError saying why not."""
     if not inspect.iscoroutinefunction(fn):
         raise WiringError(f"{_name(fn)}: a handler must be an async function")
     try:
@@ -123,8 +160,9 @@ def _inspect(fn: Handler, factories: Mapping[str, Factory]) -> tuple[str, type, 
         hint = hints.get(param.name)
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD, param.POSITIONAL_ONLY):
             raise WiringError(f"{_name(fn)}: parameter {param.name!r} is not a plain named parameter")
-        if isinstance(hint, type) and issubclass(hint, (CommandPayload, EventPayload)):
-            messages.append((param.name, hint))
+        kind, batch = _message_type(hint)
+        if kind is not None:
+            messages.append((param.name, kind, batch))
         elif param.name in factories:
             names.append(param.name)
         else:
@@ -133,8 +171,8 @@ def _inspect(fn: Handler, factories: Mapping[str, Factory]) -> tuple[str, type, 
     if len(messages) != 1:
         raise WiringError(f"{_name(fn)}: needs exactly one parameter annotated with a CommandPayload or "
                           f"EventPayload subclass, has {len(messages)}")
-    [(message, kind)] = messages
-    return message, kind, names
+    [(message, kind, batch)] = messages
+    return message, kind, names, batch
 
 
 def _name(fn: Callable) -> str:

@@ -255,6 +255,17 @@ class System:
         proc.kill()
         proc.wait()
 
+    def stop_service(self, name: str, timeout: float = 15) -> None:
+        """SIGTERM: a clean shutdown (the consumer leaves its group); `restart_service`
+        starts it again on the same port."""
+        proc = self.procs.pop(name)
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
     def restart_service(self, name: str) -> None:
         self.start_service(name)
 

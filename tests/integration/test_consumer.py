@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import date, datetime, timezone
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from contracts import topics
 from contracts.commands import RegisterCentre
-from contracts.envelope import CommandEnvelope
-from infra.runtime.consumer import Consumer, HandlerApplier
+from contracts.envelope import CommandEnvelope, EventEnvelope
+from contracts.errors import CommandRefused
+from contracts.events import SubjectEnrolled
+from infra.runtime.consumer import BatchRoute, Consumer, HandlerApplier
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import build_broker
 from infra.runtime.messaging import ensure_topics, new_producer
 from services.enrollment import bootstrap
+from tests.unit.services.fakes import envelope
 
 pytestmark = pytest.mark.integration
+POISON = "S-0000000000FF"
 
 
 def centre_command(centre_id: str, command_id: uuid.UUID | None = None) -> CommandEnvelope:
@@ -231,3 +236,67 @@ class TestInfrastructureOutages:
         assert running.calls_["outage"] == 7  # six failures, more than max_attempts = 3
         assert await dead_letters(kafka, 1, timeout=1) == []
         assert len(await running.events("centre-IT-BG-01")) == 1
+
+
+class TestRunsOfEvents:
+    """Consecutive events of a type whose handler takes runs are applied with one call; an
+    event the handler refuses is dead-lettered alone and the rest of its run applied."""
+
+    @pytest.fixture
+    async def manufacturing(self, pool, kafka):
+        await ensure_topics(kafka, 3)
+        producer = new_producer(kafka)
+        await producer.start()
+        calls: list[list[str]] = []
+
+        async def on_enrolled(conn, envs, payloads):
+            calls.append([p.subject_id for p in payloads])
+            if POISON in calls[-1]:
+                raise CommandRefused("not this one")
+            await conn.executemany("INSERT INTO manufacturing.enrolled_subjects VALUES ($1, 'P', 'C', '2024-01-01')",
+                                   [(p.subject_id,) for p in payloads])
+
+        applier = HandlerApplier(EventStore("manufacturing"),
+                                 event_handlers={SubjectEnrolled.event_type: BatchRoute(on_enrolled)})
+        consumer = Consumer(name="manufacturing", schema="manufacturing", topics_=(topics.ENROLLMENT_EVENTS,),
+                            applier=applier, pool=pool, producer=producer, max_backoff_seconds=0.2)
+        broker = build_broker(kafka, consumer)
+        await broker.start()
+
+        async def send(subjects: list[str]) -> None:
+            envs = [envelope(SubjectEnrolled(subject_id=s, programme_id="CARCIK-CD19-P2", centre_id="IT-BG-01",
+                                             enrolled_on=date(2024, 1, 1)), subject_id=s,
+                             occurred_at=datetime(2024, 1, 1, tzinfo=timezone.utc)) for s in subjects]
+            await asyncio.gather(*[await producer.send(topics.ENROLLMENT_EVENTS, value=e.model_dump_json().encode(),
+                                                       key=b"one-partition") for e in envs])
+
+        async def enrolled(n: int) -> set[str]:
+            for _ in range(300):
+                async with pool.acquire() as conn:
+                    rows = await conn.fetch("SELECT subject_id FROM manufacturing.enrolled_subjects")
+                if len(rows) >= n:
+                    return {r["subject_id"] for r in rows}
+                await asyncio.sleep(0.05)
+            raise AssertionError(f"expected {n} enrolments, have {len(rows)}")
+
+        try:
+            yield send, enrolled, calls
+        finally:
+            await broker.stop()
+            await producer.stop()
+
+    async def test_a_run_of_events_is_applied_with_one_call(self, manufacturing):
+        send, enrolled, calls = manufacturing
+        subjects = [f"S-{n:012X}" for n in range(1, 41)]
+        await send(subjects)
+        assert await enrolled(40) == set(subjects)
+        assert len(calls) < 40 and sum(len(c) for c in calls) == 40
+
+    async def test_a_refused_event_is_dead_lettered_alone_and_the_rest_of_its_run_applied(self, manufacturing, kafka):
+        send, enrolled, calls = manufacturing
+        subjects = [f"S-{n:012X}" for n in range(1, 6)]
+        await send(subjects[:2] + [POISON] + subjects[2:])
+        assert await enrolled(5) == set(subjects)
+        [dead] = await dead_letters(kafka, 1)
+        assert dict(dead.headers)["celltrail-dlq-reason"] == b"event refused: COMMAND_REFUSED: not this one"
+        assert EventEnvelope.model_validate_json(dead.value).subject_id == POISON

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
+from services.assessment.application.ports import Infusion
+
 SUBJECT = "S-0123456789AB"
 CET = timezone(timedelta(hours=1))
 
@@ -36,3 +38,11 @@ class InfusionsContract:
         await infusions.add("S-BA9876543210", 1, datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc))
 
         assert await infusions.first_infusion_on(SUBJECT) is None
+
+    async def test_infusions_added_together_are_kept_as_first_learnt_also_among_themselves(self, infusions):
+        await infusions.add_many([Infusion(SUBJECT, 1, datetime(2024, 3, 1, 10, 0, tzinfo=timezone.utc)),
+                                  Infusion(SUBJECT, 1, datetime(2024, 3, 9, 10, 0, tzinfo=timezone.utc)),
+                                  Infusion("S-BA9876543210", 1, datetime(2024, 3, 2, 0, 30, tzinfo=CET))])
+
+        assert (await infusions.first_infusion_on(SUBJECT), await infusions.first_infusion_on("S-BA9876543210")) == (
+            date(2024, 3, 1), date(2024, 3, 2))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+from services.infusion.application.ports import Release
 from services.infusion.domain.model import ReleasedProduct
 
 CET = timezone(timedelta(hours=1))
@@ -26,3 +27,12 @@ class ReleasedProductsContract:
         await products.add(ReleasedProduct("COI-0001", "S-BA9876543210", PRODUCT.released_at), "LOT-24-099")
 
         assert await products.get("COI-0001") == PRODUCT
+
+    async def test_releases_added_together_are_kept_as_first_learnt_also_among_themselves(self, products):
+        other = ReleasedProduct("COI-0002", "S-BA9876543210", PRODUCT.released_at)
+        await products.add_many([Release(PRODUCT, "LOT-24-017"),
+                                 Release(ReleasedProduct("COI-0001", "S-BA9876543210", PRODUCT.released_at),
+                                         "LOT-24-099"),
+                                 Release(other, "LOT-24-100")])
+
+        assert (await products.get("COI-0001"), await products.get("COI-0002")) == (PRODUCT, other)

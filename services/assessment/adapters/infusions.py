@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import asyncpg
 
+from services.assessment.application.ports import Infusion
 from services.kernel.clinical_dates import clinical_date
 
 
@@ -24,3 +26,10 @@ class PgInfusions:
             "INSERT INTO assessment.infusions (subject_id, infusion_number, infused_at, infused_on)"
             " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             subject_id, infusion_number, infused_at, clinical_date(infused_at))
+
+    async def add_many(self, infusions: Sequence[Infusion]) -> None:
+        await self.conn.execute(
+            "INSERT INTO assessment.infusions (subject_id, infusion_number, infused_at, infused_on)"
+            " SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::date[]) ON CONFLICT DO NOTHING",
+            [i.subject_id for i in infusions], [i.infusion_number for i in infusions],
+            [i.infused_at for i in infusions], [clinical_date(i.infused_at) for i in infusions])

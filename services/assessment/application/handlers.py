@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts.commands import RecordResponseAssessment
 from contracts.events import ProductInfused
-from services.assessment.application.ports import Infusions
+from services.assessment.application.ports import Infusion, Infusions
 from services.assessment.domain.model import Assessments, assessment_stream
 from services.kernel.aggregate import rebuild
 from services.kernel.clinical_dates import start_of_day
@@ -19,5 +19,5 @@ async def record_response(cmd: RecordResponseAssessment, streams: Streams, infus
                          occurred_at=start_of_day(cmd.assessed_on), subject_id=cmd.subject_id)
 
 
-async def on_product_infused(event: ProductInfused, infusions: Infusions) -> None:
-    await infusions.add(event.subject_id, event.infusion_number, event.infused_at)
+async def on_products_infused(events: list[ProductInfused], infusions: Infusions) -> None:
+    await infusions.add_many([Infusion(e.subject_id, e.infusion_number, e.infused_at) for e in events])

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+
+class Infusion(NamedTuple):
+    subject_id: str
+    infusion_number: int
+    infused_at: datetime
 
 
 class Infusions(Protocol):
@@ -16,4 +23,8 @@ class Infusions(Protocol):
 
     async def add(self, subject_id: str, infusion_number: int, infused_at: datetime) -> None:
         """Idempotent: a subject's infusion number is kept once, as first added."""
+        ...
+
+    async def add_many(self, infusions: Sequence[Infusion]) -> None:
+        """`add` of each, in order, in one go."""
         ...

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import asyncpg
+
+from services.infusion.application.ports import Release
 
 from services.infusion.domain.model import ReleasedProduct
 
@@ -21,3 +25,10 @@ class PgReleasedProducts:
             "INSERT INTO infusion.released_products (coi_id, subject_id, lot_number, released_at)"
             " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             product.coi_id, product.subject_id, lot_number, product.released_at)
+
+    async def add_many(self, releases: Sequence[Release]) -> None:
+        await self.conn.execute(
+            "INSERT INTO infusion.released_products (coi_id, subject_id, lot_number, released_at)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) ON CONFLICT DO NOTHING",
+            [r.product.coi_id for r in releases], [r.product.subject_id for r in releases],
+            [r.lot_number for r in releases], [r.product.released_at for r in releases])

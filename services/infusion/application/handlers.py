@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from contracts.commands import RecordInfusion
 from contracts.events import ProductReleased
-from services.infusion.application.ports import ReleasedProducts
+from services.infusion.application.ports import Release, ReleasedProducts
 from services.infusion.domain.model import InfusionHistory, ReleasedProduct, infusion_stream
 from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams
@@ -18,5 +18,6 @@ async def record_infusion(cmd: RecordInfusion, streams: Streams, products: Relea
                          subject_id=cmd.subject_id)
 
 
-async def on_product_released(event: ProductReleased, products: ReleasedProducts) -> None:
-    await products.add(ReleasedProduct(event.coi_id, event.subject_id, event.released_at), event.lot_number)
+async def on_products_released(events: list[ProductReleased], products: ReleasedProducts) -> None:
+    await products.add_many([Release(ReleasedProduct(e.coi_id, e.subject_id, e.released_at), e.lot_number)
+                             for e in events])

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Sequence
+from typing import NamedTuple, Protocol
 
 from services.infusion.domain.model import ReleasedProduct
+
+
+class Release(NamedTuple):
+    product: ReleasedProduct
+    lot_number: str
 
 
 class ReleasedProducts(Protocol):
@@ -14,4 +20,8 @@ class ReleasedProducts(Protocol):
 
     async def add(self, product: ReleasedProduct, lot_number: str) -> None:
         """Idempotent: a COI's release is kept once, as first added."""
+        ...
+
+    async def add_many(self, releases: Sequence[Release]) -> None:
+        """`add` of each, in order, in one go."""
         ...

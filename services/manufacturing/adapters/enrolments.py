@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 import asyncpg
+
+from services.manufacturing.application.ports import Enrolment
 
 
 class PgEnrolments:
@@ -19,3 +22,10 @@ class PgEnrolments:
         await self.conn.execute(
             "INSERT INTO manufacturing.enrolled_subjects (subject_id, programme_id, centre_id, enrolled_on)"
             " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", subject_id, programme_id, centre_id, enrolled_on)
+
+    async def add_many(self, enrolments: Sequence[Enrolment]) -> None:
+        await self.conn.execute(
+            "INSERT INTO manufacturing.enrolled_subjects (subject_id, programme_id, centre_id, enrolled_on)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[]) ON CONFLICT DO NOTHING",
+            [e.subject_id for e in enrolments], [e.programme_id for e in enrolments],
+            [e.centre_id for e in enrolments], [e.enrolled_on for e in enrolments])

@@ -6,7 +6,7 @@ from contracts.commands import RecordApheresisCollection, RecordProductRelease
 from contracts.events import SubjectEnrolled
 from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams
-from services.manufacturing.application.ports import Enrolments
+from services.manufacturing.application.ports import Enrolment, Enrolments
 from services.manufacturing.domain.model import ChainOfIdentity, coi_stream
 
 
@@ -25,5 +25,5 @@ async def record_release(cmd: RecordProductRelease, streams: Streams) -> None:
                          subject_id=cmd.subject_id)
 
 
-async def on_subject_enrolled(event: SubjectEnrolled, enrolments: Enrolments) -> None:
-    await enrolments.add(event.subject_id, event.programme_id, event.centre_id, event.enrolled_on)
+async def on_subjects_enrolled(events: list[SubjectEnrolled], enrolments: Enrolments) -> None:
+    await enrolments.add_many([Enrolment(e.subject_id, e.programme_id, e.centre_id, e.enrolled_on) for e in events])

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
-from typing import Protocol
+from typing import NamedTuple, Protocol
+
+
+class Enrolment(NamedTuple):
+    subject_id: str
+    programme_id: str
+    centre_id: str
+    enrolled_on: date
 
 
 class Enrolments(Protocol):
@@ -13,4 +21,8 @@ class Enrolments(Protocol):
 
     async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
         """Idempotent: a subject's enrolment in a programme is kept once, as first added."""
+        ...
+
+    async def add_many(self, enrolments: Sequence[Enrolment]) -> None:
+        """`add` of each, in order, in one go."""
         ...

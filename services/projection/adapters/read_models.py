@@ -28,11 +28,15 @@ class PgReadModels:
         return {r["subject_id"]: SubjectView.from_json(json.loads(r["view"])) for r in rows}
 
     async def put_many(self, views: Sequence[SubjectView]) -> None:
-        await self.conn.executemany(
-            "INSERT INTO projection.subject_state (subject_id, programme_id, phase, view) VALUES ($1, $2, $3, $4::jsonb)"
+        # One multi-row statement for the fetch, not a statement per view (the profile of
+        # the rebuild, docs/benchmark.md).
+        await self.conn.execute(
+            "INSERT INTO projection.subject_state (subject_id, programme_id, phase, view)"
+            " SELECT s, p, ph, v::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS x(s, p, ph, v)"
             " ON CONFLICT (subject_id) DO UPDATE SET programme_id = EXCLUDED.programme_id, phase = EXCLUDED.phase,"
             " view = EXCLUDED.view",
-            [(v.subject_id, v.programme_id, v.phase, json.dumps(v.to_json())) for v in views])
+            [v.subject_id for v in views], [v.programme_id for v in views], [v.phase for v in views],
+            [json.dumps(v.to_json()) for v in views])
 
     async def clear(self) -> None:
         await self.conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")

@@ -12,6 +12,7 @@ import pytest
 from contracts.commands import RecordProductRelease, RegisterCentre, RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.events import SubjectEnrolled
+from infra.runtime.consumer import BatchRoute
 from infra.runtime.eventstore import Metadata
 from infra.runtime.wiring import UnitOfWork, WiringError, handlers_in, wire
 from tests.unit.services.fakes import envelope
@@ -35,6 +36,13 @@ async def enrolled_last(enrolments: UnitOfWork, event: SubjectEnrolled) -> None:
 
 async def enrolled_with_env(event: SubjectEnrolled, env: EventEnvelope) -> None:
     calls.append(("env", {"env": env}))
+
+
+async def enrolled_runs(events: list[SubjectEnrolled], enrolments: UnitOfWork) -> None:
+    calls.append(("run", {"events": events, "enrolments": enrolments}))
+
+
+async def run_with_env(events: list[SubjectEnrolled], env: EventEnvelope) -> None: ...
 
 
 async def misspelt(event: SubjectEnrolled, enrolment: object) -> None: ...
@@ -89,6 +97,32 @@ class TestRouting:
         wired = wire([enrolled_last], DEPENDENCIES, actor="manufacturing")
 
         assert (list(wired.commands), list(wired.events)) == ([], ["enrollment.SubjectEnrolled"])
+
+
+class TestRunsOfEvents:
+    def test_a_handler_of_a_list_of_events_is_routed_under_the_events_type(self):
+        wired = wire([enrolled_runs], DEPENDENCIES, actor="manufacturing")
+
+        assert isinstance(wired.events["enrollment.SubjectEnrolled"], BatchRoute)
+
+    async def test_it_gets_the_whole_run_and_its_dependencies_once_without_an_envelope(self):
+        envs = [event_envelope(), event_envelope()]
+
+        await wire([enrolled_runs], DEPENDENCIES, actor="manufacturing").events[ENROLLED.event_type].handle(
+            CONN, envs, [ENROLLED, ENROLLED])
+
+        [(_, kwargs)] = calls
+        assert kwargs["events"] == [ENROLLED, ENROLLED]
+        assert (kwargs["enrolments"].conn, kwargs["enrolments"].envelope, kwargs["enrolments"].meta) == (
+            CONN, None, None)
+
+    def test_one_naming_env_is_refused_for_a_run_has_no_one_envelope(self):
+        with pytest.raises(WiringError, match=r"run_with_env: a handler of a run of events has no one envelope"):
+            wire([run_with_env], DEPENDENCIES, actor="manufacturing")
+
+    def test_it_and_a_handler_of_one_such_event_are_refused_together(self):
+        with pytest.raises(WiringError, match=r"enrolled_runs: enrollment.SubjectEnrolled is already handled"):
+            wire([enrolled_last, enrolled_runs], DEPENDENCIES, actor="manufacturing")
 
 
 class TestInjection:
@@ -171,12 +205,13 @@ class TestHandlersOfAModule:
         module = types.ModuleType("fake_handlers")
 
         async def on_enrolled(event: SubjectEnrolled) -> None: ...
+        async def on_enrolled_runs(events: list[SubjectEnrolled]) -> None: ...
         async def register_centre(cmd: RegisterCentre) -> None: ...
         async def register_patient(cmd: RegisterPatient) -> None: ...  # HTTP only: not routed
         async def _private(event: SubjectEnrolled) -> None: ...
         def not_async(event: SubjectEnrolled) -> None: ...
 
-        for fn in (on_enrolled, register_centre, register_patient, _private, not_async):
+        for fn in (on_enrolled, on_enrolled_runs, register_centre, register_patient, _private, not_async):
             fn.__module__ = module.__name__
             setattr(module, fn.__name__, fn)
-        assert [f.__name__ for f in handlers_in(module)] == ["on_enrolled", "register_centre"]
+        assert [f.__name__ for f in handlers_in(module)] == ["on_enrolled", "on_enrolled_runs", "register_centre"]

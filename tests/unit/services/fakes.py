@@ -13,6 +13,7 @@ from datetime import date, datetime, timezone
 
 from contracts.base import CommandPayload, EventPayload
 from contracts.envelope import CommandEnvelope, EventEnvelope
+from infra.runtime.consumer import BatchRoute
 from infra.runtime.eventstore import ConcurrencyConflictError
 from infra.runtime.host import ServiceSpec
 from infra.runtime.wiring import Factory
@@ -109,6 +110,10 @@ class FakeEnrolments:
     async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
         self.rows.setdefault((subject_id, programme_id), (centre_id, enrolled_on))  # ON CONFLICT DO NOTHING
 
+    async def add_many(self, enrolments) -> None:
+        for e in enrolments:
+            await self.add(*e)
+
 
 class FakeReleasedProducts:
     """Infusion's ReleasedProducts port."""
@@ -122,6 +127,10 @@ class FakeReleasedProducts:
 
     async def add(self, product: ReleasedProduct, lot_number: str) -> None:
         self.products.setdefault(product.coi_id, (product, lot_number))  # ON CONFLICT DO NOTHING
+
+    async def add_many(self, releases) -> None:
+        for r in releases:
+            await self.add(r.product, r.lot_number)
 
 
 class FakeInfusions:
@@ -139,6 +148,10 @@ class FakeInfusions:
 
     async def add(self, subject_id: str, infusion_number: int, infused_at: datetime) -> None:
         self.infusions.setdefault(subject_id, {}).setdefault(infusion_number, infused_at)
+
+    async def add_many(self, infusions) -> None:
+        for i in infusions:
+            await self.add(*i)
 
 
 class FakeReadModels:
@@ -204,7 +217,11 @@ class Bus:
         else:
             env = envelope(message, subject_id=getattr(message, "subject_id", None),
                            occurred_at=datetime.now(timezone.utc))
-            await self.spec.event_handlers[message.event_type](None, env, message)
+            handler = self.spec.event_handlers[message.event_type]
+            if isinstance(handler, BatchRoute):  # a handler of runs of events: a run of one
+                await handler.handle(None, [env], [message])
+            else:
+                await handler(None, env, message)
 
 
 def _given(fake: object) -> Factory:
