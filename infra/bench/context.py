@@ -33,6 +33,10 @@ class Run:
     def url(self, service: str) -> str:
         return self.info.urls[service]
 
+    def token(self) -> str:
+        """A fresh bearer token of the CLI's principal, which the bench calls the services as."""
+        return self.system.token()
+
     def new_name(self, what: str) -> str:
         """A name unique to this run, e.g. for a centre or a hospital record number prefix."""
         self._centres += 1

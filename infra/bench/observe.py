@@ -31,29 +31,28 @@ from infra.bench.report import say
 from infra.bench.topology import EventConsumer, topology
 from services.projection.domain.subject_view import PHASES
 
-ACTOR_HEADER = "x-celltrail-actor"
-
 
 def now_s() -> float:
     return time.perf_counter()
 
 
 # --- HTTP --------------------------------------------------------------------------------
-def _http_json(method: str, url: str, body: bytes | None, timeout: float) -> Any:
+def _http_json(method: str, url: str, body: bytes | None, timeout: float, token: str) -> Any:
     req = urllib.request.Request(url, data=body, method=method, headers={
-        "content-type": "application/json", ACTOR_HEADER: "celltrail-bench"})
+        "content-type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         raw = r.read()
     return json.loads(raw) if raw else None
 
 
-async def http_json(method: str, url: str, body: bytes | None = None, timeout: float = 30) -> Any:
-    return await asyncio.to_thread(_http_json, method, url, body, timeout)
+async def http_json(method: str, url: str, *, token: str, body: bytes | None = None, timeout: float = 30) -> Any:
+    """As the bearer of `token` (the CLI's principal: `Run.token`)."""
+    return await asyncio.to_thread(_http_json, method, url, body, timeout, token)
 
 
-async def projection_lag(projection_url: str) -> int | None:
+async def projection_lag(projection_url: str, token: str) -> int | None:
     try:
-        return (await http_json("GET", f"{projection_url}/status", timeout=10)).get("lag")
+        return (await http_json("GET", f"{projection_url}/status", token=token, timeout=10)).get("lag")
     except urllib.error.HTTPError:
         return None  # 503 while the projection is (re)joining its group
 

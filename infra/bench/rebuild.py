@@ -74,10 +74,10 @@ async def measure(run: Run, min_events: int, timeout: float | None = None) -> Se
     try:
         say(f"  settled after {settle_s:.1f}s; rebuilding the projection from {total} events ...")
         t0 = now_s()
-        await http_json("POST", f"{run.url('projection')}/admin/rebuild", timeout=120)
+        await http_json("POST", f"{run.url('projection')}/admin/rebuild", token=run.token(), timeout=120)
         status_zero: float | None = None
         while True:
-            if status_zero is None and await projection_lag(run.url("projection")) == 0:
+            if status_zero is None and await projection_lag(run.url("projection"), run.token()) == 0:
                 status_zero = now_s() - t0
             if behind(await stored_offsets(conn, projection), ends) == 0:
                 break

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as dtime
 from typing import Any
@@ -156,7 +156,7 @@ async def register_centre(producer: AIOKafkaProducer, database_url: str, centre_
 
 
 async def register_patients(enrollment_url: str, centres: Sequence[str], n: int, prefix: str,
-                            concurrency: int = 16) -> list[str]:
+                            token: Callable[[], str], concurrency: int = 16) -> list[str]:
     """`n` patients registered over enrollment's HTTP API, round robin over `centres`, with
     hospital record numbers `<prefix>-<i>` (a prefix used twice would find the same
     patients again); returns their subject ids in order."""
@@ -167,7 +167,7 @@ async def register_patients(enrollment_url: str, centres: Sequence[str], n: int,
                               family_name="Bench", given_name=f"Subject {i}", date_of_birth=date(1970, 1, 1),
                               registered_on=date(2025, 1, 6))
         async with sem:
-            body = await asyncio.to_thread(post_patient, enrollment_url, cmd, ACTOR, 60)
+            body = await asyncio.to_thread(post_patient, enrollment_url, cmd, token(), 60)
         return body["subject_id"]
 
     return list(await asyncio.gather(*(one(i) for i in range(n))))
@@ -179,7 +179,7 @@ async def prepare_subjects(run: Run, n: int, tag: str) -> tuple[str, list[str]]:
     centre = run.new_name(tag)
     await register_centre(run.producer, run.database_url, centre)
     t0 = now_s()
-    subjects = await register_patients(run.url("enrollment"), [centre], n, centre)
+    subjects = await register_patients(run.url("enrollment"), [centre], n, centre, run.token)
     say(f"  set-up: {n} patients registered over HTTP in {now_s() - t0:.1f}s at centre {centre}")
     await settle(run.bootstrap, run.database_url, timeout=max(300.0, n / 50))
     return centre, subjects

@@ -2,6 +2,11 @@
 `infra.runtime.consumer`), its outbox relay and its HTTP API (Starlette on uvicorn), sharing
 one asyncpg pool and one Kafka producer.
 
+Its HTTP API is its declared endpoints (`infra.runtime.endpoints`): those every service has
+(`host_endpoints`: /health, /status, /whoami, /openapi.json, POST /admin/republish) and its
+own (`ServiceSpec.endpoints`), each served through the one edge (`infra.runtime.edge`) that
+authenticates, authorises and records refusals.
+
 Background tasks (the relay, any service background work) run under `supervise`: a task that
 raises is logged with its traceback and restarted with backoff, never left dead. `/health`
 answers 503 while a task is failing; it and `/status` report each relay's lag (store
@@ -28,13 +33,17 @@ from starlette.routing import Route
 
 from contracts import topics, topology
 from contracts.registry import COMMAND_TYPES, EVENT_TYPES
-from infra.runtime.access.http import Authenticator, PgDirectory, Unauthenticated, unauthenticated
+from infra.runtime import edge
+from infra.runtime.access.http import Authenticator, PgDirectory
+from infra.runtime.access.policy import Action
 from infra.runtime.access.tokens import TokenVerifier
+from infra.runtime.endpoints import PUBLIC, SIGNED_IN, Call, Endpoint, Handler, to
+from infra.runtime.openapi import document
 from infra.runtime.db import create_pool
 from infra.runtime.consumer import Applier, CommandHandler, Consumer, EventHandler, HandlerApplier
 from infra.runtime.eventstore import EventStore
 from infra.runtime.messaging import ensure_topics, new_producer
-from infra.runtime.relay import OutboxRelay
+from infra.runtime.relay import OutboxRelay, rewind
 from infra.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,6 +87,7 @@ class Runtime:
     """What a running service holds; handed to route factories and background tasks."""
 
     settings: Settings
+    service: str
     pool: asyncpg.Pool
     producer: AIOKafkaProducer
     store: EventStore
@@ -109,7 +119,7 @@ class ServiceSpec:
     name: str
     event_handlers: dict[str, EventHandler] = field(default_factory=dict)
     command_handlers: dict[str, CommandHandler] = field(default_factory=dict)
-    routes: Callable[[Runtime], list[Route]] = lambda rt: []
+    endpoints: tuple[Endpoint, ...] = ()  # its own HTTP endpoints, besides `host_endpoints`
     background: Callable[[Runtime, asyncio.Event], Awaitable[object]] | None = None
     # How fetches are applied; by default the command and event handlers above. A service
     # with its own applier (the projection) reads every event topic.
@@ -166,38 +176,85 @@ def build_broker(bootstrap: str, consumer: Consumer | None) -> KafkaBroker:
     return broker
 
 
+def host_endpoints(spec: ServiceSpec) -> tuple[Endpoint, ...]:
+    """The endpoints every service has."""
+
+    def health(rt: Runtime) -> Handler:
+        async def handle(call: Call) -> JSONResponse:
+            try:
+                relays = await rt.relay_status()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                return JSONResponse({"service": spec.name, "status": "failing", "error": f"database: {exc}"},
+                                    status_code=503)
+            failing = any(t.failing for t in rt.tasks)
+            state = "failing" if failing else "degraded" if any(r["quarantined"] for r in relays) else "ok"
+            return JSONResponse({"service": spec.name, "status": state, "relays": relays,
+                                 "tasks": [asdict(t) for t in rt.tasks]}, status_code=503 if failing else 200)
+        return handle
+
+    def status(rt: Runtime) -> Handler:
+        async def handle(call: Call) -> JSONResponse:
+            """`lag` is the consumer's (records not yet applied); `ready` once it holds partitions."""
+            consumer = await rt.consumer_status()
+            lag = consumer["lag"] if consumer else 0
+            body = {"service": spec.name, "ready": lag is not None, "lag": lag, "consumer": consumer,
+                    "relays": await rt.relay_status()}
+            return JSONResponse(body, status_code=200 if body["ready"] else 503)
+        return handle
+
+    def whoami(rt: Runtime) -> Handler:
+        async def handle(call: Call) -> JSONResponse:
+            return JSONResponse(call.principal.to_json())
+        return handle
+
+    def openapi(rt: Runtime) -> Handler:
+        body = document(spec.name, endpoints_of(spec))
+
+        async def handle(call: Call) -> JSONResponse:
+            return JSONResponse(body)
+        return handle
+
+    def republish(rt: Runtime) -> Handler:
+        async def handle(call: Call) -> JSONResponse:
+            async with rt.pool.acquire() as conn:
+                await rewind(conn, spec.schema)
+            log.info("%s asked %s to republish its whole history", call.actor, spec.name)
+            return JSONResponse({"service": spec.name, "republishing": True}, status_code=202)
+        return handle
+
+    return (
+        Endpoint("GET", "/health", PUBLIC, health, "Liveness: the relays' lag and the background tasks",
+                 answers={200: "running", 503: "a background task or the database is failing"}),
+        Endpoint("GET", "/status", to(Action.READ_STATUS), status, "The consumer's and relays' lag",
+                 answers={200: "consuming", 503: "the consumer holds no partitions yet"}),
+        Endpoint("GET", "/whoami", SIGNED_IN, whoami, "The authenticated caller and its memberships"),
+        Endpoint("GET", "/openapi.json", SIGNED_IN, openapi, "This document"),
+        Endpoint("POST", "/admin/republish", to(Action.ADMIN_REPUBLISH), republish,
+                 "Republish the service's whole event history (for a broker that lost its log); "
+                 "consumers deduplicate by event id", answers={202: "the relay starts again from the first event"}),
+    )
+
+
+def endpoints_of(spec: ServiceSpec) -> tuple[Endpoint, ...]:
+    """Every HTTP endpoint of a service: what its routes, the OpenAPI document and the
+    generated access test are made from."""
+    return host_endpoints(spec) + spec.endpoints
+
+
+def _route(ep: Endpoint, running: dict[str, Any]) -> Route:
+    async def endpoint(request: Request):
+        rt: Runtime = running["runtime"]
+        return await edge.serve(ep, running["handlers"][ep.key], rt, request)
+
+    return Route(ep.path, endpoint, methods=[ep.method])
+
+
 def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
-    running: dict[str, Runtime] = {}
-
-    async def health(request: Request) -> JSONResponse:
-        rt = running["runtime"]
-        try:
-            relays = await rt.relay_status()
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            return JSONResponse({"service": spec.name, "status": "failing", "error": f"database: {exc}"},
-                                status_code=503)
-        failing = any(t.failing for t in rt.tasks)
-        state = "failing" if failing else "degraded" if any(r["quarantined"] for r in relays) else "ok"
-        return JSONResponse({"service": spec.name, "status": state, "relays": relays,
-                             "tasks": [asdict(t) for t in rt.tasks]}, status_code=503 if failing else 200)
-
-    async def status(request: Request) -> JSONResponse:
-        """`lag` is the consumer's (records not yet applied); `ready` once it holds partitions."""
-        rt = running["runtime"]
-        consumer = await rt.consumer_status()
-        lag = consumer["lag"] if consumer else 0
-        body = {"service": spec.name, "ready": lag is not None, "lag": lag, "consumer": consumer,
-                "relays": await rt.relay_status()}
-        return JSONResponse(body, status_code=200 if body["ready"] else 503)
-
-    async def whoami(request: Request) -> JSONResponse:
-        """The authenticated caller and its memberships; 401 without a valid credential. The
-        one protected endpoint every service has, until every endpoint is (issue 8, item 2)."""
-        try:
-            principal = await running["runtime"].authenticator.authenticate(request.headers)
-        except Unauthenticated as exc:
-            return unauthenticated(exc)
-        return JSONResponse(principal.to_json())
+    running: dict[str, Any] = {}
+    endpoints = endpoints_of(spec)
+    keys = [ep.key for ep in endpoints]
+    if len(set(keys)) != len(keys):
+        raise TopologyError(f"{spec.name} declares an endpoint twice: {sorted(k for k in keys if keys.count(k) > 1)}")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -211,7 +268,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
         store = EventStore(spec.schema)
         relay = OutboxRelay(pool, store, spec.publishes_to, producer, batch_size=settings.relay_batch_size,
                             poll_seconds=settings.relay_poll_seconds, head_interval=settings.chain_head_seconds)
-        runtime = running["runtime"] = Runtime(settings, pool, producer, store, relays=[relay],
+        runtime = running["runtime"] = Runtime(settings, spec.name, pool, producer, store, relays=[relay],
                                                authenticator=Authenticator(PgDirectory(pool), verifier))
         if spec.subscribes_to:
             runtime.consumer = build_consumer(spec, runtime)
@@ -223,9 +280,8 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
         runtime.tasks = [TaskHealth(name) for name in jobs]
         tasks = [asyncio.create_task(supervise(health, job, stop), name=health.name)
                  for health, job in zip(runtime.tasks, jobs.values())]
+        running["handlers"] = {ep.key: ep.make(runtime) for ep in endpoints}
         await broker.start()
-        for route in spec.routes(runtime):
-            app.router.routes.append(route)
         log.info("%s started", spec.name)
         try:
             yield
@@ -240,8 +296,7 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
             await producer.stop()
             await pool.close()
 
-    return Starlette(routes=[Route("/health", health), Route("/status", status), Route("/whoami", whoami)],
-                     lifespan=lifespan)
+    return Starlette(routes=[_route(ep, running) for ep in endpoints], lifespan=lifespan)
 
 
 def serve(spec: ServiceSpec) -> None:

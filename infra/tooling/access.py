@@ -14,6 +14,7 @@ import asyncio
 import getpass
 import json
 import os
+import secrets
 import stat
 import sys
 from collections.abc import Callable
@@ -24,8 +25,10 @@ import asyncpg
 
 from contracts.access import OrgKind, PrincipalKind, Role
 from infra.runtime.access import credentials
+from infra.runtime.access.principals import Membership, Principal
+from infra.runtime.access.refusals import PgRefusals
 from infra.runtime.access.store import AccessChangeRefused, PgAccessStore
-from infra.runtime.access.tokens import TokenIssuer, TokenKeyError, generate_signing_key
+from infra.runtime.access.tokens import IssuedToken, TokenIssuer, TokenKeyError, generate_signing_key
 
 TOKEN_KEY_FILE = "token-key.pem"
 MAX_TOKEN_MINUTES = 12 * 60
@@ -65,6 +68,85 @@ def read_token_key(home: Path) -> str:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise AccessCliError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); `chmod 600 {path}`")
     return path.read_text()
+
+
+# -- the CLI's own principal --------------------------------------------------------------
+
+# The network itself, as an organisation: where the roles of those who run CellTrail are held.
+NETWORK_ORG = "NETWORK"
+# Every `celltrail` command that calls a service does so as this system principal, with a
+# token it mints from the home's signing key (whoever can read that key can mint any token
+# anyway). Its roles: administrator (rebuild, republish, erasure on request), network
+# operator (status, report and subjects, de-identified) and loader (`celltrail load`
+# registers the patients of any centre). `celltrail up`, `demo` and the tests' systems
+# provision it (`provision_cli`).
+CLI_PRINCIPAL = Principal("celltrail-cli", PrincipalKind.SYSTEM, "CellTrail command line", tuple(
+    Membership(NETWORK_ORG, OrgKind.NETWORK, role) for role in (Role.ADMINISTRATOR, Role.LOADER,
+                                                                Role.NETWORK_OPERATOR)))
+CLI_TOKEN_ENV = "CELLTRAIL_TOKEN"  # a token of one's own, used in place of the CLI's
+
+
+async def provision(store: PgAccessStore, principal: Principal, *, name: str, actor: str) -> bool:
+    """Make `principal` with its memberships, each organisation included, where missing
+    (idempotent; every change recorded in the access audit as usual). True if anything was
+    added."""
+    added = False
+    for m in principal.memberships:
+        if not await store.conn.fetchval("SELECT 1 FROM access.organisations WHERE org_id = $1", m.org_id):
+            await store.add_organisation(m.org_id, m.org_kind, name if m.org_kind is OrgKind.NETWORK else m.org_id,
+                                         actor=actor)
+            added = True
+    if not await store.conn.fetchval("SELECT 1 FROM access.principals WHERE principal_id = $1",
+                                     principal.principal_id):
+        await store.add_principal(principal.principal_id, principal.kind, principal.printed_name, actor=actor)
+        added = True
+    held = await store.principal(principal.principal_id)
+    if held is None:
+        raise AccessCliError(f"{principal.principal_id} is disabled; it cannot be provisioned")
+    for m in principal.memberships:
+        if m not in held.memberships:
+            await store.grant(principal.principal_id, m.org_id, m.role, actor=actor)
+            added = True
+    return added
+
+
+DEMO_ADMIN = Principal("demo.admin", PrincipalKind.PERSON, "Demo Administrator", tuple(
+    Membership(NETWORK_ORG, OrgKind.NETWORK, role) for role in (Role.ADMINISTRATOR, Role.NETWORK_OPERATOR)))
+
+
+async def demo_administrator(database_url: str, home: Path) -> tuple[str, IssuedToken]:
+    """`celltrail demo`'s administrator, a person: provisioned with a new random password,
+    then signed in as any person signs in (`sign_in`). Returns the password and the token."""
+    password = secrets.token_urlsafe(12)
+    hashed = await asyncio.to_thread(credentials.hash_password, password)
+
+    async def go(store: PgAccessStore) -> IssuedToken:
+        await provision(store, DEMO_ADMIN, name="CellTrail network", actor=_actor())
+        await store.set_password(DEMO_ADMIN.principal_id, hashed, actor=_actor())
+        return await sign_in(store, DEMO_ADMIN.principal_id, password, TokenIssuer(read_token_key(home)))
+
+    return password, await _with_store(database_url, go)
+
+
+async def provision_cli(database_url: str) -> None:
+    """The CLI's principal in the system's database (`celltrail up`, `demo`, tests)."""
+    await _with_store(database_url, lambda store: provision(store, CLI_PRINCIPAL, name="CellTrail network",
+                                                            actor=_actor()))
+
+
+def cli_token(home: Path, *, minutes: int = 15) -> str:
+    """The bearer token every `celltrail` command sends: CELLTRAIL_TOKEN if set, else one
+    minted for the CLI's principal from the home's signing key (`TokenIssuer`)."""
+    if os.environ.get(CLI_TOKEN_ENV):
+        return os.environ[CLI_TOKEN_ENV].strip()
+    try:
+        return TokenIssuer(read_token_key(home), ttl=timedelta(minutes=minutes)).issue(CLI_PRINCIPAL).token
+    except TokenKeyError as exc:
+        raise AccessCliError(str(exc)) from None
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -152,9 +234,26 @@ async def key_disable(args, store: PgAccessStore) -> None:
     print(f"API key {args.key_id} disabled")
 
 
+async def sign_in(store: PgAccessStore, principal_id: str, secret: str, issuer: TokenIssuer) -> IssuedToken:
+    """A token for `principal_id` after its password (a person) or API key (a system); the
+    sign-in, or its refusal, goes to the access audit."""
+    principal = await store.principal(principal_id)
+    how = "api_key" if principal is not None and principal.kind is PrincipalKind.SYSTEM else "password"
+    ok = principal is not None and await _check(store, how, principal_id, secret)
+    if not ok:
+        async with store.conn.transaction():
+            await store.record_sign_in(principal_id, how=how, token_id=None,
+                                       refused="unknown or disabled principal, or wrong secret")
+        raise AccessCliError(f"not signed in: unknown or disabled principal {principal_id}, or wrong {how}")
+    issued = issuer.issue(principal)
+    async with store.conn.transaction():
+        await store.record_sign_in(principal_id, how=how, token_id=issued.token_id, refused=None)
+    return issued
+
+
 async def token(args, store: PgAccessStore, *, home: Path) -> None:
     """Check the principal's password (a person) or API key (a system), read from stdin,
-    then print a token; the sign-in, or its refusal, goes to the access audit."""
+    then print a token."""
     if not 1 <= args.minutes <= MAX_TOKEN_MINUTES:
         raise AccessCliError(f"--minutes must lie in 1..{MAX_TOKEN_MINUTES}")
     try:
@@ -162,17 +261,9 @@ async def token(args, store: PgAccessStore, *, home: Path) -> None:
     except TokenKeyError as exc:
         raise AccessCliError(str(exc)) from None
     principal = await store.principal(args.principal)
-    how = "api_key" if principal is not None and principal.kind is PrincipalKind.SYSTEM else "password"
-    secret = _secret(f"{'API key' if how == 'api_key' else 'password'} of {args.principal}: ")
-    ok = principal is not None and await _check(store, how, args.principal, secret)
-    if not ok:
-        async with store.conn.transaction():
-            await store.record_sign_in(args.principal, how=how, token_id=None,
-                                       refused="unknown or disabled principal, or wrong secret")
-        raise AccessCliError(f"not signed in: unknown or disabled principal {args.principal}, or wrong {how}")
-    issued = issuer.issue(principal)
-    async with store.conn.transaction():
-        await store.record_sign_in(args.principal, how=how, token_id=issued.token_id, refused=None)
+    system = principal is not None and principal.kind is PrincipalKind.SYSTEM
+    secret = _secret(f"{'API key' if system else 'password'} of {args.principal}: ")
+    issued = await sign_in(store, args.principal, secret, issuer)
     print(issued.token)
     print(f"token for {args.principal}, valid until {issued.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
           f"send it as `Authorization: Bearer <token>`", file=sys.stderr)
@@ -207,6 +298,19 @@ async def listing(args, store: PgAccessStore) -> None:
     for c in data["credentials"]:
         state = " (disabled)" if c["disabled"] else ""
         print(f"  {c['credential_id']:<32} {c['kind']:<8} {c['principal_id']}{state}")
+
+
+async def refusals(args, store: PgAccessStore) -> None:
+    rows = await PgRefusals(store.conn).listing(subject_id=args.subject, principal_id=args.principal,
+                                                centre_id=args.centre)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    for r in rows:
+        who = r["principal_id"] or f"anonymous ({r['credential']})"
+        about = " ".join(f"{k} {r[k]}" for k in ("subject_id", "centre_id", "facility_id") if r[k])
+        print(f"{r['recorded_at'][:19]}  {who:<20} {r['status']} {r['code']:<16} {r['service']} {r['method']} "
+              f"{r['path']}{'  ' + about if about else ''}: {r['reason']}")
 
 
 async def audit_log(args, store: PgAccessStore) -> None:
@@ -271,6 +375,12 @@ def add_parser(sub: argparse._SubParsersAction, run: Callable[[argparse.Namespac
     q = acc.add_parser("log", help="every change to access, and every sign-in")
     q.add_argument("--json", action="store_true")
     q.set_defaults(access_fn=audit_log)
+    q = acc.add_parser("refusals", help="every request a service refused (401, 403, the domain's refusals)")
+    q.add_argument("--subject")
+    q.add_argument("--principal")
+    q.add_argument("--centre")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(access_fn=refusals)
     p.set_defaults(fn=run)
 
 

@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -49,8 +50,23 @@ def _url(service: str) -> str:
     return os.environ.get(f"CELLTRAIL_{service.upper()}_URL") or _run_info().urls[service]
 
 
-def _request(req: urllib.request.Request | str, timeout: float = 10) -> object:
-    url = req if isinstance(req, str) else req.full_url
+def token() -> str:
+    """The bearer token each call sends, freshly minted (so a long `load` never outlives
+    one): see `infra.tooling.access.cli_token`."""
+    try:
+        return access_commands.cli_token(home())
+    except access_commands.AccessCliError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _request(req: urllib.request.Request | str, timeout: float = 10, *, bearer: Callable[[], str] | None = None) -> object:
+    """The JSON a service answers, called with the CLI's credential (`bearer()`, by default
+    `token()` of the home)."""
+    if isinstance(req, str):
+        req = urllib.request.Request(req)
+    url = req.full_url
+    for name, value in access_commands.bearer((bearer or token)()).items():
+        req.add_header(name, value)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as r:
             return json.loads(r.read() or b"null")
@@ -66,8 +82,8 @@ def _request(req: urllib.request.Request | str, timeout: float = 10) -> object:
                        f"Start it with `celltrail up`") from None
 
 
-def _get(url: str) -> object:
-    return _request(url)
+def _get(url: str, bearer: Callable[[], str] | None = None) -> object:
+    return _request(url, bearer=bearer)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -129,7 +145,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     except LoadFileError as exc:
         raise CliError(str(exc), status=2) from None
     info = _run_info()
-    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"])
+    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"], token=token)
     try:
         results = asyncio.run(loader.load(lines))
     except urllib.error.URLError as exc:
@@ -182,11 +198,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def wait_caught_up(projection_url: str, timeout: float = 120) -> None:
+def wait_caught_up(projection_url: str, bearer: Callable[[], str] | None = None, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if _get(f"{projection_url}/status").get("lag") == 0:
+            if _get(f"{projection_url}/status", bearer).get("lag") == 0:
                 return
         except CliError:
             pass
@@ -205,26 +221,11 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_republish(args: argparse.Namespace) -> int:
-    import asyncpg
-
-    from infra.runtime.relay import rewind
     from infra.runtime.settings import SERVICES
 
     if args.service not in SERVICES:
         raise CliError(f"unknown service {args.service!r}; one of {', '.join(SERVICES)}", status=2)
-    db = _database_url()
-
-    async def go() -> None:
-        conn = await asyncpg.connect(db)
-        try:
-            await rewind(conn, args.service)
-        finally:
-            await conn.close()
-
-    try:
-        asyncio.run(go())
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
+    _request(urllib.request.Request(f"{_url(args.service)}/admin/republish", method="POST"))
     print(f"{args.service} will republish its whole history; consumers deduplicate by event id")
     return 0
 
@@ -259,7 +260,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_identities_erase(args: argparse.Namespace) -> int:
     url = f"{_url('enrollment')}/patients/{urllib.parse.quote(args.subject, safe='')}/erasure"
     req = urllib.request.Request(url, data=json.dumps({"reason": args.reason}).encode(), method="POST",
-                                 headers={"content-type": "application/json", "x-celltrail-actor": "celltrail-cli"})
+                                 headers={"content-type": "application/json"})
     body = _request(req)
     print(f"erased the identity of {body['subject_id']} at {body['erased_at']}; its events are kept"
           f" under the pseudonym (enrollment.IdentityErased recorded)")
@@ -330,25 +331,51 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  PostgreSQL {info.database_url}\n  Kafka      {info.kafka_bootstrap_servers}")
         scenario = resources.files("infra.tooling").joinpath("examples/demo.jsonl").read_text().splitlines()
         print("\nloading the bundled scenario (infra/tooling/examples/demo.jsonl):")
-        loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"])
+        loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
+                        token=system.token)
         results = asyncio.run(loader.load(scenario))
         _, bad = _print_results(results)
-        wait_caught_up(info.urls["projection"])
-        print("\nsubject states (projection):")
-        for view in _get(f"{info.urls['projection']}/subjects"):
+        wait_caught_up(info.urls["projection"], system.token)
+        print("\nsubject states (projection; the CLI reads as a network operator, so identifiers removed):")
+        for view in _get(f"{info.urls['projection']}/subjects", system.token):
             print_subject(view)
         print("\nreport:")
-        print_report(_get(f"{info.urls['projection']}/report"))
+        print_report(_get(f"{info.urls['projection']}/report", system.token))
+        show_demo_administrator(system)
         ok = not bad
         if bad:
             print(f"\n{bad} line(s) of the scenario failed; logs kept in {system.log_dir}", file=sys.stderr)
         return 0 if ok else 1
     except (EmbeddedStartError, RuntimeError, TimeoutError, OSError, KafkaError, CliError) as exc:
+        # (AccessCliError is a RuntimeError)
         raise CliError(f"the demo failed: {exc}; logs kept in {system.log_dir}") from None
     finally:
         system.stop()
         if ok:
             shutil.rmtree(demo_home, ignore_errors=True)
+
+
+def show_demo_administrator(system) -> None:
+    """Issue 8 item 9: the demo makes an administrator, a person, signs it in as any person
+    signs in, and shows the token at work."""
+    password, issued = asyncio.run(access_commands.demo_administrator(system.info.database_url, system.home))
+    who = access_commands.DEMO_ADMIN
+    projection = system.info.urls["projection"]
+    whoami = _get(f"{projection}/whoami", lambda: issued.token)
+    try:
+        with urllib.request.urlopen(f"{projection}/whoami", timeout=10) as r:
+            anonymous = r.status
+    except urllib.error.HTTPError as exc:
+        anonymous = exc.code
+    roles = ", ".join(f"{m.role}@{m.org_id}" for m in who.memberships)
+    print(f"\ndemo administrator: {who.principal_id} ({who.printed_name}, a person; {roles}), password {password}")
+    print("  every endpoint but /health needs a credential (docs/design.md, Access). A token, as anyone gets one:")
+    print(f"    echo '{password}' | CELLTRAIL_HOME={system.home} celltrail access token {who.principal_id}")
+    print("  and used:")
+    print(f'    curl -H "Authorization: Bearer $TOKEN" {projection}/subjects')
+    print(f"  tried now: GET {projection}/whoami with a token of {who.principal_id} answers "
+          f"{whoami['principal_id']}; without one, {anonymous}. This system stops with the demo: against `celltrail up`, "
+          f"make your own principal with `celltrail access` (README, \"Who may call what\").")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

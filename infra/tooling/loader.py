@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,12 @@ def command_record(command: CommandPayload, actor: str) -> tuple[CommandEnvelope
         (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())]}
 
 
-def post_patient(enrollment_url: str, cmd: RegisterPatient, actor: str, timeout: float) -> dict[str, Any]:
-    """Registers a patient over enrollment's HTTP API (identifiers never travel on Kafka):
-    `{"subject_id": ..., "created": ...}`; a refusal raises `urllib.error.HTTPError`."""
+def post_patient(enrollment_url: str, cmd: RegisterPatient, token: str, timeout: float) -> dict[str, Any]:
+    """Registers a patient over enrollment's HTTP API (identifiers never travel on Kafka) as
+    the bearer of `token`, who is the actor recorded: `{"subject_id": ..., "created": ...}`;
+    a refusal raises `urllib.error.HTTPError`."""
     req = urllib.request.Request(f"{enrollment_url}/patients", data=cmd.model_dump_json().encode(),
-                                 headers={"content-type": "application/json", "x-celltrail-actor": actor})
+                                 headers={"content-type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 
@@ -106,10 +108,11 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 class Loader:
-    def __init__(self, bootstrap_servers: str, enrollment_url: str, projection_url: str,
-                 actor: str = "celltrail-load", timeout: float = 30.0) -> None:
+    def __init__(self, bootstrap_servers: str, enrollment_url: str, projection_url: str, *,
+                 token: Callable[[], str], actor: str = "celltrail-load", timeout: float = 30.0) -> None:
+        """`token()`: a bearer token for the HTTP calls (the CLI's, `infra.tooling.access.cli_token`)."""
         self.bootstrap, self.enrollment_url, self.projection_url = bootstrap_servers, enrollment_url, projection_url
-        self.actor, self.timeout = actor, timeout
+        self.token, self.actor, self.timeout = token, actor, timeout
         self.refs: dict[str, str] = {}
         self.ref_lines: dict[str, int] = {}  # each ref names one patient: the line that defined it
         self._seen: dict[uuid.UUID, list[EventEnvelope]] = {}
@@ -189,7 +192,7 @@ class Loader:
 
     async def _register_patient(self, n: int, parsed: ParsedLine, cmd: RegisterPatient) -> LineResult:
         try:
-            body = await asyncio.to_thread(post_patient, self.enrollment_url, cmd, self.actor, self.timeout)
+            body = await asyncio.to_thread(post_patient, self.enrollment_url, cmd, self.token(), self.timeout)
         except urllib.error.HTTPError as exc:
             detail = json.loads(exc.read() or b"{}")
             return LineResult(n, "RegisterPatient", "refused", f"{detail.get('code', exc.code)}: {detail.get('error')}")
@@ -231,16 +234,17 @@ class Loader:
                 for tp, end in ends.items():
                     if tp.topic in subscribed and end > 0 and (await probes[group].committed(tp) or 0) < end:
                         behind = True
-            if not behind and await projection_lag(self.projection_url) == 0:
+            if not behind and await projection_lag(self.projection_url, self.token()) == 0:
                 return
             await asyncio.sleep(0.02)
         raise TimeoutError(f"consumers did not catch up within {self.timeout}s")
 
 
-async def projection_lag(projection_url: str) -> int | None:
+async def projection_lag(projection_url: str, token: str) -> int | None:
     def get() -> int | None:
+        req = urllib.request.Request(f"{projection_url}/status", headers={"Authorization": f"Bearer {token}"})
         try:
-            with urllib.request.urlopen(f"{projection_url}/status", timeout=5) as r:
+            with urllib.request.urlopen(req, timeout=5) as r:
                 return json.loads(r.read())["lag"]
         except urllib.error.HTTPError:
             return None

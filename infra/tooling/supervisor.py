@@ -31,7 +31,7 @@ import asyncpg
 from infra.runtime.access.tokens import public_key_pem
 from infra.runtime.db import migrate
 from infra.runtime.relay import rewind
-from infra.tooling.access import ensure_token_key
+from infra.tooling.access import cli_token, ensure_token_key, provision_cli
 from infra.tooling.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port, process_alive
 from infra.runtime.settings import DEFAULT_HTTP_PORTS, SERVICES
 
@@ -213,6 +213,8 @@ class System:
         migrate(db)
         # Services get the public half only: they verify tokens, the CLI issues them.
         self.token_public_key = public_key_pem(ensure_token_key(self.home))
+        # The CLI calls the services as its own principal (infra.tooling.access.CLI_PRINCIPAL)
+        asyncio.run(provision_cli(db))
         if self.broker is not None:
             asyncio.run(forget_broker(db))
         self.info = RunInfo(database_url=db, kafka_bootstrap_servers=kafka)
@@ -248,6 +250,10 @@ class System:
             wait_healthy(self.info.urls[name], self.procs[name], name)
         self.info.save(self.home)
         return self.info
+
+    def token(self) -> str:
+        """A bearer token of the CLI's principal, for calling this system's services."""
+        return cli_token(self.home)
 
     def kill_service(self, name: str) -> None:
         """SIGKILL: no clean shutdown, as a crash would be."""

@@ -14,7 +14,7 @@ from infra.runtime.wiring import Factory, handlers_in, wire
 from services.enrollment.adapters.identities import PgIdentities
 from services.enrollment.adapters.identity_crypto import Keyring
 from services.enrollment.application import handlers
-from services.enrollment.entrypoints.http import routes
+from services.enrollment.entrypoints.http import endpoints
 
 NAME = SCHEMA = "enrollment"
 # Patients are registered (and their identities erased) over HTTP only (entrypoints/http.py):
@@ -40,7 +40,7 @@ def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
         name=NAME,
         command_handlers=handled.commands,
         event_handlers=handled.events,
-        routes=lambda rt: routes(rt, identities(rt.settings)),
+        endpoints=endpoints(identities),
     )
 
 

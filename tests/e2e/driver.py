@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -20,9 +21,11 @@ from infra.tooling.supervisor import RunInfo
 DAY0 = date(2025, 3, 3)
 
 
-def http_json(url: str, body: dict | None = None, method: str = "GET") -> object:
+def http_json(url: str, body: dict | None = None, method: str = "GET", *, token: str) -> object:
+    """As the bearer of `token` (`System.token()`: the CLI's principal)."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json",
+                                                                          "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
 
@@ -32,8 +35,9 @@ def at(d: date, hour: int = 10) -> datetime:
 
 
 class Driver:
-    def __init__(self, info: RunInfo, n: int, centre: str = "IT-BG-01", programme: str = "CART-BALL-RR") -> None:
-        self.info, self.n, self.centre, self.programme = info, n, centre, programme
+    def __init__(self, info: RunInfo, n: int, centre: str = "IT-BG-01", programme: str = "CART-BALL-RR", *,
+                 token: Callable[[], str]) -> None:
+        self.info, self.n, self.centre, self.programme, self.token = info, n, centre, programme, token
         self.subjects: list[str] = []
         self.sent: list[CommandEnvelope] = []
 
@@ -43,13 +47,13 @@ class Driver:
     async def register(self) -> None:
         line = json.dumps({"command": "RegisterCentre", "centre_id": self.centre, "name": "Centre", "country": "IT"})
         [result] = await Loader(self.info.kafka_bootstrap_servers, self.info.urls["enrollment"],
-                                self.info.urls["projection"]).load([line])
+                                self.info.urls["projection"], token=self.token).load([line])
         assert result.status == "accepted", result
         for i in range(self.n):
             body = c.RegisterPatient(centre_id=self.centre, hospital_record_number=f"MRN-{i:06d}",
                                      family_name=f"Family{i}", given_name=f"Given{i}", date_of_birth=date(1970, 1, 1),
                                      registered_on=DAY0).model_dump(mode="json")
-            self.subjects.append(http_json(f"{self.info.urls['enrollment']}/patients", body, "POST")["subject_id"])
+            self.subjects.append(http_json(f"{self.info.urls['enrollment']}/patients", body, "POST", token=self.token())["subject_id"])
 
     def phase_commands(self, phase: str) -> list[CommandEnvelope]:
         out = []
@@ -91,10 +95,10 @@ class Driver:
         return topics.COMMAND_TOPICS.index(COMMAND_TYPES[env.command_type].topic)
 
     def views(self) -> list[dict]:
-        return http_json(f"{self.info.urls['projection']}/subjects")
+        return http_json(f"{self.info.urls['projection']}/subjects", token=self.token())
 
     def report(self) -> list[dict]:
-        return http_json(f"{self.info.urls['projection']}/report")
+        return http_json(f"{self.info.urls['projection']}/report", token=self.token())
 
     def phases(self) -> dict[str, str]:
         return {v["subject_id"]: v["phase"] for v in self.views()}
@@ -127,12 +131,12 @@ class Driver:
 
     async def wait_services_caught_up(self, timeout: float = 60) -> None:
         def quiet() -> bool:
-            return all(http_json(f"{url}/status").get("lag") == 0 for url in self.info.urls.values())
+            return all(http_json(f"{url}/status", token=self.token()).get("lag") == 0 for url in self.info.urls.values())
 
         await self.wait_for(quiet, timeout, what="every service caught up")
 
     async def wait_caught_up(self, timeout: float = 60) -> None:
-        await self.wait_for(lambda: http_json(f"{self.info.urls['projection']}/status").get("lag") == 0, timeout,
+        await self.wait_for(lambda: http_json(f"{self.info.urls['projection']}/status", token=self.token()).get("lag") == 0, timeout,
                             what="projection caught up")
 
 

@@ -23,7 +23,8 @@ IDENTIFIERS = [v for line in DEMO if '"RegisterPatient"' in line
 
 async def load_demo(system):
     info = system.info
-    return await Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"]).load(DEMO)
+    return await Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
+                        token=system.token).load(DEMO)
 
 
 class TestVerticalSlice:
@@ -33,13 +34,13 @@ class TestVerticalSlice:
         refused = [r for r in results if r.status == "refused"]
         assert [r.detail.split(":")[0] for r in refused] == ["CHAIN_OF_IDENTITY_MISMATCH"]
         assert sum(s == "accepted" for s in by_status.values()) == len(results) - 1
-        views = http_json(f"{system.info.urls['projection']}/subjects")
+        views = http_json(f"{system.info.urls['projection']}/subjects", token=system.token())
         assert sorted(v["phase"] for v in views) == ["assessed"] * 4
         responders = {v["programme_id"]: [] for v in views}
         for v in views:
             responders[v["programme_id"]].append(v["day28"]["responder"])
         assert responders == {"CART-BALL-RR": [True, True, True], "CARCIK-CD19-P2": [False]}
-        report = {r["programme_id"]: r for r in http_json(f"{system.info.urls['projection']}/report")}
+        report = {r["programme_id"]: r for r in http_json(f"{system.info.urls['projection']}/report", token=system.token())}
         assert report["CART-BALL-RR"]["day28_orr"]["estimate"] == 1.0
         assert report["CART-BALL-RR"]["day28_orr"]["ci95"][0] == pytest.approx(0.2924, abs=1e-4)  # 3/3 exact CI
         assert report["CARCIK-CD19-P2"]["day28_responders"] == 0
@@ -66,12 +67,12 @@ class TestRebuild:
     async def test_a_rebuilt_projection_equals_the_incrementally_built_one(self, system):
         await load_demo(system)
         projection = system.info.urls["projection"]
-        before = http_json(f"{projection}/subjects"), http_json(f"{projection}/report")
+        before = http_json(f"{projection}/subjects", token=system.token()), http_json(f"{projection}/report", token=system.token())
         outcomes_before = await outcome_count(system)
-        assert http_json(f"{projection}/admin/rebuild", {}, "POST")["dropped_views"] == 4
+        assert http_json(f"{projection}/admin/rebuild", {}, "POST", token=system.token())["dropped_views"] == 4
         # Poll for equality rather than trusting "lag 0": Tansu reports a partition's end
         # as the start of its last batch plus one, so lag can read 0 a batch early.
-        await Driver.wait_for(lambda: (http_json(f"{projection}/subjects"), http_json(f"{projection}/report"))
+        await Driver.wait_for(lambda: (http_json(f"{projection}/subjects", token=system.token()), http_json(f"{projection}/report", token=system.token()))
                               == before, 60, "the rebuilt read models to equal the incremental ones")
         assert await outcome_count(system) == outcomes_before
 

@@ -24,6 +24,7 @@ from infra.runtime.host import ServiceSpec, TaskHealth, build_app, supervise
 from infra.runtime.messaging import ensure_topics, new_producer
 from infra.runtime.relay import OutboxRelay, rewind
 from infra.runtime.settings import Settings
+from tests.access import ADMIN, PUBLIC_KEY, bearer, provisioned
 
 pytestmark = pytest.mark.integration
 
@@ -260,13 +261,15 @@ class TestNeverDiesSilently:
         assert health.restarts == 1 and "RuntimeError: relay bug" in caplog.text
 
     @pytest.fixture
-    async def service(self, database_url, kafka):
+    async def service(self, database_url, kafka, pool):
         """The enrollment host with no subscriptions: its relay, /health and /status."""
         spec = ServiceSpec(name="enrollment")
         app = build_app(spec, Settings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka,
-                                       CELLTRAIL_RELAY_POLL_SECONDS=0.05))
+                                       CELLTRAIL_RELAY_POLL_SECONDS=0.05, CELLTRAIL_TOKEN_PUBLIC_KEY=PUBLIC_KEY))
+        async with pool.acquire() as conn:
+            await provisioned(conn, ADMIN)  # /status is for who runs the network
         async with app.router.lifespan_context(app), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://enrollment") as client:
+                transport=httpx.ASGITransport(app=app), base_url="http://enrollment", headers=bearer(ADMIN)) as client:
             yield client
 
     async def test_health_and_status_report_the_relays_lag_until_it_has_published(self, pool, service):

@@ -136,6 +136,20 @@ def check_env_vars_read(compose: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_token_public_key(compose: dict[str, Any]) -> list[str]:
+    """Every service verifies tokens (docs/design.md, Access): each is given the public key,
+    required from the environment, never a literal in the file."""
+    problems = []
+    for name in SERVICES:
+        value = env_of(compose.get("services", {}).get(name, {})).get("CELLTRAIL_TOKEN_PUBLIC_KEY")
+        if value is None:
+            problems.append(f"{name}: no CELLTRAIL_TOKEN_PUBLIC_KEY, so it would accept no token")
+        elif not re.fullmatch(r"\$\{CELLTRAIL_TOKEN_PUBLIC_KEY:\?[^}]+\}", value):
+            problems.append(f"{name}: CELLTRAIL_TOKEN_PUBLIC_KEY is not required from the environment "
+                            f"(${{CELLTRAIL_TOKEN_PUBLIC_KEY:?...}}): {value!r}")
+    return problems
+
+
 def check_depends_on(compose: dict[str, Any]) -> list[str]:
     expected = {"kafka": "service_healthy", "postgres": "service_healthy",
                 "migrate": "service_completed_successfully"}
@@ -245,7 +259,8 @@ def check_dockerfile(compose: dict[str, Any], root: Path = ROOT) -> list[str]:
     return problems
 
 
-CHECKERS = [check_services, check_ports, check_loopback_only, check_env_vars_read, check_depends_on,
+CHECKERS = [check_services, check_ports, check_loopback_only, check_env_vars_read, check_token_public_key,
+            check_depends_on,
             check_kafka, check_postgres, check_migrate, check_dockerfile]
 
 
@@ -303,6 +318,13 @@ BREAKAGES = {
     "unknown env var": (check_env_vars_read,
                         lambda c: c["services"]["manufacturing"]["environment"].update(KAFKA_BROKERS="kafka:9092")),
     "missing DATABASE_URL": (check_env_vars_read, lambda c: c["services"]["infusion"]["environment"].pop("DATABASE_URL")),
+    "no token public key": (check_token_public_key,
+                            lambda c: c["services"]["infusion"].update(environment={
+                                k: v for k, v in c["services"]["infusion"]["environment"].items()
+                                if k != "CELLTRAIL_TOKEN_PUBLIC_KEY"})),
+    "literal token public key": (check_token_public_key,
+                                 lambda c: c["services"]["projection"]["environment"].update(
+                                     CELLTRAIL_TOKEN_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----")),
     "no migrate condition": (check_depends_on, lambda c: c["services"]["assessment"]["depends_on"].pop("migrate")),
     "not apache kafka": (check_kafka, lambda c: c["services"]["kafka"].update(image="bitnami/kafka:3.9")),
     "zookeeper-style roles": (check_kafka, lambda c: c["services"]["kafka"]["environment"].update(KAFKA_PROCESS_ROLES="broker")),

@@ -32,12 +32,15 @@ class Action(StrEnum):
     READ_SUBJECT = "read_subject"  # a subject's pseudonymous record and timeline
     WRITE_SUBJECT = "write_subject"  # register, enrol, record infusion or assessment
     READ_IDENTIFIERS = "read_identifiers"  # name, date of birth, hospital record number
+    # and what links a subject to them outside CellTrail (see the projection's `deidentify`)
+    ERASE_IDENTIFIERS = "erase_identifiers"  # delete a person's identifiers (GDPR Art. 17)
     READ_PRODUCT = "read_product"  # a product's chain of identity and custody
     WRITE_PRODUCT = "write_product"  # manufacturing records
     RELEASE_PRODUCT = "release_product"  # certification for release (EU GMP Annex 16)
     RECORD_CUSTODY = "record_custody"  # hand-over of a product in transit
     READ_REPORT = "read_report"  # aggregated endpoints (ORR, vein-to-vein time)
     READ_AUDIT = "read_audit"  # the audit trail (issue 8, item 7)
+    READ_STATUS = "read_status"  # a service's consumer and relay lag (GET /status)
     ADMIN_REBUILD = "admin_rebuild"
     ADMIN_REPUBLISH = "admin_republish"
     MANAGE_PRINCIPALS = "manage_principals"
@@ -80,16 +83,25 @@ A = Action
 CENTRE, FACILITY, NETWORK = frozenset({OrgKind.CENTRE}), frozenset({OrgKind.FACILITY}), frozenset({OrgKind.NETWORK})
 _CENTRE_STAFF = "issue 8 item 3: centre staff read and write only their own centre's subjects"
 _FACILITY = "issue 8 item 3: a facility sees only the products it manufactures, never a patient identifier"
+# GDPR Art. 17: erasure is the controller's to carry out, here the treating centre (its
+# physician or data manager) or, at its request, the network's administrator
+# (`celltrail identities erase`).
+_ERASURE = "GDPR Art. 17 (right to erasure): the controller, the treating centre, erases"
+# A service's lag and health are the running of the system, not clinical data: for those
+# who run the network (Annex 11 §12.1: access restricted to those who need it).
+_OPERATIONS = "EU GMP Annex 11 §12.1: operating status only for who runs the network"
 
 # The policy. Read by `decide`; tests/unit/runtime/access/test_policy.py runs every role x
 # action x own/other organisation against it.
 POLICY: Mapping[Role, Rule] = {
     Role.PHYSICIAN: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
-                                            A.READ_REPORT}), Scope.OWN_CENTRE, _CENTRE_STAFF),
+                                            A.READ_REPORT, A.ERASE_IDENTIFIERS}), Scope.OWN_CENTRE,
+                         f"{_CENTRE_STAFF}; {_ERASURE}"),
     Role.NURSE: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT}),
                      Scope.OWN_CENTRE, _CENTRE_STAFF),
     Role.DATA_MANAGER: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
-                                               A.READ_REPORT}), Scope.OWN_CENTRE, _CENTRE_STAFF),
+                                               A.READ_REPORT, A.ERASE_IDENTIFIERS}), Scope.OWN_CENTRE,
+                            f"{_CENTRE_STAFF}; {_ERASURE}"),
     # EU GMP Annex 16 §1: only a qualified person certifies a batch for release.
     Role.QUALIFIED_PERSON: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT, A.RELEASE_PRODUCT}),
                                 Scope.OWN_FACILITY, _FACILITY + "; EU GMP Annex 16 §1 (QP certification)"),
@@ -99,16 +111,24 @@ POLICY: Mapping[Role, Rule] = {
                                _FACILITY + " (its integration acts for it)"),
     Role.COURIER: Rule(CENTRE | FACILITY, frozenset({A.READ_PRODUCT, A.RECORD_CUSTODY}), Scope.OWN_ORGANISATION,
                        "issue 8 item 1: a courier carries the products of the organisations it serves"),
-    Role.NETWORK_OPERATOR: Rule(NETWORK, frozenset({A.READ_SUBJECT, A.READ_PRODUCT, A.READ_REPORT}), Scope.NETWORK,
-                                "issue 8 item 3: the network operator reads across centres with identifiers removed"),
+    Role.NETWORK_OPERATOR: Rule(NETWORK, frozenset({A.READ_SUBJECT, A.READ_PRODUCT, A.READ_REPORT, A.READ_STATUS}),
+                                Scope.NETWORK, "issue 8 item 3: the network operator reads across centres with "
+                                               f"identifiers removed; {_OPERATIONS}"),
     Role.AUDITOR: Rule(NETWORK, frozenset({A.READ_AUDIT}), Scope.NETWORK,
                        "issue 8 item 3: the auditor reads the audit trail"),
     Role.ADMINISTRATOR: Rule(NETWORK, frozenset({A.READ_AUDIT, A.ADMIN_REBUILD, A.ADMIN_REPUBLISH,
-                                                 A.MANAGE_PRINCIPALS}), Scope.NETWORK,
+                                                 A.MANAGE_PRINCIPALS, A.READ_STATUS, A.ERASE_IDENTIFIERS}),
+                             Scope.NETWORK,
                              "issue 8 items 3 and 7: rebuild and republish need an administrator, who also "
-                             "manages access (Annex 11 §12.3) and reads the audit trail"),
+                             f"manages access (Annex 11 §12.3) and reads the audit trail; {_OPERATIONS}; "
+                             f"{_ERASURE}, or the administrator at its request"),
     Role.OUTCOME_CONSUMER: Rule(NETWORK, frozenset({A.READ_REPORT}), Scope.NETWORK,
                                 "issue 8 item 1: an outcome consumer reads the aggregated endpoints"),
+    # A load file (docs/load-format.md) registers the patients of any centre it names; the
+    # loader writes them and reads nothing of them (it holds no read action at all).
+    Role.LOADER: Rule(NETWORK, frozenset({A.WRITE_SUBJECT}), Scope.NETWORK,
+                      "issue 8 item 1: a system (the CLI's `celltrail load`) enters recorded data for the "
+                      "centres; least privilege (21 CFR 11.10(d)): it writes, it never reads"),
 }
 
 
@@ -158,4 +178,14 @@ def decide(principal: Principal, action: Action, resource: Resource) -> Decision
     if granted_elsewhere:
         return Decision(False, f"{principal.principal_id} may {action} only as {', '.join(granted_elsewhere)}, "
                                f"not for a resource of {_whose(resource)}")
+    return Decision(False, f"no role of {principal.principal_id} grants {action}")
+
+
+def decide_anywhere(principal: Principal, action: Action) -> Decision:
+    """Whether some membership grants `action` at all, whatever it reaches: asked of a
+    request for many resources at once (a listing), whose items are then each `decide`d."""
+    for m in principal.memberships:
+        rule = POLICY.get(m.role)
+        if rule is not None and held_where_it_may_be(m.role, m.org_kind) and action in rule.actions:
+            return Decision(True, f"{m.role} at {m.org_id} may {action} ({rule.scope}; {rule.source})")
     return Decision(False, f"no role of {principal.principal_id} grants {action}")

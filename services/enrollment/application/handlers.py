@@ -53,6 +53,12 @@ async def enroll_subject(cmd: EnrollSubject, streams: Streams) -> None:
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
 
 
+async def subject_centre(subject_id: str, streams: Streams) -> str | None:
+    """The centre a subject is registered at (whose data it is), or None if it is not."""
+    events, _ = await streams.load(subject_stream(subject_id))
+    return rebuild(Subject(subject_id), events).centre_id
+
+
 async def erase_identity(cmd: EraseIdentity, streams: Streams, identities: Identities) -> datetime:
     """Delete the person's identifiers and key material and record the erasure, in one
     transaction; no earlier event is touched. Returns when it was erased."""

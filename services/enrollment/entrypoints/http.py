@@ -1,6 +1,8 @@
 """Enrollment HTTP API: patient registration is accepted here and nowhere else, because it
 carries direct identifiers that must never reach a Kafka topic; so is the erasure of those
-identifiers."""
+identifiers. Both are written by centre staff of the subject's centre (the policy's
+`write_subject` and `erase_identifiers`); the actor of what they record is the
+authenticated principal."""
 
 from __future__ import annotations
 
@@ -12,67 +14,106 @@ import asyncpg
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from contracts.commands import EraseIdentity, RegisterPatient
 from contracts.errors import CommandRefused
+from infra.runtime.access.policy import Action, Resource
+from infra.runtime.endpoints import Call, Endpoint, Handler, Located, NotFound, to
 from infra.runtime.eventstore import ConcurrencyConflictError, Metadata
 from infra.runtime.host import Runtime
 from infra.runtime.http import BadRequest, parse_body, refused
+from infra.runtime.settings import Settings
 from infra.runtime.streams import PgStreams
 from services.enrollment.application import handlers
 from services.enrollment.application.ports import Identities, IdentityAlreadyRecorded
 
-
-def _meta(request: Request) -> Metadata:
-    return Metadata(correlation_id=uuid.uuid4(), causation_id=None,
-                    actor=request.headers.get("x-celltrail-actor", "enrollment-api"))
+IdentitiesOf = Callable[[Settings], Callable[[asyncpg.Connection], Identities]]
 
 
-def routes(rt: Runtime, identities: Callable[[asyncpg.Connection], Identities]) -> list[Route]:
-    async def register_patient(request: Request) -> JSONResponse:
-        try:
-            cmd = await parse_body(request, RegisterPatient)
-        except BadRequest as bad:
-            return bad.response
-        meta = _meta(request)
-        for attempt in (1, 2):
+def _meta(call: Call) -> Metadata:
+    return Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor=call.actor)
+
+
+async def registration_centre(request: Request, rt: Runtime) -> Located:
+    """A registration is about the centre its body names."""
+    cmd = await parse_body(request, RegisterPatient)
+    return Located(Resource(centre_id=cmd.centre_id), cmd)
+
+
+async def subject_centre(request: Request, rt: Runtime) -> Located:
+    subject_id = request.path_params["subject_id"]
+    async with rt.pool.acquire() as conn:
+        meta = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor=rt.service)  # a read: never appended
+        centre_id = await handlers.subject_centre(subject_id, PgStreams(conn, rt.store, meta))
+    if centre_id is None:
+        raise NotFound(f"no subject {subject_id}")
+    return Located(Resource(centre_id=centre_id))
+
+
+def _erasure(request_body: bytes, subject_id: str) -> EraseIdentity:
+    try:
+        body = json.loads(request_body or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError("the body must be a JSON object")
+        return EraseIdentity(**{**body, "subject_id": subject_id})
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
+        raise BadRequest(JSONResponse({"error": "invalid request", "details": errors}, status_code=422)) from None
+    except ValueError as exc:
+        raise BadRequest(JSONResponse({"error": f"body is not a JSON object: {exc}"}, status_code=400)) from None
+
+
+def endpoints(identities_of: IdentitiesOf) -> tuple[Endpoint, ...]:
+    def register_patient(rt: Runtime) -> Handler:
+        identities = identities_of(rt.settings)
+
+        async def handle(call: Call) -> JSONResponse:
+            cmd: RegisterPatient = call.located.found
+            meta = _meta(call)
+            for attempt in (1, 2):
+                try:
+                    async with rt.pool.acquire() as conn, conn.transaction():
+                        subject_id, created = await handlers.register_patient(
+                            cmd, PgStreams(conn, rt.store, meta), identities(conn))
+                    break
+                except CommandRefused as exc:
+                    return refused(exc)
+                except IdentityAlreadyRecorded:
+                    if attempt == 2:
+                        raise
+                    # A concurrent registration of the same record number won: the second
+                    # attempt finds its subject id instead of issuing a second pseudonym.
+            return JSONResponse({"subject_id": subject_id, "created": created}, status_code=201 if created else 200)
+        return handle
+
+    def erase_identity(rt: Runtime) -> Handler:
+        identities = identities_of(rt.settings)
+
+        async def handle(call: Call) -> JSONResponse:
+            """POST /patients/{subject_id}/erasure {"reason": "..."}: the identifiers go, the events stay."""
+            cmd = _erasure(await call.request.body(), call.request.path_params["subject_id"])
             try:
                 async with rt.pool.acquire() as conn, conn.transaction():
-                    subject_id, created = await handlers.register_patient(
-                        cmd, PgStreams(conn, rt.store, meta), identities(conn))
-                break
+                    erased_at = await handlers.erase_identity(cmd, PgStreams(conn, rt.store, _meta(call)),
+                                                              identities(conn))
             except CommandRefused as exc:
                 return refused(exc)
-            except IdentityAlreadyRecorded:
-                if attempt == 2:
-                    raise
-                # A concurrent registration of the same record number won: the second
-                # attempt finds its subject id instead of issuing a second pseudonym.
-        return JSONResponse({"subject_id": subject_id, "created": created}, status_code=201 if created else 200)
+            except ConcurrencyConflictError:
+                return JSONResponse({"error": f"subject {cmd.subject_id} changed meanwhile; try again",
+                                     "code": "CONCURRENT_CHANGE"}, status_code=409)
+            return JSONResponse({"subject_id": cmd.subject_id, "erased_at": erased_at.isoformat()})
+        return handle
 
-    async def erase_identity(request: Request) -> JSONResponse:
-        """POST /patients/{subject_id}/erasure {"reason": "..."}: the identifiers go, the events stay."""
-        try:
-            body = json.loads(await request.body() or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError("the body must be a JSON object")
-            cmd = EraseIdentity(**{**body, "subject_id": request.path_params["subject_id"]})
-        except ValidationError as exc:
-            errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
-            return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
-        except ValueError as exc:
-            return JSONResponse({"error": f"body is not a JSON object: {exc}"}, status_code=400)
-        try:
-            async with rt.pool.acquire() as conn, conn.transaction():
-                erased_at = await handlers.erase_identity(cmd, PgStreams(conn, rt.store, _meta(request)),
-                                                          identities(conn))
-        except CommandRefused as exc:
-            return refused(exc)
-        except ConcurrencyConflictError:
-            return JSONResponse({"error": f"subject {cmd.subject_id} changed meanwhile; try again",
-                                 "code": "CONCURRENT_CHANGE"}, status_code=409)
-        return JSONResponse({"subject_id": cmd.subject_id, "erased_at": erased_at.isoformat()})
-
-    return [Route("/patients", register_patient, methods=["POST"]),
-            Route("/patients/{subject_id}/erasure", erase_identity, methods=["POST"])]
+    reason = EraseIdentity.model_json_schema()["properties"]["reason"]
+    return (
+        Endpoint("POST", "/patients", to(Action.WRITE_SUBJECT, registration_centre), register_patient,
+                 "Register a patient at a centre: the identifiers stay in enrollment, a pseudonymous subject id "
+                 "is returned", body=RegisterPatient,
+                 answers={200: "already registered: the same subject id", 201: "registered",
+                          409: "refused by the domain (e.g. unknown centre)", 422: "invalid request"}),
+        Endpoint("POST", "/patients/{subject_id}/erasure", to(Action.ERASE_IDENTIFIERS, subject_centre),
+                 erase_identity, "Erase a person's identifiers and key; every event stays under the pseudonym",
+                 body={"type": "object", "required": ["reason"], "properties": {"reason": reason}},
+                 answers={200: "erased", 404: "no such subject", 409: "refused (e.g. already erased)",
+                          422: "invalid request"}),
+    )

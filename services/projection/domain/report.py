@@ -14,6 +14,7 @@ class ProgrammeRow:
     phase: str
     day28: dict[str, Any] | None
     vein_to_vein_days: int | None
+    centre_id: str | None = None  # whose subject it is: the report counts only the caller's centres
 
 
 def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:

@@ -1,41 +1,84 @@
-"""Projection HTTP API: read models as JSON, and the rebuild trigger."""
+"""Projection HTTP API: read models as JSON, and the rebuild trigger.
+
+Who sees what (the policy, applied per item): a subject is listed and shown to whoever may
+`read_subject` for its centre (centre staff: their own centre's; the network operator:
+every centre's), identified only to whoever may also `read_identifiers` for that centre,
+de-identified to everyone else (`domain.deidentify`). The report counts only the subjects
+of the centres the caller may `read_report` for."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
+from infra.runtime.access.policy import Action, Resource
+from infra.runtime.endpoints import Call, Endpoint, Handler, Located, NotFound, listing, to
 from infra.runtime.host import Runtime
 from services.projection.adapters.read_models import PgReadModels
+from services.projection.domain.deidentify import deidentified
 from services.projection.domain.report import programme_report
 from services.projection.entrypoints.consumer import rebuild as rebuild_projection
 
 
-def routes(rt: Runtime) -> list[Route]:
-    async def subject(request: Request) -> JSONResponse:
-        async with rt.pool.acquire() as conn:
-            view = await PgReadModels(conn).get(request.path_params["subject_id"])
-        if view is None:
-            return JSONResponse({"error": f"no subject {request.path_params['subject_id']}"}, status_code=404)
-        return JSONResponse(view.to_json())
+def shown(call: Call, view: dict[str, Any]) -> dict[str, Any]:
+    """The view as this caller may see it."""
+    if call.may(Action.READ_IDENTIFIERS, Resource(centre_id=view["centre_id"])):
+        return {**view, "identifiers_removed": False}
+    return deidentified(view)
 
-    async def subjects(request: Request) -> JSONResponse:
-        async with rt.pool.acquire() as conn:
-            return JSONResponse(await PgReadModels(conn).all_views())
 
-    async def report(request: Request) -> JSONResponse:
-        async with rt.pool.acquire() as conn:
-            rows = await PgReadModels(conn).programme_rows(request.query_params.get("programme"))
-        return JSONResponse(programme_report(rows))
+async def subject_of(request: Request, rt: Runtime) -> Located:
+    subject_id = request.path_params["subject_id"]
+    async with rt.pool.acquire() as conn:
+        view = await PgReadModels(conn).get(subject_id)
+    if view is None:
+        raise NotFound(f"no subject {subject_id}")
+    return Located(Resource(centre_id=view.centre_id), view)
 
-    async def rebuild(request: Request) -> JSONResponse:
+
+def subject(rt: Runtime) -> Handler:
+    async def handle(call: Call) -> JSONResponse:
+        return JSONResponse(shown(call, call.located.found.to_json()))
+    return handle
+
+
+def subjects(rt: Runtime) -> Handler:
+    async def handle(call: Call) -> JSONResponse:
+        async with rt.pool.acquire() as conn:
+            views = await PgReadModels(conn).all_views()
+        return JSONResponse([shown(call, v) for v in views
+                             if call.may(Action.READ_SUBJECT, Resource(centre_id=v["centre_id"]))])
+    return handle
+
+
+def report(rt: Runtime) -> Handler:
+    async def handle(call: Call) -> JSONResponse:
+        async with rt.pool.acquire() as conn:
+            rows = await PgReadModels(conn).programme_rows(call.request.query_params.get("programme"))
+        return JSONResponse(programme_report([r for r in rows
+                                              if call.may(Action.READ_REPORT, Resource(centre_id=r.centre_id))]))
+    return handle
+
+
+def rebuild(rt: Runtime) -> Handler:
+    async def handle(call: Call) -> JSONResponse:
         dropped = await rebuild_projection(rt.consumer)
         return JSONResponse({"rebuilding": True, "dropped_views": dropped}, status_code=202)
+    return handle
 
-    return [
-        Route("/subjects", subjects),
-        Route("/subjects/{subject_id}", subject),
-        Route("/report", report),
-        Route("/admin/rebuild", rebuild, methods=["POST"]),
-    ]
+
+ENDPOINTS = (
+    Endpoint("GET", "/subjects", listing(Action.READ_SUBJECT), subjects,
+             "Every subject the caller may read, identifiers removed unless it may read them"),
+    Endpoint("GET", "/subjects/{subject_id}", to(Action.READ_SUBJECT, subject_of), subject,
+             "One subject's phase, timeline and products, identifiers removed unless the caller may read them",
+             answers={200: "the subject's view", 404: "no such subject"}),
+    Endpoint("GET", "/report", listing(Action.READ_REPORT), report,
+             "Day-28 ORR (exact 95 % CI) and vein-to-vein time per programme, over the subjects of the centres "
+             "the caller may report on (query: programme)"),
+    Endpoint("POST", "/admin/rebuild", to(Action.ADMIN_REBUILD), rebuild,
+             "Drop the read models and replay the topics from the start",
+             answers={202: "rebuilding"}),
+)

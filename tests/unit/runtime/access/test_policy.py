@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 
 from contracts.access import OrgKind, PrincipalKind, Role
-from infra.runtime.access.policy import POLICY, Action, Resource, decide, held_where_it_may_be
+from infra.runtime.access.policy import POLICY, Action, Resource, decide, decide_anywhere, held_where_it_may_be
 from infra.runtime.access.principals import Membership, Principal
 
 A = Action
@@ -44,11 +44,13 @@ CENTRE_SOURCE = "issue 8 item 3: centre staff read and write only their own cent
 FACILITY_SOURCE = "issue 8 item 3: a facility sees only the products it manufactures and never a patient identifier"
 ROWS = [
     Row(Role.PHYSICIAN, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS,
-                                                   A.READ_PRODUCT, A.READ_REPORT}), "own centre", CENTRE_SOURCE),
+                                                   A.READ_PRODUCT, A.READ_REPORT, A.ERASE_IDENTIFIERS}), "own centre",
+        CENTRE_SOURCE + "; GDPR Art. 17: the controller (the centre) erases"),
     Row(Role.NURSE, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT}),
         "own centre", CENTRE_SOURCE),
     Row(Role.DATA_MANAGER, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS,
-                                                      A.READ_PRODUCT, A.READ_REPORT}), "own centre", CENTRE_SOURCE),
+                                                      A.READ_PRODUCT, A.READ_REPORT, A.ERASE_IDENTIFIERS}),
+        "own centre", CENTRE_SOURCE + "; GDPR Art. 17: the controller (the centre) erases"),
     Row(Role.QUALIFIED_PERSON, OrgKind.FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT, A.RELEASE_PRODUCT}),
         "own facility", FACILITY_SOURCE + "; EU GMP Annex 16 §1: the QP certifies release"),
     Row(Role.QC_ANALYST, OrgKind.FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT}), "own facility",
@@ -61,15 +63,20 @@ ROWS = [
         "issue 8 item 1: a courier carries the products of the organisation it serves (here a centre)"),
     Row(Role.COURIER, OrgKind.FACILITY, frozenset({A.READ_PRODUCT, A.RECORD_CUSTODY}), "own facility",
         "issue 8 item 1: a courier carries the products of the organisation it serves (here a facility)"),
-    Row(Role.NETWORK_OPERATOR, OrgKind.NETWORK, frozenset({A.READ_SUBJECT, A.READ_PRODUCT, A.READ_REPORT}),
-        "network", "issue 8 item 3: the network operator reads across centres with identifiers removed"),
+    Row(Role.NETWORK_OPERATOR, OrgKind.NETWORK, frozenset({A.READ_SUBJECT, A.READ_PRODUCT, A.READ_REPORT,
+                                                           A.READ_STATUS}),
+        "network", "issue 8 item 3: the network operator reads across centres with identifiers removed; "
+                   "Annex 11 §12.1: the system's status for who runs it"),
     Row(Role.AUDITOR, OrgKind.NETWORK, frozenset({A.READ_AUDIT}), "network",
         "issue 8 item 3: the auditor reads the audit trail"),
     Row(Role.ADMINISTRATOR, OrgKind.NETWORK, frozenset({A.READ_AUDIT, A.ADMIN_REBUILD, A.ADMIN_REPUBLISH,
-                                                        A.MANAGE_PRINCIPALS}), "network",
-        "issue 8 items 3 and 7: rebuild and republish need an administrator; Annex 11 §12.3"),
+                                                        A.MANAGE_PRINCIPALS, A.READ_STATUS, A.ERASE_IDENTIFIERS}),
+        "network", "issue 8 items 3 and 7: rebuild and republish need an administrator; Annex 11 §12.3; "
+                   "Annex 11 §12.1 (status); GDPR Art. 17 (erasure at the centre's request)"),
     Row(Role.OUTCOME_CONSUMER, OrgKind.NETWORK, frozenset({A.READ_REPORT}), "network",
         "issue 8 item 1: an outcome consumer reads the aggregated endpoints"),
+    Row(Role.LOADER, OrgKind.NETWORK, frozenset({A.WRITE_SUBJECT}), "network",
+        "issue 8 item 1: the CLI's loader enters recorded data for any centre, and reads none of it"),
 ]
 ORG_OF_KIND = {OrgKind.CENTRE: OWN_CENTRE, OrgKind.FACILITY: OWN_FACILITY, OrgKind.NETWORK: NET}
 
@@ -118,6 +125,18 @@ class TestInvariantsOfItem3:
         for role in Role:
             if POLICY[role].held_at == {OrgKind.FACILITY}:
                 assert Action.READ_SUBJECT not in POLICY[role].actions, role
+
+
+class TestDecideAnywhere:
+    """A listing asks first whether the action is granted anywhere, then decides each item."""
+
+    @pytest.mark.parametrize(("row", "action"), [pytest.param(r, a, id=f"{r.role}@{r.held_at}-{a}")
+                                                 for r in ROWS for a in Action])
+    def test_an_action_is_granted_somewhere_exactly_when_the_role_is_allowed_it(self, row: Row, action: Action):
+        assert decide_anywhere(holding(row.role, row.held_at), action).allowed is (action in row.allowed), row.source
+
+    def test_a_role_held_at_the_wrong_kind_of_organisation_grants_nothing_anywhere(self) -> None:
+        assert not decide_anywhere(holding(Role.PHYSICIAN, OrgKind.FACILITY), Action.READ_SUBJECT).allowed
 
 
 class TestDecide:

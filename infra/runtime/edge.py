@@ -1,0 +1,123 @@
+"""The HTTP edge: the one place every request to every service is authenticated,
+authorised and, when refused, recorded.
+
+For each request to a declared endpoint (`infra.runtime.endpoints`):
+1. authenticate, unless the endpoint is public: no or a bad credential is 401;
+2. ask the policy whether the principal holds the endpoint's action anywhere, find the
+   resource the request is about (a subject's centre, a registration's centre), and ask
+   the policy again for that resource: 403 when either refuses (whoever holds the action
+   nowhere gets 403 whatever the request names; 404 or 422 only to those who could be
+   allowed);
+3. run the handler with the authenticated principal as the actor of what it records.
+
+Every refusal, the edge's (401, 403) and the handler's (a domain refusal such as
+RegisterPatient for an unknown centre, invalid input), is written to `access.refusals`
+before it is answered (issue 8 item 7; 21 CFR 11.10(e); EU GMP Annex 11 §12.4). A 404 is
+not a refusal. If the record cannot be written the request fails (500), so no refusal goes
+unrecorded.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from infra.runtime.access.http import Forbidden, Unauthenticated, forbidden, unauthenticated
+from infra.runtime.access.policy import decide, decide_anywhere
+from infra.runtime.access.principals import Principal
+from infra.runtime.access.refusals import PgRefusals, Refusal, credential_presented
+from infra.runtime.endpoints import Call, Endpoint, Handler, Located, NotFound
+from infra.runtime.http import BadRequest
+
+if TYPE_CHECKING:
+    from infra.runtime.host import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def is_refusal(status: int) -> bool:
+    """A request turned down: every 4xx but 404 (nothing there) and 405 (no such route)."""
+    return 400 <= status < 500 and status not in (404, 405)
+
+
+async def _authorise(endpoint: Endpoint, rt: "Runtime", request: Request,
+                     principal: Principal) -> Located | None:
+    action, locate = endpoint.access.action, endpoint.access.locate
+    if action is None:
+        return None
+    anywhere = decide_anywhere(principal, action)
+    located = None
+    if locate is not None:
+        try:
+            located = await locate(request, rt)
+        except (NotFound, BadRequest):
+            if not anywhere.allowed:
+                raise Forbidden(anywhere) from None
+            raise
+    if not anywhere.allowed:
+        raise Forbidden(anywhere)
+    if located is not None:
+        decision = decide(principal, action, located.resource)
+        if not decision.allowed:
+            raise Forbidden(decision)
+    return located
+
+
+async def serve(endpoint: Endpoint, handler: Handler, rt: "Runtime", request: Request) -> Response:
+    principal: Principal | None = None
+    located: Located | None = None
+    try:
+        if endpoint.access.authenticated:
+            principal = await rt.authenticator.authenticate(request.headers)
+            located = await _authorise(endpoint, rt, request, principal)
+        response = await handler(Call(request, principal, located))
+    except Unauthenticated as exc:
+        response = unauthenticated(exc)
+    except Forbidden as exc:
+        response = forbidden(exc)
+    except NotFound as exc:
+        response = JSONResponse({"error": str(exc), "code": "NOT_FOUND"}, status_code=404)
+    except BadRequest as bad:
+        response = bad.response
+    if is_refusal(response.status_code):
+        await _record(rt, endpoint, request, response, principal, located)
+    return response
+
+
+def _body(response: Response) -> dict:
+    try:
+        body = json.loads(bytes(response.body))
+    except (ValueError, AttributeError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _code_and_reason(response: Response) -> tuple[str, str]:
+    body = _body(response)
+    code = body.get("code") or ("INVALID_REQUEST" if response.status_code in (400, 422) else str(response.status_code))
+    reason = str(body.get("error") or f"HTTP {response.status_code}")
+    if body.get("details"):
+        reason += ": " + "; ".join(f"{d.get('field')}: {d.get('error')}" for d in body["details"])
+    return str(code), reason
+
+
+async def _record(rt: "Runtime", endpoint: Endpoint, request: Request, response: Response,
+                  principal: Principal | None, located: Located | None) -> None:
+    code, reason = _code_and_reason(response)
+    resource = located.resource if located else None
+    refusal = Refusal(service=rt.service, method=request.method, route=endpoint.path, path=request.url.path,
+                      status=response.status_code, code=code, reason=reason,
+                      principal_id=principal.principal_id if principal else None,
+                      credential=credential_presented(request.headers),
+                      subject_id=request.path_params.get("subject_id") or _body(response).get("subject_id"),
+                      centre_id=resource.centre_id if resource else None,
+                      facility_id=resource.facility_id if resource else None)
+    async with rt.pool.acquire() as conn:
+        await PgRefusals(conn).record(refusal)
+    log.info("refused %s %s (%s %s) for %s: %s", request.method, request.url.path, response.status_code, code,
+             refusal.principal_id or f"anonymous ({refusal.credential})", reason)
+
