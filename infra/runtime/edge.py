@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
@@ -44,37 +45,41 @@ def is_refusal(status: int) -> bool:
     return 400 <= status < 500 and status not in (404, 405)
 
 
-async def _authorise(endpoint: Endpoint, rt: "Runtime", request: Request,
-                     principal: Principal) -> Located | None:
-    action, locate = endpoint.access.action, endpoint.access.locate
-    if action is None:
-        return None
+@dataclass
+class _Attempt:
+    """What is known of a request so far: who, and what about (for the refusal's record)."""
+
+    principal: Principal | None = None
+    located: Located | None = None
+
+
+async def _authorise(endpoint: Endpoint, rt: "Runtime", request: Request, attempt: _Attempt) -> None:
+    action, locate, principal = endpoint.access.action, endpoint.access.locate, attempt.principal
+    if action is None or principal is None:
+        return
     anywhere = decide_anywhere(principal, action)
-    located = None
     if locate is not None:
         try:
-            located = await locate(request, rt)
+            attempt.located = await locate(request, rt)
         except (NotFound, BadRequest):
             if not anywhere.allowed:
                 raise Forbidden(anywhere) from None
             raise
     if not anywhere.allowed:
         raise Forbidden(anywhere)
-    if located is not None:
-        decision = decide(principal, action, located.resource)
+    if attempt.located is not None:
+        decision = decide(principal, action, attempt.located.resource)
         if not decision.allowed:
             raise Forbidden(decision)
-    return located
 
 
 async def serve(endpoint: Endpoint, handler: Handler, rt: "Runtime", request: Request) -> Response:
-    principal: Principal | None = None
-    located: Located | None = None
+    attempt = _Attempt()
     try:
         if endpoint.access.authenticated:
-            principal = await rt.authenticator.authenticate(request.headers)
-            located = await _authorise(endpoint, rt, request, principal)
-        response = await handler(Call(request, principal, located))
+            attempt.principal = await rt.authenticator.authenticate(request.headers)
+            await _authorise(endpoint, rt, request, attempt)
+        response = await handler(Call(request, attempt.principal, attempt.located))
     except Unauthenticated as exc:
         response = unauthenticated(exc)
     except Forbidden as exc:
@@ -84,7 +89,7 @@ async def serve(endpoint: Endpoint, handler: Handler, rt: "Runtime", request: Re
     except BadRequest as bad:
         response = bad.response
     if is_refusal(response.status_code):
-        await _record(rt, endpoint, request, response, principal, located)
+        await _record(rt, endpoint, request, response, attempt.principal, attempt.located)
     return response
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.tooling.access import ensure_token_key
 from infra.tooling.supervisor import AlreadyRunningError, HomeLock, RunInfo, default_home
 
 SUBJECT = {"subject_id": "S-0123456789ab", "programme_id": "CARCIK-CD19", "centre_id": "CTR-BG",
@@ -58,6 +59,7 @@ def projection() -> Iterator[str]:
 
 
 def _write_run_file(state: Path, projection_url: str, pid: int) -> None:
+    ensure_token_key(state / "celltrail")  # as `up` makes it: every command calls with a token from it
     RunInfo(database_url="postgresql://postgres@127.0.0.1:1/x", kafka_bootstrap_servers="127.0.0.1:1",
             urls={"projection": projection_url, "enrollment": "http://127.0.0.1:1"}, pid=pid).save(state / "celltrail")
 

@@ -1,0 +1,316 @@
+"""Issue 8 item 3, generated: every route of every service (from the declarations the
+services serve, `endpoints_of`, so a new route is covered without touching this file) x
+every role x (its own organisation's data, another organisation's data), plus no
+credential and a bad one, against the five services running as their own processes on
+real PostgreSQL and the real broker, over HTTP on TCP. The expected answer is derived from
+the policy (`decide`, `decide_anywhere`): 2xx when it allows, 403 when it refuses, 401
+without a valid credential; and every refusal must leave its row in `access.refusals`.
+
+One system for the whole module; the other tests here read what it holds as different
+callers (scope of reads, identifiers removed, the actor recorded, refusals recorded)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from contracts.access import OrgKind, PrincipalKind, Role
+from infra.runtime.access import credentials
+from infra.runtime.access.policy import NETWORK_RESOURCE, POLICY, Resource, decide, decide_anywhere
+from infra.runtime.access.principals import Principal
+from infra.runtime.access.store import PgAccessStore
+from infra.runtime.access.tokens import TokenIssuer, generate_signing_key
+from infra.runtime.edge import is_refusal
+from infra.runtime.endpoints import Endpoint, Guard, the_network
+from infra.runtime.host import endpoints_of
+from infra.tooling.access import CLI_PRINCIPAL, read_token_key
+from infra.tooling.embedded import EmbeddedBroker
+from infra.tooling.loader import Loader
+from infra.tooling.specs import service_specs
+from infra.tooling.supervisor import System
+from tests.access import principal, provisioned
+from tests.conftest import _admin, _with_database, in_thread
+
+pytestmark = pytest.mark.e2e
+
+OWN_CENTRE, OTHER_CENTRE, OWN_FACILITY, NETWORK = "CTR-OWN", "CTR-OTHER", "FAC-OWN", "NETWORK"
+ORG_OF_KIND = {OrgKind.CENTRE: OWN_CENTRE, OrgKind.FACILITY: OWN_FACILITY, OrgKind.NETWORK: NETWORK}
+SIDES = {"own": OWN_CENTRE, "other": OTHER_CENTRE}
+SYSTEM_ROLES = {Role.FACILITY_SYSTEM, Role.OUTCOME_CONSUMER, Role.LOADER}
+
+
+def role_holders() -> list[Principal]:
+    """One principal per role, held at the first kind of organisation its rule allows (a
+    system role by a system, which signs in with an API key), and one with no role."""
+    out = []
+    for role in Role:
+        kind = sorted(POLICY[role].held_at)[0]
+        who = PrincipalKind.SYSTEM if role in SYSTEM_ROLES else PrincipalKind.PERSON
+        out.append(principal(f"{role.value.replace('_', '-')}.m", (ORG_OF_KIND[kind], kind, role), kind=who))
+    return out + [principal("no-role.m")]
+
+
+@dataclass
+class Stack:
+    system: System
+    database_url: str
+    credentials: dict[str, dict[str, str]]  # principal id -> the headers it sends
+    subjects: dict[str, str]  # side -> a subject registered (and enrolled) at that side's centre
+    urls: dict[str, str]
+
+    def cli(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.system.token()}"}
+
+
+def call(method: str, url: str, headers: dict[str, str], body: object = None) -> tuple[int, object]:
+    data = json.dumps(body).encode() if body is not None else (b"" if method == "POST" else None)
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json",
+                                                                          **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+async def _set_up_principals(database_url: str, holders: list[Principal], home: Path) -> dict[str, dict[str, str]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        await provisioned(conn, *holders, principal("centre-b", (OTHER_CENTRE, OrgKind.CENTRE, Role.NURSE)))
+        issuer, sent = TokenIssuer(read_token_key(home)), {}
+        for p in holders:
+            if p.kind is PrincipalKind.SYSTEM:
+                key = credentials.new_api_key()
+                await PgAccessStore(conn).add_api_key(p.principal_id, key.key_id, key.hash, actor="test")
+                sent[p.principal_id] = {"X-API-Key": key.key}
+            else:
+                sent[p.principal_id] = {"Authorization": f"Bearer {issuer.issue(p).token}"}
+        return sent
+    finally:
+        await conn.close()
+
+
+def _register_and_enrol(system: System) -> dict[str, str]:
+    lines = [json.dumps({"command": "RegisterCentre", "centre_id": c, "name": c, "country": "IT"})
+             for c in SIDES.values()]
+    for side, centre in SIDES.items():
+        lines += [json.dumps({"command": "RegisterPatient", "ref": side, "centre_id": centre,
+                              "hospital_record_number": f"MRN-{side}", "family_name": "Rossi", "given_name": side,
+                              "date_of_birth": "1970-01-01", "registered_on": "2025-01-02"}),
+                  json.dumps({"command": "EnrollSubject", "subject_ref": side, "programme_id": "CART-BALL-RR",
+                              "centre_id": centre, "enrolled_on": "2025-01-03"})]
+    info = system.info
+    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"], token=system.token)
+    results = asyncio.run(loader.load(lines))
+    assert all(r.status == "accepted" for r in results), results
+    return dict(loader.refs)
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("access-matrix")
+    name = f"celltrail_matrix_{uuid.uuid4().hex[:12]}"
+    _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+    broker = EmbeddedBroker(log_path=tmp / "broker.log").start()
+    system = System(tmp / "home", fixed_ports=False, database_url=_with_database(postgres_server_url, name),
+                    kafka_bootstrap_servers=broker.bootstrap_servers)
+    try:
+        in_thread(system.start)
+        sent = in_thread(asyncio.run, _set_up_principals(system.info.database_url, role_holders(), system.home))
+        subjects = in_thread(_register_and_enrol, system)
+        stack = Stack(system, system.info.database_url, sent, subjects, system.info.urls)
+        wait_for_subjects(stack)
+        yield stack
+    finally:
+        system.stop()
+        broker.stop()
+        _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wait_for_subjects(stack: Stack, timeout: float = 60) -> None:
+    """Until the projection shows every subject enrolled (also after a rebuild)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        views = [call("GET", f"{stack.urls['projection']}/subjects/{s}", stack.cli()) for s in stack.subjects.values()]
+        if all(status == 200 and view["phase"] == "enrolled" for status, view in views):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the projection did not show {stack.subjects} within {timeout}s")
+
+
+# -- examples: how to fill a route's path and body for one side's data --------------------------
+
+_mrn = itertools.count()
+
+
+def _patient_body(centre: str) -> dict:
+    return {"centre_id": centre, "hospital_record_number": f"MRN-M{next(_mrn)}", "family_name": "Bianchi",
+            "given_name": "Luca", "date_of_birth": "1980-05-06", "registered_on": "2025-02-03"}
+
+
+def example(stack: Stack, ep: Endpoint, side: str) -> tuple[str, object, Resource]:
+    """(path, body, the resource it names) of a request of `ep` about `side`'s data. A
+    route this does not know fails the test, naming it: a new route needs its example."""
+    centre = SIDES[side]
+    if ep.access.locate in (None, the_network) and not ep.path_params and ep.body is None:
+        return ep.path, None, NETWORK_RESOURCE
+    if ep.key == "POST /patients":
+        return ep.path, _patient_body(centre), Resource(centre_id=centre)
+    if ep.key == "GET /subjects/{subject_id}":
+        return f"/subjects/{stack.subjects[side]}", None, Resource(centre_id=centre)
+    if ep.key == "POST /patients/{subject_id}/erasure":
+        # a fresh subject each time: an identity is erased once
+        status, body = call("POST", f"{stack.urls['enrollment']}/patients", stack.cli(), _patient_body(centre))
+        assert status == 201, body
+        return f"/patients/{body['subject_id']}/erasure", {"reason": "consent withdrawn"}, Resource(centre_id=centre)
+    raise AssertionError(f"no example for {ep.key}: add one to tests/e2e/test_access_matrix.py")
+
+
+def expected(ep: Endpoint, who: Principal, resource: Resource) -> str:
+    """'ok' or '403', from the policy."""
+    if ep.access.guard in (Guard.PUBLIC, Guard.SIGNED_IN):
+        return "ok"
+    if not decide_anywhere(who, ep.access.action).allowed:
+        return "403"
+    if ep.access.guard is Guard.LISTING:
+        return "ok"
+    return "ok" if decide(who, ep.access.action, resource).allowed else "403"
+
+
+def answered(ep: Endpoint, status: int) -> str:
+    if 200 <= status < 300 and status in ep.answers:
+        return "ok"
+    return str(status)
+
+
+ALL = [(name, ep) for name, spec in service_specs().items() for ep in endpoints_of(spec)]
+# What changes the whole system runs last, so the reads before it see a settled projection.
+ALL.sort(key=lambda item: item[1].path.startswith("/admin/"))
+FORGED = {"Authorization": f"Bearer {TokenIssuer(generate_signing_key()).issue(CLI_PRINCIPAL).token}"}
+BAD_KEY = {"X-API-Key": "ctk_0123456789abcdef_not-a-key"}
+
+
+async def refusal_count(database_url: str, service: str, route: str) -> int:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM access.refusals WHERE service = $1 AND route = $2",
+                                   service, route)
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize(("service", "ep"), ALL, ids=[f"{s}:{ep.key}" for s, ep in ALL])
+def test_every_route_answers_every_role_as_the_policy_says(stack: Stack, service: str, ep: Endpoint) -> None:
+    base = stack.urls[service]
+    before = in_thread(asyncio.run, refusal_count(stack.database_url, service, ep.path))
+    # A route about no organisation's data (the network's) is asked once per role.
+    sides = list(SIDES) if ep.path_params or ep.body is not None else ["own"]
+
+    def one(case: tuple[Principal, str]) -> tuple[bool, str | None]:
+        who, side = case
+        path, body, resource = example(stack, ep, side)
+        want = expected(ep, who, resource)
+        status, answer = call(ep.method, base + path, stack.credentials[who.principal_id], body)
+        wrong = f"{who.principal_id} ({side} data): {status} {answer}, expected {want}"
+        return is_refusal(status), None if answered(ep, status) == want else wrong
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(one, itertools.product(role_holders(), sides)))
+    refused = sum(r for r, _ in outcomes)
+    wrong = [w for _, w in outcomes if w]
+    for headers in ({}, FORGED, BAD_KEY):
+        path, body, _ = example(stack, ep, "own")
+        status, answer = call(ep.method, base + path, headers, body)
+        refused += status == 401
+        want = "ok" if not ep.access.authenticated else "401"
+        if answered(ep, status) != want:
+            wrong.append(f"credential {list(headers) or 'none'}: {status} {answer}, expected {want}")
+    assert wrong == [], f"{service} {ep.key}:\n" + "\n".join(wrong)
+    after = in_thread(asyncio.run, refusal_count(stack.database_url, service, ep.path))
+    assert after - before == refused, "every refusal has its row in access.refusals"
+    if ep.key == "POST /admin/rebuild":
+        wait_for_subjects(stack)
+
+
+class TestScopeOfReads:
+    def physician(self, stack: Stack) -> dict[str, str]:
+        return stack.credentials["physician.m"]
+
+    def test_centre_staff_list_only_their_own_centres_subjects_identified(self, stack: Stack) -> None:
+        status, views = call("GET", f"{stack.urls['projection']}/subjects", self.physician(stack))
+        assert status == 200 and stack.subjects["own"] in [v["subject_id"] for v in views]
+        assert {(v["centre_id"], v["identifiers_removed"]) for v in views} == {(OWN_CENTRE, False)}
+
+    def test_centre_staff_are_refused_another_centres_subject(self, stack: Stack) -> None:
+        status, body = call("GET", f"{stack.urls['projection']}/subjects/{stack.subjects['other']}",
+                            self.physician(stack))
+        assert status == 403 and f"centre {OTHER_CENTRE}" in body["error"]
+
+    def test_the_network_operator_reads_every_centre_with_identifiers_removed(self, stack: Stack) -> None:
+        status, views = call("GET", f"{stack.urls['projection']}/subjects", stack.credentials["network-operator.m"])
+        assert status == 200 and set(stack.subjects.values()) <= {v["subject_id"] for v in views}
+        assert {v["centre_id"] for v in views} == {OWN_CENTRE, OTHER_CENTRE}
+        assert all(v["identifiers_removed"] and len(v["timeline"][0]["at"]) == 4 for v in views)
+
+    def test_the_report_counts_only_the_centres_the_caller_may_report_on(self, stack: Stack) -> None:
+        def enrolled(headers: dict[str, str]) -> int:
+            status, report = call("GET", f"{stack.urls['projection']}/report", headers)
+            assert status == 200
+            return sum(p["enrolled"] for p in report)
+
+        assert enrolled(self.physician(stack)) == 1
+        assert enrolled(stack.credentials["network-operator.m"]) == 2
+        assert call("GET", f"{stack.urls['projection']}/report", stack.credentials["auditor.m"])[0] == 403
+
+
+class TestTheRecord:
+    def test_the_actor_is_the_authenticated_principal_whatever_a_header_says(self, stack: Stack) -> None:
+        headers = {**stack.credentials["data-manager.m"], "x-celltrail-actor": "someone-else"}
+        status, body = call("POST", f"{stack.urls['enrollment']}/patients", headers, _patient_body(OWN_CENTRE))
+        assert status == 201
+
+        async def actor() -> str:
+            conn = await asyncpg.connect(stack.database_url)
+            try:
+                return await conn.fetchval("SELECT actor FROM enrollment.events WHERE stream_id = $1",
+                                           f"subject-{body['subject_id']}")
+            finally:
+                await conn.close()
+
+        assert in_thread(asyncio.run, actor()) == "data-manager.m"
+
+    def test_refusals_record_who_what_and_about_whom(self, stack: Stack) -> None:
+        url = f"{stack.urls['enrollment']}/patients"
+        assert call("POST", url, stack.cli(), _patient_body("CTR-UNKNOWN"))[0] == 409  # the domain refuses
+        assert call("POST", url, stack.credentials["nurse.m"], _patient_body(OTHER_CENTRE))[0] == 403
+        assert call("GET", f"{stack.urls['projection']}/subjects/{stack.subjects['own']}", BAD_KEY)[0] == 401
+
+        async def last(n: int) -> list[dict]:
+            conn = await asyncpg.connect(stack.database_url)
+            try:
+                rows = await conn.fetch("SELECT * FROM access.refusals ORDER BY position DESC LIMIT $1", n)
+                return [dict(r) for r in reversed(rows)]
+            finally:
+                await conn.close()
+
+        domain, forbidden, anonymous = in_thread(asyncio.run, last(3))
+        assert (domain["principal_id"], domain["status"], domain["code"], domain["centre_id"]) == (
+            CLI_PRINCIPAL.principal_id, 409, "UNKNOWN_CENTRE", "CTR-UNKNOWN")
+        assert (forbidden["principal_id"], forbidden["status"], forbidden["centre_id"], forbidden["route"]) == (
+            "nurse.m", 403, OTHER_CENTRE, "/patients")
+        assert (anonymous["principal_id"], anonymous["credential"], anonymous["status"], anonymous["subject_id"]) == (
+            None, "api_key", 401, stack.subjects["own"])
+        assert all(r["reason"] and r["recorded_at"] for r in (domain, forbidden, anonymous))
