@@ -141,6 +141,23 @@ class TestCelltrailDemo:
             with pytest.raises(urllib.error.HTTPError) as refused:
                 urllib.request.urlopen(f"{url}/whoami", timeout=10)
             assert refused.value.code == 401, name
+        # a physician may not rebuild: 403, and both refusals are on the record
+        rebuild = urllib.request.Request(f"{urls['projection']}/admin/rebuild", method="POST", data=b"",
+                                         headers={"Authorization": f"Bearer {token}"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(rebuild, timeout=10)
+        assert refused.value.code == 403
+        listed = json.loads(run("access", "refusals", "--json", cwd=tmp_path, env=env).stdout)
+        assert [(r["status"], r["principal_id"]) for r in listed] == [(401, None)] * len(urls) + [(403, "dr.rossi")]
+
+    def test_the_cli_calls_as_its_own_principal(self, running_up, tmp_path: Path) -> None:
+        _, env = running_up
+        res = run("republish", "enrollment", cwd=tmp_path, env=env)
+        assert res.returncode == 0 and "will republish" in res.stdout, res.stderr
+        assert run("report", cwd=tmp_path, env=env).returncode == 0
+        forged = {**env, "CELLTRAIL_TOKEN": "not.a.token"}
+        res = run("report", cwd=tmp_path, env=forged)
+        assert res.returncode == 1 and "the token is not valid" in res.stderr
 
     def test_the_demo_leaves_nothing_behind(self, tmp_path: Path) -> None:
         tmp = tmp_path / "tmp"
@@ -152,6 +169,8 @@ class TestCelltrailDemo:
             res = run("demo", cwd=tmp_path, env=env, timeout=300)
             assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
             assert "day-28 ORR" in res.stdout
+            assert "demo administrator: demo.admin" in res.stdout and "curl -H \"Authorization: Bearer $TOKEN\"" in res.stdout
+            assert "answers demo.admin; without one, 401" in res.stdout
             assert list(tmp.iterdir()) == []
             if os.geteuid() == 0:
                 assert list(runtime_root.iterdir()) == []

@@ -7,4 +7,7 @@
 - `store`: the `access` schema in PostgreSQL (organisations, principals, memberships,
   credentials, and the append-only audit of every change to them).
 - `http`: `authenticate(headers)`, the 401/403 responses, the OpenAPI security schemes.
+- `refusals`: the record of every request the HTTP edge refused (`access.refusals`).
+
+The edge that applies them to every request is `infra.runtime.edge`.
 """

@@ -28,7 +28,7 @@ API_KEY_HEADER = "X-API-Key"
 REALM = "celltrail"
 
 # OpenAPI 3.1 `components.securitySchemes` and the `security` requirement (either scheme)
-# every endpoint but /health and /status will carry.
+# every endpoint but /health carries (infra/runtime/openapi.py).
 SECURITY_SCHEMES = {
     "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
                    "description": "A CellTrail token (EdDSA-signed JWT, aud 'celltrail'): `celltrail access token`."},
