@@ -17,6 +17,7 @@ import pytest
 from contracts.access import OrgKind, PrincipalKind, Role
 from infra.runtime.access import credentials
 from infra.runtime.access.principals import Principal
+from infra.runtime.access.refusals import PgRefusals, Refusal
 from infra.runtime.access.store import AccessChangeRefused, PgAccessStore
 from infra.runtime.access.tokens import TokenIssuer, generate_signing_key, public_key_pem
 from infra.runtime.host import ServiceSpec, build_app
@@ -97,6 +98,15 @@ class TestStore:
     async def test_the_audit_log_is_append_only(self, store, statement: str) -> None:
         with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
             await store.conn.execute(statement)
+
+    @pytest.mark.parametrize("statement", ["UPDATE access.refusals SET reason = 'nothing happened'",
+                                           "DELETE FROM access.refusals", "TRUNCATE access.refusals"])
+    async def test_the_record_of_refusals_is_append_only(self, store, statement: str) -> None:
+        await PgRefusals(store.conn).record(Refusal("projection", "GET", "/report", "/report", 401, "UNAUTHENTICATED",
+                                                    "no credential", None, "none"))
+        with pytest.raises(asyncpg.RestrictViolationError, match="append-only"):
+            await store.conn.execute(statement)
+        assert [r["reason"] for r in await PgRefusals(store.conn).listing()] == ["no credential"]
 
 
 def celltrail(*args: str, database_url: str, home: Path, stdin: str = "") -> subprocess.CompletedProcess:
