@@ -114,7 +114,8 @@ async def measure(run: Run, n_subjects: int, step_timeout: float) -> Section:
         outcome_lat = [tracker.outcome_seen[k] - s.t_publish for k, s in assessed.items() if k in tracker.outcome_seen]
         # Check, outside the timed window, that the projection's HTTP API agrees.
         sample = subjects[:: max(1, len(subjects) // 20)]
-        views = await asyncio.gather(*(http_json("GET", f"{run.url('projection')}/subjects/{s}", token=run.token()) for s in sample))
+        views = await asyncio.gather(*(http_json("GET", f"{run.url('projection')}/subjects/{s}", token=run.token())
+                                       for s in sample))
         not_assessed = [v["subject_id"] for v in views if v["phase"] != "assessed"]
     finally:
         await tracker.stop()

@@ -4,6 +4,7 @@ nor documented with a security it does not have."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -34,8 +35,9 @@ def _request_body(body: type[BaseModel] | Mapping[str, Any], schemas: dict[str, 
 
 
 def _operation(service: str, ep: Endpoint, schemas: dict[str, Any]) -> dict[str, Any]:
+    words = re.findall(r"[a-z0-9]+", ep.path.replace(".json", ""))
     op: dict[str, Any] = {
-        "operationId": f"{service}_{ep.method.lower()}_{ep.path.strip('/').replace('/', '_').replace('{', '').replace('}', '') or 'root'}",
+        "operationId": "_".join([service, ep.method.lower(), *words]),
         "summary": ep.summary,
         "responses": {str(status): _json(text) for status, text in sorted(ep.answers.items())},
     }

@@ -59,7 +59,8 @@ def token() -> str:
         raise CliError(str(exc)) from None
 
 
-def _request(req: urllib.request.Request | str, timeout: float = 10, *, bearer: Callable[[], str] | None = None) -> object:
+def _request(req: urllib.request.Request | str, timeout: float = 10, *,
+             bearer: Callable[[], str] | None = None) -> object:
     """The JSON a service answers, called with the CLI's credential (`bearer()`, by default
     `token()` of the home)."""
     if isinstance(req, str):
@@ -374,8 +375,8 @@ def show_demo_administrator(system) -> None:
     print("  and used:")
     print(f'    curl -H "Authorization: Bearer $TOKEN" {projection}/subjects')
     print(f"  tried now: GET {projection}/whoami with a token of {who.principal_id} answers "
-          f"{whoami['principal_id']}; without one, {anonymous}. This system stops with the demo: against `celltrail up`, "
-          f"make your own principal with `celltrail access` (README, \"Who may call what\").")
+          f"{whoami['principal_id']}; without one, {anonymous}.\n  This system stops with the demo: against "
+          f"`celltrail up`, make your own principal with `celltrail access` (README, \"Who may call what\").")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -53,7 +53,8 @@ class Driver:
             body = c.RegisterPatient(centre_id=self.centre, hospital_record_number=f"MRN-{i:06d}",
                                      family_name=f"Family{i}", given_name=f"Given{i}", date_of_birth=date(1970, 1, 1),
                                      registered_on=DAY0).model_dump(mode="json")
-            self.subjects.append(http_json(f"{self.info.urls['enrollment']}/patients", body, "POST", token=self.token())["subject_id"])
+            registered = http_json(f"{self.info.urls['enrollment']}/patients", body, "POST", token=self.token())
+            self.subjects.append(registered["subject_id"])
 
     def phase_commands(self, phase: str) -> list[CommandEnvelope]:
         out = []
@@ -131,12 +132,14 @@ class Driver:
 
     async def wait_services_caught_up(self, timeout: float = 60) -> None:
         def quiet() -> bool:
-            return all(http_json(f"{url}/status", token=self.token()).get("lag") == 0 for url in self.info.urls.values())
+            return all(http_json(f"{url}/status", token=self.token()).get("lag") == 0
+                       for url in self.info.urls.values())
 
         await self.wait_for(quiet, timeout, what="every service caught up")
 
     async def wait_caught_up(self, timeout: float = 60) -> None:
-        await self.wait_for(lambda: http_json(f"{self.info.urls['projection']}/status", token=self.token()).get("lag") == 0, timeout,
+        status = f"{self.info.urls['projection']}/status"
+        await self.wait_for(lambda: http_json(status, token=self.token()).get("lag") == 0, timeout,
                             what="projection caught up")
 
 

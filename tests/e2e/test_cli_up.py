@@ -169,7 +169,8 @@ class TestCelltrailDemo:
             res = run("demo", cwd=tmp_path, env=env, timeout=300)
             assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
             assert "day-28 ORR" in res.stdout
-            assert "demo administrator: demo.admin" in res.stdout and "curl -H \"Authorization: Bearer $TOKEN\"" in res.stdout
+            assert "demo administrator: demo.admin" in res.stdout
+            assert 'curl -H "Authorization: Bearer $TOKEN"' in res.stdout
             assert "answers demo.admin; without one, 401" in res.stdout
             assert list(tmp.iterdir()) == []
             if os.geteuid() == 0:

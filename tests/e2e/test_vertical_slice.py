@@ -40,7 +40,8 @@ class TestVerticalSlice:
         for v in views:
             responders[v["programme_id"]].append(v["day28"]["responder"])
         assert responders == {"CART-BALL-RR": [True, True, True], "CARCIK-CD19-P2": [False]}
-        report = {r["programme_id"]: r for r in http_json(f"{system.info.urls['projection']}/report", token=system.token())}
+        report = {r["programme_id"]: r
+                  for r in http_json(f"{system.info.urls['projection']}/report", token=system.token())}
         assert report["CART-BALL-RR"]["day28_orr"]["estimate"] == 1.0
         assert report["CART-BALL-RR"]["day28_orr"]["ci95"][0] == pytest.approx(0.2924, abs=1e-4)  # 3/3 exact CI
         assert report["CARCIK-CD19-P2"]["day28_responders"] == 0
@@ -67,13 +68,18 @@ class TestRebuild:
     async def test_a_rebuilt_projection_equals_the_incrementally_built_one(self, system):
         await load_demo(system)
         projection = system.info.urls["projection"]
-        before = http_json(f"{projection}/subjects", token=system.token()), http_json(f"{projection}/report", token=system.token())
+
+        def read_models():
+            return (http_json(f"{projection}/subjects", token=system.token()),
+                    http_json(f"{projection}/report", token=system.token()))
+
+        before = read_models()
         outcomes_before = await outcome_count(system)
         assert http_json(f"{projection}/admin/rebuild", {}, "POST", token=system.token())["dropped_views"] == 4
         # Poll for equality rather than trusting "lag 0": Tansu reports a partition's end
         # as the start of its last batch plus one, so lag can read 0 a batch early.
-        await Driver.wait_for(lambda: (http_json(f"{projection}/subjects", token=system.token()), http_json(f"{projection}/report", token=system.token()))
-                              == before, 60, "the rebuilt read models to equal the incremental ones")
+        await Driver.wait_for(lambda: read_models() == before, 60,
+                              "the rebuilt read models to equal the incremental ones")
         assert await outcome_count(system) == outcomes_before
 
 
