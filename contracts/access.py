@@ -48,3 +48,5 @@ class Role(StrEnum):
     # systems
     FACILITY_SYSTEM = "facility_system"
     OUTCOME_CONSUMER = "outcome_consumer"
+    # submits records made elsewhere, through the live path (`celltrail load`: the CLI)
+    DATA_LOADER = "data_loader"

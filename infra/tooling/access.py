@@ -1,5 +1,6 @@
 """`celltrail access ...`: organisations, principals, roles and credentials (issue 8, item 1),
-and the token signing key of a system started by `celltrail up`.
+the token signing key and the services' event signing keys of a system started by
+`celltrail up`, the CLI's own system principal, and the tokens the CLI acts with.
 
 Secrets never pass through argv (where `ps` and shell history would show them): passwords
 and API keys are read from a prompt on a terminal, else one line on stdin. An API key is
@@ -16,6 +17,7 @@ import json
 import os
 import stat
 import sys
+import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -24,11 +26,20 @@ import asyncpg
 
 from contracts.access import OrgKind, PrincipalKind, Role
 from infra.runtime.access import credentials
+from contracts.topology import SERVICES
+from infra.runtime.access.principals import Principal
+from infra.runtime.access.signing import RecordSigner, format_public_keys, generate_service_key, public_key_of
 from infra.runtime.access.store import AccessChangeRefused, PgAccessStore
-from infra.runtime.access.tokens import TokenIssuer, TokenKeyError, generate_signing_key
+from infra.runtime.access.tokens import IssuedToken, TokenIssuer, TokenKeyError, generate_signing_key
 
 TOKEN_KEY_FILE = "token-key.pem"
+SERVICE_KEYS_DIR = "service-keys"
 MAX_TOKEN_MINUTES = 12 * 60
+
+# The CLI as a system principal (issue 8, item 1): what `celltrail load` (and the demo, the
+# bench and the tests' drivers) submit commands as, unless a load line names another.
+CLI_PRINCIPAL = "celltrail-cli"
+NETWORK_ORG = "CELLTRAIL"  # the network organisation `celltrail up` provisions
 
 
 class AccessCliError(RuntimeError):
@@ -42,15 +53,44 @@ def ensure_token_key(home: Path) -> str:
     (mode 0600, never overwritten) on first use."""
     if os.environ.get("CELLTRAIL_TOKEN_KEY"):
         return os.environ["CELLTRAIL_TOKEN_KEY"]
-    path = home / TOKEN_KEY_FILE
-    home.mkdir(parents=True, exist_ok=True)
+    _make_key_file(home / TOKEN_KEY_FILE, generate_signing_key)
+    return read_token_key(home)
+
+
+def _make_key_file(path: Path, generate: Callable[[], str]) -> None:
+    """Writes a new key to `path` (mode 0600) unless it exists; never overwrites one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return read_token_key(home)
+        return
     with os.fdopen(fd, "w") as f:
-        f.write(generate_signing_key())
-    return read_token_key(home)
+        f.write(generate() + "\n")
+
+
+def ensure_service_keys(home: Path) -> dict[str, str]:
+    """Each service's event signing key (infra/runtime/access/signing.py), one file per
+    service in the home's `service-keys/` (mode 0600), made on first use."""
+    keys = {}
+    for service in SERVICES:
+        (home / SERVICE_KEYS_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = home / SERVICE_KEYS_DIR / f"{service}.key"
+        _make_key_file(path, generate_service_key)
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise AccessCliError(f"{path} is readable by others; `chmod 600 {path}`")
+        keys[service] = path.read_text().strip()
+    return keys
+
+
+def service_public_keys(keys: dict[str, str]) -> str:
+    """CELLTRAIL_SERVICE_PUBLIC_KEYS for the private `keys`."""
+    return format_public_keys({service: public_key_of(key) for service, key in keys.items()})
+
+
+def service_signers(home: Path) -> dict[str, RecordSigner]:
+    """Signers as the services: for harnesses that stand in for a service's relay (the
+    benchmark produces synthetic events straight onto the event topics)."""
+    return {service: RecordSigner(service, key) for service, key in ensure_service_keys(home).items()}
 
 
 def read_token_key(home: Path) -> str:
@@ -65,6 +105,66 @@ def read_token_key(home: Path) -> str:
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise AccessCliError(f"{path} is readable by others (mode {stat.S_IMODE(mode):o}); `chmod 600 {path}`")
     return path.read_text()
+
+
+# -- the CLI's principal and its tokens --------------------------------------------------
+
+async def ensure_cli_principal(store: PgAccessStore) -> None:
+    """The network organisation and the CLI's system principal, holding the data loader role
+    there (infra/runtime/access/policy.py), made once; `celltrail up` calls it."""
+    listing = await store.listing()
+    if not any(o["org_id"] == NETWORK_ORG for o in listing["organisations"]):
+        await store.add_organisation(NETWORK_ORG, OrgKind.NETWORK, "CellTrail network", actor=_actor())
+    principal = next((p for p in listing["principals"] if p["principal_id"] == CLI_PRINCIPAL), None)
+    if principal is None:
+        await store.add_principal(CLI_PRINCIPAL, PrincipalKind.SYSTEM, "CellTrail CLI", actor=_actor())
+    if principal is None or {"org": NETWORK_ORG, "role": Role.DATA_LOADER.value} not in principal["roles"]:
+        await store.grant(CLI_PRINCIPAL, NETWORK_ORG, Role.DATA_LOADER, actor=_actor())
+
+
+async def provision_cli(database_url: str) -> None:
+    await _with_store(database_url, ensure_cli_principal)
+
+
+async def issue_token(store: PgAccessStore, issuer: TokenIssuer, principal: Principal, *, how: str) -> IssuedToken:
+    """A token for `principal`, whose credential the caller checked; the sign-in is audited."""
+    issued = issuer.issue(principal)
+    async with store.conn.transaction():
+        await store.record_sign_in(principal.principal_id, how=how, token_id=issued.token_id, refused=None)
+    return issued
+
+
+class TokenSource:
+    """Tokens the CLI acts with: minted from the home's token signing key (holding it is the
+    CLI's credential, as for `celltrail up` itself) for the acting principal, CLI_PRINCIPAL
+    by default, each kept until a minute before it expires."""
+
+    def __init__(self, home: Path, database_url: str, *, minutes: int = 60) -> None:
+        self.home, self.database_url, self.minutes = home, database_url, minutes
+        self._tokens: dict[str, IssuedToken] = {}
+
+    async def token(self, principal_id: str | None = None) -> tuple[str, str]:
+        """(principal id, token) of `principal_id`, else of the CLI."""
+        principal_id = principal_id or CLI_PRINCIPAL
+        issued = self._tokens.get(principal_id)
+        if issued is None or issued.expires_at.timestamp() - time.time() < 60:
+            issued = self._tokens[principal_id] = await self._mint(principal_id)
+        return principal_id, issued.token
+
+    async def _mint(self, principal_id: str) -> IssuedToken:
+        try:
+            issuer = TokenIssuer(read_token_key(self.home), ttl=timedelta(minutes=self.minutes))
+        except TokenKeyError as exc:
+            raise AccessCliError(str(exc)) from None
+
+        async def mint(store: PgAccessStore) -> IssuedToken:
+            principal = await store.principal(principal_id)
+            if principal is None:
+                raise AccessCliError(f"principal {principal_id} is unknown or disabled "
+                                     f"(`celltrail access principal add`)")
+            return await issue_token(store, issuer, principal, how="home_key")
+
+        return await _with_store(self.database_url, mint)
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -170,9 +270,7 @@ async def token(args, store: PgAccessStore, *, home: Path) -> None:
             await store.record_sign_in(args.principal, how=how, token_id=None,
                                        refused="unknown or disabled principal, or wrong secret")
         raise AccessCliError(f"not signed in: unknown or disabled principal {args.principal}, or wrong {how}")
-    issued = issuer.issue(principal)
-    async with store.conn.transaction():
-        await store.record_sign_in(args.principal, how=how, token_id=issued.token_id, refused=None)
+    issued = await issue_token(store, issuer, principal, how=how)
     print(issued.token)
     print(f"token for {args.principal}, valid until {issued.expires_at:%Y-%m-%d %H:%M:%S} UTC; "
           f"send it as `Authorization: Bearer <token>`", file=sys.stderr)

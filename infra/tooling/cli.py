@@ -122,6 +122,7 @@ def _print_results(results) -> tuple[int, int]:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    from infra.tooling.access import AccessCliError, TokenSource
     from infra.tooling.loader import LoadFileError, Loader, read_lines
 
     try:
@@ -129,7 +130,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     except LoadFileError as exc:
         raise CliError(str(exc), status=2) from None
     info = _run_info()
-    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"])
+    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
+                    TokenSource(home(), info.database_url))
     try:
         results = asyncio.run(loader.load(lines))
     except urllib.error.URLError as exc:
@@ -138,6 +140,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     except (OSError, KafkaError) as exc:
         raise CliError(f"CellTrail's broker at {info.kafka_bootstrap_servers} is not reachable ({exc}); "
                        f"is `celltrail up` still running?") from None
+    except AccessCliError as exc:
+        raise CliError(f"no credential to load with: {exc}") from None
     n, bad = _print_results(results)
     refused = sum(r.status == "refused" for r in results)
     print(f"{n} lines: {n - bad - refused} accepted, {refused} refused, {bad} invalid or timed out")
@@ -317,6 +321,7 @@ def cmd_access(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from infra.tooling.embedded import EmbeddedStartError
+    from infra.tooling.access import TokenSource
     from infra.tooling.loader import Loader
     from infra.tooling.supervisor import System
 
@@ -330,7 +335,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"  PostgreSQL {info.database_url}\n  Kafka      {info.kafka_bootstrap_servers}")
         scenario = resources.files("infra.tooling").joinpath("examples/demo.jsonl").read_text().splitlines()
         print("\nloading the bundled scenario (infra/tooling/examples/demo.jsonl):")
-        loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"])
+        loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
+                        TokenSource(demo_home, info.database_url))
         results = asyncio.run(loader.load(scenario))
         _, bad = _print_results(results)
         wait_caught_up(info.urls["projection"])

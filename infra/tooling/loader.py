@@ -28,23 +28,29 @@ from contracts.base import CommandPayload
 from contracts.commands import RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES
+from infra.runtime.access.principals import PRINCIPAL_ID
 from infra.runtime.messaging import new_producer
+from infra.tooling.access import AccessCliError, TokenSource
 from infra.tooling.specs import subscriptions
 
-def command_record(command: CommandPayload, actor: str) -> tuple[CommandEnvelope, dict[str, Any]]:
-    """A command as it travels on its topic (`command.topic`): its envelope, and the
-    producer's `value`, `key` and `headers` for it."""
-    env = CommandEnvelope.wrap(command, actor=actor)
+def command_record(command: CommandPayload, actor: str, credential: str) -> tuple[CommandEnvelope, dict[str, Any]]:
+    """A command as it travels on its topic (`command.topic`), submitted as principal
+    `actor` with its token `credential`: its envelope, and the producer's `value`, `key` and
+    `headers` for it."""
+    env = CommandEnvelope.wrap(command, actor=actor, credential=credential)
     return env, {"value": env.model_dump_json().encode(), "key": env.key, "headers": [
         (topics.HEADER_MESSAGE_ID, str(env.command_id).encode()),
         (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())]}
 
 
-def post_patient(enrollment_url: str, cmd: RegisterPatient, actor: str, timeout: float) -> dict[str, Any]:
+def post_patient(enrollment_url: str, cmd: RegisterPatient, actor: str, timeout: float,
+                 credential: str | None = None) -> dict[str, Any]:
     """Registers a patient over enrollment's HTTP API (identifiers never travel on Kafka):
     `{"subject_id": ..., "created": ...}`; a refusal raises `urllib.error.HTTPError`."""
-    req = urllib.request.Request(f"{enrollment_url}/patients", data=cmd.model_dump_json().encode(),
-                                 headers={"content-type": "application/json", "x-celltrail-actor": actor})
+    headers = {"content-type": "application/json", "x-celltrail-actor": actor}
+    if credential:
+        headers["authorization"] = f"Bearer {credential}"
+    req = urllib.request.Request(f"{enrollment_url}/patients", data=cmd.model_dump_json().encode(), headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
 
@@ -75,6 +81,7 @@ class ParsedLine:
     fields: dict[str, Any]
     ref: str | None
     subject_ref: str | None
+    principal: str | None = None  # who submits the line; None: the CLI's system principal
 
 
 def parse_line(n: int, text: str) -> ParsedLine:
@@ -91,6 +98,9 @@ def parse_line(n: int, text: str) -> ParsedLine:
         raise LoadFileError(f"{command_type} is not loaded from files (see the `celltrail` command table)")
     ref = obj.pop("ref", None)
     subject_ref = obj.pop("subject_ref", None)
+    principal = obj.pop("principal", None)
+    if principal is not None and not (isinstance(principal, str) and PRINCIPAL_ID.match(principal)):
+        raise LoadFileError(f"\"principal\" must be a principal id ({PRINCIPAL_ID.pattern}), not {json.dumps(principal)}")
     for key, value in (("ref", ref), ("subject_ref", subject_ref)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise LoadFileError(f"\"{key}\" must be a non-empty string, not {json.dumps(value)}")
@@ -98,7 +108,7 @@ def parse_line(n: int, text: str) -> ParsedLine:
         raise LoadFileError("\"ref\" is only allowed on RegisterPatient lines")
     if subject_ref is not None and "subject_id" in obj:
         raise LoadFileError("give either \"subject_id\" or \"subject_ref\", not both")
-    return ParsedLine(n, command_type, obj, ref, subject_ref)
+    return ParsedLine(n, command_type, obj, ref, subject_ref, principal)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -107,9 +117,10 @@ def _validation_message(exc: ValidationError) -> str:
 
 class Loader:
     def __init__(self, bootstrap_servers: str, enrollment_url: str, projection_url: str,
-                 actor: str = "celltrail-load", timeout: float = 30.0) -> None:
+                 tokens: TokenSource | None, timeout: float = 30.0) -> None:
+        """`tokens`: the credentials lines are submitted with (None only where nothing is sent)."""
         self.bootstrap, self.enrollment_url, self.projection_url = bootstrap_servers, enrollment_url, projection_url
-        self.actor, self.timeout = actor, timeout
+        self.tokens, self.timeout = tokens, timeout
         self.refs: dict[str, str] = {}
         self.ref_lines: dict[str, int] = {}  # each ref names one patient: the line that defined it
         self._seen: dict[uuid.UUID, list[EventEnvelope]] = {}
@@ -172,9 +183,13 @@ class Loader:
         if isinstance(checked, LineResult):
             return checked
         parsed, command = checked
+        try:
+            actor, token = await self.tokens.token(parsed.principal)
+        except AccessCliError as exc:
+            return LineResult(n, parsed.command_type, "invalid", f"no credential: {exc}")
         if isinstance(command, RegisterPatient):
-            return await self._register_patient(n, parsed, command)
-        env, record = command_record(command, self.actor)
+            return await self._register_patient(n, parsed, command, actor, token)
+        env, record = command_record(command, actor, token)
         await producer.send_and_wait(command.topic, **record)
         caused = await self._await_outcome(watcher, env.command_id)
         if caused is None:
@@ -187,9 +202,10 @@ class Loader:
         return LineResult(n, env.command_type, "accepted", ", ".join(e.event_type for e in caused),
                           [e.event_type for e in caused])
 
-    async def _register_patient(self, n: int, parsed: ParsedLine, cmd: RegisterPatient) -> LineResult:
+    async def _register_patient(self, n: int, parsed: ParsedLine, cmd: RegisterPatient, actor: str,
+                                token: str) -> LineResult:
         try:
-            body = await asyncio.to_thread(post_patient, self.enrollment_url, cmd, self.actor, self.timeout)
+            body = await asyncio.to_thread(post_patient, self.enrollment_url, cmd, actor, self.timeout, token)
         except urllib.error.HTTPError as exc:
             detail = json.loads(exc.read() or b"{}")
             return LineResult(n, "RegisterPatient", "refused", f"{detail.get('code', exc.code)}: {detail.get('error')}")

@@ -31,7 +31,7 @@ import asyncpg
 from infra.runtime.access.tokens import public_key_pem
 from infra.runtime.db import migrate
 from infra.runtime.relay import rewind
-from infra.tooling.access import ensure_token_key
+from infra.tooling.access import ensure_service_keys, ensure_token_key, provision_cli, service_public_keys
 from infra.tooling.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port, process_alive
 from infra.runtime.settings import DEFAULT_HTTP_PORTS, SERVICES
 
@@ -196,6 +196,7 @@ class System:
         self.procs: dict[str, subprocess.Popen] = {}
         self.info: RunInfo | None = None
         self.token_public_key: str | None = None
+        self.service_keys: dict[str, str] = {}
 
     def start_infrastructure(self) -> RunInfo:
         import asyncio
@@ -213,6 +214,9 @@ class System:
         migrate(db)
         # Services get the public half only: they verify tokens, the CLI issues them.
         self.token_public_key = public_key_pem(ensure_token_key(self.home))
+        # Each service signs what it publishes with its own key; all know every public key.
+        self.service_keys = ensure_service_keys(self.home)
+        asyncio.run(provision_cli(db))
         if self.broker is not None:
             asyncio.run(forget_broker(db))
         self.info = RunInfo(database_url=db, kafka_bootstrap_servers=kafka)
@@ -227,6 +231,8 @@ class System:
                "KAFKA_BOOTSTRAP_SERVERS": self.info.kafka_bootstrap_servers,
                "HTTP_HOST": LOOPBACK, "HTTP_PORT": str(port), "CELLTRAIL_TOKEN_PUBLIC_KEY": self.token_public_key}
         env.pop("CELLTRAIL_TOKEN_KEY", None)  # the signing key stays with the issuer
+        env["CELLTRAIL_SERVICE_KEY"] = self.service_keys[name]  # its own key only
+        env["CELLTRAIL_SERVICE_PUBLIC_KEYS"] = service_public_keys(self.service_keys)
         env.pop("CELLTRAIL_IDENTITY_KEY", None)
         if name == "enrollment":  # the only service that keeps identities holds the key
             env["CELLTRAIL_IDENTITY_KEY"] = identity_key(self.home)

@@ -9,6 +9,7 @@ from importlib import resources
 import pytest
 
 from contracts import topics
+from infra.tooling.access import TokenSource
 from infra.tooling.loader import Loader
 from tests.e2e.driver import Driver, envelopes, http_json, read_topic
 
@@ -23,7 +24,8 @@ IDENTIFIERS = [v for line in DEMO if '"RegisterPatient"' in line
 
 async def load_demo(system):
     info = system.info
-    return await Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"]).load(DEMO)
+    return await Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
+                        TokenSource(system.home, info.database_url)).load(DEMO)
 
 
 class TestVerticalSlice:

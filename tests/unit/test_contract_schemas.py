@@ -79,7 +79,7 @@ def test_export_is_deterministic_and_never_touches_older_versions(tmp_path: Path
     second = export.export(tmp_path)
     assert second.written == [] and len(second.unchanged) == len(CONTRACTS)
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == snapshot
-    text = snapshot["EventEnvelope.v1.json"]
+    text = snapshot[f"EventEnvelope.v{export.ENVELOPE_VERSION}.json"]
     assert text.endswith("}\n") and text == json.dumps(json.loads(text), indent=2, sort_keys=True,
                                                        ensure_ascii=False) + "\n"
 

@@ -263,8 +263,8 @@ def test_compose_file(compose, checker):
 def test_settings_aliases_are_the_documented_variables():
     known = settings_env_vars()
     assert {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "HTTP_HOST", "HTTP_PORT"} <= known
-    assert all(v in {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "HTTP_HOST", "HTTP_PORT"} or v.startswith("CELLTRAIL_")
-               for v in known)
+    assert all(v in {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "HTTP_HOST", "HTTP_PORT"}
+               or v.startswith(("CELLTRAIL_", "KAFKA_SASL_")) for v in known)
 
 
 def test_every_published_port_is_loopback(compose):

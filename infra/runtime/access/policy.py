@@ -41,6 +41,7 @@ class Action(StrEnum):
     ADMIN_REBUILD = "admin_rebuild"
     ADMIN_REPUBLISH = "admin_republish"
     MANAGE_PRINCIPALS = "manage_principals"
+    REGISTER_CENTRE = "register_centre"  # a treating centre joins the network (enrollment)
 
 
 class Scope(StrEnum):
@@ -104,11 +105,19 @@ POLICY: Mapping[Role, Rule] = {
     Role.AUDITOR: Rule(NETWORK, frozenset({A.READ_AUDIT}), Scope.NETWORK,
                        "issue 8 item 3: the auditor reads the audit trail"),
     Role.ADMINISTRATOR: Rule(NETWORK, frozenset({A.READ_AUDIT, A.ADMIN_REBUILD, A.ADMIN_REPUBLISH,
-                                                 A.MANAGE_PRINCIPALS}), Scope.NETWORK,
+                                                 A.MANAGE_PRINCIPALS, A.REGISTER_CENTRE}), Scope.NETWORK,
                              "issue 8 items 3 and 7: rebuild and republish need an administrator, who also "
-                             "manages access (Annex 11 §12.3) and reads the audit trail"),
+                             "manages access and the organisations it is granted at (Annex 11 §12.3) and "
+                             "reads the audit trail"),
     Role.OUTCOME_CONSUMER: Rule(NETWORK, frozenset({A.READ_REPORT}), Scope.NETWORK,
                                 "issue 8 item 1: an outcome consumer reads the aggregated endpoints"),
+    # The CLI's `celltrail load` submits records made and certified elsewhere (the demo and
+    # seed scenarios, a migration) through the live path, for every centre; it certifies
+    # nothing itself: a release it records was certified by a QP in the facility's own system.
+    Role.DATA_LOADER: Rule(NETWORK, frozenset({A.REGISTER_CENTRE, A.WRITE_SUBJECT, A.WRITE_PRODUCT,
+                                               A.RELEASE_PRODUCT}), Scope.NETWORK,
+                           "issue 8 items 1 and 9 (the CLI is a system principal; `make demo` loads its "
+                           "scenario); EU GMP Annex 11 §4.8 (data transferred between systems, unaltered)"),
 }
 
 
