@@ -25,6 +25,8 @@ from infra.runtime.messaging import ensure_topics, new_producer
 from infra.runtime.relay import OutboxRelay, rewind
 from infra.runtime.settings import Settings
 
+from tests.conftest import signing_settings
+
 pytestmark = pytest.mark.integration
 
 TOPIC = "celltrail.enrollment.v1"
@@ -264,7 +266,7 @@ class TestNeverDiesSilently:
         """The enrollment host with no subscriptions: its relay, /health and /status."""
         spec = ServiceSpec(name="enrollment")
         app = build_app(spec, Settings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka,
-                                       CELLTRAIL_RELAY_POLL_SECONDS=0.05))
+                                       CELLTRAIL_RELAY_POLL_SECONDS=0.05, **signing_settings("enrollment")))
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://enrollment") as client:
             yield client
