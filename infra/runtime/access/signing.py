@@ -19,7 +19,9 @@ JSON, payload, actor and all) breaks it. Ed25519 signatures are deterministic (R
 §5.1.6), so a republished event carries the same signature as the first time.
 
 The signature travels in two headers: `celltrail-signer` (the service name) and
-`celltrail-signature` (the 64 signature bytes). Nothing is re-encoded: the relay signs the
+`celltrail-signature` (the 64 signature bytes in base64: Tansu 0.6 stops serving a
+partition's records to aiokafka once a header value is not UTF-8, found in
+tests/integration/test_broker_authenticity.py). Nothing is re-encoded: the relay signs the
 bytes it sends, the consumer verifies the bytes it received, before it parses them.
 
 Keys. A service holds its private key only (`CELLTRAIL_SERVICE_KEY`: the 32-byte Ed25519
@@ -110,7 +112,8 @@ class RecordSigner:
         self._signer_header = (HEADER_SIGNER, service.encode())
 
     def headers(self, topic: str, key: bytes | None, value: bytes) -> list[tuple[str, bytes]]:
-        return [self._signer_header, (HEADER_SIGNATURE, self._key.sign(signed_bytes(topic, key, value)))]
+        signature = base64.b64encode(self._key.sign(signed_bytes(topic, key, value)))
+        return [self._signer_header, (HEADER_SIGNATURE, signature)]
 
 
 # Which service owns each event topic: the only one whose signature is accepted there.
@@ -157,7 +160,8 @@ class EventVerifier:
         if context_owner not in (None, owner):
             return f"unauthentic event: {event_type} is {context_owner}'s, not to be published by {owner}"
         try:
-            self.public_keys[owner].verify(signature, signed_bytes(record.topic, record.key, record.value or b""))
-        except InvalidSignature:
+            self.public_keys[owner].verify(base64.b64decode(signature, validate=True),
+                                           signed_bytes(record.topic, record.key, record.value or b""))
+        except (InvalidSignature, binascii.Error, ValueError):
             return f"unauthentic event: the signature of {owner} does not verify (forged or altered)"
         return None
