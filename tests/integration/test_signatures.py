@@ -204,3 +204,24 @@ class TestAuthority:
         response = await sign(service, pool, records["release"], record_hash)
 
         assert response.status_code == 409 and response.json()["code"] == "ALREADY_SIGNED"
+
+
+class TestManifestationInTheProjection:
+    async def test_the_projected_release_shows_its_signature(self, service, pool, records):
+        from contracts.registry import parse_event
+        from services.projection.adapters.outcomes import StoredOutcomes
+        from services.projection.adapters.read_models import PgReadModels
+        from services.projection.application.handlers import project_batch
+
+        record_hash = (await shown(service, pool, records["release"]))["content_hash"]
+        assert (await sign(service, pool, records["release"], record_hash)).status_code == 201
+        async with pool.acquire() as conn, conn.transaction():
+            envelopes = await STORE.read_range(conn, 0, 10 ** 9, 1000)
+            await project_batch(PgReadModels(conn), StoredOutcomes(conn, EventStore("projection")),
+                                [(e, parse_event(e)) for e in envelopes])
+            view = (await PgReadModels(conn).get(SUBJECT)).to_json()
+
+        [entry] = [t for t in view["timeline"] if t["event_type"] == "manufacturing.ProductReleased"]
+        [signature] = entry["signatures"]
+        assert (signature["printed_name"], signature["meaning"]) == ("Giulia Bianchi", "approval")
+        assert signature["signed_at"].endswith("+00:00")
