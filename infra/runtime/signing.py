@@ -51,7 +51,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+from pydantic import SecretStr
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -68,6 +68,7 @@ from infra.runtime.access.store import PgAccessStore
 from infra.runtime.chain import CANONICAL_COLUMNS, canonical_event
 from infra.runtime.consumer import record_rejection
 from infra.runtime.eventstore import ConcurrencyConflictError, EventStore, Metadata, NewEvent
+from infra.runtime.http import BadRequest, parse_body
 
 if TYPE_CHECKING:
     from infra.runtime.host import Runtime
@@ -150,14 +151,14 @@ class AlreadySigned(SignatureRefused):
     code = "ALREADY_SIGNED"
 
 
-class SignatureRequest(BaseModel):
-    """The body of `POST /signatures`: the `SignRecord` command and the password."""
+class SignatureRequest(SignRecord):
+    """The body of `POST /signatures`: the `SignRecord` command and the signer's password,
+    which stays out of the command (and so out of any refusal recorded with it)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    record_event_id: uuid.UUID
-    record_hash: str
-    meaning: str
     password: SecretStr | None = None
+
+    def command(self) -> SignRecord:
+        return SignRecord(**self.model_dump(exclude={"password"}))
 
 
 # Whose a record is (its centre, its facility), read from what the service holds.
@@ -267,12 +268,10 @@ def signature_routes(rt: Runtime, resource_of: ResourceOf, read_action: Action) 
         except Unauthenticated as exc:
             return unauthenticated(exc)
         try:
-            body = SignatureRequest.model_validate_json(await request.body())
-            cmd = SignRecord(record_event_id=body.record_event_id, record_hash=body.record_hash, meaning=body.meaning)
-        except ValidationError as exc:
-            errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()
-                      if e["loc"] != ("password",)] or [{"field": "password", "error": "must be a string"}]
-            return JSONResponse({"error": "invalid request", "details": errors}, status_code=422)
+            body = await parse_body(request, SignatureRequest)  # 422 names the field, never echoes a value
+        except BadRequest as bad:
+            return bad.response
+        cmd = body.command()
         try:
             signed = await signatures.sign(principal, cmd, body.password.get_secret_value() if body.password else None)
         except SignatureRefused as exc:

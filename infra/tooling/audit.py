@@ -29,11 +29,13 @@ from typing import Any
 import asyncpg
 
 from contracts import topology
+from contracts.events import RecordSigned
 from infra.runtime.access.http import Unauthenticated
 from infra.runtime.access.policy import NETWORK_RESOURCE, Action, decide
 from infra.runtime.access.principals import Principal
 from infra.runtime.access.store import PgAccessStore
 from infra.runtime.access.tokens import InvalidToken, TokenVerifier
+from infra.runtime.signing import manifestation
 
 REFUSAL, CORRECTION, SIGNATURE = "common.CommandRejected", "assessment.ResponseAssessmentCorrected", \
     "common.RecordSigned"
@@ -180,9 +182,7 @@ def _link(entries: list[Entry]) -> None:
     by_id = {e.event_id: e for e in entries}
     for e in entries:
         if e.kind == "signature" and (signed := by_id.get(e.payload["record_event_id"])) is not None:
-            signed.signatures.append({"printed_name": e.payload["printed_name"], "signed_at": e.payload["signed_at"],
-                                      "meaning": e.payload["meaning"], "signer": e.payload["signer"],
-                                      "role": e.payload["role"], "org_id": e.payload["org_id"]})
+            signed.signatures.append(manifestation(RecordSigned.model_validate(e.payload)))
     for i, e in enumerate(entries):
         if e.kind == "correction":
             e.supersedes = [x.event_id for x in entries[:i] if x.event_type in ASSESSMENTS
