@@ -216,8 +216,10 @@ class _RunRefused(Exception):
 
 
 async def record_rejection(conn: asyncpg.Connection, store: EventStore, env: CommandEnvelope,
-                           exc: CommandRefused) -> None:
-    subject = env.payload.get("subject_id")
+                           exc: CommandRefused, *, subject_id: str | None = None) -> None:
+    """`subject_id`: whom the refusal is about when the command does not name the subject
+    (a signature names the record it signs, whose subject the service looked up)."""
+    subject = subject_id or env.payload.get("subject_id")
     rejected = CommandRejected(command_id=str(env.command_id), command_type=env.command_type,
                                reason_code=exc.code, reason=exc.reason,
                                subject_id=subject if _is_subject_id(subject) else None)
