@@ -54,6 +54,9 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
     "RecordProductRelease": A.RELEASE_PRODUCT,  # EU GMP Annex 16 §1
     "RecordInfusion": A.WRITE_SUBJECT,
     "RecordResponseAssessment": A.WRITE_SUBJECT,
+    # a correction is a new record with its reason, by whoever may write the record it
+    # corrects (EU GMP Annex 11 §9)
+    "CorrectResponseAssessment": A.WRITE_SUBJECT,
 }
 
 # A principal is re-read at most this often (seconds): a revoked role or a disabled principal
