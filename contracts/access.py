@@ -48,5 +48,5 @@ class Role(StrEnum):
     # systems
     FACILITY_SYSTEM = "facility_system"
     OUTCOME_CONSUMER = "outcome_consumer"
-    # enters recorded data for any centre (`celltrail load`, a migration from another system)
-    LOADER = "loader"
+    # submits records made elsewhere, through the live path (`celltrail load`: the CLI)
+    DATA_LOADER = "data_loader"

@@ -8,11 +8,13 @@ accepted only by enrollment's HTTP API, which keeps the identifiers in its own s
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, ClassVar
 
 from pydantic import Field
 
 from contracts.base import CommandPayload
+from contracts.events import SignatureMeaning
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId
 from contracts.times import ClinicalDate, Instant
 from contracts import topics
@@ -83,6 +85,7 @@ class RecordProductRelease(CommandPayload):
     released_by: Annotated[str, Field(min_length=1, max_length=80)]
     viable_cells_per_ml: Annotated[float, Field(gt=0)]
     volume_ml: Annotated[float, Field(gt=0)]
+    facility_id: CentreId | None = None  # the releasing GMP facility (see ProductReleased)
 
 
 class RecordInfusion(CommandPayload):
@@ -109,6 +112,33 @@ class RecordResponseAssessment(CommandPayload):
     molecular_mrd_percent: Percent | None = None
 
 
+class CorrectResponseAssessment(RecordResponseAssessment):
+    """Correct the subject's response assessment dated `assessed_on`: the readings as they
+    should have been recorded, and why (EU GMP Annex 11 §9). The earlier record stays; the
+    correction supersedes it (`assessment.ResponseAssessmentCorrected`)."""
+
+    command_type = "CorrectResponseAssessment"
+    topic: ClassVar[str | None] = topics.ASSESSMENT_COMMANDS
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class SignRecord(CommandPayload):
+    """Sign an event of the receiving service's store (21 CFR 11.50, 11.70). HTTP only
+    (`POST /signatures`): signing needs the signer's password (11.200(a)), which never
+    travels on a topic; the password is part of the request, not of this command, so a
+    refusal recorded with the command never holds it.
+
+    `record_hash` is the content hash the signer was shown with the record
+    (`GET /records/{event_id}`); a signature is made only if it is the hash of the record the
+    service holds."""
+
+    command_type = "SignRecord"
+    topic: ClassVar[str | None] = None
+    record_event_id: uuid.UUID
+    record_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    meaning: SignatureMeaning
+
+
 COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     RegisterCentre,
     RegisterPatient,
@@ -118,4 +148,6 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     RecordProductRelease,
     RecordInfusion,
     RecordResponseAssessment,
+    CorrectResponseAssessment,
+    SignRecord,
 )

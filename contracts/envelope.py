@@ -7,6 +7,7 @@ one partition. The event id also travels as a header for consumers that dedupe e
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from contracts.base import CommandPayload, Contract, EventPayload
-from contracts.ids import ActorId, CentreId, SubjectId
+from contracts.ids import PRINCIPAL_ID_PATTERN, ActorId, CentreId, SubjectId
 from contracts.times import Instant
 
 
@@ -40,6 +41,12 @@ class EventEnvelope(Contract):
 
 
 class CommandEnvelope(Contract):
+    """`actor` is the principal the command is submitted as; `credential` proves it: that
+    principal's bearer token (an EdDSA-signed JWT, `celltrail access token`). The consuming
+    service verifies the token, checks that it names `actor`, loads the principal and asks
+    the policy; a command without one is refused and recorded, never applied (issue 8,
+    item 4; infra/runtime/access/commands.py)."""
+
     command_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     command_type: str
     schema_version: int = Field(default=1, ge=1)
@@ -47,13 +54,16 @@ class CommandEnvelope(Contract):
     actor: ActorId
     correlation_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     payload: dict[str, Any]
+    credential: str | None = Field(default=None, max_length=4096)
 
     @classmethod
-    def wrap(cls, command: CommandPayload, *, actor: str, **meta: Any) -> "CommandEnvelope":
+    def wrap(cls, command: CommandPayload, *, actor: str, credential: str | None = None,
+             **meta: Any) -> "CommandEnvelope":
         return cls(
             command_type=command.command_type,
             schema_version=command.schema_version,
             actor=actor,
+            credential=credential,
             payload=command.model_dump(mode="json"),
             **meta,
         )
@@ -66,3 +76,21 @@ class CommandEnvelope(Contract):
 
 def payload_of(event: EventPayload) -> dict[str, Any]:
     return event.model_dump(mode="json")
+
+
+_PRINCIPAL_ID = re.compile(PRINCIPAL_ID_PATTERN)
+
+
+def upcast_actor_v1(actor: str) -> str:
+    """Envelope v1 -> v2, for events stored before actors were principal ids: v1 took any
+    text (an `x-celltrail-actor` header, a command's say-so). Such an actor is read as
+    `legacy.<text, lower-cased, other characters as '-'>`, marked as never verified; the
+    stored row keeps the original (the hash chain covers it)."""
+    if _PRINCIPAL_ID.match(actor):
+        return actor
+    return ("legacy." + re.sub(r"[^a-z0-9._@-]+", "-", actor.lower()).strip("-"))[:64]
+
+
+def upcast_envelope_v1_to_v2(envelope: dict[str, Any]) -> dict[str, Any]:
+    """An event or command envelope of v1 (any text as `actor`) as v2 (a principal id)."""
+    return {**envelope, "actor": upcast_actor_v1(str(envelope.get("actor", "")))}

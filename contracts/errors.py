@@ -21,3 +21,18 @@ class ChainOfIdentityMismatch(CommandRefused):
     """The product named does not belong to the subject named. Always refused, never warned."""
 
     code = "CHAIN_OF_IDENTITY_MISMATCH"
+
+
+class Unauthenticated(CommandRefused):
+    """A command whose credential is missing, not valid (forged, expired, not this system's)
+    or not the actor's, or whose principal is unknown or disabled (issue 8, item 4). Nothing
+    it claims is trusted: its refusal is recorded under the refusing service's name."""
+
+    code = "UNAUTHENTICATED"
+
+
+class Forbidden(CommandRefused):
+    """An authenticated principal whom the policy does not allow this command, for this
+    centre (issue 8, item 3)."""
+
+    code = "FORBIDDEN"

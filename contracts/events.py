@@ -6,6 +6,7 @@ number): subjects are named only by their pseudonymous `subject_id`.
 
 from __future__ import annotations
 
+import uuid
 from enum import StrEnum
 from typing import Annotated
 
@@ -82,6 +83,10 @@ class ProductReleased(EventPayload):
     released_by: Annotated[str, Field(min_length=1, max_length=80)]
     viable_cells_per_ml: Annotated[float, Field(gt=0)]
     volume_ml: Annotated[float, Field(gt=0)]
+    # The GMP facility that manufactured and released it (an organisation id of `access`):
+    # whose qualified person may approve the release by signature (EU GMP Annex 16 §1).
+    # None on releases recorded before it was carried; those cannot be approved by signature.
+    facility_id: CentreId | None = None
 
 
 # --- infusion ------------------------------------------------------------------------
@@ -139,7 +144,58 @@ class ResponseAssessed(EventPayload):
     molecular_response: bool | None = None
 
 
+class ResponseAssessmentCorrected(ResponseAssessed):
+    """A correction of the subject's response assessment dated `assessed_on`: the whole
+    assessment as it should read, and why it was corrected. It supersedes the assessment (or
+    the correction) of that date that was recorded before it, which stays in the store
+    unchanged: a correction is a new record with its reason, never an edit (EU GMP Annex 11
+    §9; 21 CFR 11.10(e): changes shall not obscure previously recorded information)."""
+
+    event_type = "assessment.ResponseAssessmentCorrected"
+    schema_version = 1
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
 # --- common ------------------------------------------------------------------------
+class SignatureMeaning(StrEnum):
+    """What a signature means (21 CFR 11.50(a)(3)): the meanings a signer may give."""
+
+    AUTHORSHIP = "authorship"
+    REVIEW = "review"
+    APPROVAL = "approval"
+    RESPONSIBILITY = "responsibility"
+    VERIFICATION = "verification"
+
+
+class RecordSigned(EventPayload):
+    """An electronic signature (21 CFR 11.50, 11.70), appended to the store of the service that
+    holds the signed record, after the signer re-authenticated with their password (11.200(a)).
+
+    - `signer`: the principal id; `printed_name`, `signed_at` (UTC) and `meaning`: the three
+      parts of the signature's manifestation (11.50(a)(1)-(3)), taken from the access schema
+      and the service's clock, never from the request;
+    - `role`, `org_id`: the role and organisation the signer signed in (the one whose grant
+      allowed this meaning on this record);
+    - `record_event_id`, `record_event_type`: the signed record, an event of this store;
+    - `record_hash`: SHA-256 (64 lower-case hex digits) of the signed event's canonical
+      encoding, the very bytes its hash-chain link covers (infra/runtime/chain.py). The
+      service computed it from the record it holds and refused the signature when the signer
+      had been shown another, so a signature names one record's exact content and cannot be
+      copied to another record or survive a change to it (11.70)."""
+
+    event_type = "common.RecordSigned"
+    signer: Annotated[str, Field(min_length=1, max_length=80)]
+    printed_name: Annotated[str, Field(min_length=1, max_length=200)]
+    signed_at: Instant
+    meaning: SignatureMeaning
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    org_id: CentreId
+    record_event_id: uuid.UUID
+    record_event_type: Annotated[str, Field(min_length=1, max_length=120)]
+    record_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    subject_id: SubjectId | None = None
+
+
 class CommandRejected(EventPayload):
     """A command was refused. Recorded as a fact so every refusal is auditable."""
 
@@ -204,8 +260,10 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ProductReleased,
     ProductInfused,
     ResponseAssessed,
+    ResponseAssessmentCorrected,
     CommandRejected,
     ChainHeadRecorded,
+    RecordSigned,
     Day28ResponseDetermined,
     VeinToVeinTimeDetermined,
 )

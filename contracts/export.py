@@ -32,7 +32,7 @@ from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES, EVENT_TYPES
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
-ENVELOPE_VERSION = 1  # envelopes carry no schema_version of their own; bump by hand
+ENVELOPE_VERSION = 2  # envelopes carry no schema_version of their own; bump by hand (2: `actor` a principal id, issue 8)
 
 
 @dataclass(frozen=True)

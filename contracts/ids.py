@@ -11,4 +11,9 @@ ProgrammeId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,39
 # Chain-of-identity id printed on the apheresis bag label at collection (ISBT 128 style:
 # assigned by the collecting facility, carried unchanged through manufacturing to the bedside).
 CoiId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{3,39}$")]
-ActorId = Annotated[str, StringConstraints(min_length=1, max_length=80)]
+# Who acted: a principal of the access schema (a person, a system such as the CLI), or a
+# service acting on its own (its name, e.g. `manufacturing` reacting to an upstream event).
+# Never free text (issue 8, item 4): the consumer sets it from a verified credential.
+PRINCIPAL_ID_PATTERN = r"^[a-z0-9][a-z0-9._@-]{0,63}$"
+PrincipalId = Annotated[str, StringConstraints(pattern=PRINCIPAL_ID_PATTERN)]
+ActorId = PrincipalId

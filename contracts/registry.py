@@ -12,7 +12,7 @@ from typing import Any
 
 from contracts.base import CommandPayload, EventPayload
 from contracts.commands import COMMAND_PAYLOADS
-from contracts.envelope import CommandEnvelope, EventEnvelope
+from contracts.envelope import CommandEnvelope, EventEnvelope, upcast_envelope_v1_to_v2
 from contracts.events import EVENT_PAYLOADS
 
 EVENT_TYPES: dict[str, type[EventPayload]] = {cls.event_type: cls for cls in EVENT_PAYLOADS}
@@ -44,6 +44,10 @@ def upcast_response_assessed_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]
 
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("assessment.ResponseAssessed", 1): upcast_response_assessed_v1_to_v2,
+    # envelopes (issue 8): the stored events' envelopes are upcast as they are read
+    # (infra/runtime/eventstore.py); a v1 command carries no credential and is refused
+    ("EventEnvelope", 1): upcast_envelope_v1_to_v2,
+    ("CommandEnvelope", 1): upcast_envelope_v1_to_v2,
 }
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from contracts.topology import SERVICES
+from infra.runtime.access.signing import format_public_keys, generate_service_key, public_key_of
 from infra.runtime.db import migrate
 from infra.tooling.embedded import EmbeddedBroker, EmbeddedPostgres
 
@@ -93,3 +95,14 @@ async def pool(database_url: str):
         yield p
     finally:
         await p.close()
+
+
+# One Ed25519 key per service for the tests' services (infra/runtime/access/signing.py).
+TEST_SERVICE_KEYS = {service: generate_service_key() for service in SERVICES}
+
+
+def signing_settings(service: str) -> dict[str, str]:
+    """The settings a service needs to sign what it publishes and check what it applies."""
+    return {"CELLTRAIL_SERVICE_KEY": TEST_SERVICE_KEYS[service],
+            "CELLTRAIL_SERVICE_PUBLIC_KEYS": format_public_keys(
+                {s: public_key_of(k) for s, k in TEST_SERVICE_KEYS.items()})}

@@ -55,7 +55,7 @@ async def measure(run: Run, n: int, timeout: float = 600) -> Section:
     try:
         for service in services:
             event_type = service.event_types[0]
-            records = [event_record(e) for e in events_of_type(event_type, n, run.new_name("APL"))]
+            records = [event_record(run, e) for e in events_of_type(event_type, n, run.new_name("APL"))]
             await settle(run.bootstrap, run.database_url, timeout=max(300.0, n / 100))
             await asyncio.to_thread(run.system.stop_service, service.name)
             ends = ends_of(await produce(run.producer, records))

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from infra.runtime.access.signing import RecordSigner
 from infra.tooling.supervisor import RunInfo, System
 
 
@@ -19,6 +20,10 @@ class Run:
     partitions: int
     producer: AIOKafkaProducer
     poll_s: float
+    # The CLI's principal and token its commands are submitted with; the services' signers,
+    # since the bench stands in for their relays when it produces synthetic events.
+    credential: tuple[str, str] = ("", "")
+    signers: dict[str, RecordSigner] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)  # the baseline's figures, once measured
     _centres: int = 0
 
@@ -34,8 +39,9 @@ class Run:
         return self.info.urls[service]
 
     def token(self) -> str:
-        """A fresh bearer token of the CLI's principal, which the bench calls the services as."""
-        return self.system.token()
+        """The bearer token of the CLI's principal (`credential`), which the bench calls the
+        services as."""
+        return self.credential[1]
 
     def new_name(self, what: str) -> str:
         """A name unique to this run, e.g. for a centre or a hospital record number prefix."""

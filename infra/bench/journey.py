@@ -50,7 +50,7 @@ class Driver:
         self.failures: list[str] = []
 
     async def issue(self, subject: str, payload: CommandPayload, expected_event: str, phase: str) -> Step:
-        env, (topic, kwargs) = command(payload)
+        env, (topic, kwargs) = command(self.run, payload)
         step = self.tracker.new_step(subject, env.command_type, env.command_id, expected_event, phase,
                                      downstream_of(expected_event))
         step.t_publish = now_s()

@@ -28,7 +28,7 @@ async def measure(run: Run, per_second: float, seconds: float, timeout: float = 
     n = max(1, round(per_second * seconds))
     say(f"fixed-rate latency: {n} independent EnrollSubject commands at {per_second:g}/s")
     centre, subjects = await prepare_subjects(run, n, "LAT")
-    planned = [command(enrolment(s, centre, i)) for i, s in enumerate(subjects)]
+    planned = [command(run, enrolment(s, centre, i)) for i, s in enumerate(subjects)]
     tracker = Tracker(run.bootstrap, run.database_url, run.poll_s)
     await tracker.start()
     steps, acks, late = [], [], []

@@ -39,10 +39,10 @@ async def _admin(bootstrap: str, create: list[str] = (), delete: list[str] = (),
         await admin.close()
 
 
-def messages(n: int) -> tuple[list[dict[str, Any]], int]:
+def messages(run: Run, n: int) -> tuple[list[dict[str, Any]], int]:
     """Producer arguments for `n` messages: 16 journeys' encoded envelopes, cycled; and the
     mean value size."""
-    templates = [event_record(env)[1] for env in journeys(16, "BENCH-RAW")]
+    templates = [event_record(run, env)[1] for env in journeys(16, "BENCH-RAW")]
     size = round(sum(len(t["value"]) for t in templates) / len(templates))
     return list(itertools.islice(itertools.cycle(templates), n)), size
 
@@ -71,7 +71,7 @@ async def _consume(consumer: AIOKafkaConsumer, n: int, timeout: float) -> float:
 
 async def measure(run: Run, n: int) -> Section:
     say(f"raw aiokafka baseline: {n} messages, {run.partitions} partitions, acks=all")
-    msgs, size = messages(n)
+    msgs, size = messages(run, n)
     separate, concurrent = f"celltrail.bench.{run.run_id}.raw", f"celltrail.bench.{run.run_id}.raw-concurrent"
     await _admin(run.bootstrap, create=[separate, concurrent], partitions=run.partitions)
     timeout = max(120.0, n / 200)

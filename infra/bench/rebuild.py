@@ -55,7 +55,7 @@ async def top_up(run: Run, min_events: int) -> tuple[int, float]:
     centre = run.new_name("SYN")
     for start in range(0, n_subjects, chunk):
         size = min(chunk, n_subjects - start)
-        sent += len(await produce(run.producer, (event_record(e) for e in journeys(size, centre, start))))
+        sent += len(await produce(run.producer, (event_record(run, e) for e in journeys(size, centre, start))))
         if (start // chunk) % 10 == 9:
             say(f"    {sent} events produced ...")
     return sent, now_s() - t0

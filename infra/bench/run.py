@@ -36,6 +36,7 @@ from infra.bench.output import document, write
 from infra.bench.report import Section, print_section, print_summary, say
 from infra.bench.system import BenchSystem
 from infra.runtime.messaging import new_producer
+from infra.tooling.access import MAX_TOKEN_MINUTES, TokenSource, service_signers
 
 
 async def measure_all(system, info, opts: dict[str, Any]) -> list[Section]:
@@ -43,7 +44,9 @@ async def measure_all(system, info, opts: dict[str, Any]) -> list[Section]:
     await producer.start()
     try:
         run = Run(info, system, secrets.token_hex(3).upper(), await event_partitions(info.kafka_bootstrap_servers),
-                  producer, opts["poll_ms"] / 1000)
+                  producer, opts["poll_ms"] / 1000,
+                  credential=await TokenSource(system.home, info.database_url, minutes=MAX_TOKEN_MINUTES).token(),
+                  signers=service_signers(system.home))
         steps = {
             "raw": lambda: raw.measure(run, opts["raw_messages"]),
             "apply": lambda: apply_rate.measure(run, opts["apply_events"]),

@@ -50,7 +50,7 @@ async def _all_in_manufacturing(conn: asyncpg.Connection, subjects: list[str]) -
 async def measure(run: Run, n: int, timeout: float = 900) -> Section:
     say(f"saturation: {n} independent EnrollSubject commands, published as fast as possible")
     centre, subjects = await prepare_subjects(run, n, "SAT")
-    records = [command(enrolment(s, centre, i))[1] for i, s in enumerate(subjects)]
+    records = [command(run, enrolment(s, centre, i))[1] for i, s in enumerate(subjects)]
     event_topic = topology().topic_of(SubjectEnrolled.event_type)
     consumers = topology().consumers_of(SubjectEnrolled.event_type)  # manufacturing and the projection
     base = sum((await log_ends(run.bootstrap, [event_topic])).values())

@@ -25,6 +25,7 @@ from contracts import events as ev
 from contracts.base import CommandPayload, EventPayload
 from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
+from contracts.topology import service_of_event
 from infra.bench.context import Run
 from infra.bench.observe import now_s, settle
 from infra.bench.report import say
@@ -92,10 +93,13 @@ def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetim
             for stream, version, p, occurred, centre in items]
 
 
-def event_record(env: EventEnvelope) -> Record:
-    """The event as a relay publishes it: to its context's topic, keyed by subject."""
-    return topology().topic_of(env.event_type), {"value": encode_event(env), "key": env.key,
-                                                 "headers": kafka_headers(env)}
+def event_record(run: Run, env: EventEnvelope) -> Record:
+    """The event as a relay publishes it: to its context's topic, keyed by subject, signed by
+    the service that owns the topic (infra/runtime/access/signing.py)."""
+    topic, value = topology().topic_of(env.event_type), encode_event(env)
+    signer = run.signers[service_of_event(env.event_type)]
+    return topic, {"value": value, "key": env.key,
+                   "headers": kafka_headers(env) + signer.headers(topic, env.key, value)}
 
 
 def journeys(n_subjects: int, centre: str, start: int = 0) -> Iterable[EventEnvelope]:
@@ -127,8 +131,8 @@ async def produce(producer: AIOKafkaProducer, records: Iterable[Record], window:
 
 
 # --- commands and their set-up ----------------------------------------------------------
-def command(payload: CommandPayload) -> tuple[CommandEnvelope, Record]:
-    env, kwargs = command_record(payload, ACTOR)
+def command(run: Run, payload: CommandPayload) -> tuple[CommandEnvelope, Record]:
+    env, kwargs = command_record(payload, *run.credential)
     return env, (payload.topic, kwargs)
 
 
@@ -137,10 +141,10 @@ def enrolment(subject_id: str, centre_id: str, n: int) -> EnrollSubject:
                          centre_id=centre_id, enrolled_on=date(2025, 1, 6) + timedelta(days=n % 300))
 
 
-async def register_centre(producer: AIOKafkaProducer, database_url: str, centre_id: str,
-                          timeout: float = 60) -> None:
+async def register_centre(run: Run, centre_id: str, timeout: float = 60) -> None:
     """Registers a centre through enrollment's command topic and waits until it is stored."""
-    _, (topic, kwargs) = command(RegisterCentre(centre_id=centre_id, name=f"Bench centre {centre_id}",
+    producer, database_url = run.producer, run.database_url
+    _, (topic, kwargs) = command(run, RegisterCentre(centre_id=centre_id, name=f"Bench centre {centre_id}",
                                                 country="IT"))
     await producer.send_and_wait(topic, **kwargs)
     conn = await asyncpg.connect(database_url)
@@ -177,7 +181,7 @@ async def prepare_subjects(run: Run, n: int, tag: str) -> tuple[str, list[str]]:
     """A fresh centre and `n` patients registered at it (set-up, never timed into a
     measurement), then a quiet system: everything relayed and applied."""
     centre = run.new_name(tag)
-    await register_centre(run.producer, run.database_url, centre)
+    await register_centre(run, centre)
     t0 = now_s()
     subjects = await register_patients(run.url("enrollment"), [centre], n, centre, run.token)
     say(f"  set-up: {n} patients registered over HTTP in {now_s() - t0:.1f}s at centre {centre}")

@@ -46,10 +46,11 @@ from pydantic import TypeAdapter, ValidationError
 from contracts import topics
 from contracts.base import CommandPayload, EventPayload
 from contracts.envelope import CommandEnvelope, EventEnvelope
-from contracts.errors import CommandRefused
+from contracts.errors import CommandRefused, Unauthenticated
 from contracts.events import CommandRejected
 from contracts.ids import SubjectId
 from contracts.registry import UnknownMessageTypeError, UnsupportedSchemaVersionError, parse_command, parse_event
+from infra.runtime.access.signing import EventVerifier
 from infra.runtime.eventstore import EventStore, Metadata, NewEvent, valid_schema
 
 log = logging.getLogger(__name__)
@@ -215,14 +216,18 @@ class _RunRefused(Exception):
 
 
 async def record_rejection(conn: asyncpg.Connection, store: EventStore, env: CommandEnvelope,
-                           exc: CommandRefused) -> None:
-    subject = env.payload.get("subject_id")
+                           exc: CommandRefused, *, subject_id: str | None = None) -> None:
+    """`subject_id`: whom the refusal is about when the command does not name the subject
+    (a signature names the record it signs, whose subject the service looked up)."""
+    subject = subject_id or env.payload.get("subject_id")
     rejected = CommandRejected(command_id=str(env.command_id), command_type=env.command_type,
                                reason_code=exc.code, reason=exc.reason,
                                subject_id=subject if _is_subject_id(subject) else None)
     await store.append(conn, f"command-{env.command_id}", 0,
                        [NewEvent(rejected, occurred_at=datetime.now(timezone.utc), subject_id=rejected.subject_id)],
-                       Metadata(correlation_id=env.correlation_id, causation_id=env.command_id, actor=env.actor))
+                       Metadata(correlation_id=env.correlation_id, causation_id=env.command_id,
+                                # an unauthenticated actor is only a claim: the service records it
+                                actor=store.schema if isinstance(exc, Unauthenticated) else env.actor))
 
 
 _SUBJECT_ID = TypeAdapter(SubjectId)
@@ -283,8 +288,12 @@ class Consumer:
 
     def __init__(self, *, name: str, schema: str, topics_: Sequence[str], applier: Applier,
                  pool: asyncpg.Pool, producer: AIOKafkaProducer, max_attempts: int = 5,
-                 max_records: int = 500, fetch_max_wait_ms: int = 20, max_backoff_seconds: float = 10.0) -> None:
+                 max_records: int = 500, fetch_max_wait_ms: int = 20, max_backoff_seconds: float = 10.0,
+                 authenticity: EventVerifier | None = None) -> None:
+        """`authenticity`: checks each wanted event's signature before it is parsed; one that
+        fails is dead-lettered like a malformed record (infra/runtime/access/signing.py)."""
         self.name, self.topics, self.applier, self.pool = name, tuple(topics_), applier, pool
+        self.authenticity = authenticity
         self.schema = valid_schema(schema)
         self.dead_letters = DeadLetters(producer, name)
         self.max_attempts, self.max_records, self.fetch_max_wait_ms = max_attempts, max_records, fetch_max_wait_ms
@@ -422,6 +431,8 @@ class Consumer:
             env = EventEnvelope.model_validate_json(record.value)
             if not self.applier.wants(record.topic, env.event_type):
                 return None
+            if self.authenticity is not None and (why := self.authenticity.check(record, env.event_type)):
+                return why
             return Message(record, env.event_id, env.event_type, env, parse_event(env))
         except DECODE_ERRORS as exc:
             return f"invalid {'command' if command else 'event'}: {exc}"

@@ -85,7 +85,7 @@ async def serve(endpoint: Endpoint, handler: Handler, rt: "Runtime", request: Re
     except Forbidden as exc:
         response = forbidden(exc)
     except NotFound as exc:
-        response = JSONResponse({"error": str(exc), "code": "NOT_FOUND"}, status_code=404)
+        response = JSONResponse({"error": str(exc), "code": exc.code}, status_code=404)
     except BadRequest as bad:
         response = bad.response
     if is_refusal(response.status_code):

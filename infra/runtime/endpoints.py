@@ -11,7 +11,9 @@ An endpoint's `Access` says how it is guarded:
   centre, say); the policy decides the action on it (403 when it refuses);
 - `listing(action)`: many resources at once; the principal must hold the action somewhere
   (403 if nowhere), and the handler keeps only the items the policy lets it see
-  (`Call.may`), so centre staff list only their own centre's subjects.
+  (`Call.may`), so centre staff list only their own centre's subjects;
+- `SIGNS`: signing a record, authenticated here, decided by the policy's signing table in
+  the handler (it needs the password again and the record's content first).
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ if TYPE_CHECKING:
 class NotFound(Exception):
     """What the request names does not exist: 404 (not a refusal)."""
 
+    def __init__(self, message: str, *, code: str = "NOT_FOUND") -> None:
+        super().__init__(message)
+        self.code = code
+
 
 @dataclass(frozen=True)
 class Located:
@@ -59,6 +65,7 @@ class Guard(StrEnum):
     SIGNED_IN = "signed_in"
     RESOURCE = "resource"
     LISTING = "listing"
+    SIGNING = "signing"
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,10 @@ class Access:
 
 PUBLIC = Access(Guard.PUBLIC)
 SIGNED_IN = Access(Guard.SIGNED_IN)
+# Signing a record (infra/runtime/signing.py): any authenticated caller may ask; who may sign
+# what, with which meaning, is the policy's signing table (`decide_signature`), which the
+# handler applies after re-authentication, answering 401/403/409 with its own codes.
+SIGNS = Access(Guard.SIGNING)
 
 
 def to(action: Action, locate: Locator = the_network) -> Access:

@@ -24,9 +24,11 @@ from datetime import datetime, timezone
 import asyncpg
 
 from contracts.base import EventPayload
-from contracts.envelope import EventEnvelope
+from contracts.envelope import EventEnvelope, upcast_actor_v1
+from contracts.ids import PRINCIPAL_ID_PATTERN
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_PRINCIPAL_ID = re.compile(PRINCIPAL_ID_PATTERN)
 
 
 def valid_schema(schema: str) -> str:
@@ -63,6 +65,11 @@ class Metadata:
     causation_id: uuid.UUID | None
     actor: str
 
+    def __post_init__(self) -> None:
+        # Nothing appends an event whose actor is not a principal id (issue 8, item 4).
+        if not _PRINCIPAL_ID.match(self.actor):
+            raise ValueError(f"an event's actor must be a principal id ({PRINCIPAL_ID_PATTERN}), not {self.actor!r}")
+
 
 @dataclass(frozen=True)
 class Append:
@@ -97,7 +104,8 @@ def _row_to_envelope(row: asyncpg.Record) -> EventEnvelope:
         event_id=row["event_id"], event_type=row["event_type"], schema_version=row["schema_version"],
         stream_id=row["stream_id"], stream_version=row["stream_version"], position=row["position"],
         subject_id=row["subject_id"], occurred_at=row["occurred_at"], recorded_at=row["recorded_at"],
-        correlation_id=row["correlation_id"], causation_id=row["causation_id"], actor=row["actor"],
+        correlation_id=row["correlation_id"], causation_id=row["causation_id"],
+        actor=upcast_actor_v1(row["actor"]),
         centre_id=row["centre_id"], payload=json.loads(row["payload"]),
     )
 

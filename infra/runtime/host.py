@@ -34,8 +34,10 @@ from starlette.routing import Route
 from contracts import topics, topology
 from contracts.registry import COMMAND_TYPES, EVENT_TYPES
 from infra.runtime import edge
+from infra.runtime.access.commands import COMMAND_ACTIONS, CommandGuard
 from infra.runtime.access.http import Authenticator, PgDirectory
 from infra.runtime.access.policy import Action
+from infra.runtime.access.signing import EventVerifier, RecordSigner, SigningKeyError, parse_public_keys
 from infra.runtime.access.tokens import TokenVerifier
 from infra.runtime.endpoints import PUBLIC, SIGNED_IN, Call, Endpoint, Handler, to
 from infra.runtime.openapi import document
@@ -95,6 +97,7 @@ class Runtime:
     relays: list[OutboxRelay] = field(default_factory=list)
     tasks: list[TaskHealth] = field(default_factory=list)
     authenticator: Authenticator | None = None
+    event_verifier: EventVerifier | None = None
 
     async def relay_status(self) -> list[dict[str, Any]]:
         return [await relay.status() for relay in self.relays]
@@ -103,7 +106,9 @@ class Runtime:
         if self.consumer is None:
             return None
         return {"group": self.consumer.group_id, "lag": await self.consumer.lag(),
-                "applied": self.consumer.applied, "waiting_for": self.consumer.last_error}
+                "applied": self.consumer.applied, "waiting_for": self.consumer.last_error,
+                # events refused as not signed by their topic's owner, dead-lettered (issue 8)
+                "refused_unauthentic": self.event_verifier.refused if self.event_verifier else 0}
 
 
 class TopologyError(ValueError):
@@ -134,6 +139,9 @@ class ServiceSpec:
             if cls is None or cls.topic != own:
                 where = "no contract" if cls is None else f"its contract names topic {cls.topic!r}"
                 raise TopologyError(f"{self.name} handles command {command_type!r} but {where}, not {own!r}")
+            if command_type not in COMMAND_ACTIONS:
+                raise TopologyError(f"{self.name} handles command {command_type!r}, which has no policy action in "
+                                    f"infra/runtime/access/commands.py COMMAND_ACTIONS")
         for event_type in self.event_handlers:
             if event_type not in EVENT_TYPES:
                 raise TopologyError(f"{self.name} handles event {event_type!r}, which no contract defines")
@@ -159,18 +167,21 @@ class ServiceSpec:
     def build_applier(self, rt: Runtime) -> Applier:
         if self.applier is not None:
             return self.applier(rt)
-        return HandlerApplier(rt.store, self.command_handlers, self.event_handlers)
+        # Every command is admitted by its credential and the policy first (issue 8, item 4).
+        guard = CommandGuard(rt.authenticator.verifier if rt.authenticator else None)
+        return HandlerApplier(rt.store, guard.guard(self.command_handlers), self.event_handlers)
 
 
 def build_consumer(spec: ServiceSpec, rt: Runtime) -> Consumer:
     s = rt.settings
     return Consumer(name=spec.name, schema=spec.schema, topics_=spec.subscribes_to, applier=spec.build_applier(rt),
                     pool=rt.pool, producer=rt.producer, max_attempts=s.max_handler_attempts,
-                    max_records=s.consumer_max_records, fetch_max_wait_ms=s.fetch_max_wait_ms)
+                    max_records=s.consumer_max_records, fetch_max_wait_ms=s.fetch_max_wait_ms,
+                    authenticity=rt.event_verifier)
 
 
-def build_broker(bootstrap: str, consumer: Consumer | None) -> KafkaBroker:
-    broker = KafkaBroker(bootstrap, enable_idempotence=False, acks="all", logger=None)
+def build_broker(bootstrap: str, consumer: Consumer | None, **security: str) -> KafkaBroker:
+    broker = KafkaBroker(bootstrap, enable_idempotence=False, acks="all", logger=None, **security)
     if consumer is not None:
         consumer.subscribe(broker)
     return broker
@@ -261,18 +272,22 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
         if settings.token_public_key is None:
             log.warning("CELLTRAIL_TOKEN_PUBLIC_KEY is not set: %s accepts API keys only, no tokens", spec.name)
         verifier = TokenVerifier(settings.token_public_key) if settings.token_public_key else None  # bad key: fail now
+        signer, event_verifier = service_keys(spec.name, settings)
+        security = settings.kafka_security()
         pool = await create_pool(settings.database_url)
-        producer = new_producer(settings.kafka_bootstrap_servers)
+        producer = new_producer(settings.kafka_bootstrap_servers, **security)
         await producer.start()
-        await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions)
+        await ensure_topics(settings.kafka_bootstrap_servers, settings.topic_partitions, **security)
         store = EventStore(spec.schema)
         relay = OutboxRelay(pool, store, spec.publishes_to, producer, batch_size=settings.relay_batch_size,
-                            poll_seconds=settings.relay_poll_seconds, head_interval=settings.chain_head_seconds)
+                            poll_seconds=settings.relay_poll_seconds, head_interval=settings.chain_head_seconds,
+                            signer=signer)
         runtime = running["runtime"] = Runtime(settings, spec.name, pool, producer, store, relays=[relay],
-                                               authenticator=Authenticator(PgDirectory(pool), verifier))
+                                               authenticator=Authenticator(PgDirectory(pool), verifier),
+                                               event_verifier=event_verifier)
         if spec.subscribes_to:
             runtime.consumer = build_consumer(spec, runtime)
-        broker = build_broker(settings.kafka_bootstrap_servers, runtime.consumer)
+        broker = build_broker(settings.kafka_bootstrap_servers, runtime.consumer, **security)
         stop = asyncio.Event()
         jobs: dict[str, Callable[[asyncio.Event], Awaitable[object]]] = {f"{spec.name}-relay": relay.run}
         if spec.background:
@@ -297,6 +312,18 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
             await pool.close()
 
     return Starlette(routes=[_route(ep, running) for ep in endpoints], lifespan=lifespan)
+
+
+def service_keys(service: str, settings: Settings) -> tuple[RecordSigner, EventVerifier]:
+    """The service's signature on what it publishes, and the check of what it applies
+    (infra/runtime/access/signing.py); no keys, no service."""
+    if settings.service_key is None or not settings.service_public_keys:
+        raise SigningKeyError(f"{service} needs CELLTRAIL_SERVICE_KEY (its own Ed25519 key) and "
+                              f"CELLTRAIL_SERVICE_PUBLIC_KEYS (every service's public key): it signs every "
+                              f"event it publishes and applies only events signed by their topic's owner; "
+                              f"`celltrail up` generates them into its home")
+    return (RecordSigner(service, settings.service_key.get_secret_value()),
+            EventVerifier(parse_public_keys(settings.service_public_keys)))
 
 
 def serve(spec: ServiceSpec) -> None:

@@ -14,15 +14,16 @@ from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.runtime.eventstore import Metadata
 
 
-def new_producer(bootstrap_servers: str) -> AIOKafkaProducer:
+def new_producer(bootstrap_servers: str, **security: str) -> AIOKafkaProducer:
+    """`security`: the broker's authentication (`Settings.kafka_security`)."""
     # acks=all and no idempotence: Tansu has no InitProducerId. Duplicates from retries are
     # absorbed by every consumer's inbox; ordering per key is kept by one in-flight batch.
     return AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=False,
-                            max_request_size=1_048_576, linger_ms=2)
+                            max_request_size=1_048_576, linger_ms=2, **security)
 
 
-async def ensure_topics(bootstrap_servers: str, partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+async def ensure_topics(bootstrap_servers: str, partitions: int, **security: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **security)
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -66,6 +66,7 @@ from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 
 from contracts import topics
 from contracts.envelope import EventEnvelope
+from infra.runtime.access.signing import RecordSigner
 from infra.runtime.chain import EventChain, HeadRecorder
 from infra.runtime.eventstore import EventStore, Unreadable
 
@@ -135,9 +136,11 @@ class SnapshotHorizon:
 class OutboxRelay:
     def __init__(self, pool: asyncpg.Pool, store: EventStore, topic: str, producer: AIOKafkaProducer,
                  *, batch_size: int = 500, poll_seconds: float = 0.5, horizon: Horizon | None = None,
-                 head_interval: float | None = None) -> None:
-        """`head_interval`: seconds between recordings of the chain's head (None: never)."""
+                 head_interval: float | None = None, signer: RecordSigner | None = None) -> None:
+        """`head_interval`: seconds between recordings of the chain's head (None: never);
+        `signer`: the service's signature on every record (infra/runtime/access/signing.py)."""
         self.pool, self.store, self.topic, self.producer = pool, store, topic, producer
+        self.signer = signer
         self.batch_size, self.poll_seconds = batch_size, poll_seconds
         self.horizon = horizon or SnapshotHorizon(store.sequence)
         self.chain = EventChain(store, batch_size=batch_size)
@@ -196,9 +199,11 @@ class OutboxRelay:
         for env in rows:
             if isinstance(env, Unreadable):
                 continue
+            value, key, headers = encode_event(env), env.key, kafka_headers(env)
+            if self.signer is not None:  # over the very bytes sent: nothing is encoded twice
+                headers += self.signer.headers(self.topic, key, value)
             try:
-                acks.append(await self.producer.send(self.topic, value=encode_event(env), key=env.key,
-                                                     headers=kafka_headers(env)))
+                acks.append(await self.producer.send(self.topic, value=value, key=key, headers=headers))
             except MessageSizeTooLargeError as exc:  # refused before sending: this record only
                 rejected.append(Unreadable(env.position, f"{type(exc).__name__}: {exc}"))
         await asyncio.gather(*acks)

@@ -40,5 +40,27 @@ class Settings(BaseSettings):
     # service accepts API keys only (docs/design.md, "Access").
     token_public_key: str | None = Field(default=None, alias="CELLTRAIL_TOKEN_PUBLIC_KEY")
 
+    # Signed events (infra/runtime/access/signing.py): this service's Ed25519 key (32-byte
+    # seed, base64), and every service's public key (`service:base64,...`). No default: a
+    # service refuses to start without them; `celltrail up` generates a pair per service.
+    service_key: SecretStr | None = Field(default=None, alias="CELLTRAIL_SERVICE_KEY")
+    service_public_keys: str | None = Field(default=None, alias="CELLTRAIL_SERVICE_PUBLIC_KEYS")
+
+    # Broker authentication (SASL, RFC 4422), e.g. SCRAM-SHA-512 against docker-compose's
+    # Kafka, one user per service with write rights to its own topics only. Unset: none.
+    kafka_sasl_mechanism: str | None = Field(default=None, alias="KAFKA_SASL_MECHANISM")
+    kafka_sasl_username: str | None = Field(default=None, alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: SecretStr | None = Field(default=None, alias="KAFKA_SASL_PASSWORD")
+
+    def kafka_security(self) -> dict[str, str]:
+        """aiokafka's keyword arguments for the broker's authentication (none when unset)."""
+        if not self.kafka_sasl_mechanism:
+            return {}
+        if not self.kafka_sasl_username or self.kafka_sasl_password is None:
+            raise ValueError("KAFKA_SASL_MECHANISM is set: KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are needed too")
+        return {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": self.kafka_sasl_mechanism,
+                "sasl_plain_username": self.kafka_sasl_username,
+                "sasl_plain_password": self.kafka_sasl_password.get_secret_value()}
+
     def port_for(self, service: str) -> int:
         return self.http_port or DEFAULT_HTTP_PORTS[service]

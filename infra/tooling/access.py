@@ -1,5 +1,6 @@
 """`celltrail access ...`: organisations, principals, roles and credentials (issue 8, item 1),
-and the token signing key of a system started by `celltrail up`.
+the token signing key and the services' event signing keys of a system started by
+`celltrail up`, the CLI's own system principal, and the tokens the CLI acts with.
 
 Secrets never pass through argv (where `ps` and shell history would show them): passwords
 and API keys are read from a prompt on a terminal, else one line on stdin. An API key is
@@ -17,7 +18,9 @@ import os
 import secrets
 import stat
 import sys
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,13 +28,21 @@ import asyncpg
 
 from contracts.access import OrgKind, PrincipalKind, Role
 from infra.runtime.access import credentials
-from infra.runtime.access.principals import Membership, Principal
+from contracts.topology import SERVICES
+from infra.runtime.access.principals import Principal
 from infra.runtime.access.refusals import PgRefusals
+from infra.runtime.access.signing import RecordSigner, format_public_keys, generate_service_key, public_key_of
 from infra.runtime.access.store import AccessChangeRefused, PgAccessStore
 from infra.runtime.access.tokens import IssuedToken, TokenIssuer, TokenKeyError, generate_signing_key
 
 TOKEN_KEY_FILE = "token-key.pem"
+SERVICE_KEYS_DIR = "service-keys"
 MAX_TOKEN_MINUTES = 12 * 60
+
+# The CLI as a system principal (issue 8, item 1): what `celltrail load` (and the demo, the
+# bench and the tests' drivers) submit commands as, unless a load line names another.
+CLI_PRINCIPAL = "celltrail-cli"
+NETWORK_ORG = "CELLTRAIL"  # the network organisation `celltrail up` provisions
 
 
 class AccessCliError(RuntimeError):
@@ -45,15 +56,44 @@ def ensure_token_key(home: Path) -> str:
     (mode 0600, never overwritten) on first use."""
     if os.environ.get("CELLTRAIL_TOKEN_KEY"):
         return os.environ["CELLTRAIL_TOKEN_KEY"]
-    path = home / TOKEN_KEY_FILE
-    home.mkdir(parents=True, exist_ok=True)
+    _make_key_file(home / TOKEN_KEY_FILE, generate_signing_key)
+    return read_token_key(home)
+
+
+def _make_key_file(path: Path, generate: Callable[[], str]) -> None:
+    """Writes a new key to `path` (mode 0600) unless it exists; never overwrites one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
-        return read_token_key(home)
+        return
     with os.fdopen(fd, "w") as f:
-        f.write(generate_signing_key())
-    return read_token_key(home)
+        f.write(generate() + "\n")
+
+
+def ensure_service_keys(home: Path) -> dict[str, str]:
+    """Each service's event signing key (infra/runtime/access/signing.py), one file per
+    service in the home's `service-keys/` (mode 0600), made on first use."""
+    keys = {}
+    for service in SERVICES:
+        (home / SERVICE_KEYS_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = home / SERVICE_KEYS_DIR / f"{service}.key"
+        _make_key_file(path, generate_service_key)
+        if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise AccessCliError(f"{path} is readable by others; `chmod 600 {path}`")
+        keys[service] = path.read_text().strip()
+    return keys
+
+
+def service_public_keys(keys: dict[str, str]) -> str:
+    """CELLTRAIL_SERVICE_PUBLIC_KEYS for the private `keys`."""
+    return format_public_keys({service: public_key_of(key) for service, key in keys.items()})
+
+
+def service_signers(home: Path) -> dict[str, RecordSigner]:
+    """Signers as the services: for harnesses that stand in for a service's relay (the
+    benchmark produces synthetic events straight onto the event topics)."""
+    return {service: RecordSigner(service, key) for service, key in ensure_service_keys(home).items()}
 
 
 def read_token_key(home: Path) -> str:
@@ -70,83 +110,108 @@ def read_token_key(home: Path) -> str:
     return path.read_text()
 
 
-# -- the CLI's own principal --------------------------------------------------------------
+# -- the CLI's principal and its tokens --------------------------------------------------
 
-# The network itself, as an organisation: where the roles of those who run CellTrail are held.
-NETWORK_ORG = "NETWORK"
-# Every `celltrail` command that calls a service does so as this system principal, with a
-# token it mints from the home's signing key (whoever can read that key can mint any token
-# anyway). Its roles: administrator (rebuild, republish, erasure on request), network
-# operator (status, report and subjects, de-identified) and loader (`celltrail load`
-# registers the patients of any centre). `celltrail up`, `demo` and the tests' systems
-# provision it (`provision_cli`).
-CLI_PRINCIPAL = Principal("celltrail-cli", PrincipalKind.SYSTEM, "CellTrail command line", tuple(
-    Membership(NETWORK_ORG, OrgKind.NETWORK, role) for role in (Role.ADMINISTRATOR, Role.LOADER,
-                                                                Role.NETWORK_OPERATOR)))
-CLI_TOKEN_ENV = "CELLTRAIL_TOKEN"  # a token of one's own, used in place of the CLI's
+# The CLI's roles at the network: data loader (`celltrail load`), administrator (rebuild,
+# republish, erasure on request), network operator (status, report and subjects, the latter
+# de-identified): every `celltrail` command that calls a service acts as this principal.
+CLI_ROLES = (Role.DATA_LOADER, Role.ADMINISTRATOR, Role.NETWORK_OPERATOR)
 
 
-async def provision(store: PgAccessStore, principal: Principal, *, name: str, actor: str) -> bool:
-    """Make `principal` with its memberships, each organisation included, where missing
-    (idempotent; every change recorded in the access audit as usual). True if anything was
-    added."""
-    added = False
-    for m in principal.memberships:
-        if not await store.conn.fetchval("SELECT 1 FROM access.organisations WHERE org_id = $1", m.org_id):
-            await store.add_organisation(m.org_id, m.org_kind, name if m.org_kind is OrgKind.NETWORK else m.org_id,
-                                         actor=actor)
-            added = True
-    if not await store.conn.fetchval("SELECT 1 FROM access.principals WHERE principal_id = $1",
-                                     principal.principal_id):
-        await store.add_principal(principal.principal_id, principal.kind, principal.printed_name, actor=actor)
-        added = True
-    held = await store.principal(principal.principal_id)
-    if held is None:
-        raise AccessCliError(f"{principal.principal_id} is disabled; it cannot be provisioned")
-    for m in principal.memberships:
-        if m not in held.memberships:
-            await store.grant(principal.principal_id, m.org_id, m.role, actor=actor)
-            added = True
-    return added
+async def ensure_principal(store: PgAccessStore, principal_id: str, kind: PrincipalKind, printed_name: str,
+                           roles: tuple[Role, ...]) -> None:
+    """The network organisation and `principal_id` holding `roles` there, made where
+    missing (each change recorded in the access audit as usual)."""
+    listing = await store.listing()
+    if not any(o["org_id"] == NETWORK_ORG for o in listing["organisations"]):
+        await store.add_organisation(NETWORK_ORG, OrgKind.NETWORK, "CellTrail network", actor=_actor())
+    principal = next((p for p in listing["principals"] if p["principal_id"] == principal_id), None)
+    if principal is None:
+        await store.add_principal(principal_id, kind, printed_name, actor=_actor())
+    for role in roles:
+        if principal is None or {"org": NETWORK_ORG, "role": role.value} not in principal["roles"]:
+            await store.grant(principal_id, NETWORK_ORG, role, actor=_actor())
 
 
-DEMO_ADMIN = Principal("demo.admin", PrincipalKind.PERSON, "Demo Administrator", tuple(
-    Membership(NETWORK_ORG, OrgKind.NETWORK, role) for role in (Role.ADMINISTRATOR, Role.NETWORK_OPERATOR)))
-
-
-async def demo_administrator(database_url: str, home: Path) -> tuple[str, IssuedToken]:
-    """`celltrail demo`'s administrator, a person: provisioned with a new random password,
-    then signed in as any person signs in (`sign_in`). Returns the password and the token."""
-    password = secrets.token_urlsafe(12)
-    hashed = await asyncio.to_thread(credentials.hash_password, password)
-
-    async def go(store: PgAccessStore) -> IssuedToken:
-        await provision(store, DEMO_ADMIN, name="CellTrail network", actor=_actor())
-        await store.set_password(DEMO_ADMIN.principal_id, hashed, actor=_actor())
-        return await sign_in(store, DEMO_ADMIN.principal_id, password, TokenIssuer(read_token_key(home)))
-
-    return password, await _with_store(database_url, go)
+async def ensure_cli_principal(store: PgAccessStore) -> None:
+    """The CLI's system principal with CLI_ROLES (infra/runtime/access/policy.py), made
+    once; `celltrail up`, `demo` and the tests' systems call it."""
+    await ensure_principal(store, CLI_PRINCIPAL, PrincipalKind.SYSTEM, "CellTrail CLI", CLI_ROLES)
 
 
 async def provision_cli(database_url: str) -> None:
-    """The CLI's principal in the system's database (`celltrail up`, `demo`, tests)."""
-    await _with_store(database_url, lambda store: provision(store, CLI_PRINCIPAL, name="CellTrail network",
-                                                            actor=_actor()))
+    await _with_store(database_url, ensure_cli_principal)
 
 
-def cli_token(home: Path, *, minutes: int = 15) -> str:
-    """The bearer token every `celltrail` command sends: CELLTRAIL_TOKEN if set, else one
-    minted for the CLI's principal from the home's signing key (`TokenIssuer`)."""
-    if os.environ.get(CLI_TOKEN_ENV):
-        return os.environ[CLI_TOKEN_ENV].strip()
-    try:
-        return TokenIssuer(read_token_key(home), ttl=timedelta(minutes=minutes)).issue(CLI_PRINCIPAL).token
-    except TokenKeyError as exc:
-        raise AccessCliError(str(exc)) from None
+async def issue_token(store: PgAccessStore, issuer: TokenIssuer, principal: Principal, *, how: str) -> IssuedToken:
+    """A token for `principal`, whose credential the caller checked; the sign-in is audited."""
+    issued = issuer.issue(principal)
+    async with store.conn.transaction():
+        await store.record_sign_in(principal.principal_id, how=how, token_id=issued.token_id, refused=None)
+    return issued
+
+
+class TokenSource:
+    """Tokens the CLI acts with: minted from the home's token signing key (holding it is the
+    CLI's credential, as for `celltrail up` itself) for the acting principal, CLI_PRINCIPAL
+    by default, each kept until a minute before it expires."""
+
+    def __init__(self, home: Path, database_url: str, *, minutes: int = 60) -> None:
+        self.home, self.database_url, self.minutes = home, database_url, minutes
+        self._tokens: dict[str, IssuedToken] = {}
+
+    async def token(self, principal_id: str | None = None) -> tuple[str, str]:
+        """(principal id, token) of `principal_id`, else of the CLI."""
+        principal_id = principal_id or CLI_PRINCIPAL
+        issued = self._tokens.get(principal_id)
+        if issued is None or issued.expires_at.timestamp() - time.time() < 60:
+            issued = self._tokens[principal_id] = await self._mint(principal_id)
+        return principal_id, issued.token
+
+    async def _mint(self, principal_id: str) -> IssuedToken:
+        try:
+            issuer = TokenIssuer(read_token_key(self.home), ttl=timedelta(minutes=self.minutes))
+        except TokenKeyError as exc:
+            raise AccessCliError(str(exc)) from None
+
+        async def mint(store: PgAccessStore) -> IssuedToken:
+            principal = await store.principal(principal_id)
+            if principal is None:
+                raise AccessCliError(f"principal {principal_id} is unknown or disabled "
+                                     f"(`celltrail access principal add`)")
+            return await issue_token(store, issuer, principal, how="home_key")
+
+        return await _with_store(self.database_url, mint)
 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def cli_token(tokens: TokenSource) -> str:
+    """A token of the CLI's principal from `tokens`, from synchronous code (also code that
+    runs inside an event loop: the coroutine runs on a thread of its own)."""
+    with ThreadPoolExecutor(1) as ex:
+        return ex.submit(asyncio.run, tokens.token()).result()[1]
+
+
+DEMO_ADMIN = "demo.admin"
+
+
+async def demo_administrator(database_url: str, home: Path) -> tuple[str, IssuedToken]:
+    """`celltrail demo`'s administrator, a person (administrator and network operator at the
+    network), with a new random password, then signed in as any person signs in
+    (`sign_in`). Returns the password and the token."""
+    password = secrets.token_urlsafe(12)
+    hashed = await asyncio.to_thread(credentials.hash_password, password)
+
+    async def go(store: PgAccessStore) -> IssuedToken:
+        await ensure_principal(store, DEMO_ADMIN, PrincipalKind.PERSON, "Demo Administrator",
+                               (Role.ADMINISTRATOR, Role.NETWORK_OPERATOR))
+        await store.set_password(DEMO_ADMIN, hashed, actor=_actor())
+        return await sign_in(store, DEMO_ADMIN, password, TokenIssuer(read_token_key(home)))
+
+    return password, await _with_store(database_url, go)
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -245,10 +310,7 @@ async def sign_in(store: PgAccessStore, principal_id: str, secret: str, issuer: 
             await store.record_sign_in(principal_id, how=how, token_id=None,
                                        refused="unknown or disabled principal, or wrong secret")
         raise AccessCliError(f"not signed in: unknown or disabled principal {principal_id}, or wrong {how}")
-    issued = issuer.issue(principal)
-    async with store.conn.transaction():
-        await store.record_sign_in(principal_id, how=how, token_id=issued.token_id, refused=None)
-    return issued
+    return await issue_token(store, issuer, principal, how=how)
 
 
 async def token(args, store: PgAccessStore, *, home: Path) -> None:

@@ -25,6 +25,7 @@ from faststream.specification import AsyncAPI
 from contracts import topics
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES, EVENT_TYPES
+from infra.runtime.access.policy import SIGNING
 from infra.runtime.settings import Settings
 from infra.tooling.specs import service_specs
 
@@ -100,6 +101,8 @@ def topic_docs() -> list[TopicDoc]:
         types = [t for t in EVENT_TYPES if t.split(".")[0] == _context(topic)]
         if any(specs[n].command_handlers for n in producers):
             types.append("common.CommandRejected")  # refusals are facts on the refusing service's topic
+        if any(t.split(".")[0] == _context(topic) for t in SIGNING):
+            types.append("common.RecordSigned")  # signatures live beside the records they sign (policy.SIGNING)
         types.append("common.ChainHeadRecorded")  # every store's relay publishes its chain's head
         consumers = []
         for name, spec in specs.items():

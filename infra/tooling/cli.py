@@ -50,13 +50,25 @@ def _url(service: str) -> str:
     return os.environ.get(f"CELLTRAIL_{service.upper()}_URL") or _run_info().urls[service]
 
 
+_tokens: access_commands.TokenSource | None = None
+
+
 def token() -> str:
-    """The bearer token each call sends, freshly minted (so a long `load` never outlives
-    one): see `infra.tooling.access.cli_token`."""
+    """The bearer token each call sends: the CLI principal's, minted from the home's signing
+    key (`infra.tooling.access.TokenSource`, kept until shortly before it expires)."""
+    import asyncpg
+
+    global _tokens
+    if os.environ.get("CELLTRAIL_TOKEN"):  # one's own token, e.g. against docker-compose
+        return os.environ["CELLTRAIL_TOKEN"].strip()
+    if _tokens is None:
+        _tokens = access_commands.TokenSource(home(), _database_url())
     try:
-        return access_commands.cli_token(home())
+        return access_commands.cli_token(_tokens)
     except access_commands.AccessCliError as exc:
         raise CliError(str(exc)) from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
 
 
 def _request(req: urllib.request.Request | str, timeout: float = 10, *,
@@ -139,6 +151,7 @@ def _print_results(results) -> tuple[int, int]:
 
 
 def cmd_load(args: argparse.Namespace) -> int:
+    from infra.tooling.access import AccessCliError, TokenSource
     from infra.tooling.loader import LoadFileError, Loader, read_lines
 
     try:
@@ -146,7 +159,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     except LoadFileError as exc:
         raise CliError(str(exc), status=2) from None
     info = _run_info()
-    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"], token=token)
+    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
+                    TokenSource(home(), info.database_url))
     try:
         results = asyncio.run(loader.load(lines))
     except urllib.error.URLError as exc:
@@ -155,6 +169,8 @@ def cmd_load(args: argparse.Namespace) -> int:
     except (OSError, KafkaError) as exc:
         raise CliError(f"CellTrail's broker at {info.kafka_bootstrap_servers} is not reachable ({exc}); "
                        f"is `celltrail up` still running?") from None
+    except AccessCliError as exc:
+        raise CliError(f"no credential to load with: {exc}") from None
     n, bad = _print_results(results)
     refused = sum(r.status == "refused" for r in results)
     print(f"{n} lines: {n - bad - refused} accepted, {refused} refused, {bad} invalid or timed out")
@@ -174,6 +190,8 @@ def print_subject(view: dict) -> None:
     print(f"{view['subject_id']}  programme {view['programme_id']}  centre {view['centre_id']}  phase {view['phase']}")
     for t in view["timeline"]:
         print(f"    {t['at'][:16]:<17} {t['summary']}")
+        for s in t.get("signatures", ()):  # 21 CFR 11.50(b): shown with the signed record
+            print(f"    {'':<17}   signed: {s['printed_name']}, {s['signed_at']}, {s['meaning']}")
     if view.get("vein_to_vein_days") is not None:
         print(f"    vein-to-vein time: {view['vein_to_vein_days']} days")
 
@@ -258,6 +276,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0 if report.intact else 1
 
 
+def _token_public_key() -> str:
+    """The key tokens are checked with: CELLTRAIL_TOKEN_PUBLIC_KEY, else the public half of
+    the home's signing key (`celltrail up` made it)."""
+    from infra.runtime.access.tokens import TokenKeyError, public_key_pem
+
+    if os.environ.get("CELLTRAIL_TOKEN_PUBLIC_KEY"):
+        return os.environ["CELLTRAIL_TOKEN_PUBLIC_KEY"]
+    try:
+        return public_key_pem(access_commands.read_token_key(home()))
+    except (access_commands.AccessCliError, TokenKeyError) as exc:
+        raise CliError(f"cannot check tokens: {exc}") from None
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    import asyncpg
+
+    from infra.tooling.audit import AuditRefused, read
+
+    token = args.token or os.environ.get("CELLTRAIL_TOKEN")
+    db = _database_url()
+    try:
+        result = asyncio.run(read(db, token=token, public_key_pem=_token_public_key(),
+                                  subject=args.subject, coi=args.coi))
+    except AuditRefused as exc:
+        raise CliError(str(exc)) from None
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
+    print(json.dumps(result.to_json(), indent=2)) if args.json else print("\n".join(result.lines()))
+    return 0
+
+
 def cmd_identities_erase(args: argparse.Namespace) -> int:
     url = f"{_url('enrollment')}/patients/{urllib.parse.quote(args.subject, safe='')}/erasure"
     req = urllib.request.Request(url, data=json.dumps({"reason": args.reason}).encode(), method="POST",
@@ -333,7 +382,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scenario = resources.files("infra.tooling").joinpath("examples/demo.jsonl").read_text().splitlines()
         print("\nloading the bundled scenario (infra/tooling/examples/demo.jsonl):")
         loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
-                        token=system.token)
+                        system.tokens())
         results = asyncio.run(loader.load(scenario))
         _, bad = _print_results(results)
         wait_caught_up(info.urls["projection"], system.token)
@@ -408,6 +457,16 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("verify", help="recompute every store's hash chain; exit 1 at any broken link")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_verify)
+    p = sub.add_parser("audit", help="who did what, when, in which role and why, for a subject or a COI "
+                                     "(refusals, corrections and signatures too); auditors and administrators only")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--subject", help="a pseudonymous subject id (S-...)")
+    which.add_argument("--coi", help="a chain-of-identity id, as on the apheresis bag label: its collection, "
+                                     "release and infusion, the signatures on them and the refusals naming them "
+                                     "(product and lot numbers travel under their COI)")
+    p.add_argument("--token", help="your token (`celltrail access token PRINCIPAL`); default $CELLTRAIL_TOKEN")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_audit)
     p = sub.add_parser("identities", help="the identity table: erase a person's identifiers, encrypt old rows")
     ids = p.add_subparsers(dest="identities_cmd", required=True)
     q = ids.add_parser("erase", help="delete a subject's identifiers and key; events stay, the erasure is recorded")

@@ -16,7 +16,6 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,13 +28,16 @@ from contracts.base import CommandPayload
 from contracts.commands import RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES
+from infra.runtime.access.principals import PRINCIPAL_ID
 from infra.runtime.messaging import new_producer
+from infra.tooling.access import AccessCliError, TokenSource
 from infra.tooling.specs import subscriptions
 
-def command_record(command: CommandPayload, actor: str) -> tuple[CommandEnvelope, dict[str, Any]]:
-    """A command as it travels on its topic (`command.topic`): its envelope, and the
-    producer's `value`, `key` and `headers` for it."""
-    env = CommandEnvelope.wrap(command, actor=actor)
+def command_record(command: CommandPayload, actor: str, credential: str) -> tuple[CommandEnvelope, dict[str, Any]]:
+    """A command as it travels on its topic (`command.topic`), submitted as principal
+    `actor` with its token `credential`: its envelope, and the producer's `value`, `key` and
+    `headers` for it."""
+    env = CommandEnvelope.wrap(command, actor=actor, credential=credential)
     return env, {"value": env.model_dump_json().encode(), "key": env.key, "headers": [
         (topics.HEADER_MESSAGE_ID, str(env.command_id).encode()),
         (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())]}
@@ -77,6 +79,7 @@ class ParsedLine:
     fields: dict[str, Any]
     ref: str | None
     subject_ref: str | None
+    principal: str | None = None  # who submits the line; None: the CLI's system principal
 
 
 def parse_line(n: int, text: str) -> ParsedLine:
@@ -93,6 +96,9 @@ def parse_line(n: int, text: str) -> ParsedLine:
         raise LoadFileError(f"{command_type} is not loaded from files (see the `celltrail` command table)")
     ref = obj.pop("ref", None)
     subject_ref = obj.pop("subject_ref", None)
+    principal = obj.pop("principal", None)
+    if principal is not None and not (isinstance(principal, str) and PRINCIPAL_ID.match(principal)):
+        raise LoadFileError(f"\"principal\" must be a principal id ({PRINCIPAL_ID.pattern}), not {json.dumps(principal)}")
     for key, value in (("ref", ref), ("subject_ref", subject_ref)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise LoadFileError(f"\"{key}\" must be a non-empty string, not {json.dumps(value)}")
@@ -100,7 +106,7 @@ def parse_line(n: int, text: str) -> ParsedLine:
         raise LoadFileError("\"ref\" is only allowed on RegisterPatient lines")
     if subject_ref is not None and "subject_id" in obj:
         raise LoadFileError("give either \"subject_id\" or \"subject_ref\", not both")
-    return ParsedLine(n, command_type, obj, ref, subject_ref)
+    return ParsedLine(n, command_type, obj, ref, subject_ref, principal)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -108,11 +114,11 @@ def _validation_message(exc: ValidationError) -> str:
 
 
 class Loader:
-    def __init__(self, bootstrap_servers: str, enrollment_url: str, projection_url: str, *,
-                 token: Callable[[], str], actor: str = "celltrail-load", timeout: float = 30.0) -> None:
-        """`token()`: a bearer token for the HTTP calls (the CLI's, `infra.tooling.access.cli_token`)."""
+    def __init__(self, bootstrap_servers: str, enrollment_url: str, projection_url: str,
+                 tokens: TokenSource | None, timeout: float = 30.0) -> None:
+        """`tokens`: the credentials lines are submitted with (None only where nothing is sent)."""
         self.bootstrap, self.enrollment_url, self.projection_url = bootstrap_servers, enrollment_url, projection_url
-        self.token, self.actor, self.timeout = token, actor, timeout
+        self.tokens, self.timeout = tokens, timeout
         self.refs: dict[str, str] = {}
         self.ref_lines: dict[str, int] = {}  # each ref names one patient: the line that defined it
         self._seen: dict[uuid.UUID, list[EventEnvelope]] = {}
@@ -175,9 +181,13 @@ class Loader:
         if isinstance(checked, LineResult):
             return checked
         parsed, command = checked
+        try:
+            actor, token = await self.tokens.token(parsed.principal)
+        except AccessCliError as exc:
+            return LineResult(n, parsed.command_type, "invalid", f"no credential: {exc}")
         if isinstance(command, RegisterPatient):
-            return await self._register_patient(n, parsed, command)
-        env, record = command_record(command, self.actor)
+            return await self._register_patient(n, parsed, command, actor, token)
+        env, record = command_record(command, actor, token)
         await producer.send_and_wait(command.topic, **record)
         caused = await self._await_outcome(watcher, env.command_id)
         if caused is None:
@@ -190,9 +200,10 @@ class Loader:
         return LineResult(n, env.command_type, "accepted", ", ".join(e.event_type for e in caused),
                           [e.event_type for e in caused])
 
-    async def _register_patient(self, n: int, parsed: ParsedLine, cmd: RegisterPatient) -> LineResult:
+    async def _register_patient(self, n: int, parsed: ParsedLine, cmd: RegisterPatient, actor: str,
+                                token: str) -> LineResult:
         try:
-            body = await asyncio.to_thread(post_patient, self.enrollment_url, cmd, self.token(), self.timeout)
+            body = await asyncio.to_thread(post_patient, self.enrollment_url, cmd, token, self.timeout)
         except urllib.error.HTTPError as exc:
             detail = json.loads(exc.read() or b"{}")
             return LineResult(n, "RegisterPatient", "refused", f"{detail.get('code', exc.code)}: {detail.get('error')}")
@@ -234,7 +245,7 @@ class Loader:
                 for tp, end in ends.items():
                     if tp.topic in subscribed and end > 0 and (await probes[group].committed(tp) or 0) < end:
                         behind = True
-            if not behind and await projection_lag(self.projection_url, self.token()) == 0:
+            if not behind and await projection_lag(self.projection_url, (await self.tokens.token())[1]) == 0:
                 return
             await asyncio.sleep(0.02)
         raise TimeoutError(f"consumers did not catch up within {self.timeout}s")

@@ -31,7 +31,8 @@ import asyncpg
 from infra.runtime.access.tokens import public_key_pem
 from infra.runtime.db import migrate
 from infra.runtime.relay import rewind
-from infra.tooling.access import cli_token, ensure_token_key, provision_cli
+from infra.tooling.access import (TokenSource, cli_token, ensure_service_keys, ensure_token_key, provision_cli,
+                                  service_public_keys)
 from infra.tooling.embedded import LOOPBACK, EmbeddedBroker, EmbeddedPostgres, free_port, process_alive
 from infra.runtime.settings import DEFAULT_HTTP_PORTS, SERVICES
 
@@ -196,6 +197,8 @@ class System:
         self.procs: dict[str, subprocess.Popen] = {}
         self.info: RunInfo | None = None
         self.token_public_key: str | None = None
+        self.service_keys: dict[str, str] = {}
+        self._tokens: TokenSource | None = None
 
     def start_infrastructure(self) -> RunInfo:
         import asyncio
@@ -213,6 +216,8 @@ class System:
         migrate(db)
         # Services get the public half only: they verify tokens, the CLI issues them.
         self.token_public_key = public_key_pem(ensure_token_key(self.home))
+        # Each service signs what it publishes with its own key; all know every public key.
+        self.service_keys = ensure_service_keys(self.home)
         # The CLI calls the services as its own principal (infra.tooling.access.CLI_PRINCIPAL)
         asyncio.run(provision_cli(db))
         if self.broker is not None:
@@ -229,6 +234,8 @@ class System:
                "KAFKA_BOOTSTRAP_SERVERS": self.info.kafka_bootstrap_servers,
                "HTTP_HOST": LOOPBACK, "HTTP_PORT": str(port), "CELLTRAIL_TOKEN_PUBLIC_KEY": self.token_public_key}
         env.pop("CELLTRAIL_TOKEN_KEY", None)  # the signing key stays with the issuer
+        env["CELLTRAIL_SERVICE_KEY"] = self.service_keys[name]  # its own key only
+        env["CELLTRAIL_SERVICE_PUBLIC_KEYS"] = service_public_keys(self.service_keys)
         env.pop("CELLTRAIL_IDENTITY_KEY", None)
         if name == "enrollment":  # the only service that keeps identities holds the key
             env["CELLTRAIL_IDENTITY_KEY"] = identity_key(self.home)
@@ -253,7 +260,14 @@ class System:
 
     def token(self) -> str:
         """A bearer token of the CLI's principal, for calling this system's services."""
-        return cli_token(self.home)
+        return cli_token(self.tokens())
+
+    def tokens(self) -> TokenSource:
+        """The CLI's tokens for this system (what its loader submits with)."""
+        if self._tokens is None:
+            assert self.info is not None, "the system is not started"
+            self._tokens = TokenSource(self.home, self.info.database_url)
+        return self._tokens
 
     def kill_service(self, name: str) -> None:
         """SIGKILL: no clean shutdown, as a crash would be."""

@@ -10,6 +10,7 @@ from infra.runtime.streams import pg_streams
 from infra.runtime.wiring import Factory, handlers_in, wire
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.application import handlers
+from services.manufacturing.entrypoints import http
 
 NAME = SCHEMA = "manufacturing"
 
@@ -26,6 +27,7 @@ def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
         name=NAME,
         command_handlers=handled.commands,
         event_handlers=handled.events,
+        endpoints=http.ENDPOINTS,
     )
 
 

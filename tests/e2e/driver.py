@@ -16,7 +16,7 @@ from contracts import topics
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.tooling.loader import Loader
 from infra.runtime.messaging import new_producer
-from infra.tooling.supervisor import RunInfo
+from infra.tooling.supervisor import System
 
 DAY0 = date(2025, 3, 3)
 
@@ -35,9 +35,12 @@ def at(d: date, hour: int = 10) -> datetime:
 
 
 class Driver:
-    def __init__(self, info: RunInfo, n: int, centre: str = "IT-BG-01", programme: str = "CART-BALL-RR", *,
-                 token: Callable[[], str]) -> None:
-        self.info, self.n, self.centre, self.programme, self.token = info, n, centre, programme, token
+    def __init__(self, system: System, n: int, centre: str = "IT-BG-01", programme: str = "CART-BALL-RR") -> None:
+        self.info, self.n, self.centre, self.programme = system.info, n, centre, programme
+        # commands are submitted as the CLI's principal, with its token (as `celltrail load`)
+        self.tokens = system.tokens()
+        self.token = system.token  # for the HTTP calls
+        self.credential: tuple[str, str] | None = None
         self.subjects: list[str] = []
         self.sent: list[CommandEnvelope] = []
 
@@ -46,8 +49,9 @@ class Driver:
 
     async def register(self) -> None:
         line = json.dumps({"command": "RegisterCentre", "centre_id": self.centre, "name": "Centre", "country": "IT"})
+        self.credential = await self.tokens.token()
         [result] = await Loader(self.info.kafka_bootstrap_servers, self.info.urls["enrollment"],
-                                self.info.urls["projection"], token=self.token).load([line])
+                                self.info.urls["projection"], self.tokens).load([line])
         assert result.status == "accepted", result
         for i in range(self.n):
             body = c.RegisterPatient(centre_id=self.centre, hospital_record_number=f"MRN-{i:06d}",
@@ -74,7 +78,8 @@ class Driver:
                     circulating_blasts=False, extramedullary_disease=False, anc_per_ul=1500,
                     platelets_per_ul=150_000, flow_mrd_percent=0.001, molecular_mrd_percent=0.001),
             }[phase]()
-            out.append(CommandEnvelope.wrap(cmd, actor="e2e"))
+            actor, token = self.credential
+            out.append(CommandEnvelope.wrap(cmd, actor=actor, credential=token))
         return out
 
     async def send_all(self, envs: list[CommandEnvelope], times: int = 1) -> None:

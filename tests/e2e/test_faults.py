@@ -39,7 +39,7 @@ class TestKilledService:
     @pytest.mark.parametrize("victim, during", [("infusion", "infuse"), ("projection", "assess"),
                                                 ("manufacturing", "collect")])
     async def test_a_service_killed_mid_load_loses_nothing_and_counts_nothing_twice(self, system, victim, during):
-        d = Driver(system.info, N, token=system.token)
+        d = Driver(system, N)
         await d.register()
         phases = ["enroll", "collect", "release", "infuse", "assess"]
         milestone = {"enroll": "enrolled", "collect": "collected", "release": "released", "infuse": "infused",
@@ -78,7 +78,7 @@ class TestKilledService:
 
 class TestDuplicateDelivery:
     async def test_every_message_delivered_twice_leaves_the_projection_identical(self, system):
-        d = Driver(system.info, N, token=system.token)
+        d = Driver(system, N)
         await d.register()
         await d.run_through()
         await d.wait_for(lambda: summary(d.report()) == expected_report(), 60, "report to settle")
@@ -124,7 +124,7 @@ class TestMalformedMessages:
             await producer.send_and_wait(topics.MANUFACTURING_EVENTS, b'{"event_type": "half"}', key=b"y")
         finally:
             await producer.stop()
-        d = Driver(system.info, 4, token=system.token)
+        d = Driver(system, 4)
         await d.register()
         await d.run_through()
         dead = await read_topic(system.info.kafka_bootstrap_servers, topics.DEAD_LETTER)

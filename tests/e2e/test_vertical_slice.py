@@ -24,7 +24,7 @@ IDENTIFIERS = [v for line in DEMO if '"RegisterPatient"' in line
 async def load_demo(system):
     info = system.info
     return await Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
-                        token=system.token).load(DEMO)
+                        system.tokens()).load(DEMO)
 
 
 class TestVerticalSlice:

@@ -23,6 +23,7 @@ from infra.runtime.access.tokens import TokenIssuer, generate_signing_key, publi
 from infra.runtime.host import ServiceSpec, build_app
 from infra.runtime.settings import Settings
 from infra.tooling.access import TOKEN_KEY_FILE, ensure_token_key
+from tests.conftest import signing_settings
 
 pytestmark = pytest.mark.integration
 
@@ -186,7 +187,7 @@ class TestWhoami:
     async def service(self, database_url, kafka, api_key):
         app = build_app(ServiceSpec(name="assessment"), Settings(
             DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka,
-            CELLTRAIL_TOKEN_PUBLIC_KEY=public_key_pem(self.KEY)))
+            CELLTRAIL_TOKEN_PUBLIC_KEY=public_key_pem(self.KEY), **signing_settings("assessment")))
         async with app.router.lifespan_context(app), httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="http://assessment") as client:
             yield client

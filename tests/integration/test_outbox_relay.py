@@ -26,6 +26,8 @@ from infra.runtime.relay import OutboxRelay, rewind
 from infra.runtime.settings import Settings
 from tests.access import ADMIN, PUBLIC_KEY, bearer, provisioned
 
+from tests.conftest import signing_settings
+
 pytestmark = pytest.mark.integration
 
 TOPIC = "celltrail.enrollment.v1"
@@ -265,7 +267,8 @@ class TestNeverDiesSilently:
         """The enrollment host with no subscriptions: its relay, /health and /status."""
         spec = ServiceSpec(name="enrollment")
         app = build_app(spec, Settings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka,
-                                       CELLTRAIL_RELAY_POLL_SECONDS=0.05, CELLTRAIL_TOKEN_PUBLIC_KEY=PUBLIC_KEY))
+                                       CELLTRAIL_RELAY_POLL_SECONDS=0.05, CELLTRAIL_TOKEN_PUBLIC_KEY=PUBLIC_KEY,
+                                       **signing_settings("enrollment")))
         async with pool.acquire() as conn:
             await provisioned(conn, ADMIN)  # /status is for who runs the network
         async with app.router.lifespan_context(app), httpx.AsyncClient(

@@ -19,7 +19,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from contracts import compat, export
-from contracts.commands import EraseIdentity, RegisterPatient
+from contracts.commands import EraseIdentity, RegisterPatient, SignRecord
 from contracts.compat import incompatibilities, validation_errors
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.events import ResponseAssessed
@@ -79,7 +79,7 @@ def test_export_is_deterministic_and_never_touches_older_versions(tmp_path: Path
     second = export.export(tmp_path)
     assert second.written == [] and len(second.unchanged) == len(CONTRACTS)
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == snapshot
-    text = snapshot["EventEnvelope.v1.json"]
+    text = snapshot[f"EventEnvelope.v{export.ENVELOPE_VERSION}.json"]
     assert text.endswith("}\n") and text == json.dumps(json.loads(text), indent=2, sort_keys=True,
                                                        ensure_ascii=False) + "\n"
 
@@ -286,7 +286,9 @@ IDENTIFIER_WORDS = ("name", "surname", "birth", "dob", "hospital_record", "recor
                     "social_security", "passport", "address", "postcode", "zipcode", "phone", "mobile", "email",
                     "initials", "insurance_number")
 # Field names that contain an identifier word but name no person: a centre's name is public.
-NOT_PERSONAL = {("enrollment.CentreRegistered", "name"), ("RegisterCentre", "name")}
+# A signature's printed name is the signing staff member's (21 CFR 11.50(a)(1)), no patient's.
+NOT_PERSONAL = {("enrollment.CentreRegistered", "name"), ("RegisterCentre", "name"),
+                ("common.RecordSigned", "printed_name")}
 
 
 def suspicious_fields(label: str, model: type[BaseModel]) -> list[str]:
@@ -328,7 +330,8 @@ def test_identifier_detector_on_a_synthetic_model():
 
 def test_register_patient_never_travels_on_kafka():
     # Registration carries identifiers; erasure of them is accepted at the same HTTP edge.
-    http_only = (RegisterPatient, EraseIdentity)
+    # Signing needs the signer's password beside the command, which never travels on a topic.
+    http_only = (RegisterPatient, EraseIdentity, SignRecord)
     assert all(cls.topic is None for cls in http_only)
     for command_type, cls in COMMAND_TYPES.items():
         if cls not in http_only:

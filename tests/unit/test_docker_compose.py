@@ -210,6 +210,46 @@ def check_kafka(compose: dict[str, Any]) -> list[str]:
     return problems
 
 
+def check_broker_authentication(compose: dict[str, Any]) -> list[str]:
+    """Issue 8, item 4: every client listener needs SASL, no ACL means no access, and each
+    service signs in as itself and is granted WRITE on its own event topic only."""
+    services = compose.get("services", {})
+    env = env_of(services.get("kafka", {}))
+    problems = []
+    protocols = dict(p.split(":") for p in env.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", "").split(",") if ":" in p)
+    for listener, protocol in protocols.items():
+        if listener != env.get("KAFKA_CONTROLLER_LISTENER_NAMES") and protocol != "SASL_PLAINTEXT":
+            problems.append(f"listener {listener} is {protocol}, not SASL_PLAINTEXT")
+    if env.get("KAFKA_AUTHORIZER_CLASS_NAME") != "org.apache.kafka.metadata.authorizer.StandardAuthorizer":
+        problems.append("no ACL authorizer")
+    if str(env.get("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND")).lower() != "false":
+        problems.append("a topic without ACLs would be open to everyone")
+    acls = services.get("kafka-acls")
+    script = " ".join(acls.get("command", [])) if acls else ""
+    if not acls:
+        problems.append("no kafka-acls job")
+    for name in SERVICES:
+        svc_env = env_of(services.get(name, {}))
+        if svc_env.get("KAFKA_SASL_USERNAME") != name or not svc_env.get("KAFKA_SASL_PASSWORD"):
+            problems.append(f"{name}: does not sign in to the broker as {name}")
+        if svc_env.get("KAFKA_SASL_MECHANISM") != "PLAIN":
+            problems.append(f"{name}: KAFKA_SASL_MECHANISM is not PLAIN")
+        if f'user_{name}="' not in env.get("KAFKA_LISTENER_NAME_INTERNAL_PLAIN_SASL_JAAS_CONFIG", ""):
+            problems.append(f"{name}: no broker user")
+        if (services.get(name, {}).get("depends_on") or {}).get("kafka-acls", {}).get("condition") \
+                != "service_completed_successfully":
+            problems.append(f"{name}: does not wait for kafka-acls")
+    # WRITE grants: only on one's own event topic (the projection's is `outcomes`), the
+    # dead-letter topic, and the CLI's on command topics.
+    writes = re.findall(r"acl (\S+) --operation Write(?: --operation \w+)* --topic (\S+)", script)
+    if ("$$s", "celltrail.$$s.v1") not in writes or ("projection", "celltrail.outcomes.v1") not in writes:
+        problems.append(f"no WRITE of a service on its own event topic in kafka-acls: {writes}")
+    allowed = {("$$s", "celltrail.$$s.v1"), ("$$s", "celltrail.deadletter.v1"), ("projection", "celltrail.outcomes.v1"),
+               ("cli", "celltrail.$$s.commands.v1")}
+    problems += [f"kafka-acls grants WRITE {w}, which is not a service's own topic" for w in writes if w not in allowed]
+    return problems
+
+
 def check_postgres(compose: dict[str, Any]) -> list[str]:
     pg = compose.get("services", {}).get("postgres")
     if pg is None:
@@ -259,8 +299,8 @@ def check_dockerfile(compose: dict[str, Any], root: Path = ROOT) -> list[str]:
     return problems
 
 
-CHECKERS = [check_services, check_ports, check_loopback_only, check_env_vars_read, check_token_public_key,
-            check_depends_on,
+CHECKERS = [check_broker_authentication, check_services, check_ports, check_loopback_only, check_env_vars_read,
+            check_token_public_key, check_depends_on,
             check_kafka, check_postgres, check_migrate, check_dockerfile]
 
 
@@ -278,8 +318,8 @@ def test_compose_file(compose, checker):
 def test_settings_aliases_are_the_documented_variables():
     known = settings_env_vars()
     assert {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "HTTP_HOST", "HTTP_PORT"} <= known
-    assert all(v in {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "HTTP_HOST", "HTTP_PORT"} or v.startswith("CELLTRAIL_")
-               for v in known)
+    assert all(v in {"DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "HTTP_HOST", "HTTP_PORT"}
+               or v.startswith(("CELLTRAIL_", "KAFKA_SASL_")) for v in known)
 
 
 def test_every_published_port_is_loopback(compose):

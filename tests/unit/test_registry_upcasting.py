@@ -118,4 +118,14 @@ class TestRegistry:
         assert missing == []
 
     def test_every_upcaster_belongs_to_a_registered_type_below_its_current_version(self):
-        assert all(t in EVENT_TYPES and 1 <= v < EVENT_TYPES[t].schema_version for t, v in UPCASTERS)
+        from contracts.export import ENVELOPE_VERSION
+
+        current = {**{t: c.schema_version for t, c in EVENT_TYPES.items()},
+                   "EventEnvelope": ENVELOPE_VERSION, "CommandEnvelope": ENVELOPE_VERSION}
+        assert all(t in current and 1 <= v < current[t] for t, v in UPCASTERS)
+
+    def test_an_envelope_of_v1_keeps_a_principal_id_and_marks_free_text_as_legacy(self):
+        from contracts.envelope import upcast_envelope_v1_to_v2
+
+        assert upcast_envelope_v1_to_v2({"actor": "celltrail-load"})["actor"] == "celltrail-load"
+        assert upcast_envelope_v1_to_v2({"actor": "Dr. J. Smith"})["actor"] == "legacy.dr.-j.-smith"

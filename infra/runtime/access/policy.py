@@ -24,7 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from contracts.access import OrgKind, Role
+from contracts.access import OrgKind, PrincipalKind, Role
+from contracts.events import SignatureMeaning
 from infra.runtime.access.principals import Membership, Principal
 
 
@@ -44,6 +45,7 @@ class Action(StrEnum):
     ADMIN_REBUILD = "admin_rebuild"
     ADMIN_REPUBLISH = "admin_republish"
     MANAGE_PRINCIPALS = "manage_principals"
+    REGISTER_CENTRE = "register_centre"  # a treating centre joins the network (enrollment)
 
 
 class Scope(StrEnum):
@@ -117,18 +119,21 @@ POLICY: Mapping[Role, Rule] = {
     Role.AUDITOR: Rule(NETWORK, frozenset({A.READ_AUDIT}), Scope.NETWORK,
                        "issue 8 item 3: the auditor reads the audit trail"),
     Role.ADMINISTRATOR: Rule(NETWORK, frozenset({A.READ_AUDIT, A.ADMIN_REBUILD, A.ADMIN_REPUBLISH,
-                                                 A.MANAGE_PRINCIPALS, A.READ_STATUS, A.ERASE_IDENTIFIERS}),
-                             Scope.NETWORK,
+                                                 A.MANAGE_PRINCIPALS, A.REGISTER_CENTRE, A.READ_STATUS,
+                                                 A.ERASE_IDENTIFIERS}), Scope.NETWORK,
                              "issue 8 items 3 and 7: rebuild and republish need an administrator, who also "
-                             f"manages access (Annex 11 §12.3) and reads the audit trail; {_OPERATIONS}; "
-                             f"{_ERASURE}, or the administrator at its request"),
+                             "manages access and the organisations it is granted at (Annex 11 §12.3) and "
+                             f"reads the audit trail; {_OPERATIONS}; {_ERASURE}, or the administrator at its "
+                             "request"),
     Role.OUTCOME_CONSUMER: Rule(NETWORK, frozenset({A.READ_REPORT}), Scope.NETWORK,
                                 "issue 8 item 1: an outcome consumer reads the aggregated endpoints"),
-    # A load file (docs/load-format.md) registers the patients of any centre it names; the
-    # loader writes them and reads nothing of them (it holds no read action at all).
-    Role.LOADER: Rule(NETWORK, frozenset({A.WRITE_SUBJECT}), Scope.NETWORK,
-                      "issue 8 item 1: a system (the CLI's `celltrail load`) enters recorded data for the "
-                      "centres; least privilege (21 CFR 11.10(d)): it writes, it never reads"),
+    # The CLI's `celltrail load` submits records made and certified elsewhere (the demo and
+    # seed scenarios, a migration) through the live path, for every centre; it certifies
+    # nothing itself: a release it records was certified by a QP in the facility's own system.
+    Role.DATA_LOADER: Rule(NETWORK, frozenset({A.REGISTER_CENTRE, A.WRITE_SUBJECT, A.WRITE_PRODUCT,
+                                               A.RELEASE_PRODUCT}), Scope.NETWORK,
+                           "issue 8 items 1 and 9 (the CLI is a system principal; `make demo` loads its "
+                           "scenario); EU GMP Annex 11 §4.8 (data transferred between systems, unaltered)"),
 }
 
 
@@ -189,3 +194,54 @@ def decide_anywhere(principal: Principal, action: Action) -> Decision:
         if rule is not None and held_where_it_may_be(m.role, m.org_kind) and action in rule.actions:
             return Decision(True, f"{m.role} at {m.org_id} may {action} ({rule.scope}; {rule.source})")
     return Decision(False, f"no role of {principal.principal_id} grants {action}")
+
+
+# -- electronic signatures ----------------------------------------------------------------
+# Which records may be signed with which meaning, and the action the signer must be granted
+# over the record for it: 21 CFR 11.10(g) ("authority checks to ensure that only authorized
+# individuals can ... electronically sign a record"). A meaning not listed for a record type
+# is refused: the table is what may be signed.
+M = SignatureMeaning
+_PRODUCT_SIGNATURES = {M.AUTHORSHIP: A.WRITE_PRODUCT, M.REVIEW: A.WRITE_PRODUCT, M.VERIFICATION: A.WRITE_PRODUCT,
+                       # EU GMP Annex 16 §1.5: only a qualified person certifies a batch;
+                       # approving a release, or taking responsibility for it, is that act.
+                       M.APPROVAL: A.RELEASE_PRODUCT, M.RESPONSIBILITY: A.RELEASE_PRODUCT}
+SIGNING: Mapping[str, Mapping[SignatureMeaning, Action]] = {
+    "manufacturing.ProductReleased": _PRODUCT_SIGNATURES,
+    # collected at the centre: its staff verify the bag's label and the collection
+    "manufacturing.ApheresisCollected": {M.AUTHORSHIP: A.WRITE_SUBJECT, M.VERIFICATION: A.WRITE_SUBJECT},
+}
+# Infusion and assessment records join the table with their services' signing routes, once
+# those services know a subject's centre (they keep no local view of enrolments yet).
+
+
+@dataclass(frozen=True)
+class SigningDecision:
+    allowed: bool
+    reason: str
+    code: str = ""  # why not, as the refusal's code
+    membership: Membership | None = None  # the role the signer signs in, when allowed
+
+
+def decide_signature(principal: Principal, record_type: str, meaning: SignatureMeaning,
+                     resource: Resource) -> SigningDecision:
+    """May `principal` sign a `record_type` record of `resource` with `meaning`? Only a person
+    signs (21 CFR 11.100(a): an electronic signature is unique to one individual), only a
+    record type with that meaning in SIGNING, and only with a role whose grant of the action
+    SIGNING names reaches the record."""
+    if principal.kind is not PrincipalKind.PERSON:
+        return SigningDecision(False, f"{principal.principal_id} is a system: only a person signs "
+                                      f"(21 CFR 11.100(a))", "SIGNER_NOT_A_PERSON")
+    action = SIGNING.get(record_type, {}).get(meaning)
+    if action is None:
+        allowed = ", ".join(m.value for m in SIGNING.get(record_type, {})) or "none"
+        return SigningDecision(False, f"a {record_type} record is not signed with the meaning {meaning.value} "
+                                      f"(meanings it takes: {allowed})", "MEANING_NOT_APPLICABLE")
+    decision = decide(principal, action, resource)
+    if not decision.allowed:
+        return SigningDecision(False, f"signing a {record_type} as {meaning.value} needs {action}: "
+                                      f"{decision.reason}", "SIGNER_NOT_AUTHORISED")
+    membership = next(m for m in principal.memberships
+                      if (rule := POLICY.get(m.role)) is not None and held_where_it_may_be(m.role, m.org_kind)
+                      and action in rule.actions and reaches(rule.scope, m, resource))
+    return SigningDecision(True, decision.reason, membership=membership)

@@ -9,10 +9,11 @@ import re
 from dataclasses import dataclass, field
 
 from contracts.access import OrgKind, PrincipalKind, Role
+from contracts.ids import PRINCIPAL_ID_PATTERN
 
-# Principal and organisation ids travel as the `sub` of tokens and, in the next step, as the
-# `actor` of events (contracts.ids.ActorId allows up to 80 characters).
-PRINCIPAL_ID = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+# Principal ids travel as the `sub` of tokens and as the `actor` of events: one pattern,
+# the contract's (contracts.ids.PrincipalId).
+PRINCIPAL_ID = re.compile(PRINCIPAL_ID_PATTERN)
 ORG_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{1,31}$")  # as contracts.ids.CentreId
 
 

@@ -186,6 +186,19 @@ class PgAccessStore:
         else:
             await self._audit(principal_id, "sign_in_refused", principal_id=principal_id, how=how, reason=refused)
 
+    async def record_signing_authentication(self, principal_id: str, *, service: str, record_event_id: str,
+                                            refused: str | None) -> None:
+        """The password check a signature asks (21 CFR 11.200(a)), passed or refused: every
+        attempt is kept, so attempts at unauthorised use of a password can be found and
+        reported (11.300(d))."""
+        change = "signing_password_refused" if refused else "signing_password_checked"
+        detail = {"service": service, "record_event_id": record_event_id} | ({"reason": refused} if refused else {})
+        await self._audit(principal_id, change, principal_id=principal_id, **detail)
+
+    async def record_audit_read(self, principal_id: str, *, query: dict[str, Any]) -> None:
+        """Who read the audit trail, and for what (EU GMP Annex 11 §12.4)."""
+        await self._audit(principal_id, "audit_trail_read", principal_id=principal_id, **query)
+
     async def _principal_kind(self, principal_id: str) -> PrincipalKind:
         kind = await self.conn.fetchval("SELECT kind FROM access.principals WHERE principal_id = $1", principal_id)
         if kind is None:

@@ -7,7 +7,7 @@ from datetime import date
 
 from contracts import events as ev
 from contracts.base import EventPayload
-from contracts.commands import RecordResponseAssessment
+from contracts.commands import CorrectResponseAssessment, RecordResponseAssessment
 from contracts.errors import CommandRefused
 from services.clinical.response_all import (
     AllAssessment,
@@ -29,6 +29,14 @@ class AssessmentBeforeInfusion(CommandRefused):
     code = "ASSESSMENT_BEFORE_INFUSION"
 
 
+class NoAssessmentToCorrect(CommandRefused):
+    code = "NO_ASSESSMENT_TO_CORRECT"
+
+
+class CorrectionChangesNothing(CommandRefused):
+    code = "CORRECTION_CHANGES_NOTHING"
+
+
 def assessment_stream(subject_id: str) -> str:
     return f"assessments-{subject_id}"
 
@@ -42,8 +50,14 @@ class Assessments(Aggregate):
     history: list[ev.ResponseAssessed] = field(default_factory=list)
 
     def apply(self, event: EventPayload) -> None:
-        if isinstance(event, ev.ResponseAssessed):
+        if isinstance(event, ev.ResponseAssessmentCorrected):
+            # supersedes what was recorded for its date; the superseded events stay in the store
+            self.history = [e for e in self.history if e.assessed_on != event.assessed_on] + [event]
+        elif isinstance(event, ev.ResponseAssessed):
             self.history.append(event)
+
+    def current_on(self, assessed_on: date) -> ev.ResponseAssessed | None:
+        return next((e for e in reversed(self.history) if e.assessed_on == assessed_on), None)
 
     def prior_to(self, assessed_on: date) -> PriorStatus:
         prior = PriorStatus.NOT_IN_REMISSION
@@ -61,6 +75,19 @@ class Assessments(Aggregate):
             elif category is ResponseCategory.MOLECULAR_RELAPSE:
                 prior = PriorStatus.HAEMATOLOGICAL_REMISSION
         return prior
+
+    def correct(self, cmd: CorrectResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
+        """A new record superseding the assessment of `cmd.assessed_on`, with its reason (EU GMP
+        Annex 11 §9); derived by the same rules as the original."""
+        current = self.current_on(cmd.assessed_on)
+        if current is None:
+            raise NoAssessmentToCorrect(f"subject {cmd.subject_id} has no assessment dated {cmd.assessed_on} "
+                                        f"to correct")
+        [assessed] = self.assess(cmd, first_infusion_on)
+        fields = assessed.model_dump()
+        if fields == {k: v for k, v in current.model_dump().items() if k in fields}:
+            raise CorrectionChangesNothing(f"the correction of {cmd.assessed_on} repeats what is recorded")
+        return [ev.ResponseAssessmentCorrected(**fields, reason=cmd.reason)]
 
     def assess(self, cmd: RecordResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
         if first_infusion_on is None:

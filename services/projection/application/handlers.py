@@ -26,7 +26,7 @@ async def project_batch(read_models: ReadModels, emitter: Outcomes,
     causes: dict[str, EventEnvelope] = {}
     for env, event in todo:
         view = views.get(env.subject_id) or SubjectView(env.subject_id)
-        new = fold(view, event, env.occurred_at)
+        new = fold(view, event, env.occurred_at, str(env.event_id))
         if new != view:
             views[env.subject_id] = new
             causes[env.subject_id] = env
@@ -34,7 +34,7 @@ async def project_batch(read_models: ReadModels, emitter: Outcomes,
     if not changed:
         return
     await read_models.put_many(changed)
-    await emitter.emit_many([(o, outcome_key(o), causes[v.subject_id]) for v in changed for o in outcomes(v)])
+    await emitter.emit_many([(o, outcome_key(o, v), causes[v.subject_id]) for v in changed for o in outcomes(v)])
 
 
 async def project(read_models: ReadModels, emitter: Outcomes, env: EventEnvelope, event: EventPayload) -> None:

@@ -10,6 +10,7 @@ and every choice between competing facts is made by a total order, never by arri
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -34,6 +35,26 @@ class TimelineEntry:
     at: str  # ISO clinical time, UTC for instants, plain date for dated facts
     event_type: str
     summary: str
+    event_id: str | None = None  # the record's event id: what a signature names
+
+
+@dataclass(frozen=True)
+class Signature:
+    """An electronic signature on one of the subject's records (common.RecordSigned). Kept
+    apart from the record's entry, whichever arrives first, and shown with it (21 CFR
+    11.50(b): printed name, date and time, and meaning wherever the signed record is shown)."""
+
+    record_event_id: str
+    printed_name: str
+    signed_at: str  # UTC, ISO 8601
+    meaning: str
+    signer: str
+    role: str
+    org_id: str
+
+    def manifestation(self) -> dict[str, str]:
+        return {"printed_name": self.printed_name, "signed_at": self.signed_at, "meaning": self.meaning,
+                "signer": self.signer, "role": self.role, "org_id": self.org_id}
 
 
 @dataclass(frozen=True)
@@ -54,6 +75,7 @@ class SubjectView:
     timeline: tuple[TimelineEntry, ...] = ()
     products: tuple[Product, ...] = ()  # sorted by COI id
     day28: dict[str, Any] | None = None
+    signatures: tuple[Signature, ...] = ()  # sorted by (signed_at, signer, meaning)
 
     @property
     def programme_id(self) -> str | None:
@@ -73,23 +95,30 @@ class SubjectView:
             return None
         return days_between(date.fromisoformat(p.collected_on), date.fromisoformat(p.infused_on))
 
+    def signatures_of(self, event_id: str | None) -> list[dict[str, str]]:
+        return [s.manifestation() for s in self.signatures if event_id and s.record_event_id == event_id]
+
     def to_json(self) -> dict[str, Any]:
         return {
             "subject_id": self.subject_id, "centre_id": self.centre_id, "programme_id": self.programme_id,
             "enrolments": [list(e) for e in self.enrolments], "phase": self.phase,
             # vars(): these dataclasses are flat, and asdict's deep copy was a tenth of the
-            # projection's time in the profile (docs/benchmark.md)
-            "timeline": [dict(vars(t)) for t in self.timeline],
+            # projection's time in the profile (docs/benchmark.md). Each entry shows the
+            # signatures of its record (21 CFR 11.50(b)).
+            "timeline": [{**vars(t), "signatures": self.signatures_of(t.event_id)} for t in self.timeline],
             "products": [dict(vars(p)) for p in self.products],
             "day28": self.day28, "vein_to_vein_days": self.vein_to_vein_days,
+            "signatures": [dict(vars(s)) for s in self.signatures],
         }
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SubjectView":
         return cls(subject_id=d["subject_id"], centre_id=d["centre_id"],
                    enrolments=tuple(tuple(e) for e in d["enrolments"]), phase=d["phase"],
-                   timeline=tuple(TimelineEntry(**t) for t in d["timeline"]),
-                   products=tuple(Product(**p) for p in d["products"]), day28=d["day28"])
+                   timeline=tuple(TimelineEntry(**{k: v for k, v in t.items() if k != "signatures"})
+                                  for t in d["timeline"]),
+                   products=tuple(Product(**p) for p in d["products"]), day28=d["day28"],
+                   signatures=tuple(Signature(**x) for x in d.get("signatures", ())))  # none in views before them
 
 
 def _further(current: str, new: str) -> str:
@@ -102,9 +131,10 @@ def _at(moment: datetime | date) -> str:
     return moment.isoformat()
 
 
-def _with_entry(view: SubjectView, at: datetime | date, event_type: str, summary: str) -> tuple[TimelineEntry, ...]:
-    entry = TimelineEntry(_at(at), event_type, summary)
-    return tuple(sorted({*view.timeline, entry}, key=lambda e: (e.at, e.event_type, e.summary)))
+def _with_entry(view: SubjectView, at: datetime | date, event_type: str, summary: str,
+                event_id: str | None = None) -> tuple[TimelineEntry, ...]:
+    entry = TimelineEntry(_at(at), event_type, summary, event_id)
+    return tuple(sorted({*view.timeline, entry}, key=lambda e: (e.at, e.event_type, e.summary, e.event_id or "")))
 
 
 def _with_product(view: SubjectView, coi_id: str, **changes: str) -> tuple[Product, ...]:
@@ -119,51 +149,90 @@ def _closer_to_day28(candidate: int, current: int | None) -> bool:
     return (abs(candidate - DAY28_TARGET), candidate) < (abs(current - DAY28_TARGET), current)
 
 
-def fold(view: SubjectView, event: EventPayload, occurred_at: datetime) -> SubjectView:
-    """Fold one event into the view."""
+def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id: str | None = None) -> SubjectView:
+    """Fold one event (whose id is `event_id`) into the view."""
     t = event.event_type
+    if isinstance(event, ev.RecordSigned):
+        signature = Signature(str(event.record_event_id), event.printed_name, _at(event.signed_at),
+                              event.meaning.value, event.signer, event.role, event.org_id)
+        return dataclasses.replace(view, signatures=tuple(sorted(
+            {*view.signatures, signature}, key=lambda x: (x.signed_at, x.signer, x.meaning, x.record_event_id))))
+    if isinstance(event, ev.ResponseAssessmentCorrected):
+        return _fold_correction(view, event, event_id)
     if isinstance(event, ev.PatientRegistered):
         return dataclasses.replace(view, centre_id=event.centre_id,
-                                   timeline=_with_entry(view, occurred_at, t, f"registered at {event.centre_id}"))
+                                   timeline=_with_entry(view, occurred_at, t, f"registered at {event.centre_id}",
+                                                        event_id))
     if isinstance(event, ev.SubjectEnrolled):
         enrolments = tuple(sorted({*view.enrolments, (event.enrolled_on.isoformat(), event.programme_id)}))
         return dataclasses.replace(view, centre_id=event.centre_id, enrolments=enrolments,
                                    phase=_further(view.phase, "enrolled"),
-                                   timeline=_with_entry(view, event.enrolled_on, t, f"enrolled in {event.programme_id}"))
+                                   timeline=_with_entry(view, event.enrolled_on, t, f"enrolled in {event.programme_id}",
+                                                        event_id))
     if isinstance(event, ev.ApheresisCollected):
         return dataclasses.replace(view, phase=_further(view.phase, "collected"),
                                    products=_with_product(view, event.coi_id,
                                                           collected_on=clinical_date(event.collected_at).isoformat()),
-                                   timeline=_with_entry(view, event.collected_at, t, f"apheresis, COI {event.coi_id}"))
+                                   timeline=_with_entry(view, event.collected_at, t, f"apheresis, COI {event.coi_id}",
+                                                        event_id))
     if isinstance(event, ev.ProductReleased):
         return dataclasses.replace(view, phase=_further(view.phase, "released"),
                                    timeline=_with_entry(view, event.released_at, t,
-                                                        f"product lot {event.lot_number} released, COI {event.coi_id}"))
+                                                        f"product lot {event.lot_number} released, COI {event.coi_id}",
+                                                        event_id))
     if isinstance(event, ev.ProductInfused):
         return dataclasses.replace(view, phase=_further(view.phase, "infused"),
                                    products=_with_product(view, event.coi_id,
                                                           infused_on=clinical_date(event.infused_at).isoformat()),
                                    timeline=_with_entry(view, event.infused_at, t,
-                                                        f"infusion {event.infusion_number}, COI {event.coi_id}"))
+                                                        f"infusion {event.infusion_number}, COI {event.coi_id}",
+                                                        event_id))
     if isinstance(event, ev.ResponseAssessed):
-        category = event.response_category.value if event.response_category else "category not derivable"
         v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
-                                timeline=_with_entry(view, event.assessed_on, t,
-                                                     f"day {event.study_day}: {category}, MRD {event.mrd_status.value}"))
-        lo, hi = DAY28_WINDOW
-        current = view.day28["study_day"] if view.day28 else None
-        if lo <= event.study_day <= hi and _closer_to_day28(event.study_day, current):
-            v = dataclasses.replace(v, day28={
-                "study_day": event.study_day,
-                "response_category": event.response_category.value if event.response_category else None,
-                "mrd_status": event.mrd_status.value,
-                "morphologic_response": event.morphologic_response,
-                "flow_response": event.flow_response,
-                "molecular_response": event.molecular_response,
-                "responder": is_responder(event),
-            })
-        return v
+                                timeline=_with_entry(view, event.assessed_on, t, _assessed(event), event_id))
+        return _with_day28(v, view.day28, event)
     return view
+
+
+def _assessed(event: ev.ResponseAssessed) -> str:
+    category = event.response_category.value if event.response_category else "category not derivable"
+    return f"day {event.study_day}: {category}, MRD {event.mrd_status.value}"
+
+
+def _fold_correction(view: SubjectView, event: ev.ResponseAssessmentCorrected, event_id: str | None) -> SubjectView:
+    """A correction (EU GMP Annex 11 §9) shows beside the entry it corrects, with its reason,
+    and replaces it in the day-28 endpoint."""
+    summary = f"{_assessed(event)} (corrected: {event.reason})"
+    v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
+                            timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
+    return _with_day28(v, view.day28, event)
+
+
+def _with_day28(v: SubjectView, current: dict[str, Any] | None, event: ev.ResponseAssessed) -> SubjectView:
+    """The day-28 endpoint after `event`. A correction supersedes the assessment of its date
+    (same study day) whichever of the two arrived first; two corrections of one date come
+    in their order on the subject's partition, the later one standing."""
+    lo, hi = DAY28_WINDOW
+    if not lo <= event.study_day <= hi:
+        return v
+    corrected = isinstance(event, ev.ResponseAssessmentCorrected)
+    same_day = current is not None and current["study_day"] == event.study_day
+    if same_day and not corrected and current.get("corrected"):
+        return v
+    if not (same_day and corrected) and not _closer_to_day28(event.study_day, current and current["study_day"]):
+        return v
+    day28 = {
+        "study_day": event.study_day,
+        "response_category": event.response_category.value if event.response_category else None,
+        "mrd_status": event.mrd_status.value,
+        "morphologic_response": event.morphologic_response,
+        "flow_response": event.flow_response,
+        "molecular_response": event.molecular_response,
+        "responder": is_responder(event),
+    }
+    if corrected:
+        day28["corrected"] = event.reason
+    return dataclasses.replace(v, day28=day28)
 
 
 def is_responder(event: ev.ResponseAssessed) -> bool:
@@ -191,12 +260,17 @@ def outcomes(view: SubjectView) -> list[EventPayload]:
     return out
 
 
-def outcome_key(outcome: EventPayload) -> str:
+def outcome_key(outcome: EventPayload, view: SubjectView | None = None) -> str:
     """What makes an outcome unique. A day-28 response is keyed by its study day: if an
     assessment closer to day 28 arrives later, a new outcome supersedes the earlier one
-    (consumers keep the latest per subject, see Day28ResponseDetermined)."""
+    (consumers keep the latest per subject, see Day28ResponseDetermined). One from a
+    corrected assessment (`view.day28["corrected"]`) is keyed by its content too, so a
+    correction on the same study day is published as the new outcome."""
     if isinstance(outcome, ev.Day28ResponseDetermined):
-        return f"day28:{outcome.subject_id}:{outcome.study_day}"
+        key = f"day28:{outcome.subject_id}:{outcome.study_day}"
+        if view is not None and view.day28 and view.day28.get("corrected"):
+            key += ":corrected:" + hashlib.sha256(outcome.model_dump_json().encode()).hexdigest()[:16]
+        return key
     if isinstance(outcome, ev.VeinToVeinTimeDetermined):
         return f"v2v:{outcome.subject_id}:{outcome.coi_id}"
     raise ValueError(f"not an outcome: {outcome.event_type}")

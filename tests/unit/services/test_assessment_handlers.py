@@ -7,10 +7,16 @@ from datetime import date, datetime, timezone
 
 import pytest
 
-from contracts.commands import RecordResponseAssessment
-from contracts.events import MrdStatus, ProductInfused, ResponseAssessed, ResponseCategory
+from contracts.commands import CorrectResponseAssessment, RecordResponseAssessment
+from contracts.events import MrdStatus, ProductInfused, ResponseAssessed, ResponseAssessmentCorrected, ResponseCategory
 from services.assessment import bootstrap
-from services.assessment.domain.model import AssessmentBeforeInfusion, SubjectNotInfused, assessment_stream
+from services.assessment.domain.model import (
+    AssessmentBeforeInfusion,
+    CorrectionChangesNothing,
+    NoAssessmentToCorrect,
+    SubjectNotInfused,
+    assessment_stream,
+)
 from tests.unit.services.fakes import Bus, FakeInfusions, FakeStreams
 
 SUBJECT = "S-0123456789AB"
@@ -117,6 +123,50 @@ class TestRecordResponse:
             await wired(streams, FakeInfusions()).send(assessment())
 
         assert streams.appended == []
+
+
+def correction(on: date = date(2024, 3, 29), *, blasts: float, reason: str = "transcription error: 12 read as 1.2",
+               **changes) -> CorrectResponseAssessment:
+    return CorrectResponseAssessment(**{**assessment(on, blasts=blasts).model_dump(), **changes, "reason": reason})
+
+
+class TestCorrectResponse:
+    """A correction is a new record with its reason, superseding, never editing (EU GMP Annex 11 §9)."""
+
+    async def test_a_correction_is_appended_after_the_original_which_stays(self):
+        streams = FakeStreams()
+        bus = wired(streams, await infused())
+        await bus.send(assessment(blasts=1.0))
+
+        await bus.send(correction(blasts=12.0))
+
+        original, corrected = streams.events(assessment_stream(SUBJECT))
+        assert original.marrow_blasts_percent == 1.0 and original.response_category is ResponseCategory.CR
+        assert isinstance(corrected, ResponseAssessmentCorrected)
+        assert corrected.marrow_blasts_percent == 12.0 and corrected.response_category is ResponseCategory.NO_RESPONSE
+        assert corrected.reason == "transcription error: 12 read as 1.2"
+
+    async def test_a_correction_without_an_assessment_on_its_date_is_refused(self):
+        with pytest.raises(NoAssessmentToCorrect):
+            await wired(FakeStreams(), await infused()).send(correction(blasts=12.0))
+
+    async def test_a_correction_that_changes_nothing_is_refused(self):
+        bus = wired(FakeStreams(), await infused())
+        await bus.send(assessment(blasts=1.0))
+
+        with pytest.raises(CorrectionChangesNothing):
+            await bus.send(correction(blasts=1.0))
+
+    async def test_a_later_assessment_reads_its_prior_status_from_the_correction_not_the_original(self):
+        streams = FakeStreams()
+        bus = wired(streams, await infused())
+        await bus.send(assessment(blasts=1.0))  # a CR ...
+        await bus.send(correction(blasts=12.0))  # ... that was in truth no response
+
+        await bus.send(assessment(date(2024, 6, 1), blasts=12.0))
+
+        # after a CR, 12 % blasts would be a relapse; without one, no response
+        assert recorded(streams).response_category is ResponseCategory.NO_RESPONSE
 
 
 class TestOnProductInfused:

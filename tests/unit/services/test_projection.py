@@ -13,7 +13,7 @@ from contracts import events as ev
 from contracts.base import EventPayload
 from services.projection.application.handlers import project
 from services.projection.domain.report import ProgrammeRow, programme_report
-from services.projection.domain.subject_view import SubjectView, fold, outcomes
+from services.projection.domain.subject_view import SubjectView, fold, outcome_key, outcomes
 from tests.unit.services.fakes import FakeOutcomes, FakeReadModels, envelope
 
 SUBJECT = "S-0123456789AB"
@@ -289,3 +289,70 @@ class TestProgrammeReport:
         report = programme_report([row(True, programme_id="NK-PHALL-P1"), row(False)])
 
         assert [(r["programme_id"], r["day28_responders"]) for r in report] == [(PROGRAMME, 0), ("NK-PHALL-P1", 1)]
+
+
+RELEASE_ID = "8a2f1e34-5b6c-4d7e-8f90-a1b2c3d4e5f6"
+
+
+def signed(meaning: ev.SignatureMeaning = ev.SignatureMeaning.APPROVAL) -> tuple[EventPayload, datetime]:
+    at_ = RELEASED_AT + timedelta(hours=1)
+    return (ev.RecordSigned(signer="qp.bianchi", printed_name="Giulia Bianchi", signed_at=at_, meaning=meaning,
+                            role="qualified_person", org_id="FAC-1", record_event_id=RELEASE_ID,
+                            record_event_type="manufacturing.ProductReleased", record_hash="ab" * 32,
+                            subject_id=SUBJECT), at_)
+
+
+def corrected(study_day: int, *, blasts: float, category: ev.ResponseCategory,
+              reason: str = "transcription error") -> tuple[EventPayload, datetime]:
+    on = DAY0 + timedelta(days=study_day)
+    return (ev.ResponseAssessmentCorrected(
+        subject_id=SUBJECT, assessed_on=on, study_day=study_day, marrow_blasts_percent=blasts,
+        response_category=category, mrd_status=ev.MrdStatus.NEGATIVE, morphologic_response=blasts < 5,
+        reason=reason), at(on))
+
+
+class TestSignatureManifestation:
+    """21 CFR 11.50(b): the printed name, time and meaning shown with the signed record."""
+
+    @pytest.mark.parametrize("signature_first", [False, True])
+    def test_the_signed_records_entry_shows_the_signature_whichever_arrived_first(self, signature_first):
+        release, signature = released(), signed()
+        view = SubjectView(SUBJECT)
+        for (event, occurred_at), event_id in ([(signature, None), (release, RELEASE_ID)] if signature_first
+                                               else [(release, RELEASE_ID), (signature, None)]):
+            view = fold(view, event, occurred_at, event_id)
+
+        [entry] = [t for t in SubjectView.from_json(view.to_json()).to_json()["timeline"]
+                   if t["event_type"] == "manufacturing.ProductReleased"]
+        assert entry["signatures"] == [{"printed_name": "Giulia Bianchi", "signed_at": "2024-03-24T13:00:00+00:00",
+                                        "meaning": "approval", "signer": "qp.bianchi", "role": "qualified_person",
+                                        "org_id": "FAC-1"}]
+
+    def test_an_entry_of_another_record_shows_no_signature(self):
+        view = fold(fold(SubjectView(SUBJECT), *released(), "another-event-id"), *signed())
+
+        assert [t["signatures"] for t in view.to_json()["timeline"]] == [[]]
+
+
+class TestCorrections:
+    def test_a_correction_shows_beside_the_original_with_its_reason(self):
+        view = fold_all([assessed(28), corrected(28, blasts=30.0, category=ev.ResponseCategory.NO_RESPONSE,
+                                                 reason="blasts misread")])
+
+        summaries = [t.summary for t in view.timeline]
+        assert summaries == ["day 28: complete_remission, MRD negative",
+                             "day 28: no_response, MRD negative (corrected: blasts misread)"]
+
+    @pytest.mark.parametrize("correction_first", [False, True])
+    def test_the_correction_replaces_the_original_in_the_day_28_endpoint(self, correction_first):
+        events = [assessed(28), corrected(28, blasts=30.0, category=ev.ResponseCategory.NO_RESPONSE)]
+        view = fold_all(events[::-1] if correction_first else events)
+
+        assert view.day28["responder"] is False and view.day28["corrected"] == "transcription error"
+
+    def test_a_corrected_day_28_outcome_has_another_key_than_the_original(self):
+        before = fold_all([enrolled(), assessed(28)])
+        after = fold_all([corrected(28, blasts=30.0, category=ev.ResponseCategory.NO_RESPONSE)], before)
+        [o1] = [o for o in outcomes(before) if isinstance(o, ev.Day28ResponseDetermined)]
+        [o2] = [o for o in outcomes(after) if isinstance(o, ev.Day28ResponseDetermined)]
+        assert outcome_key(o1, before) != outcome_key(o2, after) and o2.responder is False

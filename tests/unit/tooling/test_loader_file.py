@@ -18,7 +18,7 @@ def _register(ref: str, hrn: str) -> str:
 
 @pytest.fixture
 def loader() -> Loader:
-    return Loader("127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1", token=lambda: "unused")  # never contacted
+    return Loader("127.0.0.1:1", "http://127.0.0.1:1", "http://127.0.0.1:1", None)  # never contacted here
 
 
 class TestReadingALoadFile:

@@ -1,0 +1,129 @@
+"""Authenticated commands: a command on a command topic is applied only for an
+authenticated principal whom the policy allows it (issue 8, item 4; 21 CFR 11.10(d), (g)).
+
+The command's envelope names its `actor` and carries that principal's bearer token as its
+`credential` (infra/runtime/access/tokens.py). Before a service's handler runs, in the same
+transaction, the guard:
+
+1. verifies the token (EdDSA signature with the public key from the settings, issuer,
+   audience, expiry): none, forged or expired -> UNAUTHENTICATED;
+2. checks that it names the envelope's `actor`: a token of another principal -> UNAUTHENTICATED;
+3. loads the principal from the `access` schema: unknown or disabled -> UNAUTHENTICATED;
+4. asks the policy `decide(principal, COMMAND_ACTIONS[command type], resource)`, the
+   resource being the centre the command names: refused -> FORBIDDEN.
+
+A refusal is a `CommandRejected` with that code and the reason (infra/runtime/consumer.py),
+never applied; so the `actor` of every event a command causes is a verified principal id.
+
+A token is checked against the time the command is applied, not when it was sent (which the
+sender could claim): a command applied after its token expired (a service down for longer
+than a token lives) is refused, and is resubmitted with a fresh token.
+
+What a command is about, for the policy: the centre it names (`centre_id`). A command that
+names only a subject or a product (RecordProductRelease, RecordInfusion,
+RecordResponseAssessment) is treated as the network's, so only a network-wide grant reaches
+it, until the services' local views carry each subject's centre (docs/design.md, "Broker").
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import asyncpg
+
+from contracts.base import CommandPayload
+from contracts.envelope import CommandEnvelope
+from contracts.errors import Forbidden, Unauthenticated
+from infra.runtime.access.policy import Action, Resource, decide
+from infra.runtime.access.principals import Principal
+from infra.runtime.access.store import PgAccessStore
+from infra.runtime.access.tokens import InvalidToken, TokenClaims, TokenVerifier
+
+A = Action
+
+# What each command on a topic asks of the policy: the one table. A service that handles a
+# command missing here does not start (infra/runtime/host.py, ServiceSpec).
+COMMAND_ACTIONS: Mapping[str, Action] = {
+    "RegisterCentre": A.REGISTER_CENTRE,  # a new member of the network
+    "EnrollSubject": A.WRITE_SUBJECT,
+    # the collection is a procedure on the patient, at the treating centre (FACT-JACIE: the
+    # apheresis unit is part of the clinical programme)
+    "RecordApheresisCollection": A.WRITE_SUBJECT,
+    "RecordProductRelease": A.RELEASE_PRODUCT,  # EU GMP Annex 16 §1
+    "RecordInfusion": A.WRITE_SUBJECT,
+    "RecordResponseAssessment": A.WRITE_SUBJECT,
+    # a correction is a new record with its reason, by whoever may write the record it
+    # corrects (EU GMP Annex 11 §9)
+    "CorrectResponseAssessment": A.WRITE_SUBJECT,
+}
+
+# A principal is re-read at most this often (seconds): a revoked role or a disabled principal
+# takes effect within it, instead of costing two queries per command.
+PRINCIPAL_TTL = 1.0
+
+
+def resource_of(payload: CommandPayload) -> Resource:
+    return Resource(centre_id=getattr(payload, "centre_id", None))
+
+
+class CommandGuard:
+    """Checks a command's credential and the policy before its handler (module docstring)."""
+
+    def __init__(self, verifier: TokenVerifier | None) -> None:
+        self.verifier = verifier  # None: no public key configured, so every command is refused
+        self._claims: dict[str, TokenClaims] = {}  # tokens already verified (the signature, not the expiry)
+        self._principals: dict[str, tuple[float, Principal | None]] = {}
+
+    async def admit(self, conn: asyncpg.Connection, env: CommandEnvelope, payload: CommandPayload) -> Principal:
+        """The principal the command is applied for; raises Unauthenticated or Forbidden."""
+        claims = self._verify(env.credential)
+        if claims.subject != env.actor:
+            raise Unauthenticated(f"the command names actor {env.actor}, but its token is {claims.subject}'s")
+        principal = await self._principal(conn, claims.subject)
+        if principal is None:
+            raise Unauthenticated(f"principal {claims.subject} is unknown or disabled")
+        decision = decide(principal, COMMAND_ACTIONS[env.command_type], resource_of(payload))
+        if not decision.allowed:
+            raise Forbidden(decision.reason)
+        return principal
+
+    def _verify(self, token: str | None) -> TokenClaims:
+        if not token:
+            raise Unauthenticated(f"the command carries no credential (a token of actor as `credential`)")
+        if self.verifier is None:
+            raise Unauthenticated("this service accepts no tokens: CELLTRAIL_TOKEN_PUBLIC_KEY is not set")
+        claims = self._claims.get(token)
+        if claims is None:
+            try:
+                claims = self.verifier.verify(token)
+            except InvalidToken as exc:
+                raise Unauthenticated(str(exc)) from None
+            if len(self._claims) > 1000:
+                self._claims.clear()
+            self._claims[token] = claims
+        elif claims.expires_at.timestamp() + 10 < time.time():  # the verifier's leeway
+            raise Unauthenticated("the token has expired")
+        return claims
+
+    async def _principal(self, conn: asyncpg.Connection, principal_id: str) -> Principal | None:
+        now = time.monotonic()
+        cached = self._principals.get(principal_id)
+        if cached is not None and now - cached[0] < PRINCIPAL_TTL:
+            return cached[1]
+        principal = await PgAccessStore(conn).principal(principal_id)
+        self._principals[principal_id] = (now, principal)
+        return principal
+
+    def guard(self, handlers: Mapping[str, Any]) -> dict[str, Any]:
+        """`handlers` (command type -> `(conn, env, payload)` handler), each behind `admit`."""
+        return {command_type: self._guarded(handler) for command_type, handler in handlers.items()}
+
+    def _guarded(self, handler: Any) -> Any:
+        async def guarded(conn: asyncpg.Connection, env: CommandEnvelope, payload: CommandPayload) -> None:
+            await self.admit(conn, env, payload)
+            await handler(conn, env, payload)
+
+        guarded.__qualname__ = f"guarded({getattr(handler, '__qualname__', handler)})"
+        return guarded

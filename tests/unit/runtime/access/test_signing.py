@@ -1,0 +1,109 @@
+"""Signed events (infra/runtime/access/signing.py): only a record signed by the service that
+owns its topic, unchanged, on that topic with that key, of an event type of that service's
+context, verifies. Every other case is refused with a reason naming what is wrong."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka import ConsumerRecord
+
+from contracts import topics
+from infra.runtime.access.signing import (
+    HEADER_SIGNATURE, HEADER_SIGNER, EventVerifier, RecordSigner, SigningKeyError, parse_public_keys)
+from tests.conftest import TEST_SERVICE_KEYS, signing_settings
+
+VALUE = b'{"event_type":"manufacturing.ProductReleased","payload":{"coi_id":"COI-1"}}'
+KEY = b"S-000000000001"
+
+
+def signer(service: str) -> RecordSigner:
+    return RecordSigner(service, TEST_SERVICE_KEYS[service])
+
+
+def record(topic: str, value: bytes = VALUE, key: bytes = KEY, headers=()) -> ConsumerRecord:
+    return ConsumerRecord(topic=topic, partition=0, offset=0, timestamp=0, timestamp_type=0, key=key, value=value,
+                          checksum=None, serialized_key_size=len(key), serialized_value_size=len(value),
+                          headers=list(headers))
+
+
+@pytest.fixture
+def verifier() -> EventVerifier:
+    return EventVerifier(parse_public_keys(signing_settings("enrollment")["CELLTRAIL_SERVICE_PUBLIC_KEYS"]))
+
+
+def signed(service: str, topic: str = topics.MANUFACTURING_EVENTS, value: bytes = VALUE, key: bytes = KEY):
+    return signer(service).headers(topic, key, value)
+
+
+class TestVerify:
+    def test_a_record_signed_by_its_topics_owner_verifies(self, verifier) -> None:
+        assert verifier.check(record(topics.MANUFACTURING_EVENTS, headers=signed("manufacturing")),
+                              "manufacturing.ProductReleased") is None
+        assert verifier.refused == 0
+
+    def test_an_unsigned_record_is_refused(self, verifier) -> None:
+        why = verifier.check(record(topics.MANUFACTURING_EVENTS), "manufacturing.ProductReleased")
+        assert why == ("unauthentic event: not signed (topic celltrail.manufacturing.v1 takes only events signed "
+                       "by manufacturing)")
+        assert verifier.refused == 1
+
+    def test_a_record_signed_by_another_service_is_refused(self, verifier) -> None:
+        why = verifier.check(record(topics.MANUFACTURING_EVENTS, headers=signed("enrollment")),
+                             "manufacturing.ProductReleased")
+        assert why == "unauthentic event: signed as 'enrollment', but topic celltrail.manufacturing.v1 is manufacturing's"
+
+    def test_a_record_claiming_the_owner_but_signed_with_another_key_is_refused(self, verifier) -> None:
+        [_, (name, signature)] = signed("enrollment")
+        headers = [(HEADER_SIGNER, b"manufacturing"), (name, signature)]
+        why = verifier.check(record(topics.MANUFACTURING_EVENTS, headers=headers), "manufacturing.ProductReleased")
+        assert why == "unauthentic event: the signature of manufacturing does not verify (forged or altered)"
+
+    def test_a_tampered_value_is_refused(self, verifier) -> None:
+        tampered = VALUE.replace(b"COI-1", b"COI-2")
+        why = verifier.check(record(topics.MANUFACTURING_EVENTS, value=tampered, headers=signed("manufacturing")),
+                             "manufacturing.ProductReleased")
+        assert why and "does not verify" in why
+
+    def test_a_genuine_record_replayed_to_another_topic_is_refused(self, verifier) -> None:
+        headers = signed("enrollment", topic=topics.ENROLLMENT_EVENTS)
+        # copied onto the manufacturing topic as it was: signed by enrollment, not the owner
+        assert "is manufacturing's" in verifier.check(record(topics.MANUFACTURING_EVENTS, headers=headers),
+                                                      "enrollment.SubjectEnrolled")
+        # a `common.*` event (any service's) with the signer header rewritten: the signature,
+        # bound to the topic it was made for, fails
+        headers = [(HEADER_SIGNER, b"manufacturing"), headers[1]]
+        assert "does not verify" in verifier.check(record(topics.MANUFACTURING_EVENTS, headers=headers),
+                                                   "common.ChainHeadRecorded")
+
+    def test_a_genuine_record_under_another_key_is_refused(self, verifier) -> None:
+        why = verifier.check(record(topics.MANUFACTURING_EVENTS, key=b"S-000000000002",
+                                    headers=signed("manufacturing")), "manufacturing.ProductReleased")
+        assert why and "does not verify" in why
+
+    def test_an_owner_may_not_publish_another_contexts_event_type(self, verifier) -> None:
+        why = verifier.check(record(topics.MANUFACTURING_EVENTS, headers=signed("manufacturing")),
+                             "enrollment.SubjectEnrolled")
+        assert why == ("unauthentic event: enrollment.SubjectEnrolled is enrollment's, not to be published by "
+                       "manufacturing")
+
+    def test_common_events_are_any_services(self, verifier) -> None:
+        assert verifier.check(record(topics.MANUFACTURING_EVENTS, headers=signed("manufacturing")),
+                              "common.CommandRejected") is None
+
+    def test_signatures_are_deterministic_so_a_republished_event_verifies_the_same(self) -> None:
+        assert signed("manufacturing") == signed("manufacturing")
+        assert dict(signed("manufacturing"))[HEADER_SIGNATURE] != dict(signed("manufacturing", key=b"x"))[
+            HEADER_SIGNATURE]
+
+
+class TestKeys:
+    def test_every_service_needs_a_public_key(self) -> None:
+        with pytest.raises(SigningKeyError, match="lacks the key of"):
+            EventVerifier(parse_public_keys(signing_settings("enrollment")["CELLTRAIL_SERVICE_PUBLIC_KEYS"]
+                                            .split(",", 1)[1]))
+
+    def test_a_malformed_public_key_list_is_refused_naming_the_item(self) -> None:
+        with pytest.raises(SigningKeyError, match="is not `service:base64`"):
+            parse_public_keys("nobody:AAAA")
+        with pytest.raises(SigningKeyError, match="must be 32 bytes"):
+            parse_public_keys("enrollment:AAAA")
