@@ -47,7 +47,7 @@ pytestmark = pytest.mark.e2e
 OWN_CENTRE, OTHER_CENTRE, OWN_FACILITY, NETWORK = "CTR-OWN", "CTR-OTHER", "FAC-OWN", "NETWORK"
 ORG_OF_KIND = {OrgKind.CENTRE: OWN_CENTRE, OrgKind.FACILITY: OWN_FACILITY, OrgKind.NETWORK: NETWORK}
 SIDES = {"own": OWN_CENTRE, "other": OTHER_CENTRE}
-SYSTEM_ROLES = {Role.FACILITY_SYSTEM, Role.OUTCOME_CONSUMER, Role.LOADER}
+SYSTEM_ROLES = {Role.FACILITY_SYSTEM, Role.OUTCOME_CONSUMER, Role.DATA_LOADER}
 
 
 def role_holders() -> list[Principal]:
@@ -153,13 +153,13 @@ async def _collections(database_url: str) -> dict[str, str]:
 
 
 def wait_for_subjects(stack: Stack, timeout: float = 60) -> None:
-    """Until the projection shows every subject enrolled (also after a rebuild)."""
+    """Until the projection shows every subject collected (also after a rebuild)."""
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         views = [call("GET", f"{stack.urls['projection']}/subjects/{s}", stack.cli()) for s in stack.subjects.values()]
-        if all(status == 200 and view["phase"] == "enrolled" for status, view in views):
+        if all(status == 200 and view["phase"] == "collected" for status, view in views):
             return
         time.sleep(0.2)
     raise AssertionError(f"the projection did not show {stack.subjects} within {timeout}s")

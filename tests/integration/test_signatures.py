@@ -22,6 +22,7 @@ from infra.runtime.chain import CANONICAL_COLUMNS, canonical_event
 from infra.runtime.eventstore import EventStore, Metadata, NewEvent
 from infra.runtime.host import build_app
 from infra.runtime.settings import Settings
+from tests.conftest import signing_settings
 from services.manufacturing import bootstrap
 
 pytestmark = pytest.mark.integration
@@ -71,7 +72,8 @@ async def records(pool) -> dict[str, str]:
 @pytest.fixture
 async def service(database_url, kafka, records):
     app = build_app(bootstrap.spec(), Settings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka,
-                                               CELLTRAIL_TOKEN_PUBLIC_KEY=public_key_pem(KEY)))
+                                               CELLTRAIL_TOKEN_PUBLIC_KEY=public_key_pem(KEY),
+                                               **signing_settings("manufacturing")))
     async with app.router.lifespan_context(app), httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://manufacturing") as client:
         yield client
