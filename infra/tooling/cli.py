@@ -417,13 +417,13 @@ def show_demo_administrator(system) -> None:
             anonymous = r.status
     except urllib.error.HTTPError as exc:
         anonymous = exc.code
-    roles = ", ".join(f"{m.role}@{m.org_id}" for m in who.memberships)
-    print(f"\ndemo administrator: {who.principal_id} ({who.printed_name}, a person; {roles}), password {password}")
+    roles = ", ".join(f"{m['role']}@{m['org']}" for m in whoami["memberships"])
+    print(f"\ndemo administrator: {who} ({whoami['printed_name']}, a person; {roles}), password {password}")
     print("  every endpoint but /health needs a credential (docs/design.md, Access). A token, as anyone gets one:")
-    print(f"    echo '{password}' | CELLTRAIL_HOME={system.home} celltrail access token {who.principal_id}")
+    print(f"    echo '{password}' | CELLTRAIL_HOME={system.home} celltrail access token {who}")
     print("  and used:")
     print(f'    curl -H "Authorization: Bearer $TOKEN" {projection}/subjects')
-    print(f"  tried now: GET {projection}/whoami with a token of {who.principal_id} answers "
+    print(f"  tried now: GET {projection}/whoami with a token of {who} answers "
           f"{whoami['principal_id']}; without one, {anonymous}.\n  This system stops with the demo: against "
           f"`celltrail up`, make your own principal with `celltrail access` (README, \"Who may call what\").")
 

@@ -76,9 +76,14 @@ async def principals(pool) -> dict[str, str]:
 
 
 @pytest.fixture
-async def services(database_url, kafka):
-    """Manufacturing and infusion, each a real service host with its own signing key."""
+async def services(database_url, kafka, pool):
+    """Manufacturing and infusion, each a real service host with its own signing key; the
+    clients call as the CLI (its roles include reading a service's /status)."""
     await ensure_topics(kafka, 3)
+    async with pool.acquire() as conn:
+        store = PgAccessStore(conn)
+        await ensure_cli_principal(store)
+        cli = {"Authorization": f"Bearer {TokenIssuer(TOKEN_KEY).issue(await store.principal(CLI_PRINCIPAL)).token}"}
     clients = {}
     apps = []
     for bootstrap in (manufacturing, infusion):
@@ -89,7 +94,8 @@ async def services(database_url, kafka):
         apps.append(app)
     async with apps[0].router.lifespan_context(apps[0]), apps[1].router.lifespan_context(apps[1]):
         for name, app in zip(("manufacturing", "infusion"), apps):
-            clients[name] = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}")
+            clients[name] = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{name}",
+                                              headers=cli)
         for _ in range(600):  # until both consumers hold their partitions
             if all([(await c.get("/status")).status_code == 200 for c in clients.values()]):
                 break
