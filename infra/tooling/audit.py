@@ -6,8 +6,10 @@ does: the stores are the record, the read models only derived from them. Every e
 the subject (or naming the COI) is one entry:
 - a record (what the service recorded, by whom), with the signatures it carries (21 CFR
   11.50(b): printed name, UTC time and meaning shown with the signed record);
-- a refusal (`common.CommandRejected`: the command, its code and reason). Refusals at the
-  HTTP edge appear here as soon as they are recorded as `CommandRejected` in a store;
+- a refusal: a command refused by a service (`common.CommandRejected`: the command, its code
+  and reason), or a request refused at the HTTP edge (a row of `access.refusals`, written by
+  `infra.runtime.edge` for every 401, 403 and domain refusal: method, path, status, code,
+  reason, and the principal or the kind of credential presented);
 - a correction (`assessment.ResponseAssessmentCorrected`, with its reason and the events it
   supersedes: those of the same subject and date recorded before it; EU GMP Annex 11 §9);
 - a signature (`common.RecordSigned`: signer, printed name, role, meaning, the record and
@@ -138,6 +140,27 @@ async def _rows(conn: asyncpg.Connection, subject: str | None, coi: str | None) 
     return sorted(found, key=lambda x: (x[1]["recorded_at"], topology.SERVICES.index(x[0]), x[1]["position"]))
 
 
+async def _edge_refusals(conn: asyncpg.Connection, subject: str | None, coi: str | None) -> list[asyncpg.Record]:
+    """Requests refused at the HTTP edge about the subject, or naming the COI (in the path or the reason)."""
+    columns = ("position, recorded_at, service, method, path, status, code, reason, principal_id, credential,"
+               " subject_id, centre_id, facility_id")
+    if subject is not None:
+        return await conn.fetch(f"SELECT {columns} FROM access.refusals WHERE subject_id = $1", subject)
+    return await conn.fetch(f"SELECT {columns} FROM access.refusals"
+                            " WHERE strpos(path, $1) > 0 OR strpos(reason, $1) > 0", coi)
+
+
+def _edge_entry(row: asyncpg.Record, people: dict[str, tuple[str, list[str]]]) -> Entry:
+    principal = row["principal_id"]
+    name, roles = people.get(principal, (None, [])) if principal else (None, [])
+    actor = principal or f"anonymous (credential: {row['credential']})"
+    about = {k: row[k] for k in ("subject_id", "centre_id", "facility_id") if row[k] is not None}
+    return Entry(_utc(row["recorded_at"]), _utc(row["recorded_at"]), row["service"], row["position"],
+                 f"access.refusals/{row['position']}", "refusal", "http.RequestRefused", actor, name, None, roles,
+                 f"{row['method']} {row['path']} refused ({row['status']})", f"{row['code']}: {row['reason']}",
+                 {"status": row["status"], "code": row["code"], "reason": row["reason"], **about})
+
+
 async def _people(conn: asyncpg.Connection, actors: set[str]) -> dict[str, tuple[str, list[str]]]:
     rows = await conn.fetch(
         "SELECT p.principal_id, p.printed_name, coalesce(array_agg(m.role || '@' || m.org_id ORDER BY m.org_id, m.role)"
@@ -195,9 +218,12 @@ async def trail(conn: asyncpg.Connection, *, subject: str | None = None, coi: st
     if (subject is None) == (coi is None):
         raise ValueError("give a subject or a COI")
     rows = await _rows(conn, subject, coi)
-    people = await _people(conn, {r["actor"] for _, r in rows})
+    edge = await _edge_refusals(conn, subject, coi)
+    people = await _people(conn, {r["actor"] for _, r in rows} | {r["principal_id"] for r in edge if r["principal_id"]})
     entries = [_entry(service, r, people) for service, r in rows]
     _link(entries)
+    # one trail in the order things were recorded, the stores' events and the edge's refusals
+    entries = sorted(entries + [_edge_entry(r, people) for r in edge], key=lambda e: e.recorded_at)
     return Trail({"subject": subject} if subject else {"coi": coi}, entries)
 
 

@@ -18,6 +18,7 @@ from contracts.access import OrgKind, PrincipalKind, Role
 from contracts.commands import CorrectResponseAssessment, RecordResponseAssessment, SignRecord
 from contracts.envelope import CommandEnvelope
 from infra.runtime.access.principals import Principal
+from infra.runtime.access.refusals import PgRefusals, Refusal
 from infra.runtime.access.store import PgAccessStore
 from infra.runtime.access.tokens import TokenIssuer, generate_signing_key, public_key_pem
 from infra.runtime.eventstore import EventStore
@@ -65,6 +66,11 @@ async def history(pool) -> dict[str, str]:
     with pytest.raises(SignatureRefused):
         await signer.sign(qp, cmd, "not my password")
     await signer.sign(qp, cmd, PASSWORD)
+    async with pool.acquire() as conn:
+        # what the HTTP edge writes when it refuses a request about the subject (infra.runtime.edge)
+        await PgRefusals(conn).record(Refusal(
+            "projection", "GET", "/subjects/{subject_id}", f"/subjects/{SUBJECT}", 403, "FORBIDDEN",
+            "nurse.x may read_subject only as nurse at C-OTHER", "nurse.x", "bearer", subject_id=SUBJECT))
     return {"release": release}
 
 
@@ -95,8 +101,16 @@ class TestSubjectTrail:
         times = [e["recorded_at"] for e in trail["entries"]]
         assert times == sorted(times)
 
+    def test_a_request_refused_at_the_http_edge_is_in_the_trail(self, trail):
+        edge = [e for e in trail["entries"] if e["event_type"] == "http.RequestRefused"]
+        assert len(edge) == 1
+        assert edge[0]["kind"] == "refusal" and edge[0]["actor"] == "nurse.x" and edge[0]["service"] == "projection"
+        assert edge[0]["what"] == f"GET /subjects/{SUBJECT} refused (403)"
+        assert edge[0]["why"].startswith("FORBIDDEN: nurse.x may read_subject")
+        assert [e["recorded_at"] for e in trail["entries"]] == sorted(e["recorded_at"] for e in trail["entries"])
+
     def test_the_refusal_says_who_was_refused_what_and_why(self, trail):
-        [refusal] = [e for e in trail["entries"] if e["kind"] == "refusal"]
+        [refusal] = [e for e in trail["entries"] if e["event_type"] == "common.CommandRejected"]
         assert (refusal["actor"], refusal["printed_name"], refusal["what"]) == (
             "qp.bianchi", "Giulia Bianchi", "SignRecord refused")
         assert refusal["why"].startswith("SIGNATURE_PASSWORD_WRONG: ")
