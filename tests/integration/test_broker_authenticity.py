@@ -12,7 +12,6 @@ from datetime import date, datetime, timedelta, timezone
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from contracts import topics
 from contracts.access import OrgKind, PrincipalKind, Role
@@ -30,6 +29,7 @@ from infra.tooling.access import CLI_PRINCIPAL, ensure_cli_principal
 from services.infusion import bootstrap as infusion
 from services.manufacturing import bootstrap as manufacturing
 from tests.conftest import TEST_SERVICE_KEYS, signing_settings
+from tests.integration.test_consumer import dead_letters
 from tests.unit.services.fakes import envelope
 
 pytestmark = pytest.mark.integration
@@ -126,22 +126,6 @@ async def eventually(pool, sql: str, *args, expect, timeout: float = 30):
     raise AssertionError(f"{sql} {args}: {value!r}, expected {expect!r}")
 
 
-async def dead_letters(kafka: str, n: int, timeout: float = 30) -> list:
-    consumer = AIOKafkaConsumer(topics.DEAD_LETTER, bootstrap_servers=kafka, auto_offset_reset="earliest",
-                                group_id=None)
-    await consumer.start()
-    out: list = []
-    try:
-        for _ in range(int(timeout / 0.2)):
-            for records in (await consumer.getmany(timeout_ms=200)).values():
-                out += records
-            if len(out) >= n:
-                break
-    finally:
-        await consumer.stop()
-    return out
-
-
 def released(n: int) -> ProductReleased:
     return ProductReleased(coi_id=f"COI-FORGE-{n}", subject_id=subject(n), lot_number=f"LOT-{n}", released_at=NOW,
                            released_by="QP", viable_cells_per_ml=2e6, volume_ml=50)
@@ -174,7 +158,7 @@ class TestForgedEvents:
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT coi_id FROM infusion.released_products") == "COI-FORGE-4"
             assert await conn.fetchval("SELECT subject_id FROM manufacturing.enrolled_subjects") == subject(6)
-        dead = await dead_letters(kafka, 4)
+        dead = await dead_letters(kafka, 4, timeout=30)
         reasons = sorted(dict(r.headers)[topics.HEADER_DLQ_REASON].decode() for r in dead)
         assert reasons == [
             "unauthentic event: not signed (topic celltrail.enrollment.v1 takes only events signed by enrollment)",
