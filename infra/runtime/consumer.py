@@ -50,7 +50,7 @@ from contracts.errors import CommandRefused, Unauthenticated
 from contracts.events import CommandRejected
 from contracts.ids import SubjectId
 from contracts.registry import UnknownMessageTypeError, UnsupportedSchemaVersionError, parse_command, parse_event
-from infra.runtime.access.signing import EventVerifier
+from infra.runtime.access.signing import UNAUTHENTIC, EventVerifier
 from infra.runtime.eventstore import EventStore, Metadata, NewEvent, valid_schema
 
 log = logging.getLogger(__name__)
@@ -294,6 +294,7 @@ class Consumer:
         fails is dead-lettered like a malformed record (infra/runtime/access/signing.py)."""
         self.name, self.topics, self.applier, self.pool = name, tuple(topics_), applier, pool
         self.authenticity = authenticity
+        self.refused_unauthentic = 0  # events dead-lettered as not signed by their topic's owner
         self.schema = valid_schema(schema)
         self.dead_letters = DeadLetters(producer, name)
         self.max_attempts, self.max_records, self.fetch_max_wait_ms = max_attempts, max_records, fetch_max_wait_ms
@@ -506,6 +507,8 @@ class Consumer:
             for record, reason in outcome.dead_letters:
                 await self.dead_letters.send(record, reason)
         self.applied += len(todo)
+        # Counted once committed, so a fetch that comes again does not count its records twice.
+        self.refused_unauthentic += sum(reason.startswith(UNAUTHENTIC) for _, reason in outcome.dead_letters)
 
     async def _claim(self, conn: asyncpg.Connection, ids: list[uuid.UUID]) -> set[uuid.UUID]:
         if not ids:

@@ -108,7 +108,7 @@ class Runtime:
         return {"group": self.consumer.group_id, "lag": await self.consumer.lag(),
                 "applied": self.consumer.applied, "waiting_for": self.consumer.last_error,
                 # events refused as not signed by their topic's owner, dead-lettered (issue 8)
-                "refused_unauthentic": self.event_verifier.refused if self.event_verifier else 0}
+                "refused_unauthentic": self.consumer.refused_unauthentic}
 
 
 class TopologyError(ValueError):

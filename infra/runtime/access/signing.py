@@ -38,7 +38,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 from cryptography.exceptions import InvalidSignature
@@ -116,6 +116,8 @@ class RecordSigner:
         return [self._signer_header, (HEADER_SIGNATURE, signature)]
 
 
+UNAUTHENTIC = "unauthentic event: "
+
 # Which service owns each event topic: the only one whose signature is accepted there.
 OWNERS: Mapping[str, str] = {topology.events_topic(s): s for s in topology.SERVICES}
 
@@ -123,11 +125,10 @@ OWNERS: Mapping[str, str] = {topology.events_topic(s): s for s in topology.SERVI
 @dataclass
 class EventVerifier:
     """Checks that a record on an event topic is signed by the topic's owner and that its
-    event type is of the owner's context (`common.*` is any service's). `refused` counts
-    records refused since start (for /status)."""
+    event type is of the owner's context (`common.*` is any service's). Every reason it gives
+    starts with `UNAUTHENTIC`, which is how the consumer counts them once dead-lettered."""
 
     public_keys: Mapping[str, Ed25519PublicKey]
-    refused: int = field(default=0)
 
     def __post_init__(self) -> None:
         missing = sorted(set(topology.SERVICES) - set(self.public_keys))
@@ -136,15 +137,9 @@ class EventVerifier:
 
     def check(self, record: ConsumerRecord, event_type: str) -> str | None:
         """None when authentic, else why not."""
-        reason = self._why_not(record, event_type)
-        if reason is not None:
-            self.refused += 1
-        return reason
-
-    def _why_not(self, record: ConsumerRecord, event_type: str) -> str | None:
         owner = OWNERS.get(record.topic)
         if owner is None:
-            return f"unauthentic event: {record.topic} is not an event topic"
+            return f"{UNAUTHENTIC}{record.topic} is not an event topic"
         signer = signature = None
         for name, value in record.headers or ():
             if name == HEADER_SIGNER:
@@ -152,16 +147,16 @@ class EventVerifier:
             elif name == HEADER_SIGNATURE:
                 signature = value
         if signature is None or signer is None:
-            return f"unauthentic event: not signed (topic {record.topic} takes only events signed by {owner})"
+            return f"{UNAUTHENTIC}not signed (topic {record.topic} takes only events signed by {owner})"
         if signer != owner.encode():
-            return (f"unauthentic event: signed as {signer[:40].decode(errors='replace')!r}, but topic "
+            return (f"{UNAUTHENTIC}signed as {signer[:40].decode(errors='replace')!r}, but topic "
                     f"{record.topic} is {owner}'s")
         context_owner = topology.service_of_event(event_type)
         if context_owner not in (None, owner):
-            return f"unauthentic event: {event_type} is {context_owner}'s, not to be published by {owner}"
+            return f"{UNAUTHENTIC}{event_type} is {context_owner}'s, not to be published by {owner}"
         try:
             self.public_keys[owner].verify(base64.b64decode(signature, validate=True),
                                            signed_bytes(record.topic, record.key, record.value or b""))
         except (InvalidSignature, binascii.Error, ValueError):
-            return f"unauthentic event: the signature of {owner} does not verify (forged or altered)"
+            return f"{UNAUTHENTIC}the signature of {owner} does not verify (forged or altered)"
         return None

@@ -39,13 +39,11 @@ class TestVerify:
     def test_a_record_signed_by_its_topics_owner_verifies(self, verifier) -> None:
         assert verifier.check(record(topics.MANUFACTURING_EVENTS, headers=signed("manufacturing")),
                               "manufacturing.ProductReleased") is None
-        assert verifier.refused == 0
 
     def test_an_unsigned_record_is_refused(self, verifier) -> None:
         why = verifier.check(record(topics.MANUFACTURING_EVENTS), "manufacturing.ProductReleased")
         assert why == ("unauthentic event: not signed (topic celltrail.manufacturing.v1 takes only events signed "
                        "by manufacturing)")
-        assert verifier.refused == 1
 
     def test_a_record_signed_by_another_service_is_refused(self, verifier) -> None:
         why = verifier.check(record(topics.MANUFACTURING_EVENTS, headers=signed("enrollment")),
