@@ -52,6 +52,7 @@ from contracts.ids import SubjectId
 from contracts.registry import UnknownMessageTypeError, UnsupportedSchemaVersionError, parse_command, parse_event
 from infra.runtime.access.signing import UNAUTHENTIC, EventVerifier
 from infra.runtime.eventstore import EventStore, Metadata, NewEvent, valid_schema
+from infra.runtime.fetchwrites import FetchWrites, commands_reads
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,8 +104,9 @@ class Applier(Protocol):
     async def apply(self, conn: asyncpg.Connection, messages: Sequence[Message], outcome: Outcome) -> None: ...
 
 
-EventHandler = Callable[[asyncpg.Connection, EventEnvelope, EventPayload], Awaitable[None]]
-CommandHandler = Callable[[asyncpg.Connection, CommandEnvelope, CommandPayload], Awaitable[None]]
+# `handler(conn, envelope, payload, writes=...)`: `writes` is the fetch's (FetchWrites).
+EventHandler = Callable[..., Awaitable[None]]
+CommandHandler = Callable[..., Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -134,25 +136,36 @@ class HandlerApplier:
         the cost of one savepoint per run of messages without a refusal: two statements per
         fetch instead of two per message, and no subtransaction per message. On a refusal
         the run's savepoint is rolled back, the messages before the refused one are applied
-        again together, the refused one alone, and the rest continue the same way."""
-        rest = list(messages)
+        again together, the refused one alone, and the rest continue the same way.
+
+        What the handlers append is kept in `FetchWrites` and appended with one statement
+        at the end; the streams the commands declare they read are loaded with one query
+        at the start (infra/runtime/fetchwrites.py)."""
+        writes = FetchWrites(self.store, conn)
+        await writes.prefetch(commands_reads(
+            self.command_handlers, ((m.message_type, m.payload) for m in messages if m.is_command)))
+        await self._apply(conn, list(messages), outcome, writes)
+        await writes.flush()
+
+    async def _apply(self, conn: asyncpg.Connection, rest: list[Message], outcome: Outcome,
+                     writes: FetchWrites) -> None:
         while rest:
-            refused = await self._apply_run(conn, rest, outcome)
+            refused = await self._apply_run(conn, rest, outcome, writes)
             if refused is None:
                 return
             start, length = refused
             if start:
-                await self.apply(conn, rest[:start], outcome)
+                await self._apply(conn, rest[:start], outcome, writes)
             for m in rest[start:start + length]:  # a refused run of events: each alone
-                await self._apply_alone(conn, m, outcome)
+                await self._apply_alone(conn, m, outcome, writes)
             rest = rest[start + length:]
 
-    async def _apply_run(self, conn: asyncpg.Connection, messages: list[Message],
-                         outcome: Outcome) -> tuple[int, int] | None:
+    async def _apply_run(self, conn: asyncpg.Connection, messages: list[Message], outcome: Outcome,
+                         writes: FetchWrites) -> tuple[int, int] | None:
         """All of `messages` in one savepoint; on a refusal, none of them, and where the
         refused message (or the run of events handled together that holds it) starts and
         how many it is."""
-        mark = len(outcome.dead_letters)
+        mark, undo = len(outcome.dead_letters), writes.mark()
         try:
             async with conn.transaction():
                 for start, group in self._groups(messages):
@@ -161,12 +174,16 @@ class HandlerApplier:
                             await self.event_handlers[group[0].message_type].handle(
                                 conn, [m.envelope for m in group], [m.payload for m in group])
                         else:
-                            await self._handle(conn, group[0], outcome)
+                            await self._handle(conn, group[0], outcome, writes)
                     except CommandRefused:
                         raise _RunRefused(start, len(group)) from None
         except _RunRefused as refused:
             del outcome.dead_letters[mark:]
+            writes.undo(undo)
             return refused.start, refused.length
+        except BaseException:
+            writes.undo(undo)
+            raise
         return None
 
     def _groups(self, messages: list[Message]) -> Iterator[tuple[int, list[Message]]]:
@@ -182,31 +199,37 @@ class HandlerApplier:
             yield i, messages[i:j]
             i = j
 
-    async def _apply_alone(self, conn: asyncpg.Connection, m: Message, outcome: Outcome) -> None:
+    async def _apply_alone(self, conn: asyncpg.Connection, m: Message, outcome: Outcome,
+                           writes: FetchWrites) -> None:
+        undo = writes.mark()
         try:
             async with conn.transaction():  # savepoint: a refusal undoes only this message
-                await self._handle(conn, m, outcome)
+                await self._handle(conn, m, outcome, writes)
         except CommandRefused as exc:
+            writes.undo(undo)
             if m.is_command:
-                await record_rejection(conn, self.store, m.envelope, exc)
+                await record_rejection(conn, self.store, m.envelope, exc, writes=writes)
             else:
                 # An upstream fact this service cannot apply is an inconsistency to look
                 # at, not something to drop: the original goes to the dead-letter topic.
                 outcome.dead_letters.append((m.record, f"event refused: {exc}"))
+        except BaseException:
+            writes.undo(undo)
+            raise
 
-    async def _handle(self, conn: asyncpg.Connection, m: Message, outcome: Outcome) -> None:
+    async def _handle(self, conn: asyncpg.Connection, m: Message, outcome: Outcome, writes: FetchWrites) -> None:
         if m.is_command:
             handler = self.command_handlers.get(m.message_type)
             if handler is None:
                 outcome.dead_letters.append((m.record, f"command {m.message_type!r} is not handled here"))
                 return
-            await handler(conn, m.envelope, m.payload)
+            await handler(conn, m.envelope, m.payload, writes=writes)
         else:
             handler = self.event_handlers[m.message_type]
             if isinstance(handler, BatchRoute):
                 await handler.handle(conn, [m.envelope], [m.payload])
             else:
-                await handler(conn, m.envelope, m.payload)
+                await handler(conn, m.envelope, m.payload, writes=writes)
 
 
 class _RunRefused(Exception):
@@ -216,18 +239,23 @@ class _RunRefused(Exception):
 
 
 async def record_rejection(conn: asyncpg.Connection, store: EventStore, env: CommandEnvelope,
-                           exc: CommandRefused, *, subject_id: str | None = None) -> None:
+                           exc: CommandRefused, *, subject_id: str | None = None,
+                           writes: FetchWrites | None = None) -> None:
     """`subject_id`: whom the refusal is about when the command does not name the subject
-    (a signature names the record it signs, whose subject the service looked up)."""
+    (a signature names the record it signs, whose subject the service looked up).
+    `writes`: the fetch's, so the refusal takes its place among the fetch's events."""
     subject = subject_id or env.payload.get("subject_id")
     rejected = CommandRejected(command_id=str(env.command_id), command_type=env.command_type,
                                reason_code=exc.code, reason=exc.reason,
                                subject_id=subject if _is_subject_id(subject) else None)
-    await store.append(conn, f"command-{env.command_id}", 0,
-                       [NewEvent(rejected, occurred_at=datetime.now(timezone.utc), subject_id=rejected.subject_id)],
-                       Metadata(correlation_id=env.correlation_id, causation_id=env.command_id,
-                                # an unauthenticated actor is only a claim: the service records it
-                                actor=store.schema if isinstance(exc, Unauthenticated) else env.actor))
+    events = [NewEvent(rejected, occurred_at=datetime.now(timezone.utc), subject_id=rejected.subject_id)]
+    meta = Metadata(correlation_id=env.correlation_id, causation_id=env.command_id,
+                    # an unauthenticated actor is only a claim: the service records it
+                    actor=store.schema if isinstance(exc, Unauthenticated) else env.actor)
+    if writes is not None:
+        await writes.add(f"command-{env.command_id}", 0, events, meta)
+    else:
+        await store.append(conn, f"command-{env.command_id}", 0, events, meta)
 
 
 _SUBJECT_ID = TypeAdapter(SubjectId)
@@ -289,9 +317,11 @@ class Consumer:
     def __init__(self, *, name: str, schema: str, topics_: Sequence[str], applier: Applier,
                  pool: asyncpg.Pool, producer: AIOKafkaProducer, max_attempts: int = 5,
                  max_records: int = 500, fetch_max_wait_ms: int = 20, max_backoff_seconds: float = 10.0,
-                 authenticity: EventVerifier | None = None) -> None:
+                 authenticity: EventVerifier | None = None, session_timeout_ms: int = 10_000) -> None:
         """`authenticity`: checks each wanted event's signature before it is parsed; one that
-        fails is dead-lettered like a malformed record (infra/runtime/access/signing.py)."""
+        fails is dead-lettered like a malformed record (infra/runtime/access/signing.py).
+        `session_timeout_ms`: the group session (Settings.kafka_session_timeout_ms)."""
+        self.session_timeout_ms = session_timeout_ms
         self.name, self.topics, self.applier, self.pool = name, tuple(topics_), applier, pool
         self.authenticity = authenticity
         self.refused_unauthentic = 0  # events dead-lettered as not signed by their topic's owner
@@ -322,6 +352,8 @@ class Consumer:
             batch_timeout_ms=self.fetch_max_wait_ms,
             listener=_SeekToStored(self),
             decoder=_records_only,
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=max(100, self.session_timeout_ms // 4),
             # At-least-once: the broker offsets are committed only after the fetch's
             # transaction committed; an exception seeks back so the fetch comes again.
             ack_policy=AckPolicy.NACK_ON_ERROR,

@@ -177,7 +177,7 @@ def build_consumer(spec: ServiceSpec, rt: Runtime) -> Consumer:
     return Consumer(name=spec.name, schema=spec.schema, topics_=spec.subscribes_to, applier=spec.build_applier(rt),
                     pool=rt.pool, producer=rt.producer, max_attempts=s.max_handler_attempts,
                     max_records=s.consumer_max_records, fetch_max_wait_ms=s.fetch_max_wait_ms,
-                    authenticity=rt.event_verifier)
+                    authenticity=rt.event_verifier, session_timeout_ms=s.kafka_session_timeout_ms)
 
 
 def build_broker(bootstrap: str, consumer: Consumer | None, **security: str) -> KafkaBroker:

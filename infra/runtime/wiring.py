@@ -40,6 +40,8 @@ from contracts.base import CommandPayload, EventPayload
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.runtime.eventstore import Metadata
 from infra.runtime.consumer import BatchRoute, CommandHandler, EventHandler
+from infra.runtime.fetchwrites import FetchWrites
+from services.kernel.streams import declared_reads, reads
 from infra.runtime.messaging import command_metadata, event_metadata
 
 
@@ -52,6 +54,8 @@ class UnitOfWork:
     conn: asyncpg.Connection
     envelope: CommandEnvelope | EventEnvelope | None
     meta: Metadata | None
+    # the fetch's reads and appends (infra/runtime/fetchwrites.py); None outside a consumer
+    writes: FetchWrites | None = None
 
 
 Factory = Callable[[UnitOfWork], object]
@@ -118,12 +122,13 @@ def handlers_in(module: types.ModuleType) -> list[Handler]:
 
 def _route(fn: Handler, message: str, factories: dict[str, Factory],
            meta: Callable[[typing.Any], Metadata]) -> Callable[..., Awaitable[None]]:
-    async def handle(conn: asyncpg.Connection, env: typing.Any, payload: object) -> None:
-        uow = UnitOfWork(conn, env, meta(env))
+    async def handle(conn: asyncpg.Connection, env: typing.Any, payload: object,
+                     writes: FetchWrites | None = None) -> None:
+        uow = UnitOfWork(conn, env, meta(env), writes)
         await fn(**{message: payload}, **{name: make(uow) for name, make in factories.items()})
 
     handle.__qualname__ = f"wired({_name(fn)})"
-    return handle
+    return reads(declared_reads(fn))(handle) if declared_reads(fn) else handle
 
 
 def _route_run(fn: Handler, message: str, factories: dict[str, Factory]) -> BatchRoute:

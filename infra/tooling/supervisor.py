@@ -47,6 +47,9 @@ def default_home() -> Path:
 
 
 IDENTITY_KEY_FILE = "identity.key"
+# The group session of services on the embedded broker: a consumer joins in about half of
+# it (Tansu), and a killed one is replaced as soon (infra/runtime/settings.py).
+EMBEDDED_SESSION_TIMEOUT_MS = 3_000
 
 
 def identity_key(home: Path, *, create: bool = True) -> str | None:
@@ -234,6 +237,8 @@ class System:
                "KAFKA_BOOTSTRAP_SERVERS": self.info.kafka_bootstrap_servers,
                "HTTP_HOST": LOOPBACK, "HTTP_PORT": str(port), "CELLTRAIL_TOKEN_PUBLIC_KEY": self.token_public_key}
         env.pop("CELLTRAIL_TOKEN_KEY", None)  # the signing key stays with the issuer
+        if self.broker is not None:  # the embedded broker, on this machine (Settings.kafka_session_timeout_ms)
+            env.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(EMBEDDED_SESSION_TIMEOUT_MS))
         env["CELLTRAIL_SERVICE_KEY"] = self.service_keys[name]  # its own key only
         env["CELLTRAIL_SERVICE_PUBLIC_KEYS"] = service_public_keys(self.service_keys)
         env.pop("CELLTRAIL_IDENTITY_KEY", None)

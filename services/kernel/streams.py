@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from contracts.base import EventPayload
 
@@ -25,3 +26,25 @@ class Streams(Protocol):
     async def append(self, stream_id: str, expected_version: int, events: list[EventPayload], *,
                      occurred_at: datetime, subject_id: str | None = None,
                      centre_id: str | None = None) -> None: ...
+
+
+# What a command handler loads, as a function of its command (`reads`).
+ReadSet = Callable[[Any], Iterable[str]]
+
+
+def reads(streams: ReadSet) -> Callable[[Callable], Callable]:
+    """Declare the streams a command handler loads, so the consumer loads them for every
+    command of a fetch with one query (infra/runtime/fetchwrites.py):
+
+        @reads(lambda cmd: [subject_stream(cmd.subject_id), centre_stream(cmd.centre_id)])
+        async def enroll_subject(cmd: EnrollSubject, streams: Streams) -> None: ...
+
+    Only an optimisation: a stream not declared is loaded when the handler asks for it."""
+    def mark(fn: Callable) -> Callable:
+        fn.__celltrail_reads__ = streams  # type: ignore[attr-defined]
+        return fn
+    return mark
+
+
+def declared_reads(fn: Callable | None) -> ReadSet | None:
+    return getattr(fn, "__celltrail_reads__", None)

@@ -20,6 +20,7 @@ from contracts.events import SubjectEnrolled
 from infra.runtime.consumer import BatchRoute, Consumer, HandlerApplier
 from infra.runtime.eventstore import EventStore
 from infra.runtime.host import build_broker
+from infra.tooling.supervisor import EMBEDDED_SESSION_TIMEOUT_MS
 from infra.runtime.messaging import ensure_topics, new_producer
 from services.enrollment import bootstrap
 from tests.unit.services.fakes import envelope
@@ -43,22 +44,22 @@ async def running(pool, kafka):
     calls = {"flaky": 0, "outage": 0}
     register = bootstrap.spec().command_handlers["RegisterCentre"]
 
-    async def always_fails(conn, env, cmd):
+    async def always_fails(conn, env, cmd, writes):
         if cmd.centre_id == "IT-POISON":
             raise RuntimeError("database on fire")
-        await register(conn, env, cmd)
+        await register(conn, env, cmd, writes=writes)
 
-    async def flaky(conn, env, cmd):
+    async def flaky(conn, env, cmd, writes):
         calls["flaky"] += 1
         if calls["flaky"] < 3:
             raise RuntimeError("transient")
-        await register(conn, env, cmd)
+        await register(conn, env, cmd, writes=writes)
 
-    async def outage(conn, env, cmd):
+    async def outage(conn, env, cmd, writes):
         calls["outage"] += 1
         if calls["outage"] <= 6:  # more often than max_attempts: an outage is not an attempt
             raise ConnectionRefusedError("PostgreSQL is away")
-        await register(conn, env, cmd)
+        await register(conn, env, cmd, writes=writes)
 
     applier = HandlerApplier(store, command_handlers={"RegisterCentre": register})
     state = {}
@@ -66,7 +67,8 @@ async def running(pool, kafka):
     async def start():
         consumer = Consumer(name="enrollment", schema="enrollment", topics_=(topics.ENROLLMENT_COMMANDS,),
                             applier=applier, pool=pool, producer=producer, max_attempts=3,
-                            max_backoff_seconds=0.2)
+                            max_backoff_seconds=0.2,
+                            session_timeout_ms=EMBEDDED_SESSION_TIMEOUT_MS)
         broker = build_broker(kafka, consumer)
         await broker.start()
         state.update(consumer=consumer, broker=broker)
@@ -259,7 +261,8 @@ class TestRunsOfEvents:
         applier = HandlerApplier(EventStore("manufacturing"),
                                  event_handlers={SubjectEnrolled.event_type: BatchRoute(on_enrolled)})
         consumer = Consumer(name="manufacturing", schema="manufacturing", topics_=(topics.ENROLLMENT_EVENTS,),
-                            applier=applier, pool=pool, producer=producer, max_backoff_seconds=0.2)
+                            applier=applier, pool=pool, producer=producer, max_backoff_seconds=0.2,
+                            session_timeout_ms=EMBEDDED_SESSION_TIMEOUT_MS)
         broker = build_broker(kafka, consumer)
         await broker.start()
 

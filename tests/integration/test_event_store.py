@@ -72,6 +72,26 @@ class TestAppend:
         assert [(e.stream_id, e.stream_version) for e in stored] == [("s-2", 2), ("s-1", 1), ("s-1", 2)]
         assert [e.position for e in stored] == sorted(e.position for e in stored)
 
+    async def test_several_appends_to_one_stream_follow_each_others_versions(self, pool):
+        store = EventStore("enrollment")
+        async with pool.acquire() as conn, conn.transaction():
+            stored = await store.append_many(conn, [Append("s-1", 0, [registered(1)], META),
+                                                    Append("s-2", 0, [registered(2)], META),
+                                                    Append("s-1", 1, [registered(3), registered(4)], META)])
+            assert [(e.stream_id, e.stream_version) for e in stored] == [("s-1", 1), ("s-2", 1), ("s-1", 2),
+                                                                        ("s-1", 3)]
+            with pytest.raises(ValueError, match="s-1 expected at 1 after an append that leaves it at 4"):
+                await store.append_many(conn, [Append("s-1", 3, [registered(5)], META),
+                                               Append("s-1", 1, [registered(6)], META)])
+
+    async def test_load_many_returns_each_streams_events_in_order(self, pool):
+        store = EventStore("enrollment")
+        async with pool.acquire() as conn, conn.transaction():
+            await store.append_many(conn, [Append("s-1", 0, [registered(1), registered(2)], META),
+                                           Append("s-2", 0, [registered(3)], META)])
+            loaded = await store.load_many(conn, ["s-2", "s-1", "s-never"])
+        assert {k: [e.stream_version for e in v] for k, v in loaded.items()} == {"s-1": [1, 2], "s-2": [1]}
+
     async def test_one_stale_stream_in_several_appends_nothing_and_names_it(self, pool):
         store = EventStore("enrollment")
         async with pool.acquire() as conn, conn.transaction():

@@ -40,6 +40,7 @@ from infra.runtime.access.policy import Action, Resource, decide
 from infra.runtime.access.principals import Principal
 from infra.runtime.access.store import PgAccessStore
 from infra.runtime.access.tokens import InvalidToken, TokenClaims, TokenVerifier
+from services.kernel.streams import declared_reads, reads
 
 A = Action
 
@@ -121,9 +122,11 @@ class CommandGuard:
         return {command_type: self._guarded(handler) for command_type, handler in handlers.items()}
 
     def _guarded(self, handler: Any) -> Any:
-        async def guarded(conn: asyncpg.Connection, env: CommandEnvelope, payload: CommandPayload) -> None:
+        async def guarded(conn: asyncpg.Connection, env: CommandEnvelope, payload: CommandPayload,
+                          **context: Any) -> None:
             await self.admit(conn, env, payload)
-            await handler(conn, env, payload)
+            await handler(conn, env, payload, **context)
 
         guarded.__qualname__ = f"guarded({getattr(handler, '__qualname__', handler)})"
-        return guarded
+        declared = declared_reads(handler)
+        return reads(declared)(guarded) if declared else guarded

@@ -8,9 +8,10 @@ from services.assessment.application.ports import Infusion, Infusions
 from services.assessment.domain.model import Assessments, assessment_stream
 from services.kernel.aggregate import rebuild
 from services.kernel.clinical_dates import start_of_day
-from services.kernel.streams import Streams
+from services.kernel.streams import Streams, reads
 
 
+@reads(lambda cmd: [assessment_stream(cmd.subject_id)])
 async def record_response(cmd: RecordResponseAssessment, streams: Streams, infusions: Infusions) -> None:
     events, version = await streams.load(assessment_stream(cmd.subject_id))
     new = rebuild(Assessments(cmd.subject_id), events).assess(
@@ -19,6 +20,7 @@ async def record_response(cmd: RecordResponseAssessment, streams: Streams, infus
                          occurred_at=start_of_day(cmd.assessed_on), subject_id=cmd.subject_id)
 
 
+@reads(lambda cmd: [assessment_stream(cmd.subject_id)])
 async def correct_response(cmd: CorrectResponseAssessment, streams: Streams, infusions: Infusions) -> None:
     events, version = await streams.load(assessment_stream(cmd.subject_id))
     new = rebuild(Assessments(cmd.subject_id), events).correct(

@@ -11,7 +11,7 @@ from services.enrollment.application.ports import Identities
 from services.enrollment.domain.model import Centre, Subject, UnknownCentre, centre_stream, subject_stream
 from services.kernel.aggregate import rebuild
 from services.kernel.clinical_dates import start_of_day
-from services.kernel.streams import Streams
+from services.kernel.streams import Streams, reads
 
 
 def new_subject_id() -> str:
@@ -19,6 +19,7 @@ def new_subject_id() -> str:
     return "S-" + secrets.token_hex(6).upper()
 
 
+@reads(lambda cmd: [centre_stream(cmd.centre_id)])
 async def register_centre(cmd: RegisterCentre, streams: Streams) -> None:
     events, version = await streams.load(centre_stream(cmd.centre_id))
     centre = rebuild(Centre(cmd.centre_id), events)
@@ -44,6 +45,7 @@ async def register_patient(cmd: RegisterPatient, streams: Streams, identities: I
     return subject_id, True
 
 
+@reads(lambda cmd: [subject_stream(cmd.subject_id), centre_stream(cmd.centre_id)])
 async def enroll_subject(cmd: EnrollSubject, streams: Streams) -> None:
     subject_events, version = await streams.load(subject_stream(cmd.subject_id))
     centre_events, _ = await streams.load(centre_stream(cmd.centre_id))
@@ -59,6 +61,7 @@ async def subject_centre(subject_id: str, streams: Streams) -> str | None:
     return rebuild(Subject(subject_id), events).centre_id
 
 
+@reads(lambda cmd: [subject_stream(cmd.subject_id)])
 async def erase_identity(cmd: EraseIdentity, streams: Streams, identities: Identities) -> datetime:
     """Delete the person's identifiers and key material and record the erasure, in one
     transaction; no earlier event is touched. Returns when it was erased."""

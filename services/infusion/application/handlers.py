@@ -7,9 +7,10 @@ from contracts.events import ProductReleased
 from services.infusion.application.ports import Release, ReleasedProducts
 from services.infusion.domain.model import InfusionHistory, ReleasedProduct, infusion_stream
 from services.kernel.aggregate import rebuild
-from services.kernel.streams import Streams
+from services.kernel.streams import Streams, reads
 
 
+@reads(lambda cmd: [infusion_stream(cmd.subject_id)])
 async def record_infusion(cmd: RecordInfusion, streams: Streams, products: ReleasedProducts) -> None:
     events, version = await streams.load(infusion_stream(cmd.subject_id))
     history = rebuild(InfusionHistory(cmd.subject_id), events)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from contracts.commands import RecordApheresisCollection, RecordProductRelease
 from contracts.events import SubjectEnrolled
 from services.kernel.aggregate import rebuild
-from services.kernel.streams import Streams
+from services.kernel.streams import Streams, reads
 from services.manufacturing.application.ports import Enrolment, Enrolments
 from services.manufacturing.domain.model import ChainOfIdentity, coi_stream
 
 
+@reads(lambda cmd: [coi_stream(cmd.coi_id)])
 async def record_collection(cmd: RecordApheresisCollection, streams: Streams, enrolments: Enrolments) -> None:
     events, version = await streams.load(coi_stream(cmd.coi_id))
     chain = rebuild(ChainOfIdentity(cmd.coi_id), events)
@@ -18,6 +19,7 @@ async def record_collection(cmd: RecordApheresisCollection, streams: Streams, en
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
 
 
+@reads(lambda cmd: [coi_stream(cmd.coi_id)])
 async def record_release(cmd: RecordProductRelease, streams: Streams) -> None:
     events, version = await streams.load(coi_stream(cmd.coi_id))
     chain = rebuild(ChainOfIdentity(cmd.coi_id), events)
