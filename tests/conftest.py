@@ -27,7 +27,7 @@ from infra.tooling.supervisor import EMBEDDED_SESSION_TIMEOUT_MS
 
 # Every service and consumer the tests start (in this process or as a child) joins its group
 # on the embedded broker in about half its session (infra/runtime/settings.py).
-os.environ.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(EMBEDDED_SESSION_TIMEOUT_MS))
+os.environ.setdefault("CELLTRAIL_KAFKA_SESSION_TIMEOUT_MS", str(EMBEDDED_SESSION_TIMEOUT_MS))
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     # partitions handed to another. Kafka's client default (10 s) suits a cluster; Tansu also
     # holds a joining consumer for about half of it, so the embedded stack and the tests,
     # all on one machine, use a few seconds (infra/tooling/supervisor.py, tests/conftest.py).
-    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000, alias="KAFKA_SESSION_TIMEOUT_MS")
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1_000, le=300_000,
+                                          alias="CELLTRAIL_KAFKA_SESSION_TIMEOUT_MS")
     max_handler_attempts: int = Field(default=5, ge=1, alias="CELLTRAIL_MAX_HANDLER_ATTEMPTS")
     # Records per fetch, applied in one transaction.
     consumer_max_records: int = Field(default=500, ge=1, le=10_000, alias="CELLTRAIL_CONSUMER_MAX_RECORDS")

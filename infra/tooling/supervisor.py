@@ -238,7 +238,7 @@ class System:
                "HTTP_HOST": LOOPBACK, "HTTP_PORT": str(port), "CELLTRAIL_TOKEN_PUBLIC_KEY": self.token_public_key}
         env.pop("CELLTRAIL_TOKEN_KEY", None)  # the signing key stays with the issuer
         if self.broker is not None:  # the embedded broker, on this machine (Settings.kafka_session_timeout_ms)
-            env.setdefault("KAFKA_SESSION_TIMEOUT_MS", str(EMBEDDED_SESSION_TIMEOUT_MS))
+            env.setdefault("CELLTRAIL_KAFKA_SESSION_TIMEOUT_MS", str(EMBEDDED_SESSION_TIMEOUT_MS))
         env["CELLTRAIL_SERVICE_KEY"] = self.service_keys[name]  # its own key only
         env["CELLTRAIL_SERVICE_PUBLIC_KEYS"] = service_public_keys(self.service_keys)
         env.pop("CELLTRAIL_IDENTITY_KEY", None)
