@@ -67,29 +67,45 @@ HEAD_STREAM = "chain-head"
 HEAD_ACTOR = "celltrail-chain"
 
 
-class _Number(str):
+class _Verbatim(str):
+    """Text already in canonical form, written as it is."""
+
+
+class _Number(_Verbatim):
     """A JSON number kept as the token it was written with."""
 
 
+# The string rule of the module docstring is exactly what `json.dumps(..., ensure_ascii=False)`
+# writes for a string; this is the C function it calls, without its per-call set-up.
+_string = json.encoder.encode_basestring
+
+
 def _serialise(value: Any, out: list[str]) -> None:
-    if isinstance(value, dict):
+    if isinstance(value, str):
+        out.append(str.__str__(value) if isinstance(value, _Verbatim) else _string(value))
+    elif isinstance(value, dict):
         out.append("{")
-        for i, key in enumerate(sorted(value)):
-            out.append("," if i else "")
-            out.append(json.dumps(key, ensure_ascii=False))
-            out.append(":")
+        first = True
+        for key in sorted(value):
+            out.append(_string(key) + ":" if first else "," + _string(key) + ":")
+            first = False
             _serialise(value[key], out)
         out.append("}")
     elif isinstance(value, list):
         out.append("[")
         for i, item in enumerate(value):
-            out.append("," if i else "")
+            if i:
+                out.append(",")
             _serialise(item, out)
         out.append("]")
-    elif isinstance(value, _Number):
-        out.append(str.__str__(value))
-    elif value is None or isinstance(value, (bool, int, str)):
-        out.append(json.dumps(value, ensure_ascii=False))
+    elif value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, int):
+        out.append(int.__repr__(value))
     else:
         raise TypeError(f"not a canonical JSON value: {type(value).__name__}")
 
@@ -119,10 +135,11 @@ CANONICAL_COLUMNS = ", ".join([
 ])
 
 
-def canonical_event(row: asyncpg.Record | dict[str, Any]) -> bytes:
-    """The canonical encoding of an events row read with `CANONICAL_COLUMNS`."""
+def canonical_event(row: asyncpg.Record | dict[str, Any], payload: bytes | None = None) -> bytes:
+    """The canonical encoding of an events row read with `CANONICAL_COLUMNS`; `payload`:
+    the row's payload already in canonical form (`canonical_json(parse_json(...))`)."""
     values = dict(row)
-    values["payload"] = parse_json(values["payload"])
+    values["payload"] = _Verbatim(payload.decode()) if payload is not None else parse_json(values["payload"])
     return canonical_json(values)
 
 
@@ -135,8 +152,9 @@ class Link:
 
 
 def link(previous_hash: bytes, row: asyncpg.Record | dict[str, Any]) -> Link:
-    payload = canonical_json(parse_json(row["payload"]))
-    return Link(row["position"], previous_hash, hashlib.sha256(previous_hash + canonical_event(row)).digest(),
+    payload = canonical_json(parse_json(row["payload"]))  # once, for both hashes
+    return Link(row["position"], previous_hash,
+                hashlib.sha256(previous_hash + canonical_event(row, payload)).digest(),
                 hashlib.sha256(payload).digest())
 
 
