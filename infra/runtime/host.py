@@ -129,6 +129,10 @@ class ServiceSpec:
     # How fetches are applied; by default the command and event handlers above. A service
     # with its own applier (the projection) reads every event topic.
     applier: Callable[[Runtime], Applier] | None = None
+    # The centre a subject is enrolled at, from the service's local view: a command naming a
+    # subject is authorised against it (infra/runtime/access/commands.py). None: the service
+    # keeps no such view, and only the centre a command names counts.
+    subject_centre: Callable[[asyncpg.Connection, str], Awaitable[str | None]] | None = None
 
     def __post_init__(self) -> None:
         if self.name not in topology.SERVICES:
@@ -168,7 +172,8 @@ class ServiceSpec:
         if self.applier is not None:
             return self.applier(rt)
         # Every command is admitted by its credential and the policy first (issue 8, item 4).
-        guard = CommandGuard(rt.authenticator.verifier if rt.authenticator else None)
+        guard = CommandGuard(rt.authenticator.verifier if rt.authenticator else None,
+                             subject_centre=self.subject_centre)
         return HandlerApplier(rt.store, guard.guard(self.command_handlers), self.event_handlers)
 
 

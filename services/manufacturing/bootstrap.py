@@ -28,6 +28,8 @@ def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
         command_handlers=handled.commands,
         event_handlers=handled.events,
         endpoints=http.ENDPOINTS,
+        # whose subject a command is about, for the command guard: the enrolments view
+        subject_centre=lambda conn, subject_id: PgEnrolments(conn).centre_of(subject_id),
     )
 
 

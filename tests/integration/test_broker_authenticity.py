@@ -15,7 +15,7 @@ import pytest
 
 from contracts import topics
 from contracts.access import OrgKind, PrincipalKind, Role
-from contracts.commands import RecordApheresisCollection, RecordProductRelease
+from contracts.commands import RecordApheresisCollection, RecordInfusion, RecordProductRelease
 from contracts.envelope import CommandEnvelope
 from contracts.events import ProductReleased, SubjectEnrolled
 from infra.runtime.access.signing import RecordSigner
@@ -131,8 +131,8 @@ def released(n: int) -> ProductReleased:
                            released_by="QP", viable_cells_per_ml=2e6, volume_ml=50)
 
 
-def enrolled(n: int) -> SubjectEnrolled:
-    return SubjectEnrolled(subject_id=subject(n), programme_id="CART-BALL-RR", centre_id="CTR-A",
+def enrolled(n: int, centre: str = "CTR-A") -> SubjectEnrolled:
+    return SubjectEnrolled(subject_id=subject(n), programme_id="CART-BALL-RR", centre_id=centre,
                            enrolled_on=date(2025, 3, 3))
 
 
@@ -158,9 +158,11 @@ class TestForgedEvents:
         async with pool.acquire() as conn:
             assert await conn.fetchval("SELECT coi_id FROM infusion.released_products") == "COI-FORGE-4"
             assert await conn.fetchval("SELECT subject_id FROM manufacturing.enrolled_subjects") == subject(6)
-        dead = await dead_letters(kafka, 4, timeout=30)
+        # the forged enrolment is refused by both its consumers, manufacturing and infusion
+        dead = await dead_letters(kafka, 5, timeout=30)
         reasons = sorted(dict(r.headers)[topics.HEADER_DLQ_REASON].decode() for r in dead)
         assert reasons == [
+            "unauthentic event: not signed (topic celltrail.enrollment.v1 takes only events signed by enrollment)",
             "unauthentic event: not signed (topic celltrail.enrollment.v1 takes only events signed by enrollment)",
             "unauthentic event: not signed (topic celltrail.manufacturing.v1 takes only events signed by "
             "manufacturing)",
@@ -168,7 +170,7 @@ class TestForgedEvents:
             "unauthentic event: the signature of manufacturing does not verify (forged or altered)",
         ]
         status = (await services["infusion"].get("/status")).json()
-        assert status["consumer"]["refused_unauthentic"] == 3
+        assert status["consumer"]["refused_unauthentic"] == 4
 
 
 class TestForgedCommands:
@@ -236,6 +238,42 @@ class TestForgedCommands:
                                   actor=CLI_PRINCIPAL, token=cli)[1]])
         # released by manufacturing, published signed by its relay, applied by infusion
         await eventually(pool, "SELECT count(*) FROM infusion.released_products", expect=1)
+
+
+    async def test_a_nurse_records_the_infusion_of_her_own_centres_subject_only(
+            self, services, kafka, pool, principals) -> None:
+        """Infusion knows each subject's centre from enrollment's events (issue 8 item 3)."""
+        await produce(kafka, [event_record(topics.ENROLLMENT_EVENTS, enrolled(30), signer="enrollment"),
+                              event_record(topics.ENROLLMENT_EVENTS, enrolled(31, "CTR-B"), signer="enrollment")])
+        await eventually(pool, "SELECT count(*) FROM infusion.subject_centres", expect=2)
+        await eventually(pool, "SELECT count(*) FROM manufacturing.enrolled_subjects", expect=2)
+        cli, nurse = principals[CLI_PRINCIPAL], principals["nurse.a"]
+        await produce(kafka, [command_record(c, actor=CLI_PRINCIPAL, token=cli)[1] for n, centre in
+                              ((30, "CTR-A"), (31, "CTR-B")) for c in (collection(n, centre), release(n))])
+        await eventually(pool, "SELECT count(*) FROM infusion.released_products", expect=2)
+        own, other = (command_record(RecordInfusion(subject_id=subject(n), coi_id=f"COI-COLL-{n}",
+                                                    infused_at=NOW + timedelta(days=30)),
+                                     actor="nurse.a", token=nurse) for n in (30, 31))
+        await produce(kafka, [own[1], other[1]])
+        await eventually(pool, "SELECT count(*) FROM infusion.events WHERE event_type = 'common.CommandRejected'",
+                         expect=1)
+        await eventually(pool, "SELECT count(*) FROM infusion.events WHERE event_type = 'infusion.ProductInfused'",
+                         expect=1)
+        async with pool.acquire() as conn:
+            infused = await conn.fetchrow("SELECT subject_id, actor FROM infusion.events"
+                                          " WHERE event_type = 'infusion.ProductInfused'")
+            refused = json.loads(await conn.fetchval("SELECT payload FROM infusion.events"
+                                                     " WHERE event_type = 'common.CommandRejected'"))
+        assert (infused["subject_id"], infused["actor"]) == (subject(30), "nurse.a")
+        assert (refused["command_id"], refused["reason_code"], refused["reason"]) == (
+            str(other[0].command_id), "FORBIDDEN",
+            "nurse.a may write_subject only as nurse at CTR-A (own_centre), not for a resource of centre CTR-B")
+
+
+def release(n: int) -> RecordProductRelease:
+    return RecordProductRelease(coi_id=f"COI-COLL-{n}", subject_id=subject(n), lot_number=f"L{n}",
+                                released_at=NOW + timedelta(days=20), released_by="QP", viable_cells_per_ml=1e6,
+                                volume_ml=50)
 
 
 def _nurse():

@@ -11,6 +11,7 @@ import pytest
 from contracts.registry import parse_event
 from infra.runtime.eventstore import EventStore, Metadata
 from infra.runtime.streams import PgStreams
+from infra.runtime.subjects import PgSubjectCentres
 from services.assessment.adapters.infusions import PgInfusions
 from services.enrollment.adapters.identities import PgIdentities
 from services.enrollment.adapters.identity_crypto import Keyring
@@ -24,6 +25,7 @@ from tests.ports.infusion import ReleasedProductsContract
 from tests.ports.manufacturing import EnrolmentsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
+from tests.ports.subjects import SubjectCentresContract
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +64,13 @@ class TestPgReleasedProducts(ReleasedProductsContract):
     @pytest.fixture
     def products(self, conn):
         return PgReleasedProducts(conn)
+
+
+@pytest.mark.parametrize("schema", ["infusion", "assessment"])
+class TestPgSubjectCentres(SubjectCentresContract):
+    @pytest.fixture
+    def subject_centres(self, conn, schema):
+        return PgSubjectCentres(conn, schema)
 
 
 class TestPgInfusions(InfusionsContract):

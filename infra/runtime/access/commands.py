@@ -19,16 +19,21 @@ A token is checked against the time the command is applied, not when it was sent
 sender could claim): a command applied after its token expired (a service down for longer
 than a token lives) is refused, and is resubmitted with a fresh token.
 
-What a command is about, for the policy: the centre it names (`centre_id`). A command that
-names only a subject or a product (RecordProductRelease, RecordInfusion,
-RecordResponseAssessment) is treated as the network's, so only a network-wide grant reaches
-it, until the services' local views carry each subject's centre (docs/design.md, "Broker").
+What a command is about, for the policy: the centre of the subject it names, as the
+service knows it from enrollment's events (`subject_centre`, services/kernel/subjects.py),
+and the centre it names (`centre_id`) if that is another; the policy must allow both. So a
+nurse records the infusion of her own centre's subject, and not of another's, even by
+naming her own centre on it. A command about a
+subject the service does not know, naming no centre, is the network's: only a network-wide
+grant reaches it. A product's facility is not known to any service yet (issue 9), so
+RecordProductRelease is judged by the subject's centre, which no facility role holds: only a
+network-wide grant (the CLI as data loader) records a release over the broker until then.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
@@ -36,7 +41,7 @@ import asyncpg
 from contracts.base import CommandPayload
 from contracts.envelope import CommandEnvelope
 from contracts.errors import Forbidden, Unauthenticated
-from infra.runtime.access.policy import Action, Resource, decide
+from infra.runtime.access.policy import NETWORK_RESOURCE, Action, Resource, decide
 from infra.runtime.access.principals import Principal
 from infra.runtime.access.store import PgAccessStore
 from infra.runtime.access.tokens import InvalidToken, TokenClaims, TokenVerifier
@@ -65,15 +70,27 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
 PRINCIPAL_TTL = 1.0
 
 
-def resource_of(payload: CommandPayload) -> Resource:
-    return Resource(centre_id=getattr(payload, "centre_id", None))
+SubjectCentre = Callable[[asyncpg.Connection, str], Awaitable[str | None]]
+
+
+async def resources_of(conn: asyncpg.Connection, payload: CommandPayload,
+                       subject_centre: SubjectCentre | None = None) -> list[Resource]:
+    """Whose the command is about (module docstring): the centre of the subject it names, as
+    the service knows it, and the centre it names if that is another; the network's if
+    neither is known. The policy must allow every one."""
+    named = getattr(payload, "centre_id", None)
+    subject = getattr(payload, "subject_id", None)
+    known = await subject_centre(conn, subject) if subject is not None and subject_centre is not None else None
+    centres = list(dict.fromkeys(c for c in (known, named) if c is not None))
+    return [Resource(centre_id=c) for c in centres] or [NETWORK_RESOURCE]
 
 
 class CommandGuard:
     """Checks a command's credential and the policy before its handler (module docstring)."""
 
-    def __init__(self, verifier: TokenVerifier | None) -> None:
+    def __init__(self, verifier: TokenVerifier | None, *, subject_centre: SubjectCentre | None = None) -> None:
         self.verifier = verifier  # None: no public key configured, so every command is refused
+        self.subject_centre = subject_centre
         self._claims: dict[str, TokenClaims] = {}  # tokens already verified (the signature, not the expiry)
         self._principals: dict[str, tuple[float, Principal | None]] = {}
 
@@ -85,9 +102,10 @@ class CommandGuard:
         principal = await self._principal(conn, claims.subject)
         if principal is None:
             raise Unauthenticated(f"principal {claims.subject} is unknown or disabled")
-        decision = decide(principal, COMMAND_ACTIONS[env.command_type], resource_of(payload))
-        if not decision.allowed:
-            raise Forbidden(decision.reason)
+        for resource in await resources_of(conn, payload, self.subject_centre):
+            decision = decide(principal, COMMAND_ACTIONS[env.command_type], resource)
+            if not decision.allowed:
+                raise Forbidden(decision.reason)
         return principal
 
     def _verify(self, token: str | None) -> TokenClaims:

@@ -115,6 +115,20 @@ class FakeEnrolments:
             await self.add(*e)
 
 
+class FakeSubjectCentres:
+    """The kernel's SubjectCentres port (infusion's and assessment's view of enrolments)."""
+
+    def __init__(self, enrolled: dict[str, str] | None = None) -> None:
+        self.centres: dict[str, str] = dict(enrolled or {})
+
+    async def centre_of(self, subject_id: str) -> str | None:
+        return self.centres.get(subject_id)
+
+    async def add_many(self, subjects) -> None:
+        for s in subjects:
+            self.centres.setdefault(s.subject_id, s.centre_id)  # ON CONFLICT DO NOTHING
+
+
 class FakeReleasedProducts:
     """Infusion's ReleasedProducts port."""
 

@@ -17,14 +17,15 @@ from services.assessment.domain.model import (
     SubjectNotInfused,
     assessment_stream,
 )
-from tests.unit.services.fakes import Bus, FakeInfusions, FakeStreams
+from tests.unit.services.fakes import Bus, FakeInfusions, FakeStreams, FakeSubjectCentres
 
 SUBJECT = "S-0123456789AB"
 INFUSED_AT = datetime(2024, 3, 1, 10, 30, tzinfo=timezone.utc)
 
 
 def wired(streams: FakeStreams, infusions: FakeInfusions) -> Bus:
-    return Bus(bootstrap.spec, streams=streams, infusions=infusions)
+    return Bus(bootstrap.spec, streams=streams, infusions=infusions,
+               subject_centres=FakeSubjectCentres())
 
 
 def assessment(on: date = date(2024, 3, 29), *, blasts: float = 1.0, anc: float = 2500,

@@ -11,6 +11,7 @@ from tests.ports.infusion import ReleasedProductsContract
 from tests.ports.manufacturing import EnrolmentsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
+from tests.ports.subjects import SubjectCentresContract
 from tests.unit.services.fakes import (
     FakeEnrolments,
     FakeIdentities,
@@ -19,6 +20,7 @@ from tests.unit.services.fakes import (
     FakeReadModels,
     FakeReleasedProducts,
     FakeStreams,
+    FakeSubjectCentres,
 )
 
 
@@ -38,6 +40,12 @@ class TestFakeEnrolments(EnrolmentsContract):
     @pytest.fixture
     def enrolments(self):
         return FakeEnrolments()
+
+
+class TestFakeSubjectCentres(SubjectCentresContract):
+    @pytest.fixture
+    def subject_centres(self):
+        return FakeSubjectCentres()
 
 
 class TestFakeReleasedProducts(ReleasedProductsContract):
