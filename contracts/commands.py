@@ -65,6 +65,7 @@ class EnrollSubject(CommandPayload):
 
 class RecordApheresisCollection(CommandPayload):
     command_type = "RecordApheresisCollection"
+    schema_version = 2  # v2: `coi_id` ISBT 128-shaped with its check character (issue 9)
     topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
     coi_id: CoiId
     subject_id: SubjectId
@@ -77,6 +78,7 @@ class RecordProductRelease(CommandPayload):
     product belongs to: a mismatch is refused, never corrected."""
 
     command_type = "RecordProductRelease"
+    schema_version = 2  # v2: `coi_id` ISBT 128-shaped with its check character (issue 9)
     topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
     coi_id: CoiId
     subject_id: SubjectId
@@ -92,6 +94,7 @@ class RecordInfusion(CommandPayload):
     """Recorded at the bedside after scanning the bag's COI label and the patient's wristband."""
 
     command_type = "RecordInfusion"
+    schema_version = 2  # v2: `coi_id` ISBT 128-shaped with its check character (issue 9)
     topic: ClassVar[str | None] = topics.INFUSION_COMMANDS
     subject_id: SubjectId
     coi_id: CoiId

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field
 
 from contracts.base import EventPayload
-from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId
+from contracts.ids import CentreId, ProgrammeId, RecordedCoiId, SubjectId
 from contracts.times import ClinicalDate, Instant
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -66,7 +66,8 @@ class ApheresisCollected(EventPayload):
     """Starting material was collected; the COI id on the bag now belongs to this subject."""
 
     event_type = "manufacturing.ApheresisCollected"
-    coi_id: CoiId
+    schema_version = 2  # v2: `coi_id` may be ISBT 128-shaped (check character `*` included)
+    coi_id: RecordedCoiId
     subject_id: SubjectId
     centre_id: CentreId
     collected_at: Instant
@@ -76,7 +77,8 @@ class ProductReleased(EventPayload):
     """The GMP facility released the product manufactured from this COI's starting material."""
 
     event_type = "manufacturing.ProductReleased"
-    coi_id: CoiId
+    schema_version = 2  # v2: `coi_id` may be ISBT 128-shaped (check character `*` included)
+    coi_id: RecordedCoiId
     subject_id: SubjectId
     lot_number: Annotated[str, Field(min_length=1, max_length=40)]
     released_at: Instant
@@ -94,8 +96,9 @@ class ProductInfused(EventPayload):
     """The released product named by `coi_id` was infused into its own subject (day 0)."""
 
     event_type = "infusion.ProductInfused"
+    schema_version = 2  # v2: `coi_id` may be ISBT 128-shaped (check character `*` included)
     subject_id: SubjectId
-    coi_id: CoiId
+    coi_id: RecordedCoiId
     infused_at: Instant
     infusion_number: Annotated[int, Field(ge=1)]
 
@@ -245,9 +248,10 @@ class VeinToVeinTimeDetermined(EventPayload):
     """Days from apheresis collection to infusion of the product made from it."""
 
     event_type = "outcomes.VeinToVeinTimeDetermined"
+    schema_version = 2  # v2: `coi_id` may be ISBT 128-shaped (check character `*` included)
     subject_id: SubjectId
     programme_id: ProgrammeId
-    coi_id: CoiId
+    coi_id: RecordedCoiId
     days: Annotated[int, Field(ge=0)]
 
 

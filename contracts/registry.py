@@ -42,8 +42,23 @@ def upcast_response_assessed_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]
     return out
 
 
+def coi_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """v2 of the events only widened what `coi_id` may hold (ISBT 128-shaped ids, issue 9):
+    a v1 payload is a v2 payload, its COI kept as recorded. v2 of the commands requires an
+    ISBT 128-shaped COI with its check character: a v1 command is read as v2, so one whose
+    COI is not is refused, naming what is wrong with it."""
+    return payload
+
+
 UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("assessment.ResponseAssessed", 1): upcast_response_assessed_v1_to_v2,
+    ("manufacturing.ApheresisCollected", 1): coi_v1_to_v2,
+    ("manufacturing.ProductReleased", 1): coi_v1_to_v2,
+    ("infusion.ProductInfused", 1): coi_v1_to_v2,
+    ("outcomes.VeinToVeinTimeDetermined", 1): coi_v1_to_v2,
+    ("RecordApheresisCollection", 1): coi_v1_to_v2,
+    ("RecordProductRelease", 1): coi_v1_to_v2,
+    ("RecordInfusion", 1): coi_v1_to_v2,
     # envelopes (issue 8): the stored events' envelopes are upcast as they are read
     # (infra/runtime/eventstore.py); a v1 command carries no credential and is refused
     ("EventEnvelope", 1): upcast_envelope_v1_to_v2,
@@ -55,14 +70,16 @@ def upcast(event_type: str, version: int, payload: dict[str, Any]) -> dict[str, 
     cls = EVENT_TYPES.get(event_type)
     if cls is None:
         raise UnknownMessageTypeError(f"unknown event_type {event_type!r}")
-    if version > cls.schema_version:
-        raise UnsupportedSchemaVersionError(
-            f"{event_type} schema_version {version} is newer than this reader's {cls.schema_version}"
-        )
-    while version < cls.schema_version:
-        step = UPCASTERS.get((event_type, version))
+    return _upcast(event_type, cls.schema_version, version, payload)
+
+
+def _upcast(name: str, current: int, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    if version > current:
+        raise UnsupportedSchemaVersionError(f"{name} schema_version {version} is newer than this reader's {current}")
+    while version < current:
+        step = UPCASTERS.get((name, version))
         if step is None:
-            raise UnsupportedSchemaVersionError(f"no upcaster for {event_type} v{version}")
+            raise UnsupportedSchemaVersionError(f"no upcaster for {name} v{version}")
         payload = step(payload)
         version += 1
     return payload
@@ -80,9 +97,5 @@ def parse_command(envelope: CommandEnvelope) -> CommandPayload:
     cls = COMMAND_TYPES.get(envelope.command_type)
     if cls is None:
         raise UnknownMessageTypeError(f"unknown command_type {envelope.command_type!r}")
-    if envelope.schema_version != cls.schema_version:
-        raise UnsupportedSchemaVersionError(
-            f"{envelope.command_type} schema_version {envelope.schema_version} is not supported "
-            f"(expected {cls.schema_version})"
-        )
-    return cls.model_validate(envelope.payload)
+    return cls.model_validate(_upcast(envelope.command_type, cls.schema_version, envelope.schema_version,
+                                      envelope.payload))

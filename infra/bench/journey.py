@@ -22,6 +22,7 @@ from datetime import time as dtime
 from typing import Any
 
 from contracts import events as ev
+from contracts import isbt128
 from contracts.base import CommandPayload
 from contracts.commands import (
     RecordApheresisCollection,
@@ -69,7 +70,7 @@ class Driver:
     async def journey(self, n: int, subject: str, centre: str) -> None:
         enrol = enrolment(subject, centre, n)
         day0 = enrol.enrolled_on
-        coi = f"COI-B-{subject[2:]}"
+        coi = str(isbt128.issue("B0001", 2026, n + 1))
         collected = datetime.combine(day0 + timedelta(days=10), dtime(9, 30), tzinfo=timezone.utc)
         released = datetime.combine(day0 + timedelta(days=30), dtime(16), tzinfo=timezone.utc)
         infused = datetime.combine(day0 + timedelta(days=33), dtime(10), tzinfo=timezone.utc)

@@ -3,15 +3,16 @@
 `n` patients are registered over HTTP beforehand (set-up, not timed; the system is let
 settle). Then `n` `EnrollSubject` commands, one per subject, all built before the clock
 starts, are published with our producer as fast as it sends. Each causes one
-`enrollment.SubjectEnrolled`, an event two services consume: manufacturing (its local view
-of enrolled subjects) and the projection (the subject's read model).
+`enrollment.SubjectEnrolled`, an event four consumers apply: manufacturing (its local view
+of enrolled subjects), infusion and assessment (each subject's centre, for the command
+guard) and the projection (the subject's read model).
 
 Clock: first publish until every subject is visible as enrolled in the projection's
 committed read model. Progress is read from the offsets each consumer stores in the
 transaction of its effects (cheap to poll); the end is confirmed by reading every subject
 back. **events/s** = n / that time. Target (issue 7, item 8): at least 0.25 x the raw
 produce+consume rate of the same run. Also reported: when enrollment had applied every
-command, and when manufacturing had applied every event.
+command, and when each of the other consumers had applied every event.
 """
 
 from __future__ import annotations
@@ -42,8 +43,13 @@ async def _all_visible(conn: asyncpg.Connection, subjects: list[str]) -> bool:
                                " AND phase <> 'registered'", subjects) == len(subjects)
 
 
-async def _all_in_manufacturing(conn: asyncpg.Connection, subjects: list[str]) -> bool:
-    return await conn.fetchval("SELECT count(DISTINCT subject_id) FROM manufacturing.enrolled_subjects"
+# Where each service that applies SubjectEnrolled keeps the subjects it learnt.
+LOCAL_VIEWS = {"manufacturing": "manufacturing.enrolled_subjects", "infusion": "infusion.subject_centres",
+               "assessment": "assessment.subject_centres"}
+
+
+async def _all_known(conn: asyncpg.Connection, service: str, subjects: list[str]) -> bool:
+    return await conn.fetchval(f"SELECT count(DISTINCT subject_id) FROM {LOCAL_VIEWS[service]}"
                                " WHERE subject_id = ANY($1::text[])", subjects) == len(subjects)
 
 
@@ -52,7 +58,7 @@ async def measure(run: Run, n: int, timeout: float = 900) -> Section:
     centre, subjects = await prepare_subjects(run, n, "SAT")
     records = [command(run, enrolment(s, centre, i))[1] for i, s in enumerate(subjects)]
     event_topic = topology().topic_of(SubjectEnrolled.event_type)
-    consumers = topology().consumers_of(SubjectEnrolled.event_type)  # manufacturing and the projection
+    consumers = topology().consumers_of(SubjectEnrolled.event_type)  # the projection and three services
     base = sum((await log_ends(run.bootstrap, [event_topic])).values())
     conn = await asyncpg.connect(run.database_url)
     try:
@@ -73,8 +79,8 @@ async def measure(run: Run, n: int, timeout: float = 900) -> Section:
                 # every event of the run applied (a relay's duplicate could make the count
                 # arrive early, so the end is confirmed by reading the subjects back)
                 if c.name not in done and await _stored_total(conn, c.schema, c.name, event_topic) - base >= n:
-                    check = _all_visible if c.name == "projection" else _all_in_manufacturing
-                    if await check(conn, subjects):
+                    if await (_all_visible(conn, subjects) if c.name == "projection"
+                              else _all_known(conn, c.name, subjects)):
                         done[c.name] = t
             if now_s() - t0 > timeout:
                 raise TimeoutError(f"saturation: not every enrolment was applied within {timeout:.0f}s "

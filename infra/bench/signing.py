@@ -23,7 +23,7 @@ def main(n: int = 20_000) -> None:
     signer = RecordSigner("manufacturing", keys["manufacturing"])
     verifier = EventVerifier(parse_public_keys(",".join(f"{s}:{public_key_of(k)}" for s, k in keys.items())))
     now = datetime.now(timezone.utc)
-    payload = ProductReleased(coi_id="COI-0001", subject_id="S-0000000000AB", lot_number="LOT-1", released_at=now,
+    payload = ProductReleased(coi_id="W0001250000011", subject_id="S-0000000000AB", lot_number="LOT-1", released_at=now,
                               released_by="QP", viable_cells_per_ml=2e6, volume_ml=50)
     env = EventEnvelope(event_id=uuid.uuid4(), event_type=payload.event_type, schema_version=1, stream_id="coi-1",
                         stream_version=2, position=7, subject_id="S-0000000000AB", occurred_at=now, recorded_at=now,

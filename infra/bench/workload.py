@@ -22,6 +22,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import RecordMetadata
 
 from contracts import events as ev
+from contracts import isbt128
 from contracts.base import CommandPayload, EventPayload
 from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
@@ -52,7 +53,7 @@ def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetim
     and envelope validated by the contracts models. Every fourth subject does not respond."""
     day0 = date(2024, 1, 1) + timedelta(days=n % 700)
     programme = BENCH_PROGRAMMES[n % len(BENCH_PROGRAMMES)]
-    coi = f"COI-SYN-{subject_id[2:]}"
+    coi = str(isbt128.issue("B0002", 2024, n % 999_999 + 1))
     collected = datetime.combine(day0 + timedelta(days=10), dtime(9, 30), tzinfo=timezone.utc)
     released = datetime.combine(day0 + timedelta(days=30), dtime(16), tzinfo=timezone.utc)
     infused = datetime.combine(day0 + timedelta(days=33), dtime(10), tzinfo=timezone.utc)

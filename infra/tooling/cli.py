@@ -289,16 +289,32 @@ def _token_public_key() -> str:
         raise CliError(f"cannot check tokens: {exc}") from None
 
 
+def _coi_argument(text: str) -> str:
+    """A COI as typed or scanned (contracts/isbt128.py): compact or with the label's spaces,
+    refused with the reason if its check character does not match. One recorded before
+    COIs were checked (free text, e.g. `COI-BG-0001`) is taken as written."""
+    from contracts import isbt128
+
+    compact = text.replace(" ", "").upper()
+    if len(compact) == 14 and compact[0].isalpha() and compact[1:13].isdigit():
+        try:
+            return isbt128.normalise(compact)
+        except isbt128.IdentifierError as exc:
+            raise CliError(f"--coi {exc}") from None
+    return text
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     import asyncpg
 
     from infra.tooling.audit import AuditRefused, read
 
     token = args.token or os.environ.get("CELLTRAIL_TOKEN")
+    coi = _coi_argument(args.coi) if args.coi is not None else None
     db = _database_url()
     try:
         result = asyncio.run(read(db, token=token, public_key_pem=_token_public_key(),
-                                  subject=args.subject, coi=args.coi))
+                                  subject=args.subject, coi=coi))
     except AuditRefused as exc:
         raise CliError(str(exc)) from None
     except (OSError, asyncpg.PostgresError) as exc:

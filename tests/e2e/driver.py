@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import commands as c
-from contracts import topics
+from contracts import isbt128, topics
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.tooling.loader import Loader
 from infra.runtime.messaging import new_producer
@@ -45,7 +45,7 @@ class Driver:
         self.sent: list[CommandEnvelope] = []
 
     def coi(self, i: int) -> str:
-        return f"COI-E2E-{i:05d}"
+        return str(isbt128.issue("E0001", 2025, i + 1))
 
     async def register(self) -> None:
         line = json.dumps({"command": "RegisterCentre", "centre_id": self.centre, "name": "Centre", "country": "IT"})

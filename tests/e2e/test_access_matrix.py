@@ -25,6 +25,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from contracts import isbt128
 from contracts.access import OrgKind, PrincipalKind, Role
 from infra.runtime.access import credentials
 from infra.runtime.access.policy import NETWORK_RESOURCE, POLICY, Resource, decide, decide_anywhere
@@ -111,7 +112,7 @@ def _register_and_enrol(system: System) -> dict[str, str]:
                               "date_of_birth": "1970-01-01", "registered_on": "2025-01-02"}),
                   json.dumps({"command": "EnrollSubject", "subject_ref": side, "programme_id": "CART-BALL-RR",
                               "centre_id": centre, "enrolled_on": "2025-01-03"}),
-                  json.dumps({"command": "RecordApheresisCollection", "subject_ref": side, "coi_id": f"COI-{centre}",
+                  json.dumps({"command": "RecordApheresisCollection", "subject_ref": side, "coi_id": str(isbt128.issue("E0002", 2025, 1 + sorted(SIDES).index(side))),
                               "centre_id": centre, "collected_at": "2025-01-10T09:00:00Z"})]
     info = system.info
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"], system.tokens())

@@ -54,7 +54,7 @@ async def history(pool) -> dict[str, str]:
         await access.add_organisation("NETWORK", OrgKind.NETWORK, "the network", actor="test")
         await access.add_principal("aud.rossi", PrincipalKind.PERSON, "Carla Rossi", actor="test")
         await access.grant("aud.rossi", "NETWORK", Role.AUDITOR, actor="test")
-        release = await released(conn, SUBJECT, "COI-0001", "LOT-1")
+        release = await released(conn, SUBJECT, "W0001250000011", "LOT-1")
         qp = await access.principal("qp.bianchi")
         record = await load_record(conn, EventStore("manufacturing"), uuid.UUID(release))
         await PgInfusions(conn).add(SUBJECT, 1, datetime(2025, 3, 4, 10, tzinfo=timezone.utc))
@@ -146,13 +146,25 @@ class TestSubjectTrail:
 
 class TestCoiTrail:
     def test_the_cois_records_their_signature_and_the_refusal_naming_them(self, history, database_url, tmp_path):
-        res = audit("--coi", "COI-0001", "--json", database_url=database_url, home=tmp_path,
+        res = audit("--coi", "W0001250000011", "--json", database_url=database_url, home=tmp_path,
                     token_=token("aud.rossi"))
         assert res.returncode == 0, res.stderr
         entries = json.loads(res.stdout)["entries"]
         assert [e["event_type"] for e in entries] == ["manufacturing.ApheresisCollected",
                                                       "manufacturing.ProductReleased", "common.CommandRejected",
                                                       "common.RecordSigned"]
+
+
+    def test_the_coi_may_be_typed_as_on_the_label(self, history, database_url, tmp_path):
+        res = audit("--coi", "W0001 25 000001 1", "--json", database_url=database_url, home=tmp_path,
+                    token_=token("aud.rossi"))
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["query"] == {"coi": "W0001250000011"}
+
+    def test_a_mistyped_coi_is_refused_in_one_line_saying_so(self, history, database_url, tmp_path):
+        res = audit("--coi", "W0001250000012", database_url=database_url, home=tmp_path, token_=token("aud.rossi"))
+        assert res.returncode == 1 and res.stderr.count("\n") == 1
+        assert "check character '2' does not match W000125000001 (expected '1')" in res.stderr
 
 
 class TestWhoMayRead:

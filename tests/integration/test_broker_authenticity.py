@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 import httpx
 import pytest
 
-from contracts import topics
+from contracts import isbt128, topics
 from contracts.access import OrgKind, PrincipalKind, Role
 from contracts.commands import RecordApheresisCollection, RecordInfusion, RecordProductRelease
 from contracts.envelope import CommandEnvelope
@@ -40,6 +40,14 @@ NOW = datetime(2025, 3, 3, 9, tzinfo=timezone.utc)
 
 def subject(n: int) -> str:
     return f"S-{n:012X}"
+
+
+def coi(n: int) -> str:
+    return str(isbt128.issue("W0002", 2025, n))
+
+
+def forged_coi(n: int) -> str:
+    return str(isbt128.issue("W0001", 2025, n))
 
 
 def event_record(topic: str, payload, *, signer: str | None, tamper: bool = False) -> dict:
@@ -127,7 +135,7 @@ async def eventually(pool, sql: str, *args, expect, timeout: float = 30):
 
 
 def released(n: int) -> ProductReleased:
-    return ProductReleased(coi_id=f"COI-FORGE-{n}", subject_id=subject(n), lot_number=f"LOT-{n}", released_at=NOW,
+    return ProductReleased(coi_id=forged_coi(n), subject_id=subject(n), lot_number=f"LOT-{n}", released_at=NOW,
                            released_by="QP", viable_cells_per_ml=2e6, volume_ml=50)
 
 
@@ -137,7 +145,7 @@ def enrolled(n: int, centre: str = "CTR-A") -> SubjectEnrolled:
 
 
 def collection(n: int, centre: str = "CTR-A") -> RecordApheresisCollection:
-    return RecordApheresisCollection(coi_id=f"COI-COLL-{n}", subject_id=subject(n), centre_id=centre,
+    return RecordApheresisCollection(coi_id=coi(n), subject_id=subject(n), centre_id=centre,
                                      collected_at=NOW + timedelta(days=1))
 
 
@@ -156,7 +164,7 @@ class TestForgedEvents:
         await eventually(pool, "SELECT count(*) FROM infusion.released_products", expect=1)
         await eventually(pool, "SELECT count(*) FROM manufacturing.enrolled_subjects", expect=1)
         async with pool.acquire() as conn:
-            assert await conn.fetchval("SELECT coi_id FROM infusion.released_products") == "COI-FORGE-4"
+            assert await conn.fetchval("SELECT coi_id FROM infusion.released_products") == forged_coi(4)
             assert await conn.fetchval("SELECT subject_id FROM manufacturing.enrolled_subjects") == subject(6)
         # the forged enrolment is refused by both its consumers, manufacturing and infusion
         dead = await dead_letters(kafka, 5, timeout=30)
@@ -201,7 +209,7 @@ class TestForgedCommands:
             command_record(collection(12), actor="nurse.a", token=expired),
             command_record(collection(13), actor=CLI_PRINCIPAL, token=nurse),  # someone else's token
             command_record(collection(14, centre="CTR-B"), actor="nurse.a", token=nurse),  # another centre
-            command_record(RecordProductRelease(coi_id="COI-COLL-16", subject_id=subject(16), lot_number="L",
+            command_record(RecordProductRelease(coi_id=coi(16), subject_id=subject(16), lot_number="L",
                                                 released_at=NOW, released_by="QP", viable_cells_per_ml=1e6,
                                                 volume_ml=50), actor="nurse.a", token=nurse),  # not a QP
             command_record(collection(15), actor="nurse.a", token=nurse),  # genuine
@@ -233,7 +241,7 @@ class TestForgedCommands:
         cli = principals[CLI_PRINCIPAL]
         await produce(kafka, [command_record(collection(20), actor=CLI_PRINCIPAL, token=cli)[1],
                               command_record(RecordProductRelease(
-                                  coi_id="COI-COLL-20", subject_id=subject(20), lot_number="L", released_at=NOW
+                                  coi_id=coi(20), subject_id=subject(20), lot_number="L", released_at=NOW
                                   + timedelta(days=20), released_by="QP", viable_cells_per_ml=1e6, volume_ml=50),
                                   actor=CLI_PRINCIPAL, token=cli)[1]])
         # released by manufacturing, published signed by its relay, applied by infusion
@@ -251,7 +259,7 @@ class TestForgedCommands:
         await produce(kafka, [command_record(c, actor=CLI_PRINCIPAL, token=cli)[1] for n, centre in
                               ((30, "CTR-A"), (31, "CTR-B")) for c in (collection(n, centre), release(n))])
         await eventually(pool, "SELECT count(*) FROM infusion.released_products", expect=2)
-        own, other = (command_record(RecordInfusion(subject_id=subject(n), coi_id=f"COI-COLL-{n}",
+        own, other = (command_record(RecordInfusion(subject_id=subject(n), coi_id=coi(n),
                                                     infused_at=NOW + timedelta(days=30)),
                                      actor="nurse.a", token=nurse) for n in (30, 31))
         await produce(kafka, [own[1], other[1]])
@@ -271,7 +279,7 @@ class TestForgedCommands:
 
 
 def release(n: int) -> RecordProductRelease:
-    return RecordProductRelease(coi_id=f"COI-COLL-{n}", subject_id=subject(n), lot_number=f"L{n}",
+    return RecordProductRelease(coi_id=coi(n), subject_id=subject(n), lot_number=f"L{n}",
                                 released_at=NOW + timedelta(days=20), released_by="QP", viable_cells_per_ml=1e6,
                                 volume_ml=50)
 

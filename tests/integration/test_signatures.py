@@ -65,8 +65,8 @@ async def released(conn, subject: str, coi: str, lot: str) -> str:
 async def records(pool) -> dict[str, str]:
     async with pool.acquire() as conn:
         await seed_access(conn)
-        return {"release": await released(conn, SUBJECT, "COI-0001", "LOT-1"),
-                "other": await released(conn, OTHER_SUBJECT, "COI-0002", "LOT-2")}
+        return {"release": await released(conn, SUBJECT, "W0001250000011", "LOT-1"),
+                "other": await released(conn, OTHER_SUBJECT, "W000125000002*", "LOT-2")}
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ def journey(subject_id: str = SUBJECT) -> SubjectView:
         ev.PatientRegistered(subject_id=subject_id, centre_id="OSR-MILANO"),
         ev.SubjectEnrolled(subject_id=subject_id, programme_id="CARCIK-CD19-P2", centre_id="OSR-MILANO",
                            enrolled_on=date(2024, 3, 4)),
-        ev.ApheresisCollected(coi_id="COI-0001", subject_id=subject_id, centre_id="OSR-MILANO",
+        ev.ApheresisCollected(coi_id="W0001250000011", subject_id=subject_id, centre_id="OSR-MILANO",
                               collected_at=datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)),
-        ev.ProductInfused(subject_id=subject_id, coi_id="COI-0001", infused_at=AT, infusion_number=1),
+        ev.ProductInfused(subject_id=subject_id, coi_id="W0001250000011", infused_at=AT, infusion_number=1),
         ev.ResponseAssessed(subject_id=subject_id, assessed_on=date(2024, 4, 24), study_day=28,
                             marrow_blasts_percent=1.0, response_category=ev.ResponseCategory.CR,
                             mrd_status=ev.MrdStatus.NEGATIVE, morphologic_response=True),
@@ -50,7 +50,7 @@ class ReadModelsContract:
 
 
 def v2v(subject_id: str = SUBJECT, days: int = 17) -> ev.VeinToVeinTimeDetermined:
-    return ev.VeinToVeinTimeDetermined(subject_id=subject_id, programme_id="CARCIK-CD19-P2", coi_id="COI-0001",
+    return ev.VeinToVeinTimeDetermined(subject_id=subject_id, programme_id="CARCIK-CD19-P2", coi_id="W0001250000011",
                                        days=days)
 
 
@@ -64,26 +64,26 @@ class OutcomesContract:
     outcome events published so far, in order."""
 
     async def test_an_emitted_outcome_is_published(self, outcomes, published):
-        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:COI-0001", cause())])
+        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:W0001250000011", cause())])
 
         assert await published() == [v2v()]
 
     async def test_an_outcome_emitted_again_is_not_published_again(self, outcomes, published):
-        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:COI-0001", cause())])
+        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:W0001250000011", cause())])
 
-        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:COI-0001", cause())])
+        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:W0001250000011", cause())])
 
         assert await published() == [v2v()]
 
     async def test_one_key_twice_in_one_emission_is_published_once(self, outcomes, published):
-        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:COI-0001", cause()),
-                                  (v2v(days=18), f"v2v:{SUBJECT}:COI-0001", cause())])
+        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:W0001250000011", cause()),
+                                  (v2v(days=18), f"v2v:{SUBJECT}:W0001250000011", cause())])
 
         assert await published() == [v2v()]
 
     async def test_outcomes_with_different_keys_are_each_published(self, outcomes, published):
-        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:COI-0001", cause()),
-                                  (v2v(OTHER_SUBJECT), f"v2v:{OTHER_SUBJECT}:COI-0001", cause(OTHER_SUBJECT))])
+        await outcomes.emit_many([(v2v(), f"v2v:{SUBJECT}:W0001250000011", cause()),
+                                  (v2v(OTHER_SUBJECT), f"v2v:{OTHER_SUBJECT}:W0001250000011", cause(OTHER_SUBJECT))])
 
         assert await published() == [v2v(), v2v(OTHER_SUBJECT)]
 

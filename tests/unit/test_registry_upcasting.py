@@ -8,14 +8,17 @@ from datetime import date, datetime, timezone
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from contracts.events import MrdStatus, ResponseAssessed
 from contracts.envelope import EventEnvelope
 from contracts.registry import (
+    COMMAND_TYPES,
     EVENT_TYPES,
     UPCASTERS,
     UnknownMessageTypeError,
     UnsupportedSchemaVersionError,
+    parse_command,
     parse_event,
 )
 
@@ -121,6 +124,7 @@ class TestRegistry:
         from contracts.export import ENVELOPE_VERSION
 
         current = {**{t: c.schema_version for t, c in EVENT_TYPES.items()},
+                   **{t: c.schema_version for t, c in COMMAND_TYPES.items()},
                    "EventEnvelope": ENVELOPE_VERSION, "CommandEnvelope": ENVELOPE_VERSION}
         assert all(t in current and 1 <= v < current[t] for t, v in UPCASTERS)
 
@@ -129,3 +133,41 @@ class TestRegistry:
 
         assert upcast_envelope_v1_to_v2({"actor": "celltrail-load"})["actor"] == "celltrail-load"
         assert upcast_envelope_v1_to_v2({"actor": "Dr. J. Smith"})["actor"] == "legacy.dr.-j.-smith"
+
+
+class TestIsbt128Cois:
+    """Issue 9: the COI became ISBT 128-shaped. Events recorded before keep their COI; a
+    command is read as v2 and its COI checked."""
+
+    V1_COLLECTED = {"coi_id": "COI-BG-0001", "subject_id": SUBJECT, "centre_id": "IT-BG-01",
+                    "collected_at": "2025-01-24T08:30:00Z"}
+
+    def test_a_v1_event_keeps_the_coi_it_recorded(self):
+        from contracts.envelope import EventEnvelope
+        from tests.unit.services.fakes import envelope
+        from contracts.events import ApheresisCollected
+
+        payload = ApheresisCollected.model_validate({**self.V1_COLLECTED, "coi_id": "G123498654321H"})
+        env = envelope(payload, subject_id=SUBJECT, occurred_at=payload.collected_at)
+        old = EventEnvelope.model_validate({**env.model_dump(), "schema_version": 1, "payload": self.V1_COLLECTED})
+        assert parse_event(old).coi_id == "COI-BG-0001"
+
+    def _command(self, version: int, coi: str):
+        from contracts.envelope import CommandEnvelope
+
+        return CommandEnvelope.model_validate({
+            "command_id": "00000000-0000-4000-8000-000000000001", "command_type": "RecordApheresisCollection",
+            "schema_version": version, "correlation_id": "00000000-0000-4000-8000-000000000002",
+            "actor": "celltrail-cli", "issued_at": "2025-01-24T08:30:00Z",
+            "payload": {**self.V1_COLLECTED, "coi_id": coi}})
+
+    def test_a_v1_command_with_an_isbt_coi_is_read_and_its_coi_kept_compact(self):
+        assert parse_command(self._command(1, "G1234 98 654321 H")).coi_id == "G123498654321H"
+
+    def test_a_v1_command_with_a_free_text_coi_is_refused_naming_it(self):
+        with pytest.raises(ValidationError, match="'COI-BG-0001' has 11 characters; an identifier has 14"):
+            parse_command(self._command(1, "COI-BG-0001"))
+
+    def test_a_mistyped_coi_is_refused_saying_so(self):
+        with pytest.raises(ValidationError, match="check character 'K' does not match G123498654321"):
+            parse_command(self._command(2, "G123498654321K"))

@@ -18,7 +18,7 @@ from infra.runtime.wiring import UnitOfWork, WiringError, handlers_in, wire
 from tests.unit.services.fakes import envelope
 
 CONN = object()  # stands in for the transaction's connection
-RELEASE = RecordProductRelease(coi_id="COI-0001", subject_id="S-0123456789AB", lot_number="LOT-1",
+RELEASE = RecordProductRelease(coi_id="W0001250000011", subject_id="S-0123456789AB", lot_number="LOT-1",
                                released_at=datetime(2024, 3, 24, tzinfo=timezone.utc), released_by="QP",
                                viable_cells_per_ml=2.5e6, volume_ml=50.0)
 ENROLLED = SubjectEnrolled(subject_id="S-0123456789AB", programme_id="CARCIK-CD19-P2", centre_id="OSR-MILANO",

@@ -173,7 +173,7 @@ class TestCorrectResponse:
 class TestOnProductInfused:
     async def test_an_infusion_learnt_from_the_infusion_service_allows_assessment(self):
         streams, infusions = FakeStreams(), FakeInfusions()
-        event = ProductInfused(subject_id=SUBJECT, coi_id="COI-0001", infused_at=INFUSED_AT, infusion_number=1)
+        event = ProductInfused(subject_id=SUBJECT, coi_id="W0001250000011", infused_at=INFUSED_AT, infusion_number=1)
 
         assessment_service = wired(streams, infusions)
 

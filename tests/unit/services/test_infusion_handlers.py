@@ -24,7 +24,7 @@ from tests.unit.services.fakes import Bus, FakeReleasedProducts, FakeStreams, Fa
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
-COI, SECOND_COI = "COI-0001", "COI-0002"
+COI, SECOND_COI = "W0001250000011", "W000125000002*"
 RELEASED_AT = datetime(2024, 3, 24, 12, 0, tzinfo=timezone.utc)
 INFUSED_AT = datetime(2024, 3, 27, 10, 30, tzinfo=timezone.utc)
 

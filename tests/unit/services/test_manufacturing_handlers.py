@@ -24,7 +24,7 @@ from tests.unit.services.fakes import Bus, FakeEnrolments, FakeStreams
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
 CENTRE = "OSR-MILANO"
-COI = "COI-0001"
+COI = "W0001250000011"
 COLLECTED_AT = datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)
 
 

@@ -19,7 +19,7 @@ from tests.unit.services.fakes import FakeOutcomes, FakeReadModels, envelope
 SUBJECT = "S-0123456789AB"
 CENTRE = "OSR-MILANO"
 PROGRAMME = "CARCIK-CD19-P2"
-COI = "COI-0001"
+COI = "W0001250000011"
 COLLECTED_AT = datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)
 RELEASED_AT = datetime(2024, 3, 24, 12, 0, tzinfo=timezone.utc)
 INFUSED_AT = datetime(2024, 3, 27, 10, 30, tzinfo=timezone.utc)
@@ -115,7 +115,7 @@ class TestVeinToVein:
 
     def test_a_second_collection_after_the_first_infusion_keeps_the_first_vein_to_vein_time(self):
         view = fold_all([enrolled(), collected(), infused(),
-                         collected("COI-0002", INFUSED_AT + timedelta(days=60))])
+                         collected("W000125000002*", INFUSED_AT + timedelta(days=60))])
 
         assert view.vein_to_vein_days == 17
         assert outcomes(view)  # must not raise

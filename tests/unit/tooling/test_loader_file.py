@@ -67,3 +67,20 @@ class TestValidatingLines:
         line = json.dumps({"command": "EnrollSubject", "subject_ref": "ghost", "programme_id": "P"})
         result = loader.validate(1, line)
         assert isinstance(result, LineResult) and "was not registered by an earlier line" in result.detail
+
+
+class TestChainOfIdentityIds:
+    """Issue 9 item 1: a mistyped COI is refused with a clear message, nothing sent for it."""
+
+    def line(self, coi: str) -> str:
+        return json.dumps({"command": "RecordApheresisCollection", "subject_id": "S-0123456789AB",
+                           "coi_id": coi, "centre_id": "IT-BG-01", "collected_at": "2025-01-24T09:30:00+01:00"})
+
+    def test_a_coi_as_on_the_label_is_taken_compact(self, loader: Loader) -> None:
+        _, command = loader.validate(1, self.line("G1234 98 654321 H"))
+        assert command.coi_id == "G123498654321H"
+
+    def test_a_mistyped_coi_is_an_invalid_line_saying_so(self, loader: Loader) -> None:
+        result = loader.validate(1, self.line("G123498654312H"))
+        assert isinstance(result, LineResult) and result.status == "invalid"
+        assert "coi_id" in result.detail and "check character 'H' does not match G123498654312" in result.detail

@@ -26,11 +26,11 @@ async def centre_of(conn, subject_id: str) -> str | None:
 
 
 def infusion(subject: str) -> RecordInfusion:
-    return RecordInfusion(subject_id=subject, coi_id="COI-1", infused_at=NOW)
+    return RecordInfusion(subject_id=subject, coi_id="W0001250000011", infused_at=NOW)
 
 
 def collection(subject: str, centre: str) -> RecordApheresisCollection:
-    return RecordApheresisCollection(coi_id="COI-1", subject_id=subject, centre_id=centre, collected_at=NOW)
+    return RecordApheresisCollection(coi_id="W0001250000011", subject_id=subject, centre_id=centre, collected_at=NOW)
 
 
 @pytest.mark.parametrize(("command", "lookup", "expected"), [

@@ -12,7 +12,7 @@ from infra.runtime.access.signing import (
     HEADER_SIGNATURE, HEADER_SIGNER, EventVerifier, RecordSigner, SigningKeyError, parse_public_keys)
 from tests.conftest import TEST_SERVICE_KEYS, signing_settings
 
-VALUE = b'{"event_type":"manufacturing.ProductReleased","payload":{"coi_id":"COI-1"}}'
+VALUE = b'{"event_type":"manufacturing.ProductReleased","payload":{"coi_id":"W0001250000011"}}'
 KEY = b"S-000000000001"
 
 
@@ -57,7 +57,7 @@ class TestVerify:
         assert why == "unauthentic event: the signature of manufacturing does not verify (forged or altered)"
 
     def test_a_tampered_value_is_refused(self, verifier) -> None:
-        tampered = VALUE.replace(b"COI-1", b"COI-2")
+        tampered = VALUE.replace(b"W0001250000011", b"W000125000002*")
         why = verifier.check(record(topics.MANUFACTURING_EVENTS, value=tampered, headers=signed("manufacturing")),
                              "manufacturing.ProductReleased")
         assert why and "does not verify" in why
