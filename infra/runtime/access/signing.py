@@ -15,13 +15,30 @@ What is signed: the record as it travels, bound to where it travels,
 
 so a genuine record copied to another topic, or given another key (another partition,
 another subject's order), no longer verifies, and any change to the value (the envelope's
-JSON, payload, actor and all) breaks it. Ed25519 signatures are deterministic (RFC 8032
-§5.1.6), so a republished event carries the same signature as the first time.
+JSON, payload, actor and all) breaks it.
 
-The signature travels in two headers: `celltrail-signer` (the service name) and
+Signed a batch at a time (issue 7: one Ed25519 verification per record per consumer was
+the largest cost of applying events once issue 8 signed them; `python -m
+infra.bench.signing`). The relay hashes each record of a batch it publishes (at most
+`MAX_BATCH`) into a Merkle tree as RFC 9162 (Certificate Transparency 2.0) §2.1 builds one:
+leaf hash SHA-256(0x00 || the bytes above), node hash SHA-256(0x01 || left || right). It signs
+the root once,
+
+    "celltrail-batch-v1" NUL topic NUL root
+
+and each record carries the signature and its inclusion proof (RFC 9162 §2.1.3: its index,
+the batch's size, the sibling hashes on its path). A consumer recomputes the root from the
+record's own bytes and the proof, and verifies the signature over that root once per batch
+(a verified root is remembered): so a record is accepted exactly when the service signed a
+root that includes it, as a signature of its own would prove, and Ed25519 runs once per
+batch, not once per record. A record signed alone (no proof header; what relays wrote before)
+is verified over its own bytes.
+
+The signature travels in headers: `celltrail-signer` (the service name),
 `celltrail-signature` (the 64 signature bytes in base64: Tansu 0.6 stops serving a
 partition's records to aiokafka once a header value is not UTF-8, found in
-tests/integration/test_broker_authenticity.py). Nothing is re-encoded: the relay signs the
+tests/integration/test_broker_authenticity.py) and `celltrail-proof`
+(`index/size:` and the sibling hashes in base64). Nothing is re-encoded: the relay signs the
 bytes it sends, the consumer verifies the bytes it received, before it parses them.
 
 Keys. A service holds its private key only (`CELLTRAIL_SERVICE_KEY`: the 32-byte Ed25519
@@ -29,16 +46,19 @@ seed, base64); every service holds every service's public key
 (`CELLTRAIL_SERVICE_PUBLIC_KEYS`: `service:base64,...`). `celltrail up` generates one pair
 per service into its home (mode 0600); tests make their own.
 
-Cost (docs/design.md, "Broker"): with `cryptography` (OpenSSL) one signature takes about
-25 us and one verification about 70 us on the machine the benchmark runs on.
+Cost (docs/design.md, "Broker"; `python -m infra.bench.signing`): with `cryptography`
+(OpenSSL) one Ed25519 signature takes about 45 us and one verification about 100 us on the
+machine the benchmark runs on; per record in batches of 64, a few microseconds of hashing.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
-from dataclasses import dataclass
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord
 from cryptography.exceptions import InvalidSignature
@@ -49,7 +69,12 @@ from contracts import topology
 
 HEADER_SIGNER = "celltrail-signer"
 HEADER_SIGNATURE = "celltrail-signature"
+HEADER_PROOF = "celltrail-proof"
 _DOMAIN = b"celltrail-event-v1\x00"
+_BATCH_DOMAIN = b"celltrail-batch-v1\x00"
+# Records under one signature: a proof of log2(64) = 6 hashes (256 base64 characters).
+MAX_BATCH = 64
+_PROOF = re.compile(rb"^(\d{1,5})/(\d{1,5}):([A-Za-z0-9+/=]*)$")
 
 
 class SigningKeyError(ValueError):
@@ -58,6 +83,54 @@ class SigningKeyError(ValueError):
 
 def signed_bytes(topic: str, key: bytes | None, value: bytes) -> bytes:
     return b"".join((_DOMAIN, topic.encode(), b"\x00", key or b"", b"\x00", value))
+
+
+def _sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def leaf_hash(topic: str, key: bytes | None, value: bytes) -> bytes:
+    return _sha256(b"\x00" + signed_bytes(topic, key, value))
+
+
+def _node(left: bytes, right: bytes) -> bytes:
+    return _sha256(b"\x01" + left + right)
+
+
+def merkle(leaves: Sequence[bytes]) -> tuple[bytes, list[list[bytes]]]:
+    """(root, each leaf's inclusion path) of RFC 9162 §2.1.1's tree: split at the largest
+    power of two below the size; a leaf's path lists its siblings from the leaf upwards."""
+    if len(leaves) == 1:
+        return leaves[0], [[]]
+    k = 1 << (len(leaves) - 1).bit_length() - 1
+    left, left_paths = merkle(leaves[:k])
+    right, right_paths = merkle(leaves[k:])
+    return _node(left, right), [p + [right] for p in left_paths] + [p + [left] for p in right_paths]
+
+
+def root_from_proof(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes | None:
+    """The root an inclusion proof leads to (RFC 9162 §2.1.3.2), None if it cannot be one."""
+    if not 0 <= index < size:
+        return None
+    fn, sn, r = index, size - 1, leaf
+    for p in path:
+        if sn == 0:
+            return None
+        if fn & 1 or fn == sn:
+            r = _node(p, r)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = _node(r, p)
+        fn >>= 1
+        sn >>= 1
+    return r if sn == 0 else None
+
+
+def batch_message(topic: str, root: bytes) -> bytes:
+    return b"".join((_BATCH_DOMAIN, topic.encode(), b"\x00", root))
 
 
 def generate_service_key() -> str:
@@ -112,8 +185,21 @@ class RecordSigner:
         self._signer_header = (HEADER_SIGNER, service.encode())
 
     def headers(self, topic: str, key: bytes | None, value: bytes) -> list[tuple[str, bytes]]:
-        signature = base64.b64encode(self._key.sign(signed_bytes(topic, key, value)))
-        return [self._signer_header, (HEADER_SIGNATURE, signature)]
+        """One record's headers (a batch of one)."""
+        return self.sign_batch(topic, [(key, value)])[0]
+
+    def sign_batch(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> list[list[tuple[str, bytes]]]:
+        """Each record's headers, in order: one signature per `MAX_BATCH` records, over the
+        root of their Merkle tree, and each record's inclusion proof (module docstring)."""
+        out: list[list[tuple[str, bytes]]] = []
+        for start in range(0, len(records), MAX_BATCH):
+            chunk = records[start:start + MAX_BATCH]
+            root, paths = merkle([leaf_hash(topic, key, value) for key, value in chunk])
+            signature = (HEADER_SIGNATURE, base64.b64encode(self._key.sign(batch_message(topic, root))))
+            for i, path in enumerate(paths):
+                proof = f"{i}/{len(chunk)}:".encode() + base64.b64encode(b"".join(path))
+                out.append([self._signer_header, signature, (HEADER_PROOF, proof)])
+        return out
 
 
 UNAUTHENTIC = "unauthentic event: "
@@ -129,6 +215,9 @@ class EventVerifier:
     starts with `UNAUTHENTIC`, which is how the consumer counts them once dead-lettered."""
 
     public_keys: Mapping[str, Ed25519PublicKey]
+    # (owner, topic, root) of batches whose signature verified: each is verified once
+    _verified: dict[tuple[str, str, bytes], None] = field(default_factory=dict)
+    signatures_verified: int = 0  # Ed25519 verifications done (for the benchmark and tests)
 
     def __post_init__(self) -> None:
         missing = sorted(set(topology.SERVICES) - set(self.public_keys))
@@ -140,12 +229,14 @@ class EventVerifier:
         owner = OWNERS.get(record.topic)
         if owner is None:
             return f"{UNAUTHENTIC}{record.topic} is not an event topic"
-        signer = signature = None
+        signer = signature = proof = None
         for name, value in record.headers or ():
             if name == HEADER_SIGNER:
                 signer = value
             elif name == HEADER_SIGNATURE:
                 signature = value
+            elif name == HEADER_PROOF:
+                proof = value
         if signature is None or signer is None:
             return f"{UNAUTHENTIC}not signed (topic {record.topic} takes only events signed by {owner})"
         if signer != owner.encode():
@@ -154,9 +245,41 @@ class EventVerifier:
         context_owner = topology.service_of_event(event_type)
         if context_owner not in (None, owner):
             return f"{UNAUTHENTIC}{event_type} is {context_owner}'s, not to be published by {owner}"
+        value = record.value or b""
+        if proof is None:  # signed alone
+            return self._verify(owner, signature, signed_bytes(record.topic, record.key, value))
+        root = self._root(record.topic, record.key, value, proof)
+        if root is None:
+            return f"{UNAUTHENTIC}the inclusion proof of {owner}'s batch signature is malformed"
+        seen = (owner, record.topic, root)
+        if seen in self._verified:
+            return None
+        why = self._verify(owner, signature, batch_message(record.topic, root))
+        if why is None:
+            if len(self._verified) >= 4096:
+                self._verified.clear()
+            self._verified[seen] = None
+        return why
+
+    @staticmethod
+    def _root(topic: str, key: bytes | None, value: bytes, proof: bytes) -> bytes | None:
+        m = _PROOF.match(proof)
+        if m is None:
+            return None
         try:
-            self.public_keys[owner].verify(base64.b64decode(signature, validate=True),
-                                           signed_bytes(record.topic, record.key, record.value or b""))
+            hashes = base64.b64decode(m[3], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        if len(hashes) % 32:
+            return None
+        path = [hashes[i:i + 32] for i in range(0, len(hashes), 32)]
+        # A wrong root only fails the signature: the proof cannot make a record authentic.
+        return root_from_proof(leaf_hash(topic, key, value), int(m[1]), int(m[2]), path)
+
+    def _verify(self, owner: str, signature: bytes, message: bytes) -> str | None:
+        self.signatures_verified += 1
+        try:
+            self.public_keys[owner].verify(base64.b64decode(signature, validate=True), message)
         except (InvalidSignature, binascii.Error, ValueError):
             return f"{UNAUTHENTIC}the signature of {owner} does not verify (forged or altered)"
         return None

@@ -9,7 +9,8 @@ from aiokafka import ConsumerRecord
 
 from contracts import topics
 from infra.runtime.access.signing import (
-    HEADER_SIGNATURE, HEADER_SIGNER, EventVerifier, RecordSigner, SigningKeyError, parse_public_keys)
+    HEADER_PROOF, HEADER_SIGNATURE, HEADER_SIGNER, MAX_BATCH, EventVerifier, RecordSigner, SigningKeyError, merkle,
+    parse_public_keys, root_from_proof)
 from tests.conftest import TEST_SERVICE_KEYS, signing_settings
 
 VALUE = b'{"event_type":"manufacturing.ProductReleased","payload":{"coi_id":"W0001250000011"}}'
@@ -51,8 +52,8 @@ class TestVerify:
         assert why == "unauthentic event: signed as 'enrollment', but topic celltrail.manufacturing.v1 is manufacturing's"
 
     def test_a_record_claiming_the_owner_but_signed_with_another_key_is_refused(self, verifier) -> None:
-        [_, (name, signature)] = signed("enrollment")
-        headers = [(HEADER_SIGNER, b"manufacturing"), (name, signature)]
+        [_, signature, proof] = signed("enrollment")
+        headers = [(HEADER_SIGNER, b"manufacturing"), signature, proof]
         why = verifier.check(record(topics.MANUFACTURING_EVENTS, headers=headers), "manufacturing.ProductReleased")
         assert why == "unauthentic event: the signature of manufacturing does not verify (forged or altered)"
 
@@ -69,7 +70,7 @@ class TestVerify:
                                                       "enrollment.SubjectEnrolled")
         # a `common.*` event (any service's) with the signer header rewritten: the signature,
         # bound to the topic it was made for, fails
-        headers = [(HEADER_SIGNER, b"manufacturing"), headers[1]]
+        headers = [(HEADER_SIGNER, b"manufacturing"), *headers[1:]]
         assert "does not verify" in verifier.check(record(topics.MANUFACTURING_EVENTS, headers=headers),
                                                    "common.ChainHeadRecorded")
 
@@ -105,3 +106,53 @@ class TestKeys:
             parse_public_keys("nobody:AAAA")
         with pytest.raises(SigningKeyError, match="must be 32 bytes"):
             parse_public_keys("enrollment:AAAA")
+
+
+class TestBatches:
+    """One signature over a batch's Merkle root (RFC 9162 §2.1), an inclusion proof per record."""
+
+    def batch(self, n: int, topic: str = topics.MANUFACTURING_EVENTS) -> list[ConsumerRecord]:
+        values = [VALUE.replace(b"W0001250000011", f"W00012500{i:04d}X".encode()) for i in range(n)]
+        keys = [f"S-{i:012X}".encode() for i in range(n)]
+        headers = signer("manufacturing").sign_batch(topic, list(zip(keys, values)))
+        return [record(topic, value=v, key=k, headers=h) for v, k, h in zip(values, keys, headers)]
+
+    @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 13, 63, 64, 65, 130])
+    def test_every_record_of_a_batch_verifies_with_one_signature_check_per_batch(self, verifier, n) -> None:
+        for r in self.batch(n):
+            assert verifier.check(r, "manufacturing.ProductReleased") is None
+        assert verifier.signatures_verified == -(-n // MAX_BATCH)
+
+    def test_a_record_altered_in_a_verified_batch_is_refused(self, verifier) -> None:
+        first, second, *_ = self.batch(5)
+        assert verifier.check(first, "manufacturing.ProductReleased") is None
+        altered = record(second.topic, value=second.value.replace(b"W000125", b"W000126"), key=second.key,
+                         headers=second.headers)
+        assert "does not verify" in verifier.check(altered, "manufacturing.ProductReleased")
+
+    def test_a_proof_moved_to_another_record_of_the_batch_is_refused(self, verifier) -> None:
+        first, second, *_ = self.batch(5)
+        swapped = record(first.topic, value=first.value, key=first.key, headers=second.headers)
+        assert "does not verify" in verifier.check(swapped, "manufacturing.ProductReleased")
+
+    @pytest.mark.parametrize("proof", [b"", b"0/0:", b"5/5:", b"0/2:abc", b"x/1:", b"0/1:" + b"A" * 44])
+    def test_a_malformed_or_impossible_proof_is_refused(self, verifier, proof) -> None:
+        [r] = self.batch(1)
+        headers = [(n, proof if n == HEADER_PROOF else v) for n, v in r.headers]
+        why = verifier.check(record(r.topic, value=r.value, key=r.key, headers=headers), "manufacturing.ProductReleased")
+        assert why is not None and why.startswith("unauthentic event: ")
+
+    def test_a_batch_signed_for_another_topic_is_refused(self, verifier) -> None:
+        [r] = self.batch(1, topic=topics.ENROLLMENT_EVENTS)
+        moved = record(topics.MANUFACTURING_EVENTS, value=r.value, key=r.key,
+                       headers=[(n, b"manufacturing" if n == HEADER_SIGNER else v) for n, v in r.headers])
+        assert "does not verify" in verifier.check(moved, "manufacturing.ProductReleased")
+
+
+@pytest.mark.parametrize("n", range(1, 40))
+def test_every_inclusion_proof_leads_to_the_root_and_no_other_index_does(n) -> None:
+    leaves = [bytes([i]) * 32 for i in range(n)]
+    root, paths = merkle(leaves)
+    for i, path in enumerate(paths):
+        assert root_from_proof(leaves[i], i, n, path) == root
+        assert all(root_from_proof(leaves[i], j, n, path) != root for j in range(n) if j != i)
