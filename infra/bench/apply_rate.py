@@ -27,7 +27,7 @@ from infra.bench.context import Run
 from infra.bench.observe import behind, ends_of, now_s, settle, stored_offsets
 from infra.bench.report import Section, Target, fmt, rate, say
 from infra.bench.topology import EventConsumer, topology
-from infra.bench.workload import event_record, events_of_type, produce
+from infra.bench.workload import event_records, events_of_type, produce
 
 TARGET = 5_000.0
 
@@ -57,7 +57,7 @@ async def measure(run: Run, n: int, timeout: float = 600) -> Section:
     try:
         for service in services:
             for event_type in service.event_types:
-                records = [event_record(run, e) for e in events_of_type(event_type, n, run.new_name("APL"))]
+                records = list(event_records(run, events_of_type(event_type, n, run.new_name("APL"))))
                 await settle(run.bootstrap, run.database_url, timeout=max(300.0, n / 100))
                 await asyncio.to_thread(run.system.stop_service, service.name)
                 ends = ends_of(await produce(run.producer, records))

@@ -28,7 +28,7 @@ from infra.bench.context import Run
 from infra.bench.observe import behind, http_json, log_ends, now_s, projection_lag, settle, stored_offsets
 from infra.bench.report import Section, Target, fmt, rate, say
 from infra.bench.topology import topology
-from infra.bench.workload import event_record, journeys, produce
+from infra.bench.workload import event_records, journeys, produce
 
 RATIO = 0.5
 
@@ -55,7 +55,7 @@ async def top_up(run: Run, min_events: int) -> tuple[int, float]:
     centre = run.new_name("SYN")
     for start in range(0, n_subjects, chunk):
         size = min(chunk, n_subjects - start)
-        sent += len(await produce(run.producer, (event_record(run, e) for e in journeys(size, centre, start))))
+        sent += len(await produce(run.producer, event_records(run, journeys(size, centre, start))))
         if (start // chunk) % 10 == 9:
             say(f"    {sent} events produced ...")
     return sent, now_s() - t0

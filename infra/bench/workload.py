@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import date, datetime, timedelta, timezone
 from datetime import time as dtime
 from typing import Any
@@ -31,6 +31,7 @@ from infra.bench.context import Run
 from infra.bench.observe import now_s, settle
 from infra.bench.report import say
 from infra.bench.topology import topology
+from infra.runtime.access.signing import MAX_BATCH
 from infra.runtime.relay import encode_event, kafka_headers
 from infra.tooling.loader import command_record, post_patient
 from services.assessment.domain.model import assessment_stream
@@ -95,12 +96,33 @@ def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetim
 
 
 def event_record(run: Run, env: EventEnvelope) -> Record:
-    """The event as a relay publishes it: to its context's topic, keyed by subject, signed by
-    the service that owns the topic (infra/runtime/access/signing.py)."""
-    topic, value = topology().topic_of(env.event_type), encode_event(env)
-    signer = run.signers[service_of_event(env.event_type)]
-    return topic, {"value": value, "key": env.key,
-                   "headers": kafka_headers(env) + signer.headers(topic, env.key, value)}
+    """The event as a relay publishes it alone: to its context's topic, keyed by subject,
+    signed by the service that owns the topic (infra/runtime/access/signing.py)."""
+    return next(event_records(run, [env]))
+
+
+def event_records(run: Run, envs: Iterable[EventEnvelope]) -> Iterator[Record]:
+    """The events as relays publish them: each topic's signed a batch of `MAX_BATCH` at a
+    time (one signature over the batch's Merkle root, a proof per record), in order within
+    each topic."""
+    pending: dict[str, list[tuple[EventEnvelope, bytes]]] = {}
+
+    def flush(topic: str) -> Iterator[Record]:
+        batch = pending.pop(topic, [])
+        if not batch:
+            return
+        signer = run.signers[service_of_event(batch[0][0].event_type)]
+        signed = signer.sign_batch(topic, [(env.key, value) for env, value in batch])
+        for (env, value), headers in zip(batch, signed):
+            yield topic, {"value": value, "key": env.key, "headers": kafka_headers(env) + headers}
+
+    for env in envs:
+        topic = topology().topic_of(env.event_type)
+        pending.setdefault(topic, []).append((env, encode_event(env)))
+        if len(pending[topic]) >= MAX_BATCH:
+            yield from flush(topic)
+    for topic in list(pending):
+        yield from flush(topic)
 
 
 def journeys(n_subjects: int, centre: str, start: int = 0) -> Iterable[EventEnvelope]:
