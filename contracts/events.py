@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field
 
 from contracts.base import EventPayload
-from contracts.ids import CentreId, ProgrammeId, RecordedCoiId, SubjectId
+from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId
 from contracts.times import ClinicalDate, Instant
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -62,6 +62,19 @@ class IdentityErased(EventPayload):
 
 
 # --- manufacturing: chain of identity and custody ------------------------------------
+class CoiIssued(EventPayload):
+    """CellTrail issued a chain-of-identity id (ISBT 128-shaped, docs/identifiers.md) under
+    the facility identification number of the subject's treating centre, for that subject's
+    starting material: the label to print on the apheresis bag. Only that subject's
+    collection may use it."""
+
+    event_type = "manufacturing.CoiIssued"
+    coi_id: CoiId
+    subject_id: SubjectId
+    centre_id: CentreId
+    issued_at: Instant
+
+
 class ApheresisCollected(EventPayload):
     """Starting material was collected; the COI id on the bag now belongs to this subject."""
 
@@ -260,6 +273,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     PatientRegistered,
     SubjectEnrolled,
     IdentityErased,
+    CoiIssued,
     ApheresisCollected,
     ProductReleased,
     ProductInfused,

@@ -251,8 +251,8 @@ async def _with_store(database_url: str, fn):
 
 
 async def org_add(args, store: PgAccessStore) -> None:
-    await store.add_organisation(args.id, OrgKind(args.kind), args.name, actor=_actor())
-    print(f"organisation {args.id} ({args.kind}) added")
+    await store.add_organisation(args.id, OrgKind(args.kind), args.name, actor=_actor(), fin=args.fin)
+    print(f"organisation {args.id} ({args.kind}) added" + (f", FIN {args.fin}" if args.fin else ""))
 
 
 async def principal_add(args, store: PgAccessStore) -> None:
@@ -396,6 +396,8 @@ def add_parser(sub: argparse._SubParsersAction, run: Callable[[argparse.Namespac
     q.add_argument("id")
     q.add_argument("--kind", required=True, choices=[k.value for k in OrgKind])
     q.add_argument("--name", required=True)
+    q.add_argument("--fin", help="its ISBT 128 facility identification number (one letter, four digits), under "
+                                 "which chain-of-identity ids are issued for what it collects (docs/identifiers.md)")
     q.set_defaults(access_fn=org_add)
 
     pr = acc.add_parser("principal", help="people and systems").add_subparsers(dest="principal_cmd", required=True)

@@ -89,6 +89,8 @@ def call(method: str, url: str, headers: dict[str, str], body: object = None) ->
 async def _set_up_principals(database_url: str, holders: list[Principal], home: Path) -> dict[str, dict[str, str]]:
     conn = await asyncpg.connect(database_url)
     try:
+        for centre, fin in ((OWN_CENTRE, "M0001"), (OTHER_CENTRE, "M0002")):  # COIs are issued under a FIN
+            await PgAccessStore(conn).add_organisation(centre, OrgKind.CENTRE, centre, actor="test", fin=fin)
         await provisioned(conn, *holders, principal("centre-b", (OTHER_CENTRE, OrgKind.CENTRE, Role.NURSE)))
         issuer, sent = TokenIssuer(read_token_key(home)), {}
         for p in holders:
@@ -191,6 +193,8 @@ def example(stack: Stack, ep: Endpoint, side: str) -> tuple[str, object, Resourc
         status, body = call("POST", f"{stack.urls['enrollment']}/patients", stack.cli(), _patient_body(centre))
         assert status == 201, body
         return f"/patients/{body['subject_id']}/erasure", {"reason": "consent withdrawn"}, Resource(centre_id=centre)
+    if ep.key == "POST /cois":
+        return ep.path, {"subject_id": stack.subjects[side]}, Resource(centre_id=centre)
     if ep.key == "GET /records/{event_id}":
         return f"/records/{stack.records[side]}", None, Resource(centre_id=centre)
     if ep.key == "POST /signatures":

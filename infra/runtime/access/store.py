@@ -9,6 +9,7 @@ triggers refuse UPDATE, DELETE and TRUNCATE, as the event tables' do.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import asyncpg
@@ -16,6 +17,8 @@ import asyncpg
 from contracts.access import OrgKind, PrincipalKind, Role
 from infra.runtime.access.policy import held_where_it_may_be
 from infra.runtime.access.principals import ORG_ID, PRINCIPAL_ID, Membership, Principal
+
+FIN = re.compile(r"^[A-Z][0-9]{4}$")  # ISBT 128 facility identification number (migration 0009)
 
 
 class AccessChangeRefused(ValueError):
@@ -64,7 +67,7 @@ class PgAccessStore:
     async def listing(self) -> dict[str, list[dict[str, Any]]]:
         """Organisations, principals with their roles, and credentials (ids and state, never
         hashes)."""
-        orgs = await self.conn.fetch("SELECT org_id, kind, name FROM access.organisations ORDER BY org_id")
+        orgs = await self.conn.fetch("SELECT org_id, kind, name, fin FROM access.organisations ORDER BY org_id")
         principals = await self.conn.fetch(
             "SELECT p.principal_id, p.kind, p.printed_name, p.disabled,"
             " coalesce(json_agg(json_build_object('org', m.org_id, 'role', m.role) ORDER BY m.org_id, m.role)"
@@ -87,18 +90,30 @@ class PgAccessStore:
 
     # -- changing ----------------------------------------------------------------------
 
-    async def add_organisation(self, org_id: str, kind: OrgKind, name: str, *, actor: str) -> None:
+    async def add_organisation(self, org_id: str, kind: OrgKind, name: str, *, actor: str,
+                               fin: str | None = None) -> None:
+        """`fin`: its ISBT 128 facility identification number, if it has one (issue 9)."""
         if not ORG_ID.match(org_id):
             raise AccessChangeRefused(f"organisation id {org_id!r} must match {ORG_ID.pattern}")
         if not name.strip():
             raise AccessChangeRefused("an organisation needs a name")
+        if fin is not None and not FIN.match(fin):
+            raise AccessChangeRefused(f"facility identification number {fin!r} must be one letter and four digits "
+                                      "(ISBT 128, e.g. G1234)")
         async with self.conn.transaction():
+            if fin is not None and await self.conn.fetchval("SELECT org_id FROM access.organisations WHERE fin = $1",
+                                                            fin):
+                raise AccessChangeRefused(f"facility identification number {fin} belongs to another organisation")
             done = await self.conn.fetchval(
-                "INSERT INTO access.organisations (org_id, kind, name) VALUES ($1, $2, $3)"
-                " ON CONFLICT DO NOTHING RETURNING 1", org_id, kind.value, name)
+                "INSERT INTO access.organisations (org_id, kind, name, fin) VALUES ($1, $2, $3, $4)"
+                " ON CONFLICT DO NOTHING RETURNING 1", org_id, kind.value, name, fin)
             if not done:
                 raise AccessChangeRefused(f"organisation {org_id} exists already")
-            await self._audit(actor, "organisation_added", org_id=org_id, kind=kind.value, name=name)
+            await self._audit(actor, "organisation_added", org_id=org_id, kind=kind.value, name=name, fin=fin)
+
+    async def fin_of(self, org_id: str) -> str | None:
+        """The organisation's ISBT 128 facility identification number, None if it has none."""
+        return await self.conn.fetchval("SELECT fin FROM access.organisations WHERE org_id = $1", org_id)
 
     async def add_principal(self, principal_id: str, kind: PrincipalKind, printed_name: str, *, actor: str) -> None:
         if not PRINCIPAL_ID.match(principal_id):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from contracts import isbt128
 from contracts.commands import RecordApheresisCollection, RecordProductRelease
 from contracts.events import SubjectEnrolled
 from services.kernel.aggregate import rebuild
@@ -17,6 +20,17 @@ async def record_collection(cmd: RecordApheresisCollection, streams: Streams, en
     new = chain.collect(cmd, await enrolments.centre_of(cmd.subject_id))
     await streams.append(coi_stream(cmd.coi_id), version, new, occurred_at=cmd.collected_at,
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
+
+
+async def issue_coi(subject_id: str, centre_id: str, fin: str, sequence: int, at: datetime,
+                    streams: Streams) -> str:
+    """Issue COI `sequence` of `fin` in `at`'s year for the subject's starting material
+    (docs/identifiers.md). Called over HTTP (entrypoints/http.py), not from the broker."""
+    coi = str(isbt128.issue(fin, at.year, sequence))
+    events, version = await streams.load(coi_stream(coi))
+    await streams.append(coi_stream(coi), version, rebuild(ChainOfIdentity(coi), events).issue(subject_id, centre_id, at),
+                         occurred_at=at, subject_id=subject_id, centre_id=centre_id)
+    return coi
 
 
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])

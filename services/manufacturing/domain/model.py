@@ -13,7 +13,7 @@ from datetime import datetime
 from contracts.base import EventPayload
 from contracts.commands import RecordApheresisCollection, RecordProductRelease
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
-from contracts.events import ApheresisCollected, ProductReleased
+from contracts.events import ApheresisCollected, CoiIssued, ProductReleased
 from services.kernel.aggregate import Aggregate
 
 
@@ -47,16 +47,30 @@ class ChainOfIdentity(Aggregate):
     subject_id: str | None = None
     collected_at: datetime | None = None
     released: bool = False
+    issued_to: str | None = None  # the subject CellTrail issued this COI for, if it did
 
     def apply(self, event: EventPayload) -> None:
-        if isinstance(event, ApheresisCollected):
+        if isinstance(event, CoiIssued):
+            self.issued_to = event.subject_id
+        elif isinstance(event, ApheresisCollected):
             self.subject_id, self.collected_at = event.subject_id, event.collected_at
         elif isinstance(event, ProductReleased):
             self.released = True
 
+    def issue(self, subject_id: str, centre_id: str, at: datetime) -> list[EventPayload]:
+        """A COI id drawn for `subject_id` (its stream must be new: two issuers drawing the
+        same sequence collide on the stream's first version, and one draws again)."""
+        if self.issued_to is not None or self.subject_id is not None:
+            raise CoiAlreadyIssued(f"COI {self.coi_id} was already issued")
+        return [CoiIssued(coi_id=self.coi_id, subject_id=subject_id, centre_id=centre_id, issued_at=at)]
+
     def collect(self, cmd: RecordApheresisCollection, enrolled_centre: str | None) -> list[EventPayload]:
         if self.subject_id is not None:
             raise CoiAlreadyIssued(f"COI {cmd.coi_id} was already issued to a collection")
+        if self.issued_to is not None and self.issued_to != cmd.subject_id:
+            raise ChainOfIdentityMismatch(
+                f"COI {cmd.coi_id} was issued for subject {self.issued_to}, not {cmd.subject_id}: "
+                "the bag is labelled for another patient")
         if enrolled_centre is None:
             raise SubjectNotEnrolled(f"subject {cmd.subject_id} is not enrolled in any programme")
         if enrolled_centre != cmd.centre_id:

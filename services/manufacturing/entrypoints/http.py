@@ -1,10 +1,81 @@
 """Manufacturing HTTP API: its records and their electronic signatures (a release is
-approved by a qualified person's signature, EU GMP Annex 16 §1; 21 CFR 11.50)."""
+approved by a qualified person's signature, EU GMP Annex 16 §1; 21 CFR 11.50), and the
+issuing of chain-of-identity ids (issue 9 item 1, docs/identifiers.md)."""
 
 from __future__ import annotations
 
-from infra.runtime.access.policy import Action
-from infra.runtime.signing import signature_endpoints
-from services.manufacturing.adapters.records import record_resource
+import uuid
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
-ENDPOINTS = signature_endpoints(record_resource, Action.READ_PRODUCT)
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from contracts import isbt128
+from contracts.ids import SubjectId
+from infra.runtime.access.policy import Action, Resource
+from infra.runtime.access.store import PgAccessStore
+from infra.runtime.endpoints import Call, Endpoint, Handler, Located, NotFound, to
+from infra.runtime.eventstore import ConcurrencyConflictError, Metadata
+from infra.runtime.http import parse_body
+from infra.runtime.signing import signature_endpoints
+from infra.runtime.streams import PgStreams
+from services.manufacturing.adapters.cois import next_sequence
+from services.manufacturing.adapters.enrolments import PgEnrolments
+from services.manufacturing.adapters.records import record_resource
+from services.manufacturing.application.handlers import issue_coi
+
+if TYPE_CHECKING:
+    from infra.runtime.host import Runtime
+
+
+class CoiRequest(BaseModel):
+    """Issue a COI for this subject's starting material, under the FIN of its centre."""
+
+    model_config = ConfigDict(extra="forbid")
+    subject_id: SubjectId
+
+
+async def locate_subject(request: Request, rt: "Runtime") -> Located:
+    body = await parse_body(request, CoiRequest)
+    async with rt.pool.acquire() as conn:
+        centre = await PgEnrolments(conn).centre_of(body.subject_id)
+    if centre is None:
+        raise NotFound(f"subject {body.subject_id} is not enrolled", code="SUBJECT_NOT_ENROLLED")
+    return Located(Resource(centre_id=centre), (body.subject_id, centre))
+
+
+def issue(rt: "Runtime") -> Handler:
+    async def handle(call: Call) -> JSONResponse:
+        subject_id, centre = call.located.found
+        async with rt.pool.acquire() as conn:
+            fin = await PgAccessStore(conn).fin_of(centre)
+        if fin is None:
+            return JSONResponse({"error": f"centre {centre} has no ISBT 128 facility identification number to issue "
+                                          "COIs under (celltrail access org add ... --fin)", "code": "NO_FIN"},
+                                status_code=409)
+        at = datetime.now(timezone.utc)
+        meta = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor=call.actor)
+        for _ in range(10):  # two issuers drawing one sequence: the second draws the next
+            try:
+                async with rt.pool.acquire() as conn, conn.transaction():
+                    coi = await issue_coi(subject_id, centre, fin, await next_sequence(conn, fin, at.year), at,
+                                          PgStreams(conn, rt.store, meta))
+            except ConcurrencyConflictError:
+                continue
+            return JSONResponse({"coi_id": coi, "label": isbt128.parse(coi).eye_readable, "subject_id": subject_id,
+                                 "centre_id": centre}, status_code=201)
+        return JSONResponse({"error": "COIs are being issued concurrently; try again", "code": "CONCURRENT_CHANGE"},
+                            status_code=409)
+    return handle
+
+
+ENDPOINTS = (
+    *signature_endpoints(record_resource, Action.READ_PRODUCT),
+    Endpoint("POST", "/cois", to(Action.WRITE_SUBJECT, locate_subject), issue,
+             "Issue a chain-of-identity id (ISBT 128-shaped) for a subject's starting material, under its centre's "
+             "facility identification number", body=CoiRequest,
+             answers={201: "issued: the COI and its label form", 404: "subject not enrolled",
+                      409: "the centre has no FIN", 422: "invalid request"}),
+)

@@ -169,6 +169,10 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                    phase=_further(view.phase, "enrolled"),
                                    timeline=_with_entry(view, event.enrolled_on, t, f"enrolled in {event.programme_id}",
                                                         event_id))
+    if isinstance(event, ev.CoiIssued):
+        return dataclasses.replace(view, timeline=_with_entry(view, event.issued_at, t,
+                                                              f"COI {event.coi_id} issued for the apheresis bag",
+                                                              event_id))
     if isinstance(event, ev.ApheresisCollected):
         return dataclasses.replace(view, phase=_further(view.phase, "collected"),
                                    products=_with_product(view, event.coi_id,

@@ -9,10 +9,11 @@ import pytest
 
 from contracts.commands import RecordApheresisCollection, RecordProductRelease
 from contracts.errors import ChainOfIdentityMismatch
-from contracts.events import ApheresisCollected, ProductReleased, SubjectEnrolled
+from contracts.events import ApheresisCollected, CoiIssued, ProductReleased, SubjectEnrolled
 from services.manufacturing import bootstrap
 from services.manufacturing.domain.model import (
     AlreadyReleased,
+    ChainOfIdentity,
     CoiAlreadyIssued,
     ReleaseBeforeCollection,
     SubjectNotEnrolled,
@@ -47,6 +48,33 @@ def release(subject_id: str = SUBJECT, coi_id: str = COI,
 def collected() -> FakeStreams:
     return FakeStreams({coi_stream(COI): [ApheresisCollected(
         coi_id=COI, subject_id=SUBJECT, centre_id=CENTRE, collected_at=COLLECTED_AT)]})
+
+
+def issued(subject_id: str) -> FakeStreams:
+    return FakeStreams({coi_stream(COI): [CoiIssued(coi_id=COI, subject_id=subject_id, centre_id=CENTRE,
+                                                    issued_at=COLLECTED_AT - timedelta(days=1))]})
+
+
+class TestIssuedCois:
+    """Issue 9 item 1: a COI CellTrail issued binds its subject from the start."""
+
+    async def test_the_subject_it_was_issued_for_is_collected_under_it(self):
+        streams = issued(SUBJECT)
+
+        await wired(streams, FakeEnrolments({SUBJECT: CENTRE})).send(collection())
+
+        assert [type(e).__name__ for e in streams.events(coi_stream(COI))] == ["CoiIssued", "ApheresisCollected"]
+
+    async def test_another_subject_is_refused_as_a_chain_of_identity_mismatch(self):
+        with pytest.raises(ChainOfIdentityMismatch, match=f"was issued for subject {SUBJECT}, not {OTHER_SUBJECT}"):
+            await wired(issued(SUBJECT), FakeEnrolments({OTHER_SUBJECT: CENTRE})).send(
+                collection(subject_id=OTHER_SUBJECT))
+
+    def test_a_coi_is_issued_once(self):
+        chain = ChainOfIdentity(COI)
+        chain.apply(*chain.issue(SUBJECT, CENTRE, COLLECTED_AT))
+        with pytest.raises(CoiAlreadyIssued):
+            chain.issue(OTHER_SUBJECT, CENTRE, COLLECTED_AT)
 
 
 class TestRecordCollection:
