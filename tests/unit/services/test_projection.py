@@ -95,6 +95,13 @@ class TestPhase:
     def test_the_phase_is_the_last_milestone_reached(self, prefix, phase):
         assert fold_all(journey()[:prefix]).phase == phase
 
+    def test_an_issued_coi_is_on_the_timeline_and_moves_no_phase(self):
+        issued = ev.CoiIssued(coi_id=COI, subject_id=SUBJECT, centre_id=CENTRE, issued_at=COLLECTED_AT - timedelta(days=1))
+        view = fold_all([registered(), enrolled(), (issued, issued.issued_at)])
+
+        assert view.phase == "enrolled"
+        assert [e["summary"] for e in view.to_json()["timeline"]][-1] == f"COI {COI} issued for the apheresis bag"
+
     def test_a_late_arriving_earlier_milestone_does_not_move_the_phase_back(self):
         view = fold_all([infused(), enrolled(), collected()])
 
