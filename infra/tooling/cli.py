@@ -333,6 +333,20 @@ def cmd_identities_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_coi_issue(args: argparse.Namespace) -> int:
+    """A chain-of-identity id for the subject's apheresis bag (docs/identifiers.md), issued by
+    the manufacturing service under the FIN of the subject's centre."""
+    req = urllib.request.Request(f"{_url('manufacturing')}/cois", data=json.dumps({"subject_id": args.subject}).encode(),
+                                 method="POST", headers={"content-type": "application/json"})
+    body = _request(req)
+    if args.json:
+        print(json.dumps(body, indent=2))
+    else:
+        print(f"COI {body['label']} ({body['coi_id']}) issued for {body['subject_id']} at {body['centre_id']}:"
+              " print it on the apheresis bag's label")
+    return 0
+
+
 def cmd_identities_encrypt(args: argparse.Namespace) -> int:
     """One-off, for identity rows stored before migration 0005 (plaintext) or under an older key
     of the ring: seal them under the current key. Needs the key the services use."""
@@ -491,6 +505,12 @@ def main(argv: list[str] | None = None) -> int:
     q.set_defaults(fn=cmd_identities_erase)
     ids.add_parser("encrypt", help="encrypt plaintext identity rows and move old-key rows to the current key"
                    ).set_defaults(fn=cmd_identities_encrypt)
+    p = sub.add_parser("coi", help="chain-of-identity ids (ISBT 128-shaped, docs/identifiers.md)")
+    cois = p.add_subparsers(dest="coi_cmd", required=True)
+    q = cois.add_parser("issue", help="issue the next COI for a subject's starting material, under its centre's FIN")
+    q.add_argument("subject")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=cmd_coi_issue)
     access_commands.add_parser(sub, cmd_access)
     sub.add_parser("demo", help="up, load the example scenario, print states and report").set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="throughput and latency against the raw broker, every target PASS or MISS")

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from contracts import isbt128
 from tests.conftest import _admin, _with_database
 
 pytestmark = pytest.mark.e2e
@@ -116,6 +117,34 @@ class TestCelltrailUp:
         while (res := run("status", subject, cwd=tmp_path, env=env)).returncode != 0 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert res.returncode == 0 and "registered at IT-BG-01" in res.stdout, res.stderr
+
+
+    def test_a_coi_is_issued_from_the_command_line_under_the_centres_fin(self, running_up, tmp_path: Path):
+        _, env = running_up
+        (tmp_path / "e.jsonl").write_text(
+            '{"command": "RegisterCentre", "centre_id": "IT-MI-09", "name": "Milano", "country": "IT"}\n'
+            '{"command": "RegisterPatient", "ref": "p1", "centre_id": "IT-MI-09", "hospital_record_number": "H9",'
+            ' "family_name": "Verdi", "given_name": "Ada", "date_of_birth": "1970-01-01", "registered_on": "2025-01-02"}\n'
+            '{"command": "EnrollSubject", "subject_ref": "p1", "programme_id": "CART-BALL-RR", "centre_id": "IT-MI-09",'
+            ' "enrolled_on": "2025-01-03"}\n')
+        res = run("load", "e.jsonl", cwd=tmp_path, env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        subject = next(w for w in res.stdout.split() if w.startswith("S-"))
+        deadline = time.monotonic() + 30  # until manufacturing has applied the enrolment
+        while "no ISBT 128 facility identification number" not in (
+                res := run("coi", "issue", subject, cwd=tmp_path, env=env)).stderr and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+        added = run("access", "org", "add", "IT-MI-09", "--kind", "centre", "--name", "Milano", "--fin", "I0009",
+                    cwd=tmp_path, env=env)
+        assert added.returncode == 0, added.stderr
+        res = run("coi", "issue", subject, "--json", cwd=tmp_path, env=env)
+
+        assert res.returncode == 0, res.stderr
+        issued = json.loads(res.stdout)
+        assert issued["coi_id"].startswith("I0009") and issued["subject_id"] == subject
+        assert issued["coi_id"] == str(isbt128.parse(issued["label"]))
 
 
 class TestCelltrailDemo:
