@@ -25,6 +25,7 @@ from services.manufacturing.adapters.cois import next_sequence
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.adapters.records import record_resource
 from services.manufacturing.application.handlers import issue_coi
+from services.manufacturing.domain.model import CoiAlreadyIssued
 
 if TYPE_CHECKING:
     from infra.runtime.host import Runtime
@@ -57,12 +58,15 @@ def issue(rt: "Runtime") -> Handler:
                                 status_code=409)
         at = datetime.now(timezone.utc)
         meta = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor=call.actor)
-        for _ in range(10):  # two issuers drawing one sequence: the second draws the next
+        for _ in range(10):
             try:
                 async with rt.pool.acquire() as conn, conn.transaction():
                     coi = await issue_coi(subject_id, centre, fin, await next_sequence(conn, fin, at.year), at,
                                           PgStreams(conn, rt.store, meta))
-            except ConcurrencyConflictError:
+            # Two issuers drew one sequence: the second finds the COI's stream written (it
+            # committed between the draw and the load) or collides on its first version;
+            # either way it draws the next.
+            except (ConcurrencyConflictError, CoiAlreadyIssued):
                 continue
             return JSONResponse({"coi_id": coi, "label": isbt128.parse(coi).eye_readable, "subject_id": subject_id,
                                  "centre_id": centre}, status_code=201)
