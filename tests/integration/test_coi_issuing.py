@@ -6,7 +6,6 @@ collected under it; only the subject's own centre's staff may have one issued.""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import date, datetime, timezone
 
 import httpx
@@ -14,8 +13,6 @@ import pytest
 
 from contracts import isbt128
 from contracts.access import OrgKind, PrincipalKind, Role
-from contracts.commands import RecordApheresisCollection
-from contracts.envelope import CommandEnvelope
 from infra.runtime.access.store import AccessChangeRefused, PgAccessStore
 from infra.runtime.access.tokens import TokenIssuer, generate_signing_key, public_key_pem
 from infra.runtime.host import build_app

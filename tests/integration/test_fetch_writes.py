@@ -4,24 +4,13 @@ statement at the end."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime, timezone
-
 import pytest
 
-from contracts.events import PatientRegistered
-from infra.runtime.eventstore import ConcurrencyConflictError, EventStore, Metadata, NewEvent
+from infra.runtime.eventstore import ConcurrencyConflictError, EventStore
 from infra.runtime.fetchwrites import FetchWrites
+from tests.integration.test_event_store import META, registered
 
 pytestmark = pytest.mark.integration
-
-META = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor="test")
-NOW = datetime(2025, 1, 6, 9, 0, tzinfo=timezone.utc)
-
-
-def registered(n: int) -> NewEvent:
-    sid = f"S-{n:012X}"
-    return NewEvent(PatientRegistered(subject_id=sid, centre_id="IT-BG-01"), occurred_at=NOW, subject_id=sid)
 
 
 class Counting:

@@ -101,12 +101,13 @@ class PgAccessStore:
             raise AccessChangeRefused(f"facility identification number {fin!r} must be one letter and four digits "
                                       "(ISBT 128, e.g. G1234)")
         async with self.conn.transaction():
-            if fin is not None and await self.conn.fetchval("SELECT org_id FROM access.organisations WHERE fin = $1",
-                                                            fin):
-                raise AccessChangeRefused(f"facility identification number {fin} belongs to another organisation")
-            done = await self.conn.fetchval(
-                "INSERT INTO access.organisations (org_id, kind, name, fin) VALUES ($1, $2, $3, $4)"
-                " ON CONFLICT DO NOTHING RETURNING 1", org_id, kind.value, name, fin)
+            try:
+                done = await self.conn.fetchval(
+                    "INSERT INTO access.organisations (org_id, kind, name, fin) VALUES ($1, $2, $3, $4)"
+                    " ON CONFLICT (org_id) DO NOTHING RETURNING 1", org_id, kind.value, name, fin)
+            except asyncpg.UniqueViolationError:  # the FIN's unique constraint (migration 0009)
+                raise AccessChangeRefused(
+                    f"facility identification number {fin} belongs to another organisation") from None
             if not done:
                 raise AccessChangeRefused(f"organisation {org_id} exists already")
             await self._audit(actor, "organisation_added", org_id=org_id, kind=kind.value, name=name, fin=fin)
