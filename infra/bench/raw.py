@@ -1,7 +1,7 @@
 """The raw baseline: what a bare aiokafka client gets from the same broker, in the same run.
 
 Messages are real encoded journey envelopes (six per subject key, our three headers), sent
-with our producer (`new_producer`: acks=all, no idempotence, linger 2 ms) to fresh topics
+with our producer (`new_producer`: acks=all, no idempotence, linger 2 ms, 256 KiB batches) to fresh topics
 with the event topics' partition count:
 
 * produce only: first send to the acknowledgement of the last;
