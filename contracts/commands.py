@@ -15,7 +15,8 @@ from pydantic import Field
 
 from contracts.base import CommandPayload
 from contracts.events import SignatureMeaning
-from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId
+from contracts.custody import CustodyStep
+from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
 from contracts.times import ClinicalDate, Instant
 from contracts import topics
 
@@ -90,6 +91,46 @@ class RecordProductRelease(CommandPayload):
     facility_id: CentreId | None = None  # the releasing GMP facility (see ProductReleased)
 
 
+Location = Annotated[str, Field(min_length=1, max_length=120)]
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class RegisterProductUnits(CommandPayload):
+    """The GMP facility filled and labelled the product made from a COI's starting material:
+    one unit per bag, each named by its division code (`A0`, `B0`, ...: split doses, or the
+    bags of a second infusion from the same lot), so the units are the COI's by their very
+    identifiers (docs/identifiers.md). `org_id` is the facility; it must hold the starting
+    material, in manufacturing."""
+
+    command_type = "RegisterProductUnits"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    coi_id: CoiId
+    org_id: CentreId
+    lot_number: Annotated[str, Field(min_length=1, max_length=40)]
+    divisions: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z][0-9a-z]$")]], Field(min_length=1, max_length=26)]
+    location: Location
+    registered_at: Instant
+
+
+class RecordCustodyStep(CommandPayload):
+    """A hand-off or handling of one unit (docs/custody.md), by `org_id`, which must hold the
+    unit (or, for `received`, be where it was shipped to), at `location` and time `at`.
+    `scanned_id` is what was read off the bag's label; it must be the unit named.
+    `destination_org_id` says where a unit is `shipped` or `returned` to; `reason` why it is
+    `discarded` or `returned`."""
+
+    command_type = "RecordCustodyStep"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    unit_id: UnitId
+    scanned_id: UnitId
+    step: CustodyStep
+    org_id: CentreId
+    location: Location
+    at: Instant
+    destination_org_id: CentreId | None = None
+    reason: Reason | None = None
+
+
 class RecordInfusion(CommandPayload):
     """Recorded at the bedside after scanning the bag's COI label and the patient's wristband."""
 
@@ -149,6 +190,8 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     EnrollSubject,
     RecordApheresisCollection,
     RecordProductRelease,
+    RegisterProductUnits,
+    RecordCustodyStep,
     RecordInfusion,
     RecordResponseAssessment,
     CorrectResponseAssessment,

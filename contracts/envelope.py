@@ -70,8 +70,21 @@ class CommandEnvelope(Contract):
 
     @property
     def key(self) -> bytes:
+        """The partition key. A chain of identity's commands (collection, labelling, every
+        custody step of its units, release) keep their order on one partition: keyed by the
+        COI, which a unit's identifier begins with. Every other command is keyed by its
+        subject (one patient's commands in order), else by its centre."""
+        coi = self.payload.get("coi_id") or str(self.payload.get("unit_id") or "").replace(" ", "")[:14]
+        if coi and self.command_type in _BY_COI:
+            return str(coi).replace(" ", "").upper().encode()
         subject = self.payload.get("subject_id") or self.payload.get("centre_id") or str(self.command_id)
         return str(subject).encode()
+
+
+# The commands of one COI's custody, keyed by it (an infusion stays keyed by its subject:
+# a subject's infusions are numbered in order).
+_BY_COI = frozenset({"RecordApheresisCollection", "RegisterProductUnits", "RecordCustodyStep",
+                     "RecordProductRelease"})
 
 
 def payload_of(event: EventPayload) -> dict[str, Any]:

@@ -13,7 +13,8 @@ from typing import Annotated
 from pydantic import Field
 
 from contracts.base import EventPayload
-from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId
+from contracts.custody import CustodyState, CustodyStep, UnitKind
+from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
 from contracts.times import ClinicalDate, Instant
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -102,6 +103,46 @@ class ProductReleased(EventPayload):
     # whose qualified person may approve the release by signature (EU GMP Annex 16 §1).
     # None on releases recorded before it was carried; those cannot be approved by signature.
     facility_id: CentreId | None = None
+
+
+class ProductUnitsRegistered(EventPayload):
+    """The facility `facility_id` filled and labelled the product of this COI as units (bags),
+    each its own identifier (the COI and a division code); they await quality control. The
+    facility holds them; `role` is the role its principal (the envelope's actor) acted in."""
+
+    event_type = "manufacturing.ProductUnitsRegistered"
+    coi_id: CoiId
+    subject_id: SubjectId
+    facility_id: CentreId
+    lot_number: Annotated[str, Field(min_length=1, max_length=40)]
+    unit_ids: Annotated[list[UnitId], Field(min_length=1)]
+    location: Annotated[str, Field(min_length=1, max_length=120)]
+    registered_at: Instant
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class CustodyStepRecorded(EventPayload):
+    """One step in a unit's custody (docs/custody.md): which unit, the step and the states it
+    moved the unit between, who took it (the envelope's actor, in `role`, for the
+    organisation `org_id`), where, when, and the identifier read off the bag (`scanned_id`,
+    which was the unit's). `destination_org_id`: where it was shipped or returned to;
+    `reason`: why it was discarded or returned."""
+
+    event_type = "manufacturing.CustodyStepRecorded"
+    unit_id: UnitId
+    coi_id: CoiId
+    subject_id: SubjectId
+    unit_kind: UnitKind
+    step: CustodyStep
+    from_state: CustodyState
+    to_state: CustodyState
+    org_id: CentreId
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    location: Annotated[str, Field(min_length=1, max_length=120)]
+    at: Instant
+    scanned_id: UnitId
+    destination_org_id: CentreId | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
 
 
 # --- infusion ------------------------------------------------------------------------
@@ -276,6 +317,8 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     CoiIssued,
     ApheresisCollected,
     ProductReleased,
+    ProductUnitsRegistered,
+    CustodyStepRecorded,
     ProductInfused,
     ResponseAssessed,
     ResponseAssessmentCorrected,

@@ -16,6 +16,10 @@ ProgrammeId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9][A-Z0-9-]{1,39
 # kept compact; a wrong check character (a mistyped or misread id) is refused, saying so.
 ISBT128_PATTERN = r"^[A-Z][0-9]{12}[0-9A-Z*]$"
 CoiId = Annotated[str, BeforeValidator(isbt128.normalise), StringConstraints(pattern=ISBT128_PATTERN)]
+# A unit (bag): its COI and an ISBT 128-style division code, `00` for the starting material
+# (contracts/isbt128.py); compact or as printed, kept compact; a mistyped COI part is refused.
+UnitId = Annotated[str, BeforeValidator(isbt128.normalise_unit),
+                   StringConstraints(pattern=r"^[A-Z][0-9]{12}[0-9A-Z*](?:00|[A-Z][0-9a-z])$")]
 # A COI as an event recorded it: ISBT 128-shaped, or one recorded before CellTrail checked
 # them (free text such as `COI-0001`, events of schema version 1), kept as recorded.
 RecordedCoiId = Annotated[str, StringConstraints(pattern=r"^[A-Z0-9*][A-Z0-9*-]{3,39}$")]

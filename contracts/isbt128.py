@@ -17,6 +17,13 @@ Written compact (`G123498654321H`) or as printed on a label (`G1234 98 654321 H`
 read the same. A chain of identity (COI, ICCBBA ST-028 in spirit) and each unit (bag) made
 from it have their own identifier of this shape; events bind them together.
 
+A unit (a bag) is named by its COI followed by a two-character division code, as ISBT 128
+names the parts of a divided product by the division characters of its product code (the
+DIN stays the donation's, the division tells the bags apart): `A0`, `B0`, ... for the first
+level, `Aa`, `Ab`, ... for a second. CellTrail reserves `00` (ISBT 128: not divided) for the
+collected starting material. So every unit is bound to its COI by its very identifier:
+`G123498654321HA0`, printed `G1234 98 654321 H A0`.
+
 Source of the check character: ISO/IEC 7064:2003, pure system MOD 37-2 (radix 2, modulus
 37); the worked example of the UK Red Book, Annex 2 "ISBT 128 check character calculation"
 (G123 498 654 321 -> checksum 17 -> `H`), which tests/unit/test_isbt128.py reproduces.
@@ -113,3 +120,48 @@ def parse(text: str) -> Isbt128Id:
 def normalise(text: str) -> str:
     """The compact form of a valid identifier (IdentifierError otherwise)."""
     return str(parse(text))
+
+
+# ISBT 128 division characters (first level A-Z, second level 0 or a-z); `00` is the
+# undivided starting material.
+STARTING_MATERIAL = "00"
+_DIVISION = re.compile(r"^(?:00|[A-Z][0-9a-z])$")
+
+
+def check_division(division: str) -> str:
+    if not isinstance(division, str) or not _DIVISION.match(division):
+        raise IdentifierError(f"{division!r} is not a division code: a capital letter then 0 or a small letter "
+                              f"(A0, B0, Ab), or {STARTING_MATERIAL} for the starting material")
+    return division
+
+
+def unit_id(coi: str, division: str) -> str:
+    """The identifier of division `division` of COI `coi` (compact)."""
+    return normalise(coi) + check_division(division)
+
+
+def parse_unit(text: str) -> tuple[str, str]:
+    """(the COI, the division) of a unit identifier typed or scanned, compact or with the
+    label's spaces; refused, saying why, when the COI part is mistyped or the division is not
+    one."""
+    if not isinstance(text, str):
+        raise IdentifierError(f"a unit identifier is text, not {type(text).__name__}")
+    compact = text.replace(" ", "")
+    if len(compact) != 16:
+        raise IdentifierError(f"{text!r} has {len(compact)} characters; a unit identifier has 16: the COI's 14 "
+                              "and a two-character division code (A0, B0, or 00 for the starting material)")
+    return normalise(compact[:14]), check_division(compact[14:])
+
+
+def normalise_unit(text: str) -> str:
+    coi, division = parse_unit(text)
+    return coi + division
+
+
+def coi_of_unit(unit: str) -> str:
+    return parse_unit(unit)[0]
+
+
+def unit_label(unit: str) -> str:
+    coi, division = parse_unit(unit)
+    return f"{parse(coi).eye_readable} {division}"

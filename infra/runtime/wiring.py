@@ -19,7 +19,8 @@ subclass (or a list of an `EventPayload` subclass); its `command_type` or `event
 what the handler is routed under. Every
 other parameter is a dependency, looked up by name: its factory makes it per message from
 that message's `UnitOfWork`, and only the dependencies a handler names are made. `env`, the
-envelope, is always available. A parameter no factory provides stops `wire` with the
+envelope, is always available, and so is `principal`, the principal the command guard
+admitted a command for (services/kernel/acting.py). A parameter no factory provides stops `wire` with the
 handler's and the parameter's names, so a typo fails the service at start, not at its first
 message. Production passes PostgreSQL adapters, unit tests fakes, to the same `wire`.
 
@@ -38,6 +39,7 @@ import asyncpg
 
 from contracts.base import CommandPayload, EventPayload
 from contracts.envelope import CommandEnvelope, EventEnvelope
+from infra.runtime.access.principals import Principal
 from infra.runtime.eventstore import Metadata
 from infra.runtime.consumer import BatchRoute, CommandHandler, EventHandler
 from infra.runtime.fetchwrites import FetchWrites
@@ -56,12 +58,14 @@ class UnitOfWork:
     meta: Metadata | None
     # the fetch's reads and appends (infra/runtime/fetchwrites.py); None outside a consumer
     writes: FetchWrites | None = None
+    # the principal the command guard admitted the command for (None for an event)
+    principal: Principal | None = None
 
 
 Factory = Callable[[UnitOfWork], object]
 Handler = Callable[..., Awaitable[None]]
 
-BUILT_IN: dict[str, Factory] = {"env": lambda uow: uow.envelope}
+BUILT_IN: dict[str, Factory] = {"env": lambda uow: uow.envelope, "principal": lambda uow: uow.principal}
 
 
 class WiringError(TypeError):
@@ -123,8 +127,8 @@ def handlers_in(module: types.ModuleType) -> list[Handler]:
 def _route(fn: Handler, message: str, factories: dict[str, Factory],
            meta: Callable[[typing.Any], Metadata]) -> Callable[..., Awaitable[None]]:
     async def handle(conn: asyncpg.Connection, env: typing.Any, payload: object,
-                     writes: FetchWrites | None = None) -> None:
-        uow = UnitOfWork(conn, env, meta(env), writes)
+                     writes: FetchWrites | None = None, principal: Principal | None = None) -> None:
+        uow = UnitOfWork(conn, env, meta(env), writes, principal)
         await fn(**{message: payload}, **{name: make(uow) for name, make in factories.items()})
 
     handle.__qualname__ = f"wired({_name(fn)})"

@@ -9,6 +9,7 @@ from infra.runtime.host import ServiceSpec, serve
 from infra.runtime.streams import pg_streams
 from infra.runtime.wiring import Factory, handlers_in, wire
 from services.manufacturing.adapters.enrolments import PgEnrolments
+from services.manufacturing.adapters.organisations import PgOrganisations
 from services.manufacturing.application import handlers
 from services.manufacturing.entrypoints import http
 
@@ -17,7 +18,8 @@ NAME = SCHEMA = "manufacturing"
 
 def adapters() -> dict[str, Factory]:
     """What the handlers name, from PostgreSQL."""
-    return {"streams": pg_streams(EventStore(SCHEMA)), "enrolments": lambda uow: PgEnrolments(uow.conn)}
+    return {"streams": pg_streams(EventStore(SCHEMA)), "enrolments": lambda uow: PgEnrolments(uow.conn),
+            "organisations": lambda uow: PgOrganisations(uow.conn)}
 
 
 def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:

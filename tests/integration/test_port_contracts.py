@@ -17,12 +17,13 @@ from services.enrollment.adapters.identities import PgIdentities
 from services.enrollment.adapters.identity_crypto import Keyring
 from services.infusion.adapters.products import PgReleasedProducts
 from services.manufacturing.adapters.enrolments import PgEnrolments
+from services.manufacturing.adapters.organisations import PgOrganisations
 from services.projection.adapters.outcomes import StoredOutcomes
 from services.projection.adapters.read_models import PgReadModels
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
 from tests.ports.infusion import ReleasedProductsContract
-from tests.ports.manufacturing import EnrolmentsContract
+from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
 from tests.ports.subjects import SubjectCentresContract
@@ -58,6 +59,14 @@ class TestPgEnrolments(EnrolmentsContract):
     @pytest.fixture
     def enrolments(self, conn):
         return PgEnrolments(conn)
+
+
+class TestPgOrganisations(OrganisationsContract):
+    @pytest.fixture
+    async def organisations(self, conn):
+        await conn.executemany("INSERT INTO access.organisations (org_id, kind, name) VALUES ($1, $2, $1)"
+                               " ON CONFLICT DO NOTHING", [(o, k.value) for o, k in KNOWN_ORGANISATIONS.items()])
+        return PgOrganisations(conn)
 
 
 class TestPgReleasedProducts(ReleasedProductsContract):

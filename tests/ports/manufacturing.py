@@ -1,9 +1,11 @@
-"""Manufacturing's Enrolments port: PgEnrolments and FakeEnrolments."""
+"""Manufacturing's ports: Enrolments (PgEnrolments, FakeEnrolments) and Organisations
+(PgOrganisations, FakeOrganisations)."""
 
 from __future__ import annotations
 
 from datetime import date
 
+from contracts.access import OrgKind
 from services.manufacturing.application.ports import Enrolment
 
 SUBJECT, CENTRE, PROGRAMME = "S-0123456789AB", "OSR-MILANO", "CARCIK-CD19-P2"
@@ -37,3 +39,15 @@ class EnrolmentsContract:
 
         assert (await enrolments.centre_of(SUBJECT), await enrolments.centre_of("S-BA9876543210")) == (
             CENTRE, "HSG-MONZA")
+
+
+# What the `organisations` fixture of a suite knows (the access schema's rows).
+KNOWN_ORGANISATIONS = {"GMP-PAVIA": OrgKind.FACILITY, "OSR-MILANO": OrgKind.CENTRE, "NETWORK-OPS": OrgKind.NETWORK}
+
+
+class OrganisationsContract:
+    async def test_each_known_organisation_is_of_its_kind(self, organisations):
+        assert {o: await organisations.kind_of(o) for o in KNOWN_ORGANISATIONS} == KNOWN_ORGANISATIONS
+
+    async def test_an_unknown_organisation_has_no_kind(self, organisations):
+        assert await organisations.kind_of("GMP-NOWHERE") is None

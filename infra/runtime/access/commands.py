@@ -25,7 +25,9 @@ and the centre it names (`centre_id`) if that is another; the policy must allow 
 nurse records the infusion of her own centre's subject, and not of another's, even by
 naming her own centre on it. A command about a
 subject the service does not know, naming no centre, is the network's: only a network-wide
-grant reaches it. A product's facility is not known to any service yet (issue 9), so
+grant reaches it. A command made for an organisation (`org_id`: a custody step or the
+labelling of units, by a centre or a facility) is about that organisation; the service then
+checks that it holds the unit. A product's facility is not known to any service yet (issue 9), so
 RecordProductRelease is judged by the subject's centre, which no facility role holds: only a
 network-wide grant (the CLI as data loader) records a release over the broker until then.
 """
@@ -58,6 +60,10 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
     # apheresis unit is part of the clinical programme)
     "RecordApheresisCollection": A.WRITE_SUBJECT,
     "RecordProductRelease": A.RELEASE_PRODUCT,  # EU GMP Annex 16 §1
+    # custody (issue 9): for the organisation the command names, which must hold the unit;
+    # which role may take which step is manufacturing's table (domain/custody.py)
+    "RegisterProductUnits": A.WRITE_PRODUCT,
+    "RecordCustodyStep": A.RECORD_CUSTODY,
     "RecordInfusion": A.WRITE_SUBJECT,
     "RecordResponseAssessment": A.WRITE_SUBJECT,
     # a correction is a new record with its reason, by whoever may write the record it
@@ -78,6 +84,9 @@ async def resources_of(conn: asyncpg.Connection, payload: CommandPayload,
     """Whose the command is about (module docstring): the centre of the subject it names, as
     the service knows it, and the centre it names if that is another; the network's if
     neither is known. The policy must allow every one."""
+    organisation = getattr(payload, "org_id", None)
+    if organisation is not None:  # acting for an organisation, centre or facility (a custody record)
+        return [Resource(centre_id=organisation, facility_id=organisation)]
     named = getattr(payload, "centre_id", None)
     subject = getattr(payload, "subject_id", None)
     known = await subject_centre(conn, subject) if subject is not None and subject_centre is not None else None
@@ -142,8 +151,8 @@ class CommandGuard:
     def _guarded(self, handler: Any) -> Any:
         async def guarded(conn: asyncpg.Connection, env: CommandEnvelope, payload: CommandPayload,
                           **context: Any) -> None:
-            await self.admit(conn, env, payload)
-            await handler(conn, env, payload, **context)
+            principal = await self.admit(conn, env, payload)
+            await handler(conn, env, payload, principal=principal, **context)
 
         guarded.__qualname__ = f"guarded({getattr(handler, '__qualname__', handler)})"
         declared = declared_reads(handler)

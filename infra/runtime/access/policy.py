@@ -38,7 +38,7 @@ class Action(StrEnum):
     READ_PRODUCT = "read_product"  # a product's chain of identity and custody
     WRITE_PRODUCT = "write_product"  # manufacturing records
     RELEASE_PRODUCT = "release_product"  # certification for release (EU GMP Annex 16)
-    RECORD_CUSTODY = "record_custody"  # hand-over of a product in transit
+    RECORD_CUSTODY = "record_custody"  # a step in a unit's custody, for the organisation holding it
     READ_REPORT = "read_report"  # aggregated endpoints (ORR, vein-to-vein time)
     READ_AUDIT = "read_audit"  # the audit trail (issue 8, item 7)
     READ_STATUS = "read_status"  # a service's consumer and relay lag (GET /status)
@@ -97,19 +97,21 @@ _OPERATIONS = "EU GMP Annex 11 §12.1: operating status only for who runs the ne
 # action x own/other organisation against it.
 POLICY: Mapping[Role, Rule] = {
     Role.PHYSICIAN: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
-                                            A.READ_REPORT, A.ERASE_IDENTIFIERS}), Scope.OWN_CENTRE,
+                                            A.READ_REPORT, A.ERASE_IDENTIFIERS, A.RECORD_CUSTODY}), Scope.OWN_CENTRE,
                          f"{_CENTRE_STAFF}; {_ERASURE}"),
-    Role.NURSE: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT}),
+    Role.NURSE: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
+                                        A.RECORD_CUSTODY}),
                      Scope.OWN_CENTRE, _CENTRE_STAFF),
     Role.DATA_MANAGER: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
                                                A.READ_REPORT, A.ERASE_IDENTIFIERS}), Scope.OWN_CENTRE,
                             f"{_CENTRE_STAFF}; {_ERASURE}"),
     # EU GMP Annex 16 §1: only a qualified person certifies a batch for release.
-    Role.QUALIFIED_PERSON: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT, A.RELEASE_PRODUCT}),
+    Role.QUALIFIED_PERSON: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT, A.RELEASE_PRODUCT,
+                                                     A.RECORD_CUSTODY}),
                                 Scope.OWN_FACILITY, _FACILITY + "; EU GMP Annex 16 §1 (QP certification)"),
-    Role.QC_ANALYST: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT}), Scope.OWN_FACILITY, _FACILITY),
-    Role.OPERATOR: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT}), Scope.OWN_FACILITY, _FACILITY),
-    Role.FACILITY_SYSTEM: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT}), Scope.OWN_FACILITY,
+    Role.QC_ANALYST: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT, A.RECORD_CUSTODY}), Scope.OWN_FACILITY, _FACILITY),
+    Role.OPERATOR: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT, A.RECORD_CUSTODY}), Scope.OWN_FACILITY, _FACILITY),
+    Role.FACILITY_SYSTEM: Rule(FACILITY, frozenset({A.READ_PRODUCT, A.WRITE_PRODUCT, A.RECORD_CUSTODY}), Scope.OWN_FACILITY,
                                _FACILITY + " (its integration acts for it)"),
     Role.COURIER: Rule(CENTRE | FACILITY, frozenset({A.READ_PRODUCT, A.RECORD_CUSTODY}), Scope.OWN_ORGANISATION,
                        "issue 8 item 1: a courier carries the products of the organisations it serves"),
@@ -131,7 +133,7 @@ POLICY: Mapping[Role, Rule] = {
     # seed scenarios, a migration) through the live path, for every centre; it certifies
     # nothing itself: a release it records was certified by a QP in the facility's own system.
     Role.DATA_LOADER: Rule(NETWORK, frozenset({A.REGISTER_CENTRE, A.WRITE_SUBJECT, A.WRITE_PRODUCT,
-                                               A.RELEASE_PRODUCT}), Scope.NETWORK,
+                                               A.RELEASE_PRODUCT, A.RECORD_CUSTODY}), Scope.NETWORK,
                            "issue 8 items 1 and 9 (the CLI is a system principal; `make demo` loads its "
                            "scenario); EU GMP Annex 11 §4.8 (data transferred between systems, unaltered)"),
 }

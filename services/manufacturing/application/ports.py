@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import NamedTuple, Protocol
 
+from contracts.access import OrgKind
+
 
 class Enrolment(NamedTuple):
     subject_id: str
@@ -25,4 +27,12 @@ class Enrolments(Protocol):
 
     async def add_many(self, enrolments: Sequence[Enrolment]) -> None:
         """`add` of each, in order, in one go."""
+        ...
+
+
+class Organisations(Protocol):
+    """The organisations of the network (the access schema): what kind each one is."""
+
+    async def kind_of(self, org_id: str) -> OrgKind | None:
+        """None for an organisation the network does not know."""
         ...

@@ -7,14 +7,26 @@ corrected or warned about (FACT-JACIE Immune Effector Cell standards, chain of i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from contracts import isbt128
+from contracts.access import OrgKind, Role
 from contracts.base import EventPayload
-from contracts.commands import RecordApheresisCollection, RecordProductRelease
+from contracts.commands import RecordApheresisCollection, RecordCustodyStep, RecordProductRelease, RegisterProductUnits
+from contracts.custody import CustodyState, UnitKind
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
-from contracts.events import ApheresisCollected, CoiIssued, ProductReleased
+from contracts.events import ApheresisCollected, CoiIssued, CustodyStepRecorded, ProductReleased, ProductUnitsRegistered
 from services.kernel.aggregate import Aggregate
+from services.manufacturing.domain.custody import (
+    Acting,
+    NotHolder,
+    OutOfSequence,
+    RoleNotPermitted,
+    Unit,
+    apply_step,
+    check_step,
+)
 
 
 class SubjectNotEnrolled(CommandRefused):
@@ -37,6 +49,14 @@ class ReleaseBeforeCollection(CommandRefused):
     code = "RELEASE_BEFORE_COLLECTION"
 
 
+class UnitAlreadyRegistered(CommandRefused):
+    code = "UNIT_ALREADY_REGISTERED"
+
+
+class ReleaseBeforeQc(CommandRefused):
+    code = "RELEASE_BEFORE_QC"
+
+
 def coi_stream(coi_id: str) -> str:
     return f"coi-{coi_id}"
 
@@ -48,14 +68,34 @@ class ChainOfIdentity(Aggregate):
     collected_at: datetime | None = None
     released: bool = False
     issued_to: str | None = None  # the subject CellTrail issued this COI for, if it did
+    centre_id: str | None = None  # the collecting centre: the subject's treating centre
+    units: dict[str, Unit] = field(default_factory=dict)  # custody of each unit (domain/custody.py)
+    facility_id: str | None = None  # the facility that labelled the product's units
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, CoiIssued):
             self.issued_to = event.subject_id
         elif isinstance(event, ApheresisCollected):
-            self.subject_id, self.collected_at = event.subject_id, event.collected_at
+            self.subject_id, self.collected_at, self.centre_id = event.subject_id, event.collected_at, event.centre_id
+            material = isbt128.unit_id(event.coi_id, isbt128.STARTING_MATERIAL) if _isbt(event.coi_id) else None
+            if material is not None:
+                self.units[material] = Unit(material, UnitKind.STARTING_MATERIAL, CustodyState.COLLECTED,
+                                            holder=event.centre_id, last_at=event.collected_at)
+        elif isinstance(event, ProductUnitsRegistered):
+            self.facility_id = event.facility_id
+            for unit_id in event.unit_ids:
+                self.units[unit_id] = Unit(unit_id, UnitKind.PRODUCT, CustodyState.AWAITING_QC,
+                                           holder=event.facility_id, last_at=event.registered_at)
+        elif isinstance(event, CustodyStepRecorded):
+            apply_step(self.units[event.unit_id], event)
         elif isinstance(event, ProductReleased):
             self.released = True
+            for unit in self.product_units():
+                if unit.state is CustodyState.QC_COMPLETE:
+                    unit.state, unit.last_at = CustodyState.RELEASED, event.released_at
+
+    def product_units(self) -> list[Unit]:
+        return [u for u in self.units.values() if u.kind is UnitKind.PRODUCT]
 
     def issue(self, subject_id: str, centre_id: str, at: datetime) -> list[EventPayload]:
         """A COI id drawn for `subject_id` (its stream must be new: two issuers drawing the
@@ -90,4 +130,65 @@ class ChainOfIdentity(Aggregate):
         if self.collected_at and cmd.released_at < self.collected_at:
             raise ReleaseBeforeCollection(
                 f"release at {cmd.released_at.isoformat()} precedes collection at {self.collected_at.isoformat()}")
+        units = self.product_units()
+        if units:  # labelled units: each tested, none out of specification, by their facility
+            if cmd.facility_id is not None and cmd.facility_id != self.facility_id:
+                raise NotHolder(f"the product of COI {cmd.coi_id} was labelled by {self.facility_id}, "
+                                f"not by {cmd.facility_id}")
+            waiting = [u.unit_id for u in units if u.state is not CustodyState.QC_COMPLETE
+                       and u.state is not CustodyState.DISCARDED]
+            if waiting:
+                raise ReleaseBeforeQc(f"unit(s) {', '.join(waiting)} of COI {cmd.coi_id} are not "
+                                      "quality-control complete (or are out of specification)")
+            return [ProductReleased(**{**cmd.model_dump(), "facility_id": self.facility_id})]
         return [ProductReleased(**cmd.model_dump())]
+
+    def register_units(self, cmd: RegisterProductUnits, acting: Acting) -> list[EventPayload]:
+        """The facility holding the starting material, in manufacturing, labels the product."""
+        material = self.units.get(isbt128.unit_id(cmd.coi_id, isbt128.STARTING_MATERIAL))
+        if self.subject_id is None or material is None:
+            raise UnknownCoi(f"COI {cmd.coi_id} has no recorded apheresis collection")
+        if material.state is not CustodyState.IN_MANUFACTURING:
+            raise OutOfSequence(f"the starting material of COI {cmd.coi_id} is {material.state}: units are "
+                                "labelled only once it is in manufacturing")
+        if material.holder != acting.org_id:
+            raise NotHolder(f"the starting material of COI {cmd.coi_id} is held by {material.holder}, "
+                            f"not by {acting.org_id}")
+        if acting.org_kind is not OrgKind.FACILITY or acting.role not in LABELLERS:
+            raise RoleNotPermitted(f"units are labelled by a facility's {', '.join(sorted(LABELLERS))}, "
+                                   f"not by a {acting.role} of {acting.org_id}")
+        if len(set(cmd.divisions)) != len(cmd.divisions):
+            raise UnitAlreadyRegistered(f"division codes repeat in {cmd.divisions}")
+        unit_ids = [isbt128.unit_id(cmd.coi_id, d) for d in cmd.divisions]
+        taken = [u for u in unit_ids if u in self.units]
+        if taken:
+            raise UnitAlreadyRegistered(f"unit(s) {', '.join(taken)} are already labelled")
+        if material.last_at is not None and cmd.registered_at < material.last_at:
+            raise OutOfSequence(f"labelling at {cmd.registered_at.isoformat()} precedes the start of manufacturing "
+                                f"at {material.last_at.isoformat()}")
+        return [ProductUnitsRegistered(coi_id=cmd.coi_id, subject_id=self.subject_id, facility_id=acting.org_id,
+                                       lot_number=cmd.lot_number, unit_ids=unit_ids, location=cmd.location,
+                                       registered_at=cmd.registered_at, role=acting.role.value)]
+
+    def custody_step(self, cmd: RecordCustodyStep, acting: Acting,
+                     destination_kind: OrgKind | None) -> list[EventPayload]:
+        """A step of one unit's custody (domain/custody.py), or its refusal."""
+        if self.subject_id is None or self.centre_id is None:
+            raise UnknownCoi(f"COI {self.coi_id} has no recorded apheresis collection")
+        return [check_step(self.units.get(cmd.unit_id), unit_id=cmd.unit_id,
+                           scanned=cmd.scanned_id, step=cmd.step, acting=acting,
+                           location=cmd.location, at=cmd.at, coi_id=self.coi_id, subject_id=self.subject_id,
+                           subject_centre=self.centre_id, destination=cmd.destination_org_id,
+                           destination_kind=destination_kind, reason=cmd.reason)]
+
+
+LABELLERS = frozenset({Role.OPERATOR, Role.FACILITY_SYSTEM, Role.DATA_LOADER})
+
+
+def _isbt(coi: str) -> bool:
+    """A COI recorded before CellTrail checked them (free text) has no units."""
+    try:
+        isbt128.parse(coi)
+    except isbt128.IdentifierError:
+        return False
+    return True

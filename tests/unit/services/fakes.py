@@ -115,6 +115,16 @@ class FakeEnrolments:
             await self.add(*e)
 
 
+class FakeOrganisations:
+    """The access schema's organisations, as a dict of id -> kind."""
+
+    def __init__(self, kinds: dict | None = None) -> None:
+        self.kinds = dict(kinds or {})
+
+    async def kind_of(self, org_id: str):
+        return self.kinds.get(org_id)
+
+
 class FakeSubjectCentres:
     """The kernel's SubjectCentres port (infusion's and assessment's view of enrolments)."""
 
@@ -224,10 +234,11 @@ class Bus:
     def __init__(self, spec: Callable[[Mapping[str, Factory]], ServiceSpec], **fakes: object) -> None:
         self.spec = spec({name: _given(fake) for name, fake in fakes.items()})
 
-    async def send(self, message: CommandPayload | EventPayload) -> None:
+    async def send(self, message: CommandPayload | EventPayload, *, principal: object | None = None) -> None:
+        """`principal`: whom the command guard admitted a command for (none: unguarded)."""
         if isinstance(message, CommandPayload):
-            env = CommandEnvelope.wrap(message, actor="test")
-            await self.spec.command_handlers[message.command_type](None, env, message)
+            env = CommandEnvelope.wrap(message, actor=getattr(principal, "principal_id", "test"))
+            await self.spec.command_handlers[message.command_type](None, env, message, principal=principal)
         else:
             env = envelope(message, subject_id=getattr(message, "subject_id", None),
                            occurred_at=datetime.now(timezone.utc))

@@ -20,7 +20,7 @@ from services.manufacturing.domain.model import (
     UnknownCoi,
     coi_stream,
 )
-from tests.unit.services.fakes import Bus, FakeEnrolments, FakeStreams
+from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakeStreams
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
@@ -30,7 +30,8 @@ COLLECTED_AT = datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)
 
 
 def wired(streams: FakeStreams | None = None, enrolments: FakeEnrolments | None = None) -> Bus:
-    return Bus(bootstrap.spec, streams=streams or FakeStreams(), enrolments=enrolments or FakeEnrolments())
+    return Bus(bootstrap.spec, streams=streams or FakeStreams(), enrolments=enrolments or FakeEnrolments(),
+               organisations=FakeOrganisations())
 
 
 def collection(subject_id: str = SUBJECT, centre_id: str = CENTRE, coi_id: str = COI) -> RecordApheresisCollection:

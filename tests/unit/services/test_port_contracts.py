@@ -8,12 +8,13 @@ import pytest
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
 from tests.ports.infusion import ReleasedProductsContract
-from tests.ports.manufacturing import EnrolmentsContract
+from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
 from tests.ports.subjects import SubjectCentresContract
 from tests.unit.services.fakes import (
     FakeEnrolments,
+    FakeOrganisations,
     FakeIdentities,
     FakeInfusions,
     FakeOutcomes,
@@ -40,6 +41,12 @@ class TestFakeEnrolments(EnrolmentsContract):
     @pytest.fixture
     def enrolments(self):
         return FakeEnrolments()
+
+
+class TestFakeOrganisations(OrganisationsContract):
+    @pytest.fixture
+    def organisations(self):
+        return FakeOrganisations(KNOWN_ORGANISATIONS)
 
 
 class TestFakeSubjectCentres(SubjectCentresContract):
