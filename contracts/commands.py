@@ -132,7 +132,8 @@ class RecordCustodyStep(CommandPayload):
 
 
 class RecordInfusion(CommandPayload):
-    """Recorded at the bedside after scanning the bag's COI label and the patient's wristband."""
+    """Recorded at the bedside after scanning the bag's label and the patient's wristband;
+    for a product labelled as units, only after a bedside check said go (docs/custody.md)."""
 
     command_type = "RecordInfusion"
     schema_version = 2  # v2: `coi_id` ISBT 128-shaped with its check character (issue 9)
@@ -140,6 +141,10 @@ class RecordInfusion(CommandPayload):
     subject_id: SubjectId
     coi_id: CoiId
     infused_at: Instant
+    # A product labelled as units (issue 9): the bag infused, and the bedside check that
+    # said go for it and this patient (`POST /bedside-checks`); required for such a product.
+    unit_id: UnitId | None = None
+    bedside_check_id: uuid.UUID | None = None
 
 
 class RecordResponseAssessment(CommandPayload):

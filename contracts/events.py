@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from contracts.base import EventPayload
+from contracts.base import Contract, EventPayload
 from contracts.custody import CustodyState, CustodyStep, UnitKind
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
 from contracts.times import ClinicalDate, Instant
@@ -155,6 +155,36 @@ class ProductInfused(EventPayload):
     coi_id: RecordedCoiId
     infused_at: Instant
     infusion_number: Annotated[int, Field(ge=1)]
+    # the bag infused and the bedside check that allowed it (None: a product recorded
+    # before units existed, infused by its COI alone)
+    unit_id: UnitId | None = None
+    bedside_check_id: uuid.UUID | None = None
+
+
+class NoGoReason(Contract):
+    """Why a bedside check said no-go: a stable code and a sentence for the bedside."""
+
+    code: Annotated[str, Field(pattern=r"^[A-Z_]+$")]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class BedsideCheckRecorded(EventPayload):
+    """Two distinct qualified people scanned a bag's label (`unit_id`) and a patient's
+    wristband (`subject_id`) at the bedside, and the infusion service answered at once from
+    its own state: `go`, or no-go with every reason (docs/custody.md, "Bedside"). `verified_by`
+    are the two principals (the first is the envelope's actor), in the roles they hold at
+    the patient's centre. Only a go, the unit's latest check, allows its infusion."""
+
+    event_type = "infusion.BedsideCheckRecorded"
+    check_id: uuid.UUID
+    unit_id: UnitId
+    coi_id: CoiId
+    subject_id: SubjectId
+    centre_id: CentreId
+    verified_by: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=2, max_length=2)]
+    go: bool
+    reasons: list[NoGoReason] = Field(default_factory=list)
+    checked_at: Instant
 
 
 # --- assessment ----------------------------------------------------------------------
@@ -320,6 +350,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ProductUnitsRegistered,
     CustodyStepRecorded,
     ProductInfused,
+    BedsideCheckRecorded,
     ResponseAssessed,
     ResponseAssessmentCorrected,
     CommandRejected,

@@ -10,7 +10,9 @@ from infra.runtime.streams import pg_streams
 from infra.runtime.subjects import PgSubjectCentres, subject_centres_in
 from infra.runtime.wiring import Factory, handlers_in, wire
 from services.infusion.adapters.products import PgReleasedProducts
+from services.infusion.adapters.units import PgUnits
 from services.infusion.application import handlers
+from services.infusion.entrypoints import http
 from services.kernel.subjects import learn_subject_centres
 
 NAME = SCHEMA = "infusion"
@@ -19,7 +21,7 @@ NAME = SCHEMA = "infusion"
 def adapters() -> dict[str, Factory]:
     """What the handlers name, from PostgreSQL."""
     return {"streams": pg_streams(EventStore(SCHEMA)), "products": lambda uow: PgReleasedProducts(uow.conn),
-            "subject_centres": lambda uow: PgSubjectCentres(uow.conn, SCHEMA)}
+            "subject_centres": lambda uow: PgSubjectCentres(uow.conn, SCHEMA), "units": lambda uow: PgUnits(uow.conn)}
 
 
 def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
@@ -29,6 +31,7 @@ def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
         name=NAME,
         command_handlers=handled.commands,
         event_handlers=handled.events,
+        endpoints=http.ENDPOINTS,
         subject_centre=subject_centres_in(SCHEMA),
     )
 

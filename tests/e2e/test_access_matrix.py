@@ -49,6 +49,7 @@ OWN_CENTRE, OTHER_CENTRE, OWN_FACILITY, NETWORK = "CTR-OWN", "CTR-OTHER", "FAC-O
 ORG_OF_KIND = {OrgKind.CENTRE: OWN_CENTRE, OrgKind.FACILITY: OWN_FACILITY, OrgKind.NETWORK: NETWORK}
 SIDES = {"own": OWN_CENTRE, "other": OTHER_CENTRE}
 SYSTEM_ROLES = {Role.FACILITY_SYSTEM, Role.OUTCOME_CONSUMER, Role.DATA_LOADER}
+WITNESS = "witness.own"
 
 
 def role_holders() -> list[Principal]:
@@ -91,8 +92,10 @@ async def _set_up_principals(database_url: str, holders: list[Principal], home: 
     try:
         for centre, fin in ((OWN_CENTRE, "M0001"), (OTHER_CENTRE, "M0002")):  # COIs are issued under a FIN
             await PgAccessStore(conn).add_organisation(centre, OrgKind.CENTRE, centre, actor="test", fin=fin)
-        await provisioned(conn, *holders, principal("centre-b", (OTHER_CENTRE, OrgKind.CENTRE, Role.NURSE)))
+        witness = principal(WITNESS, (OWN_CENTRE, OrgKind.CENTRE, Role.NURSE))  # a bedside check's second person
+        await provisioned(conn, *holders, principal("centre-b", (OTHER_CENTRE, OrgKind.CENTRE, Role.NURSE)), witness)
         issuer, sent = TokenIssuer(read_token_key(home)), {}
+        sent[WITNESS] = {"Authorization": f"Bearer {issuer.issue(witness).token}"}
         for p in holders:
             if p.kind is PrincipalKind.SYSTEM:
                 key = credentials.new_api_key()
@@ -201,6 +204,11 @@ def example(stack: Stack, ep: Endpoint, side: str) -> tuple[str, object, Resourc
         # the signing table decides in the handler, after the password (21 CFR 11.200(a))
         return ep.path, {"record_event_id": stack.records[side], "record_hash": "0" * 64, "meaning": "verification",
                          "password": "not anyone's password"}, Resource(centre_id=centre)
+    if ep.key == "POST /bedside-checks":
+        # a bag no one labelled: a no-go, answered 201 like a go; the second person a nurse of the own centre
+        token = stack.credentials[WITNESS]["Authorization"].removeprefix("Bearer ")
+        return ep.path, {"unit_id": str(isbt128.issue("E0002", 2025, 99)) + "A0", "subject_id": stack.subjects[side],
+                         "second_verifier_token": token}, Resource(centre_id=centre)
     raise AssertionError(f"no example for {ep.key}: add one to tests/e2e/test_access_matrix.py")
 
 

@@ -16,13 +16,14 @@ from services.assessment.adapters.infusions import PgInfusions
 from services.enrollment.adapters.identities import PgIdentities
 from services.enrollment.adapters.identity_crypto import Keyring
 from services.infusion.adapters.products import PgReleasedProducts
+from services.infusion.adapters.units import PgUnits
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.adapters.organisations import PgOrganisations
 from services.projection.adapters.outcomes import StoredOutcomes
 from services.projection.adapters.read_models import PgReadModels
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
-from tests.ports.infusion import ReleasedProductsContract
+from tests.ports.infusion import ReleasedProductsContract, UnitsContract
 from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
@@ -59,6 +60,12 @@ class TestPgEnrolments(EnrolmentsContract):
     @pytest.fixture
     def enrolments(self, conn):
         return PgEnrolments(conn)
+
+
+class TestPgUnits(UnitsContract):
+    @pytest.fixture
+    def units(self, conn):
+        return PgUnits(conn)
 
 
 class TestPgOrganisations(OrganisationsContract):

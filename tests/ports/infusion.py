@@ -36,3 +36,45 @@ class ReleasedProductsContract:
                                  Release(other, "LOT-24-100")])
 
         assert (await products.get("W0001250000011"), await products.get("W000125000002*")) == (PRODUCT, other)
+
+
+# --- Units (PgUnits, FakeUnits) ------------------------------------------------------------
+from contracts.custody import CustodyState  # noqa: E402
+from services.infusion.domain.bedside import UnitView  # noqa: E402
+
+A0 = UnitView("W0001250000011A0", "W0001250000011", "S-0123456789AB", CustodyState.AWAITING_QC, "GMP-PAVIA")
+B0 = UnitView("W0001250000011B0", "W0001250000011", "S-0123456789AB", CustodyState.AWAITING_QC, "GMP-PAVIA")
+
+
+class UnitsContract:
+    async def test_a_unit_never_registered_is_unknown_and_its_coi_has_none(self, units):
+        assert (await units.get(A0.unit_id), await units.of_coi(A0.coi_id)) == (None, [])
+
+    async def test_registered_units_are_known_by_id_and_by_coi_in_order(self, units):
+        await units.register([B0, A0])
+        assert await units.get(A0.unit_id) == A0 and await units.of_coi(A0.coi_id) == [A0, B0]
+
+    async def test_a_unit_registered_again_is_kept_as_first_registered(self, units):
+        await units.register([A0])
+        await units.register([UnitView(A0.unit_id, A0.coi_id, "S-BA9876543210", CustodyState.RELEASED, "X")])
+        assert await units.get(A0.unit_id) == A0
+
+    async def test_a_step_moves_a_unit_and_a_receipt_changes_its_holder(self, units):
+        await units.register([A0])
+        await units.move(A0.unit_id, CustodyState.QC_COMPLETE)
+        assert (await units.get(A0.unit_id)).holder == "GMP-PAVIA"
+        await units.move(A0.unit_id, CustodyState.RECEIVED, "OSR-MILANO")
+        moved = await units.get(A0.unit_id)
+        assert (moved.state, moved.holder) == (CustodyState.RECEIVED, "OSR-MILANO")
+
+    async def test_out_of_specification_stays_flagged(self, units):
+        await units.register([A0])
+        await units.move(A0.unit_id, CustodyState.OUT_OF_SPECIFICATION)
+        await units.move(A0.unit_id, CustodyState.DISCARDED)
+        assert (await units.get(A0.unit_id)).out_of_specification
+
+    async def test_a_release_releases_the_cois_units_that_passed_qc_only(self, units):
+        await units.register([A0, B0])
+        await units.move(A0.unit_id, CustodyState.QC_COMPLETE)
+        await units.release(A0.coi_id)
+        assert [u.state for u in await units.of_coi(A0.coi_id)] == [CustodyState.RELEASED, CustodyState.AWAITING_QC]

@@ -38,6 +38,9 @@ class Action(StrEnum):
     READ_PRODUCT = "read_product"  # a product's chain of identity and custody
     WRITE_PRODUCT = "write_product"  # manufacturing records
     RELEASE_PRODUCT = "release_product"  # certification for release (EU GMP Annex 16)
+    # the bedside check of a bag and a patient before infusion, by each of two people
+    # (FACT-JACIE D7: two qualified persons verify recipient and product)
+    VERIFY_AT_BEDSIDE = "verify_at_bedside"
     RECORD_CUSTODY = "record_custody"  # a step in a unit's custody, for the organisation holding it
     READ_REPORT = "read_report"  # aggregated endpoints (ORR, vein-to-vein time)
     READ_AUDIT = "read_audit"  # the audit trail (issue 8, item 7)
@@ -97,10 +100,11 @@ _OPERATIONS = "EU GMP Annex 11 §12.1: operating status only for who runs the ne
 # action x own/other organisation against it.
 POLICY: Mapping[Role, Rule] = {
     Role.PHYSICIAN: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
-                                            A.READ_REPORT, A.ERASE_IDENTIFIERS, A.RECORD_CUSTODY}), Scope.OWN_CENTRE,
+                                            A.READ_REPORT, A.ERASE_IDENTIFIERS, A.RECORD_CUSTODY,
+                                            A.VERIFY_AT_BEDSIDE}), Scope.OWN_CENTRE,
                          f"{_CENTRE_STAFF}; {_ERASURE}"),
     Role.NURSE: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
-                                        A.RECORD_CUSTODY}),
+                                        A.RECORD_CUSTODY, A.VERIFY_AT_BEDSIDE}),
                      Scope.OWN_CENTRE, _CENTRE_STAFF),
     Role.DATA_MANAGER: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
                                                A.READ_REPORT, A.ERASE_IDENTIFIERS}), Scope.OWN_CENTRE,

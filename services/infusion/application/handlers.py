@@ -1,24 +1,63 @@
-"""Infusion handlers."""
+"""Infusion handlers: the infusion itself, and the views of manufacturing's events it rests on
+(released products; the units of labelled products, for the bedside gate)."""
 
 from __future__ import annotations
 
 from contracts.commands import RecordInfusion
-from contracts.events import ProductReleased
-from services.infusion.application.ports import Release, ReleasedProducts
+from contracts.custody import CustodyState, CustodyStep
+from contracts.events import BedsideCheckRecorded, CustodyStepRecorded, ProductReleased, ProductUnitsRegistered
+from services.infusion.application.ports import Release, ReleasedProducts, Units
+from services.infusion.domain.bedside import (
+    BedsideCheckRequired,
+    NoGoAtTheBedside,
+    UnitView,
+    bedside_stream,
+    check_infusion,
+    judge,
+)
 from services.infusion.domain.model import InfusionHistory, ReleasedProduct, infusion_stream
 from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams, reads
+from services.kernel.subjects import SubjectCentres
 
 
-@reads(lambda cmd: [infusion_stream(cmd.subject_id)])
-async def record_infusion(cmd: RecordInfusion, streams: Streams, products: ReleasedProducts) -> None:
+@reads(lambda cmd: [infusion_stream(cmd.subject_id), *([bedside_stream(cmd.unit_id)] if cmd.unit_id else [])])
+async def record_infusion(cmd: RecordInfusion, streams: Streams, products: ReleasedProducts, units: Units,
+                          subject_centres: SubjectCentres) -> None:
     events, version = await streams.load(infusion_stream(cmd.subject_id))
     history = rebuild(InfusionHistory(cmd.subject_id), events)
-    new = history.infuse(cmd, await products.get(cmd.coi_id))
+    check = None
+    if cmd.unit_id is not None or await units.of_coi(cmd.coi_id):
+        if cmd.unit_id is None:
+            raise BedsideCheckRequired(f"the product of COI {cmd.coi_id} is labelled as units: name the unit "
+                                       "infused (unit_id) and the bedside check that said go (bedside_check_id)")
+        checks, _ = await streams.load(bedside_stream(cmd.unit_id))
+        check = check_infusion(unit_id=cmd.unit_id, coi_id=cmd.coi_id, subject_id=cmd.subject_id,
+                               infused_at=cmd.infused_at, check_id=cmd.bedside_check_id,
+                               checks=[c for c in checks if isinstance(c, BedsideCheckRecorded)])
+        # still a go now: the unit may have been discarded, or another bag infused, since
+        reasons = judge(await units.get(cmd.unit_id), unit_id=cmd.unit_id, subject_id=cmd.subject_id,
+                        subject_centre=await subject_centres.centre_of(cmd.subject_id),
+                        infused=cmd.unit_id in history.infused_units)
+        if reasons:
+            raise NoGoAtTheBedside("; ".join(f"{r.code}: {r.reason}" for r in reasons))
+    new = history.infuse(cmd, await products.get(cmd.coi_id), check)
     await streams.append(infusion_stream(cmd.subject_id), version, new, occurred_at=cmd.infused_at,
                          subject_id=cmd.subject_id)
 
 
-async def on_products_released(events: list[ProductReleased], products: ReleasedProducts) -> None:
+async def on_products_released(events: list[ProductReleased], products: ReleasedProducts, units: Units) -> None:
     await products.add_many([Release(ReleasedProduct(e.coi_id, e.subject_id, e.released_at), e.lot_number)
                              for e in events])
+    for e in events:
+        await units.release(e.coi_id)
+
+
+async def on_units_registered(event: ProductUnitsRegistered, units: Units) -> None:
+    await units.register([UnitView(u, event.coi_id, event.subject_id, CustodyState.AWAITING_QC, event.facility_id)
+                          for u in event.unit_ids])
+
+
+async def on_custody_step(event: CustodyStepRecorded, units: Units) -> None:
+    if event.unit_kind == "product":
+        await units.move(event.unit_id, event.to_state, event.org_id if event.step is CustodyStep.RECEIVED else None)

@@ -9,7 +9,7 @@ from datetime import datetime
 from contracts.base import EventPayload
 from contracts.commands import RecordInfusion
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
-from contracts.events import ProductInfused
+from contracts.events import BedsideCheckRecorded, ProductInfused
 from services.kernel.aggregate import Aggregate
 
 
@@ -40,21 +40,30 @@ def infusion_stream(subject_id: str) -> str:
 class InfusionHistory(Aggregate):
     subject_id: str
     infused_cois: list[str] = field(default_factory=list)
+    infused_units: list[str] = field(default_factory=list)
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, ProductInfused):
             self.infused_cois.append(event.coi_id)
+            if event.unit_id is not None:
+                self.infused_units.append(event.unit_id)
 
-    def infuse(self, cmd: RecordInfusion, product: ReleasedProduct | None) -> list[EventPayload]:
+    def infuse(self, cmd: RecordInfusion, product: ReleasedProduct | None,
+               check: BedsideCheckRecorded | None = None) -> list[EventPayload]:
+        """`check`: the bedside check a unit's infusion rests on (domain/bedside.py), None for
+        a product recorded before units existed, infused by its COI."""
         if product is None:
             raise ProductNotReleased(f"no released product is known for COI {cmd.coi_id}")
         if product.subject_id != cmd.subject_id:
             raise ChainOfIdentityMismatch(
                 f"COI {cmd.coi_id} belongs to subject {product.subject_id}, not to {cmd.subject_id}: infusion refused")
-        if cmd.coi_id in self.infused_cois:
+        if cmd.unit_id is not None and cmd.unit_id in self.infused_units:
+            raise ProductAlreadyInfused(f"unit {cmd.unit_id} was already infused")
+        if cmd.unit_id is None and cmd.coi_id in self.infused_cois:
             raise ProductAlreadyInfused(f"product COI {cmd.coi_id} was already infused")
         if cmd.infused_at < product.released_at:
             raise InfusionBeforeRelease(
                 f"infusion at {cmd.infused_at.isoformat()} precedes release at {product.released_at.isoformat()}")
         return [ProductInfused(subject_id=cmd.subject_id, coi_id=cmd.coi_id, infused_at=cmd.infused_at,
-                               infusion_number=len(self.infused_cois) + 1)]
+                               infusion_number=len(self.infused_cois) + 1, unit_id=cmd.unit_id,
+                               bedside_check_id=check.check_id if check is not None else None)]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 
 from contracts.base import CommandPayload, EventPayload
@@ -17,6 +17,7 @@ from infra.runtime.consumer import BatchRoute
 from infra.runtime.eventstore import ConcurrencyConflictError
 from infra.runtime.host import ServiceSpec
 from infra.runtime.wiring import Factory
+from contracts.custody import CustodyState
 from services.enrollment.adapters.identity_crypto import normalise_record_number
 from services.enrollment.application.ports import Identity, IdentityAlreadyRecorded
 from services.infusion.domain.model import ReleasedProduct
@@ -123,6 +124,34 @@ class FakeOrganisations:
 
     async def kind_of(self, org_id: str):
         return self.kinds.get(org_id)
+
+
+class FakeUnits:
+    """infusion's Units port: dict[unit_id, UnitView]."""
+
+    def __init__(self, *units) -> None:
+        self.units = {u.unit_id: u for u in units}
+
+    async def get(self, unit_id: str):
+        return self.units.get(unit_id)
+
+    async def of_coi(self, coi_id: str):
+        return sorted((u for u in self.units.values() if u.coi_id == coi_id), key=lambda u: u.unit_id)
+
+    async def register(self, units) -> None:
+        for u in units:
+            self.units.setdefault(u.unit_id, u)
+
+    async def move(self, unit_id: str, state, holder: str | None = None) -> None:
+        u = self.units.get(unit_id)
+        if u is not None:
+            self.units[unit_id] = replace(u, state=state, holder=holder or u.holder,
+                                          out_of_specification=u.out_of_specification or state == "out_of_specification")
+
+    async def release(self, coi_id: str) -> None:
+        for unit_id, u in list(self.units.items()):
+            if u.coi_id == coi_id and u.state == "qc_complete":
+                self.units[unit_id] = replace(u, state=CustodyState.RELEASED)
 
 
 class FakeSubjectCentres:

@@ -20,7 +20,7 @@ from services.infusion.domain.model import (
     ReleasedProduct,
     infusion_stream,
 )
-from tests.unit.services.fakes import Bus, FakeReleasedProducts, FakeStreams, FakeSubjectCentres
+from tests.unit.services.fakes import Bus, FakeReleasedProducts, FakeStreams, FakeSubjectCentres, FakeUnits
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
@@ -32,7 +32,7 @@ INFUSED_AT = datetime(2024, 3, 27, 10, 30, tzinfo=timezone.utc)
 
 def wired(streams: FakeStreams, products: FakeReleasedProducts) -> Bus:
     return Bus(bootstrap.spec, streams=streams, products=products,
-               subject_centres=FakeSubjectCentres())
+               subject_centres=FakeSubjectCentres(), units=FakeUnits())
 
 
 subject_ids = st.from_regex(r"S-[0-9A-F]{12}", fullmatch=True)

@@ -7,7 +7,7 @@ import pytest
 
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
-from tests.ports.infusion import ReleasedProductsContract
+from tests.ports.infusion import ReleasedProductsContract, UnitsContract
 from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
@@ -22,6 +22,7 @@ from tests.unit.services.fakes import (
     FakeReleasedProducts,
     FakeStreams,
     FakeSubjectCentres,
+    FakeUnits,
 )
 
 
@@ -47,6 +48,12 @@ class TestFakeOrganisations(OrganisationsContract):
     @pytest.fixture
     def organisations(self):
         return FakeOrganisations(KNOWN_ORGANISATIONS)
+
+
+class TestFakeUnits(UnitsContract):
+    @pytest.fixture
+    def units(self):
+        return FakeUnits()
 
 
 class TestFakeSubjectCentres(SubjectCentresContract):

@@ -44,10 +44,11 @@ CENTRE_SOURCE = "issue 8 item 3: centre staff read and write only their own cent
 FACILITY_SOURCE = "issue 8 item 3: a facility sees only the products it manufactures and never a patient identifier"
 ROWS = [
     Row(Role.PHYSICIAN, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS,
-                                                   A.READ_PRODUCT, A.READ_REPORT, A.ERASE_IDENTIFIERS, A.RECORD_CUSTODY}),
+                                                   A.READ_PRODUCT, A.READ_REPORT, A.ERASE_IDENTIFIERS, A.RECORD_CUSTODY,
+                                                   A.VERIFY_AT_BEDSIDE}),
         "own centre", CENTRE_SOURCE + "; GDPR Art. 17: the controller (the centre) erases; issue 9: custody of units"),
     Row(Role.NURSE, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
-                                               A.RECORD_CUSTODY}),
+                                               A.RECORD_CUSTODY, A.VERIFY_AT_BEDSIDE}),
         "own centre", CENTRE_SOURCE),
     Row(Role.DATA_MANAGER, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS,
                                                       A.READ_PRODUCT, A.READ_REPORT, A.ERASE_IDENTIFIERS}),
