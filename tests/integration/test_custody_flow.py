@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta, timezone
 
 import httpx
 import pytest
 
 from contracts import topics
 from contracts.access import OrgKind, PrincipalKind, Role
-from contracts.commands import RecordCustodyStep, RecordProductRelease, RegisterProductUnits
+from contracts.commands import RecordCustodyStep, RecordInfusion, RecordProductRelease, RegisterProductUnits
 from contracts.custody import CustodyStep
 from infra.runtime.access.store import PgAccessStore
 from infra.runtime.access.tokens import TokenIssuer, public_key_pem
@@ -24,6 +25,7 @@ from infra.runtime.host import build_app
 from infra.runtime.messaging import ensure_topics
 from infra.runtime.settings import Settings
 from infra.tooling.access import CLI_PRINCIPAL, ensure_cli_principal
+from services.infusion import bootstrap as infusion
 from services.manufacturing import bootstrap as manufacturing
 from tests.conftest import signing_settings
 from tests.integration.test_broker_authenticity import (
@@ -42,6 +44,7 @@ from tests.integration.test_broker_authenticity import (
 pytestmark = pytest.mark.integration
 
 PEOPLE = {"courier.a": ("CTR-A", Role.COURIER), "nurse.a": ("CTR-A", Role.NURSE),
+          "physician.a": ("CTR-A", Role.PHYSICIAN), "data-manager.a": ("CTR-A", Role.DATA_MANAGER),
           "operator.p": ("GMP-P", Role.OPERATOR), "analyst.p": ("GMP-P", Role.QC_ANALYST),
           "operator.r": ("GMP-R", Role.OPERATOR)}
 
@@ -60,21 +63,38 @@ async def tokens(pool) -> dict[str, str]:
         return {p: issuer.issue(await store.principal(p)).token for p in (*PEOPLE, CLI_PRINCIPAL)}
 
 
-@pytest.fixture
-async def service(database_url, kafka, tokens):
-    await ensure_topics(kafka, 3)
-    spec = manufacturing.spec()
+@asynccontextmanager
+async def running(bootstrap, database_url: str, kafka: str, token: str, operator: str):
+    """The service, and a client calling it with `token`; `operator`'s token reads /status."""
+    spec = bootstrap.spec()
     app = build_app(spec, Settings(DATABASE_URL=database_url, KAFKA_BOOTSTRAP_SERVERS=kafka,
                                    CELLTRAIL_TOKEN_PUBLIC_KEY=public_key_pem(TOKEN_KEY),
                                    CELLTRAIL_RELAY_POLL_SECONDS=0.05, **signing_settings(spec.name)))
     async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://manufacturing",
-                                     headers={"Authorization": f"Bearer {tokens[CLI_PRINCIPAL]}"}) as client:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=f"http://{spec.name}",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
             for _ in range(600):  # until the consumer holds its partitions
-                if (await client.get("/status")).status_code == 200:
+                if (await client.get("/status", headers={"Authorization": f"Bearer {operator}"})).status_code == 200:
                     break
                 await asyncio.sleep(0.1)
             yield client
+
+
+@pytest.fixture
+async def service(database_url, kafka, tokens):
+    await ensure_topics(kafka, 3)
+    async with running(manufacturing, database_url, kafka, tokens[CLI_PRINCIPAL], tokens[CLI_PRINCIPAL]) as client:
+        yield client
+
+
+@pytest.fixture
+async def ward(database_url, kafka, tokens):
+    """Manufacturing and infusion, as the treating centre's nurse calls infusion."""
+    await ensure_topics(kafka, 3)
+    cli = tokens[CLI_PRINCIPAL]
+    async with running(manufacturing, database_url, kafka, cli, cli), \
+            running(infusion, database_url, kafka, tokens["nurse.a"], cli) as client:
+        yield client
 
 
 N = 401
@@ -147,3 +167,79 @@ class TestCustodyThroughTheService:
                  if p["command_id"] in ids}
         assert codes == {2: "NOT_HOLDER", 3: "FORBIDDEN", 8: "ROLE_NOT_PERMITTED", 9: "RELEASE_BEFORE_QC",
                          12: "WRONG_IDENTIFIER"}
+
+
+M = 402
+COI_M = coi(M)
+A0_M = COI_M + "A0"
+
+
+class TestTheBedsideGate:
+    async def test_two_people_check_the_bag_and_the_wristband_and_only_a_go_lets_it_be_infused(
+            self, ward, kafka, pool, tokens) -> None:
+        await produce(kafka, [event_record(topics.ENROLLMENT_EVENTS, enrolled(M), signer="enrollment"),
+                              event_record(topics.ENROLLMENT_EVENTS, enrolled(M + 1), signer="enrollment")])
+        await eventually(pool, "SELECT count(*) FROM infusion.subject_centres WHERE subject_id = ANY($1)",
+                         [subject(M), subject(M + 1)], expect=2)
+        await eventually(pool, "SELECT count(*) FROM manufacturing.enrolled_subjects WHERE subject_id = $1",
+                         subject(M), expect=1)
+        S = CustodyStep
+        path = [
+            (CLI_PRINCIPAL, collection(M)),
+            ("courier.a", step(COI_M + "00", S.SHIPPED, "CTR-A", 1, to="GMP-P")),
+            ("operator.p", step(COI_M + "00", S.RECEIVED, "GMP-P", 6)),
+            ("operator.p", step(COI_M + "00", S.MANUFACTURING_STARTED, "GMP-P", 7)),
+            ("operator.p", RegisterProductUnits(coi_id=COI_M, org_id="GMP-P", lot_number="LOT-402", divisions=["A0"],
+                                                location="GMP-P suite 1", registered_at=NOW + timedelta(days=10))),
+            ("analyst.p", step(A0_M, S.QC_RESULTS_RECORDED, "GMP-P", 24 * 12)),
+            (CLI_PRINCIPAL, RecordProductRelease(coi_id=COI_M, subject_id=subject(M), lot_number="LOT-402",
+                                                 released_at=NOW + timedelta(days=14), released_by="QP",
+                                                 viable_cells_per_ml=2e6, volume_ml=50)),
+            ("operator.p", step(A0_M, S.SHIPPED, "GMP-P", 24 * 14, to="CTR-A")),
+            ("nurse.a", step(A0_M, S.RECEIVED, "CTR-A", 24 * 15)),
+        ]
+        await produce(kafka, [command_record(cmd, actor=who, token=tokens[who])[1] for who, cmd in path])
+        await eventually(pool, "SELECT state FROM infusion.units WHERE unit_id = $1", A0_M, expect="received")
+
+        def scan(subject_id: str, second: str) -> dict:
+            return {"unit_id": f"{COI_M[:5]} {COI_M[5:7]} {COI_M[7:13]} {COI_M[13]} A0", "subject_id": subject_id,
+                    "second_verifier_token": tokens[second]}
+
+        # received but not thawed: a no-go, recorded, with its reason
+        first = (await ward.post("/bedside-checks", json=scan(subject(M), "physician.a"))).json()
+        assert (first["go"], [r["code"] for r in first["reasons"]]) == (False, ["NOT_PREPARED"])
+        # one person twice, or a second person without the right to verify, is not a check
+        same = await ward.post("/bedside-checks", json=scan(subject(M), "nurse.a"))
+        assert (same.status_code, same.json()["code"]) == (422, "SAME_VERIFIER")
+        unqualified = await ward.post("/bedside-checks", json=scan(subject(M), "data-manager.a"))
+        assert (unqualified.status_code, unqualified.json()["code"]) == (422, "SECOND_VERIFIER_FORBIDDEN")
+
+        await produce(kafka, [command_record(step(A0_M, S.PREPARED, "CTR-A", 24 * 15 + 1), actor="nurse.a",
+                                             token=tokens["nurse.a"])[1]])
+        await eventually(pool, "SELECT state FROM infusion.units WHERE unit_id = $1", A0_M, expect="prepared")
+        wrong = (await ward.post("/bedside-checks", json=scan(subject(M + 1), "physician.a"))).json()
+        assert (wrong["go"], [r["code"] for r in wrong["reasons"]]) == (False, ["WRONG_PATIENT"])
+        go = (await ward.post("/bedside-checks", json=scan(subject(M), "physician.a"))).json()
+        assert go["go"] is True and go["verified_by"] == ["nurse.a", "physician.a"]
+
+        infused_at = datetime.now(timezone.utc)  # after the checks, which the service dates itself
+        unchecked, checked = (command_record(RecordInfusion(subject_id=subject(M), coi_id=COI_M, infused_at=infused_at,
+                                                            unit_id=A0_M, bedside_check_id=check_id),
+                                             actor="nurse.a", token=tokens["nurse.a"]) for check_id in
+                              (first["check_id"], go["check_id"]))
+        await produce(kafka, [unchecked[1], checked[1]])
+        await eventually(pool, "SELECT count(*) FROM infusion.events WHERE event_type = 'infusion.ProductInfused'"
+                               " AND subject_id = $1", subject(M), expect=1)
+        async with pool.acquire() as conn:
+            infused = json.loads(await conn.fetchval(
+                "SELECT payload FROM infusion.events WHERE event_type = 'infusion.ProductInfused' AND subject_id = $1",
+                subject(M)))
+            refusal = json.loads(await conn.fetchval(
+                "SELECT payload FROM infusion.events WHERE event_type = 'common.CommandRejected'"
+                " AND payload->>'command_id' = $1", str(unchecked[0].command_id)))
+            checks = await conn.fetch("SELECT actor, payload FROM infusion.events"
+                                      " WHERE event_type = 'infusion.BedsideCheckRecorded' ORDER BY position")
+        assert (infused["unit_id"], infused["bedside_check_id"]) == (A0_M, go["check_id"])
+        assert refusal["reason_code"] == "BEDSIDE_NO_GO"  # superseded, and a no-go besides
+        assert [(c["actor"], json.loads(c["payload"])["go"]) for c in checks] == [
+            ("nurse.a", False), ("nurse.a", False), ("nurse.a", True)]
