@@ -1,6 +1,6 @@
 """The raw baseline: what a bare aiokafka client gets from the same broker, in the same run.
 
-Messages are real encoded journey envelopes (six per subject key, our three headers), sent
+Messages are real encoded journey envelopes (`JOURNEY_LENGTH` per subject key, our three headers), sent
 with our producer (`new_producer`: acks=all, no idempotence, linger 2 ms, 256 KiB batches) to fresh topics
 with the event topics' partition count:
 

@@ -1,7 +1,7 @@
 """Projection rebuild from the event topics.
 
 The event topics are topped up to at least `events` events with full synthetic journeys
-(`workload.journey_events`: six contract-valid envelopes per subject), produced straight to
+(`workload.journey_events`: `JOURNEY_LENGTH` contract-valid envelopes per subject), produced straight to
 the topics, keyed by subject, as the relays would publish them: a replayed log. Nothing is
 written into any service's store. The live consumers (the projection and every service
 reading another's events) apply them as they arrive; the bench waits until all of them
@@ -28,7 +28,7 @@ from infra.bench.context import Run
 from infra.bench.observe import behind, http_json, log_ends, now_s, projection_lag, settle, stored_offsets
 from infra.bench.report import Section, Target, fmt, rate, say
 from infra.bench.topology import topology
-from infra.bench.workload import event_records, journeys, produce
+from infra.bench.workload import JOURNEY_LENGTH, event_records, journeys, produce
 
 RATIO = 0.5
 
@@ -46,11 +46,11 @@ async def _count(bootstrap: str, ends: dict[TopicPartition, int]) -> int:
 
 async def top_up(run: Run, min_events: int) -> tuple[int, float]:
     existing = await _count(run.bootstrap, await log_ends(run.bootstrap, topics.EVENT_TOPICS))
-    n_subjects = math.ceil(max(0, min_events - existing) / 6)
+    n_subjects = math.ceil(max(0, min_events - existing) / JOURNEY_LENGTH)
     if not n_subjects:
         return 0, 0.0
     say(f"  {existing} events on the event topics; producing {n_subjects} synthetic journeys "
-        f"({n_subjects * 6} events) ...")
+        f"({n_subjects * JOURNEY_LENGTH} events) ...")
     t0, sent, chunk = now_s(), 0, 5_000
     centre = run.new_name("SYN")
     for start in range(0, n_subjects, chunk):

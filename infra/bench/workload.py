@@ -24,6 +24,7 @@ from aiokafka.structs import RecordMetadata
 from contracts import events as ev
 from contracts import isbt128
 from contracts.base import CommandPayload, EventPayload
+from contracts.custody import CustodyState, CustodyStep, UnitKind
 from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.topology import service_of_event
@@ -42,21 +43,27 @@ from services.kernel.clinical_dates import start_of_day
 from services.manufacturing.domain.model import coi_stream
 
 ACTOR = "celltrail-bench"
+BENCH_FACILITY = "BENCH-GMP"
 BENCH_PROGRAMMES = tuple(p for p in PROGRAMMES if p in ("CART-BALL-RR", "CARCIK-CD19-P2"))
 
 Record = tuple[str, dict[str, Any]]  # (topic, producer.send keyword arguments)
 
 
 # --- events ----------------------------------------------------------------------------
+JOURNEY_LENGTH = 8  # events per synthetic journey (`journey_events`)
+
+
 def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetime) -> list[EventEnvelope]:
-    """One subject's full journey as its services would have published it: six events
-    (registered, enrolled, collected, released, infused, assessed at day 28), each payload
-    and envelope validated by the contracts models. Every fourth subject does not respond."""
+    """One subject's full journey as its services would have published it: `JOURNEY_LENGTH`
+    events (registered, enrolled, collected, its product labelled as one unit, the unit's QC
+    results recorded, released, infused, assessed at day 28), each payload and envelope
+    validated by the contracts models. Every fourth subject does not respond."""
     day0 = date(2024, 1, 1) + timedelta(days=n % 700)
     programme = BENCH_PROGRAMMES[n % len(BENCH_PROGRAMMES)]
     coi = str(isbt128.issue("B0002", 2024, n % 999_999 + 1))
     collected = datetime.combine(day0 + timedelta(days=10), dtime(9, 30), tzinfo=timezone.utc)
     released = datetime.combine(day0 + timedelta(days=30), dtime(16), tzinfo=timezone.utc)
+    labelled, tested, unit = released - timedelta(days=12), released - timedelta(days=1), coi + "A0"
     infused = datetime.combine(day0 + timedelta(days=33), dtime(10), tzinfo=timezone.utc)
     assessed_on = infused.date() + timedelta(days=28)
     if n % 4 == 3:
@@ -77,11 +84,22 @@ def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetim
          start_of_day(day0), centre_id),
         (coi_stream(coi), 1, ev.ApheresisCollected(coi_id=coi, subject_id=subject_id, centre_id=centre_id,
                                                    collected_at=collected), collected, centre_id),
-        (coi_stream(coi), 2, ev.ProductReleased(coi_id=coi, subject_id=subject_id, lot_number=f"LOT-{coi[8:]}",
+        (coi_stream(coi), 2, ev.ProductUnitsRegistered(coi_id=coi, subject_id=subject_id, facility_id=BENCH_FACILITY,
+                                                       lot_number=f"LOT-{coi[8:]}", unit_ids=[unit],
+                                                       location="bench suite", registered_at=labelled,
+                                                       role="operator"), labelled, None),
+        (coi_stream(coi), 3, ev.CustodyStepRecorded(unit_id=unit, coi_id=coi, subject_id=subject_id,
+                                                    unit_kind=UnitKind.PRODUCT, step=CustodyStep.QC_RESULTS_RECORDED,
+                                                    from_state=CustodyState.AWAITING_QC,
+                                                    to_state=CustodyState.QC_COMPLETE, org_id=BENCH_FACILITY,
+                                                    role="qc_analyst", location="bench QC lab", at=tested,
+                                                    scanned_id=unit), tested, None),
+        (coi_stream(coi), 4, ev.ProductReleased(coi_id=coi, subject_id=subject_id, lot_number=f"LOT-{coi[8:]}",
                                                 released_at=released, released_by="QP-BENCH",
-                                                viable_cells_per_ml=2.5e6, volume_ml=68.0), released, None),
+                                                viable_cells_per_ml=2.5e6, volume_ml=68.0,
+                                                facility_id=BENCH_FACILITY), released, None),
         (infusion_stream(subject_id), 1, ev.ProductInfused(subject_id=subject_id, coi_id=coi, infused_at=infused,
-                                                           infusion_number=1), infused, None),
+                                                           infusion_number=1, unit_id=unit), infused, None),
         (assessment_stream(subject_id), 1, ev.ResponseAssessed(subject_id=subject_id, assessed_on=assessed_on,
                                                                study_day=28, **response),
          start_of_day(assessed_on), None),

@@ -12,6 +12,8 @@ import sys
 
 import pytest
 
+from infra.bench.topology import topology
+
 pytestmark = pytest.mark.integration
 
 TOY = ["--raw-messages", "500", "--apply-events", "200", "--saturation", "100", "--latency-rate", "50",
@@ -33,7 +35,9 @@ class TestBenchAtToySizes:
     def test_every_target_is_printed_beside_its_figure_with_a_verdict(self, bench):
         stdout, r = bench
         names = [t["name"] for t in r["targets"]]
-        assert len(names) == 8  # five (service, upstream event type) pairs, saturation, latency, rebuild
+        pairs = sum(len(s.event_types) for s in topology().services_applying_events)
+        assert pairs == 7  # SubjectEnrolled x 3, ProductReleased, ProductUnitsRegistered, CustodyStepRecorded, ProductInfused
+        assert len(names) == pairs + 3  # each (service, upstream event type) pair, saturation, latency, rebuild
         for t in r["targets"]:
             assert t["verdict"] in ("PASS", "MISS") and t["figure"] is not None
             assert f"{t['verdict']}  {t['name']}" in stdout
@@ -49,7 +53,8 @@ class TestBenchAtToySizes:
         rates = bench[1]["apply_rate"]
         assert {k: sorted(v) for k, v in rates.items() if k != "failures"} == {
             "manufacturing": ["enrollment.SubjectEnrolled"],
-            "infusion": ["enrollment.SubjectEnrolled", "manufacturing.ProductReleased"],
+            "infusion": ["enrollment.SubjectEnrolled", "manufacturing.CustodyStepRecorded",
+                         "manufacturing.ProductReleased", "manufacturing.ProductUnitsRegistered"],
             "assessment": ["enrollment.SubjectEnrolled", "infusion.ProductInfused"]}
         assert all(f["events_per_s"] > 0 for k, v in rates.items() if k != "failures" for f in v.values())
 
