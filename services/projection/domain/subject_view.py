@@ -64,6 +64,27 @@ class Product:
     coi_id: str
     collected_on: str | None = None
     infused_on: str | None = None
+    released_at: str | None = None  # UTC, ISO 8601: its release (units labelled before it are released)
+
+
+# Custody states in the order a unit passes them: of two steps recorded for the same
+# instant, the later state is where the unit is (a total order, never arrival).
+_CUSTODY_ORDER = ("collected", "awaiting_qc", "qc_complete", "out_of_specification", "released", "in_transit",
+                  "received", "stored", "in_manufacturing", "prepared", "returned", "discarded", "infused")
+
+
+@dataclass(frozen=True)
+class UnitLocation:
+    """Where one unit (bag) is now, and since when: its latest custody step (docs/custody.md)."""
+
+    unit_id: str
+    state: str
+    holder: str
+    since: str  # UTC, ISO 8601
+
+    @property
+    def rank(self) -> tuple[str, int]:
+        return self.since, _CUSTODY_ORDER.index(self.state) if self.state in _CUSTODY_ORDER else -1
 
 
 @dataclass(frozen=True)
@@ -76,6 +97,7 @@ class SubjectView:
     products: tuple[Product, ...] = ()  # sorted by COI id
     day28: dict[str, Any] | None = None
     signatures: tuple[Signature, ...] = ()  # sorted by (signed_at, signer, meaning)
+    units: tuple[UnitLocation, ...] = ()  # sorted by unit id
 
     @property
     def programme_id(self) -> str | None:
@@ -109,6 +131,7 @@ class SubjectView:
             "products": [dict(vars(p)) for p in self.products],
             "day28": self.day28, "vein_to_vein_days": self.vein_to_vein_days,
             "signatures": [dict(vars(s)) for s in self.signatures],
+            "units": [dict(vars(u)) for u in self.units],
         }
 
     @classmethod
@@ -118,7 +141,31 @@ class SubjectView:
                    timeline=tuple(TimelineEntry(**{k: v for k, v in t.items() if k != "signatures"})
                                   for t in d["timeline"]),
                    products=tuple(Product(**p) for p in d["products"]), day28=d["day28"],
-                   signatures=tuple(Signature(**x) for x in d.get("signatures", ())))  # none in views before them
+                   signatures=tuple(Signature(**x) for x in d.get("signatures", ())),  # none in views before them
+                   units=tuple(UnitLocation(**u) for u in d.get("units", ())))
+
+
+def _with_units(view: SubjectView, moved: list[UnitLocation],
+                products: tuple[Product, ...] | None = None) -> tuple[UnitLocation, ...]:
+    """Each unit where its latest step left it, whichever step arrived first. The release
+    names the COI, not its bags: a unit quality-control complete when its COI was released
+    is released then, whether the release or the QC step is folded first."""
+    released = {p.coi_id: p.released_at for p in (view.products if products is None else products) if p.released_at}
+    units = {u.unit_id: u for u in view.units}
+    for m in moved:
+        at = released.get(m.unit_id[:14])
+        if m.state == "qc_complete" and at is not None and at >= m.since:
+            m = UnitLocation(m.unit_id, "released", m.holder, at)
+        if m.unit_id not in units or m.rank > units[m.unit_id].rank:
+            units[m.unit_id] = m
+    return tuple(sorted(units.values(), key=lambda u: u.unit_id))
+
+
+def _custody(event: ev.CustodyStepRecorded) -> str:
+    where = f" to {event.destination_org_id}" if event.destination_org_id else ""
+    why = f": {event.reason}" if event.reason else ""
+    return (f"unit {event.unit_id} {event.step.value.replace('_', ' ')}{where} by {event.org_id} "
+            f"({event.role}) at {event.location}{why}")
 
 
 def _further(current: str, new: str) -> str:
@@ -179,8 +226,26 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                                           collected_on=clinical_date(event.collected_at).isoformat()),
                                    timeline=_with_entry(view, event.collected_at, t, f"apheresis, COI {event.coi_id}",
                                                         event_id))
+    if isinstance(event, ev.ProductUnitsRegistered):
+        at = _at(event.registered_at)
+        units = [UnitLocation(u, "awaiting_qc", event.facility_id, at) for u in event.unit_ids]
+        return dataclasses.replace(view, units=_with_units(view, units), timeline=_with_entry(
+            view, event.registered_at, t, f"{len(units)} unit(s) of COI {event.coi_id} labelled by "
+                                          f"{event.facility_id}: {', '.join(event.unit_ids)}", event_id))
+    if isinstance(event, ev.CustodyStepRecorded):
+        moved = UnitLocation(event.unit_id, event.to_state.value, event.org_id, _at(event.at))
+        return dataclasses.replace(view, units=_with_units(view, [moved]),
+                                   timeline=_with_entry(view, event.at, t, _custody(event), event_id))
+    if isinstance(event, ev.BedsideCheckRecorded):
+        verdict = "go" if event.go else "no-go (" + ", ".join(r.code for r in event.reasons) + ")"
+        return dataclasses.replace(view, timeline=_with_entry(
+            view, event.checked_at, t, f"bedside check of unit {event.unit_id}: {verdict}, by "
+                                       f"{' and '.join(event.verified_by)}", event_id))
     if isinstance(event, ev.ProductReleased):
-        return dataclasses.replace(view, phase=_further(view.phase, "released"),
+        products = _with_product(view, event.coi_id, released_at=_at(event.released_at))
+        return dataclasses.replace(view, phase=_further(view.phase, "released"), products=products,
+                                   units=_with_units(view, [u for u in view.units if u.unit_id.startswith(event.coi_id)],
+                                                     products),
                                    timeline=_with_entry(view, event.released_at, t,
                                                         f"product lot {event.lot_number} released, COI {event.coi_id}",
                                                         event_id))
@@ -188,8 +253,12 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         return dataclasses.replace(view, phase=_further(view.phase, "infused"),
                                    products=_with_product(view, event.coi_id,
                                                           infused_on=clinical_date(event.infused_at).isoformat()),
+                                   units=_with_units(view, [UnitLocation(event.unit_id, "infused", view.centre_id or "",
+                                                                         _at(event.infused_at))])
+                                   if event.unit_id else view.units,
                                    timeline=_with_entry(view, event.infused_at, t,
-                                                        f"infusion {event.infusion_number}, COI {event.coi_id}",
+                                                        f"infusion {event.infusion_number}, COI {event.coi_id}"
+                                                        + (f", unit {event.unit_id}" if event.unit_id else ""),
                                                         event_id))
     if isinstance(event, ev.ResponseAssessed):
         v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),

@@ -363,3 +363,47 @@ class TestCorrections:
         [o1] = [o for o in outcomes(before) if isinstance(o, ev.Day28ResponseDetermined)]
         [o2] = [o for o in outcomes(after) if isinstance(o, ev.Day28ResponseDetermined)]
         assert outcome_key(o1, before) != outcome_key(o2, after) and o2.responder is False
+
+
+class TestUnits:
+    """Issue 9: each subject's units, where their latest custody step left them, and the steps
+    on the timeline; folded in any order."""
+
+    A0, B0 = COI + "A0", COI + "B0"
+
+    def custody(self) -> list[tuple[EventPayload, datetime]]:
+        from contracts.custody import CustodyState as S, CustodyStep as T, UnitKind
+
+        labelled_at = RELEASED_AT - timedelta(days=3)
+
+        def step(unit: str, step: T, frm: S, to: S, org: str, hours: int, **extra) -> tuple[EventPayload, datetime]:
+            moment = labelled_at + timedelta(hours=hours)
+            return ev.CustodyStepRecorded(unit_id=unit, coi_id=COI, subject_id=SUBJECT, unit_kind=UnitKind.PRODUCT,
+                                          step=step, from_state=frm, to_state=to, org_id=org, role="operator",
+                                          location=f"{org} store", at=moment, scanned_id=unit, **extra), moment
+
+        return [collected(), released(),
+                (ev.ProductUnitsRegistered(coi_id=COI, subject_id=SUBJECT, facility_id="GMP-PAVIA", lot_number="L",
+                                           unit_ids=[self.A0, self.B0], location="suite", registered_at=labelled_at,
+                                           role="operator"), labelled_at),
+                step(self.A0, T.QC_RESULTS_RECORDED, S.AWAITING_QC, S.QC_COMPLETE, "GMP-PAVIA", 1),
+                step(self.B0, T.QC_RESULTS_RECORDED, S.AWAITING_QC, S.QC_COMPLETE, "GMP-PAVIA", 1),
+                step(self.A0, T.SHIPPED, S.RELEASED, S.IN_TRANSIT, "GMP-PAVIA", 24 * 3 + 2, destination_org_id=CENTRE),
+                step(self.A0, T.RECEIVED, S.IN_TRANSIT, S.RECEIVED, CENTRE, 24 * 3 + 8)]
+
+    @given(st.permutations(list(range(7))))
+    def test_any_arrival_order_leaves_each_unit_where_its_latest_step_did(self, order):
+        events = self.custody()
+        view = fold_all([events[i] for i in order])
+        assert view == fold_all(events)
+        assert [(u["unit_id"], u["state"], u["holder"]) for u in view.to_json()["units"]] == [
+            (self.A0, "received", CENTRE), (self.B0, "released", "GMP-PAVIA")]
+
+    def test_the_custody_steps_are_on_the_timeline(self):
+        summaries = [e.summary for e in fold_all(self.custody()).timeline]
+        assert f"2 unit(s) of COI {COI} labelled by GMP-PAVIA: {self.A0}, {self.B0}" in summaries
+        assert f"unit {self.A0} shipped to {CENTRE} by GMP-PAVIA (operator) at GMP-PAVIA store" in summaries
+
+    def test_the_view_keeps_its_units_through_json(self):
+        view = fold_all(self.custody())
+        assert SubjectView.from_json(view.to_json()) == view
