@@ -15,7 +15,7 @@ from pydantic import Field
 
 from contracts.base import CommandPayload
 from contracts.events import SignatureMeaning
-from contracts.custody import CustodyStep
+from contracts.custody import CustodyStep, Disposition, StorageCondition
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
 from contracts.times import ClinicalDate, Instant
 from contracts import topics
@@ -110,6 +110,7 @@ class RegisterProductUnits(CommandPayload):
     divisions: Annotated[list[Annotated[str, Field(pattern=r"^[A-Z][0-9a-z]$")]], Field(min_length=1, max_length=26)]
     location: Location
     registered_at: Instant
+    storage: StorageCondition  # how the product is kept and shipped (its temperature range)
 
 
 class RecordCustodyStep(CommandPayload):
@@ -129,6 +130,20 @@ class RecordCustodyStep(CommandPayload):
     at: Instant
     destination_org_id: CentreId | None = None
     reason: Reason | None = None
+
+
+class RecordQaDisposition(CommandPayload):
+    """Quality assurance's decision on a quarantined unit (a temperature excursion): accept it,
+    with the justification, or discard it. By the qualified person of the facility that made
+    it (`org_id`)."""
+
+    command_type = "RecordQaDisposition"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    unit_id: UnitId
+    org_id: CentreId
+    decision: Disposition
+    justification: Reason
+    decided_at: Instant
 
 
 class RecordInfusion(CommandPayload):
@@ -197,6 +212,7 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     RecordProductRelease,
     RegisterProductUnits,
     RecordCustodyStep,
+    RecordQaDisposition,
     RecordInfusion,
     RecordResponseAssessment,
     CorrectResponseAssessment,

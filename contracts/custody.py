@@ -43,3 +43,19 @@ class CustodyStep(StrEnum):
     PREPARED = "prepared"
     DISCARDED = "discarded"
     RETURNED = "returned"
+
+
+class StorageCondition(StrEnum):
+    """How a unit must be kept; each condition's temperature range is manufacturing's table
+    (services/manufacturing/domain/condition.py)."""
+
+    CRYOPRESERVED = "cryopreserved"  # vapour phase of liquid nitrogen
+    REFRIGERATED = "refrigerated"  # 2-8 C: a fresh apheresis product
+    CONTROLLED_ROOM = "controlled_room"  # 15-25 C: a fresh product the programme keeps so
+
+
+class Disposition(StrEnum):
+    """Quality assurance's decision on a quarantined unit."""
+
+    ACCEPT = "accept"  # with a justification: the unit leaves quarantine
+    DISCARD = "discard"  # the unit is discarded

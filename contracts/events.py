@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field
 
 from contracts.base import Contract, EventPayload
-from contracts.custody import CustodyState, CustodyStep, UnitKind
+from contracts.custody import CustodyState, CustodyStep, Disposition, StorageCondition, UnitKind
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
 from contracts.times import ClinicalDate, Instant
 
@@ -119,6 +119,7 @@ class ProductUnitsRegistered(EventPayload):
     location: Annotated[str, Field(min_length=1, max_length=120)]
     registered_at: Instant
     role: Annotated[str, Field(min_length=1, max_length=40)]
+    storage: StorageCondition
 
 
 class CustodyStepRecorded(EventPayload):
@@ -143,6 +144,62 @@ class CustodyStepRecorded(EventPayload):
     scanned_id: UnitId
     destination_org_id: CentreId | None = None
     reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+class TemperatureReading(Contract):
+    at: Instant
+    celsius: Annotated[float, Field(ge=-273.15, le=200)]
+
+
+class TemperatureReadingsRecorded(EventPayload):
+    """A temperature logger's readings for units of this COI in a shipment or a storage
+    location (`location`), loaded by `org_id` (the envelope's actor loaded them), in time order."""
+
+    event_type = "manufacturing.TemperatureReadingsRecorded"
+    coi_id: CoiId
+    subject_id: SubjectId
+    unit_ids: Annotated[list[UnitId], Field(min_length=1)]
+    logger_id: Annotated[str, Field(min_length=1, max_length=80)]
+    org_id: CentreId
+    location: Annotated[str, Field(min_length=1, max_length=120)]
+    readings: Annotated[list[TemperatureReading], Field(min_length=1, max_length=100_000)]
+
+
+class ExcursionDetected(EventPayload):
+    """The readings put a unit outside its storage condition's range: from `started_at` (the
+    first reading out of range) to `ended_at` (the first back in range, or the last reading
+    if it never came back: `ongoing`), `minutes` long, at worst `peak_celsius`, `deviation`
+    degrees beyond the limit. The unit is quarantined until quality assurance decides."""
+
+    event_type = "manufacturing.ExcursionDetected"
+    unit_id: UnitId
+    coi_id: CoiId
+    subject_id: SubjectId
+    storage: StorageCondition
+    low_celsius: float | None
+    high_celsius: float | None
+    started_at: Instant
+    ended_at: Instant
+    ongoing: bool
+    minutes: Annotated[float, Field(ge=0)]
+    peak_celsius: float
+    deviation: Annotated[float, Field(gt=0)]
+    logger_id: Annotated[str, Field(min_length=1, max_length=80)]
+
+
+class QaDispositionRecorded(EventPayload):
+    """Quality assurance's decision on a quarantined unit: accepted with the justification (it
+    leaves quarantine) or discarded. `role` is the role its principal (the actor) decided in."""
+
+    event_type = "manufacturing.QaDispositionRecorded"
+    unit_id: UnitId
+    coi_id: CoiId
+    subject_id: SubjectId
+    decision: Disposition
+    justification: Annotated[str, Field(min_length=1, max_length=500)]
+    org_id: CentreId
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    decided_at: Instant
 
 
 # --- infusion ------------------------------------------------------------------------
@@ -349,6 +406,9 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ProductReleased,
     ProductUnitsRegistered,
     CustodyStepRecorded,
+    TemperatureReadingsRecorded,
+    ExcursionDetected,
+    QaDispositionRecorded,
     ProductInfused,
     BedsideCheckRecorded,
     ResponseAssessed,

@@ -24,7 +24,7 @@ from aiokafka.structs import RecordMetadata
 from contracts import events as ev
 from contracts import isbt128
 from contracts.base import CommandPayload, EventPayload
-from contracts.custody import CustodyState, CustodyStep, UnitKind
+from contracts.custody import CustodyState, CustodyStep, StorageCondition, UnitKind
 from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.topology import service_of_event
@@ -87,7 +87,8 @@ def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetim
         (coi_stream(coi), 2, ev.ProductUnitsRegistered(coi_id=coi, subject_id=subject_id, facility_id=BENCH_FACILITY,
                                                        lot_number=f"LOT-{coi[8:]}", unit_ids=[unit],
                                                        location="bench suite", registered_at=labelled,
-                                                       role="operator"), labelled, None),
+                                                       role="operator", storage=StorageCondition.CRYOPRESERVED),
+         labelled, None),
         (coi_stream(coi), 3, ev.CustodyStepRecorded(unit_id=unit, coi_id=coi, subject_id=subject_id,
                                                     unit_kind=UnitKind.PRODUCT, step=CustodyStep.QC_RESULTS_RECORDED,
                                                     from_state=CustodyState.AWAITING_QC,

@@ -1,6 +1,6 @@
 """`infusion.units`: the infusion service's view of manufacturing's units (issue 9 item 5):
 whose each bag is, who holds it and its custody state, from `ProductUnitsRegistered`,
-`CustodyStepRecorded` and `ProductReleased`, so the bedside gate answers from the service's
+`CustodyStepRecorded`, `ProductReleased`, `ExcursionDetected` and `QaDispositionRecorded`, so the bedside gate answers from the service's
 own state. Filled by infusion's consumer from the manufacturing topic, from its start.
 
 Revision ID: 0010
@@ -22,7 +22,8 @@ def upgrade() -> None:
         subject_id            text NOT NULL,
         state                 text NOT NULL,
         holder                text NOT NULL,
-        out_of_specification  boolean NOT NULL DEFAULT false
+        out_of_specification  boolean NOT NULL DEFAULT false,
+        quarantined           boolean NOT NULL DEFAULT false
     )""")
     op.execute("CREATE INDEX units_by_coi ON infusion.units (coi_id)")
 

@@ -123,7 +123,7 @@ class TestCustodyThroughTheService:
             ("operator.p", step(MATERIAL, S.RECEIVED, "GMP-P", 6)),
             ("operator.p", step(MATERIAL, S.MANUFACTURING_STARTED, "GMP-P", 7)),
             ("operator.p", RegisterProductUnits(coi_id=COI, org_id="GMP-P", lot_number="LOT-401", divisions=["A0", "B0"],
-                                                location="GMP-P suite 1", registered_at=NOW + timedelta(days=10))),
+                                                location="GMP-P suite 1", storage="cryopreserved", registered_at=NOW + timedelta(days=10))),
             ("analyst.p", step(A0, S.QC_RESULTS_RECORDED, "GMP-P", 24 * 12)),
             ("operator.p", step(B0, S.QC_RESULTS_RECORDED, "GMP-P", 24 * 12)),  # refused: an operator's is not QC
             (CLI_PRINCIPAL, RecordProductRelease(coi_id=COI, subject_id=subject(N), lot_number="LOT-401",
@@ -190,7 +190,7 @@ class TestTheBedsideGate:
             ("operator.p", step(COI_M + "00", S.RECEIVED, "GMP-P", 6)),
             ("operator.p", step(COI_M + "00", S.MANUFACTURING_STARTED, "GMP-P", 7)),
             ("operator.p", RegisterProductUnits(coi_id=COI_M, org_id="GMP-P", lot_number="LOT-402", divisions=["A0"],
-                                                location="GMP-P suite 1", registered_at=NOW + timedelta(days=10))),
+                                                location="GMP-P suite 1", storage="cryopreserved", registered_at=NOW + timedelta(days=10))),
             ("analyst.p", step(A0_M, S.QC_RESULTS_RECORDED, "GMP-P", 24 * 12)),
             (CLI_PRINCIPAL, RecordProductRelease(coi_id=COI_M, subject_id=subject(M), lot_number="LOT-402",
                                                  released_at=NOW + timedelta(days=14), released_by="QP",

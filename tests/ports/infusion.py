@@ -78,3 +78,10 @@ class UnitsContract:
         await units.move(A0.unit_id, CustodyState.QC_COMPLETE)
         await units.release(A0.coi_id)
         assert [u.state for u in await units.of_coi(A0.coi_id)] == [CustodyState.RELEASED, CustodyState.AWAITING_QC]
+
+    async def test_a_unit_is_quarantined_and_released_from_quarantine(self, units):
+        await units.register([A0, B0])
+        await units.quarantine(A0.unit_id, True)
+        assert [u.quarantined for u in await units.of_coi(A0.coi_id)] == [True, False]
+        await units.quarantine(A0.unit_id, False)
+        assert not (await units.get(A0.unit_id)).quarantined

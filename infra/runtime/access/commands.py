@@ -64,6 +64,8 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
     # which role may take which step is manufacturing's table (domain/custody.py)
     "RegisterProductUnits": A.WRITE_PRODUCT,
     "RecordCustodyStep": A.RECORD_CUSTODY,
+    # a quarantined unit's fate is the qualified person's decision (EU GMP Part IV 11.5, Annex 16 §1.7)
+    "RecordQaDisposition": A.RELEASE_PRODUCT,
     "RecordInfusion": A.WRITE_SUBJECT,
     "RecordResponseAssessment": A.WRITE_SUBJECT,
     # a correction is a new record with its reason, by whoever may write the record it

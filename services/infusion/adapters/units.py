@@ -9,12 +9,12 @@ import asyncpg
 from contracts.custody import CustodyState
 from services.infusion.domain.bedside import UnitView
 
-_COLUMNS = "unit_id, coi_id, subject_id, state, holder, out_of_specification"
+_COLUMNS = "unit_id, coi_id, subject_id, state, holder, out_of_specification, quarantined"
 
 
 def _view(row: asyncpg.Record) -> UnitView:
     return UnitView(row["unit_id"], row["coi_id"], row["subject_id"], CustodyState(row["state"]), row["holder"],
-                    row["out_of_specification"])
+                    row["out_of_specification"], row["quarantined"])
 
 
 class PgUnits:
@@ -32,10 +32,10 @@ class PgUnits:
     async def register(self, units: Sequence[UnitView]) -> None:
         await self.conn.execute(
             f"INSERT INTO infusion.units ({_COLUMNS})"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[])"
-            " ON CONFLICT DO NOTHING", [u.unit_id for u in units], [u.coi_id for u in units],
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[],"
+            " $7::boolean[]) ON CONFLICT DO NOTHING", [u.unit_id for u in units], [u.coi_id for u in units],
             [u.subject_id for u in units], [u.state.value for u in units], [u.holder for u in units],
-            [u.out_of_specification for u in units])
+            [u.out_of_specification for u in units], [u.quarantined for u in units])
 
     async def move(self, unit_id: str, state: CustodyState, holder: str | None = None) -> None:
         await self.conn.execute(
@@ -46,3 +46,6 @@ class PgUnits:
     async def release(self, coi_id: str) -> None:
         await self.conn.execute("UPDATE infusion.units SET state = 'released' WHERE coi_id = $1 AND state = 'qc_complete'",
                                 coi_id)
+
+    async def quarantine(self, unit_id: str, quarantined: bool) -> None:
+        await self.conn.execute("UPDATE infusion.units SET quarantined = $2 WHERE unit_id = $1", unit_id, quarantined)

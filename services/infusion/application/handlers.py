@@ -4,8 +4,15 @@
 from __future__ import annotations
 
 from contracts.commands import RecordInfusion
-from contracts.custody import CustodyState, CustodyStep
-from contracts.events import BedsideCheckRecorded, CustodyStepRecorded, ProductReleased, ProductUnitsRegistered
+from contracts.custody import CustodyState, CustodyStep, Disposition
+from contracts.events import (
+    BedsideCheckRecorded,
+    CustodyStepRecorded,
+    ExcursionDetected,
+    ProductReleased,
+    ProductUnitsRegistered,
+    QaDispositionRecorded,
+)
 from services.infusion.application.ports import Release, ReleasedProducts, Units
 from services.infusion.domain.bedside import (
     BedsideCheckRequired,
@@ -61,3 +68,13 @@ async def on_units_registered(event: ProductUnitsRegistered, units: Units) -> No
 async def on_custody_step(event: CustodyStepRecorded, units: Units) -> None:
     if event.unit_kind == "product":
         await units.move(event.unit_id, event.to_state, event.org_id if event.step is CustodyStep.RECEIVED else None)
+
+
+async def on_excursion(event: ExcursionDetected, units: Units) -> None:
+    await units.quarantine(event.unit_id, True)
+
+
+async def on_qa_disposition(event: QaDispositionRecorded, units: Units) -> None:
+    await units.quarantine(event.unit_id, False)
+    if event.decision is Disposition.DISCARD:
+        await units.move(event.unit_id, CustodyState.DISCARDED)

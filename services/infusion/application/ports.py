@@ -51,3 +51,7 @@ class Units(Protocol):
     async def release(self, coi_id: str) -> None:
         """The COI's units that were quality-control complete are released."""
         ...
+
+    async def quarantine(self, unit_id: str, quarantined: bool) -> None:
+        """An excursion quarantined the unit (True), or quality assurance's disposition ended it."""
+        ...

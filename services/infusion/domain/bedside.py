@@ -30,6 +30,7 @@ class UnitView:
     state: CustodyState
     holder: str
     out_of_specification: bool = False
+    quarantined: bool = False  # a temperature excursion awaits quality assurance
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,9 @@ def judge(unit: UnitView | None, *, unit_id: str, subject_id: str, subject_centr
                                             "prepared at the centre"))
     if unit.out_of_specification:
         reasons.append(NoGo("OUT_OF_SPECIFICATION", f"unit {unit_id} is out of specification"))
+    if unit.quarantined:
+        reasons.append(NoGo("QUARANTINED", f"unit {unit_id} is quarantined after a temperature excursion, "
+                                           "awaiting quality assurance's disposition"))
     if subject_centre is not None and unit.holder != subject_centre and unit.state in _RELEASED:
         reasons.append(NoGo("NOT_AT_THE_CENTRE", f"unit {unit_id} is held by {unit.holder}, not by the patient's "
                                                  f"centre {subject_centre}"))

@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts import isbt128
-from contracts.commands import RecordApheresisCollection, RecordCustodyStep, RecordProductRelease, RegisterProductUnits
+from contracts.commands import (
+    RecordApheresisCollection,
+    RecordCustodyStep,
+    RecordProductRelease,
+    RecordQaDisposition,
+    RegisterProductUnits,
+)
+from contracts.events import TemperatureReading
 from contracts.errors import Unauthenticated
 from contracts.events import SubjectEnrolled
 from services.kernel.acting import ActingPrincipal, roles_for
@@ -13,7 +20,7 @@ from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams, reads
 from services.manufacturing.application.ports import Enrolment, Enrolments, Organisations
 from services.manufacturing.domain.custody import BY_STEP, Acting, RoleNotPermitted
-from services.manufacturing.domain.model import LABELLERS, ChainOfIdentity, coi_stream
+from services.manufacturing.domain.model import DISPOSERS, LABELLERS, READERS, ChainOfIdentity, coi_stream
 
 
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
@@ -44,7 +51,7 @@ async def record_release(cmd: RecordProductRelease, streams: Streams) -> None:
                          subject_id=cmd.subject_id)
 
 
-async def _acting(principal: ActingPrincipal | None, org_id: str, organisations: Organisations,
+async def acting_for(principal: ActingPrincipal | None, org_id: str, organisations: Organisations,
                   allowed: frozenset) -> Acting:
     """For which organisation, of which kind, and in which role the principal acts."""
     if principal is None:
@@ -66,7 +73,7 @@ async def register_units(cmd: RegisterProductUnits, streams: Streams, principal:
                          organisations: Organisations) -> None:
     events, version = await streams.load(coi_stream(cmd.coi_id))
     chain = rebuild(ChainOfIdentity(cmd.coi_id), events)
-    acting = await _acting(principal, cmd.org_id, organisations, LABELLERS)
+    acting = await acting_for(principal, cmd.org_id, organisations, LABELLERS)
     await streams.append(coi_stream(cmd.coi_id), version, chain.register_units(cmd, acting),
                          occurred_at=cmd.registered_at, subject_id=chain.subject_id)
 
@@ -77,11 +84,41 @@ async def record_custody_step(cmd: RecordCustodyStep, streams: Streams, principa
     coi = isbt128.coi_of_unit(cmd.unit_id)
     events, version = await streams.load(coi_stream(coi))
     chain = rebuild(ChainOfIdentity(coi), events)
-    acting = await _acting(principal, cmd.org_id, organisations, BY_STEP[cmd.step].roles)
+    acting = await acting_for(principal, cmd.org_id, organisations, BY_STEP[cmd.step].roles)
     destination_kind = (await organisations.kind_of(cmd.destination_org_id)
                         if cmd.destination_org_id is not None else None)
     await streams.append(coi_stream(coi), version, chain.custody_step(cmd, acting, destination_kind),
                          occurred_at=cmd.at, subject_id=chain.subject_id)
+
+
+@reads(lambda cmd: [coi_stream(isbt128.coi_of_unit(cmd.unit_id))])
+async def record_qa_disposition(cmd: RecordQaDisposition, streams: Streams, principal: ActingPrincipal | None,
+                                organisations: Organisations) -> None:
+    coi = isbt128.coi_of_unit(cmd.unit_id)
+    events, version = await streams.load(coi_stream(coi))
+    chain = rebuild(ChainOfIdentity(coi), events)
+    acting = await acting_for(principal, cmd.org_id, organisations, DISPOSERS)
+    await streams.append(coi_stream(coi), version, chain.dispose(cmd, acting), occurred_at=cmd.decided_at,
+                         subject_id=chain.subject_id)
+
+
+async def record_readings(unit_ids: list[str], logger_id: str, org_id: str, location: str,
+                          readings: list[TemperatureReading], streams: Streams, principal: ActingPrincipal | None,
+                          organisations: Organisations) -> list:
+    """A logger's readings for units (of one or several COIs: a shipment), and the excursions
+    they show; called over HTTP (entrypoints/http.py), in one transaction. Returns the events."""
+    acting = await acting_for(principal, org_id, organisations, READERS)
+    by_coi: dict[str, list[str]] = {}
+    for unit_id in dict.fromkeys(unit_ids):
+        by_coi.setdefault(isbt128.coi_of_unit(unit_id), []).append(unit_id)
+    recorded = []
+    for coi, units in by_coi.items():
+        events, version = await streams.load(coi_stream(coi))
+        chain = rebuild(ChainOfIdentity(coi), events)
+        new = chain.record_readings(units, logger_id, location, readings, acting)
+        await streams.append(coi_stream(coi), version, new, occurred_at=readings[-1].at, subject_id=chain.subject_id)
+        recorded += new
+    return recorded
 
 
 async def on_subjects_enrolled(events: list[SubjectEnrolled], enrolments: Enrolments) -> None:

@@ -14,7 +14,9 @@ bag's label. It is refused, with a reason code, when
 - a shipment names no destination, or one a unit of its kind may not go to: starting material
   goes to a facility, a product only to its own subject's centre (`INVALID_DESTINATION`);
 - a discard or a return gives no reason (`REASON_REQUIRED`);
-- it is dated before the unit's last step (`STEP_BEFORE_PREVIOUS`).
+- it is dated before the unit's last step (`STEP_BEFORE_PREVIOUS`);
+- the unit is quarantined (a temperature excursion, domain/condition.py) and the step is
+  not one a quarantined unit may take: only received, stored, tested or discarded (`QUARANTINED`).
 
 Sources: FACT-JACIE International Standards for Hematopoietic Cellular Therapy (8th ed.),
 parts C and D: a written chain of custody from collection through transport, processing,
@@ -30,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts.access import OrgKind, Role
-from contracts.custody import CustodyState, CustodyStep, UnitKind
+from contracts.custody import CustodyState, CustodyStep, StorageCondition, UnitKind
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
 from contracts.events import CustodyStepRecorded
 
@@ -68,6 +70,10 @@ class ReasonRequired(CommandRefused):
 
 class StepBeforePrevious(CommandRefused):
     code = "STEP_BEFORE_PREVIOUS"
+
+
+class Quarantined(CommandRefused):
+    code = "QUARANTINED"
 
 
 # Who handles units, by the kind of organisation they act for. The CLI's data loader
@@ -126,6 +132,9 @@ TRANSITIONS: tuple[Transition, ...] = (
        needs_reason=True),
 )
 BY_STEP: dict[CustodyStep, Transition] = {t.step: t for t in TRANSITIONS}
+# What a quarantined unit may still go through: arriving where it was sent, being kept, being
+# tested, and being destroyed (EU GMP Part IV 12.3: quarantine until the deviation is assessed).
+QUARANTINE_ALLOWS = frozenset({T.RECEIVED, T.STORED, T.QC_RESULTS_RECORDED, T.OUT_OF_SPECIFICATION, T.DISCARDED})
 
 # How units come to exist, and the release (its own command, by the qualified person).
 ENTRY: dict[UnitKind, tuple[str, CustodyState]] = {
@@ -156,6 +165,8 @@ class Unit:
     destination: str | None = None  # where it is being shipped or was returned to
     last_at: datetime | None = None
     history: list[CustodyStep] = field(default_factory=list)
+    storage: StorageCondition = StorageCondition.REFRIGERATED  # its temperature range (domain/condition.py)
+    quarantined: bool = False  # an excursion awaits quality assurance's disposition
 
 
 def acting_role(roles: set[Role], transition: Transition) -> Role | None:
@@ -182,6 +193,9 @@ def check_step(unit: Unit | None, *, unit_id: str, scanned: str, step: CustodySt
         raise OutOfSequence(
             f"unit {unit_id} ({unit.kind}) is {unit.state}: {step} "
             + (f"follows only {allowed}" if allowed else f"is not a step of a {unit.kind} unit"))
+    if unit.quarantined and step not in QUARANTINE_ALLOWS:
+        raise Quarantined(f"unit {unit_id} is quarantined after a temperature excursion: it may only be received, "
+                          "stored, tested or discarded until quality assurance records a disposition")
     if transition.by_destination:
         if acting.org_id != unit.destination:
             raise NotHolder(f"unit {unit_id} was shipped to {unit.destination}, not to {acting.org_id}")

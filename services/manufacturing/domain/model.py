@@ -13,17 +13,36 @@ from datetime import datetime
 from contracts import isbt128
 from contracts.access import OrgKind, Role
 from contracts.base import EventPayload
-from contracts.commands import RecordApheresisCollection, RecordCustodyStep, RecordProductRelease, RegisterProductUnits
-from contracts.custody import CustodyState, UnitKind
+from contracts.commands import (
+    RecordApheresisCollection,
+    RecordCustodyStep,
+    RecordProductRelease,
+    RecordQaDisposition,
+    RegisterProductUnits,
+)
+from contracts.custody import CustodyState, Disposition, StorageCondition, UnitKind
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
-from contracts.events import ApheresisCollected, CoiIssued, CustodyStepRecorded, ProductReleased, ProductUnitsRegistered
+from contracts.events import (
+    ApheresisCollected,
+    CoiIssued,
+    CustodyStepRecorded,
+    ExcursionDetected,
+    ProductReleased,
+    ProductUnitsRegistered,
+    QaDispositionRecorded,
+    TemperatureReading,
+    TemperatureReadingsRecorded,
+)
 from services.kernel.aggregate import Aggregate
+from services.manufacturing.domain.condition import RANGES, Reading, excursions
 from services.manufacturing.domain.custody import (
     Acting,
     NotHolder,
     OutOfSequence,
+    Quarantined,
     RoleNotPermitted,
     Unit,
+    UnknownUnit,
     apply_step,
     check_step,
 )
@@ -57,6 +76,10 @@ class ReleaseBeforeQc(CommandRefused):
     code = "RELEASE_BEFORE_QC"
 
 
+class NotQuarantined(CommandRefused):
+    code = "NOT_QUARANTINED"
+
+
 def coi_stream(coi_id: str) -> str:
     return f"coi-{coi_id}"
 
@@ -85,9 +108,17 @@ class ChainOfIdentity(Aggregate):
             self.facility_id = event.facility_id
             for unit_id in event.unit_ids:
                 self.units[unit_id] = Unit(unit_id, UnitKind.PRODUCT, CustodyState.AWAITING_QC,
-                                           holder=event.facility_id, last_at=event.registered_at)
+                                           holder=event.facility_id, last_at=event.registered_at,
+                                           storage=event.storage)
         elif isinstance(event, CustodyStepRecorded):
             apply_step(self.units[event.unit_id], event)
+        elif isinstance(event, ExcursionDetected):
+            self.units[event.unit_id].quarantined = True
+        elif isinstance(event, QaDispositionRecorded):
+            unit = self.units[event.unit_id]
+            unit.quarantined = False
+            if event.decision is Disposition.DISCARD:
+                unit.state = CustodyState.DISCARDED
         elif isinstance(event, ProductReleased):
             self.released = True
             for unit in self.product_units():
@@ -135,6 +166,10 @@ class ChainOfIdentity(Aggregate):
             if cmd.facility_id is not None and cmd.facility_id != self.facility_id:
                 raise NotHolder(f"the product of COI {cmd.coi_id} was labelled by {self.facility_id}, "
                                 f"not by {cmd.facility_id}")
+            held = [u.unit_id for u in units if u.quarantined and u.state is not CustodyState.DISCARDED]
+            if held:
+                raise Quarantined(f"unit(s) {', '.join(held)} of COI {cmd.coi_id} are quarantined after a "
+                                  "temperature excursion: quality assurance decides first")
             waiting = [u.unit_id for u in units if u.state is not CustodyState.QC_COMPLETE
                        and u.state is not CustodyState.DISCARDED]
             if waiting:
@@ -168,7 +203,51 @@ class ChainOfIdentity(Aggregate):
                                 f"at {material.last_at.isoformat()}")
         return [ProductUnitsRegistered(coi_id=cmd.coi_id, subject_id=self.subject_id, facility_id=acting.org_id,
                                        lot_number=cmd.lot_number, unit_ids=unit_ids, location=cmd.location,
-                                       registered_at=cmd.registered_at, role=acting.role.value)]
+                                       registered_at=cmd.registered_at, role=acting.role.value, storage=cmd.storage)]
+
+    def record_readings(self, unit_ids: list[str], logger_id: str, location: str,
+                        readings: list[TemperatureReading], acting: Acting) -> list[EventPayload]:
+        """A logger's readings for these units of this COI, by an organisation that holds them
+        or that they were shipped to; and every excursion they show, each quarantining its
+        unit (domain/condition.py)."""
+        if self.subject_id is None:
+            raise UnknownCoi(f"COI {self.coi_id} has no recorded apheresis collection")
+        found = []
+        for unit_id in unit_ids:
+            unit = self.units.get(unit_id)
+            if unit is None:
+                raise UnknownUnit(f"unit {unit_id} was never collected or labelled under COI {self.coi_id}")
+            if acting.org_id not in (unit.holder, unit.destination):
+                raise NotHolder(f"unit {unit_id} is held by {unit.holder}, not by {acting.org_id}")
+            limits = RANGES[unit.storage]
+            for x in excursions([Reading(r.at, r.celsius) for r in readings], limits):
+                found.append(ExcursionDetected(
+                    unit_id=unit_id, coi_id=self.coi_id, subject_id=self.subject_id, storage=unit.storage,
+                    low_celsius=limits.low, high_celsius=limits.high, started_at=x.started_at, ended_at=x.ended_at,
+                    ongoing=x.ongoing, minutes=round(x.minutes, 2), peak_celsius=x.peak_celsius,
+                    deviation=x.deviation, logger_id=logger_id))
+        return [TemperatureReadingsRecorded(coi_id=self.coi_id, subject_id=self.subject_id, unit_ids=unit_ids,
+                                            logger_id=logger_id, org_id=acting.org_id, location=location,
+                                            readings=readings), *found]
+
+    def dispose(self, cmd: RecordQaDisposition, acting: Acting) -> list[EventPayload]:
+        """Quality assurance's decision on a quarantined unit, by the qualified person of the
+        facility that made it (for starting material: a facility holding it or receiving it)."""
+        unit = self.units.get(cmd.unit_id)
+        if self.subject_id is None or unit is None:
+            raise UnknownUnit(f"unit {cmd.unit_id} was never collected or labelled under COI {self.coi_id}")
+        if not unit.quarantined:
+            raise NotQuarantined(f"unit {cmd.unit_id} is not quarantined")
+        responsible = ({self.facility_id} if unit.kind is UnitKind.PRODUCT
+                       else {unit.holder, unit.destination} - {None})
+        if acting.org_id not in responsible or acting.org_kind is not OrgKind.FACILITY:
+            raise NotHolder(f"quality assurance of {', '.join(sorted(map(str, responsible)))} decides on unit "
+                            f"{cmd.unit_id}, not {acting.org_id}")
+        if acting.role not in DISPOSERS:
+            raise RoleNotPermitted(f"a {acting.role} may not record a QA disposition; the qualified person does")
+        return [QaDispositionRecorded(unit_id=cmd.unit_id, coi_id=self.coi_id, subject_id=self.subject_id,
+                                      decision=cmd.decision, justification=cmd.justification, org_id=acting.org_id,
+                                      role=acting.role.value, decided_at=cmd.decided_at)]
 
     def custody_step(self, cmd: RecordCustodyStep, acting: Acting,
                      destination_kind: OrgKind | None) -> list[EventPayload]:
@@ -183,6 +262,11 @@ class ChainOfIdentity(Aggregate):
 
 
 LABELLERS = frozenset({Role.OPERATOR, Role.FACILITY_SYSTEM, Role.DATA_LOADER})
+# EU GMP Annex 16 §1.7 / Part IV 11.5: the QP decides on a deviating batch
+DISPOSERS = frozenset({Role.QUALIFIED_PERSON, Role.DATA_LOADER})
+# who loads a logger's readings: whoever handles or tests units
+READERS = frozenset({Role.NURSE, Role.PHYSICIAN, Role.OPERATOR, Role.COURIER, Role.FACILITY_SYSTEM,
+                     Role.QC_ANALYST, Role.QUALIFIED_PERSON, Role.DATA_LOADER})
 
 
 def _isbt(coi: str) -> bool:

@@ -8,23 +8,26 @@ import uuid
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from contracts import isbt128
-from contracts.ids import SubjectId
+from contracts.errors import CommandRefused
+from contracts.events import ExcursionDetected, TemperatureReading
+from contracts.ids import CentreId, SubjectId, UnitId
 from infra.runtime.access.policy import Action, Resource
 from infra.runtime.access.store import PgAccessStore
 from infra.runtime.endpoints import Call, Endpoint, Handler, Located, NotFound, to
 from infra.runtime.eventstore import ConcurrencyConflictError, Metadata
-from infra.runtime.http import parse_body
+from infra.runtime.http import parse_body, refused
 from infra.runtime.signing import signature_endpoints
 from infra.runtime.streams import PgStreams
 from services.manufacturing.adapters.cois import next_sequence
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.adapters.records import record_resource
-from services.manufacturing.application.handlers import issue_coi
+from services.manufacturing.adapters.organisations import PgOrganisations
+from services.manufacturing.application.handlers import issue_coi, record_readings
 from services.manufacturing.domain.model import CoiAlreadyIssued
 
 if TYPE_CHECKING:
@@ -75,7 +78,59 @@ def issue(rt: "Runtime") -> Handler:
     return handle
 
 
+class ReadingsRequest(BaseModel):
+    """A temperature logger's readings for units in one shipment or storage location, loaded by
+    `org_id` (which holds them, or to which they were shipped)."""
+
+    model_config = ConfigDict(extra="forbid")
+    unit_ids: list[UnitId] = Field(min_length=1, max_length=500)
+    logger_id: str = Field(min_length=1, max_length=80)
+    org_id: CentreId
+    location: str = Field(min_length=1, max_length=120)
+    readings: list[TemperatureReading] = Field(min_length=1, max_length=100_000)
+
+    @model_validator(mode="after")
+    def _in_time_order(self) -> "ReadingsRequest":
+        for n, (before, after) in enumerate(zip(self.readings, self.readings[1:]), start=1):
+            if after.at <= before.at:
+                raise ValueError(f"readings[{n}] at {after.at.isoformat()} does not follow readings[{n - 1}] at "
+                                 f"{before.at.isoformat()}: readings go in time order, one per instant")
+        return self
+
+
+async def locate_organisation(request: Request, rt: "Runtime") -> Located:
+    body = await parse_body(request, ReadingsRequest)
+    return Located(Resource(centre_id=body.org_id, facility_id=body.org_id), body)
+
+
+def load_readings(rt: "Runtime") -> Handler:
+    async def handle(call: Call) -> JSONResponse:
+        body: ReadingsRequest = call.located.found
+        meta = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor=call.actor)
+        try:
+            async with rt.pool.acquire() as conn, conn.transaction():
+                events = await record_readings(body.unit_ids, body.logger_id, body.org_id, body.location,
+                                               body.readings, PgStreams(conn, rt.store, meta), call.principal,
+                                               PgOrganisations(conn))
+        except CommandRefused as exc:
+            return refused(exc)
+        except ConcurrencyConflictError:
+            return JSONResponse({"error": "a unit changed meanwhile; load the file again", "code": "CONCURRENT_CHANGE"},
+                                status_code=409)
+        found = [e for e in events if isinstance(e, ExcursionDetected)]
+        return JSONResponse({"readings": len(body.readings), "units": list(dict.fromkeys(body.unit_ids)),
+                             "excursions": [e.model_dump(mode="json") for e in found],
+                             "quarantined": sorted({e.unit_id for e in found})}, status_code=201)
+    return handle
+
+
 ENDPOINTS = (
+    Endpoint("POST", "/temperature-readings", to(Action.RECORD_CUSTODY, locate_organisation), load_readings,
+             "Load a temperature logger's readings for units in a shipment or storage location; every excursion "
+             "is recorded and quarantines its unit", body=ReadingsRequest,
+             answers={201: "loaded: the excursions found and the units quarantined",
+                      409: "refused: an unknown unit, or one the organisation does not hold",
+                      422: "invalid request (readings out of time order, a mistyped unit id)"}),
     *signature_endpoints(record_resource, Action.READ_PRODUCT),
     Endpoint("POST", "/cois", to(Action.WRITE_SUBJECT, locate_subject), issue,
              "Issue a chain-of-identity id (ISBT 128-shaped) for a subject's starting material, under its centre's "

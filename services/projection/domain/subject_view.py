@@ -236,6 +236,17 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         moved = UnitLocation(event.unit_id, event.to_state.value, event.org_id, _at(event.at))
         return dataclasses.replace(view, units=_with_units(view, [moved]),
                                    timeline=_with_entry(view, event.at, t, _custody(event), event_id))
+    if isinstance(event, ev.ExcursionDetected):
+        limit = " to ".join(f"{x:g} C" for x in (event.low_celsius, event.high_celsius) if x is not None)
+        return dataclasses.replace(view, timeline=_with_entry(
+            view, event.started_at, t, f"temperature excursion of unit {event.unit_id}: {event.minutes:g} min, peak "
+                                       f"{event.peak_celsius:g} C ({event.storage.value}: {limit})"
+                                       f"{', ongoing' if event.ongoing else ''}; quarantined", event_id))
+    if isinstance(event, ev.QaDispositionRecorded):
+        return dataclasses.replace(view, timeline=_with_entry(
+            view, event.decided_at, t, f"quality assurance: unit {event.unit_id} "
+                                       f"{'accepted' if event.decision.value == 'accept' else 'discarded'} by "
+                                       f"{event.org_id}: {event.justification}", event_id))
     if isinstance(event, ev.BedsideCheckRecorded):
         verdict = "go" if event.go else "no-go (" + ", ".join(r.code for r in event.reasons) + ")"
         return dataclasses.replace(view, timeline=_with_entry(

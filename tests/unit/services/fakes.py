@@ -153,6 +153,10 @@ class FakeUnits:
             if u.coi_id == coi_id and u.state == "qc_complete":
                 self.units[unit_id] = replace(u, state=CustodyState.RELEASED)
 
+    async def quarantine(self, unit_id: str, quarantined: bool) -> None:
+        if unit_id in self.units:
+            self.units[unit_id] = replace(self.units[unit_id], quarantined=quarantined)
+
 
 class FakeSubjectCentres:
     """The kernel's SubjectCentres port (infusion's and assessment's view of enrolments)."""

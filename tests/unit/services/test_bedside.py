@@ -159,7 +159,8 @@ class TestTheUnitsView:
         bus = Bus(bootstrap.spec, streams=FakeStreams(), units=units, products=FakeReleasedProducts(),
                   subject_centres=FakeSubjectCentres())
         await bus.send(ProductUnitsRegistered(coi_id=COI, subject_id=SUBJECT, facility_id=FACILITY, lot_number="L",
-                                              unit_ids=[A0, B0], location="suite", registered_at=T0, role="operator"))
+                                              unit_ids=[A0, B0], location="suite", registered_at=T0, role="operator",
+                                              storage="cryopreserved"))
         for u in (A0, B0):
             await bus.send(CustodyStepRecorded(unit_id=u, coi_id=COI, subject_id=SUBJECT, unit_kind=UnitKind.PRODUCT,
                                                step=CustodyStep.QC_RESULTS_RECORDED, from_state=S.AWAITING_QC,
@@ -176,3 +177,22 @@ class TestTheUnitsView:
                                            org_id=CENTRE, role="nurse", location="ward", at=T0, scanned_id=A0))
         assert [(u.unit_id, u.state, u.holder) for u in await units.of_coi(COI)] == [
             (A0, S.RECEIVED, CENTRE), (B0, S.RELEASED, FACILITY)]
+
+    async def test_an_excursion_quarantines_the_bag_until_quality_assurance_decides(self):
+        from contracts.custody import Disposition, StorageCondition
+        from contracts.events import ExcursionDetected, QaDispositionRecorded
+
+        units = FakeUnits(unit(S.IN_TRANSIT), unit(S.IN_TRANSIT, unit_id=B0))
+        bus = Bus(bootstrap.spec, streams=FakeStreams(), units=units, products=FakeReleasedProducts(),
+                  subject_centres=FakeSubjectCentres())
+        for u in (A0, B0):
+            await bus.send(ExcursionDetected(unit_id=u, coi_id=COI, subject_id=SUBJECT,
+                                             storage=StorageCondition.CRYOPRESERVED, low_celsius=None,
+                                             high_celsius=-150, started_at=T0, ended_at=T0, ongoing=True, minutes=0,
+                                             peak_celsius=-100, deviation=50, logger_id="L"))
+        for u, decision in ((A0, Disposition.ACCEPT), (B0, Disposition.DISCARD)):
+            await bus.send(QaDispositionRecorded(unit_id=u, coi_id=COI, subject_id=SUBJECT, decision=decision,
+                                                 justification="assessed", org_id=FACILITY, role="qualified_person",
+                                                 decided_at=T0))
+        assert [(u.state, u.quarantined) for u in await units.of_coi(COI)] == [
+            (S.IN_TRANSIT, False), (S.DISCARDED, False)]

@@ -76,7 +76,7 @@ class Chain:
     async def label(self, who: Principal = OPERATOR, divisions: tuple[str, ...] = ("A0", "B0"),
                     org: str = FACILITY) -> None:
         await self.bus.send(RegisterProductUnits(coi_id=COI, org_id=org, lot_number="LOT-25-001",
-                                                 divisions=list(divisions), location="GMP-PAVIA clean room B",
+                                                 divisions=list(divisions), location="GMP-PAVIA clean room B", storage="cryopreserved",
                                                  registered_at=self.tick()), principal=who)
 
     async def release(self, facility: str | None = FACILITY) -> None:

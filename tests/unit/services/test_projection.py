@@ -385,7 +385,7 @@ class TestUnits:
         return [collected(), released(),
                 (ev.ProductUnitsRegistered(coi_id=COI, subject_id=SUBJECT, facility_id="GMP-PAVIA", lot_number="L",
                                            unit_ids=[self.A0, self.B0], location="suite", registered_at=labelled_at,
-                                           role="operator"), labelled_at),
+                                           role="operator", storage="cryopreserved"), labelled_at),
                 step(self.A0, T.QC_RESULTS_RECORDED, S.AWAITING_QC, S.QC_COMPLETE, "GMP-PAVIA", 1),
                 step(self.B0, T.QC_RESULTS_RECORDED, S.AWAITING_QC, S.QC_COMPLETE, "GMP-PAVIA", 1),
                 step(self.A0, T.SHIPPED, S.RELEASED, S.IN_TRANSIT, "GMP-PAVIA", 24 * 3 + 2, destination_org_id=CENTRE),
