@@ -347,6 +347,32 @@ def cmd_coi_issue(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_readings_load(args: argparse.Namespace) -> int:
+    """A temperature logger's file for units in a shipment or storage location
+    (infra/tooling/readings.py): every excursion is recorded and quarantines its unit."""
+    from infra.tooling.readings import ReadingsFileError, read
+
+    try:
+        readings = read(Path(args.file))
+    except ReadingsFileError as exc:
+        raise CliError(str(exc)) from None
+    body = {"unit_ids": args.unit, "logger_id": args.logger, "org_id": args.org, "location": args.location,
+            "readings": readings}
+    req = urllib.request.Request(f"{_url('manufacturing')}/temperature-readings", data=json.dumps(body).encode(),
+                                 method="POST", headers={"content-type": "application/json"})
+    answer = _request(req, timeout=60)
+    if args.json:
+        print(json.dumps(answer, indent=2))
+        return 0
+    print(f"{answer['readings']} readings loaded for {', '.join(answer['units'])}")
+    for x in answer["excursions"]:
+        print(f"  EXCURSION {x['unit_id']}: {x['started_at']} to {x['ended_at']}{' (ongoing)' if x['ongoing'] else ''}"
+              f", {x['minutes']:g} min, peak {x['peak_celsius']:g} C, {x['deviation']:g} C beyond the limit")
+    if answer["quarantined"]:
+        print(f"quarantined until quality assurance decides: {', '.join(answer['quarantined'])}")
+    return 0
+
+
 def cmd_identities_encrypt(args: argparse.Namespace) -> int:
     """One-off, for identity rows stored before migration 0005 (plaintext) or under an older key
     of the ring: seal them under the current key. Needs the key the services use."""
@@ -511,6 +537,16 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("subject")
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=cmd_coi_issue)
+    p = sub.add_parser("readings", help="temperature loggers' readings (docs/custody.md, Condition)")
+    readings = p.add_subparsers(dest="readings_cmd", required=True)
+    q = readings.add_parser("load", help="load a logger's CSV file (time,celsius) for units in a shipment or store")
+    q.add_argument("file")
+    q.add_argument("--unit", action="append", required=True, help="a unit in the shipment or location (repeat)")
+    q.add_argument("--org", required=True, help="the organisation loading it: holding the units or receiving them")
+    q.add_argument("--location", required=True, help="the shipment or storage location, e.g. 'dry shipper DS-12'")
+    q.add_argument("--logger", required=True, help="the logger's id")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=cmd_readings_load)
     access_commands.add_parser(sub, cmd_access)
     sub.add_parser("demo", help="up, load the example scenario, print states and report").set_defaults(fn=cmd_demo)
     p = sub.add_parser("bench", help="throughput and latency against the raw broker, every target PASS or MISS")

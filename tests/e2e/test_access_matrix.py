@@ -108,6 +108,11 @@ async def _set_up_principals(database_url: str, holders: list[Principal], home: 
         await conn.close()
 
 
+def coi_of(side: str) -> str:
+    """The COI of the apheresis collected for `side`'s subject."""
+    return str(isbt128.issue("E0002", 2025, 1 + sorted(SIDES).index(side)))
+
+
 def _register_and_enrol(system: System) -> dict[str, str]:
     lines = [json.dumps({"command": "RegisterCentre", "centre_id": c, "name": c, "country": "IT"})
              for c in SIDES.values()]
@@ -117,7 +122,7 @@ def _register_and_enrol(system: System) -> dict[str, str]:
                               "date_of_birth": "1970-01-01", "registered_on": "2025-01-02"}),
                   json.dumps({"command": "EnrollSubject", "subject_ref": side, "programme_id": "CART-BALL-RR",
                               "centre_id": centre, "enrolled_on": "2025-01-03"}),
-                  json.dumps({"command": "RecordApheresisCollection", "subject_ref": side, "coi_id": str(isbt128.issue("E0002", 2025, 1 + sorted(SIDES).index(side))),
+                  json.dumps({"command": "RecordApheresisCollection", "subject_ref": side, "coi_id": coi_of(side),
                               "centre_id": centre, "collected_at": "2025-01-10T09:00:00Z"})]
     info = system.info
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"], system.tokens())
@@ -209,6 +214,12 @@ def example(stack: Stack, ep: Endpoint, side: str) -> tuple[str, object, Resourc
         token = stack.credentials[WITNESS]["Authorization"].removeprefix("Bearer ")
         return ep.path, {"unit_id": str(isbt128.issue("E0002", 2025, 99)) + "A0", "subject_id": stack.subjects[side],
                          "second_verifier_token": token}, Resource(centre_id=centre)
+    if ep.key == "POST /temperature-readings":
+        # the starting material collected at that side's centre, which holds it: readings in range
+        return ep.path, {"unit_ids": [coi_of(side) + "00"], "logger_id": "L-1", "org_id": centre,
+                         "location": "apheresis unit fridge", "readings": [
+                             {"at": f"2025-01-10T0{9 + i}:30:00Z", "celsius": 4.0} for i in range(0, 1)]}, \
+            Resource(centre_id=centre, facility_id=centre)
     raise AssertionError(f"no example for {ep.key}: add one to tests/e2e/test_access_matrix.py")
 
 

@@ -17,7 +17,13 @@ import pytest
 
 from contracts import topics
 from contracts.access import OrgKind, PrincipalKind, Role
-from contracts.commands import RecordCustodyStep, RecordInfusion, RecordProductRelease, RegisterProductUnits
+from contracts.commands import (
+    RecordCustodyStep,
+    RecordInfusion,
+    RecordProductRelease,
+    RecordQaDisposition,
+    RegisterProductUnits,
+)
 from contracts.custody import CustodyStep
 from infra.runtime.access.store import PgAccessStore
 from infra.runtime.access.tokens import TokenIssuer, public_key_pem
@@ -46,6 +52,7 @@ pytestmark = pytest.mark.integration
 PEOPLE = {"courier.a": ("CTR-A", Role.COURIER), "nurse.a": ("CTR-A", Role.NURSE),
           "physician.a": ("CTR-A", Role.PHYSICIAN), "data-manager.a": ("CTR-A", Role.DATA_MANAGER),
           "operator.p": ("GMP-P", Role.OPERATOR), "analyst.p": ("GMP-P", Role.QC_ANALYST),
+          "qp.p": ("GMP-P", Role.QUALIFIED_PERSON),
           "operator.r": ("GMP-R", Role.OPERATOR)}
 
 
@@ -92,8 +99,9 @@ async def ward(database_url, kafka, tokens):
     """Manufacturing and infusion, as the treating centre's nurse calls infusion."""
     await ensure_topics(kafka, 3)
     cli = tokens[CLI_PRINCIPAL]
-    async with running(manufacturing, database_url, kafka, cli, cli), \
+    async with running(manufacturing, database_url, kafka, tokens["nurse.a"], cli) as maker, \
             running(infusion, database_url, kafka, tokens["nurse.a"], cli) as client:
+        client.manufacturing = maker  # the same nurse, calling manufacturing
         yield client
 
 
@@ -243,3 +251,70 @@ class TestTheBedsideGate:
         assert refusal["reason_code"] == "BEDSIDE_NO_GO"  # superseded, and a no-go besides
         assert [(c["actor"], json.loads(c["payload"])["go"]) for c in checks] == [
             ("nurse.a", False), ("nurse.a", False), ("nurse.a", True)]
+
+
+Q = 404
+COI_Q = coi(Q)
+A0_Q = COI_Q + "A0"
+
+
+def to_the_ward(n: int, coi_id: str) -> list:
+    S = CustodyStep
+    unit = coi_id + "A0"
+    return [
+        (CLI_PRINCIPAL, collection(n)),
+        ("courier.a", step(coi_id + "00", S.SHIPPED, "CTR-A", 1, to="GMP-P")),
+        ("operator.p", step(coi_id + "00", S.RECEIVED, "GMP-P", 6)),
+        ("operator.p", step(coi_id + "00", S.MANUFACTURING_STARTED, "GMP-P", 7)),
+        ("operator.p", RegisterProductUnits(coi_id=coi_id, org_id="GMP-P", lot_number=f"LOT-{n}", divisions=["A0"],
+                                            location="GMP-P suite 1", storage="cryopreserved",
+                                            registered_at=NOW + timedelta(days=10))),
+        ("analyst.p", step(unit, S.QC_RESULTS_RECORDED, "GMP-P", 24 * 12)),
+        (CLI_PRINCIPAL, RecordProductRelease(coi_id=coi_id, subject_id=subject(n), lot_number=f"LOT-{n}",
+                                             released_at=NOW + timedelta(days=14), released_by="QP",
+                                             viable_cells_per_ml=2e6, volume_ml=50)),
+        ("operator.p", step(unit, S.SHIPPED, "GMP-P", 24 * 14, to="CTR-A")),
+    ]
+
+
+class TestTemperature:
+    async def test_an_excursion_in_transit_quarantines_the_bag_until_the_qp_accepts_it(
+            self, ward, kafka, pool, tokens) -> None:
+        await produce(kafka, [event_record(topics.ENROLLMENT_EVENTS, enrolled(Q), signer="enrollment")])
+        await eventually(pool, "SELECT count(*) FROM manufacturing.enrolled_subjects WHERE subject_id = $1",
+                         subject(Q), expect=1)
+        await eventually(pool, "SELECT count(*) FROM infusion.subject_centres WHERE subject_id = $1",
+                         subject(Q), expect=1)
+        await produce(kafka, [command_record(cmd, actor=who, token=tokens[who])[1] for who, cmd in to_the_ward(Q, COI_Q)])
+        await eventually(pool, "SELECT state FROM infusion.units WHERE unit_id = $1", A0_Q, expect="in_transit")
+
+        shipped = NOW + timedelta(days=14, hours=1)
+        logger = {"unit_ids": [A0_Q], "logger_id": "DS-12", "org_id": "CTR-A", "location": "dry shipper DS-12",
+                  "readings": [{"at": (shipped + timedelta(minutes=15 * i)).isoformat(), "celsius": c}
+                               for i, c in enumerate((-190, -185, -135, -120, -160, -190))]}
+        answer = await ward.manufacturing.post("/temperature-readings", json=logger)
+        assert answer.status_code == 201, answer.text
+        [excursion] = answer.json()["excursions"]
+        assert (excursion["minutes"], excursion["peak_celsius"], excursion["deviation"]) == (30, -120, 30)
+        assert answer.json()["quarantined"] == [A0_Q]
+        await eventually(pool, "SELECT quarantined FROM infusion.units WHERE unit_id = $1", A0_Q, expect=True)
+        # the readings of another organisation's shipment are not the nurse's to load
+        elsewhere = await ward.manufacturing.post("/temperature-readings", json={**logger, "org_id": "GMP-P"})
+        assert elsewhere.status_code == 403
+
+        S = CustodyStep
+        received, prepared = (command_record(step(A0_Q, s, "CTR-A", 24 * 15 + h), actor="nurse.a",
+                                             token=tokens["nurse.a"]) for s, h in ((S.RECEIVED, 0), (S.PREPARED, 1)))
+        await produce(kafka, [received[1], prepared[1]])
+        await eventually(pool, "SELECT payload->>'reason_code' FROM manufacturing.events"
+                               " WHERE event_type = 'common.CommandRejected' AND payload->>'command_id' = $1",
+                         str(prepared[0].command_id), expect="QUARANTINED")
+
+        accept = RecordQaDisposition(unit_id=A0_Q, org_id="GMP-P", decision="accept", decided_at=NOW + timedelta(days=16),
+                                     justification="30 min above -150 C, peak -120 C: within the stability data")
+        await produce(kafka, [command_record(accept, actor="qp.p", token=tokens["qp.p"])[1]])
+        await eventually(pool, "SELECT quarantined FROM infusion.units WHERE unit_id = $1", A0_Q, expect=False)
+        async with pool.acquire() as conn:
+            decided = await conn.fetchrow("SELECT actor, payload FROM manufacturing.events"
+                                          " WHERE event_type = 'manufacturing.QaDispositionRecorded'")
+        assert (decided["actor"], json.loads(decided["payload"])["role"]) == ("qp.p", "qualified_person")

@@ -107,16 +107,20 @@ def load_readings(rt: "Runtime") -> Handler:
     async def handle(call: Call) -> JSONResponse:
         body: ReadingsRequest = call.located.found
         meta = Metadata(correlation_id=uuid.uuid4(), causation_id=None, actor=call.actor)
-        try:
-            async with rt.pool.acquire() as conn, conn.transaction():
-                events = await record_readings(body.unit_ids, body.logger_id, body.org_id, body.location,
-                                               body.readings, PgStreams(conn, rt.store, meta), call.principal,
-                                               PgOrganisations(conn))
-        except CommandRefused as exc:
-            return refused(exc)
-        except ConcurrencyConflictError:
-            return JSONResponse({"error": "a unit changed meanwhile; load the file again", "code": "CONCURRENT_CHANGE"},
-                                status_code=409)
+        for _ in range(10):
+            try:
+                async with rt.pool.acquire() as conn, conn.transaction():
+                    events = await record_readings(body.unit_ids, body.logger_id, body.org_id, body.location,
+                                                   body.readings, PgStreams(conn, rt.store, meta), call.principal,
+                                                   PgOrganisations(conn))
+                break
+            except CommandRefused as exc:
+                return refused(exc)
+            except ConcurrencyConflictError:
+                continue  # a unit's COI changed between its load and the append: read it again
+        else:
+            return JSONResponse({"error": "the units are changing too fast; load the file again",
+                                 "code": "CONCURRENT_CHANGE"}, status_code=409)
         found = [e for e in events if isinstance(e, ExcursionDetected)]
         return JSONResponse({"readings": len(body.readings), "units": list(dict.fromkeys(body.unit_ids)),
                              "excursions": [e.model_dump(mode="json") for e in found],
