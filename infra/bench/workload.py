@@ -24,7 +24,7 @@ from aiokafka.structs import RecordMetadata
 from contracts import events as ev
 from contracts import isbt128
 from contracts.base import CommandPayload, EventPayload
-from contracts.custody import CustodyState, CustodyStep, StorageCondition, UnitKind
+from contracts.custody import CustodyState, CustodyStep, Disposition, StorageCondition, UnitKind
 from contracts.commands import EnrollSubject, RegisterCentre, RegisterPatient
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.topology import service_of_event
@@ -105,6 +105,11 @@ def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetim
                                                                study_day=28, **response),
          start_of_day(assessed_on), None),
     ]
+    return _envelopes(subject_id, recorded_at, items)
+
+
+def _envelopes(subject_id: str, recorded_at: datetime,
+               items: list[tuple[str, int, EventPayload, datetime, str | None]]) -> list[EventEnvelope]:
     correlation = uuid.uuid4()
     return [EventEnvelope(event_id=uuid.uuid4(), event_type=p.event_type, schema_version=p.schema_version,
                           stream_id=stream, stream_version=version, position=None, subject_id=subject_id,
@@ -112,6 +117,23 @@ def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetim
                           causation_id=uuid.uuid4(), actor=ACTOR, centre_id=centre,
                           payload=p.model_dump(mode="json"))
             for stream, version, p, occurred, centre in items]
+
+
+def incident_events(subject_id: str, centre_id: str, n: int, recorded_at: datetime) -> list[EventEnvelope]:
+    """What happens to a few journeys only, so not in `journey_events`: a temperature excursion
+    of the product's unit in transit, and quality assurance's acceptance of it."""
+    coi = str(isbt128.issue("B0003", 2024, n % 999_999 + 1))
+    unit, at = coi + "A0", datetime(2024, 6, 1, 8, tzinfo=timezone.utc) + timedelta(minutes=n % 10_000)
+    return _envelopes(subject_id, recorded_at, [
+        (coi_stream(coi), 6, ev.ExcursionDetected(
+            unit_id=unit, coi_id=coi, subject_id=subject_id, storage=StorageCondition.CRYOPRESERVED, low_celsius=None,
+            high_celsius=-150.0, started_at=at, ended_at=at + timedelta(minutes=20), ongoing=False, minutes=20.0,
+            peak_celsius=-131.0, deviation=19.0, logger_id="BENCH-LOGGER"), at, None),
+        (coi_stream(coi), 7, ev.QaDispositionRecorded(
+            unit_id=unit, coi_id=coi, subject_id=subject_id, decision=Disposition.ACCEPT,
+            justification="within the stability data", org_id=BENCH_FACILITY, role="qualified_person",
+            decided_at=at + timedelta(hours=2)), at + timedelta(hours=2), None),
+    ])
 
 
 def event_record(run: Run, env: EventEnvelope) -> Record:
@@ -154,8 +176,11 @@ def journeys(n_subjects: int, centre: str, start: int = 0) -> Iterable[EventEnve
 def events_of_type(event_type: str, n: int, centre: str) -> list[EventEnvelope]:
     """`n` events of one type, each about a fresh subject (taken from fresh journeys)."""
     recorded_at = datetime.now(timezone.utc)
-    return [next(e for e in journey_events(new_subject_id(), centre, i, recorded_at) if e.event_type == event_type)
-            for i in range(n)]
+    def one(i: int) -> EventEnvelope:
+        subject = new_subject_id()
+        return next(e for make in (journey_events, incident_events) for e in make(subject, centre, i, recorded_at)
+                    if e.event_type == event_type)
+    return [one(i) for i in range(n)]
 
 
 async def produce(producer: AIOKafkaProducer, records: Iterable[Record], window: int = 10_000) -> list[RecordMetadata]:

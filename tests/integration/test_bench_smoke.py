@@ -36,7 +36,9 @@ class TestBenchAtToySizes:
         stdout, r = bench
         names = [t["name"] for t in r["targets"]]
         pairs = sum(len(s.event_types) for s in topology().services_applying_events)
-        assert pairs == 7  # SubjectEnrolled x 3, ProductReleased, ProductUnitsRegistered, CustodyStepRecorded, ProductInfused
+        # SubjectEnrolled x 3, ProductReleased, ProductUnitsRegistered, CustodyStepRecorded, ExcursionDetected,
+        # QaDispositionRecorded, ProductInfused
+        assert pairs == 9
         assert len(names) == pairs + 3  # each (service, upstream event type) pair, saturation, latency, rebuild
         for t in r["targets"]:
             assert t["verdict"] in ("PASS", "MISS") and t["figure"] is not None
@@ -54,7 +56,8 @@ class TestBenchAtToySizes:
         assert {k: sorted(v) for k, v in rates.items() if k != "failures"} == {
             "manufacturing": ["enrollment.SubjectEnrolled"],
             "infusion": ["enrollment.SubjectEnrolled", "manufacturing.CustodyStepRecorded",
-                         "manufacturing.ProductReleased", "manufacturing.ProductUnitsRegistered"],
+                         "manufacturing.ExcursionDetected", "manufacturing.ProductReleased",
+                         "manufacturing.ProductUnitsRegistered", "manufacturing.QaDispositionRecorded"],
             "assessment": ["enrollment.SubjectEnrolled", "infusion.ProductInfused"]}
         assert all(f["events_per_s"] > 0 for k, v in rates.items() if k != "failures" for f in v.values())
 
