@@ -19,7 +19,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -50,6 +50,7 @@ ORG_OF_KIND = {OrgKind.CENTRE: OWN_CENTRE, OrgKind.FACILITY: OWN_FACILITY, OrgKi
 SIDES = {"own": OWN_CENTRE, "other": OTHER_CENTRE}
 SYSTEM_ROLES = {Role.FACILITY_SYSTEM, Role.OUTCOME_CONSUMER, Role.DATA_LOADER}
 WITNESS = "witness.own"
+WITNESSES = {"own": ("nurse.m", WITNESS), "other": ("centre-b", "witness.other")}  # two people at each side's centre
 
 
 def role_holders() -> list[Principal]:
@@ -71,6 +72,7 @@ class Stack:
     subjects: dict[str, str]  # side -> a subject registered (and enrolled) at that side's centre
     records: dict[str, str]  # side -> the event id of its subject's apheresis (manufacturing)
     urls: dict[str, str]
+    infused: dict[str, str] = field(default_factory=dict)  # side -> a unit infused into its subject
 
     def cli(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.system.token()}"}
@@ -92,10 +94,14 @@ async def _set_up_principals(database_url: str, holders: list[Principal], home: 
     try:
         for centre, fin in ((OWN_CENTRE, "M0001"), (OTHER_CENTRE, "M0002")):  # COIs are issued under a FIN
             await PgAccessStore(conn).add_organisation(centre, OrgKind.CENTRE, centre, actor="test", fin=fin)
-        witness = principal(WITNESS, (OWN_CENTRE, OrgKind.CENTRE, Role.NURSE))  # a bedside check's second person
-        await provisioned(conn, *holders, principal("centre-b", (OTHER_CENTRE, OrgKind.CENTRE, Role.NURSE)), witness)
+        # a bedside check's second people, and the other centre's nurse
+        extra = [principal(WITNESS, (OWN_CENTRE, OrgKind.CENTRE, Role.NURSE)),
+                 principal("witness.other", (OTHER_CENTRE, OrgKind.CENTRE, Role.NURSE)),
+                 principal("centre-b", (OTHER_CENTRE, OrgKind.CENTRE, Role.NURSE))]
+        await provisioned(conn, *holders, *extra)
         issuer, sent = TokenIssuer(read_token_key(home)), {}
-        sent[WITNESS] = {"Authorization": f"Bearer {issuer.issue(witness).token}"}
+        for p in extra:
+            sent[p.principal_id] = {"Authorization": f"Bearer {issuer.issue(p).token}"}
         for p in holders:
             if p.kind is PrincipalKind.SYSTEM:
                 key = credentials.new_api_key()
@@ -146,6 +152,7 @@ def stack(postgres_server_url: str, tmp_path_factory: pytest.TempPathFactory) ->
         records = in_thread(asyncio.run, _collections(system.info.database_url))
         stack = Stack(system, system.info.database_url, sent, subjects, records, system.info.urls)
         wait_for_subjects(stack)
+        stack.infused = {side: in_thread(_infuse, stack, side) for side in SIDES}
         yield stack
     finally:
         system.stop()
@@ -163,14 +170,60 @@ async def _collections(database_url: str) -> dict[str, str]:
         await conn.close()
 
 
+def _infuse(stack: Stack, side: str) -> str:
+    """Take the side's subject's product from collection to infusion, as the CLI (the data
+    loader, for the organisations it names) and two of its centre's nurses at the bedside."""
+    import time
+
+    centre, coi, subject = SIDES[side], coi_of(side), stack.subjects[side]
+
+    def at(hour: int) -> str:
+        return f"2025-01-{11 + hour // 24:02d}T{hour % 24:02d}:00:00Z"
+
+    def step(unit: str, what: str, org: str, hour: int, **more: str) -> str:
+        return json.dumps({"command": "RecordCustodyStep", "unit_id": unit, "scanned_id": unit, "step": what,
+                           "org_id": org, "location": "bay 1", "at": at(hour), **more})
+
+    material, bag = coi + "00", coi + "A0"
+    lines = [step(material, "shipped", centre, 1, destination_org_id=OWN_FACILITY),
+             step(material, "received", OWN_FACILITY, 2), step(material, "manufacturing_started", OWN_FACILITY, 3),
+             json.dumps({"command": "RegisterProductUnits", "coi_id": coi, "org_id": OWN_FACILITY, "lot_number": "L1",
+                         "divisions": ["A0"], "location": "suite", "storage": "cryopreserved",
+                         "registered_at": at(4)}),
+             step(bag, "qc_results_recorded", OWN_FACILITY, 5),
+             json.dumps({"command": "RecordProductRelease", "subject_id": subject, "coi_id": coi, "lot_number": "L1",
+                         "released_at": at(6), "released_by": "QP", "viable_cells_per_ml": 2e6, "volume_ml": 50}),
+             step(bag, "shipped", OWN_FACILITY, 7, destination_org_id=centre), step(bag, "received", centre, 8),
+             step(bag, "prepared", centre, 9)]
+    info = stack.system.info
+    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
+                    stack.system.tokens())
+    results = asyncio.run(loader.load(lines))
+    assert all(r.status == "accepted" for r in results), results
+    first, second = WITNESSES[side]
+    token = stack.credentials[second]["Authorization"].removeprefix("Bearer ")
+    for _ in range(300):  # until infusion's view of the units has the bag prepared
+        status, check = call("POST", f"{stack.urls['infusion']}/bedside-checks", stack.credentials[first],
+                             {"unit_id": bag, "subject_id": subject, "second_verifier_token": token})
+        assert status == 201, check
+        if check["go"]:
+            break
+        time.sleep(0.2)
+    infusion = json.dumps({"command": "RecordInfusion", "subject_id": subject, "coi_id": coi, "unit_id": bag,
+                           "bedside_check_id": check["check_id"], "infused_at": check["checked_at"]})
+    [result] = asyncio.run(loader.load([infusion]))
+    assert result.status == "accepted", result
+    return bag
+
+
 def wait_for_subjects(stack: Stack, timeout: float = 60) -> None:
-    """Until the projection shows every subject collected (also after a rebuild)."""
+    """Until the projection shows every subject collected, or further (also after a rebuild)."""
     import time
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         views = [call("GET", f"{stack.urls['projection']}/subjects/{s}", stack.cli()) for s in stack.subjects.values()]
-        if all(status == 200 and view["phase"] == "collected" for status, view in views):
+        if all(status == 200 and view["phase"] in ("collected", "released", "infused") for status, view in views):
             return
         time.sleep(0.2)
     raise AssertionError(f"the projection did not show {stack.subjects} within {timeout}s")
@@ -214,11 +267,15 @@ def example(stack: Stack, ep: Endpoint, side: str) -> tuple[str, object, Resourc
         token = stack.credentials[WITNESS]["Authorization"].removeprefix("Bearer ")
         return ep.path, {"unit_id": str(isbt128.issue("E0002", 2025, 99)) + "A0", "subject_id": stack.subjects[side],
                          "second_verifier_token": token}, Resource(centre_id=centre)
+    if ep.key == "GET /units/{unit_id}/fhir":
+        # the starting material of a product FAC-OWN made (`_infuse`): its centre's and the facility's
+        return f"/units/{coi_of(side)}00/fhir", None, Resource(centre_id=centre, facility_id=OWN_FACILITY)
+    if ep.key == "GET /infusions/{unit_id}/fhir":
+        return f"/infusions/{stack.infused[side]}/fhir", None, Resource(centre_id=centre)
     if ep.key == "POST /temperature-readings":
-        # the starting material collected at that side's centre, which holds it: readings in range
-        return ep.path, {"unit_ids": [coi_of(side) + "00"], "logger_id": "L-1", "org_id": centre,
-                         "location": "apheresis unit fridge", "readings": [
-                             {"at": f"2025-01-10T0{9 + i}:30:00Z", "celsius": 4.0} for i in range(0, 1)]}, \
+        # the bag prepared at that side's centre (`_infuse`), which holds it: a reading in range
+        return ep.path, {"unit_ids": [stack.infused[side]], "logger_id": "L-1", "org_id": centre,
+                         "location": "ward fridge", "readings": [{"at": "2025-01-12T09:30:00Z", "celsius": -190.0}]}, \
             Resource(centre_id=centre, facility_id=centre)
     raise AssertionError(f"no example for {ep.key}: add one to tests/e2e/test_access_matrix.py")
 

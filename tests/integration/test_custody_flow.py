@@ -251,6 +251,13 @@ class TestTheBedsideGate:
         assert refusal["reason_code"] == "BEDSIDE_NO_GO"  # superseded, and a no-go besides
         assert [(c["actor"], json.loads(c["payload"])["go"]) for c in checks] == [
             ("nurse.a", False), ("nurse.a", False), ("nurse.a", True)]
+        # item 9: the bag and its infusion in HL7 FHIR R5, for the centre's nurse
+        product = (await ward.manufacturing.get(f"/units/{A0_M}/fhir")).json()
+        given = (await ward.get(f"/infusions/{A0_M}/fhir")).json()
+        assert (product["resourceType"], product["biologicalSourceEvent"]["value"]) == ("BiologicallyDerivedProduct", COI_M)
+        assert given["resourceType"] == "BiologicallyDerivedProductDispense"
+        assert given["product"]["identifier"] == product["identifier"][0]
+        assert f"verified by nurse.a and physician.a" in given["note"][1]["text"]
 
 
 Q = 404

@@ -27,6 +27,10 @@ from infra.runtime.eventstore import ConcurrencyConflictError, Metadata
 from infra.runtime.http import parse_body
 from infra.runtime.streams import PgStreams
 from infra.runtime.subjects import PgSubjectCentres
+from contracts import isbt128
+from contracts.events import ProductInfused
+from contracts.registry import parse_event
+from services.infusion.adapters.fhir import dispense
 from services.infusion.adapters.units import PgUnits
 from services.infusion.domain.bedside import bedside_stream, judge
 from services.infusion.domain.model import InfusionHistory, infusion_stream
@@ -98,7 +102,39 @@ def check(rt: "Runtime") -> Handler:
     return handle
 
 
+async def locate_infusion(request, rt: "Runtime") -> Located:
+    try:
+        unit_id = isbt128.normalise_unit(request.path_params["unit_id"])
+    except isbt128.IdentifierError as exc:
+        raise NotFound(str(exc), code="UNKNOWN_UNIT") from None
+    async with rt.pool.acquire() as conn:
+        unit = await PgUnits(conn).get(unit_id)
+        if unit is None:
+            raise NotFound(f"unit {unit_id} is not known to infusion", code="UNKNOWN_UNIT")
+        centre = await PgSubjectCentres(conn, "infusion").centre_of(unit.subject_id)
+        infusions = [(e, parse_event(e)) for e in await rt.store.load(conn, infusion_stream(unit.subject_id))]
+        checks = [parse_event(e) for e in await rt.store.load(conn, bedside_stream(unit_id))]
+    found = next(((env, p) for env, p in infusions if isinstance(p, ProductInfused) and p.unit_id == unit_id), None)
+    if found is None:
+        raise NotFound(f"unit {unit_id} was not infused", code="NOT_INFUSED")
+    return Located(Resource(centre_id=centre), (found, centre, checks))
+
+
+def infusion_as_fhir(rt: "Runtime") -> Handler:
+    async def handle(call: Call) -> JSONResponse:
+        (env, infused), centre, checks = call.located.found
+        check = next((c for c in checks if isinstance(c, BedsideCheckRecorded)
+                      and c.check_id == infused.bedside_check_id), None)
+        return JSONResponse(dispense(infused, event_id=str(env.event_id), actor=env.actor, centre_id=centre,
+                                     check=check), media_type="application/fhir+json")
+    return handle
+
+
 ENDPOINTS = (
+    Endpoint("GET", "/infusions/{unit_id}/fhir", to(Action.READ_PRODUCT, locate_infusion), infusion_as_fhir,
+             "A unit's infusion as an HL7 FHIR R5 BiologicallyDerivedProductDispense: the bag, the patient "
+             "(pseudonymous), who infused it, when, where and the bedside check",
+             answers={200: "the resource (application/fhir+json)", 404: "no such unit, or not infused"}),
     Endpoint("POST", "/bedside-checks", to(Action.VERIFY_AT_BEDSIDE, locate_patient), check,
              "Go or no-go, at once, for a bag's label and a patient's wristband scanned by two qualified people; "
              "recorded either way", body=BedsideCheckRequest,

@@ -26,7 +26,11 @@ from infra.runtime.streams import PgStreams
 from services.manufacturing.adapters.cois import next_sequence
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.adapters.records import record_resource
+from contracts.registry import parse_event
+from services.kernel.aggregate import rebuild
+from services.manufacturing.adapters.fhir import biologically_derived_product
 from services.manufacturing.adapters.organisations import PgOrganisations
+from services.manufacturing.domain.model import ChainOfIdentity, coi_stream
 from services.manufacturing.application.handlers import issue_coi, record_readings
 from services.manufacturing.domain.model import CoiAlreadyIssued
 
@@ -128,7 +132,32 @@ def load_readings(rt: "Runtime") -> Handler:
     return handle
 
 
+async def locate_unit(request: Request, rt: "Runtime") -> Located:
+    text = request.path_params["unit_id"]
+    try:
+        coi, division = isbt128.parse_unit(text)
+    except isbt128.IdentifierError as exc:
+        raise NotFound(str(exc), code="UNKNOWN_UNIT") from None
+    async with rt.pool.acquire() as conn:
+        events = [parse_event(e) for e in await rt.store.load(conn, coi_stream(coi))]
+    chain = rebuild(ChainOfIdentity(coi), events)
+    if coi + division not in chain.units:
+        raise NotFound(f"unit {coi + division} was never collected or labelled", code="UNKNOWN_UNIT")
+    return Located(Resource(centre_id=chain.centre_id, facility_id=chain.facility_id), (chain, coi + division))
+
+
+def unit_as_fhir(rt: "Runtime") -> Handler:
+    async def handle(call: Call) -> JSONResponse:
+        chain, unit_id = call.located.found
+        return JSONResponse(biologically_derived_product(chain, unit_id), media_type="application/fhir+json")
+    return handle
+
+
 ENDPOINTS = (
+    Endpoint("GET", "/units/{unit_id}/fhir", to(Action.READ_PRODUCT, locate_unit), unit_as_fhir,
+             "A unit (bag) as an HL7 FHIR R5 BiologicallyDerivedProduct: its COI, division, collection, processing "
+             "facility, storage temperature and custody state; pseudonymous ids only",
+             answers={200: "the resource (application/fhir+json)", 404: "no such unit"}),
     Endpoint("POST", "/temperature-readings", to(Action.RECORD_CUSTODY, locate_organisation), load_readings,
              "Load a temperature logger's readings for units in a shipment or storage location; every excursion "
              "is recorded and quarantines its unit", body=ReadingsRequest,
