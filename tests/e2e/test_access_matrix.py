@@ -383,6 +383,28 @@ class TestScopeOfReads:
         assert call("GET", f"{stack.urls['projection']}/report", stack.credentials["auditor.m"])[0] == 403
 
 
+class TestWhereUnitsAre:
+    """Issue 9 items 7 and 8: `GET /units` lists each unit only to who may read it as a product."""
+
+    def units(self, stack: Stack, who: str, query: str = "") -> set[tuple[str, str, str]]:
+        status, found = call("GET", f"{stack.urls['projection']}/units{query}", stack.credentials[who])
+        assert status == 200, found
+        return {(u["unit_id"], u["state"], u["holder"]) for u in found}
+
+    def test_a_centre_sees_its_own_subjects_units_a_facility_those_it_made(self, stack: Stack) -> None:
+        own, other = (coi_of(side) for side in ("own", "other"))
+        assert self.units(stack, "physician.m") == {(own + "00", "in_manufacturing", OWN_FACILITY),
+                                                    (own + "A0", "infused", OWN_CENTRE)}
+        made = self.units(stack, "qualified-person.m")
+        assert {u for u, _, _ in made} == {own + "00", own + "A0", other + "00", other + "A0"}
+
+    def test_filters_and_refusal(self, stack: Stack) -> None:
+        assert {u for u, _, _ in self.units(stack, "network-operator.m", "?state=infused")} == {
+            coi_of(side) + "A0" for side in SIDES}
+        assert self.units(stack, "network-operator.m", "?quarantined=true") == set()
+        assert call("GET", f"{stack.urls['projection']}/units", stack.credentials["auditor.m"])[0] == 403
+
+
 class TestTheRecord:
     def test_the_actor_is_the_authenticated_principal_whatever_a_header_says(self, stack: Stack) -> None:
         headers = {**stack.credentials["data-manager.m"], "x-celltrail-actor": "someone-else"}

@@ -15,6 +15,10 @@ class ProgrammeRow:
     day28: dict[str, Any] | None
     vein_to_vein_days: int | None
     centre_id: str | None = None  # whose subject it is: the report counts only the caller's centres
+    legs_days: dict[str, float | None] | None = None  # SubjectView.legs_days
+
+
+LEGS = ("collection_to_receipt", "manufacturing", "release_to_infusion")
 
 
 def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
@@ -44,5 +48,10 @@ def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
             entry["vein_to_vein_days"] = asdict(v2v)
         except EmptyValuesError:
             pass
+        # issue 9 item 8: each leg of the path, median (range) in days, over the subjects whose leg is known
+        entry["legs_days"] = {}
+        for leg in LEGS:
+            known = [float(r.legs_days[leg]) for r in rs if r.legs_days and r.legs_days.get(leg) is not None]
+            entry["legs_days"][leg] = asdict(median_and_range(known)) if known else None
         report.append(entry)
     return report

@@ -65,6 +65,11 @@ class Product:
     collected_on: str | None = None
     infused_on: str | None = None
     released_at: str | None = None  # UTC, ISO 8601: its release (units labelled before it are released)
+    facility_id: str | None = None  # the facility that labelled its units
+    material_received_at: str | None = None  # UTC: the starting material's receipt at the facility
+    manufacturing_started_at: str | None = None  # UTC
+    infused_at: str | None = None  # UTC: the first infusion of one of its units (or of it, before units)
+    collected_at: str | None = None  # UTC: the collection of its starting material
 
 
 # Custody states in the order a unit passes them: of two steps recorded for the same
@@ -98,6 +103,9 @@ class SubjectView:
     day28: dict[str, Any] | None = None
     signatures: tuple[Signature, ...] = ()  # sorted by (signed_at, signer, meaning)
     units: tuple[UnitLocation, ...] = ()  # sorted by unit id
+    # each unit's latest quarantine fact, (unit id, at, "excursion" or "disposition"): it is
+    # quarantined while the latest is an excursion, whichever arrived first
+    quarantine: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -108,6 +116,22 @@ class SubjectView:
     def first_infused(self) -> Product | None:
         infused = [p for p in self.products if p.infused_on]
         return min(infused, key=lambda p: (p.infused_on, p.coi_id)) if infused else None
+
+    @property
+    def legs_days(self) -> dict[str, float | None]:
+        """The legs of the path of the first product infused, in days (one decimal): collection
+        to the starting material's receipt at the facility, manufacturing (its start to the
+        release), release to infusion; None where a leg's end is not known."""
+        p = self.first_infused
+        ends = {"collection_to_receipt": (p and p.collected_at, p and p.material_received_at),
+                "manufacturing": (p and p.manufacturing_started_at, p and p.released_at),
+                "release_to_infusion": (p and p.released_at, p and p.infused_at)}
+        return {leg: round((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds() / 86400, 1)
+                if a and b else None for leg, (a, b) in ends.items()}
+
+    @property
+    def quarantined(self) -> set[str]:
+        return {unit for unit, _, kind in self.quarantine if kind == "excursion"}
 
     @property
     def vein_to_vein_days(self) -> int | None:
@@ -129,9 +153,10 @@ class SubjectView:
             # signatures of its record (21 CFR 11.50(b)).
             "timeline": [{**vars(t), "signatures": self.signatures_of(t.event_id)} for t in self.timeline],
             "products": [dict(vars(p)) for p in self.products],
-            "day28": self.day28, "vein_to_vein_days": self.vein_to_vein_days,
+            "day28": self.day28, "vein_to_vein_days": self.vein_to_vein_days, "legs_days": self.legs_days,
             "signatures": [dict(vars(s)) for s in self.signatures],
-            "units": [dict(vars(u)) for u in self.units],
+            "units": [{**vars(u), "quarantined": u.unit_id in self.quarantined} for u in self.units],
+            "quarantine": [list(q) for q in self.quarantine],
         }
 
     @classmethod
@@ -142,7 +167,9 @@ class SubjectView:
                                   for t in d["timeline"]),
                    products=tuple(Product(**p) for p in d["products"]), day28=d["day28"],
                    signatures=tuple(Signature(**x) for x in d.get("signatures", ())),  # none in views before them
-                   units=tuple(UnitLocation(**u) for u in d.get("units", ())))
+                   units=tuple(UnitLocation(**{k: v for k, v in u.items() if k != "quarantined"})
+                               for u in d.get("units", ())),
+                   quarantine=tuple(tuple(q) for q in d.get("quarantine", ())))
 
 
 def _with_units(view: SubjectView, moved: list[UnitLocation],
@@ -159,6 +186,19 @@ def _with_units(view: SubjectView, moved: list[UnitLocation],
         if m.unit_id not in units or m.rank > units[m.unit_id].rank:
             units[m.unit_id] = m
     return tuple(sorted(units.values(), key=lambda u: u.unit_id))
+
+
+def _with_quarantine(view: SubjectView, event: ev.ExcursionDetected | ev.QaDispositionRecorded
+                     ) -> tuple[tuple[str, str, str], ...]:
+    """The unit's latest quarantine fact, by time (an excursion from its start, a disposition
+    from its decision; of two at one instant, the disposition, which is taken on it)."""
+    kind, at = (("excursion", _at(event.started_at)) if isinstance(event, ev.ExcursionDetected)
+                else ("disposition", _at(event.decided_at)))
+    latest = {unit: (t, k) for unit, t, k in view.quarantine}
+    if event.unit_id not in latest or (at, kind == "disposition") > (latest[event.unit_id][0],
+                                                                      latest[event.unit_id][1] == "disposition"):
+        latest[event.unit_id] = (at, kind)
+    return tuple(sorted((unit, t, k) for unit, (t, k) in latest.items()))
 
 
 def _custody(event: ev.CustodyStepRecorded) -> str:
@@ -223,19 +263,29 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.ApheresisCollected):
         return dataclasses.replace(view, phase=_further(view.phase, "collected"),
                                    products=_with_product(view, event.coi_id,
-                                                          collected_on=clinical_date(event.collected_at).isoformat()),
+                                                          collected_on=clinical_date(event.collected_at).isoformat(),
+                                                          collected_at=_at(event.collected_at)),
                                    timeline=_with_entry(view, event.collected_at, t, f"apheresis, COI {event.coi_id}",
                                                         event_id))
     if isinstance(event, ev.ProductUnitsRegistered):
         at = _at(event.registered_at)
+        view = dataclasses.replace(view, products=_with_product(view, event.coi_id, facility_id=event.facility_id))
         units = [UnitLocation(u, "awaiting_qc", event.facility_id, at) for u in event.unit_ids]
         return dataclasses.replace(view, units=_with_units(view, units), timeline=_with_entry(
             view, event.registered_at, t, f"{len(units)} unit(s) of COI {event.coi_id} labelled by "
                                           f"{event.facility_id}: {', '.join(event.unit_ids)}", event_id))
     if isinstance(event, ev.CustodyStepRecorded):
         moved = UnitLocation(event.unit_id, event.to_state.value, event.org_id, _at(event.at))
+        leg = {"received": "material_received_at", "manufacturing_started": "manufacturing_started_at"}.get(
+            event.step.value) if event.unit_kind.value == "starting_material" else None
+        if leg is not None:
+            current = next((getattr(p, leg) for p in view.products if p.coi_id == event.coi_id), None)
+            if current is None or _at(event.at) < current:  # the first, whichever arrives first
+                view = dataclasses.replace(view, products=_with_product(view, event.coi_id, **{leg: _at(event.at)}))
         return dataclasses.replace(view, units=_with_units(view, [moved]),
                                    timeline=_with_entry(view, event.at, t, _custody(event), event_id))
+    if isinstance(event, (ev.ExcursionDetected, ev.QaDispositionRecorded)):
+        view = dataclasses.replace(view, quarantine=_with_quarantine(view, event))
     if isinstance(event, ev.ExcursionDetected):
         limit = " to ".join(f"{x:g} C" for x in (event.low_celsius, event.high_celsius) if x is not None)
         return dataclasses.replace(view, timeline=_with_entry(
@@ -261,9 +311,12 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                                         f"product lot {event.lot_number} released, COI {event.coi_id}",
                                                         event_id))
     if isinstance(event, ev.ProductInfused):
+        first = next((p.infused_at for p in view.products if p.coi_id == event.coi_id and p.infused_at), None)
+        at = _at(event.infused_at) if first is None or _at(event.infused_at) < first else first
         return dataclasses.replace(view, phase=_further(view.phase, "infused"),
                                    products=_with_product(view, event.coi_id,
-                                                          infused_on=clinical_date(event.infused_at).isoformat()),
+                                                          infused_on=clinical_date(event.infused_at).isoformat(),
+                                                          infused_at=at),
                                    units=_with_units(view, [UnitLocation(event.unit_id, "infused", view.centre_id or "",
                                                                          _at(event.infused_at))])
                                    if event.unit_id else view.units,

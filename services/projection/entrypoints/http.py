@@ -62,6 +62,32 @@ def report(rt: Runtime) -> Handler:
     return handle
 
 
+def units(rt: Runtime) -> Handler:
+    """Where every unit is, across subjects (issue 9 item 8): each one the caller may read as a
+    product (its subject's centre; the facility that made it); `?state=qc_complete` lists the
+    units awaiting release, `?quarantined=true` the open quarantines, `?holder=` one
+    organisation's. Pseudonymous subject ids only."""
+    async def handle(call: Call) -> JSONResponse:
+        q = call.request.query_params
+        async with rt.pool.acquire() as conn:
+            views = await PgReadModels(conn).all_views()
+        found = []
+        for v in views:
+            facilities = {p["coi_id"]: p.get("facility_id") for p in v["products"]}
+            for u in v.get("units", ()):
+                coi = u["unit_id"][:14]
+                item = {"unit_id": u["unit_id"], "coi_id": coi, "subject_id": v["subject_id"],
+                        "centre_id": v["centre_id"], "facility_id": facilities.get(coi), "state": u["state"],
+                        "holder": u["holder"], "since": u["since"], "quarantined": u.get("quarantined", False)}
+                if (q.get("state") not in (None, item["state"]) or q.get("holder") not in (None, item["holder"])
+                        or q.get("quarantined") not in (None, str(item["quarantined"]).lower())):
+                    continue
+                if call.may(Action.READ_PRODUCT, Resource(centre_id=item["centre_id"], facility_id=item["facility_id"])):
+                    found.append(item)
+        return JSONResponse(found)
+    return handle
+
+
 def rebuild(rt: Runtime) -> Handler:
     async def handle(call: Call) -> JSONResponse:
         dropped = await rebuild_projection(rt.consumer)
@@ -75,8 +101,11 @@ ENDPOINTS = (
     Endpoint("GET", "/subjects/{subject_id}", to(Action.READ_SUBJECT, subject_of), subject,
              "One subject's phase, timeline and products, identifiers removed unless the caller may read them",
              answers={200: "the subject's view", 404: "no such subject"}),
+    Endpoint("GET", "/units", listing(Action.READ_PRODUCT), units,
+             "Where every unit the caller may read is: state, holder, since when, quarantined (query: state, "
+             "holder, quarantined=true|false)"),
     Endpoint("GET", "/report", listing(Action.READ_REPORT), report,
-             "Day-28 ORR (exact 95 % CI) and vein-to-vein time per programme, over the subjects of the centres "
+             "Day-28 ORR (exact 95 % CI), vein-to-vein time and each leg of the path per programme, over the subjects of the centres "
              "the caller may report on (query: programme)"),
     Endpoint("POST", "/admin/rebuild", to(Action.ADMIN_REBUILD), rebuild,
              "Drop the read models and replay the topics from the start",

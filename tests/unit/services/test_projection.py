@@ -407,3 +407,56 @@ class TestUnits:
     def test_the_view_keeps_its_units_through_json(self):
         view = fold_all(self.custody())
         assert SubjectView.from_json(view.to_json()) == view
+
+
+class TestQuarantineAndLegs:
+    """Issue 9 item 8: open quarantines and each leg of the path, folded in any order."""
+
+    A0 = COI + "A0"
+
+    def events(self) -> list[tuple[EventPayload, datetime]]:
+        from contracts.custody import CustodyState as S, CustodyStep as T, Disposition, StorageCondition, UnitKind
+
+        def material(step: T, frm: S, to: S, org: str, at: datetime) -> tuple[EventPayload, datetime]:
+            return ev.CustodyStepRecorded(unit_id=COI + "00", coi_id=COI, subject_id=SUBJECT,
+                                          unit_kind=UnitKind.STARTING_MATERIAL, step=step, from_state=frm, to_state=to,
+                                          org_id=org, role="operator", location="x", at=at, scanned_id=COI + "00"), at
+
+        excursion_at = RELEASED_AT + timedelta(hours=20)
+        return [enrolled(), collected(), released(), infused(),
+                material(T.RECEIVED, S.IN_TRANSIT, S.RECEIVED, "GMP-PAVIA", COLLECTED_AT + timedelta(hours=18)),
+                material(T.MANUFACTURING_STARTED, S.RECEIVED, S.IN_MANUFACTURING, "GMP-PAVIA",
+                         COLLECTED_AT + timedelta(days=1)),
+                (ev.ExcursionDetected(unit_id=self.A0, coi_id=COI, subject_id=SUBJECT,
+                                      storage=StorageCondition.CRYOPRESERVED, low_celsius=None, high_celsius=-150,
+                                      started_at=excursion_at, ended_at=excursion_at, ongoing=False, minutes=10,
+                                      peak_celsius=-140, deviation=10, logger_id="L"), excursion_at),
+                (ev.QaDispositionRecorded(unit_id=self.A0, coi_id=COI, subject_id=SUBJECT,
+                                          decision=Disposition.ACCEPT, justification="stable", org_id="GMP-PAVIA",
+                                          role="qualified_person", decided_at=excursion_at + timedelta(hours=2)),
+                 excursion_at + timedelta(hours=2))]
+
+    @given(st.permutations(list(range(8))))
+    def test_a_quarantine_ends_with_the_disposition_whichever_arrives_first(self, order):
+        events = self.events()
+        view = fold_all([events[i] for i in order])
+        assert view == fold_all(events) and view.quarantined == set()
+        assert fold_all(events[:7]).quarantined == {self.A0}  # before QA decided
+
+    def test_each_leg_in_days_for_the_first_product_infused(self):
+        # collected 10 Mar 09:00, received 18 h later, started 11 Mar 09:00, released 24 Mar 12:00,
+        # infused 27 Mar 10:30
+        assert fold_all(self.events()).legs_days == {"collection_to_receipt": 0.8, "manufacturing": 13.1,
+                                                     "release_to_infusion": 2.9}
+
+    def test_a_leg_not_yet_known_is_none(self):
+        assert fold_all([enrolled(), collected(), released()]).legs_days == {
+            "collection_to_receipt": None, "manufacturing": None, "release_to_infusion": None}
+
+    def test_the_report_gives_each_legs_median_and_range(self):
+        rows = [ProgrammeRow(PROGRAMME, "infused", None, 17, CENTRE, {"collection_to_receipt": 0.8,
+                                                                      "manufacturing": d, "release_to_infusion": None})
+                for d in (13.1, 14.0, 20.5)]
+        [entry] = programme_report(rows)
+        assert entry["legs_days"]["manufacturing"] == {"n": 3, "median": 14.0, "minimum": 13.1, "maximum": 20.5}
+        assert entry["legs_days"]["release_to_infusion"] is None
