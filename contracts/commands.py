@@ -15,7 +15,7 @@ from pydantic import Field
 
 from contracts.base import CommandPayload
 from contracts.events import SignatureMeaning
-from contracts.custody import CustodyStep, Disposition, StorageCondition
+from contracts.custody import CustodyStep, Disposition, SlotKind, StorageCondition
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
 from contracts.times import ClinicalDate, Instant
 from contracts import topics
@@ -146,6 +146,31 @@ class RecordQaDisposition(CommandPayload):
     decided_at: Instant
 
 
+class SetSlotCapacity(CommandPayload):
+    """How many `kind` slots `org_id` has on day `on` (capacity as data: 0 closes the day).
+    For manufacturing, `turnaround_days`: from the manufacturing start to the product's
+    arrival at the centre, as the facility plans it (what a booking's forecast uses)."""
+
+    command_type = "SetSlotCapacity"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    org_id: CentreId
+    kind: SlotKind
+    on: ClinicalDate
+    capacity: Annotated[int, Field(ge=0, le=1000)]
+    turnaround_days: Annotated[int, Field(ge=1, le=365)] | None = None
+
+
+class BookSlot(CommandPayload):
+    """Book a `kind` slot at `slot_org_id` on day `on` for a subject, by the subject's centre."""
+
+    command_type = "BookSlot"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    subject_id: SubjectId
+    slot_org_id: CentreId
+    kind: SlotKind
+    on: ClinicalDate
+
+
 class RecordInfusion(CommandPayload):
     """Recorded at the bedside after scanning the bag's label and the patient's wristband;
     for a product labelled as units, only after a bedside check said go (docs/custody.md)."""
@@ -213,6 +238,8 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     RegisterProductUnits,
     RecordCustodyStep,
     RecordQaDisposition,
+    SetSlotCapacity,
+    BookSlot,
     RecordInfusion,
     RecordResponseAssessment,
     CorrectResponseAssessment,

@@ -59,3 +59,10 @@ class Disposition(StrEnum):
 
     ACCEPT = "accept"  # with a justification: the unit leaves quarantine
     DISCARD = "discard"  # the unit is discarded
+
+
+class SlotKind(StrEnum):
+    """What a scheduling slot is for (issue 9 item 6)."""
+
+    APHERESIS = "apheresis"  # a collection at the centre's apheresis unit
+    MANUFACTURING = "manufacturing"  # a manufacturing start at a facility

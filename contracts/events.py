@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field
 
 from contracts.base import Contract, EventPayload
-from contracts.custody import CustodyState, CustodyStep, Disposition, StorageCondition, UnitKind
+from contracts.custody import CustodyState, CustodyStep, Disposition, SlotKind, StorageCondition, UnitKind
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
 from contracts.times import ClinicalDate, Instant
 
@@ -200,6 +200,33 @@ class QaDispositionRecorded(EventPayload):
     org_id: CentreId
     role: Annotated[str, Field(min_length=1, max_length=40)]
     decided_at: Instant
+
+
+class SlotCapacitySet(EventPayload):
+    """`org_id` has `capacity` slots of `kind` on day `on` (and, for manufacturing, its planned
+    `turnaround_days` from start to arrival at the centre); `role` is the setter's role."""
+
+    event_type = "manufacturing.SlotCapacitySet"
+    org_id: CentreId
+    kind: SlotKind
+    on: ClinicalDate
+    capacity: Annotated[int, Field(ge=0)]
+    turnaround_days: Annotated[int, Field(ge=1)] | None = None
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+
+
+class SlotBooked(EventPayload):
+    """A `kind` slot at `slot_org_id` on day `on` was booked for the subject: booking `number` of
+    the day's `capacity`; `turnaround_days` as the facility planned it then (manufacturing)."""
+
+    event_type = "manufacturing.SlotBooked"
+    subject_id: SubjectId
+    slot_org_id: CentreId
+    kind: SlotKind
+    on: ClinicalDate
+    number: Annotated[int, Field(ge=1)]
+    capacity: Annotated[int, Field(ge=1)]
+    turnaround_days: Annotated[int, Field(ge=1)] | None = None
 
 
 # --- infusion ------------------------------------------------------------------------
@@ -409,6 +436,8 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     TemperatureReadingsRecorded,
     ExcursionDetected,
     QaDispositionRecorded,
+    SlotCapacitySet,
+    SlotBooked,
     ProductInfused,
     BedsideCheckRecorded,
     ResponseAssessed,

@@ -66,6 +66,10 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
     "RecordCustodyStep": A.RECORD_CUSTODY,
     # a quarantined unit's fate is the qualified person's decision (EU GMP Part IV 11.5, Annex 16 §1.7)
     "RecordQaDisposition": A.RELEASE_PRODUCT,
+    # scheduling (issue 9 item 6): capacity by the organisation's own staff (which roles:
+    # manufacturing's table, domain/slots.py); a booking for a subject by the subject's centre
+    "SetSlotCapacity": A.RECORD_CUSTODY,
+    "BookSlot": A.WRITE_SUBJECT,
     "RecordInfusion": A.WRITE_SUBJECT,
     "RecordResponseAssessment": A.WRITE_SUBJECT,
     # a correction is a new record with its reason, by whoever may write the record it

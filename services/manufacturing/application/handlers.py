@@ -6,7 +6,9 @@ from datetime import datetime
 
 from contracts import isbt128
 from contracts.commands import (
+    BookSlot,
     RecordApheresisCollection,
+    SetSlotCapacity,
     RecordCustodyStep,
     RecordProductRelease,
     RecordQaDisposition,
@@ -20,7 +22,16 @@ from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams, reads
 from services.manufacturing.application.ports import Enrolment, Enrolments, Organisations
 from services.manufacturing.domain.custody import BY_STEP, Acting, RoleNotPermitted
-from services.manufacturing.domain.model import DISPOSERS, LABELLERS, READERS, ChainOfIdentity, coi_stream
+from services.manufacturing.domain.model import (
+    DISPOSERS,
+    LABELLERS,
+    READERS,
+    ChainOfIdentity,
+    SubjectNotEnrolled,
+    coi_stream,
+)
+from services.manufacturing.domain.slots import PLANNERS, SlotDay, slot_stream
+from services.kernel.clinical_dates import start_of_day
 
 
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
@@ -119,6 +130,27 @@ async def record_readings(unit_ids: list[str], logger_id: str, org_id: str, loca
         await streams.append(coi_stream(coi), version, new, occurred_at=readings[-1].at, subject_id=chain.subject_id)
         recorded += new
     return recorded
+
+
+@reads(lambda cmd: [slot_stream(cmd.org_id, cmd.kind, cmd.on)])
+async def set_slot_capacity(cmd: SetSlotCapacity, streams: Streams, principal: ActingPrincipal | None,
+                            organisations: Organisations) -> None:
+    stream = slot_stream(cmd.org_id, cmd.kind, cmd.on)
+    events, version = await streams.load(stream)
+    day = rebuild(SlotDay(cmd.org_id, cmd.kind, cmd.on), events)
+    acting = await acting_for(principal, cmd.org_id, organisations, PLANNERS[cmd.kind])
+    await streams.append(stream, version, day.set_capacity(cmd, acting), occurred_at=start_of_day(cmd.on))
+
+
+@reads(lambda cmd: [slot_stream(cmd.slot_org_id, cmd.kind, cmd.on)])
+async def book_slot(cmd: BookSlot, streams: Streams, organisations: Organisations, enrolments: Enrolments) -> None:
+    if await enrolments.centre_of(cmd.subject_id) is None:
+        raise SubjectNotEnrolled(f"subject {cmd.subject_id} is not enrolled in any programme")
+    stream = slot_stream(cmd.slot_org_id, cmd.kind, cmd.on)
+    events, version = await streams.load(stream)
+    day = rebuild(SlotDay(cmd.slot_org_id, cmd.kind, cmd.on), events)
+    await streams.append(stream, version, day.book(cmd, await organisations.kind_of(cmd.slot_org_id)),
+                         occurred_at=start_of_day(cmd.on), subject_id=cmd.subject_id)
 
 
 async def on_subjects_enrolled(events: list[SubjectEnrolled], enrolments: Enrolments) -> None:

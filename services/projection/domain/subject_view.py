@@ -106,6 +106,8 @@ class SubjectView:
     # each unit's latest quarantine fact, (unit id, at, "excursion" or "disposition"): it is
     # quarantined while the latest is an excursion, whichever arrived first
     quarantine: tuple[tuple[str, str, str], ...] = ()
+    # slots booked for the subject: (kind, day, organisation, turnaround days), sorted
+    bookings: tuple[tuple[str, str, str, int | None], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -128,6 +130,19 @@ class SubjectView:
                 "release_to_infusion": (p and p.released_at, p and p.infused_at)}
         return {leg: round((datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds() / 86400, 1)
                 if a and b else None for leg, (a, b) in ends.items()}
+
+    @property
+    def forecast_vein_to_vein_days(self) -> int | None:
+        """From the first apheresis slot booked to the first manufacturing slot booked plus its
+        facility's planned turnaround (start to arrival at the centre): the plan, beside the
+        actual `vein_to_vein_days` (issue 9 item 6)."""
+        apheresis = min((date.fromisoformat(on) for kind, on, _, _ in self.bookings if kind == "apheresis"),
+                        default=None)
+        making = min(((date.fromisoformat(on), t) for kind, on, _, t in self.bookings
+                      if kind == "manufacturing" and t is not None), default=None)
+        if apheresis is None or making is None:
+            return None
+        return days_between(apheresis, making[0]) + making[1]
 
     @property
     def quarantined(self) -> set[str]:
@@ -157,6 +172,8 @@ class SubjectView:
             "signatures": [dict(vars(s)) for s in self.signatures],
             "units": [{**vars(u), "quarantined": u.unit_id in self.quarantined} for u in self.units],
             "quarantine": [list(q) for q in self.quarantine],
+            "bookings": [list(b) for b in self.bookings],
+            "forecast_vein_to_vein_days": self.forecast_vein_to_vein_days,
         }
 
     @classmethod
@@ -169,7 +186,8 @@ class SubjectView:
                    signatures=tuple(Signature(**x) for x in d.get("signatures", ())),  # none in views before them
                    units=tuple(UnitLocation(**{k: v for k, v in u.items() if k != "quarantined"})
                                for u in d.get("units", ())),
-                   quarantine=tuple(tuple(q) for q in d.get("quarantine", ())))
+                   quarantine=tuple(tuple(q) for q in d.get("quarantine", ())),
+                   bookings=tuple(tuple(b) for b in d.get("bookings", ())))
 
 
 def _with_units(view: SubjectView, moved: list[UnitLocation],
@@ -284,6 +302,11 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                 view = dataclasses.replace(view, products=_with_product(view, event.coi_id, **{leg: _at(event.at)}))
         return dataclasses.replace(view, units=_with_units(view, [moved]),
                                    timeline=_with_entry(view, event.at, t, _custody(event), event_id))
+    if isinstance(event, ev.SlotBooked):
+        booking = (event.kind.value, event.on.isoformat(), event.slot_org_id, event.turnaround_days)
+        return dataclasses.replace(view, bookings=tuple(sorted({*view.bookings, booking}, key=str)), timeline=_with_entry(
+            view, event.on, t, f"{event.kind.value} slot booked at {event.slot_org_id} on {event.on.isoformat()}",
+            event_id))
     if isinstance(event, (ev.ExcursionDetected, ev.QaDispositionRecorded)):
         view = dataclasses.replace(view, quarantine=_with_quarantine(view, event))
     if isinstance(event, ev.ExcursionDetected):
