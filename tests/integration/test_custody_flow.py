@@ -257,7 +257,7 @@ class TestTheBedsideGate:
         assert (product["resourceType"], product["biologicalSourceEvent"]["value"]) == ("BiologicallyDerivedProduct", COI_M)
         assert given["resourceType"] == "BiologicallyDerivedProductDispense"
         assert given["product"]["identifier"] == product["identifier"][0]
-        assert f"verified by nurse.a and physician.a" in given["note"][1]["text"]
+        assert "verified by nurse.a and physician.a" in given["note"][1]["text"]
 
 
 Q = 404

@@ -20,7 +20,7 @@ from contracts.commands import (
     RecordQaDisposition,
     RegisterProductUnits,
 )
-from contracts.custody import CustodyState, Disposition, StorageCondition, UnitKind
+from contracts.custody import CustodyState, Disposition, UnitKind
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
 from contracts.events import (
     ApheresisCollected,

@@ -41,7 +41,6 @@ from contracts.events import (
 )
 from services.infusion import bootstrap as infusion
 from services.infusion.domain.bedside import bedside_stream, judge
-from services.infusion.domain.model import ReleasedProduct
 from services.manufacturing import bootstrap as manufacturing
 from services.manufacturing.application.handlers import record_readings
 from tests.unit.services.fakes import (

@@ -11,7 +11,6 @@ import pytest
 from contracts import events as ev
 from contracts.commands import BookSlot, SetSlotCapacity
 from contracts.custody import SlotKind
-from contracts.errors import CommandRefused
 from contracts.events import SlotBooked
 from services.manufacturing import bootstrap
 from services.manufacturing.domain.slots import slot_stream
