@@ -27,6 +27,7 @@ class CustodyState(StrEnum):
     PREPARED = "prepared"  # thawed, or a fresh product prepared, for infusion
     DISCARDED = "discarded"  # destroyed, with the reason
     RETURNED = "returned"  # sent back to the facility, with the reason
+    INFUSED = "infused"  # infused into its patient (infusion's record, after a go at the bedside)
 
 
 class CustodyStep(StrEnum):

@@ -202,6 +202,19 @@ class QaDispositionRecorded(EventPayload):
     decided_at: Instant
 
 
+class UnitInfusionRecorded(EventPayload):
+    """Manufacturing learnt from infusion's `infusion.ProductInfused` that the unit was infused
+    into its subject: its custody ends (`infused`), and no later step is taken on it.
+    `infusion_event_id` is infusion's record."""
+
+    event_type = "manufacturing.UnitInfusionRecorded"
+    unit_id: UnitId
+    coi_id: CoiId
+    subject_id: SubjectId
+    infused_at: Instant
+    infusion_event_id: uuid.UUID
+
+
 class SlotCapacitySet(EventPayload):
     """`org_id` has `capacity` slots of `kind` on day `on` (and, for manufacturing, its planned
     `turnaround_days` from start to arrival at the centre); `role` is the setter's role."""
@@ -436,6 +449,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     TemperatureReadingsRecorded,
     ExcursionDetected,
     QaDispositionRecorded,
+    UnitInfusionRecorded,
     SlotCapacitySet,
     SlotBooked,
     ProductInfused,

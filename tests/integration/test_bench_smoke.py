@@ -37,8 +37,8 @@ class TestBenchAtToySizes:
         names = [t["name"] for t in r["targets"]]
         pairs = sum(len(s.event_types) for s in topology().services_applying_events)
         # SubjectEnrolled x 3, ProductReleased, ProductUnitsRegistered, CustodyStepRecorded, ExcursionDetected,
-        # QaDispositionRecorded, ProductInfused
-        assert pairs == 9
+        # QaDispositionRecorded, ProductInfused x 2 (assessment; manufacturing, whose custody of a bag ends)
+        assert pairs == 10
         assert len(names) == pairs + 3  # each (service, upstream event type) pair, saturation, latency, rebuild
         for t in r["targets"]:
             assert t["verdict"] in ("PASS", "MISS") and t["figure"] is not None
@@ -54,7 +54,7 @@ class TestBenchAtToySizes:
     def test_each_service_applies_its_upstream_events(self, bench):
         rates = bench[1]["apply_rate"]
         assert {k: sorted(v) for k, v in rates.items() if k != "failures"} == {
-            "manufacturing": ["enrollment.SubjectEnrolled"],
+            "manufacturing": ["enrollment.SubjectEnrolled", "infusion.ProductInfused"],
             "infusion": ["enrollment.SubjectEnrolled", "manufacturing.CustodyStepRecorded",
                          "manufacturing.ExcursionDetected", "manufacturing.ProductReleased",
                          "manufacturing.ProductUnitsRegistered", "manufacturing.QaDispositionRecorded"],

@@ -77,7 +77,7 @@ class TestDerived:
 
     def test_the_loaders_wait_set_is_every_group_that_reads_an_event_topic(self) -> None:
         subs = subscriptions()
-        assert subs["celltrail-manufacturing"] == {topics.ENROLLMENT_EVENTS}
+        assert subs["celltrail-manufacturing"] == {topics.ENROLLMENT_EVENTS, topics.INFUSION_EVENTS}  # a bag infused
         assert subs["celltrail-projection"] == set(topics.EVENT_TOPICS)
         assert "celltrail-enrollment" not in subs  # reads commands only
 

@@ -16,7 +16,8 @@ from contracts.commands import (
 )
 from contracts.events import TemperatureReading
 from contracts.errors import Unauthenticated
-from contracts.events import SubjectEnrolled
+from contracts.envelope import EventEnvelope
+from contracts.events import ProductInfused, SubjectEnrolled
 from services.kernel.acting import ActingPrincipal, roles_for
 from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams, reads
@@ -151,6 +152,18 @@ async def book_slot(cmd: BookSlot, streams: Streams, organisations: Organisation
     day = rebuild(SlotDay(cmd.slot_org_id, cmd.kind, cmd.on), events)
     await streams.append(stream, version, day.book(cmd, await organisations.kind_of(cmd.slot_org_id)),
                          occurred_at=start_of_day(cmd.on), subject_id=cmd.subject_id)
+
+
+async def on_product_infused(event: ProductInfused, env: EventEnvelope, streams: Streams) -> None:
+    """A bag infused (infusion's record): its custody ends in manufacturing too."""
+    if event.unit_id is None:
+        return  # a product recorded before units: infused by its COI alone
+    coi = isbt128.coi_of_unit(event.unit_id)
+    events, version = await streams.load(coi_stream(coi))
+    new = rebuild(ChainOfIdentity(coi), events).infused(event.unit_id, event.subject_id, event.infused_at,
+                                                         env.event_id)
+    if new:
+        await streams.append(coi_stream(coi), version, new, occurred_at=event.infused_at, subject_id=event.subject_id)
 
 
 async def on_subjects_enrolled(events: list[SubjectEnrolled], enrolments: Enrolments) -> None:

@@ -142,7 +142,10 @@ ENTRY: dict[UnitKind, tuple[str, CustodyState]] = {
     K.PRODUCT: ("labelled (RegisterProductUnits)", S.AWAITING_QC),
 }
 RELEASE = ("released (RecordProductRelease)", frozenset({S.QC_COMPLETE}), S.RELEASED)
-TERMINAL = frozenset({S.IN_MANUFACTURING, S.DISCARDED, S.RETURNED})
+# The end of a bag's path: infusion's record (RecordInfusion, after a go at the bedside),
+# which manufacturing learns from infusion's events (manufacturing.UnitInfusionRecorded).
+INFUSION = ("infused (infusion's RecordInfusion, after a bedside go)", frozenset({S.PREPARED}), S.INFUSED)
+TERMINAL = frozenset({S.IN_MANUFACTURING, S.DISCARDED, S.RETURNED, S.INFUSED})
 
 
 @dataclass(frozen=True)
@@ -255,14 +258,13 @@ def mermaid() -> str:
     lines = ["stateDiagram-v2"]
     for kind, (label, state) in ENTRY.items():
         lines.append(f"    [*] --> {state.value}: {label}")
-    label, sources, target = RELEASE
-    lines += [f"    {s.value} --> {target.value}: {label}" for s in sorted(sources)]
+    for label, sources, target in (RELEASE, INFUSION):
+        lines += [f"    {s.value} --> {target.value}: {label}" for s in sorted(sources)]
     for t in TRANSITIONS:
         kinds = "" if t.kinds == frozenset(BOTH) else f" [{', '.join(sorted(k.value for k in t.kinds))}]"
         for source in sorted(t.sources):
             lines.append(f"    {source.value} --> {t.target.value}: {t.step.value}{kinds}")
     lines += [f"    {s.value} --> [*]" for s in sorted(TERMINAL)]
-    lines.append("    %% infusion (the infusion service, after the bedside check) ends a prepared unit's life")
     return "\n".join(lines)
 
 

@@ -32,6 +32,7 @@ from contracts.events import (
     QaDispositionRecorded,
     TemperatureReading,
     TemperatureReadingsRecorded,
+    UnitInfusionRecorded,
 )
 from services.kernel.aggregate import Aggregate
 from services.manufacturing.domain.condition import RANGES, Reading, excursions
@@ -114,6 +115,9 @@ class ChainOfIdentity(Aggregate):
             apply_step(self.units[event.unit_id], event)
         elif isinstance(event, ExcursionDetected):
             self.units[event.unit_id].quarantined = True
+        elif isinstance(event, UnitInfusionRecorded):
+            unit = self.units[event.unit_id]
+            unit.state, unit.last_at = CustodyState.INFUSED, event.infused_at
         elif isinstance(event, QaDispositionRecorded):
             unit = self.units[event.unit_id]
             unit.quarantined = False
@@ -229,6 +233,15 @@ class ChainOfIdentity(Aggregate):
         return [TemperatureReadingsRecorded(coi_id=self.coi_id, subject_id=self.subject_id, unit_ids=unit_ids,
                                             logger_id=logger_id, org_id=acting.org_id, location=location,
                                             readings=readings), *found]
+
+    def infused(self, unit_id: str, subject_id: str, infused_at: datetime, event_id: object) -> list[EventPayload]:
+        """Infusion recorded the unit infused (after its bedside go): its custody ends. Known
+        already, or not a unit of this chain (a record from before units): nothing."""
+        unit = self.units.get(unit_id)
+        if unit is None or unit.state is CustodyState.INFUSED or subject_id != self.subject_id:
+            return []
+        return [UnitInfusionRecorded(unit_id=unit_id, coi_id=self.coi_id, subject_id=subject_id,
+                                     infused_at=infused_at, infusion_event_id=event_id)]
 
     def dispose(self, cmd: RecordQaDisposition, acting: Acting) -> list[EventPayload]:
         """Quality assurance's decision on a quarantined unit, by the qualified person of the

@@ -394,14 +394,14 @@ class TestLabellingAndRelease:
 
 class TestTheTable:
     def test_every_state_but_the_ends_has_a_way_on(self):
-        leaving = {s for t in custody.TRANSITIONS for s in t.sources} | set(custody.RELEASE[1])
-        assert set(CustodyState) - custody.TERMINAL - leaving == {CustodyState.PREPARED} - leaving
-        # a prepared unit's next step is its infusion (the infusion service) or a discard
-        assert CustodyState.PREPARED in custody.BY_STEP[CustodyStep.DISCARDED].sources
+        leaving = {s for t in custody.TRANSITIONS for s in t.sources} | set(custody.RELEASE[1]) | set(
+            custody.INFUSION[1])
+        assert set(CustodyState) - custody.TERMINAL - leaving == set()
+        assert not custody.TERMINAL & leaving  # and the ends lead nowhere
 
     def test_every_state_is_reached(self):
         reached = {t.target for t in custody.TRANSITIONS} | {s for _, s in custody.ENTRY.values()} | {
-            custody.RELEASE[2]}
+            custody.RELEASE[2], custody.INFUSION[2]}
         assert reached == set(CustodyState)
 
     def test_every_step_has_one_transition(self):
@@ -411,3 +411,24 @@ class TestTheTable:
         doc = (Path(__file__).parents[3] / "docs" / "custody.md").read_text(encoding="utf-8")
         assert custody.mermaid() in doc and custody.table_markdown() in doc, (
             "docs/custody.md is stale: paste `python -m services.manufacturing.domain.custody`")
+
+
+class TestTheInfusionEndsCustody:
+    async def test_an_infused_bag_takes_no_further_step(self):
+        import uuid as _uuid
+
+        from contracts.events import ProductInfused
+
+        chain = Chain()
+        await chain.released()
+        await chain.step(OPERATOR, A0, CustodyStep.SHIPPED, to=CENTRE)
+        await chain.step(NURSE, A0, CustodyStep.RECEIVED)
+        await chain.step(NURSE, A0, CustodyStep.PREPARED)
+        infused = ProductInfused(subject_id=SUBJECT, coi_id=COI, infused_at=chain.tick(), infusion_number=1,
+                                 unit_id=A0, bedside_check_id=_uuid.uuid4())
+        await chain.bus.send(infused)
+        await chain.bus.send(infused)  # delivered again: recorded once
+        assert chain.state(A0) is CustodyState.INFUSED
+        assert sum(type(e).__name__ == "UnitInfusionRecorded" for e in chain.streams.events(coi_stream(COI))) == 1
+        await refused("CUSTODY_OUT_OF_SEQUENCE", chain.step(NURSE, A0, CustodyStep.DISCARDED, reason="x"))
+        await refused("CUSTODY_OUT_OF_SEQUENCE", chain.step(NURSE, A0, CustodyStep.RETURNED, to=FACILITY, reason="x"))
