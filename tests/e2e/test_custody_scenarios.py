@@ -1,0 +1,102 @@
+"""Issue 9 item 10: the bundled custody scenarios, one per product kind of the four seeds
+(`infra/tooling/examples/custody-*.jsonl`), loaded through the live path into a whole
+CellTrail (five service processes, the real broker, real PostgreSQL); then, as the files
+say, two nurses of the centre check the first bag at the bedside and it is infused. Every
+line is accepted; each unit ends where the file leaves it; the infusion names its bag."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from importlib import resources
+
+import asyncpg
+import pytest
+
+from contracts import isbt128
+from contracts.access import OrgKind, Role
+from infra.runtime.access.store import PgAccessStore
+from infra.runtime.access.tokens import TokenIssuer
+from infra.tooling.access import read_token_key
+from infra.tooling.loader import Loader
+from tests.access import principal, provisioned
+from tests.e2e.driver import http_json
+from tests.e2e.test_access_matrix import call
+
+pytestmark = pytest.mark.e2e
+
+EXAMPLES = resources.files("infra.tooling").joinpath("examples")
+SCENARIOS = sorted(p.name for p in EXAMPLES.iterdir() if p.name.startswith("custody-"))
+FACILITY = "IT-GMP-01"
+
+
+def test_one_scenario_per_product_kind_of_the_four_seeds():
+    assert [name.split("-")[1] for name in SCENARIOS] == ["000", "001", "002", "003"]
+
+
+def lines_of(name: str) -> list[str]:
+    return EXAMPLES.joinpath(name).read_text().splitlines()
+
+
+def commands(name: str) -> list[dict]:
+    return [json.loads(line) for line in lines_of(name) if line.strip() and not line.startswith("#")]
+
+
+async def organisations_and_nurses(database_url: str, home, centre: str) -> dict[str, str]:
+    """What the file's header asks for, and two nurses at the centre; their tokens."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        store = PgAccessStore(conn)
+        await store.add_organisation(FACILITY, OrgKind.FACILITY, "Cell Factory Milano", actor="test")
+        nurses = [principal(f"nurse{n}.{centre.lower()}", (centre, OrgKind.CENTRE, Role.NURSE)) for n in (1, 2)]
+        await provisioned(conn, *nurses)  # adds the centre too
+        issuer = TokenIssuer(read_token_key(home))
+        return {p.principal_id: issuer.issue(p).token for p in nurses}
+    finally:
+        await conn.close()
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_is_infused(system, name):
+    cmds = commands(name)
+    centre = next(c["centre_id"] for c in cmds if c["command"] == "RegisterCentre")
+    coi = isbt128.normalise(next(c["coi_id"] for c in cmds if c["command"] == "RecordApheresisCollection"))
+    units = [coi + d for c in cmds if c["command"] == "RegisterProductUnits" for d in c["divisions"]]
+    nurses = await organisations_and_nurses(system.info.database_url, system.home, centre)
+    info = system.info
+    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"], system.tokens())
+    results = await loader.load(lines_of(name))
+    assert [r.status for r in results] == ["accepted"] * len(cmds), [r for r in results if r.status != "accepted"]
+    subject = loader.refs["p1"]
+
+    first, second = sorted(nurses)
+    bag = units[0]
+
+    def check() -> dict:
+        for _ in range(300):  # until infusion's view of the units has the bag prepared
+            status, answer = call("POST", f"{info.urls['infusion']}/bedside-checks",
+                                  {"Authorization": f"Bearer {nurses[first]}"},
+                                  {"unit_id": isbt128.unit_label(bag), "subject_id": subject,
+                                   "second_verifier_token": nurses[second]})
+            assert status == 201, answer
+            if answer["go"]:
+                return answer
+            time.sleep(0.2)
+        raise AssertionError(f"no go for {bag}: {answer}")
+
+    go = await asyncio.to_thread(check)
+    [infused] = await loader.load([json.dumps({"command": "RecordInfusion", "subject_id": subject, "coi_id": coi,
+                                               "unit_id": bag, "bedside_check_id": go["check_id"],
+                                               "infused_at": go["checked_at"], "principal": first})])
+    assert infused.status == "accepted", infused
+
+    for _ in range(150):  # the projection, rebuilt from the log, shows where each bag is
+        view = http_json(f"{info.urls['projection']}/subjects/{subject}", token=system.token())
+        where = {u["unit_id"]: u["state"] for u in view["units"]}
+        if where.get(bag) == "infused":
+            break
+        await asyncio.sleep(0.2)
+    assert where[coi + "00"] == "in_manufacturing" and where[bag] == "infused"
+    assert all(where[u] == "released" for u in units[1:])  # the later bags wait at the facility
+    assert view["legs_days"]["collection_to_receipt"] is not None and view["phase"] == "infused"
