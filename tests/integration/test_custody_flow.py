@@ -325,3 +325,14 @@ class TestTemperature:
             decided = await conn.fetchrow("SELECT actor, payload FROM manufacturing.events"
                                           " WHERE event_type = 'manufacturing.QaDispositionRecorded'")
         assert (decided["actor"], json.loads(decided["payload"])["role"]) == ("qp.p", "qualified_person")
+        # item 7: a step reported over HTTP, applied at once, or refused with the table's code
+        thawed = step(A0_Q, S.PREPARED, "CTR-A", 24 * 16).model_dump(mode="json")
+        for _ in range(100):  # until manufacturing has applied the QP's acceptance
+            answer = await ward.manufacturing.post("/custody-steps", json=thawed)
+            if answer.status_code != 409 or answer.json()["code"] != "QUARANTINED":
+                break
+            await asyncio.sleep(0.1)
+        assert answer.status_code == 201, answer.text
+        assert (answer.json()["recorded"]["to_state"], answer.json()["recorded"]["role"]) == ("prepared", "nurse")
+        again = await ward.manufacturing.post("/custody-steps", json=thawed)
+        assert (again.status_code, again.json()["code"]) == (409, "CUSTODY_OUT_OF_SEQUENCE")

@@ -31,7 +31,9 @@ from services.kernel.aggregate import rebuild
 from services.manufacturing.adapters.fhir import biologically_derived_product
 from services.manufacturing.adapters.organisations import PgOrganisations
 from services.manufacturing.domain.model import ChainOfIdentity, coi_stream
-from services.manufacturing.application.handlers import issue_coi, record_readings
+from contracts.commands import RecordCustodyStep
+from contracts.envelope import CommandEnvelope
+from services.manufacturing.application.handlers import issue_coi, record_custody_step, record_readings
 from services.manufacturing.domain.model import CoiAlreadyIssued
 
 if TYPE_CHECKING:
@@ -153,7 +155,45 @@ def unit_as_fhir(rt: "Runtime") -> Handler:
     return handle
 
 
+async def locate_step(request: Request, rt: "Runtime") -> Located:
+    body = await parse_body(request, RecordCustodyStep)
+    return Located(Resource(centre_id=body.org_id, facility_id=body.org_id), body)
+
+
+def custody_step(rt: "Runtime") -> Handler:
+    """A custody step reported over HTTP (a facility's or a courier's system without the
+    broker, issue 9 item 7): the same handler as on the command topic, at once; a refusal is
+    409 with its code (and recorded in access.refusals)."""
+    async def handle(call: Call) -> JSONResponse:
+        cmd: RecordCustodyStep = call.located.found
+        env = CommandEnvelope.wrap(cmd, actor=call.actor)
+        meta = Metadata(correlation_id=env.correlation_id, causation_id=env.command_id, actor=call.actor)
+        for _ in range(10):
+            try:
+                async with rt.pool.acquire() as conn, conn.transaction():
+                    streams = PgStreams(conn, rt.store, meta)
+                    await record_custody_step(cmd, streams, call.principal, PgOrganisations(conn))
+                    events, _ = await streams.load(coi_stream(isbt128.coi_of_unit(cmd.unit_id)))
+                break
+            except CommandRefused as exc:
+                return refused(exc)
+            except ConcurrencyConflictError:
+                continue  # another step of the same COI meanwhile: judge again on what it left
+        else:
+            return JSONResponse({"error": "the unit is changing too fast; report the step again",
+                                 "code": "CONCURRENT_CHANGE"}, status_code=409)
+        return JSONResponse({"command_id": str(env.command_id), "recorded": events[-1].model_dump(mode="json")},
+                            status_code=201)
+    return handle
+
+
 ENDPOINTS = (
+    Endpoint("POST", "/custody-steps", to(Action.RECORD_CUSTODY, locate_step), custody_step,
+             "Report a custody step of a unit (the RecordCustodyStep command, applied at once): for the organisation "
+             "named, which must hold the unit; refused with the custody table's reason code", body=RecordCustodyStep,
+             answers={201: "recorded: the manufacturing.CustodyStepRecorded event",
+                      409: "refused by the custody table (docs/custody.md), with its code",
+                      422: "invalid request (a mistyped unit id or label)"}),
     Endpoint("GET", "/units/{unit_id}/fhir", to(Action.READ_PRODUCT, locate_unit), unit_as_fhir,
              "A unit (bag) as an HL7 FHIR R5 BiologicallyDerivedProduct: its COI, division, collection, processing "
              "facility, storage temperature and custody state; pseudonymous ids only",
