@@ -408,7 +408,7 @@ class TestWhereUnitsAre:
     def test_a_centre_sees_its_own_subjects_units_a_facility_those_it_made(self, stack: Stack) -> None:
         own, other = (coi_of(side) for side in ("own", "other"))
         assert self.units(stack, "physician.m") == {(own + "00", "in_manufacturing", OWN_FACILITY),
-                                                    (own + "A0", "infused", OWN_CENTRE)}
+                                                    (own + "A0", "infused", "patient")}
         made = self.units(stack, "qualified-person.m")
         assert {u for u, _, _ in made} == {own + "00", own + "A0", other + "00", other + "A0"}
 

@@ -78,6 +78,9 @@ _CUSTODY_ORDER = ("collected", "awaiting_qc", "qc_complete", "out_of_specificati
                   "received", "stored", "in_manufacturing", "prepared", "returned", "discarded", "infused")
 
 
+INFUSED_HOLDER = "patient"  # where an infused unit is
+
+
 @dataclass(frozen=True)
 class UnitLocation:
     """Where one unit (bag) is now, and since when: its latest custody step (docs/custody.md)."""
@@ -340,7 +343,9 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                    products=_with_product(view, event.coi_id,
                                                           infused_on=clinical_date(event.infused_at).isoformat(),
                                                           infused_at=at),
-                                   units=_with_units(view, [UnitLocation(event.unit_id, "infused", view.centre_id or "",
+                                   # infused: in the patient (not "the centre": known only from another
+                                   # topic's event, which a rebuild may fold later)
+                                   units=_with_units(view, [UnitLocation(event.unit_id, "infused", INFUSED_HOLDER,
                                                                          _at(event.infused_at))])
                                    if event.unit_id else view.units,
                                    timeline=_with_entry(view, event.infused_at, t,

@@ -460,3 +460,14 @@ class TestQuarantineAndLegs:
         [entry] = programme_report(rows)
         assert entry["legs_days"]["manufacturing"] == {"n": 3, "median": 14.0, "minimum": 13.1, "maximum": 20.5}
         assert entry["legs_days"]["release_to_infusion"] is None
+
+    @given(st.permutations(list(range(10))))
+    def test_an_infused_bag_is_in_the_patient_whichever_topic_is_folded_first(self, order):
+        infused_at = INFUSED_AT + timedelta(days=1)
+        events = [enrolled(), registered(), *TestUnits().custody(),
+                  (ev.ProductInfused(subject_id=SUBJECT, coi_id=COI, infused_at=infused_at, infusion_number=1,
+                                     unit_id=self.A0), infused_at)]
+        assert len(events) == 10
+        view = fold_all([events[i] for i in order])
+        assert view == fold_all(events)
+        assert {u.unit_id: (u.state, u.holder) for u in view.units}[self.A0] == ("infused", "patient")
