@@ -171,6 +171,19 @@ class BookSlot(CommandPayload):
     on: ClinicalDate
 
 
+class CancelSlotBooking(CommandPayload):
+    """Cancel the subject's `kind` slot at `slot_org_id` on day `on`, with the reason (the slot
+    is free again), by the subject's centre."""
+
+    command_type = "CancelSlotBooking"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    subject_id: SubjectId
+    slot_org_id: CentreId
+    kind: SlotKind
+    on: ClinicalDate
+    reason: Reason
+
+
 class RecordInfusion(CommandPayload):
     """Recorded at the bedside after scanning the bag's label and the patient's wristband;
     for a product labelled as units, only after a bedside check said go (docs/custody.md)."""
@@ -240,6 +253,7 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     RecordQaDisposition,
     SetSlotCapacity,
     BookSlot,
+    CancelSlotBooking,
     RecordInfusion,
     RecordResponseAssessment,
     CorrectResponseAssessment,

@@ -242,6 +242,17 @@ class SlotBooked(EventPayload):
     turnaround_days: Annotated[int, Field(ge=1)] | None = None
 
 
+class SlotBookingCancelled(EventPayload):
+    """The subject's `kind` slot at `slot_org_id` on day `on` was cancelled, and why; it is free."""
+
+    event_type = "manufacturing.SlotBookingCancelled"
+    subject_id: SubjectId
+    slot_org_id: CentreId
+    kind: SlotKind
+    on: ClinicalDate
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
 # --- infusion ------------------------------------------------------------------------
 class ProductInfused(EventPayload):
     """The released product named by `coi_id` was infused into its own subject (day 0)."""
@@ -452,6 +463,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     UnitInfusionRecorded,
     SlotCapacitySet,
     SlotBooked,
+    SlotBookingCancelled,
     ProductInfused,
     BedsideCheckRecorded,
     ResponseAssessed,

@@ -70,6 +70,7 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
     # manufacturing's table, domain/slots.py); a booking for a subject by the subject's centre
     "SetSlotCapacity": A.RECORD_CUSTODY,
     "BookSlot": A.WRITE_SUBJECT,
+    "CancelSlotBooking": A.WRITE_SUBJECT,
     "RecordInfusion": A.WRITE_SUBJECT,
     "RecordResponseAssessment": A.WRITE_SUBJECT,
     # a correction is a new record with its reason, by whoever may write the record it

@@ -7,6 +7,7 @@ from datetime import datetime
 from contracts import isbt128
 from contracts.commands import (
     BookSlot,
+    CancelSlotBooking,
     RecordApheresisCollection,
     SetSlotCapacity,
     RecordCustodyStep,
@@ -152,6 +153,14 @@ async def book_slot(cmd: BookSlot, streams: Streams, organisations: Organisation
     day = rebuild(SlotDay(cmd.slot_org_id, cmd.kind, cmd.on), events)
     await streams.append(stream, version, day.book(cmd, await organisations.kind_of(cmd.slot_org_id)),
                          occurred_at=start_of_day(cmd.on), subject_id=cmd.subject_id)
+
+
+@reads(lambda cmd: [slot_stream(cmd.slot_org_id, cmd.kind, cmd.on)])
+async def cancel_slot_booking(cmd: CancelSlotBooking, streams: Streams) -> None:
+    stream = slot_stream(cmd.slot_org_id, cmd.kind, cmd.on)
+    events, version = await streams.load(stream)
+    day = rebuild(SlotDay(cmd.slot_org_id, cmd.kind, cmd.on), events)
+    await streams.append(stream, version, day.cancel(cmd), occurred_at=start_of_day(cmd.on), subject_id=cmd.subject_id)
 
 
 async def on_product_infused(event: ProductInfused, env: EventEnvelope, streams: Streams) -> None:

@@ -10,10 +10,10 @@ from datetime import date
 
 from contracts.access import OrgKind, Role
 from contracts.base import EventPayload
-from contracts.commands import BookSlot, SetSlotCapacity
+from contracts.commands import BookSlot, CancelSlotBooking, SetSlotCapacity
 from contracts.custody import SlotKind
 from contracts.errors import CommandRefused
-from contracts.events import SlotBooked, SlotCapacitySet
+from contracts.events import SlotBooked, SlotBookingCancelled, SlotCapacitySet
 from services.kernel.aggregate import Aggregate
 from services.manufacturing.domain.custody import Acting, RoleNotPermitted
 
@@ -36,6 +36,10 @@ class CapacityBelowBookings(CommandRefused):
 
 class WrongKindOfOrganisation(CommandRefused):
     code = "WRONG_KIND_OF_ORGANISATION"
+
+
+class NotBooked(CommandRefused):
+    code = "NOT_BOOKED"
 
 
 # Where each kind of slot is (FACT-JACIE: the apheresis unit belongs to the clinical
@@ -64,6 +68,8 @@ class SlotDay(Aggregate):
             self.capacity, self.turnaround_days = event.capacity, event.turnaround_days
         elif isinstance(event, SlotBooked):
             self.booked.append(event.subject_id)
+        elif isinstance(event, SlotBookingCancelled):
+            self.booked.remove(event.subject_id)
 
     def set_capacity(self, cmd: SetSlotCapacity, acting: Acting) -> list[EventPayload]:
         if acting.org_kind is not WHERE[cmd.kind]:
@@ -95,3 +101,10 @@ class SlotDay(Aggregate):
         return [SlotBooked(subject_id=cmd.subject_id, slot_org_id=cmd.slot_org_id, kind=cmd.kind, on=cmd.on,
                            number=len(self.booked) + 1, capacity=self.capacity,
                            turnaround_days=self.turnaround_days)]
+
+    def cancel(self, cmd: CancelSlotBooking) -> list[EventPayload]:
+        if cmd.subject_id not in self.booked:
+            raise NotBooked(f"subject {cmd.subject_id} has no {cmd.kind} slot at {cmd.slot_org_id} on "
+                            f"{cmd.on.isoformat()}")
+        return [SlotBookingCancelled(subject_id=cmd.subject_id, slot_org_id=cmd.slot_org_id, kind=cmd.kind,
+                                     on=cmd.on, reason=cmd.reason)]

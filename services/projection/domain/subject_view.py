@@ -109,8 +109,11 @@ class SubjectView:
     # each unit's latest quarantine fact, (unit id, at, "excursion" or "disposition"): it is
     # quarantined while the latest is an excursion, whichever arrived first
     quarantine: tuple[tuple[str, str, str], ...] = ()
-    # slots booked for the subject: (kind, day, organisation, turnaround days), sorted
-    bookings: tuple[tuple[str, str, str, int | None], ...] = ()
+    # slots booked for the subject: (kind, day, organisation, turnaround days, the booking's
+    # event id), sorted; and the cancellations, (kind, day, organisation, event id): a slot
+    # stands while it was booked more often than cancelled (a booking may be cancelled and made again)
+    bookings: tuple[tuple[str, str, str, int | None, str], ...] = ()
+    cancelled: tuple[tuple[str, str, str, str], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -135,13 +138,24 @@ class SubjectView:
                 if a and b else None for leg, (a, b) in ends.items()}
 
     @property
+    def standing_bookings(self) -> list[tuple[str, str, str, int | None]]:
+        """The slots booked and not cancelled since (a subject holds at most one slot of a kind
+        at an organisation a day): (kind, day, organisation, turnaround days)."""
+        standing = {}
+        for slot in {b[:3] for b in self.bookings}:
+            made = [b for b in self.bookings if b[:3] == slot]
+            if len(made) > sum(1 for c in self.cancelled if c[:3] == slot):
+                standing[slot] = max(made, key=lambda b: b[4])[:4]
+        return sorted(standing.values(), key=str)
+
+    @property
     def forecast_vein_to_vein_days(self) -> int | None:
         """From the first apheresis slot booked to the first manufacturing slot booked plus its
         facility's planned turnaround (start to arrival at the centre): the plan, beside the
         actual `vein_to_vein_days` (issue 9 item 6)."""
-        apheresis = min((date.fromisoformat(on) for kind, on, _, _ in self.bookings if kind == "apheresis"),
+        apheresis = min((date.fromisoformat(on) for kind, on, _, _ in self.standing_bookings if kind == "apheresis"),
                         default=None)
-        making = min(((date.fromisoformat(on), t) for kind, on, _, t in self.bookings
+        making = min(((date.fromisoformat(on), t) for kind, on, _, t in self.standing_bookings
                       if kind == "manufacturing" and t is not None), default=None)
         if apheresis is None or making is None:
             return None
@@ -175,7 +189,9 @@ class SubjectView:
             "signatures": [dict(vars(s)) for s in self.signatures],
             "units": [{**vars(u), "quarantined": u.unit_id in self.quarantined} for u in self.units],
             "quarantine": [list(q) for q in self.quarantine],
-            "bookings": [list(b) for b in self.bookings],
+            "bookings": [list(b) for b in self.standing_bookings],
+            "booked": [list(b) for b in self.bookings],
+            "cancelled_bookings": [list(c) for c in self.cancelled],
             "forecast_vein_to_vein_days": self.forecast_vein_to_vein_days,
         }
 
@@ -190,7 +206,8 @@ class SubjectView:
                    units=tuple(UnitLocation(**{k: v for k, v in u.items() if k != "quarantined"})
                                for u in d.get("units", ())),
                    quarantine=tuple(tuple(q) for q in d.get("quarantine", ())),
-                   bookings=tuple(tuple(b) for b in d.get("bookings", ())))
+                   bookings=tuple(tuple(b) for b in d.get("booked", ())),
+                   cancelled=tuple(tuple(c) for c in d.get("cancelled_bookings", ())))
 
 
 def _with_units(view: SubjectView, moved: list[UnitLocation],
@@ -306,10 +323,15 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         return dataclasses.replace(view, units=_with_units(view, [moved]),
                                    timeline=_with_entry(view, event.at, t, _custody(event), event_id))
     if isinstance(event, ev.SlotBooked):
-        booking = (event.kind.value, event.on.isoformat(), event.slot_org_id, event.turnaround_days)
+        booking = (event.kind.value, event.on.isoformat(), event.slot_org_id, event.turnaround_days, event_id or "")
         return dataclasses.replace(view, bookings=tuple(sorted({*view.bookings, booking}, key=str)), timeline=_with_entry(
             view, event.on, t, f"{event.kind.value} slot booked at {event.slot_org_id} on {event.on.isoformat()}",
             event_id))
+    if isinstance(event, ev.SlotBookingCancelled):
+        cancelled = (event.kind.value, event.on.isoformat(), event.slot_org_id, event_id or "")
+        return dataclasses.replace(view, cancelled=tuple(sorted({*view.cancelled, cancelled})), timeline=_with_entry(
+            view, event.on, t, f"{event.kind.value} slot at {event.slot_org_id} on {event.on.isoformat()} cancelled: "
+                               f"{event.reason}", event_id))
     if isinstance(event, (ev.ExcursionDetected, ev.QaDispositionRecorded)):
         view = dataclasses.replace(view, quarantine=_with_quarantine(view, event))
     if isinstance(event, ev.ExcursionDetected):

@@ -111,3 +111,55 @@ class TestForecast:
     def test_the_booking_is_on_the_timeline(self):
         [entry] = self.view(self.booked("apheresis", date(2025, 6, 2))).timeline
         assert entry.summary == f"apheresis slot booked at {CENTRE} on 2025-06-02"
+
+
+def cancellation(subject: str = SUBJECT):
+    from contracts.commands import CancelSlotBooking
+
+    return CancelSlotBooking(subject_id=subject, slot_org_id=FACILITY, kind=SlotKind.MANUFACTURING, on=DAY,
+                             reason="manufacturing postponed: the patient's infection")
+
+
+class TestCancelling:
+    async def test_a_cancelled_slot_is_free_again_and_may_be_booked_again(self):
+        bus = wired(FakeStreams())
+        await bus.send(capacity(SlotKind.MANUFACTURING, 1), principal=OPERATOR)
+        await bus.send(booking(SUBJECT))
+        await refused("SLOT_FULL", bus.send(booking(OTHER)))
+        await bus.send(cancellation(SUBJECT))
+        await bus.send(booking(OTHER))
+        await bus.send(cancellation(OTHER))
+        await bus.send(booking(SUBJECT))  # booked, cancelled, booked again
+
+    async def test_a_booking_never_made_is_not_cancelled(self):
+        bus = wired(FakeStreams())
+        await bus.send(capacity(SlotKind.MANUFACTURING, 1), principal=OPERATOR)
+        await refused("NOT_BOOKED", bus.send(cancellation(SUBJECT)))
+
+    def test_the_projection_counts_a_cancelled_then_rebooked_slot_once_in_any_order(self):
+        from itertools import permutations
+
+        from contracts.events import SlotBookingCancelled
+
+        first = self.__class__.booked_event("apheresis", date(2025, 6, 2), "e1")
+        making = self.__class__.booked_event("manufacturing", date(2025, 6, 4), "e2", 18)
+        cancelled = (SlotBookingCancelled(subject_id=SUBJECT, slot_org_id=FACILITY, kind="manufacturing",
+                                          on=date(2025, 6, 4), reason="postponed"), "e3")
+        again = self.__class__.booked_event("manufacturing", date(2025, 6, 4), "e4", 18)
+        views = set()
+        for order in permutations([first, making, cancelled, again]):
+            v = SubjectView(SUBJECT)
+            for e, event_id in order:
+                v = fold(v, e, datetime(2025, 1, 1, tzinfo=timezone.utc), event_id)
+            views.add((v.forecast_vein_to_vein_days, tuple(v.standing_bookings)))
+        assert views == {(20, (("apheresis", "2025-06-02", CENTRE, None), ("manufacturing", "2025-06-04", FACILITY, 18)))}
+        v = SubjectView(SUBJECT)
+        for e, event_id in (first, making, cancelled):
+            v = fold(v, e, datetime(2025, 1, 1, tzinfo=timezone.utc), event_id)
+        assert v.forecast_vein_to_vein_days is None  # the manufacturing slot is gone
+        assert SubjectView.from_json(v.to_json()) == v
+
+    @staticmethod
+    def booked_event(kind: str, on: date, event_id: str, turnaround: int | None = None):
+        return (ev.SlotBooked(subject_id=SUBJECT, slot_org_id=CENTRE if kind == "apheresis" else FACILITY, kind=kind,
+                              on=on, number=1, capacity=2, turnaround_days=turnaround), event_id)
