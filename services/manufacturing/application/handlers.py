@@ -64,6 +64,12 @@ async def record_release(cmd: RecordProductRelease, streams: Streams) -> None:
                          subject_id=cmd.subject_id)
 
 
+async def _chain(streams: Streams, coi: str) -> tuple[ChainOfIdentity, int]:
+    """The chain of identity `coi` as its stream left it, and the stream's version."""
+    events, version = await streams.load(coi_stream(coi))
+    return rebuild(ChainOfIdentity(coi), events), version
+
+
 async def acting_for(principal: ActingPrincipal | None, org_id: str, organisations: Organisations,
                   allowed: frozenset) -> Acting:
     """For which organisation, of which kind, and in which role the principal acts."""
@@ -84,8 +90,7 @@ async def acting_for(principal: ActingPrincipal | None, org_id: str, organisatio
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
 async def register_units(cmd: RegisterProductUnits, streams: Streams, principal: ActingPrincipal | None,
                          organisations: Organisations) -> None:
-    events, version = await streams.load(coi_stream(cmd.coi_id))
-    chain = rebuild(ChainOfIdentity(cmd.coi_id), events)
+    chain, version = await _chain(streams, cmd.coi_id)
     acting = await acting_for(principal, cmd.org_id, organisations, LABELLERS)
     await streams.append(coi_stream(cmd.coi_id), version, chain.register_units(cmd, acting),
                          occurred_at=cmd.registered_at, subject_id=chain.subject_id)
@@ -95,8 +100,7 @@ async def register_units(cmd: RegisterProductUnits, streams: Streams, principal:
 async def record_custody_step(cmd: RecordCustodyStep, streams: Streams, principal: ActingPrincipal | None,
                               organisations: Organisations) -> None:
     coi = isbt128.coi_of_unit(cmd.unit_id)
-    events, version = await streams.load(coi_stream(coi))
-    chain = rebuild(ChainOfIdentity(coi), events)
+    chain, version = await _chain(streams, coi)
     acting = await acting_for(principal, cmd.org_id, organisations, BY_STEP[cmd.step].roles)
     destination_kind = (await organisations.kind_of(cmd.destination_org_id)
                         if cmd.destination_org_id is not None else None)
@@ -108,8 +112,7 @@ async def record_custody_step(cmd: RecordCustodyStep, streams: Streams, principa
 async def record_qa_disposition(cmd: RecordQaDisposition, streams: Streams, principal: ActingPrincipal | None,
                                 organisations: Organisations) -> None:
     coi = isbt128.coi_of_unit(cmd.unit_id)
-    events, version = await streams.load(coi_stream(coi))
-    chain = rebuild(ChainOfIdentity(coi), events)
+    chain, version = await _chain(streams, coi)
     acting = await acting_for(principal, cmd.org_id, organisations, DISPOSERS)
     await streams.append(coi_stream(coi), version, chain.dispose(cmd, acting), occurred_at=cmd.decided_at,
                          subject_id=chain.subject_id)
@@ -126,8 +129,7 @@ async def record_readings(unit_ids: list[str], logger_id: str, org_id: str, loca
         by_coi.setdefault(isbt128.coi_of_unit(unit_id), []).append(unit_id)
     recorded = []
     for coi, units in by_coi.items():
-        events, version = await streams.load(coi_stream(coi))
-        chain = rebuild(ChainOfIdentity(coi), events)
+        chain, version = await _chain(streams, coi)
         new = chain.record_readings(units, logger_id, location, readings, acting)
         await streams.append(coi_stream(coi), version, new, occurred_at=readings[-1].at, subject_id=chain.subject_id)
         recorded += new
@@ -168,8 +170,8 @@ async def on_product_infused(event: ProductInfused, env: EventEnvelope, streams:
     if event.unit_id is None:
         return  # a product recorded before units: infused by its COI alone
     coi = isbt128.coi_of_unit(event.unit_id)
-    events, version = await streams.load(coi_stream(coi))
-    new = rebuild(ChainOfIdentity(coi), events).infused(event.unit_id, event.subject_id, event.infused_at,
+    chain, version = await _chain(streams, coi)
+    new = chain.infused(event.unit_id, event.subject_id, event.infused_at,
                                                          env.event_id)
     if new:
         await streams.append(coi_stream(coi), version, new, occurred_at=event.infused_at, subject_id=event.subject_id)
