@@ -171,8 +171,7 @@ async def on_product_infused(event: ProductInfused, env: EventEnvelope, streams:
         return  # a product recorded before units: infused by its COI alone
     coi = isbt128.coi_of_unit(event.unit_id)
     chain, version = await _chain(streams, coi)
-    new = chain.infused(event.unit_id, event.subject_id, event.infused_at,
-                                                         env.event_id)
+    new = chain.infused(event.unit_id, event.subject_id, event.infused_at, env.event_id)
     if new:
         await streams.append(coi_stream(coi), version, new, occurred_at=event.infused_at, subject_id=event.subject_id)
 
