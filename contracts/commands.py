@@ -11,10 +11,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from contracts.base import CommandPayload
-from contracts.events import SignatureMeaning
+from contracts.events import QcResult, SignatureMeaning, SpecificationCriterion
 from contracts.custody import CustodyStep, Disposition, SlotKind, StorageCondition
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
 from contracts.times import ClinicalDate, Instant
@@ -146,6 +146,92 @@ class RecordQaDisposition(CommandPayload):
     decided_at: Instant
 
 
+class SetProductSpecification(CommandPayload):
+    """Set the product specification the facility `org_id` releases the programme's product
+    against (a new version; earlier results keep the version they were judged by), by its
+    qualified person. Limits are data, each criterion with its source."""
+
+    command_type = "SetProductSpecification"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    programme_id: ProgrammeId
+    org_id: CentreId
+    criteria: Annotated[list[SpecificationCriterion], Field(min_length=1, max_length=50)]
+    shelf_life_hours: Annotated[int, Field(ge=1, le=87_600)] | None = None
+    thaw_to_infusion_minutes: Annotated[int, Field(ge=1, le=10_080)] | None = None
+    set_at: Instant
+
+    @model_validator(mode="after")
+    def _attributes_once(self) -> "SetProductSpecification":
+        names = [c.attribute for c in self.criteria]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"criteria name {', '.join(twice)} more than once")
+        return self
+
+
+class RecordQcResults(CommandPayload):
+    """A unit's quality-control results, by the facility that made it (`org_id`), after
+    scanning the bag (`scanned_id`): judged against its programme's product specification in
+    force, every criterion answered; the unit is then quality-control complete or out of
+    specification."""
+
+    command_type = "RecordQcResults"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    unit_id: UnitId
+    scanned_id: UnitId
+    org_id: CentreId
+    location: Location
+    tested_at: Instant
+    results: Annotated[list[QcResult], Field(min_length=1, max_length=50)]
+
+    @model_validator(mode="after")
+    def _attributes_once(self) -> "RecordQcResults":
+        names = [r.attribute for r in self.results]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"results name {', '.join(twice)} more than once")
+        return self
+
+
+class RequestExceptionalRelease(CommandPayload):
+    """The treating physician of the subject's centre (`org_id`) asks for out-of-specification
+    units to be released for this patient, and why (EU GMP Part IV 11.5)."""
+
+    command_type = "RequestExceptionalRelease"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    coi_id: CoiId
+    unit_ids: Annotated[list[UnitId], Field(min_length=1, max_length=26)]
+    org_id: CentreId
+    justification: Annotated[str, Field(min_length=1, max_length=2000)]
+    requested_at: Instant
+
+
+class RecordOosRiskAssessment(CommandPayload):
+    """The manufacturer's evaluation of the requested out-of-specification units: the
+    deviation and the risks, for the treating physician, by the qualified person of the
+    facility that made them (`org_id`); the physician accepts it by signature."""
+
+    command_type = "RecordOosRiskAssessment"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    coi_id: CoiId
+    org_id: CentreId
+    deviation: Annotated[str, Field(min_length=1, max_length=2000)]
+    risk_assessment: Annotated[str, Field(min_length=1, max_length=4000)]
+    assessed_at: Instant
+
+
+class RecordSponsorNotified(CommandPayload):
+    """The facility's qualified person (`org_id`) notified the sponsor of an out-of-specification
+    release (its `reference`), closing the task."""
+
+    command_type = "RecordSponsorNotified"
+    topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
+    coi_id: CoiId
+    org_id: CentreId
+    reference: Annotated[str, Field(min_length=1, max_length=200)]
+    notified_at: Instant
+
+
 class SetSlotCapacity(CommandPayload):
     """How many `kind` slots `org_id` has on day `on` (capacity as data: 0 closes the day).
     For manufacturing, `turnaround_days`: from the manufacturing start to the product's
@@ -251,6 +337,11 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     RegisterProductUnits,
     RecordCustodyStep,
     RecordQaDisposition,
+    SetProductSpecification,
+    RecordQcResults,
+    RequestExceptionalRelease,
+    RecordOosRiskAssessment,
+    RecordSponsorNotified,
     SetSlotCapacity,
     BookSlot,
     CancelSlotBooking,

@@ -67,3 +67,12 @@ class SlotKind(StrEnum):
 
     APHERESIS = "apheresis"  # a collection at the centre's apheresis unit
     MANUFACTURING = "manufacturing"  # a manufacturing start at a facility
+
+
+class CriterionKind(StrEnum):
+    """How a product specification's criterion judges a quality-control result (issue 9 item 4)."""
+
+    AT_LEAST = "at_least"  # value >= low (viability, a CAR-positive fraction)
+    AT_MOST = "at_most"  # value <= high (endotoxin)
+    BETWEEN = "between"  # low <= value <= high (a dose range)
+    NOT_DETECTED = "not_detected"  # a qualitative test that must find nothing (sterility, mycoplasma)

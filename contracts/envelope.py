@@ -84,7 +84,8 @@ class CommandEnvelope(Contract):
 # The commands of one COI's custody, keyed by it (an infusion stays keyed by its subject:
 # a subject's infusions are numbered in order).
 _BY_COI = frozenset({"RecordApheresisCollection", "RegisterProductUnits", "RecordCustodyStep",
-                     "RecordProductRelease"})
+                     "RecordProductRelease", "RecordQaDisposition", "RecordQcResults", "RequestExceptionalRelease",
+                     "RecordOosRiskAssessment", "RecordSponsorNotified"})
 
 
 def payload_of(event: EventPayload) -> dict[str, Any]:

@@ -10,10 +10,18 @@ import uuid
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from contracts.base import Contract, EventPayload
-from contracts.custody import CustodyState, CustodyStep, Disposition, SlotKind, StorageCondition, UnitKind
+from contracts.custody import (
+    CriterionKind,
+    CustodyState,
+    CustodyStep,
+    Disposition,
+    SlotKind,
+    StorageCondition,
+    UnitKind,
+)
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
 from contracts.times import ClinicalDate, Instant
 
@@ -103,6 +111,14 @@ class ProductReleased(EventPayload):
     # whose qualified person may approve the release by signature (EU GMP Annex 16 §1).
     # None on releases recorded before it was carried; those cannot be approved by signature.
     facility_id: CentreId | None = None
+    # A product labelled as units (issue 9 item 4): this is the release record the qualified
+    # person signs (`POST /signatures`, meaning approval); it takes effect only with that
+    # signature (`manufacturing.ReleaseCertified`). False: a release recorded before units,
+    # in effect at once, as such releases always were.
+    awaiting_signature: bool = False
+    # units released out of specification under the exceptional-release path (EU GMP Part IV
+    # 11.5): the treating physician accepted the manufacturer's risk assessment by signature
+    out_of_specification_units: list[UnitId] = Field(default_factory=list)
 
 
 class ProductUnitsRegistered(EventPayload):
@@ -215,6 +231,207 @@ class UnitInfusionRecorded(EventPayload):
     infusion_event_id: uuid.UUID
 
 
+class SpecificationCriterion(Contract):
+    """One criterion of a product specification: the attribute tested, how its result is
+    judged, the limits, the unit and test method, and where the limit comes from."""
+
+    attribute: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+    kind: CriterionKind
+    low: float | None = None
+    high: float | None = None
+    unit: Annotated[str, Field(max_length=20)] = ""
+    method: Annotated[str, Field(max_length=120)] = ""
+    source: Annotated[str, Field(min_length=1, max_length=300)]
+
+    @model_validator(mode="after")
+    def _limits(self) -> "SpecificationCriterion":
+        need = {CriterionKind.AT_LEAST: (True, False), CriterionKind.AT_MOST: (False, True),
+                CriterionKind.BETWEEN: (True, True), CriterionKind.NOT_DETECTED: (False, False)}[self.kind]
+        for name, wanted, value in (("low", need[0], self.low), ("high", need[1], self.high)):
+            if wanted and value is None:
+                raise ValueError(f"criterion {self.attribute} ({self.kind.value}) needs `{name}`")
+            if not wanted and value is not None:
+                raise ValueError(f"criterion {self.attribute} ({self.kind.value}) takes no `{name}`")
+        if self.kind is CriterionKind.BETWEEN and self.low > self.high:  # type: ignore[operator]
+            raise ValueError(f"criterion {self.attribute}: low {self.low} is above high {self.high}")
+        return self
+
+
+class ProductSpecificationSet(EventPayload):
+    """Version `version` of the product specification the facility `org_id` releases the
+    programme's product against (EU GMP Part IV 11.5, Annex 16 §1.7: release against the
+    approved specification), set by its qualified person (the envelope's actor, in `role`).
+    Each change is a new version; every QC result names the version it was judged by.
+    `shelf_life_hours`: from the end of manufacture (labelling); `thaw_to_infusion_minutes`:
+    from thawing or preparation at the centre to infusion. None: not limited by the
+    specification."""
+
+    event_type = "manufacturing.ProductSpecificationSet"
+    programme_id: ProgrammeId
+    org_id: CentreId
+    version: Annotated[int, Field(ge=1)]
+    criteria: Annotated[list[SpecificationCriterion], Field(min_length=1, max_length=50)]
+    shelf_life_hours: Annotated[int, Field(ge=1, le=87_600)] | None = None
+    thaw_to_infusion_minutes: Annotated[int, Field(ge=1, le=10_080)] | None = None
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    set_at: Instant
+
+
+class QcResult(Contract):
+    """A quality-control result: a measured `value` (in the criterion's unit) or, for a
+    qualitative test, whether anything was `detected`."""
+
+    attribute: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,47}$")]
+    value: float | None = None
+    detected: bool | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "QcResult":
+        if (self.value is None) == (self.detected is None):
+            raise ValueError(f"result {self.attribute} gives either a `value` or `detected`, not both or neither")
+        return self
+
+
+class JudgedResult(QcResult):
+    """A result as judged against its criterion."""
+
+    criterion: Annotated[str, Field(min_length=1, max_length=200)]  # e.g. ">= 70 %"
+    passed: bool
+
+
+class QcResultsRecorded(EventPayload):
+    """A unit's quality-control results, judged against version `specification_version` of
+    its programme's product specification: within it (the unit is quality-control complete)
+    or out of specification (`failed` names the attributes). Recorded by `org_id`, the
+    facility that made it, in `role`, after scanning the bag (`scanned_id`). `expires_at`:
+    the end of its shelf life; `use_within_minutes`: its thaw-to-infusion limit."""
+
+    event_type = "manufacturing.QcResultsRecorded"
+    unit_id: UnitId
+    coi_id: CoiId
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    specification_version: Annotated[int, Field(ge=1)]
+    results: Annotated[list[JudgedResult], Field(min_length=1, max_length=50)]
+    within_specification: bool
+    failed: list[Annotated[str, Field(max_length=48)]] = Field(default_factory=list)
+    org_id: CentreId
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    location: Annotated[str, Field(min_length=1, max_length=120)]
+    scanned_id: UnitId
+    tested_at: Instant
+    expires_at: Instant | None = None
+    use_within_minutes: Annotated[int, Field(ge=1)] | None = None
+
+
+class CertifiedUnit(Contract):
+    """A unit a certification released, with its limits of use."""
+
+    unit_id: UnitId
+    out_of_specification: bool = False
+    expires_at: Instant | None = None
+    use_within_minutes: Annotated[int, Field(ge=1)] | None = None
+
+
+class ReleaseCertified(EventPayload):
+    """The qualified person signed the release record (`release_event_id`, a
+    `manufacturing.ProductReleased`) with the meaning approval (EU GMP Annex 16 §1; 21 CFR
+    11.50, 11.70): the release takes effect and its units are released. `signer`,
+    `printed_name`, `signed_at` and `record_hash` are the signature's (`common.RecordSigned`
+    on the stream `signatures-<release_event_id>`)."""
+
+    event_type = "manufacturing.ReleaseCertified"
+    coi_id: CoiId
+    subject_id: SubjectId
+    facility_id: CentreId
+    release_event_id: uuid.UUID
+    units: Annotated[list[CertifiedUnit], Field(min_length=1)]
+    signer: Annotated[str, Field(min_length=1, max_length=80)]
+    printed_name: Annotated[str, Field(min_length=1, max_length=200)]
+    signed_at: Instant
+    record_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ExceptionalReleaseRequested(EventPayload):
+    """The treating physician (the envelope's actor, in `role`, of the subject's centre
+    `org_id`) asked for out-of-specification units to be released for this patient, and why:
+    the first step of EU GMP Part IV 11.5 (administration is necessary to avoid an immediate
+    significant hazard to the patient, taking into account the patient's clinical situation)."""
+
+    event_type = "manufacturing.ExceptionalReleaseRequested"
+    coi_id: CoiId
+    subject_id: SubjectId
+    unit_ids: Annotated[list[UnitId], Field(min_length=1)]
+    org_id: CentreId
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    justification: Annotated[str, Field(min_length=1, max_length=2000)]
+    requested_at: Instant
+
+
+class OosRiskAssessed(EventPayload):
+    """The manufacturer's evaluation of the out-of-specification units for the treating
+    physician (EU GMP Part IV 11.5: the manufacturer provides the physician with its
+    evaluation of the risks and the nature of the deviation), by the qualified person of the
+    facility that made them. The physician accepts it by signing this record (meaning
+    approval, `POST /signatures`), which records `ExceptionalReleaseAccepted`."""
+
+    event_type = "manufacturing.OosRiskAssessed"
+    assessment_id: uuid.UUID
+    coi_id: CoiId
+    subject_id: SubjectId
+    unit_ids: Annotated[list[UnitId], Field(min_length=1)]
+    facility_id: CentreId
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    deviation: Annotated[str, Field(min_length=1, max_length=2000)]
+    risk_assessment: Annotated[str, Field(min_length=1, max_length=4000)]
+    assessed_at: Instant
+
+
+class ExceptionalReleaseAccepted(EventPayload):
+    """The treating physician accepted the manufacturer's risk assessment (`assessment_id`) by
+    electronic signature: the units may now be released out of specification, and the sponsor
+    is to be notified (EU GMP Part IV 11.5)."""
+
+    event_type = "manufacturing.ExceptionalReleaseAccepted"
+    coi_id: CoiId
+    subject_id: SubjectId
+    unit_ids: Annotated[list[UnitId], Field(min_length=1)]
+    assessment_id: uuid.UUID
+    signer: Annotated[str, Field(min_length=1, max_length=80)]
+    printed_name: Annotated[str, Field(min_length=1, max_length=200)]
+    org_id: CentreId
+    signed_at: Instant
+    record_hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class SponsorNotificationRaised(EventPayload):
+    """A task: the sponsor (and, through it, the competent authority) is to be told that units
+    of this product are released out of specification (EU GMP Part IV 11.5). Open until
+    `SponsorNotified` closes it."""
+
+    event_type = "manufacturing.SponsorNotificationRaised"
+    coi_id: CoiId
+    subject_id: SubjectId
+    programme_id: ProgrammeId | None = None
+    unit_ids: Annotated[list[UnitId], Field(min_length=1)]
+    failed: list[Annotated[str, Field(max_length=48)]] = Field(default_factory=list)
+    facility_id: CentreId
+    raised_at: Instant
+
+
+class SponsorNotified(EventPayload):
+    """The facility's qualified person recorded that the sponsor was notified (`reference`:
+    the notification's own reference), closing the task."""
+
+    event_type = "manufacturing.SponsorNotified"
+    coi_id: CoiId
+    subject_id: SubjectId
+    org_id: CentreId
+    role: Annotated[str, Field(min_length=1, max_length=40)]
+    reference: Annotated[str, Field(min_length=1, max_length=200)]
+    notified_at: Instant
+
+
 class SlotCapacitySet(EventPayload):
     """`org_id` has `capacity` slots of `kind` on day `on` (and, for manufacturing, its planned
     `turnaround_days` from start to arrival at the centre); `role` is the setter's role."""
@@ -267,6 +484,9 @@ class ProductInfused(EventPayload):
     # before units existed, infused by its COI alone)
     unit_id: UnitId | None = None
     bedside_check_id: uuid.UUID | None = None
+    # released out of specification under the exceptional-release path (EU GMP Part IV
+    # 11.5): the flag travels with the bag to its infusion and to the reports
+    out_of_specification: bool = False
 
 
 class NoGoReason(Contract):
@@ -293,6 +513,8 @@ class BedsideCheckRecorded(EventPayload):
     go: bool
     reasons: list[NoGoReason] = Field(default_factory=list)
     checked_at: Instant
+    # a go for a unit released out of specification (EU GMP Part IV 11.5): said at the bedside
+    out_of_specification: bool = False
 
 
 # --- assessment ----------------------------------------------------------------------
@@ -461,6 +683,14 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ExcursionDetected,
     QaDispositionRecorded,
     UnitInfusionRecorded,
+    ProductSpecificationSet,
+    QcResultsRecorded,
+    ReleaseCertified,
+    ExceptionalReleaseRequested,
+    OosRiskAssessed,
+    ExceptionalReleaseAccepted,
+    SponsorNotificationRaised,
+    SponsorNotified,
     SlotCapacitySet,
     SlotBooked,
     SlotBookingCancelled,

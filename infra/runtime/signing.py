@@ -162,13 +162,24 @@ class SignatureRequest(SignRecord):
 
 # Whose a record is (its centre, its facility), read from what the service holds.
 ResourceOf = Callable[[asyncpg.Connection, StoredRecord], Awaitable[Resource]]
+# What a signature puts into effect in the service's domain (a QP's approval of a release
+# record releases the product): called in the signature's transaction, after it is appended;
+# a CommandRefused it raises refuses the signature, which is then not made.
+AfterSign = Callable[[asyncpg.Connection, EventStore, StoredRecord, RecordSigned, Metadata], Awaitable[object]]
+
+
+class SignatureNotEffective(SignatureRefused):
+    """The domain refused what the signature would put into effect (its code says why)."""
 
 
 class Signatures:
-    """Signing on one service's store; `resource_of` says whose a record is."""
+    """Signing on one service's store; `resource_of` says whose a record is, `after_sign`
+    what a signature puts into effect."""
 
-    def __init__(self, service: str, pool: asyncpg.Pool, store: EventStore, resource_of: ResourceOf) -> None:
+    def __init__(self, service: str, pool: asyncpg.Pool, store: EventStore, resource_of: ResourceOf,
+                 after_sign: AfterSign | None = None) -> None:
         self.service, self.pool, self.store, self.resource_of = service, pool, store, resource_of
+        self.after_sign = after_sign
 
     async def sign(self, principal: Principal, cmd: SignRecord, password: str | None) -> RecordSigned:
         """The signature appended, or SignatureRefused (recorded) saying why not."""
@@ -223,9 +234,16 @@ class Signatures:
                               org_id=decision.membership.org_id, record_event_id=cmd.record_event_id,
                               record_event_type=record.event_type, record_hash=record.content_hash,
                               subject_id=record.subject_id)
+        meta = Metadata(correlation_id=uuid.uuid4(), causation_id=command_id, actor=principal.principal_id)
         await self.store.append(conn, signature_stream(record.event_id), version, [
-            NewEvent(signed, occurred_at=now, subject_id=record.subject_id, centre_id=record.centre_id)],
-            Metadata(correlation_id=uuid.uuid4(), causation_id=command_id, actor=principal.principal_id))
+            NewEvent(signed, occurred_at=now, subject_id=record.subject_id, centre_id=record.centre_id)], meta)
+        if self.after_sign is not None:
+            try:
+                await self.after_sign(conn, self.store, record, signed, meta)
+            except SignatureRefused:
+                raise
+            except CommandRefused as exc:
+                raise SignatureNotEffective(f"{about}: {exc.reason}", code=exc.code) from None
         return signed
 
     async def _record_refusal(self, conn: asyncpg.Connection, principal: Principal, cmd: SignRecord,
@@ -235,7 +253,8 @@ class Signatures:
             await record_rejection(conn, self.store, env, exc, subject_id=record.subject_id if record else None)
 
 
-def signature_endpoints(resource_of: ResourceOf, read_action: Action) -> tuple[Endpoint, ...]:
+def signature_endpoints(resource_of: ResourceOf, read_action: Action,
+                        after_sign: AfterSign | None = None) -> tuple[Endpoint, ...]:
     """`GET /records/{event_id}` and `POST /signatures` of a service (declared endpoints,
     served through the HTTP edge). `read_action`: what reading one of its records needs
     (READ_PRODUCT...); who may sign what is the signing table's (`decide_signature`), applied
@@ -263,7 +282,7 @@ def signature_endpoints(resource_of: ResourceOf, read_action: Action) -> tuple[E
         return handle
 
     def sign(rt: "Runtime") -> Handler:
-        signatures = Signatures(rt.store.schema, rt.pool, rt.store, resource_of)
+        signatures = Signatures(rt.store.schema, rt.pool, rt.store, resource_of, after_sign)
 
         async def handle(call: Call) -> JSONResponse:
             body = await parse_body(call.request, SignatureRequest)  # 422 names the field, never echoes a value

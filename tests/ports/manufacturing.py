@@ -40,6 +40,16 @@ class EnrolmentsContract:
         assert (await enrolments.centre_of(SUBJECT), await enrolments.centre_of("S-BA9876543210")) == (
             CENTRE, "HSG-MONZA")
 
+    async def test_a_subject_never_enrolled_has_no_programme(self, enrolments):
+        assert await enrolments.programme_of(SUBJECT) is None
+
+    async def test_a_subjects_programme_is_the_one_it_was_last_enrolled_in(self, enrolments):
+        await enrolments.add(SUBJECT, PROGRAMME, CENTRE, date(2024, 3, 4))
+        await enrolments.add(SUBJECT, "NK-PHALL-P1", CENTRE, date(2025, 1, 2))
+        await enrolments.add("S-BA9876543210", "CART-BALL", CENTRE, date(2026, 1, 2))
+
+        assert await enrolments.programme_of(SUBJECT) == "NK-PHALL-P1"
+
 
 # What the `organisations` fixture of a suite knows (the access schema's rows).
 KNOWN_ORGANISATIONS = {"GMP-PAVIA": OrgKind.FACILITY, "OSR-MILANO": OrgKind.CENTRE, "NETWORK-OPS": OrgKind.NETWORK}

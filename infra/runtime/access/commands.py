@@ -27,9 +27,9 @@ naming her own centre on it. A command about a
 subject the service does not know, naming no centre, is the network's: only a network-wide
 grant reaches it. A command made for an organisation (`org_id`: a custody step or the
 labelling of units, by a centre or a facility) is about that organisation; the service then
-checks that it holds the unit. A product's facility is not known to any service yet (issue 9), so
-RecordProductRelease is judged by the subject's centre, which no facility role holds: only a
-network-wide grant (the CLI as data loader) records a release over the broker until then.
+checks that it holds the unit. A command naming a `facility_id` (RecordProductRelease) is about
+the subject's product as made by that facility: its qualified person's grant reaches it, and
+manufacturing checks that the facility labelled the product.
 """
 
 from __future__ import annotations
@@ -66,6 +66,16 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
     "RecordCustodyStep": A.RECORD_CUSTODY,
     # a quarantined unit's fate is the qualified person's decision (EU GMP Part IV 11.5, Annex 16 §1.7)
     "RecordQaDisposition": A.RELEASE_PRODUCT,
+    # release (issue 9 item 4): the specification is the qualified person's to set (EU GMP
+    # Annex 16 §1.7); QC results are recorded by the facility's QC staff (which roles:
+    # manufacturing's table); the exceptional-release path of EU GMP Part IV 11.5 starts with
+    # the treating physician's request (the role is checked by manufacturing), continues with
+    # the manufacturer's risk assessment and ends with the sponsor's notification, the QP's
+    "SetProductSpecification": A.RELEASE_PRODUCT,
+    "RecordQcResults": A.RECORD_CUSTODY,
+    "RequestExceptionalRelease": A.WRITE_SUBJECT,
+    "RecordOosRiskAssessment": A.RELEASE_PRODUCT,
+    "RecordSponsorNotified": A.RELEASE_PRODUCT,
     # scheduling (issue 9 item 6): capacity by the organisation's own staff (which roles:
     # manufacturing's table, domain/slots.py); a booking for a subject by the subject's centre
     "SetSlotCapacity": A.RECORD_CUSTODY,
@@ -97,6 +107,9 @@ async def resources_of(conn: asyncpg.Connection, payload: CommandPayload,
     named = getattr(payload, "centre_id", None)
     subject = getattr(payload, "subject_id", None)
     known = await subject_centre(conn, subject) if subject is not None and subject_centre is not None else None
+    facility = getattr(payload, "facility_id", None)
+    if facility is not None:  # a facility's record about a subject (a release): the facility's
+        return [Resource(centre_id=known, facility_id=facility)]
     centres = list(dict.fromkeys(c for c in (known, named) if c is not None))
     return [Resource(centre_id=c) for c in centres] or [NETWORK_RESOURCE]
 

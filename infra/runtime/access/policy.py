@@ -42,6 +42,9 @@ class Action(StrEnum):
     # (FACT-JACIE D7: two qualified persons verify recipient and product)
     VERIFY_AT_BEDSIDE = "verify_at_bedside"
     RECORD_CUSTODY = "record_custody"  # a step in a unit's custody, for the organisation holding it
+    # the treating physician's signed acceptance of the manufacturer's risk assessment of an
+    # out-of-specification product, which allows its exceptional release (EU GMP Part IV 11.5)
+    ACCEPT_EXCEPTIONAL_RELEASE = "accept_exceptional_release"
     READ_REPORT = "read_report"  # aggregated endpoints (ORR, vein-to-vein time)
     READ_AUDIT = "read_audit"  # the audit trail (issue 8, item 7)
     READ_STATUS = "read_status"  # a service's consumer and relay lag (GET /status)
@@ -101,8 +104,9 @@ _OPERATIONS = "EU GMP Annex 11 §12.1: operating status only for who runs the ne
 POLICY: Mapping[Role, Rule] = {
     Role.PHYSICIAN: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
                                             A.READ_REPORT, A.ERASE_IDENTIFIERS, A.RECORD_CUSTODY,
-                                            A.VERIFY_AT_BEDSIDE}), Scope.OWN_CENTRE,
-                         f"{_CENTRE_STAFF}; {_ERASURE}"),
+                                            A.VERIFY_AT_BEDSIDE, A.ACCEPT_EXCEPTIONAL_RELEASE}), Scope.OWN_CENTRE,
+                         f"{_CENTRE_STAFF}; {_ERASURE}; EU GMP Part IV 11.5 (the treating physician accepts an "
+                         "out-of-specification product)"),
     Role.NURSE: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
                                         A.RECORD_CUSTODY, A.VERIFY_AT_BEDSIDE}),
                      Scope.OWN_CENTRE, _CENTRE_STAFF),
@@ -214,6 +218,13 @@ _PRODUCT_SIGNATURES = {M.AUTHORSHIP: A.WRITE_PRODUCT, M.REVIEW: A.WRITE_PRODUCT,
                        M.APPROVAL: A.RELEASE_PRODUCT, M.RESPONSIBILITY: A.RELEASE_PRODUCT}
 SIGNING: Mapping[str, Mapping[SignatureMeaning, Action]] = {
     "manufacturing.ProductReleased": _PRODUCT_SIGNATURES,
+    # QC results: their analyst's authorship, a reviewer's review (EU GMP Part I 6.17)
+    "manufacturing.QcResultsRecorded": {M.AUTHORSHIP: A.WRITE_PRODUCT, M.REVIEW: A.WRITE_PRODUCT,
+                                        M.VERIFICATION: A.WRITE_PRODUCT},
+    # EU GMP Part IV 11.5: the manufacturer's risk assessment of an out-of-specification
+    # product, which its QP authors and the treating physician accepts (approval), the
+    # acceptance being what allows the exceptional release
+    "manufacturing.OosRiskAssessed": {M.AUTHORSHIP: A.RELEASE_PRODUCT, M.APPROVAL: A.ACCEPT_EXCEPTIONAL_RELEASE},
     # collected at the centre: its staff verify the bag's label and the collection
     "manufacturing.ApheresisCollected": {M.AUTHORSHIP: A.WRITE_SUBJECT, M.VERIFICATION: A.WRITE_SUBJECT},
 }

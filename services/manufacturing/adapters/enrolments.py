@@ -18,6 +18,11 @@ class PgEnrolments:
         return await self.conn.fetchval(
             "SELECT centre_id FROM manufacturing.enrolled_subjects WHERE subject_id = $1 LIMIT 1", subject_id)
 
+    async def programme_of(self, subject_id: str) -> str | None:
+        return await self.conn.fetchval(
+            "SELECT programme_id FROM manufacturing.enrolled_subjects WHERE subject_id = $1"
+            " ORDER BY enrolled_on DESC, programme_id LIMIT 1", subject_id)
+
     async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
         await self.conn.execute(
             "INSERT INTO manufacturing.enrolled_subjects (subject_id, programme_id, centre_id, enrolled_on)"

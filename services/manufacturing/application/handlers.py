@@ -5,15 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 
 from contracts import isbt128
+import uuid
+
 from contracts.commands import (
     BookSlot,
     CancelSlotBooking,
     RecordApheresisCollection,
-    SetSlotCapacity,
     RecordCustodyStep,
+    RecordOosRiskAssessment,
     RecordProductRelease,
     RecordQaDisposition,
+    RecordQcResults,
+    RecordSponsorNotified,
     RegisterProductUnits,
+    RequestExceptionalRelease,
+    SetProductSpecification,
+    SetSlotCapacity,
 )
 from contracts.events import TemperatureReading
 from contracts.errors import Unauthenticated
@@ -23,7 +30,7 @@ from services.kernel.acting import ActingPrincipal, roles_for
 from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams, reads
 from services.manufacturing.application.ports import Enrolment, Enrolments, Organisations
-from services.manufacturing.domain.custody import BY_STEP, Acting, RoleNotPermitted
+from services.manufacturing.domain.custody import QC_ROLES, Acting, RoleNotPermitted, transition_of
 from services.manufacturing.domain.model import (
     DISPOSERS,
     LABELLERS,
@@ -32,6 +39,7 @@ from services.manufacturing.domain.model import (
     SubjectNotEnrolled,
     coi_stream,
 )
+from services.manufacturing.domain.release import QUALIFIED, REQUESTERS, ProductSpecification, spec_stream
 from services.manufacturing.domain.slots import PLANNERS, SlotDay, slot_stream
 from services.kernel.clinical_dates import start_of_day
 
@@ -64,7 +72,7 @@ async def record_release(cmd: RecordProductRelease, streams: Streams) -> None:
                          subject_id=cmd.subject_id)
 
 
-async def _chain(streams: Streams, coi: str) -> tuple[ChainOfIdentity, int]:
+async def load_chain(streams: Streams, coi: str) -> tuple[ChainOfIdentity, int]:
     """The chain of identity `coi` as its stream left it, and the stream's version."""
     events, version = await streams.load(coi_stream(coi))
     return rebuild(ChainOfIdentity(coi), events), version
@@ -90,7 +98,7 @@ async def acting_for(principal: ActingPrincipal | None, org_id: str, organisatio
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
 async def register_units(cmd: RegisterProductUnits, streams: Streams, principal: ActingPrincipal | None,
                          organisations: Organisations) -> None:
-    chain, version = await _chain(streams, cmd.coi_id)
+    chain, version = await load_chain(streams, cmd.coi_id)
     acting = await acting_for(principal, cmd.org_id, organisations, LABELLERS)
     await streams.append(coi_stream(cmd.coi_id), version, chain.register_units(cmd, acting),
                          occurred_at=cmd.registered_at, subject_id=chain.subject_id)
@@ -100,19 +108,72 @@ async def register_units(cmd: RegisterProductUnits, streams: Streams, principal:
 async def record_custody_step(cmd: RecordCustodyStep, streams: Streams, principal: ActingPrincipal | None,
                               organisations: Organisations) -> None:
     coi = isbt128.coi_of_unit(cmd.unit_id)
-    chain, version = await _chain(streams, coi)
-    acting = await acting_for(principal, cmd.org_id, organisations, BY_STEP[cmd.step].roles)
+    chain, version = await load_chain(streams, coi)
+    acting = await acting_for(principal, cmd.org_id, organisations, transition_of(cmd.step).roles)
     destination_kind = (await organisations.kind_of(cmd.destination_org_id)
                         if cmd.destination_org_id is not None else None)
     await streams.append(coi_stream(coi), version, chain.custody_step(cmd, acting, destination_kind),
                          occurred_at=cmd.at, subject_id=chain.subject_id)
 
 
+@reads(lambda cmd: [spec_stream(cmd.programme_id, cmd.org_id)])
+async def set_product_specification(cmd: SetProductSpecification, streams: Streams,
+                                    principal: ActingPrincipal | None, organisations: Organisations) -> None:
+    stream = spec_stream(cmd.programme_id, cmd.org_id)
+    events, version = await streams.load(stream)
+    spec = rebuild(ProductSpecification(cmd.programme_id, cmd.org_id), events)
+    acting = await acting_for(principal, cmd.org_id, organisations, QUALIFIED)
+    await streams.append(stream, version, spec.set(cmd, acting), occurred_at=cmd.set_at)
+
+
+@reads(lambda cmd: [coi_stream(isbt128.coi_of_unit(cmd.unit_id))])
+async def record_qc_results(cmd: RecordQcResults, streams: Streams, principal: ActingPrincipal | None,
+                            organisations: Organisations, enrolments: Enrolments) -> None:
+    """Judged against the specification of the subject's programme at the facility testing it."""
+    coi = isbt128.coi_of_unit(cmd.unit_id)
+    chain, version = await load_chain(streams, coi)
+    acting = await acting_for(principal, cmd.org_id, organisations, QC_ROLES)
+    programme = await enrolments.programme_of(chain.subject_id) if chain.subject_id else None
+    limits = None
+    if programme is not None:
+        spec_events, _ = await streams.load(spec_stream(programme, cmd.org_id))
+        limits = rebuild(ProductSpecification(programme, cmd.org_id), spec_events).in_force(cmd.tested_at)
+    await streams.append(coi_stream(coi), version, chain.record_qc(cmd, acting, programme, limits),
+                         occurred_at=cmd.tested_at, subject_id=chain.subject_id)
+
+
+@reads(lambda cmd: [coi_stream(cmd.coi_id)])
+async def request_exceptional_release(cmd: RequestExceptionalRelease, streams: Streams,
+                                      principal: ActingPrincipal | None, organisations: Organisations) -> None:
+    chain, version = await load_chain(streams, cmd.coi_id)
+    acting = await acting_for(principal, cmd.org_id, organisations, REQUESTERS)
+    await streams.append(coi_stream(cmd.coi_id), version, chain.request_exceptional_release(cmd, acting),
+                         occurred_at=cmd.requested_at, subject_id=chain.subject_id)
+
+
+@reads(lambda cmd: [coi_stream(cmd.coi_id)])
+async def record_oos_risk_assessment(cmd: RecordOosRiskAssessment, streams: Streams,
+                                     principal: ActingPrincipal | None, organisations: Organisations) -> None:
+    chain, version = await load_chain(streams, cmd.coi_id)
+    acting = await acting_for(principal, cmd.org_id, organisations, QUALIFIED)
+    await streams.append(coi_stream(cmd.coi_id), version, chain.assess_risk(cmd, acting, uuid.uuid4()),
+                         occurred_at=cmd.assessed_at, subject_id=chain.subject_id)
+
+
+@reads(lambda cmd: [coi_stream(cmd.coi_id)])
+async def record_sponsor_notified(cmd: RecordSponsorNotified, streams: Streams,
+                                  principal: ActingPrincipal | None, organisations: Organisations) -> None:
+    chain, version = await load_chain(streams, cmd.coi_id)
+    acting = await acting_for(principal, cmd.org_id, organisations, QUALIFIED)
+    await streams.append(coi_stream(cmd.coi_id), version, chain.sponsor_notified(cmd, acting),
+                         occurred_at=cmd.notified_at, subject_id=chain.subject_id)
+
+
 @reads(lambda cmd: [coi_stream(isbt128.coi_of_unit(cmd.unit_id))])
 async def record_qa_disposition(cmd: RecordQaDisposition, streams: Streams, principal: ActingPrincipal | None,
                                 organisations: Organisations) -> None:
     coi = isbt128.coi_of_unit(cmd.unit_id)
-    chain, version = await _chain(streams, coi)
+    chain, version = await load_chain(streams, coi)
     acting = await acting_for(principal, cmd.org_id, organisations, DISPOSERS)
     await streams.append(coi_stream(coi), version, chain.dispose(cmd, acting), occurred_at=cmd.decided_at,
                          subject_id=chain.subject_id)
@@ -129,7 +190,7 @@ async def record_readings(unit_ids: list[str], logger_id: str, org_id: str, loca
         by_coi.setdefault(isbt128.coi_of_unit(unit_id), []).append(unit_id)
     recorded = []
     for coi, units in by_coi.items():
-        chain, version = await _chain(streams, coi)
+        chain, version = await load_chain(streams, coi)
         new = chain.record_readings(units, logger_id, location, readings, acting)
         await streams.append(coi_stream(coi), version, new, occurred_at=readings[-1].at, subject_id=chain.subject_id)
         recorded += new
@@ -170,7 +231,7 @@ async def on_product_infused(event: ProductInfused, env: EventEnvelope, streams:
     if event.unit_id is None:
         return  # a product recorded before units: infused by its COI alone
     coi = isbt128.coi_of_unit(event.unit_id)
-    chain, version = await _chain(streams, coi)
+    chain, version = await load_chain(streams, coi)
     new = chain.infused(event.unit_id, event.subject_id, event.infused_at, env.event_id)
     if new:
         await streams.append(coi_stream(coi), version, new, occurred_at=event.infused_at, subject_id=event.subject_id)

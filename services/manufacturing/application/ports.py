@@ -21,6 +21,11 @@ class Enrolments(Protocol):
 
     async def centre_of(self, subject_id: str) -> str | None: ...
 
+    async def programme_of(self, subject_id: str) -> str | None:
+        """The programme the subject was last enrolled in (whose product specification its
+        product is released against); None if not enrolled."""
+        ...
+
     async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
         """Idempotent: a subject's enrolment in a programme is kept once, as first added."""
         ...

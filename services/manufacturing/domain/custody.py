@@ -76,6 +76,14 @@ class Quarantined(CommandRefused):
     code = "QUARANTINED"
 
 
+class StepHasItsOwnCommand(CommandRefused):
+    code = "STEP_HAS_ITS_OWN_COMMAND"
+
+
+class Expired(CommandRefused):
+    code = "EXPIRED"
+
+
 # Who handles units, by the kind of organisation they act for. The CLI's data loader
 # (`celltrail load`) submits records made elsewhere, for the organisation they name.
 _HANDLERS = frozenset({Role.NURSE, Role.PHYSICIAN, Role.OPERATOR, Role.COURIER, Role.FACILITY_SYSTEM,
@@ -122,8 +130,6 @@ TRANSITIONS: tuple[Transition, ...] = (
     _t(T.RECEIVED, BOTH, {S.IN_TRANSIT}, S.RECEIVED, {CENTRE, FACILITY}, _HANDLERS, by_destination=True),
     _t(T.MANUFACTURING_STARTED, {K.STARTING_MATERIAL}, {S.RECEIVED, S.STORED}, S.IN_MANUFACTURING, {FACILITY},
        _FACILITY_STAFF),
-    _t(T.QC_RESULTS_RECORDED, {K.PRODUCT}, {S.AWAITING_QC}, S.QC_COMPLETE, {FACILITY}, _QC),
-    _t(T.OUT_OF_SPECIFICATION, {K.PRODUCT}, {S.AWAITING_QC, S.QC_COMPLETE}, S.OUT_OF_SPECIFICATION, {FACILITY}, _QC),
     _t(T.STORED, BOTH, {S.RECEIVED, S.COLLECTED, S.RELEASED}, S.STORED, {CENTRE, FACILITY}, _HANDLERS),
     # thawed (cryopreserved) or prepared (fresh) for infusion, at the treating centre
     _t(T.PREPARED, {K.PRODUCT}, {S.RECEIVED, S.STORED}, S.PREPARED, {CENTRE}, _CLINICAL),
@@ -141,7 +147,20 @@ ENTRY: dict[UnitKind, tuple[str, CustodyState]] = {
     K.STARTING_MATERIAL: ("collected (RecordApheresisCollection)", S.COLLECTED),
     K.PRODUCT: ("labelled (RegisterProductUnits)", S.AWAITING_QC),
 }
-RELEASE = ("released (RecordProductRelease)", frozenset({S.QC_COMPLETE}), S.RELEASED)
+# Quality control (RecordQcResults, domain/release.py): results judged against the programme's
+# product specification take an awaiting unit to one of two states, by the facility's QC.
+QC = ("qc_results_recorded (RecordQcResults): within specification", frozenset({S.AWAITING_QC}), S.QC_COMPLETE)
+QC_FAILED = ("qc_results_recorded (RecordQcResults): out of specification", frozenset({S.AWAITING_QC}),
+             S.OUT_OF_SPECIFICATION)
+QC_ROLES = _QC
+# The release record (RecordProductRelease) takes effect with the QP's approval signature; an
+# out-of-specification unit is released only on the exceptional-release path (release.py).
+RELEASE = ("released (RecordProductRelease, signed by the QP)", frozenset({S.QC_COMPLETE}), S.RELEASED)
+EXCEPTIONAL_RELEASE = ("released out of specification (EU GMP Part IV 11.5: request, risk assessment, "
+                       "the physician's signed acceptance, then the QP's signed release)",
+                       frozenset({S.OUT_OF_SPECIFICATION}), S.RELEASED)
+# Steps with a command of their own: not taken with RecordCustodyStep.
+OWN_COMMAND = {T.QC_RESULTS_RECORDED: "RecordQcResults", T.OUT_OF_SPECIFICATION: "RecordQcResults"}
 # The end of a bag's path: infusion's record (RecordInfusion, after a go at the bedside),
 # which manufacturing learns from infusion's events (manufacturing.UnitInfusionRecorded).
 INFUSION = ("infused (infusion's RecordInfusion, after a bedside go)", frozenset({S.PREPARED}), S.INFUSED)
@@ -170,6 +189,11 @@ class Unit:
     history: list[CustodyStep] = field(default_factory=list)
     storage: StorageCondition = StorageCondition.REFRIGERATED  # its temperature range (domain/condition.py)
     quarantined: bool = False  # an excursion awaits quality assurance's disposition
+    made_at: datetime | None = None  # labelled: the end of manufacture, where its shelf life starts
+    out_of_specification: bool = False  # its QC results failed the specification (release.py)
+    failed: list[str] = field(default_factory=list)  # the attributes that failed
+    expires_at: datetime | None = None  # the end of its shelf life, by the specification
+    use_within_minutes: int | None = None  # from thawing or preparation to infusion
 
 
 def acting_role(roles: set[Role], transition: Transition) -> Role | None:
@@ -182,15 +206,10 @@ def check_step(unit: Unit | None, *, unit_id: str, scanned: str, step: CustodySt
                destination: str | None, destination_kind: OrgKind | None,
                reason: str | None) -> CustodyStepRecorded:
     """The event of `step` taken on `unit`, or the refusal (module docstring)."""
-    if scanned != unit_id:
-        if scanned[:14] != unit_id[:14]:
-            raise ChainOfIdentityMismatch(
-                f"the label scanned, {scanned}, is of COI {scanned[:14]}, not of unit {unit_id}'s COI {unit_id[:14]}: "
-                "the bag belongs to another chain of identity")
-        raise WrongIdentifier(f"the label scanned, {scanned}, is not unit {unit_id}")
+    transition = transition_of(step)
+    check_label(scanned, unit_id)
     if unit is None:
         raise UnknownUnit(f"unit {unit_id} was never collected or labelled under COI {coi_id}")
-    transition = BY_STEP[step]
     if unit.kind not in transition.kinds or unit.state not in transition.sources:
         allowed = ", ".join(sorted(s.value for s in transition.sources)) if unit.kind in transition.kinds else None
         raise OutOfSequence(
@@ -223,6 +242,23 @@ def check_step(unit: Unit | None, *, unit_id: str, scanned: str, step: CustodySt
                                from_state=unit.state, to_state=transition.target, org_id=acting.org_id,
                                role=acting.role.value, location=location, at=at, scanned_id=scanned,
                                destination_org_id=destination, reason=reason)
+
+
+def transition_of(step: CustodyStep) -> Transition:
+    if step in OWN_COMMAND:
+        raise StepHasItsOwnCommand(f"{step} is recorded with {OWN_COMMAND[step]}, with the results judged against "
+                                   "the product specification, not as a bare custody step")
+    return BY_STEP[step]
+
+
+def check_label(scanned: str, unit_id: str) -> None:
+    """The label read off the bag must be the unit named."""
+    if scanned != unit_id:
+        if scanned[:14] != unit_id[:14]:
+            raise ChainOfIdentityMismatch(
+                f"the label scanned, {scanned}, is of COI {scanned[:14]}, not of unit {unit_id}'s COI {unit_id[:14]}: "
+                "the bag belongs to another chain of identity")
+        raise WrongIdentifier(f"the label scanned, {scanned}, is not unit {unit_id}")
 
 
 def _check_destination(unit: Unit, step: CustodyStep, destination: str | None, kind: OrgKind | None,
@@ -258,7 +294,7 @@ def mermaid() -> str:
     lines = ["stateDiagram-v2"]
     for kind, (label, state) in ENTRY.items():
         lines.append(f"    [*] --> {state.value}: {label}")
-    for label, sources, target in (RELEASE, INFUSION):
+    for label, sources, target in (QC, QC_FAILED, RELEASE, EXCEPTIONAL_RELEASE, INFUSION):
         lines += [f"    {s.value} --> {target.value}: {label}" for s in sorted(sources)]
     for t in TRANSITIONS:
         kinds = "" if t.kinds == frozenset(BOTH) else f" [{', '.join(sorted(k.value for k in t.kinds))}]"
@@ -278,6 +314,9 @@ def table_markdown() -> str:
                     f"{'the destination' if t.by_destination else 'the holder'} "
                     f"({' or '.join(sorted(t.at))}) | {', '.join(sorted(r.value for r in t.roles))} | "
                     f"{', '.join(needs) or '-'} |")
+    qc = ", ".join(sorted(r.value for r in QC_ROLES))
+    rows.append(f"| `qc_results_recorded` (RecordQcResults) | product | awaiting_qc | qc_complete or "
+                f"out_of_specification, by the specification | the holder (facility) | {qc} | results |")
     return "\n".join(rows)
 
 

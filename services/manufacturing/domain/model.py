@@ -16,20 +16,34 @@ from contracts.base import EventPayload
 from contracts.commands import (
     RecordApheresisCollection,
     RecordCustodyStep,
+    RecordOosRiskAssessment,
     RecordProductRelease,
     RecordQaDisposition,
+    RecordQcResults,
+    RecordSponsorNotified,
     RegisterProductUnits,
+    RequestExceptionalRelease,
 )
 from contracts.custody import CustodyState, Disposition, UnitKind
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
 from contracts.events import (
     ApheresisCollected,
+    CertifiedUnit,
     CoiIssued,
     CustodyStepRecorded,
+    ExceptionalReleaseAccepted,
+    ExceptionalReleaseRequested,
     ExcursionDetected,
+    OosRiskAssessed,
     ProductReleased,
     ProductUnitsRegistered,
     QaDispositionRecorded,
+    QcResultsRecorded,
+    RecordSigned,
+    ReleaseCertified,
+    SignatureMeaning,
+    SponsorNotificationRaised,
+    SponsorNotified,
     TemperatureReading,
     TemperatureReadingsRecorded,
     UnitInfusionRecorded,
@@ -37,15 +51,29 @@ from contracts.events import (
 from services.kernel.aggregate import Aggregate
 from services.manufacturing.domain.condition import RANGES, Reading, excursions
 from services.manufacturing.domain.custody import (
+    QC_ROLES,
     Acting,
     NotHolder,
     OutOfSequence,
     Quarantined,
     RoleNotPermitted,
+    StepBeforePrevious,
     Unit,
     UnknownUnit,
     apply_step,
+    check_label,
     check_step,
+)
+from services.manufacturing.domain.release import (
+    QUALIFIED,
+    REQUESTERS,
+    AssessmentSuperseded,
+    Limits,
+    NoExceptionalReleaseRequest,
+    NoOpenNotification,
+    NoSpecification,
+    NotOutOfSpecification,
+    judge,
 )
 
 
@@ -95,6 +123,13 @@ class ChainOfIdentity(Aggregate):
     centre_id: str | None = None  # the collecting centre: the subject's treating centre
     units: dict[str, Unit] = field(default_factory=dict)  # custody of each unit (domain/custody.py)
     facility_id: str | None = None  # the facility that labelled the product's units
+    programme_id: str | None = None  # the subject's programme, as its QC results named it
+    release_pending: bool = False  # a release record awaits the QP's signature
+    certified: bool = False  # the release took effect (ReleaseCertified)
+    requested: frozenset[str] = frozenset()  # units the physician asked to release out of specification
+    assessment: OosRiskAssessed | None = None  # the manufacturer's latest risk assessment of them
+    accepted: frozenset[str] = frozenset()  # units the physician accepted by signature
+    notification_open: bool = False  # the sponsor is yet to be told of an exceptional release
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, CoiIssued):
@@ -110,7 +145,29 @@ class ChainOfIdentity(Aggregate):
             for unit_id in event.unit_ids:
                 self.units[unit_id] = Unit(unit_id, UnitKind.PRODUCT, CustodyState.AWAITING_QC,
                                            holder=event.facility_id, last_at=event.registered_at,
-                                           storage=event.storage)
+                                           storage=event.storage, made_at=event.registered_at)
+        elif isinstance(event, QcResultsRecorded):
+            unit = self.units[event.unit_id]
+            unit.state = CustodyState.QC_COMPLETE if event.within_specification else CustodyState.OUT_OF_SPECIFICATION
+            unit.last_at, unit.out_of_specification, unit.failed = event.tested_at, not event.within_specification, \
+                list(event.failed)
+            unit.expires_at, unit.use_within_minutes = event.expires_at, event.use_within_minutes
+            self.programme_id = event.programme_id
+        elif isinstance(event, ExceptionalReleaseRequested):
+            self.requested, self.assessment, self.accepted = frozenset(event.unit_ids), None, frozenset()
+        elif isinstance(event, OosRiskAssessed):
+            self.assessment, self.accepted = event, frozenset()
+        elif isinstance(event, ExceptionalReleaseAccepted):
+            self.accepted = frozenset(event.unit_ids)
+        elif isinstance(event, SponsorNotificationRaised):
+            self.notification_open = True
+        elif isinstance(event, SponsorNotified):
+            self.notification_open = False
+        elif isinstance(event, ReleaseCertified):
+            self.certified, self.release_pending = True, False
+            for certified in event.units:
+                unit = self.units[certified.unit_id]
+                unit.state, unit.last_at = CustodyState.RELEASED, event.signed_at
         elif isinstance(event, CustodyStepRecorded):
             apply_step(self.units[event.unit_id], event)
         elif isinstance(event, ExcursionDetected):
@@ -125,7 +182,10 @@ class ChainOfIdentity(Aggregate):
                 unit.state = CustodyState.DISCARDED
         elif isinstance(event, ProductReleased):
             self.released = True
-            for unit in self.product_units():
+            if event.awaiting_signature:
+                self.release_pending = True
+                return
+            for unit in self.product_units():  # recorded before releases were signed: in effect at once
                 if unit.state is CustodyState.QC_COMPLETE:
                     unit.state, unit.last_at = CustodyState.RELEASED, event.released_at
 
@@ -174,13 +234,154 @@ class ChainOfIdentity(Aggregate):
             if held:
                 raise Quarantined(f"unit(s) {', '.join(held)} of COI {cmd.coi_id} are quarantined after a "
                                   "temperature excursion: quality assurance decides first")
-            waiting = [u.unit_id for u in units if u.state is not CustodyState.QC_COMPLETE
-                       and u.state is not CustodyState.DISCARDED]
+            waiting = [u.unit_id for u in units if u.state is CustodyState.AWAITING_QC]
             if waiting:
-                raise ReleaseBeforeQc(f"unit(s) {', '.join(waiting)} of COI {cmd.coi_id} are not "
-                                      "quality-control complete (or are out of specification)")
-            return [ProductReleased(**{**cmd.model_dump(), "facility_id": self.facility_id})]
+                raise ReleaseBeforeQc(f"unit(s) {', '.join(waiting)} of COI {cmd.coi_id} have no quality-control "
+                                      "results yet (RecordQcResults)")
+            oos = [u.unit_id for u in units if u.state is CustodyState.OUT_OF_SPECIFICATION]
+            unaccepted = [u for u in oos if u not in self.accepted]
+            if unaccepted:
+                raise ReleaseBeforeQc(
+                    f"unit(s) {', '.join(unaccepted)} of COI {cmd.coi_id} are out of specification: discard them, or "
+                    "release them on the exceptional-release path (EU GMP Part IV 11.5: the treating physician's "
+                    "request, the manufacturer's risk assessment, the physician's signed acceptance)")
+            if not any(u.state is CustodyState.QC_COMPLETE for u in units) and not oos:
+                raise ReleaseBeforeQc(f"COI {cmd.coi_id} has no unit left to release")
+            return [ProductReleased(**{**cmd.model_dump(), "facility_id": self.facility_id,
+                                       "awaiting_signature": True, "out_of_specification_units": oos})]
         return [ProductReleased(**cmd.model_dump())]
+
+    def record_qc(self, cmd: RecordQcResults, acting: Acting, programme_id: str | None,
+                  limits: Limits | None) -> list[EventPayload]:
+        """A unit's QC results, judged against the specification in force (domain/release.py)."""
+        if self.subject_id is None:
+            raise UnknownCoi(f"COI {self.coi_id} has no recorded apheresis collection")
+        check_label(cmd.scanned_id, cmd.unit_id)
+        unit = self.units.get(cmd.unit_id)
+        if unit is None:
+            raise UnknownUnit(f"unit {cmd.unit_id} was never collected or labelled under COI {self.coi_id}")
+        if unit.kind is not UnitKind.PRODUCT or unit.state is not CustodyState.AWAITING_QC:
+            raise OutOfSequence(f"unit {cmd.unit_id} ({unit.kind}) is {unit.state}: QC results are recorded for a "
+                                "product unit awaiting QC")
+        if acting.org_id != unit.holder:
+            raise NotHolder(f"unit {cmd.unit_id} is held by {unit.holder}, not by {acting.org_id}")
+        if acting.org_kind is not OrgKind.FACILITY or acting.role not in QC_ROLES:
+            raise RoleNotPermitted(f"QC results are recorded by a facility's {', '.join(sorted(QC_ROLES))}, not by "
+                                   f"a {acting.role} of {acting.org_id}")
+        if unit.last_at is not None and cmd.tested_at < unit.last_at:
+            raise StepBeforePrevious(f"QC results at {cmd.tested_at.isoformat()} precede unit {cmd.unit_id}'s last "
+                                     f"step at {unit.last_at.isoformat()}")
+        if programme_id is None or limits is None:
+            raise NoSpecification(f"no product specification of programme {programme_id} is in force at "
+                                  f"{acting.org_id} on {cmd.tested_at.isoformat()}: its qualified person sets one "
+                                  "(SetProductSpecification)")
+        judged = judge(limits.criteria, cmd.results)
+        failed = [j.attribute for j in judged if not j.passed]
+        return [QcResultsRecorded(unit_id=cmd.unit_id, coi_id=self.coi_id, subject_id=self.subject_id,
+                                  programme_id=programme_id, specification_version=limits.version, results=judged,
+                                  within_specification=not failed, failed=failed, org_id=acting.org_id,
+                                  role=acting.role.value, location=cmd.location, scanned_id=cmd.scanned_id,
+                                  tested_at=cmd.tested_at, expires_at=limits.expires_at(unit.made_at),
+                                  use_within_minutes=limits.thaw_to_infusion_minutes)]
+
+    def request_exceptional_release(self, cmd: RequestExceptionalRelease, acting: Acting) -> list[EventPayload]:
+        """The treating physician's request (EU GMP Part IV 11.5), for this subject's centre."""
+        if self.subject_id is None:
+            raise UnknownCoi(f"COI {self.coi_id} has no recorded apheresis collection")
+        if acting.org_id != self.centre_id:
+            raise NotHolder(f"the product of COI {self.coi_id} is for a subject of {self.centre_id}: its treating "
+                            f"physician requests an exceptional release, not {acting.org_id}")
+        if acting.role not in REQUESTERS:
+            raise RoleNotPermitted(f"a {acting.role} may not request an exceptional release; the treating physician "
+                                   "does (EU GMP Part IV 11.5)")
+        if self.certified or self.release_pending:
+            raise AlreadyReleased(f"the product of COI {self.coi_id} is already released")
+        for unit_id in cmd.unit_ids:
+            unit = self.units.get(unit_id)
+            if unit is None:
+                raise UnknownUnit(f"unit {unit_id} was never labelled under COI {self.coi_id}")
+            if unit.state is not CustodyState.OUT_OF_SPECIFICATION:
+                raise NotOutOfSpecification(f"unit {unit_id} is {unit.state}: only a unit out of specification is "
+                                            "released on the exceptional-release path")
+        return [ExceptionalReleaseRequested(coi_id=self.coi_id, subject_id=self.subject_id,
+                                            unit_ids=sorted(set(cmd.unit_ids)), org_id=acting.org_id,
+                                            role=acting.role.value, justification=cmd.justification,
+                                            requested_at=cmd.requested_at)]
+
+    def assess_risk(self, cmd: RecordOosRiskAssessment, acting: Acting, assessment_id: object) -> list[EventPayload]:
+        """The manufacturer's evaluation of the requested units, by its qualified person."""
+        if self.subject_id is None:
+            raise UnknownCoi(f"COI {self.coi_id} has no recorded apheresis collection")
+        self._by_own_qp(acting, "assesses the risk of an out-of-specification product")
+        requested = [u for u in sorted(self.requested)
+                     if self.units[u].state is CustodyState.OUT_OF_SPECIFICATION]
+        if not requested:
+            raise NoExceptionalReleaseRequest(f"no exceptional release of COI {self.coi_id} was requested by the "
+                                              "treating physician (RequestExceptionalRelease)")
+        return [OosRiskAssessed(assessment_id=assessment_id, coi_id=self.coi_id, subject_id=self.subject_id,
+                                unit_ids=requested, facility_id=acting.org_id, role=acting.role.value,
+                                deviation=cmd.deviation, risk_assessment=cmd.risk_assessment,
+                                assessed_at=cmd.assessed_at)]
+
+    def sponsor_notified(self, cmd: RecordSponsorNotified, acting: Acting) -> list[EventPayload]:
+        if self.subject_id is None:
+            raise UnknownCoi(f"COI {self.coi_id} has no recorded apheresis collection")
+        self._by_own_qp(acting, "records the sponsor's notification")
+        if not self.notification_open:
+            raise NoOpenNotification(f"no notification of the sponsor is open for COI {self.coi_id}")
+        return [SponsorNotified(coi_id=self.coi_id, subject_id=self.subject_id, org_id=acting.org_id,
+                                role=acting.role.value, reference=cmd.reference, notified_at=cmd.notified_at)]
+
+    def _by_own_qp(self, acting: Acting, what: str) -> None:
+        if acting.org_id != self.facility_id or acting.org_kind is not OrgKind.FACILITY:
+            raise NotHolder(f"the product of COI {self.coi_id} was made by {self.facility_id}: its qualified person "
+                            f"{what}, not {acting.org_id}")
+        if acting.role not in QUALIFIED:
+            raise RoleNotPermitted(f"a {acting.role} may not do this: the qualified person {what}")
+
+    def signed(self, record_type: str, record: dict, record_event_id: object,
+               signature: RecordSigned) -> list[EventPayload]:
+        """What a signature of one of this chain's records puts into effect: the QP's approval of
+        the pending release record certifies it; the treating physician's approval of the
+        latest risk assessment accepts the exceptional release and raises the sponsor's task.
+        Any other signature is a signature only."""
+        if signature.meaning is not SignatureMeaning.APPROVAL or self.subject_id is None:
+            return []
+        if record_type == ProductReleased.event_type:
+            if not self.release_pending or signature.role != Role.QUALIFIED_PERSON.value \
+                    or signature.org_id != self.facility_id:
+                return []
+            units = [CertifiedUnit(unit_id=u.unit_id, out_of_specification=u.out_of_specification,
+                                   expires_at=u.expires_at, use_within_minutes=u.use_within_minutes)
+                     for u in self.product_units()
+                     if u.state is CustodyState.QC_COMPLETE
+                     or (u.state is CustodyState.OUT_OF_SPECIFICATION and u.unit_id in self.accepted)]
+            if not units:
+                raise NoExceptionalReleaseRequest(f"no unit of COI {self.coi_id} is left to release")
+            return [ReleaseCertified(coi_id=self.coi_id, subject_id=self.subject_id, facility_id=self.facility_id,
+                                     release_event_id=record_event_id, units=units, signer=signature.signer,
+                                     printed_name=signature.printed_name, signed_at=signature.signed_at,
+                                     record_hash=signature.record_hash)]
+        if record_type == OosRiskAssessed.event_type:
+            if signature.role != Role.PHYSICIAN.value or signature.org_id != self.centre_id:
+                return []
+            if self.assessment is None or str(self.assessment.assessment_id) != str(record.get("assessment_id")):
+                raise AssessmentSuperseded(f"this risk assessment of COI {self.coi_id} was superseded by a later "
+                                           "request or assessment: sign the latest")
+            if self.accepted:
+                return []
+            assessed = self.assessment
+            return [ExceptionalReleaseAccepted(coi_id=self.coi_id, subject_id=self.subject_id,
+                                               unit_ids=assessed.unit_ids, assessment_id=assessed.assessment_id,
+                                               signer=signature.signer, printed_name=signature.printed_name,
+                                               org_id=signature.org_id, signed_at=signature.signed_at,
+                                               record_hash=signature.record_hash),
+                    SponsorNotificationRaised(coi_id=self.coi_id, subject_id=self.subject_id,
+                                              programme_id=self.programme_id, unit_ids=assessed.unit_ids,
+                                              failed=sorted({f for u in assessed.unit_ids
+                                                             for f in self.units[u].failed}),
+                                              facility_id=assessed.facility_id, raised_at=signature.signed_at)]
+        return []
 
     def register_units(self, cmd: RegisterProductUnits, acting: Acting) -> list[EventPayload]:
         """The facility holding the starting material, in manufacturing, labels the product."""

@@ -35,6 +35,10 @@ from contracts.commands import RecordCustodyStep
 from contracts.envelope import CommandEnvelope
 from services.manufacturing.application.handlers import issue_coi, record_custody_step, record_readings
 from services.manufacturing.domain.model import CoiAlreadyIssued
+from services.manufacturing.application.signatures import on_record_signed
+from infra.runtime.eventstore import EventStore
+from infra.runtime.signing import StoredRecord
+from contracts.events import RecordSigned
 
 if TYPE_CHECKING:
     from infra.runtime.host import Runtime
@@ -187,6 +191,13 @@ def custody_step(rt: "Runtime") -> Handler:
     return handle
 
 
+async def after_sign(conn, store: EventStore, record: StoredRecord, signed: RecordSigned, meta: Metadata) -> None:
+    """A signature of a chain-of-identity record: what it puts into effect (a QP's approval
+    certifies a release; the physician's approval of a risk assessment accepts an
+    exceptional release), in the signature's transaction."""
+    await on_record_signed(record.event_type, record.payload, record.event_id, signed, PgStreams(conn, store, meta))
+
+
 ENDPOINTS = (
     Endpoint("POST", "/custody-steps", to(Action.RECORD_CUSTODY, locate_step), custody_step,
              "Report a custody step of a unit (the RecordCustodyStep command, applied at once): for the organisation "
@@ -204,7 +215,7 @@ ENDPOINTS = (
              answers={201: "loaded: the excursions found and the units quarantined",
                       409: "refused: an unknown unit, or one the organisation does not hold",
                       422: "invalid request (readings out of time order, a mistyped unit id)"}),
-    *signature_endpoints(record_resource, Action.READ_PRODUCT),
+    *signature_endpoints(record_resource, Action.READ_PRODUCT, after_sign),
     Endpoint("POST", "/cois", to(Action.WRITE_SUBJECT, locate_subject), issue,
              "Issue a chain-of-identity id (ISBT 128-shaped) for a subject's starting material, under its centre's "
              "facility identification number", body=CoiRequest,

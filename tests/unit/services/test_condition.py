@@ -119,8 +119,9 @@ class TestQuarantine:
         await chain.to_manufacturing()
         await chain.label()
         await load(chain, OPERATOR, [A0, B0], -190, -100)
+        await chain.specify()
         for u in (A0, B0):
-            await chain.step(ANALYST, u, CustodyStep.QC_RESULTS_RECORDED)
+            await chain.qc(u)  # a quarantined unit may still be tested
         await refused("QUARANTINED", chain.release())
 
     async def test_the_qualified_person_accepts_it_with_a_justification(self):

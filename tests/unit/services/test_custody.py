@@ -12,13 +12,31 @@ import pytest
 
 from contracts import isbt128
 from contracts.access import OrgKind, PrincipalKind, Role
-from contracts.commands import RecordApheresisCollection, RecordCustodyStep, RecordProductRelease, RegisterProductUnits
+import uuid
+
+from contracts.commands import (
+    RecordApheresisCollection,
+    RecordCustodyStep,
+    RecordProductRelease,
+    RecordQcResults,
+    RegisterProductUnits,
+    SetProductSpecification,
+)
 from contracts.custody import CustodyState, CustodyStep, UnitKind
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused, Unauthenticated
-from contracts.events import CustodyStepRecorded, ProductReleased, ProductUnitsRegistered
+from contracts.events import (
+    CustodyStepRecorded,
+    ProductReleased,
+    ProductUnitsRegistered,
+    QcResult,
+    RecordSigned,
+    SignatureMeaning,
+    SpecificationCriterion,
+)
 from infra.runtime.access.principals import Membership, Principal
 from services.kernel.aggregate import rebuild
 from services.manufacturing import bootstrap
+from services.manufacturing.application.signatures import on_record_signed
 from services.manufacturing.domain import custody
 from services.manufacturing.domain.model import ChainOfIdentity, coi_stream
 from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakeStreams
@@ -43,9 +61,35 @@ COURIER = person("courier.a", CENTRE, Role.COURIER)
 OPERATOR = person("operator.p", FACILITY, Role.OPERATOR)
 ANALYST = person("analyst.p", FACILITY, Role.QC_ANALYST)
 QP = person("qp.p", FACILITY, Role.QUALIFIED_PERSON)
+PHYSICIAN = person("physician.a", CENTRE, Role.PHYSICIAN)
 ROME = person("operator.r", OTHER_FACILITY, Role.OPERATOR)
 MONZA = person("nurse.m", OTHER_CENTRE, Role.NURSE)
 LOADER = Principal("cli", PrincipalKind.SYSTEM, "CLI", (Membership("NETWORK", OrgKind.NETWORK, Role.DATA_LOADER),))
+
+
+PROGRAMME = "CARCIK-CD19-P2"  # FakeEnrolments enrols its subjects here
+# A specification as data, each limit with its source (services/manufacturing/domain/release.py)
+CRITERIA = [
+    SpecificationCriterion(attribute="viability_percent", kind="at_least", low=70, unit="%", method="7-AAD flow",
+                           source="FDA CMC guidance for somatic cell therapy INDs (2008): minimum 70 % viable cells"),
+    SpecificationCriterion(attribute="sterility", kind="not_detected", method="Ph. Eur. 2.6.27",
+                           source="Ph. Eur. 2.6.27 microbiological examination of cell-based preparations"),
+    SpecificationCriterion(attribute="endotoxin_iu_per_kg", kind="at_most", high=5, unit="IU/kg",
+                           method="Ph. Eur. 2.6.14", source="Ph. Eur. 5.1.10: K = 5 IU/kg, parenteral"),
+]
+PASSING = [QcResult(attribute="viability_percent", value=92.5), QcResult(attribute="sterility", detected=False),
+           QcResult(attribute="endotoxin_iu_per_kg", value=0.4)]
+FAILING = [QcResult(attribute="viability_percent", value=61.0), QcResult(attribute="sterility", detected=False),
+           QcResult(attribute="endotoxin_iu_per_kg", value=0.4)]
+
+
+def signature(who: Principal, record: object, meaning: SignatureMeaning = SignatureMeaning.APPROVAL,
+              at: datetime | None = None) -> RecordSigned:
+    """A signature as infra/runtime/signing.py makes it (the signing table allowed it)."""
+    m = who.memberships[0]
+    return RecordSigned(signer=who.principal_id, printed_name=who.printed_name, signed_at=at or T0,
+                        meaning=meaning, role=m.role.value, org_id=m.org_id, record_event_id=uuid.uuid4(),
+                        record_event_type=record.event_type, record_hash="ab" * 32)
 
 
 class Chain:
@@ -79,10 +123,34 @@ class Chain:
                                                  divisions=list(divisions), location="GMP-PAVIA clean room B", storage="cryopreserved",
                                                  registered_at=self.tick()), principal=who)
 
-    async def release(self, facility: str | None = FACILITY) -> None:
+    async def specify(self, who: Principal = QP, org: str = FACILITY, **limits: object) -> None:
+        await self.bus.send(SetProductSpecification(programme_id=PROGRAMME, org_id=org, criteria=CRITERIA,
+                                                    set_at=T0 - timedelta(days=30), **limits), principal=who)
+
+    async def qc(self, unit: str, results: list[QcResult] = PASSING, who: Principal | None = None, *,
+                 scanned: str | None = None, org: str | None = None) -> None:
+        who = who or ANALYST
+        await self.bus.send(RecordQcResults(unit_id=unit, scanned_id=scanned or unit,
+                                            org_id=org or who.memberships[0].org_id, location="GMP-PAVIA QC lab",
+                                            tested_at=self.tick(), results=results), principal=who)
+
+    async def release(self, facility: str | None = FACILITY, *, sign: Principal | None = QP) -> None:
+        """The release record, and (if `sign`) its signature by that person, as the signing
+        route applies it (entrypoints/http.py)."""
         await self.bus.send(RecordProductRelease(coi_id=COI, subject_id=SUBJECT, lot_number="LOT-25-001",
                                                  released_at=self.tick(), released_by="QP J. Smith",
                                                  viable_cells_per_ml=2.5e6, volume_ml=50.0, facility_id=facility))
+        if sign is not None:
+            await self.sign(sign, self.release_record())
+
+    def release_record(self) -> ProductReleased:
+        return next(e for e in self.streams.events(coi_stream(COI)) if isinstance(e, ProductReleased))
+
+    async def sign(self, who: Principal, record: object, meaning: SignatureMeaning = SignatureMeaning.APPROVAL,
+                   record_event_id: uuid.UUID | None = None) -> list:
+        return await on_record_signed(record.event_type, record.model_dump(mode="json"),
+                                      record_event_id or uuid.uuid4(), signature(who, record, meaning, self.tick()),
+                                      self.streams)
 
     async def to_manufacturing(self) -> None:
         await self.collect()
@@ -93,8 +161,9 @@ class Chain:
     async def released(self) -> None:
         await self.to_manufacturing()
         await self.label()
+        await self.specify()
         for unit in (A0, B0):
-            await self.step(ANALYST, unit, CustodyStep.QC_RESULTS_RECORDED)
+            await self.qc(unit)
         await self.release()
 
     def chain(self) -> ChainOfIdentity:
@@ -132,8 +201,6 @@ class TestTheWholePath:
             (MATERIAL, "shipped", "collected", "in_transit"),
             (MATERIAL, "received", "in_transit", "received"),
             (MATERIAL, "manufacturing_started", "received", "in_manufacturing"),
-            (A0, "qc_results_recorded", "awaiting_qc", "qc_complete"),
-            (B0, "qc_results_recorded", "awaiting_qc", "qc_complete"),
             (A0, "shipped", "released", "in_transit"),
             (A0, "received", "in_transit", "received"),
             (A0, "stored", "received", "stored"),
@@ -169,10 +236,11 @@ class TestTheWholePath:
         chain = Chain()
         await chain.to_manufacturing()
         await chain.label()
+        await chain.specify()
         for unit in (A0, B0):
-            await chain.step(ANALYST, unit, CustodyStep.QC_RESULTS_RECORDED)
+            await chain.qc(unit)
 
-        await chain.release(facility=None)
+        await chain.release(facility=None, sign=None)
 
         released = chain.streams.events(coi_stream(COI))[-1]
         assert isinstance(released, ProductReleased) and released.facility_id == FACILITY
@@ -181,7 +249,8 @@ class TestTheWholePath:
         chain = Chain()
         await chain.to_manufacturing()
         await chain.label()
-        await chain.step(ANALYST, A0, CustodyStep.QC_RESULTS_RECORDED)
+        await chain.specify()
+        await chain.qc(A0)
         await chain.step(OPERATOR, B0, CustodyStep.DISCARDED, reason="bag integrity failure at fill")
 
         await chain.release()
@@ -244,7 +313,7 @@ class TestRefusals:
     @pytest.mark.parametrize("who, unit, step", [
         (NURSE, A0, CustodyStep.RECEIVED),  # never shipped
         (OPERATOR, MATERIAL, CustodyStep.MANUFACTURING_STARTED),  # still in manufacturing
-        (ANALYST, A0, CustodyStep.QC_RESULTS_RECORDED),  # released already
+        (NURSE, A0, CustodyStep.PREPARED),  # released, still at the facility
         (OPERATOR, MATERIAL, CustodyStep.SHIPPED),  # consumed by manufacturing: terminal
     ])
     async def test_a_step_out_of_sequence(self, who, unit, step):
@@ -275,8 +344,8 @@ class TestRefusals:
         chain = Chain()
         await chain.to_manufacturing()
         await chain.label()
-        refusal = await refused("ROLE_NOT_PERMITTED", chain.step(OPERATOR, A0, CustodyStep.QC_RESULTS_RECORDED))
-        assert "operator" in refusal.reason and "qc_analyst" in refusal.reason
+        refusal = await refused("ROLE_NOT_PERMITTED", chain.step(ANALYST, A0, CustodyStep.SHIPPED, to=CENTRE))
+        assert "qc_analyst" in refusal.reason and "operator" in refusal.reason
 
     async def test_a_principal_acting_for_an_organisation_it_has_no_role_at(self):
         chain = Chain()
@@ -372,7 +441,8 @@ class TestLabellingAndRelease:
         chain = Chain()
         await chain.to_manufacturing()
         await chain.label()
-        await chain.step(ANALYST, A0, CustodyStep.QC_RESULTS_RECORDED)
+        await chain.specify()
+        await chain.qc(A0)
         refusal = await refused("RELEASE_BEFORE_QC", chain.release())
         assert B0 in refusal.reason
 
@@ -380,32 +450,44 @@ class TestLabellingAndRelease:
         chain = Chain()
         await chain.to_manufacturing()
         await chain.label(divisions=("A0",))
-        await chain.step(ANALYST, A0, CustodyStep.OUT_OF_SPECIFICATION)
-        await refused("RELEASE_BEFORE_QC", chain.release())
-        assert chain.state(A0) is CustodyState.OUT_OF_SPECIFICATION
+        await chain.specify()
+        await chain.qc(A0, FAILING)
+        refusal = await refused("RELEASE_BEFORE_QC", chain.release())
+        assert chain.state(A0) is CustodyState.OUT_OF_SPECIFICATION and "exceptional-release path" in refusal.reason
 
     async def test_no_release_by_another_facility(self):
         chain = Chain()
         await chain.to_manufacturing()
         await chain.label(divisions=("A0",))
-        await chain.step(ANALYST, A0, CustodyStep.QC_RESULTS_RECORDED)
+        await chain.specify()
+        await chain.qc(A0)
         await refused("NOT_HOLDER", chain.release(OTHER_FACILITY))
 
 
 class TestTheTable:
     def test_every_state_but_the_ends_has_a_way_on(self):
-        leaving = {s for t in custody.TRANSITIONS for s in t.sources} | set(custody.RELEASE[1]) | set(
-            custody.INFUSION[1])
+        leaving = {s for t in custody.TRANSITIONS for s in t.sources} | {
+            s for _, sources, _ in (custody.QC, custody.QC_FAILED, custody.RELEASE, custody.EXCEPTIONAL_RELEASE,
+                                    custody.INFUSION) for s in sources}
         assert set(CustodyState) - custody.TERMINAL - leaving == set()
         assert not custody.TERMINAL & leaving  # and the ends lead nowhere
 
     def test_every_state_is_reached(self):
         reached = {t.target for t in custody.TRANSITIONS} | {s for _, s in custody.ENTRY.values()} | {
-            custody.RELEASE[2], custody.INFUSION[2]}
+            t[2] for t in (custody.QC, custody.QC_FAILED, custody.RELEASE, custody.INFUSION)}
         assert reached == set(CustodyState)
 
-    def test_every_step_has_one_transition(self):
-        assert sorted(custody.BY_STEP) == sorted(CustodyStep) and len(custody.TRANSITIONS) == len(CustodyStep)
+    def test_every_step_has_one_transition_or_a_command_of_its_own(self):
+        assert sorted([*custody.BY_STEP, *custody.OWN_COMMAND]) == sorted(CustodyStep)
+        assert len(custody.TRANSITIONS) == len(CustodyStep) - len(custody.OWN_COMMAND)
+
+    @pytest.mark.parametrize("step", sorted(custody.OWN_COMMAND))
+    async def test_a_step_with_a_command_of_its_own_is_not_a_bare_custody_step(self, step):
+        chain = Chain()
+        await chain.to_manufacturing()
+        await chain.label()
+        refusal = await refused("STEP_HAS_ITS_OWN_COMMAND", chain.step(ANALYST, A0, step))
+        assert "RecordQcResults" in refusal.reason
 
     def test_docs_custody_md_draws_the_table_as_it_is(self):
         doc = (Path(__file__).parents[3] / "docs" / "custody.md").read_text(encoding="utf-8")

@@ -45,8 +45,10 @@ FACILITY_SOURCE = "issue 8 item 3: a facility sees only the products it manufact
 ROWS = [
     Row(Role.PHYSICIAN, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS,
                                                    A.READ_PRODUCT, A.READ_REPORT, A.ERASE_IDENTIFIERS, A.RECORD_CUSTODY,
-                                                   A.VERIFY_AT_BEDSIDE}),
-        "own centre", CENTRE_SOURCE + "; GDPR Art. 17: the controller (the centre) erases; issue 9: custody of units"),
+                                                   A.VERIFY_AT_BEDSIDE, A.ACCEPT_EXCEPTIONAL_RELEASE}),
+        "own centre", CENTRE_SOURCE + "; GDPR Art. 17: the controller (the centre) erases; issue 9: custody of units; "
+                                      "EU GMP Part IV 11.5: the treating physician accepts an out-of-specification "
+                                      "product"),
     Row(Role.NURSE, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
                                                A.RECORD_CUSTODY, A.VERIFY_AT_BEDSIDE}),
         "own centre", CENTRE_SOURCE),
