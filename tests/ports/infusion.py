@@ -40,10 +40,13 @@ class ReleasedProductsContract:
 
 # --- Units (PgUnits, FakeUnits) ------------------------------------------------------------
 from contracts.custody import CustodyState  # noqa: E402
+from contracts.events import CertifiedUnit  # noqa: E402
 from services.infusion.domain.bedside import UnitView  # noqa: E402
 
 A0 = UnitView("W0001250000011A0", "W0001250000011", "S-0123456789AB", CustodyState.AWAITING_QC, "GMP-PAVIA")
 B0 = UnitView("W0001250000011B0", "W0001250000011", "S-0123456789AB", CustodyState.AWAITING_QC, "GMP-PAVIA")
+EXPIRES = datetime(2025, 10, 1, 9, 0, tzinfo=timezone.utc)
+PREPARED_AT = datetime(2025, 4, 1, 8, 30, tzinfo=CET)
 
 
 class UnitsContract:
@@ -85,3 +88,51 @@ class UnitsContract:
         assert [u.quarantined for u in await units.of_coi(A0.coi_id)] == [True, False]
         await units.quarantine(A0.unit_id, False)
         assert not (await units.get(A0.unit_id)).quarantined
+
+    async def test_a_unit_is_kept_with_its_limits_of_use_its_preparation_and_how_it_was_released(self, units):
+        full = UnitView(A0.unit_id, A0.coi_id, A0.subject_id, CustodyState.PREPARED, "OSR-MILANO", True, False,
+                        EXPIRES, 60, PREPARED_AT, True)
+        await units.register([full])
+        assert await units.get(A0.unit_id) == full
+
+    async def test_qc_results_within_specification_complete_its_qc_and_give_its_limits(self, units):
+        await units.register([A0])
+        await units.judged(A0.unit_id, within_specification=True, expires_at=EXPIRES, use_within_minutes=60)
+        judged = await units.get(A0.unit_id)
+        assert (judged.state, judged.out_of_specification, judged.expires_at, judged.use_within_minutes) == (
+            CustodyState.QC_COMPLETE, False, EXPIRES, 60)
+
+    async def test_qc_results_out_of_specification_flag_it_and_no_release_record_releases_it(self, units):
+        await units.register([A0])
+        await units.judged(A0.unit_id, within_specification=False, expires_at=None, use_within_minutes=None)
+        await units.release(A0.coi_id)
+        judged = await units.get(A0.unit_id)
+        assert (judged.state, judged.out_of_specification, judged.released_out_of_specification) == (
+            CustodyState.OUT_OF_SPECIFICATION, True, False)
+
+    async def test_a_preparation_keeps_its_time_and_later_steps_keep_it_too(self, units):
+        await units.register([A0])
+        await units.move(A0.unit_id, CustodyState.PREPARED, prepared_at=PREPARED_AT)
+        await units.move(A0.unit_id, CustodyState.DISCARDED)
+        assert (await units.get(A0.unit_id)).prepared_at == PREPARED_AT
+
+    async def test_a_certification_releases_the_units_it_names_with_their_limits_and_flags(self, units):
+        c0 = UnitView(A0.coi_id + "C0", A0.coi_id, A0.subject_id, CustodyState.QC_COMPLETE, "GMP-PAVIA")
+        await units.register([A0, B0, c0])
+        await units.judged(A0.unit_id, within_specification=True, expires_at=None, use_within_minutes=None)
+        await units.judged(B0.unit_id, within_specification=False, expires_at=None, use_within_minutes=None)
+        await units.certify([CertifiedUnit(unit_id=A0.unit_id, expires_at=EXPIRES, use_within_minutes=60),
+                             CertifiedUnit(unit_id=B0.unit_id, out_of_specification=True, expires_at=EXPIRES)])
+        assert [(u.state, u.out_of_specification, u.released_out_of_specification, u.expires_at,
+                 u.use_within_minutes) for u in await units.of_coi(A0.coi_id)] == [
+            (CustodyState.RELEASED, False, False, EXPIRES, 60), (CustodyState.RELEASED, True, True, EXPIRES, None),
+            (CustodyState.QC_COMPLETE, False, False, None, None)]
+
+    async def test_a_certification_learnt_again_leaves_a_unit_that_moved_on_where_it_is(self, units):
+        await units.register([A0])
+        await units.judged(A0.unit_id, within_specification=True, expires_at=None, use_within_minutes=None)
+        certified = [CertifiedUnit(unit_id=A0.unit_id, expires_at=EXPIRES)]
+        await units.certify(certified)
+        await units.move(A0.unit_id, CustodyState.IN_TRANSIT)
+        await units.certify(certified)
+        assert (await units.get(A0.unit_id)).state == CustodyState.IN_TRANSIT

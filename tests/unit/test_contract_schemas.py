@@ -288,7 +288,10 @@ IDENTIFIER_WORDS = ("name", "surname", "birth", "dob", "hospital_record", "recor
 # Field names that contain an identifier word but name no person: a centre's name is public.
 # A signature's printed name is the signing staff member's (21 CFR 11.50(a)(1)), no patient's.
 NOT_PERSONAL = {("enrollment.CentreRegistered", "name"), ("RegisterCentre", "name"),
-                ("common.RecordSigned", "printed_name")}
+                ("common.RecordSigned", "printed_name"),
+                # the QP's and the treating physician's, copied from their signatures (issue 9 item 4)
+                ("manufacturing.ReleaseCertified", "printed_name"),
+                ("manufacturing.ExceptionalReleaseAccepted", "printed_name")}
 
 
 def suspicious_fields(label: str, model: type[BaseModel]) -> list[str]:

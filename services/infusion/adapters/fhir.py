@@ -35,4 +35,8 @@ def dispense(infused: ProductInfused, *, event_id: str, actor: str, centre_id: s
     if check is not None:
         resource["note"].append({"text": f"bedside check {check.check_id} at {check.checked_at.isoformat()}: go, "
                                          f"verified by {' and '.join(check.verified_by)}"})
+    if infused.out_of_specification:
+        # R5's dispense has no element for it; a note keeps it with the record of administration
+        resource["note"].append({"text": f"unit {infused.unit_id} was released out of specification on the "
+                                         "exceptional-release path (EU GMP Part IV 11.5) and infused so"})
     return json.loads(BiologicallyDerivedProductDispense.model_validate(resource).model_dump_json(exclude_none=True))

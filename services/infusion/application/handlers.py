@@ -12,6 +12,8 @@ from contracts.events import (
     ProductReleased,
     ProductUnitsRegistered,
     QaDispositionRecorded,
+    QcResultsRecorded,
+    ReleaseCertified,
 )
 from services.infusion.application.ports import Release, ReleasedProducts, Units
 from services.infusion.domain.bedside import (
@@ -45,7 +47,7 @@ async def record_infusion(cmd: RecordInfusion, streams: Streams, products: Relea
         # still a go now: the unit may have been discarded, or another bag infused, since
         reasons = judge(await units.get(cmd.unit_id), unit_id=cmd.unit_id, subject_id=cmd.subject_id,
                         subject_centre=await subject_centres.centre_of(cmd.subject_id),
-                        infused=cmd.unit_id in history.infused_units)
+                        infused=cmd.unit_id in history.infused_units, at=cmd.infused_at)
         if reasons:
             raise NoGoAtTheBedside("; ".join(f"{r.code}: {r.reason}" for r in reasons))
     new = history.infuse(cmd, await products.get(cmd.coi_id), check)
@@ -54,10 +56,18 @@ async def record_infusion(cmd: RecordInfusion, streams: Streams, products: Relea
 
 
 async def on_products_released(events: list[ProductReleased], products: ReleasedProducts, units: Units) -> None:
+    """A release record awaiting the qualified person's signature releases no unit yet: its
+    units are released by the signature (`on_release_certified`); the product is known at once
+    for its COI, and the gate judges each unit."""
     await products.add_many([Release(ReleasedProduct(e.coi_id, e.subject_id, e.released_at), e.lot_number)
                              for e in events])
     for e in events:
-        await units.release(e.coi_id)
+        if not e.awaiting_signature:
+            await units.release(e.coi_id)
+
+
+async def on_release_certified(event: ReleaseCertified, units: Units) -> None:
+    await units.certify(event.units)
 
 
 async def on_units_registered(event: ProductUnitsRegistered, units: Units) -> None:
@@ -65,9 +75,17 @@ async def on_units_registered(event: ProductUnitsRegistered, units: Units) -> No
                           for u in event.unit_ids])
 
 
+async def on_qc_results(event: QcResultsRecorded, units: Units) -> None:
+    await units.judged(event.unit_id, within_specification=event.within_specification, expires_at=event.expires_at,
+                       use_within_minutes=event.use_within_minutes)
+
+
 async def on_custody_step(event: CustodyStepRecorded, units: Units) -> None:
+    """A product unit's step; QC results recorded as a step (logs from before
+    `QcResultsRecorded`) move it too."""
     if event.unit_kind == "product":
-        await units.move(event.unit_id, event.to_state, event.org_id if event.step is CustodyStep.RECEIVED else None)
+        await units.move(event.unit_id, event.to_state, event.org_id if event.step is CustodyStep.RECEIVED else None,
+                         prepared_at=event.at if event.step is CustodyStep.PREPARED else None)
 
 
 async def on_excursion(event: ExcursionDetected, units: Units) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import NamedTuple, Protocol
 
 from contracts.custody import CustodyState
+from contracts.events import CertifiedUnit
 from services.infusion.domain.bedside import UnitView
 from services.infusion.domain.model import ReleasedProduct
 
@@ -43,13 +45,29 @@ class Units(Protocol):
         """Idempotent: a unit is kept as first registered."""
         ...
 
-    async def move(self, unit_id: str, state: CustodyState, holder: str | None = None) -> None:
-        """A custody step took the unit to `state` (and to `holder`, when it changed hands);
-        once out of specification, it stays flagged."""
+    async def move(self, unit_id: str, state: CustodyState, holder: str | None = None, *,
+                   prepared_at: datetime | None = None) -> None:
+        """A custody step took the unit to `state` (and to `holder`, when it changed hands;
+        `prepared_at`, when it was thawed or prepared); once out of specification, it stays
+        flagged."""
+        ...
+
+    async def judged(self, unit_id: str, *, within_specification: bool, expires_at: datetime | None,
+                     use_within_minutes: int | None) -> None:
+        """Its QC results were judged against its specification: the unit is quality-control
+        complete, or out of specification (flagged for good); its limits of use are kept."""
         ...
 
     async def release(self, coi_id: str) -> None:
-        """The COI's units that were quality-control complete are released."""
+        """The COI's units that were quality-control complete are released (a release in
+        effect at once, recorded before releases were signed)."""
+        ...
+
+    async def certify(self, units: Sequence[CertifiedUnit]) -> None:
+        """The qualified person's signature released these units, each with its limits of use,
+        those out of specification on the exceptional-release path. Idempotent: a unit no
+        longer quality-control complete or out of specification (released already) is left
+        as it is."""
         ...
 
     async def quarantine(self, unit_id: str, quarantined: bool) -> None:

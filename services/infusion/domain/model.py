@@ -51,7 +51,8 @@ class InfusionHistory(Aggregate):
     def infuse(self, cmd: RecordInfusion, product: ReleasedProduct | None,
                check: BedsideCheckRecorded | None = None) -> list[EventPayload]:
         """`check`: the bedside check a unit's infusion rests on (domain/bedside.py), None for
-        a product recorded before units existed, infused by its COI."""
+        a product recorded before units existed, infused by its COI. A go for a unit released
+        out of specification said so; the infusion says it too (EU GMP Part IV 11.5)."""
         if product is None:
             raise ProductNotReleased(f"no released product is known for COI {cmd.coi_id}")
         if product.subject_id != cmd.subject_id:
@@ -66,4 +67,5 @@ class InfusionHistory(Aggregate):
                 f"infusion at {cmd.infused_at.isoformat()} precedes release at {product.released_at.isoformat()}")
         return [ProductInfused(subject_id=cmd.subject_id, coi_id=cmd.coi_id, infused_at=cmd.infused_at,
                                infusion_number=len(self.infused_cois) + 1, unit_id=cmd.unit_id,
-                               bedside_check_id=check.check_id if check is not None else None)]
+                               bedside_check_id=check.check_id if check is not None else None,
+                               out_of_specification=check is not None and check.out_of_specification)]

@@ -32,7 +32,7 @@ from contracts.events import ProductInfused
 from contracts.registry import parse_event
 from services.infusion.adapters.fhir import dispense
 from services.infusion.adapters.units import PgUnits
-from services.infusion.domain.bedside import bedside_stream, judge
+from services.infusion.domain.bedside import bedside_stream, flagged, judge
 from services.infusion.domain.model import InfusionHistory, infusion_stream
 from services.kernel.aggregate import rebuild
 
@@ -82,11 +82,12 @@ def check(rt: "Runtime") -> Handler:
                 infused = body.unit_id in rebuild(InfusionHistory(body.subject_id), history).infused_units
                 unit = await PgUnits(conn).get(body.unit_id)
                 reasons = judge(unit, unit_id=body.unit_id, subject_id=body.subject_id, subject_centre=centre,
-                                infused=infused)
+                                infused=infused, at=at)
                 event = BedsideCheckRecorded(
                     check_id=uuid.uuid4(), unit_id=body.unit_id, coi_id=body.unit_id[:14], subject_id=body.subject_id,
                     centre_id=centre, verified_by=[call.actor, second.principal_id], go=not reasons,
-                    reasons=[NoGoReason(code=r.code, reason=r.reason) for r in reasons], checked_at=at)
+                    reasons=[NoGoReason(code=r.code, reason=r.reason) for r in reasons], checked_at=at,
+                    out_of_specification=not reasons and flagged(unit))
                 _, version = await streams.load(bedside_stream(body.unit_id))
                 try:
                     await streams.append(bedside_stream(body.unit_id), version, [event], occurred_at=at,
@@ -95,7 +96,8 @@ def check(rt: "Runtime") -> Handler:
                     continue  # another check of this bag at the same moment: judge again
             return JSONResponse({"check_id": str(event.check_id), "go": event.go, "unit_id": event.unit_id,
                                  "subject_id": event.subject_id, "verified_by": event.verified_by,
-                                 "reasons": [r.model_dump() for r in event.reasons], "checked_at": at.isoformat()},
+                                 "reasons": [r.model_dump() for r in event.reasons], "checked_at": at.isoformat(),
+                                 "out_of_specification": event.out_of_specification},
                                 status_code=201)
         return JSONResponse({"error": "the bag is being checked concurrently; scan again", "code": "CONCURRENT_CHANGE"},
                             status_code=409)
@@ -138,6 +140,7 @@ ENDPOINTS = (
     Endpoint("POST", "/bedside-checks", to(Action.VERIFY_AT_BEDSIDE, locate_patient), check,
              "Go or no-go, at once, for a bag's label and a patient's wristband scanned by two qualified people; "
              "recorded either way", body=BedsideCheckRequest,
-             answers={201: "checked: go, or no-go with every reason", 404: "subject not enrolled",
+             answers={201: "checked: go (`out_of_specification`: a bag released out of specification on the "
+                           "exceptional-release path), or no-go with every reason", 404: "subject not enrolled",
                       422: "invalid request, or the second verifier is missing, the same person or not qualified"}),
 )

@@ -125,6 +125,7 @@ class ChainOfIdentity(Aggregate):
     facility_id: str | None = None  # the facility that labelled the product's units
     programme_id: str | None = None  # the subject's programme, as its QC results named it
     release_pending: bool = False  # a release record awaits the QP's signature
+    released_at: datetime | None = None  # the release record's time
     certified: bool = False  # the release took effect (ReleaseCertified)
     requested: frozenset[str] = frozenset()  # units the physician asked to release out of specification
     assessment: OosRiskAssessed | None = None  # the manufacturer's latest risk assessment of them
@@ -164,10 +165,13 @@ class ChainOfIdentity(Aggregate):
         elif isinstance(event, SponsorNotified):
             self.notification_open = False
         elif isinstance(event, ReleaseCertified):
+            # Released as of the release record's time: the signature is dated by the service's
+            # clock when it is made (21 CFR 11.50), which for records loaded after the fact is
+            # later than the clinical times of the steps that follow.
             self.certified, self.release_pending = True, False
             for certified in event.units:
                 unit = self.units[certified.unit_id]
-                unit.state, unit.last_at = CustodyState.RELEASED, event.signed_at
+                unit.state, unit.last_at = CustodyState.RELEASED, self.released_at or event.signed_at
         elif isinstance(event, CustodyStepRecorded):
             apply_step(self.units[event.unit_id], event)
         elif isinstance(event, ExcursionDetected):
@@ -181,7 +185,7 @@ class ChainOfIdentity(Aggregate):
             if event.decision is Disposition.DISCARD:
                 unit.state = CustodyState.DISCARDED
         elif isinstance(event, ProductReleased):
-            self.released = True
+            self.released, self.released_at = True, event.released_at
             if event.awaiting_signature:
                 self.release_pending = True
                 return

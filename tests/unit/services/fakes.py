@@ -108,6 +108,10 @@ class FakeEnrolments:
     async def centre_of(self, subject_id: str) -> str | None:
         return next((c for (s, _), (c, _) in self.rows.items() if s == subject_id), None)
 
+    async def programme_of(self, subject_id: str) -> str | None:
+        mine = sorted(((on, p) for (s, p), (_, on) in self.rows.items() if s == subject_id), reverse=True)
+        return min((p for on, p in mine if on == mine[0][0]), default=None) if mine else None
+
     async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
         self.rows.setdefault((subject_id, programme_id), (centre_id, enrolled_on))  # ON CONFLICT DO NOTHING
 
@@ -142,16 +146,34 @@ class FakeUnits:
         for u in units:
             self.units.setdefault(u.unit_id, u)
 
-    async def move(self, unit_id: str, state, holder: str | None = None) -> None:
+    async def move(self, unit_id: str, state, holder: str | None = None, *, prepared_at=None) -> None:
         u = self.units.get(unit_id)
         if u is not None:
             self.units[unit_id] = replace(u, state=state, holder=holder or u.holder,
-                                          out_of_specification=u.out_of_specification or state == "out_of_specification")
+                                          out_of_specification=u.out_of_specification or state == "out_of_specification",
+                                          prepared_at=prepared_at or u.prepared_at)
+
+    async def judged(self, unit_id: str, *, within_specification: bool, expires_at, use_within_minutes) -> None:
+        u = self.units.get(unit_id)
+        if u is not None:
+            self.units[unit_id] = replace(
+                u, state=CustodyState.QC_COMPLETE if within_specification else CustodyState.OUT_OF_SPECIFICATION,
+                out_of_specification=u.out_of_specification or not within_specification, expires_at=expires_at,
+                use_within_minutes=use_within_minutes)
 
     async def release(self, coi_id: str) -> None:
         for unit_id, u in list(self.units.items()):
             if u.coi_id == coi_id and u.state == "qc_complete":
                 self.units[unit_id] = replace(u, state=CustodyState.RELEASED)
+
+    async def certify(self, units) -> None:
+        for c in units:
+            u = self.units.get(c.unit_id)
+            if u is not None and u.state in ("qc_complete", "out_of_specification"):
+                self.units[c.unit_id] = replace(
+                    u, state=CustodyState.RELEASED, out_of_specification=u.out_of_specification or c.out_of_specification,
+                    released_out_of_specification=c.out_of_specification, expires_at=c.expires_at,
+                    use_within_minutes=c.use_within_minutes)
 
     async def quarantine(self, unit_id: str, quarantined: bool) -> None:
         if unit_id in self.units:

@@ -2,9 +2,10 @@
 bedside checks and infusions, by the right and the wrong people, for two patients whose
 products are split into bags, through manufacturing's and infusion's bootstraps (with
 fakes), manufacturing's events handed to infusion as its consumer would. Whatever the
-sequence, no bag is ever infused unless it is that patient's, was released, is not
-quarantined, was prepared at the centre, and a two-person bedside check said go for it and
-that patient. The oracle that judges each infusion reads the event log, not the services'
+sequence, no bag is ever infused unless it is that patient's, was released by the qualified
+person's signature (out of specification only after the treating physician's signed
+acceptance, and then flagged so), is not quarantined, was prepared at the centre, and a
+two-person bedside check said go for it and that patient. The oracle that judges each infusion reads the event log, not the services'
 code."""
 
 from __future__ import annotations
@@ -23,8 +24,11 @@ from contracts.commands import (
     RecordCustodyStep,
     RecordInfusion,
     RecordProductRelease,
+    RecordOosRiskAssessment,
     RecordQaDisposition,
+    RecordQcResults,
     RegisterProductUnits,
+    RequestExceptionalRelease,
 )
 from contracts.custody import CustodyStep, Disposition
 from contracts.errors import CommandRefused
@@ -32,11 +36,15 @@ from contracts.events import (
     ApheresisCollected,
     BedsideCheckRecorded,
     CustodyStepRecorded,
+    ExceptionalReleaseAccepted,
     ExcursionDetected,
     NoGoReason,
+    OosRiskAssessed,
     ProductInfused,
     ProductReleased,
     QaDispositionRecorded,
+    QcResultsRecorded,
+    ReleaseCertified,
     TemperatureReading,
 )
 from services.infusion import bootstrap as infusion
@@ -61,15 +69,23 @@ from tests.unit.services.test_custody import (
     MONZA,
     NURSE,
     OPERATOR,
+    FAILING,
     OTHER_CENTRE,
+    PASSING,
+    PHYSICIAN,
+    PROGRAMME,
     QP,
     ROME,
+    signature,
 )
+from tests.unit.services.test_custody import CRITERIA
+from contracts.commands import SetProductSpecification
+from services.manufacturing.application.signatures import on_record_signed
 
 SUBJECTS = ("S-0000000000A1", "S-0000000000B2")
 COIS = {s: str(isbt128.issue("W0001", 2025, 700 + n)) for n, s in enumerate(SUBJECTS)}
 UNITS = [coi + d for coi in COIS.values() for d in ("00", "A0", "B0")]
-PEOPLE = [NURSE, COURIER, OPERATOR, ANALYST, QP, ROME, MONZA]
+PEOPLE = [NURSE, COURIER, OPERATOR, ANALYST, QP, ROME, MONZA, PHYSICIAN]
 T0 = datetime(2025, 5, 1, 8, tzinfo=timezone.utc)
 
 
@@ -86,6 +102,8 @@ class Network:
                             subject_centres=FakeSubjectCentres({s: CENTRE for s in SUBJECTS}))
         self.forwarded = 0
         self.clock = T0
+        asyncio.run(self.manufacturing.send(SetProductSpecification(
+            programme_id=PROGRAMME, org_id=FACILITY, criteria=CRITERIA, set_at=T0), principal=QP))
 
     def tick(self) -> datetime:
         self.clock += timedelta(minutes=30)
@@ -117,11 +135,18 @@ def oracle(log: list, checks: list[BedsideCheckRecorded], infused: ProductInfuse
     owner = next((e.subject_id for e in log if isinstance(e, ApheresisCollected) and e.coi_id == unit[:14]), None)
     if owner != subject:
         wrong.append(f"{unit} is {owner}'s, infused into {subject}")
-    state, released, quarantined = None, False, False
+    state, released, quarantined, oos, accepted = None, False, False, False, False
     for e in log:
         if isinstance(e, CustodyStepRecorded) and e.unit_id == unit:
             state = e.to_state.value
-        elif isinstance(e, ProductReleased) and e.coi_id == unit[:14] and state == "qc_complete":
+        elif isinstance(e, QcResultsRecorded) and e.unit_id == unit:
+            state = "qc_complete" if e.within_specification else "out_of_specification"
+            oos = not e.within_specification
+        elif isinstance(e, ExceptionalReleaseAccepted) and unit in e.unit_ids:
+            accepted = True
+        elif isinstance(e, ReleaseCertified) and any(u.unit_id == unit for u in e.units):
+            if state not in ("qc_complete", "out_of_specification"):
+                wrong.append(f"{unit} was certified while {state}")
             state, released = "released", True
         elif isinstance(e, ExcursionDetected) and e.unit_id == unit:
             quarantined = True
@@ -134,6 +159,10 @@ def oracle(log: list, checks: list[BedsideCheckRecorded], infused: ProductInfuse
         wrong.append(f"{unit} is {state}, not prepared")
     if quarantined:
         wrong.append(f"{unit} is quarantined")
+    if oos and not accepted:
+        wrong.append(f"{unit} is out of specification, never accepted by the physician's signature")
+    if infused.out_of_specification != oos:
+        wrong.append(f"{unit}'s infusion says out_of_specification={infused.out_of_specification}, its QC {oos}")
     mine = [c for c in checks if c.unit_id == unit]
     if not mine or mine[-1].check_id != infused.bedside_check_id or not mine[-1].go or mine[-1].subject_id != subject:
         wrong.append(f"{unit} had no standing go for {subject}")
@@ -177,6 +206,44 @@ class CustodyMachine(RuleBasedStateMachine):
             coi_id=COIS[subject], subject_id=subject, lot_number="LOT", released_at=self.net.tick(),
             released_by="QP", viable_cells_per_ml=2e6, volume_ml=50, facility_id=facility)))
 
+    @rule(who=st.sampled_from([ANALYST, QP, OPERATOR, ROME]), unit=st.sampled_from(UNITS), passing=st.booleans())
+    def qc(self, who, unit, passing):
+        self.net.run(self.net.manufacturing.send(RecordQcResults(
+            unit_id=unit, scanned_id=unit, org_id=who.memberships[0].org_id, location="lab", tested_at=self.net.tick(),
+            results=PASSING if passing else FAILING), principal=who))
+
+    def sign(self, who, subject, record_type) -> None:
+        """What POST /signatures does once the signing table allowed it: the signature's
+        effect on the chain (services/manufacturing/application/signatures.py)."""
+        record = next((e for e in self.net.made.events(f"coi-{COIS[subject]}") if isinstance(e, record_type)), None)
+        if record is not None:
+            self.net.run(on_record_signed(record.event_type, record.model_dump(mode="json"), uuid.uuid4(),
+                                          signature(who, record, at=self.net.tick()), self.net.made))
+
+    @rule(subject=st.sampled_from(SUBJECTS), who=st.sampled_from([QP, PHYSICIAN]))
+    def sign_release(self, subject, who):
+        self.sign(who, subject, ProductReleased)
+
+    @rule(subject=st.sampled_from(SUBJECTS), who=st.sampled_from([PHYSICIAN, NURSE, MONZA]),
+          bags=st.sampled_from([["A0"], ["B0"], ["A0", "B0"]]))
+    def request_exceptional_release(self, subject, who, bags):
+        self.net.run(self.net.manufacturing.send(RequestExceptionalRelease(
+            coi_id=COIS[subject], unit_ids=[COIS[subject] + b for b in bags], org_id=who.memberships[0].org_id,
+            justification="no alternative therapy", requested_at=self.net.tick()), principal=who))
+
+    @rule(subject=st.sampled_from(SUBJECTS), who=st.sampled_from([QP, ROME, ANALYST]))
+    def assess_risk(self, subject, who):
+        self.net.run(self.net.manufacturing.send(RecordOosRiskAssessment(
+            coi_id=COIS[subject], org_id=who.memberships[0].org_id, deviation="viability 61 %",
+            risk_assessment="low risk", assessed_at=self.net.tick()), principal=who))
+
+    @rule(subject=st.sampled_from(SUBJECTS), who=st.sampled_from([PHYSICIAN, QP]))
+    def accept_risk(self, subject, who):
+        records = [e for e in self.net.made.events(f"coi-{COIS[subject]}") if isinstance(e, OosRiskAssessed)]
+        if records:
+            self.net.run(on_record_signed(records[-1].event_type, records[-1].model_dump(mode="json"), uuid.uuid4(),
+                                          signature(who, records[-1], at=self.net.tick()), self.net.made))
+
     @rule(who=st.sampled_from(PEOPLE), unit=st.sampled_from(UNITS), warm=st.booleans())
     def readings(self, who, unit, warm):
         start = self.net.tick()
@@ -199,13 +266,15 @@ class CustodyMachine(RuleBasedStateMachine):
         async def check():
             view = await self.net.units.get(unit)
             infused = any(e.unit_id == unit for e in self.infused)
-            reasons = judge(view, unit_id=unit, subject_id=subject, subject_centre=CENTRE, infused=infused)
+            at = self.net.tick()
+            reasons = judge(view, unit_id=unit, subject_id=subject, subject_centre=CENTRE, infused=infused, at=at)
             stream = bedside_stream(unit)
             _, version = await self.net.ward.load(stream)
             await self.net.ward.append(stream, version, [BedsideCheckRecorded(
                 check_id=uuid.uuid4(), unit_id=unit, coi_id=unit[:14], subject_id=subject, centre_id=CENTRE,
                 verified_by=["nurse.a", "physician.a"], go=not reasons,
-                reasons=[NoGoReason(code=r.code, reason=r.reason) for r in reasons], checked_at=self.net.tick())],
+                reasons=[NoGoReason(code=r.code, reason=r.reason) for r in reasons], checked_at=at,
+                out_of_specification=bool(view and view.released_out_of_specification and not reasons))],
                 occurred_at=self.net.clock, subject_id=subject)
         self.net.run(check())
 
@@ -253,9 +322,17 @@ class CustodyMachine(RuleBasedStateMachine):
         if unit.quarantined:
             return self.disposition(QP, unit.unit_id, Disposition.ACCEPT)
         if unit.state == "awaiting_qc":
-            return self.step(ANALYST, unit.unit_id, S.QC_RESULTS_RECORDED, None, None, None)
-        if unit.state == "qc_complete":
+            return self.qc(ANALYST, unit.unit_id, bag == "A0")  # B0 fails its QC: the exceptional path
+        if unit.state == "out_of_specification" and unit.unit_id not in chain.requested:
+            return self.request_exceptional_release(subject, PHYSICIAN, [bag])
+        if unit.state == "out_of_specification" and chain.assessment is None:
+            return self.assess_risk(subject, QP)
+        if unit.state == "out_of_specification" and unit.unit_id not in chain.accepted:
+            return self.accept_risk(subject, PHYSICIAN)
+        if unit.state in ("qc_complete", "out_of_specification") and not chain.released:
             return self.release(subject, FACILITY)
+        if unit.state in ("qc_complete", "out_of_specification") and chain.release_pending:
+            return self.sign_release(subject, QP)
         if unit.state == "released":
             return self.step(OPERATOR, unit.unit_id, S.SHIPPED, CENTRE, None, None)
         if unit.state == "in_transit":
