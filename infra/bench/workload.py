@@ -50,13 +50,14 @@ Record = tuple[str, dict[str, Any]]  # (topic, producer.send keyword arguments)
 
 
 # --- events ----------------------------------------------------------------------------
-JOURNEY_LENGTH = 8  # events per synthetic journey (`journey_events`)
+JOURNEY_LENGTH = 10  # events per synthetic journey (`journey_events`)
 
 
 def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetime) -> list[EventEnvelope]:
     """One subject's full journey as its services would have published it: `JOURNEY_LENGTH`
     events (registered, enrolled, collected, its product labelled as one unit, the unit's QC
-    results recorded, released, infused, assessed at day 28), each payload and envelope
+    results judged against the specification, the release record, its certification by the
+    QP's signature, the bag shipped to the centre, infused, assessed at day 28), each payload and envelope
     validated by the contracts models. Every fourth subject does not respond."""
     day0 = date(2024, 1, 1) + timedelta(days=n % 700)
     programme = BENCH_PROGRAMMES[n % len(BENCH_PROGRAMMES)]
@@ -89,16 +90,28 @@ def journey_events(subject_id: str, centre_id: str, n: int, recorded_at: datetim
                                                        location="bench suite", registered_at=labelled,
                                                        role="operator", storage=StorageCondition.CRYOPRESERVED),
          labelled, None),
-        (coi_stream(coi), 3, ev.CustodyStepRecorded(unit_id=unit, coi_id=coi, subject_id=subject_id,
-                                                    unit_kind=UnitKind.PRODUCT, step=CustodyStep.QC_RESULTS_RECORDED,
-                                                    from_state=CustodyState.AWAITING_QC,
-                                                    to_state=CustodyState.QC_COMPLETE, org_id=BENCH_FACILITY,
-                                                    role="qc_analyst", location="bench QC lab", at=tested,
-                                                    scanned_id=unit), tested, None),
+        (coi_stream(coi), 3, ev.QcResultsRecorded(
+            unit_id=unit, coi_id=coi, subject_id=subject_id, programme_id=programme, specification_version=1,
+            results=[ev.JudgedResult(attribute="viability_percent", value=91.0, criterion=">= 70 %", passed=True),
+                     ev.JudgedResult(attribute="sterility", detected=False, criterion="not detected", passed=True)],
+            within_specification=True, org_id=BENCH_FACILITY, role="qc_analyst", location="bench QC lab",
+            scanned_id=unit, tested_at=tested), tested, None),
         (coi_stream(coi), 4, ev.ProductReleased(coi_id=coi, subject_id=subject_id, lot_number=f"LOT-{coi[8:]}",
                                                 released_at=released, released_by="QP-BENCH",
                                                 viable_cells_per_ml=2.5e6, volume_ml=68.0,
-                                                facility_id=BENCH_FACILITY), released, None),
+                                                facility_id=BENCH_FACILITY, awaiting_signature=True), released, None),
+        (coi_stream(coi), 5, ev.ReleaseCertified(
+            coi_id=coi, subject_id=subject_id, facility_id=BENCH_FACILITY, release_event_id=uuid.uuid4(),
+            units=[ev.CertifiedUnit(unit_id=unit)], signer="qp.bench", printed_name="QP Bench",
+            signed_at=released + timedelta(minutes=5), record_hash="0" * 64), released + timedelta(minutes=5), None),
+        (coi_stream(coi), 6, ev.CustodyStepRecorded(unit_id=unit, coi_id=coi, subject_id=subject_id,
+                                                    unit_kind=UnitKind.PRODUCT, step=CustodyStep.SHIPPED,
+                                                    from_state=CustodyState.RELEASED,
+                                                    to_state=CustodyState.IN_TRANSIT, org_id=BENCH_FACILITY,
+                                                    role="operator", location="bench dispatch",
+                                                    at=released + timedelta(hours=1), scanned_id=unit,
+                                                    destination_org_id=centre_id),
+         released + timedelta(hours=1), None),
         (infusion_stream(subject_id), 1, ev.ProductInfused(subject_id=subject_id, coi_id=coi, infused_at=infused,
                                                            infusion_number=1, unit_id=unit), infused, None),
         (assessment_stream(subject_id), 1, ev.ResponseAssessed(subject_id=subject_id, assessed_on=assessed_on,

@@ -206,6 +206,15 @@ def print_report(report: list) -> None:
         if p["vein_to_vein_days"]:
             v = p["vein_to_vein_days"]
             print(f"    vein-to-vein median {v['median']:g} days (range {v['minimum']:g}-{v['maximum']:g}, n={v['n']})")
+        for leg, v in (p.get("legs_days") or {}).items():
+            if v:
+                print(f"    {leg.replace('_', ' ')} median {v['median']:g} days "
+                      f"(range {v['minimum']:g}-{v['maximum']:g}, n={v['n']})")
+        oos, tasks = p.get("out_of_specification_infusions"), p.get("open_sponsor_notifications")
+        if oos and oos["infusions"]:
+            print(f"    infusions of units released out of specification: {oos['infusions']} ({oos['n']} subjects)")
+        if tasks and tasks["notifications"]:
+            print(f"    sponsor notifications still open: {tasks['notifications']} ({tasks['n']} subjects)")
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import commands as c
@@ -28,6 +29,55 @@ def http_json(url: str, body: dict | None = None, method: str = "GET", *, token:
                                                                           "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())
+
+
+# Specifications (issue 9 item 4) the bundled scenarios do not load: a facility's, for the
+# programmes the e2e tests enrol into, set as the CLI (a QP's, submitted from the facility's system).
+def specification_line(programme: str, facility: str, set_at: str = "2025-01-01T00:00:00Z") -> str:
+    from tests.release import CRITERIA
+
+    return json.dumps({"command": "SetProductSpecification", "programme_id": programme, "org_id": facility,
+                       "criteria": [c.model_dump(mode="json") for c in CRITERIA], "set_at": set_at})
+
+
+def qc_line(unit: str, facility: str, tested_at: str) -> str:
+    from tests.release import PASSING
+
+    return json.dumps({"command": "RecordQcResults", "unit_id": unit, "scanned_id": unit, "org_id": facility,
+                       "location": "QC laboratory", "tested_at": tested_at,
+                       "results": [r.model_dump(mode="json", exclude_none=True) for r in PASSING]})
+
+
+async def sign_latest(database_url: str, manufacturing_url: str, headers: dict[str, str], coi_id: str,
+                      event_type: str, password: str) -> dict:
+    """A person (`headers`: their credential) signs the COI's latest `event_type` record with
+    the meaning approval, as the signing route asks: shown the record and its content hash,
+    then the password again (infra/runtime/signing.py). Waits for manufacturing to record it."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        event_id = None
+        for _ in range(300):
+            event_id = await conn.fetchval(
+                "SELECT event_id::text FROM manufacturing.events WHERE stream_id = $1 AND event_type = $2"
+                " ORDER BY position DESC LIMIT 1", f"coi-{coi_id}", event_type)
+            if event_id:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+    assert event_id, f"manufacturing recorded no {event_type} of COI {coi_id}"
+
+    def call(method: str, path: str, body: dict | None = None) -> dict:
+        req = urllib.request.Request(f"{manufacturing_url}{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"content-type": "application/json", **headers})
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return json.loads(r.read())
+
+    shown = await asyncio.to_thread(call, "GET", f"/records/{event_id}")
+    return await asyncio.to_thread(call, "POST", "/signatures", {
+        "record_event_id": event_id, "record_hash": shown["content_hash"], "meaning": "approval",
+        "password": password})
 
 
 def at(d: date, hour: int = 10) -> datetime:

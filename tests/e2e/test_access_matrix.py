@@ -41,6 +41,7 @@ from infra.tooling.loader import Loader
 from infra.tooling.specs import service_specs
 from infra.tooling.supervisor import System
 from tests.access import principal, provisioned
+from tests.e2e.driver import qc_line, sign_latest, specification_line
 from tests.conftest import _admin, _with_database, in_thread
 
 pytestmark = pytest.mark.e2e
@@ -51,6 +52,7 @@ SIDES = {"own": OWN_CENTRE, "other": OTHER_CENTRE}
 SYSTEM_ROLES = {Role.FACILITY_SYSTEM, Role.OUTCOME_CONSUMER, Role.DATA_LOADER}
 WITNESS = "witness.own"
 WITNESSES = {"own": ("nurse.m", WITNESS), "other": ("centre-b", "witness.other")}  # two people at each side's centre
+QP, QP_PASSWORD = "qualified-person.m", "a long qualified person's password"  # signs each release
 
 
 def role_holders() -> list[Principal]:
@@ -109,6 +111,7 @@ async def _set_up_principals(database_url: str, holders: list[Principal], home: 
                 sent[p.principal_id] = {"X-API-Key": key.key}
             else:
                 sent[p.principal_id] = {"Authorization": f"Bearer {issuer.issue(p).token}"}
+        await PgAccessStore(conn).set_password(QP, credentials.hash_password(QP_PASSWORD), actor="test")
         return sent
     finally:
         await conn.close()
@@ -190,14 +193,19 @@ def _infuse(stack: Stack, side: str) -> str:
              json.dumps({"command": "RegisterProductUnits", "coi_id": coi, "org_id": OWN_FACILITY, "lot_number": "L1",
                          "divisions": ["A0"], "location": "suite", "storage": "cryopreserved",
                          "registered_at": at(4)}),
-             step(bag, "qc_results_recorded", OWN_FACILITY, 5),
+             specification_line("CART-BALL-RR", OWN_FACILITY), qc_line(bag, OWN_FACILITY, at(5)),
              json.dumps({"command": "RecordProductRelease", "subject_id": subject, "coi_id": coi, "lot_number": "L1",
-                         "released_at": at(6), "released_by": "QP", "viable_cells_per_ml": 2e6, "volume_ml": 50}),
-             step(bag, "shipped", OWN_FACILITY, 7, destination_org_id=centre), step(bag, "received", centre, 8),
-             step(bag, "prepared", centre, 9)]
+                         "released_at": at(6), "released_by": "QP", "viable_cells_per_ml": 2e6, "volume_ml": 50})]
     info = stack.system.info
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
                     stack.system.tokens())
+    results = asyncio.run(loader.load(lines))
+    assert all(r.status == "accepted" for r in results), results
+    # the release takes effect with the facility's qualified person's signature (issue 9 item 4)
+    asyncio.run(sign_latest(stack.database_url, stack.urls["manufacturing"], stack.credentials[QP], coi,
+                            "manufacturing.ProductReleased", QP_PASSWORD))
+    lines = [step(bag, "shipped", OWN_FACILITY, 7, destination_org_id=centre), step(bag, "received", centre, 8),
+             step(bag, "prepared", centre, 9)]
     results = asyncio.run(loader.load(lines))
     assert all(r.status == "accepted" for r in results), results
     first, second = WITNESSES[side]

@@ -1,8 +1,10 @@
 """Issue 9 item 10: the bundled custody scenarios, one per product kind of the four seeds
 (`infra/tooling/examples/custody-*.jsonl`), loaded through the live path into a whole
-CellTrail (five service processes, the real broker, real PostgreSQL); then, as the files
-say, two nurses of the centre check the first bag at the bedside and it is infused. Every
-line is accepted; each unit ends where the file leaves it; the infusion names its bag."""
+CellTrail (five service processes, the real broker, real PostgreSQL): the lines up to the
+release record, then the facility's qualified person signs it over HTTP with a password (the
+release takes effect, issue 9 item 4), then the rest; then, as the files say, two nurses of
+the centre check the first bag at the bedside and it is infused. Every line is accepted; each
+unit ends where the file leaves it; the infusion names its bag."""
 
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ import pytest
 
 from contracts import isbt128
 from contracts.access import OrgKind, Role
+from infra.runtime.access import credentials
 from infra.runtime.access.store import PgAccessStore
 from infra.runtime.access.tokens import TokenIssuer
 from infra.tooling.access import read_token_key
 from infra.tooling.loader import Loader
 from tests.access import principal, provisioned
-from tests.e2e.driver import http_json
+from tests.e2e.driver import http_json, sign_latest
 from tests.e2e.test_access_matrix import call
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +32,8 @@ pytestmark = pytest.mark.e2e
 EXAMPLES = resources.files("infra.tooling").joinpath("examples")
 SCENARIOS = sorted(p.name for p in EXAMPLES.iterdir() if p.name.startswith("custody-"))
 FACILITY = "IT-GMP-01"
+QP, PASSWORD = "qp.it-gmp-01", "the qualified person's own password"
+SIGNED_HERE = "signs the release record above"  # the files' marker: the QP signs, then the rest is loaded
 
 
 def test_one_scenario_per_product_kind_of_the_four_seeds():
@@ -43,16 +48,22 @@ def commands(name: str) -> list[dict]:
     return [json.loads(line) for line in lines_of(name) if line.strip() and not line.startswith("#")]
 
 
-async def organisations_and_nurses(database_url: str, home, centre: str) -> dict[str, str]:
-    """What the file's header asks for, and two nurses at the centre; their tokens."""
+async def organisations_and_people(database_url: str, home, centre: str) -> dict[str, str]:
+    """What the file's header asks for, two nurses at the centre and the facility's qualified
+    person (with a password, to sign); their tokens."""
     conn = await asyncpg.connect(database_url)
     try:
         store = PgAccessStore(conn)
-        await store.add_organisation(FACILITY, OrgKind.FACILITY, "Cell Factory Milano", actor="test")
+        if not await conn.fetchval("SELECT 1 FROM access.organisations WHERE org_id = $1", FACILITY):
+            await store.add_organisation(FACILITY, OrgKind.FACILITY, "Cell Factory Milano", actor="test")
         nurses = [principal(f"nurse{n}.{centre.lower()}", (centre, OrgKind.CENTRE, Role.NURSE)) for n in (1, 2)]
         await provisioned(conn, *nurses)  # adds the centre too
+        qp = principal(QP, (FACILITY, OrgKind.FACILITY, Role.QUALIFIED_PERSON))
+        if not await conn.fetchval("SELECT 1 FROM access.principals WHERE principal_id = $1", QP):
+            await provisioned(conn, qp)
+            await store.set_password(QP, credentials.hash_password(PASSWORD), actor="test")
         issuer = TokenIssuer(read_token_key(home))
-        return {p.principal_id: issuer.issue(p).token for p in nurses}
+        return {p.principal_id: issuer.issue(p).token for p in (*nurses, qp)}
     finally:
         await conn.close()
 
@@ -63,10 +74,18 @@ async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_
     centre = next(c["centre_id"] for c in cmds if c["command"] == "RegisterCentre")
     coi = isbt128.normalise(next(c["coi_id"] for c in cmds if c["command"] == "RecordApheresisCollection"))
     units = [coi + d for c in cmds if c["command"] == "RegisterProductUnits" for d in c["divisions"]]
-    nurses = await organisations_and_nurses(system.info.database_url, system.home, centre)
+    tokens = await organisations_and_people(system.info.database_url, system.home, centre)
+    qp = {"Authorization": f"Bearer {tokens.pop(QP)}"}
+    nurses = tokens
     info = system.info
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"], system.tokens())
-    results = await loader.load(lines_of(name))
+    lines = lines_of(name)
+    cut = next(n for n, line in enumerate(lines) if SIGNED_HERE in line)
+    results = await loader.load(lines[:cut])
+    signed = await sign_latest(info.database_url, info.urls["manufacturing"], qp, coi, "manufacturing.ProductReleased",
+                               PASSWORD)
+    assert signed["signature"]["meaning"] == "approval", signed
+    results += await loader.load(lines[cut:])
     assert [r.status for r in results] == ["accepted"] * len(cmds), [r for r in results if r.status != "accepted"]
     subject = loader.refs["p1"]
 

@@ -37,8 +37,9 @@ class TestBenchAtToySizes:
         names = [t["name"] for t in r["targets"]]
         pairs = sum(len(s.event_types) for s in topology().services_applying_events)
         # SubjectEnrolled x 3, ProductReleased, ProductUnitsRegistered, CustodyStepRecorded, ExcursionDetected,
-        # QaDispositionRecorded, ProductInfused x 2 (assessment; manufacturing, whose custody of a bag ends)
-        assert pairs == 10
+        # QaDispositionRecorded, QcResultsRecorded, ReleaseCertified (infusion's view of the units),
+        # ProductInfused x 2 (assessment; manufacturing, whose custody of a bag ends)
+        assert pairs == 12
         assert len(names) == pairs + 3  # each (service, upstream event type) pair, saturation, latency, rebuild
         for t in r["targets"]:
             assert t["verdict"] in ("PASS", "MISS") and t["figure"] is not None
@@ -57,7 +58,8 @@ class TestBenchAtToySizes:
             "manufacturing": ["enrollment.SubjectEnrolled", "infusion.ProductInfused"],
             "infusion": ["enrollment.SubjectEnrolled", "manufacturing.CustodyStepRecorded",
                          "manufacturing.ExcursionDetected", "manufacturing.ProductReleased",
-                         "manufacturing.ProductUnitsRegistered", "manufacturing.QaDispositionRecorded"],
+                         "manufacturing.ProductUnitsRegistered", "manufacturing.QaDispositionRecorded",
+                         "manufacturing.QcResultsRecorded", "manufacturing.ReleaseCertified"],
             "assessment": ["enrollment.SubjectEnrolled", "infusion.ProductInfused"]}
         assert all(f["events_per_s"] > 0 for k, v in rates.items() if k != "failures" for f in v.values())
 

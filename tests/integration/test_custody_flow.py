@@ -41,7 +41,7 @@ from infra.tooling.access import CLI_PRINCIPAL, ensure_cli_principal
 from services.infusion import bootstrap as infusion
 from services.manufacturing import bootstrap as manufacturing
 from tests.conftest import signing_settings
-from tests.unit.services.test_custody import CRITERIA, FAILING, PASSING
+from tests.release import CRITERIA, FAILING, PASSING
 from tests.integration.test_broker_authenticity import (
     NOW,
     TOKEN_KEY,

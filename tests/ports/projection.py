@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import date, datetime, timezone
 
 from contracts import events as ev
@@ -14,15 +15,33 @@ AT = datetime(2024, 3, 27, 10, 30, tzinfo=timezone.utc)
 
 
 def journey(subject_id: str = SUBJECT) -> SubjectView:
-    """A view with every kind of field filled: enrolment, product, timeline and day 28."""
+    """A view with every kind of field filled: enrolment, product, timeline and day 28, a
+    unit's QC results and certified release out of specification, and an open sponsor
+    notification."""
     view = SubjectView(subject_id)
+    unit, tested_at = "W0001250000011A0", datetime(2024, 3, 20, 9, 0, tzinfo=timezone.utc)
     for event in (
+        ev.QcResultsRecorded(unit_id=unit, coi_id="W0001250000011", subject_id=subject_id,
+                             programme_id="CARCIK-CD19-P2", specification_version=1, within_specification=False,
+                             results=[ev.JudgedResult(attribute="viability_percent", value=61.0, criterion=">= 70 %",
+                                                      passed=False)], failed=["viability_percent"], org_id="GMP-PAVIA",
+                             role="qc_analyst", location="QC lab", scanned_id=unit, tested_at=tested_at,
+                             expires_at=datetime(2025, 3, 20, tzinfo=timezone.utc), use_within_minutes=60),
+        ev.SponsorNotificationRaised(coi_id="W0001250000011", subject_id=subject_id, unit_ids=[unit],
+                                     failed=["viability_percent"], facility_id="GMP-PAVIA", raised_at=tested_at),
+        ev.ReleaseCertified(coi_id="W0001250000011", subject_id=subject_id, facility_id="GMP-PAVIA",
+                            release_event_id=uuid.UUID(int=7), signer="qp.p", printed_name="P. Qp",
+                            units=[ev.CertifiedUnit(unit_id=unit, out_of_specification=True,
+                                                    expires_at=datetime(2025, 3, 20, tzinfo=timezone.utc),
+                                                    use_within_minutes=60)],
+                            signed_at=datetime(2024, 3, 24, 12, 0, tzinfo=timezone.utc), record_hash="ab" * 32),
         ev.PatientRegistered(subject_id=subject_id, centre_id="OSR-MILANO"),
         ev.SubjectEnrolled(subject_id=subject_id, programme_id="CARCIK-CD19-P2", centre_id="OSR-MILANO",
                            enrolled_on=date(2024, 3, 4)),
         ev.ApheresisCollected(coi_id="W0001250000011", subject_id=subject_id, centre_id="OSR-MILANO",
                               collected_at=datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)),
-        ev.ProductInfused(subject_id=subject_id, coi_id="W0001250000011", infused_at=AT, infusion_number=1),
+        ev.ProductInfused(subject_id=subject_id, coi_id="W0001250000011", infused_at=AT, infusion_number=1,
+                          unit_id="W0001250000011A0", out_of_specification=True),
         ev.ResponseAssessed(subject_id=subject_id, assessed_on=date(2024, 4, 24), study_day=28,
                             marrow_blasts_percent=1.0, response_category=ev.ResponseCategory.CR,
                             mrd_status=ev.MrdStatus.NEGATIVE, morphologic_response=True),

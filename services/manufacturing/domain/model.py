@@ -131,6 +131,7 @@ class ChainOfIdentity(Aggregate):
     assessment: OosRiskAssessed | None = None  # the manufacturer's latest risk assessment of them
     accepted: frozenset[str] = frozenset()  # units the physician accepted by signature
     notification_open: bool = False  # the sponsor is yet to be told of an exceptional release
+    notification_raised_at: datetime | None = None
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, CoiIssued):
@@ -161,7 +162,7 @@ class ChainOfIdentity(Aggregate):
         elif isinstance(event, ExceptionalReleaseAccepted):
             self.accepted = frozenset(event.unit_ids)
         elif isinstance(event, SponsorNotificationRaised):
-            self.notification_open = True
+            self.notification_open, self.notification_raised_at = True, event.raised_at
         elif isinstance(event, SponsorNotified):
             self.notification_open = False
         elif isinstance(event, ReleaseCertified):
@@ -333,6 +334,9 @@ class ChainOfIdentity(Aggregate):
         self._by_own_qp(acting, "records the sponsor's notification")
         if not self.notification_open:
             raise NoOpenNotification(f"no notification of the sponsor is open for COI {self.coi_id}")
+        if self.notification_raised_at is not None and cmd.notified_at < self.notification_raised_at:
+            raise StepBeforePrevious(f"the sponsor's notification at {cmd.notified_at.isoformat()} precedes the "
+                                     f"task raised at {self.notification_raised_at.isoformat()}")
         return [SponsorNotified(coi_id=self.coi_id, subject_id=self.subject_id, org_id=acting.org_id,
                                 role=acting.role.value, reference=cmd.reference, notified_at=cmd.notified_at)]
 

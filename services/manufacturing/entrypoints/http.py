@@ -155,7 +155,8 @@ async def locate_unit(request: Request, rt: "Runtime") -> Located:
 def unit_as_fhir(rt: "Runtime") -> Handler:
     async def handle(call: Call) -> JSONResponse:
         chain, unit_id = call.located.found
-        return JSONResponse(biologically_derived_product(chain, unit_id), media_type="application/fhir+json")
+        return JSONResponse(biologically_derived_product(chain, unit_id, now=datetime.now(timezone.utc)),
+                            media_type="application/fhir+json")
     return handle
 
 

@@ -50,5 +50,4 @@ class PgReadModels:
             "SELECT view FROM projection.subject_state WHERE programme_id IS NOT NULL"
             " AND ($1::text IS NULL OR programme_id = $1) ORDER BY subject_id", programme_id)
         views = [SubjectView.from_json(json.loads(r["view"])) for r in rows]
-        return [ProgrammeRow(v.programme_id, v.phase, v.day28, v.vein_to_vein_days, v.centre_id, v.legs_days)
-                for v in views]
+        return [ProgrammeRow.of(v) for v in views]

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from services.clinical.rates import EmptyValuesError, median_and_range, response_rate
+from services.projection.domain.subject_view import SubjectView
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,17 @@ class ProgrammeRow:
     vein_to_vein_days: int | None
     centre_id: str | None = None  # whose subject it is: the report counts only the caller's centres
     legs_days: dict[str, float | None] | None = None  # SubjectView.legs_days
+    # issue 9 item 4 (EU GMP Part IV 11.5): the subject's infusions of units released out of
+    # specification (infusion.ProductInfused.out_of_specification), and its sponsor
+    # notifications raised and not yet made
+    out_of_specification_infusions: int = 0
+    open_sponsor_notifications: int = 0
+
+    @classmethod
+    def of(cls, view: SubjectView) -> "ProgrammeRow":
+        """The row of an enrolled subject's view."""
+        return cls(view.programme_id, view.phase, view.day28, view.vein_to_vein_days, view.centre_id, view.legs_days,
+                   len(view.oos_infusions), len(view.open_sponsor_notifications))
 
 
 LEGS = ("collection_to_receipt", "manufacturing", "release_to_infusion")
@@ -23,7 +35,9 @@ LEGS = ("collection_to_receipt", "manufacturing", "release_to_infusion")
 
 def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
     """Day-28 overall response rate (CR + CRi among subjects with a day-28 assessment),
-    with its exact Clopper-Pearson 95 % interval, and vein-to-vein time median (range)."""
+    with its exact Clopper-Pearson 95 % interval, vein-to-vein time and each leg of the path,
+    median (range), and the infusions of units released out of specification and the open
+    sponsor notifications (each with `n`, the subjects it counts)."""
     by_programme: dict[str, list[ProgrammeRow]] = {}
     for r in rows:
         by_programme.setdefault(r.programme_id, []).append(r)
@@ -53,5 +67,14 @@ def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
         for leg in LEGS:
             known = [float(r.legs_days[leg]) for r in rs if r.legs_days and r.legs_days.get(leg) is not None]
             entry["legs_days"][leg] = asdict(median_and_range(known)) if known else None
+        entry["out_of_specification_infusions"] = _counted(rs, "out_of_specification_infusions", "infusions")
+        entry["open_sponsor_notifications"] = _counted(rs, "open_sponsor_notifications", "notifications")
         report.append(entry)
     return report
+
+
+def _counted(rows: list[ProgrammeRow], field: str, what: str) -> dict[str, int]:
+    """How many `what` the programme's subjects have, and over how many subjects (`n`, as the
+    medians say theirs): infusions of out-of-specification units, open sponsor notifications."""
+    counts = [getattr(r, field) for r in rows if getattr(r, field)]
+    return {what: sum(counts), "n": len(counts)}

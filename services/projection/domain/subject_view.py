@@ -18,6 +18,14 @@ from typing import Any
 from contracts import events as ev
 from contracts.base import EventPayload
 from services.kernel.clinical_dates import clinical_date, days_between
+from services.projection.domain.quality import (
+    SponsorNotification,
+    UnitQuality,
+    certified,
+    closing,
+    exceptional,
+    tested,
+)
 
 # Milestones in journey order; the phase is the furthest one reached.
 PHASES = ("registered", "enrolled", "collected", "released", "infused", "assessed")
@@ -64,12 +72,24 @@ class Product:
     coi_id: str
     collected_on: str | None = None
     infused_on: str | None = None
-    released_at: str | None = None  # UTC, ISO 8601: its release (units labelled before it are released)
+    # UTC, ISO 8601: when its release took effect: a release recorded before units (its
+    # units QC complete then are released), or the qualified person's certification of a
+    # signed one (`certified_at`); the legs of the path end and start here
+    released_at: str | None = None
     facility_id: str | None = None  # the facility that labelled its units
     material_received_at: str | None = None  # UTC: the starting material's receipt at the facility
     manufacturing_started_at: str | None = None  # UTC
     infused_at: str | None = None  # UTC: the first infusion of one of its units (or of it, before units)
     collected_at: str | None = None  # UTC: the collection of its starting material
+    release_recorded_at: str | None = None  # UTC: the release record awaiting the QP's signature
+    certified_at: str | None = None  # UTC: the QP signed it (manufacturing.ReleaseCertified)
+
+    @property
+    def awaiting_release_signature(self) -> bool:
+        return self.release_recorded_at is not None and self.certified_at is None
+
+
+_PRODUCT_FIELDS = {f.name for f in dataclasses.fields(Product)}
 
 
 # Custody states in the order a unit passes them: of two steps recorded for the same
@@ -114,6 +134,13 @@ class SubjectView:
     # stands while it was booked more often than cancelled (a booking may be cancelled and made again)
     bookings: tuple[tuple[str, str, str, int | None, str], ...] = ()
     cancelled: tuple[tuple[str, str, str, str], ...] = ()
+    # issue 9 item 4: each unit's QC results, certification and exceptional release (domain/quality.py),
+    # sorted by unit id; the sponsor notifications raised, sorted, and those made, (COI, at, reference)
+    quality: tuple[UnitQuality, ...] = ()
+    sponsor_raised: tuple[SponsorNotification, ...] = ()
+    sponsor_notified: tuple[tuple[str, str, str], ...] = ()
+    # infusions of units released out of specification: (infused at, COI, infusion number, unit id)
+    oos_infusions: tuple[tuple[str, str, int, str], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -166,6 +193,29 @@ class SubjectView:
         return {unit for unit, _, kind in self.quarantine if kind == "excursion"}
 
     @property
+    def open_sponsor_notifications(self) -> list[SponsorNotification]:
+        """Raised and not yet made (EU GMP Part IV 11.5: the sponsor is told of every
+        out-of-specification release)."""
+        return [t for t in self.sponsor_raised if closing(t, self.sponsor_notified) is None]
+
+    def unit_json(self, u: UnitLocation) -> dict[str, Any]:
+        """A unit where it is, with its quality and where its release stands: awaiting the
+        release (QC complete, or out of specification with the physician's acceptance) and,
+        once its product's release record is made, awaiting the qualified person's signature."""
+        q = next((x for x in self.quality if x.unit_id == u.unit_id), UnitQuality(u.unit_id))
+        product = next((p for p in self.products if p.coi_id == u.unit_id[:14]), None)
+        releasable = u.state == "qc_complete" or (u.state == "out_of_specification"
+                                                  and q.exceptional_release == "accepted")
+        signature = releasable and product is not None and product.awaiting_release_signature
+        released_oos = q.certified_out_of_specification or any(i[3] == u.unit_id for i in self.oos_infusions)
+        return {**vars(u), "quarantined": u.unit_id in self.quarantined,
+                **{k: v for k, v in q.to_json().items() if k not in ("unit_id", "certified_out_of_specification")},
+                "out_of_specification": q.out_of_specification or released_oos,
+                "released_out_of_specification": released_oos,
+                "awaiting_release": releasable, "awaiting_release_signature": signature,
+                "release": _release_status(u.state, q, releasable, signature, released_oos)}
+
+    @property
     def vein_to_vein_days(self) -> int | None:
         """Apheresis to infusion of the first product infused (calendar days at the site)."""
         p = self.first_infused
@@ -184,15 +234,22 @@ class SubjectView:
             # projection's time in the profile (docs/benchmark.md). Each entry shows the
             # signatures of its record (21 CFR 11.50(b)).
             "timeline": [{**vars(t), "signatures": self.signatures_of(t.event_id)} for t in self.timeline],
-            "products": [dict(vars(p)) for p in self.products],
+            "products": [{**vars(p), "awaiting_release_signature": p.awaiting_release_signature}
+                         for p in self.products],
             "day28": self.day28, "vein_to_vein_days": self.vein_to_vein_days, "legs_days": self.legs_days,
             "signatures": [dict(vars(s)) for s in self.signatures],
-            "units": [{**vars(u), "quarantined": u.unit_id in self.quarantined} for u in self.units],
+            "units": [self.unit_json(u) for u in self.units],
             "quarantine": [list(q) for q in self.quarantine],
             "bookings": [list(b) for b in self.standing_bookings],
             "booked": [list(b) for b in self.bookings],
             "cancelled_bookings": [list(c) for c in self.cancelled],
             "forecast_vein_to_vein_days": self.forecast_vein_to_vein_days,
+            "unit_quality": [q.to_json() for q in self.quality],
+            "sponsor_notifications": [_notification_json(t, self.sponsor_notified) for t in self.sponsor_raised],
+            "open_sponsor_notifications": [_notification_json(t, self.sponsor_notified)
+                                           for t in self.open_sponsor_notifications],
+            "sponsor_notified": [list(n) for n in self.sponsor_notified],
+            "out_of_specification_infusions": [list(i) for i in self.oos_infusions],
         }
 
     @classmethod
@@ -201,21 +258,49 @@ class SubjectView:
                    enrolments=tuple(tuple(e) for e in d["enrolments"]), phase=d["phase"],
                    timeline=tuple(TimelineEntry(**{k: v for k, v in t.items() if k != "signatures"})
                                   for t in d["timeline"]),
-                   products=tuple(Product(**p) for p in d["products"]), day28=d["day28"],
+                   products=tuple(Product(**{k: v for k, v in p.items() if k in _PRODUCT_FIELDS})
+                                  for p in d["products"]), day28=d["day28"],
                    signatures=tuple(Signature(**x) for x in d.get("signatures", ())),  # none in views before them
-                   units=tuple(UnitLocation(**{k: v for k, v in u.items() if k != "quarantined"})
+                   units=tuple(UnitLocation(u["unit_id"], u["state"], u["holder"], u["since"])
                                for u in d.get("units", ())),
                    quarantine=tuple(tuple(q) for q in d.get("quarantine", ())),
                    bookings=tuple(tuple(b) for b in d.get("booked", ())),
-                   cancelled=tuple(tuple(c) for c in d.get("cancelled_bookings", ())))
+                   cancelled=tuple(tuple(c) for c in d.get("cancelled_bookings", ())),
+                   quality=tuple(UnitQuality.from_json(q) for q in d.get("unit_quality", ())),
+                   sponsor_raised=tuple(SponsorNotification.from_json(t) for t in d.get("sponsor_notifications", ())),
+                   sponsor_notified=tuple(tuple(n) for n in d.get("sponsor_notified", ())),
+                   oos_infusions=tuple(tuple(i) for i in d.get("out_of_specification_infusions", ())))
+
+
+def _release_status(state: str, q: UnitQuality, releasable: bool, signature: bool, released_oos: bool) -> str | None:
+    """Where a product unit's release stands, in words (None: not a product unit on its way to a release)."""
+    if released_oos:
+        return "released out of specification"
+    if q.certified_at is not None or state == "released":
+        return "released"
+    if signature:
+        return "awaiting release signature"
+    if releasable:
+        return "awaiting release"
+    if state == "out_of_specification":
+        return f"exceptional release {q.exceptional_release}" if q.exceptional_release else "out of specification"
+    return "awaiting QC" if state == "awaiting_qc" else None
+
+
+def _notification_json(task: SponsorNotification, notified: tuple[tuple[str, str, str], ...]) -> dict[str, Any]:
+    closed = closing(task, notified)
+    return {**task.to_json(), "open": closed is None, "notified_at": closed and closed[0],
+            "reference": closed and closed[1]}
 
 
 def _with_units(view: SubjectView, moved: list[UnitLocation],
                 products: tuple[Product, ...] | None = None) -> tuple[UnitLocation, ...]:
-    """Each unit where its latest step left it, whichever step arrived first. The release
-    names the COI, not its bags: a unit quality-control complete when its COI was released
-    is released then, whether the release or the QC step is folded first."""
-    released = {p.coi_id: p.released_at for p in (view.products if products is None else products) if p.released_at}
+    """Each unit where its latest step left it, whichever step arrived first. A release
+    recorded before units names the COI, not its bags: a unit quality-control complete when
+    its COI was released is released then, whether the release or the QC step is folded
+    first. A certified release names its bags (ReleaseCertified moves each)."""
+    released = {p.coi_id: p.released_at for p in (view.products if products is None else products)
+                if p.released_at and p.certified_at is None}
     units = {u.unit_id: u for u in view.units}
     for m in moved:
         at = released.get(m.unit_id[:14])
@@ -263,9 +348,35 @@ def _with_entry(view: SubjectView, at: datetime | date, event_type: str, summary
 
 
 def _with_product(view: SubjectView, coi_id: str, **changes: str) -> tuple[Product, ...]:
-    current = next((p for p in view.products if p.coi_id == coi_id), Product(coi_id))
+    current = _product(view, coi_id)
     others = [p for p in view.products if p.coi_id != coi_id]
     return tuple(sorted([*others, dataclasses.replace(current, **changes)], key=lambda p: p.coi_id))
+
+
+def _product(view: SubjectView, coi_id: str) -> Product:
+    return next((p for p in view.products if p.coi_id == coi_id), Product(coi_id))
+
+
+def _first(current: str | None, at: str) -> str:
+    """Of two times of one fact, the first, whichever was folded first."""
+    return at if current is None or at < current else current
+
+
+def _with_quality(view: SubjectView, unit_ids: list[str], change: Any) -> tuple[UnitQuality, ...]:
+    """Each named unit's quality record after `change` (a function of the record)."""
+    quality = {q.unit_id: q for q in view.quality}
+    for unit_id in unit_ids:
+        quality[unit_id] = change(quality.get(unit_id, UnitQuality(unit_id)))
+    return tuple(sorted(quality.values(), key=lambda q: q.unit_id))
+
+
+def _units(unit_ids: list[str]) -> str:
+    return ", ".join(unit_ids)
+
+
+def _result(r: ev.JudgedResult) -> str:
+    found = f"{r.value:g}" if r.value is not None else ("detected" if r.detected else "not detected")
+    return f"{r.attribute} {found} ({r.criterion})"
 
 
 def _closer_to_day28(candidate: int, current: int | None) -> bool:
@@ -347,11 +458,18 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                        f"{event.org_id}: {event.justification}", event_id))
     if isinstance(event, ev.BedsideCheckRecorded):
         verdict = "go" if event.go else "no-go (" + ", ".join(r.code for r in event.reasons) + ")"
+        oos = " (released out of specification)" if event.out_of_specification else ""
         return dataclasses.replace(view, timeline=_with_entry(
-            view, event.checked_at, t, f"bedside check of unit {event.unit_id}: {verdict}, by "
+            view, event.checked_at, t, f"bedside check of unit {event.unit_id}{oos}: {verdict}, by "
                                        f"{' and '.join(event.verified_by)}", event_id))
+    if type(event) in _RELEASE_FOLDS:
+        return _RELEASE_FOLDS[type(event)](view, event, event_id)
+    if isinstance(event, ev.ProductReleased) and event.awaiting_signature:
+        return _fold_release_record(view, event, event_id)
     if isinstance(event, ev.ProductReleased):
-        products = _with_product(view, event.coi_id, released_at=_at(event.released_at))
+        product = _product(view, event.coi_id)
+        products = view.products if product.certified_at else _with_product(
+            view, event.coi_id, released_at=_first(product.released_at, _at(event.released_at)))
         return dataclasses.replace(view, phase=_further(view.phase, "released"), products=products,
                                    units=_with_units(view, [u for u in view.units if u.unit_id.startswith(event.coi_id)],
                                                      products),
@@ -361,6 +479,9 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.ProductInfused):
         first = next((p.infused_at for p in view.products if p.coi_id == event.coi_id and p.infused_at), None)
         at = _at(event.infused_at) if first is None or _at(event.infused_at) < first else first
+        if event.out_of_specification:  # EU GMP Part IV 11.5: the flag travels to the reports
+            infusion = (_at(event.infused_at), event.coi_id, event.infusion_number, event.unit_id or "")
+            view = dataclasses.replace(view, oos_infusions=tuple(sorted({*view.oos_infusions, infusion})))
         return dataclasses.replace(view, phase=_further(view.phase, "infused"),
                                    products=_with_product(view, event.coi_id,
                                                           infused_on=clinical_date(event.infused_at).isoformat(),
@@ -372,13 +493,109 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                    if event.unit_id else view.units,
                                    timeline=_with_entry(view, event.infused_at, t,
                                                         f"infusion {event.infusion_number}, COI {event.coi_id}"
-                                                        + (f", unit {event.unit_id}" if event.unit_id else ""),
+                                                        + (f", unit {event.unit_id}" if event.unit_id else "")
+                                                        + (", released out of specification"
+                                                           if event.out_of_specification else ""),
                                                         event_id))
     if isinstance(event, ev.ResponseAssessed):
         v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
                                 timeline=_with_entry(view, event.assessed_on, t, _assessed(event), event_id))
         return _with_day28(v, view.day28, event)
     return view
+
+
+def _fold_release_record(view: SubjectView, event: ev.ProductReleased, event_id: str | None) -> SubjectView:
+    """A release record of a product made as units: it takes effect only with the qualified
+    person's signature (ReleaseCertified), so it moves no unit and no phase; its units show
+    as awaiting that signature until then."""
+    recorded = _first(_product(view, event.coi_id).release_recorded_at, _at(event.released_at))
+    oos = (f"; out of specification: {_units(event.out_of_specification_units)}"
+           if event.out_of_specification_units else "")
+    return dataclasses.replace(
+        view, products=_with_product(view, event.coi_id, release_recorded_at=recorded),
+        timeline=_with_entry(view, event.released_at, event.event_type,
+                             f"release record of product lot {event.lot_number}, COI {event.coi_id}{oos}: awaiting "
+                             "the qualified person's signature", event_id))
+
+
+def _fold_qc(view: SubjectView, event: ev.QcResultsRecorded, event_id: str | None) -> SubjectView:
+    """QC results move the unit (QC complete, or out of specification) at the time tested."""
+    moved = UnitLocation(event.unit_id, "qc_complete" if event.within_specification else "out_of_specification",
+                         event.org_id, _at(event.tested_at))
+    verdict = ("within specification" if event.within_specification else "out of specification: "
+               + "; ".join(_result(r) for r in event.results if not r.passed))
+    return dataclasses.replace(
+        view, units=_with_units(view, [moved]),
+        quality=_with_quality(view, [event.unit_id], lambda q: tested(q, event)),
+        timeline=_with_entry(view, event.tested_at, event.event_type,
+                             f"QC results of unit {event.unit_id} by {event.org_id} ({event.role}), specification "
+                             f"v{event.specification_version}: {verdict}", event_id))
+
+
+def _fold_exceptional(view: SubjectView, event: ev.ExceptionalReleaseRequested | ev.OosRiskAssessed
+                      | ev.ExceptionalReleaseAccepted, event_id: str | None) -> SubjectView:
+    """A step of an exceptional release (EU GMP Part IV 11.5): the treating physician's request,
+    the manufacturer's risk assessment, the physician's signed acceptance. The free text
+    (justification, deviation, assessment) stays in manufacturing's record, read by audit."""
+    units = _units(event.unit_ids)
+    if isinstance(event, ev.ExceptionalReleaseRequested):
+        step, at = "requested", event.requested_at
+        summary = f"exceptional release of unit(s) {units} requested by {event.org_id} ({event.role})"
+    elif isinstance(event, ev.OosRiskAssessed):
+        step, at = "assessed", event.assessed_at
+        summary = (f"risk assessment of out-of-specification unit(s) {units} by {event.facility_id} ({event.role}), "
+                   "for the treating physician's acceptance")
+    else:
+        step, at = "accepted", event.signed_at
+        summary = (f"exceptional release of unit(s) {units} accepted by {event.printed_name} ({event.signer}) "
+                   f"of {event.org_id}")
+    return dataclasses.replace(view, quality=_with_quality(view, event.unit_ids, lambda q: exceptional(q, step, at)),
+                               timeline=_with_entry(view, at, event.event_type, summary, event_id))
+
+
+def _fold_sponsor_raised(view: SubjectView, event: ev.SponsorNotificationRaised, event_id: str | None) -> SubjectView:
+    failed = f" (failed: {', '.join(event.failed)})" if event.failed else ""
+    raised = tuple(sorted({*view.sponsor_raised, SponsorNotification.of(event)},
+                          key=lambda n: (n.raised_at, n.coi_id, repr(n))))
+    return dataclasses.replace(view, sponsor_raised=raised, timeline=_with_entry(
+        view, event.raised_at, event.event_type, f"the sponsor is to be notified by {event.facility_id}: unit(s) "
+                                                 f"{_units(event.unit_ids)} released out of specification{failed}",
+        event_id))
+
+
+def _fold_sponsor_notified(view: SubjectView, event: ev.SponsorNotified, event_id: str | None) -> SubjectView:
+    notified = (event.coi_id, _at(event.notified_at), event.reference)
+    return dataclasses.replace(view, sponsor_notified=tuple(sorted({*view.sponsor_notified, notified})),
+                               timeline=_with_entry(view, event.notified_at, event.event_type,
+                                                    f"the sponsor was notified by {event.org_id} ({event.role}) of "
+                                                    f"the out-of-specification release of COI {event.coi_id}: "
+                                                    f"{event.reference}", event_id))
+
+
+def _fold_certified(view: SubjectView, event: ev.ReleaseCertified, event_id: str | None) -> SubjectView:
+    """The qualified person signed the release record: it takes effect at the signature, for
+    the units it names (released there, at the facility); the product's release time (the
+    legs of the path) is the signature's."""
+    at = _first(_product(view, event.coi_id).certified_at, _at(event.signed_at))
+    products = _with_product(view, event.coi_id, certified_at=at, released_at=at, facility_id=event.facility_id)
+    moved = [UnitLocation(u.unit_id, "released", event.facility_id, _at(event.signed_at)) for u in event.units]
+    by_unit = {u.unit_id: u for u in event.units}
+    oos = [u.unit_id for u in event.units if u.out_of_specification]
+    return dataclasses.replace(
+        view, phase=_further(view.phase, "released"), products=products, units=_with_units(view, moved, products),
+        quality=_with_quality(view, list(by_unit), lambda q: certified(q, by_unit[q.unit_id], event.signed_at)),
+        timeline=_with_entry(view, event.signed_at, event.event_type,
+                             f"release of COI {event.coi_id} certified by {event.printed_name} ({event.signer}): "
+                             f"unit(s) {_units(list(by_unit))} released"
+                             + (f", {_units(oos)} out of specification" if oos else ""), event_id))
+
+
+# issue 9 item 4: QC results, a certified release, the steps of an exceptional release and the
+# sponsor's notification, each on the timeline at its clinical time
+_RELEASE_FOLDS = {ev.QcResultsRecorded: _fold_qc, ev.ReleaseCertified: _fold_certified,
+                  ev.ExceptionalReleaseRequested: _fold_exceptional, ev.OosRiskAssessed: _fold_exceptional,
+                  ev.ExceptionalReleaseAccepted: _fold_exceptional, ev.SponsorNotificationRaised: _fold_sponsor_raised,
+                  ev.SponsorNotified: _fold_sponsor_notified}
 
 
 def _assessed(event: ev.ResponseAssessed) -> str:

@@ -19,6 +19,7 @@ from infra.runtime.host import Runtime
 from services.projection.adapters.read_models import PgReadModels
 from services.projection.domain.deidentify import deidentified
 from services.projection.domain.report import programme_report
+from services.projection.domain.subject_view import SubjectView
 from services.projection.entrypoints.consumer import rebuild as rebuild_projection
 
 
@@ -62,25 +63,45 @@ def report(rt: Runtime) -> Handler:
     return handle
 
 
+# GET /units answers these fields of each unit (SubjectView.unit_json) and filters on the
+# boolean ones (`?name=true|false`)
+UNIT_FIELDS = ("state", "holder", "since", "quarantined", "release", "out_of_specification", "failed",
+               "released_out_of_specification", "awaiting_release", "awaiting_release_signature", "expires_at",
+               "use_within_minutes", "tested_at", "specification_version", "certified_at")
+UNIT_FLAGS = ("quarantined", "out_of_specification", "released_out_of_specification", "awaiting_release",
+              "awaiting_release_signature")
+
+
+def unit_wanted(item: dict[str, Any], q: Any) -> bool:
+    """`item` passes the query's filters: `state`, `holder`, and each of UNIT_FLAGS."""
+    return (q.get("state") in (None, item["state"]) and q.get("holder") in (None, item["holder"])
+            and all(q.get(flag) in (None, str(item[flag]).lower()) for flag in UNIT_FLAGS))
+
+
 def units(rt: Runtime) -> Handler:
-    """Where every unit is, across subjects (issue 9 item 8): each one the caller may read as a
-    product (its subject's centre; the facility that made it); `?state=qc_complete` lists the
-    units awaiting release, `?quarantined=true` the open quarantines, `?holder=` one
-    organisation's. Pseudonymous subject ids only."""
+    """Where every unit is, across subjects (issue 9 items 4 and 8): each one the caller may
+    read as a product (its subject's centre; the facility that made it), with its quality and
+    where its release stands; `?awaiting_release=true` lists the units QC complete (or out of
+    specification and accepted by the physician) and not yet released, among them
+    `?awaiting_release_signature=true` those whose release record awaits the qualified
+    person's signature; `?released_out_of_specification=true` those released on the
+    exceptional-release path; `?state=`, `?quarantined=true` the open quarantines, `?holder=`
+    one organisation's. Pseudonymous subject ids only."""
     async def handle(call: Call) -> JSONResponse:
         q = call.request.query_params
         async with rt.pool.acquire() as conn:
-            views = await PgReadModels(conn).all_views()
+            # each view read back as a SubjectView, so a view stored before a field was
+            # derived (a release's status, issue 9 item 4) answers it too
+            views = [SubjectView.from_json(v) for v in await PgReadModels(conn).all_views()]
         found = []
         for v in views:
-            facilities = {p["coi_id"]: p.get("facility_id") for p in v["products"]}
-            for u in v.get("units", ()):
-                coi = u["unit_id"][:14]
-                item = {"unit_id": u["unit_id"], "coi_id": coi, "subject_id": v["subject_id"],
-                        "centre_id": v["centre_id"], "facility_id": facilities.get(coi), "state": u["state"],
-                        "holder": u["holder"], "since": u["since"], "quarantined": u.get("quarantined", False)}
-                if (q.get("state") not in (None, item["state"]) or q.get("holder") not in (None, item["holder"])
-                        or q.get("quarantined") not in (None, str(item["quarantined"]).lower())):
+            facilities = {p.coi_id: p.facility_id for p in v.products}
+            for unit in v.units:
+                u, coi = v.unit_json(unit), unit.unit_id[:14]
+                item = {"unit_id": u["unit_id"], "coi_id": coi, "subject_id": v.subject_id,
+                        "centre_id": v.centre_id, "facility_id": facilities.get(coi),
+                        **{k: u[k] for k in UNIT_FIELDS}}
+                if not unit_wanted(item, q):
                     continue
                 if call.may(Action.READ_PRODUCT, Resource(centre_id=item["centre_id"], facility_id=item["facility_id"])):
                     found.append(item)
@@ -102,11 +123,14 @@ ENDPOINTS = (
              "One subject's phase, timeline and products, identifiers removed unless the caller may read them",
              answers={200: "the subject's view", 404: "no such subject"}),
     Endpoint("GET", "/units", listing(Action.READ_PRODUCT), units,
-             "Where every unit the caller may read is: state, holder, since when, quarantined (query: state, "
-             "holder, quarantined=true|false)"),
+             "Where every unit the caller may read is: state, holder, since when, quarantined, its QC results "
+             "(out of specification, failed attributes, expiry) and where its release stands (query: state, holder, "
+             "quarantined, awaiting_release, awaiting_release_signature, out_of_specification, "
+             "released_out_of_specification: true|false)"),
     Endpoint("GET", "/report", listing(Action.READ_REPORT), report,
-             "Day-28 ORR (exact 95 % CI), vein-to-vein time and each leg of the path per programme, over the subjects of the centres "
-             "the caller may report on (query: programme)"),
+             "Day-28 ORR (exact 95 % CI), vein-to-vein time, each leg of the path, infusions of out-of-specification "
+             "units and open sponsor notifications per programme, over the subjects of the centres the caller may "
+             "report on (query: programme)"),
     Endpoint("POST", "/admin/rebuild", to(Action.ADMIN_REBUILD), rebuild,
              "Drop the read models and replay the topics from the start",
              answers={202: "rebuilding"}),

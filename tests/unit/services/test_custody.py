@@ -31,7 +31,6 @@ from contracts.events import (
     QcResult,
     RecordSigned,
     SignatureMeaning,
-    SpecificationCriterion,
 )
 from infra.runtime.access.principals import Membership, Principal
 from services.kernel.aggregate import rebuild
@@ -39,7 +38,10 @@ from services.manufacturing import bootstrap
 from services.manufacturing.application.signatures import on_record_signed
 from services.manufacturing.domain import custody
 from services.manufacturing.domain.model import ChainOfIdentity, coi_stream
+from tests.release import CRITERIA, FAILING, PASSING
 from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakeStreams
+
+__all__ = ["CRITERIA", "FAILING", "PASSING"]  # the specification the tests release against, re-exported
 
 SUBJECT, CENTRE, OTHER_CENTRE = "S-0123456789AB", "OSR-MILANO", "HSG-MONZA"
 FACILITY, OTHER_FACILITY = "GMP-PAVIA", "GMP-ROMA"
@@ -68,21 +70,6 @@ LOADER = Principal("cli", PrincipalKind.SYSTEM, "CLI", (Membership("NETWORK", Or
 
 
 PROGRAMME = "CARCIK-CD19-P2"  # FakeEnrolments enrols its subjects here
-# A specification as data, each limit with its source (services/manufacturing/domain/release.py)
-CRITERIA = [
-    SpecificationCriterion(attribute="viability_percent", kind="at_least", low=70, unit="%", method="7-AAD flow",
-                           source="FDA CMC guidance for somatic cell therapy INDs (2008): minimum 70 % viable cells"),
-    SpecificationCriterion(attribute="sterility", kind="not_detected", method="Ph. Eur. 2.6.27",
-                           source="Ph. Eur. 2.6.27 microbiological examination of cell-based preparations"),
-    SpecificationCriterion(attribute="endotoxin_iu_per_kg", kind="at_most", high=5, unit="IU/kg",
-                           method="Ph. Eur. 2.6.14", source="Ph. Eur. 5.1.10: K = 5 IU/kg, parenteral"),
-]
-PASSING = [QcResult(attribute="viability_percent", value=92.5), QcResult(attribute="sterility", detected=False),
-           QcResult(attribute="endotoxin_iu_per_kg", value=0.4)]
-FAILING = [QcResult(attribute="viability_percent", value=61.0), QcResult(attribute="sterility", detected=False),
-           QcResult(attribute="endotoxin_iu_per_kg", value=0.4)]
-
-
 def signature(who: Principal, record: object, meaning: SignatureMeaning = SignatureMeaning.APPROVAL,
               at: datetime | None = None) -> RecordSigned:
     """A signature as infra/runtime/signing.py makes it (the signing table allowed it)."""

@@ -1,23 +1,36 @@
 """Issue 9 item 9: a unit as an HL7 FHIR R5 BiologicallyDerivedProduct (manufacturing) and its
 infusion as a BiologicallyDerivedProductDispense (infusion), each validated with the
 `fhir.resources` R5 models; both name the bag by the same identifier, and the patient only
-by the pseudonymous subject id."""
+by the pseudonymous subject id. Item 4: the product's expiry, QC verdict and release."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from fhir.resources.biologicallyderivedproduct import BiologicallyDerivedProduct
 from fhir.resources.biologicallyderivedproductdispense import BiologicallyDerivedProductDispense
 
 from contracts import fhir
-from contracts.custody import CustodyStep
+from contracts.custody import CustodyState, CustodyStep
 from contracts.events import BedsideCheckRecorded, ProductInfused
 from services.infusion.adapters.fhir import dispense
 from services.manufacturing.adapters.fhir import biologically_derived_product
-from tests.unit.services.test_custody import A0, CENTRE, COI, FACILITY, MATERIAL, OPERATOR, SUBJECT, Chain
+from tests.unit.services.test_custody import (
+    A0,
+    B0,
+    CENTRE,
+    COI,
+    FACILITY,
+    MATERIAL,
+    OPERATOR,
+    PHYSICIAN,
+    QP,
+    SUBJECT,
+    Chain,
+)
+from tests.unit.services.test_release import assess, assessments, out_of_specification, qc_ready, request
 
 
 async def released() -> Chain:
@@ -53,6 +66,96 @@ class TestTheProduct:
     async def test_nothing_in_it_identifies_the_patient_but_the_pseudonym(self):
         text = str(biologically_derived_product((await released()).chain(), A0))
         assert SUBJECT in text and "name" not in text and "birth" not in text
+
+
+class TestItsQuality:
+    """Issue 9 item 4: the end of its shelf life, its QC verdict and where its release stands."""
+
+    @staticmethod
+    def properties(resource: dict) -> dict[str, list]:
+        found: dict[str, list] = {}
+        for p in resource["property"]:
+            found.setdefault(p["type"]["text"], []).append(next(v for k, v in p.items() if k.startswith("value")))
+        return found
+
+    async def test_a_released_bag_expires_at_the_end_of_its_shelf_life_and_is_within_specification(self):
+        chain = Chain()
+        await qc_ready(chain)  # shelf life 365 days, 30 minutes from thawing to infusion
+        for unit in (A0, B0):
+            await chain.qc(unit)
+        await chain.release()
+        unit = chain.chain().units[A0]
+        resource = biologically_derived_product(chain.chain(), A0)
+
+        BiologicallyDerivedProduct.model_validate(resource)
+        assert unit.expires_at is not None
+        assert datetime.fromisoformat(resource["expirationDate"].replace("Z", "+00:00")) == unit.expires_at
+        assert self.properties(resource)["out of specification"] == [False]
+        assert "failed attribute" not in self.properties(resource)
+        assert self.properties(resource)["use within, from thawing or preparation"] == [
+            {"value": 30, "unit": "min", "system": "http://unitsofmeasure.org", "code": "min"}]
+        assert resource["productStatus"]["code"] == "allocated"
+
+    async def test_a_bag_past_its_shelf_life_is_expired_when_the_caller_gives_the_time(self):
+        chain = Chain()
+        await qc_ready(chain)
+        await chain.qc(A0)
+        expires_at = chain.chain().units[A0].expires_at
+
+        assert biologically_derived_product(chain.chain(), A0, now=expires_at)["productStatus"]["code"] == "expired"
+        assert biologically_derived_product(chain.chain(), A0, now=expires_at - timedelta(seconds=1))[
+            "productStatus"]["code"] == "allocated"
+
+    async def test_a_bag_out_of_specification_names_what_failed_and_is_not_to_be_given(self):
+        chain = Chain()
+        await out_of_specification(chain)
+        resource = biologically_derived_product(chain.chain(), B0)
+
+        BiologicallyDerivedProduct.model_validate(resource)
+        assert self.properties(resource)["out of specification"] == [True]
+        assert self.properties(resource)["failed attribute"] == ["viability_percent"]
+        assert resource["productStatus"]["code"] == "unknown"
+
+    async def test_a_bag_awaiting_its_release_signature_says_so(self):
+        chain = Chain()
+        await qc_ready(chain)
+        for unit in (A0, B0):
+            await chain.qc(unit)
+        await chain.release(sign=None)
+
+        assert self.properties(biologically_derived_product(chain.chain(), A0))["awaiting release signature"] == [True]
+        await chain.sign(QP, chain.release_record())
+        assert self.properties(biologically_derived_product(chain.chain(), A0))["awaiting release signature"] == [False]
+
+    async def test_a_bag_released_out_of_specification_is_released_and_keeps_its_flag(self):
+        chain = Chain()
+        await out_of_specification(chain)
+        await request(chain)
+        await assess(chain)
+        await chain.sign(PHYSICIAN, assessments(chain)[-1])
+        await chain.release()
+        resource = biologically_derived_product(chain.chain(), B0)
+
+        BiologicallyDerivedProduct.model_validate(resource)
+        assert resource["productStatus"]["code"] == "allocated"
+        assert {"type": {"text": "custody state"}, "valueCodeableConcept": {"text": "released"}} in resource["property"]
+        assert (self.properties(resource)["out of specification"], self.properties(resource)["failed attribute"]) == (
+            [True], ["viability_percent"])
+
+    async def test_a_bag_awaiting_qc_has_no_verdict_yet(self):
+        chain = Chain()
+        await qc_ready(chain)
+
+        assert "out of specification" not in self.properties(biologically_derived_product(chain.chain(), A0))
+
+    async def test_an_infused_bag_is_issued_and_expires_no_more(self):
+        chain = await released()
+        await chain.bus.send(ProductInfused(subject_id=SUBJECT, coi_id=COI, infused_at=chain.tick(), infusion_number=1,
+                                            unit_id=A0, bedside_check_id=uuid.uuid4()))
+        far = chain.now + timedelta(days=10 * 365)
+
+        assert chain.state(A0) is CustodyState.INFUSED
+        assert biologically_derived_product(chain.chain(), A0, now=far)["productStatus"]["code"] == "issued"
 
 
 class TestTheDispense:

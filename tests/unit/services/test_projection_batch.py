@@ -18,6 +18,7 @@ from tests.unit.services.test_projection import (
     registered,
     released,
 )
+from tests.unit.services.test_projection_release import exceptional_journey
 
 
 def journey_envelopes():
@@ -40,3 +41,23 @@ class TestBatch:
         assert batched.views == one.views
         assert set(batched_out.published) <= set(one_out.published)  # a batch emits only final states
         assert any(k.startswith("day28:") and k.endswith(":27") for k in batched_out.published)
+
+
+class TestBatchOfAnExceptionalRelease:
+    """Issue 9 item 4: QC results, the signed release, the exceptional release and the
+    sponsor's notification, in batches of any split and order, as one at a time."""
+
+    @settings(max_examples=40, deadline=None)
+    @given(order=st.permutations(range(15)), cut=st.integers(0, 15))
+    async def test_batches_of_any_split_and_order_give_the_view_of_one_at_a_time(self, order, cut):
+        events = [(envelope(e, subject_id=SUBJECT, occurred_at=at), e) for e, at in exceptional_journey()]
+        items = [events[i] for i in order]
+        one = FakeReadModels()
+        for env, event in items:
+            await project(one, FakeOutcomes(), env, event)
+        batched = FakeReadModels()
+        await project_batch(batched, FakeOutcomes(), items[:cut])
+        await project_batch(batched, FakeOutcomes(), items[cut:])
+
+        assert batched.views == one.views
+        assert [u.state for u in batched.views[SUBJECT].units] == ["released", "infused"]

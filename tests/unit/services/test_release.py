@@ -402,6 +402,8 @@ class TestExceptionalRelease:
         await assess(chain)
         await chain.sign(PHYSICIAN, assessments(chain)[-1])
         await refused("ROLE_NOT_PERMITTED", chain.bus.send(notify, principal=ANALYST))
+        await refused("STEP_BEFORE_PREVIOUS", chain.bus.send(notify.model_copy(update={"notified_at": T0}),
+                                                             principal=QP))
 
         await chain.bus.send(notify, principal=QP)
 
