@@ -265,7 +265,8 @@ def example(stack: Stack, ep: Endpoint, side: str) -> tuple[str, object, Resourc
     if ep.key == "POST /cois":
         return ep.path, {"subject_id": stack.subjects[side]}, Resource(centre_id=centre)
     if ep.key == "GET /records/{event_id}":
-        return f"/records/{stack.records[side]}", None, Resource(centre_id=centre)
+        # the apheresis of a product FAC-OWN made (`_infuse`): its centre's and the facility's
+        return f"/records/{stack.records[side]}", None, Resource(centre_id=centre, facility_id=OWN_FACILITY)
     if ep.key == "POST /signatures":
         # the signing table decides in the handler, after the password (21 CFR 11.200(a))
         return ep.path, {"record_event_id": stack.records[side], "record_hash": "0" * 64, "meaning": "verification",

@@ -111,7 +111,8 @@ async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_
     assert infused.status == "accepted", infused
 
     for _ in range(150):  # the projection, rebuilt from the log, shows where each bag is
-        view = http_json(f"{info.urls['projection']}/subjects/{subject}", token=system.token())
+        # as the centre's nurse: the bags' ids are the COI's, removed from a view without identifiers
+        view = http_json(f"{info.urls['projection']}/subjects/{subject}", token=nurses[first])
         where = {u["unit_id"]: u["state"] for u in view["units"]}
         if where.get(bag) == "infused":
             break
