@@ -86,6 +86,8 @@ async def on_custody_step(event: CustodyStepRecorded, units: Units) -> None:
     if event.unit_kind == "product":
         await units.move(event.unit_id, event.to_state, event.org_id if event.step is CustodyStep.RECEIVED else None,
                          prepared_at=event.at if event.step is CustodyStep.PREPARED else None)
+        if event.step is CustodyStep.RECEIVED and event.from_state is CustodyState.RETURNED:
+            await units.quarantine(event.unit_id, True)  # back at its facility: QA decides (custody.apply_step)
 
 
 async def on_excursion(event: ExcursionDetected, units: Units) -> None:

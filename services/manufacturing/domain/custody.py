@@ -15,8 +15,9 @@ bag's label. It is refused, with a reason code, when
   goes to a facility, a product only to its own subject's centre (`INVALID_DESTINATION`);
 - a discard or a return gives no reason (`REASON_REQUIRED`);
 - it is dated before the unit's last step (`STEP_BEFORE_PREVIOUS`);
-- the unit is quarantined (a temperature excursion, domain/condition.py) and the step is
-  not one a quarantined unit may take: only received, stored, tested or discarded (`QUARANTINED`).
+- the unit is quarantined (a temperature excursion, domain/condition.py, or its receipt back at
+  the facility after a return) and the step is not one a quarantined unit may take: only
+  received, stored, tested or discarded (`QUARANTINED`).
 
 Sources: FACT-JACIE International Standards for Hematopoietic Cellular Therapy (8th ed.),
 parts C and D: a written chain of custody from collection through transport, processing,
@@ -127,7 +128,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     # the starting material, centre -> facility; a released product, facility -> centre
     _t(T.SHIPPED, BOTH, {S.COLLECTED, S.RELEASED, S.STORED}, S.IN_TRANSIT, {CENTRE, FACILITY}, _HANDLERS,
        needs_destination=True),
-    _t(T.RECEIVED, BOTH, {S.IN_TRANSIT}, S.RECEIVED, {CENTRE, FACILITY}, _HANDLERS, by_destination=True),
+    # a receipt ends a shipment, or a return: a returned bag arrives back at its facility
+    # quarantined until quality assurance decides (apply_step)
+    _t(T.RECEIVED, BOTH, {S.IN_TRANSIT, S.RETURNED}, S.RECEIVED, {CENTRE, FACILITY}, _HANDLERS, by_destination=True),
     _t(T.MANUFACTURING_STARTED, {K.STARTING_MATERIAL}, {S.RECEIVED, S.STORED}, S.IN_MANUFACTURING, {FACILITY},
        _FACILITY_STAFF),
     _t(T.STORED, BOTH, {S.RECEIVED, S.COLLECTED, S.RELEASED}, S.STORED, {CENTRE, FACILITY}, _HANDLERS),
@@ -164,7 +167,7 @@ OWN_COMMAND = {T.QC_RESULTS_RECORDED: "RecordQcResults", T.OUT_OF_SPECIFICATION:
 # The end of a bag's path: infusion's record (RecordInfusion, after a go at the bedside),
 # which manufacturing learns from infusion's events (manufacturing.UnitInfusionRecorded).
 INFUSION = ("infused (infusion's RecordInfusion, after a bedside go)", frozenset({S.PREPARED}), S.INFUSED)
-TERMINAL = frozenset({S.IN_MANUFACTURING, S.DISCARDED, S.RETURNED, S.INFUSED})
+TERMINAL = frozenset({S.IN_MANUFACTURING, S.DISCARDED, S.INFUSED})
 
 
 @dataclass(frozen=True)
@@ -216,8 +219,8 @@ def check_step(unit: Unit | None, *, unit_id: str, scanned: str, step: CustodySt
             f"unit {unit_id} ({unit.kind}) is {unit.state}: {step} "
             + (f"follows only {allowed}" if allowed else f"is not a step of a {unit.kind} unit"))
     if unit.quarantined and step not in QUARANTINE_ALLOWS:
-        raise Quarantined(f"unit {unit_id} is quarantined after a temperature excursion: it may only be received, "
-                          "stored, tested or discarded until quality assurance records a disposition")
+        raise Quarantined(f"unit {unit_id} is quarantined (a temperature excursion, or its return): it may only be "
+                          "received, stored, tested or discarded until quality assurance records a disposition")
     if transition.by_destination:
         if acting.org_id != unit.destination:
             raise NotHolder(f"unit {unit_id} was shipped to {unit.destination}, not to {acting.org_id}")
@@ -285,6 +288,11 @@ def apply_step(unit: Unit, event: CustodyStepRecorded) -> None:
         unit.destination = event.destination_org_id
     elif event.step is T.RECEIVED:
         unit.holder, unit.destination = event.org_id, None
+        if event.from_state is S.RETURNED:
+            # back from a centre: quarantined until quality assurance assesses it (EU GMP Part I,
+            # chapter 5, returned products: destroyed unless, beyond doubt, their quality is
+            # satisfactory, after a critical assessment by quality control)
+            unit.quarantined = True
     elif event.step is T.RETURNED:
         unit.destination = event.destination_org_id
 

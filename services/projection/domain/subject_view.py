@@ -126,8 +126,9 @@ class SubjectView:
     day28: dict[str, Any] | None = None
     signatures: tuple[Signature, ...] = ()  # sorted by (signed_at, signer, meaning)
     units: tuple[UnitLocation, ...] = ()  # sorted by unit id
-    # each unit's latest quarantine fact, (unit id, at, "excursion" or "disposition"): it is
-    # quarantined while the latest is an excursion, whichever arrived first
+    # each unit's latest quarantine fact, (unit id, at, "excursion", "returned" or
+    # "disposition"): it is quarantined while the latest is not a disposition, whichever
+    # arrived first (a returned bag received back at its facility awaits QA too)
     quarantine: tuple[tuple[str, str, str], ...] = ()
     # slots booked for the subject: (kind, day, organisation, turnaround days, the booking's
     # event id), sorted; and the cancellations, (kind, day, organisation, event id): a slot
@@ -190,7 +191,7 @@ class SubjectView:
 
     @property
     def quarantined(self) -> set[str]:
-        return {unit for unit, _, kind in self.quarantine if kind == "excursion"}
+        return {unit for unit, _, kind in self.quarantine if kind != "disposition"}
 
     @property
     def open_sponsor_notifications(self) -> list[SponsorNotification]:
@@ -311,16 +312,13 @@ def _with_units(view: SubjectView, moved: list[UnitLocation],
     return tuple(sorted(units.values(), key=lambda u: u.unit_id))
 
 
-def _with_quarantine(view: SubjectView, event: ev.ExcursionDetected | ev.QaDispositionRecorded
-                     ) -> tuple[tuple[str, str, str], ...]:
-    """The unit's latest quarantine fact, by time (an excursion from its start, a disposition
-    from its decision; of two at one instant, the disposition, which is taken on it)."""
-    kind, at = (("excursion", _at(event.started_at)) if isinstance(event, ev.ExcursionDetected)
-                else ("disposition", _at(event.decided_at)))
+def _with_quarantine(view: SubjectView, unit_id: str, at: str, kind: str) -> tuple[tuple[str, str, str], ...]:
+    """The unit's latest quarantine fact, by time (an excursion from its start, a return from
+    its receipt back at the facility, a disposition from its decision; of two at one instant,
+    the disposition, which is taken on it)."""
     latest = {unit: (t, k) for unit, t, k in view.quarantine}
-    if event.unit_id not in latest or (at, kind == "disposition") > (latest[event.unit_id][0],
-                                                                      latest[event.unit_id][1] == "disposition"):
-        latest[event.unit_id] = (at, kind)
+    if unit_id not in latest or (at, kind == "disposition") > (latest[unit_id][0], latest[unit_id][1] == "disposition"):
+        latest[unit_id] = (at, kind)
     return tuple(sorted((unit, t, k) for unit, (t, k) in latest.items()))
 
 
@@ -431,6 +429,8 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
             current = next((getattr(p, leg) for p in view.products if p.coi_id == event.coi_id), None)
             if current is None or _at(event.at) < current:  # the first, whichever arrives first
                 view = dataclasses.replace(view, products=_with_product(view, event.coi_id, **{leg: _at(event.at)}))
+        if event.step.value == "received" and event.from_state.value == "returned":
+            view = dataclasses.replace(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.at), "returned"))
         return dataclasses.replace(view, units=_with_units(view, [moved]),
                                    timeline=_with_entry(view, event.at, t, _custody(event), event_id))
     if isinstance(event, ev.SlotBooked):
@@ -443,8 +443,12 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         return dataclasses.replace(view, cancelled=tuple(sorted({*view.cancelled, cancelled})), timeline=_with_entry(
             view, event.on, t, f"{event.kind.value} slot at {event.slot_org_id} on {event.on.isoformat()} cancelled: "
                                f"{event.reason}", event_id))
-    if isinstance(event, (ev.ExcursionDetected, ev.QaDispositionRecorded)):
-        view = dataclasses.replace(view, quarantine=_with_quarantine(view, event))
+    if isinstance(event, ev.ExcursionDetected):
+        view = dataclasses.replace(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.started_at),
+                                                                     "excursion"))
+    if isinstance(event, ev.QaDispositionRecorded):
+        view = dataclasses.replace(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.decided_at),
+                                                                     "disposition"))
     if isinstance(event, ev.ExcursionDetected):
         limit = " to ".join(f"{x:g} C" for x in (event.low_celsius, event.high_celsius) if x is not None)
         return dataclasses.replace(view, timeline=_with_entry(

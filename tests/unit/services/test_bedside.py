@@ -289,6 +289,17 @@ class TestTheUnitsView:
         assert [(u.state, u.quarantined) for u in await units.of_coi(COI)] == [
             (S.IN_TRANSIT, False), (S.DISCARDED, False)]
 
+    async def test_a_bag_received_back_after_its_return_is_quarantined(self):
+        units = FakeUnits(unit(S.RETURNED))
+        bus = Bus(bootstrap.spec, streams=FakeStreams(), units=units, products=FakeReleasedProducts(),
+                  subject_centres=FakeSubjectCentres())
+        await bus.send(CustodyStepRecorded(unit_id=A0, coi_id=COI, subject_id=SUBJECT, unit_kind=UnitKind.PRODUCT,
+                                           step=CustodyStep.RECEIVED, from_state=S.RETURNED, to_state=S.RECEIVED,
+                                           org_id=FACILITY, role="operator", location="goods-in", at=T0,
+                                           scanned_id=A0))
+        [back] = await units.of_coi(COI)
+        assert (back.state, back.holder, back.quarantined) == (S.RECEIVED, FACILITY, True)
+
 
 def qc(unit_id: str, within: bool, *, expires_at: datetime | None = None,
        use_within: int | None = None) -> QcResultsRecorded:

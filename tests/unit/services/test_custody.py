@@ -272,6 +272,28 @@ class TestTheWholePath:
 
         assert chain.state(A0) is CustodyState.RETURNED
 
+    async def test_a_returned_bag_is_received_back_quarantined_until_quality_assurance_decides(self):
+        from contracts.commands import RecordQaDisposition
+
+        chain = Chain()
+        await chain.released()
+        await chain.step(OPERATOR, A0, CustodyStep.SHIPPED, to=CENTRE)
+        await chain.step(NURSE, A0, CustodyStep.RECEIVED)
+        await chain.step(NURSE, A0, CustodyStep.RETURNED, to=FACILITY, reason="infusion postponed: infection")
+        await refused("NOT_HOLDER", chain.step(LOADER, A0, CustodyStep.RECEIVED, OTHER_FACILITY))  # not where sent
+
+        await chain.step(OPERATOR, A0, CustodyStep.RECEIVED)
+
+        unit = chain.chain().units[A0]
+        assert (unit.state, unit.holder, unit.quarantined) == (CustodyState.RECEIVED, FACILITY, True)
+        await chain.step(OPERATOR, A0, CustodyStep.STORED)  # kept, apart
+        await refused("QUARANTINED", chain.step(OPERATOR, A0, CustodyStep.SHIPPED, to=CENTRE))
+        await chain.bus.send(RecordQaDisposition(unit_id=A0, org_id=FACILITY, decision="accept",
+                                                 justification="kept below -150 C throughout; seal intact",
+                                                 decided_at=chain.tick()), principal=QP)
+        await chain.step(OPERATOR, A0, CustodyStep.SHIPPED, to=CENTRE)  # to its patient again
+        assert chain.state(A0) is CustodyState.IN_TRANSIT
+
 
 class TestRefusals:
     async def test_a_label_scanned_that_is_not_the_unit_named(self):

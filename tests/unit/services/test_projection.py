@@ -443,6 +443,25 @@ class TestQuarantineAndLegs:
         assert view == fold_all(events) and view.quarantined == set()
         assert fold_all(events[:7]).quarantined == {self.A0}  # before QA decided
 
+    @given(st.permutations(list(range(3))))
+    def test_a_bag_received_back_after_its_return_is_quarantined_until_qa_decides_in_any_order(self, order):
+        from contracts.custody import CustodyState as S, CustodyStep as T, Disposition, UnitKind
+
+        back = RELEASED_AT + timedelta(days=3)
+        events = [
+            (ev.CustodyStepRecorded(unit_id=self.A0, coi_id=COI, subject_id=SUBJECT, unit_kind=UnitKind.PRODUCT,
+                                    step=T.RETURNED, from_state=S.STORED, to_state=S.RETURNED, org_id=CENTRE,
+                                    role="nurse", location="x", at=back - timedelta(days=1), scanned_id=self.A0,
+                                    destination_org_id="GMP-PAVIA", reason="postponed"), back - timedelta(days=1)),
+            (ev.CustodyStepRecorded(unit_id=self.A0, coi_id=COI, subject_id=SUBJECT, unit_kind=UnitKind.PRODUCT,
+                                    step=T.RECEIVED, from_state=S.RETURNED, to_state=S.RECEIVED, org_id="GMP-PAVIA",
+                                    role="operator", location="x", at=back, scanned_id=self.A0), back),
+            (ev.QaDispositionRecorded(unit_id=self.A0, coi_id=COI, subject_id=SUBJECT, decision=Disposition.ACCEPT,
+                                      justification="kept frozen", org_id="GMP-PAVIA", role="qualified_person",
+                                      decided_at=back + timedelta(hours=1)), back + timedelta(hours=1))]
+        assert fold_all(events[:2]).quarantined == {self.A0}
+        assert fold_all([events[i] for i in order]).quarantined == set()
+
     def test_each_leg_in_days_for_the_first_product_infused(self):
         # collected 10 Mar 09:00, received 18 h later, started 11 Mar 09:00, released 24 Mar 12:00,
         # infused 27 Mar 10:30
