@@ -65,6 +65,11 @@ class EnrollSubject(CommandPayload):
 
 
 class RecordApheresisCollection(CommandPayload):
+    """Starting material collected under `coi_id` for the recipient `subject_id`, at its
+    treating centre. `donor_id`: for a donor-derived product (seed 000's CAR-CIK), the donor
+    it was collected from, a person registered in the network (`POST /patients`, so the
+    donor's identity stays in enrollment) and not the recipient; None: autologous."""
+
     command_type = "RecordApheresisCollection"
     schema_version = 2  # v2: `coi_id` ISBT 128-shaped with its check character (issue 9)
     topic: ClassVar[str | None] = topics.MANUFACTURING_COMMANDS
@@ -72,6 +77,7 @@ class RecordApheresisCollection(CommandPayload):
     subject_id: SubjectId
     centre_id: CentreId
     collected_at: Instant
+    donor_id: SubjectId | None = None
 
 
 class RecordProductRelease(CommandPayload):

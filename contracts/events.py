@@ -85,7 +85,9 @@ class CoiIssued(EventPayload):
 
 
 class ApheresisCollected(EventPayload):
-    """Starting material was collected; the COI id on the bag now belongs to this subject."""
+    """Starting material was collected; the COI id on the bag now belongs to this subject (the
+    recipient) and, for a donor-derived product, to the donor it was collected from
+    (`donor_id`, pseudonymous), for life: one COI binds donor, material, units and recipient."""
 
     event_type = "manufacturing.ApheresisCollected"
     schema_version = 2  # v2: `coi_id` may be ISBT 128-shaped (check character `*` included)
@@ -93,6 +95,7 @@ class ApheresisCollected(EventPayload):
     subject_id: SubjectId
     centre_id: CentreId
     collected_at: Instant
+    donor_id: SubjectId | None = None
 
 
 class ProductReleased(EventPayload):

@@ -80,6 +80,7 @@ class ParsedLine:
     ref: str | None
     subject_ref: str | None
     principal: str | None = None  # who submits the line; None: the CLI's system principal
+    donor_ref: str | None = None  # a donor registered by an earlier line (`ref`), for `donor_id`
 
 
 def parse_line(n: int, text: str) -> ParsedLine:
@@ -96,17 +97,20 @@ def parse_line(n: int, text: str) -> ParsedLine:
         raise LoadFileError(f"{command_type} is not loaded from files (see the `celltrail` command table)")
     ref = obj.pop("ref", None)
     subject_ref = obj.pop("subject_ref", None)
+    donor_ref = obj.pop("donor_ref", None)
     principal = obj.pop("principal", None)
     if principal is not None and not (isinstance(principal, str) and PRINCIPAL_ID.match(principal)):
         raise LoadFileError(f"\"principal\" must be a principal id ({PRINCIPAL_ID.pattern}), not {json.dumps(principal)}")
-    for key, value in (("ref", ref), ("subject_ref", subject_ref)):
+    for key, value in (("ref", ref), ("subject_ref", subject_ref), ("donor_ref", donor_ref)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise LoadFileError(f"\"{key}\" must be a non-empty string, not {json.dumps(value)}")
     if ref is not None and command_type != "RegisterPatient":
         raise LoadFileError("\"ref\" is only allowed on RegisterPatient lines")
     if subject_ref is not None and "subject_id" in obj:
         raise LoadFileError("give either \"subject_id\" or \"subject_ref\", not both")
-    return ParsedLine(n, command_type, obj, ref, subject_ref, principal)
+    if donor_ref is not None and "donor_id" in obj:
+        raise LoadFileError("give either \"donor_id\" or \"donor_ref\", not both")
+    return ParsedLine(n, command_type, obj, ref, subject_ref, principal, donor_ref)
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -170,6 +174,10 @@ class Loader:
                 if parsed.subject_ref not in self.refs:
                     raise LoadFileError(f"subject_ref {parsed.subject_ref!r} was not registered by an earlier line")
                 parsed.fields["subject_id"] = self.refs[parsed.subject_ref]
+            if parsed.donor_ref is not None:
+                if parsed.donor_ref not in self.refs:
+                    raise LoadFileError(f"donor_ref {parsed.donor_ref!r} was not registered by an earlier line")
+                parsed.fields["donor_id"] = self.refs[parsed.donor_ref]
             return parsed, COMMAND_TYPES[parsed.command_type].model_validate(parsed.fields)
         except LoadFileError as exc:
             return LineResult(n, parsed.command_type if parsed else None, "invalid", str(exc))

@@ -10,6 +10,7 @@ from infra.runtime.streams import pg_streams
 from infra.runtime.wiring import Factory, handlers_in, wire
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.adapters.organisations import PgOrganisations
+from services.manufacturing.adapters.persons import PgPersons
 from services.manufacturing.application import handlers
 from services.manufacturing.entrypoints import http
 
@@ -19,7 +20,7 @@ NAME = SCHEMA = "manufacturing"
 def adapters() -> dict[str, Factory]:
     """What the handlers name, from PostgreSQL."""
     return {"streams": pg_streams(EventStore(SCHEMA)), "enrolments": lambda uow: PgEnrolments(uow.conn),
-            "organisations": lambda uow: PgOrganisations(uow.conn)}
+            "organisations": lambda uow: PgOrganisations(uow.conn), "persons": lambda uow: PgPersons(uow.conn)}
 
 
 def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:

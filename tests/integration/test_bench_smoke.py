@@ -38,8 +38,9 @@ class TestBenchAtToySizes:
         pairs = sum(len(s.event_types) for s in topology().services_applying_events)
         # SubjectEnrolled x 3, ProductReleased, ProductUnitsRegistered, CustodyStepRecorded, ExcursionDetected,
         # QaDispositionRecorded, QcResultsRecorded, ReleaseCertified (infusion's view of the units),
-        # ProductInfused x 2 (assessment; manufacturing, whose custody of a bag ends)
-        assert pairs == 12
+        # ProductInfused x 2 (assessment; manufacturing, whose custody of a bag ends), PatientRegistered
+        # (manufacturing: a donor is a registered person)
+        assert pairs == 13
         assert len(names) == pairs + 3  # each (service, upstream event type) pair, saturation, latency, rebuild
         for t in r["targets"]:
             assert t["verdict"] in ("PASS", "MISS") and t["figure"] is not None
@@ -55,7 +56,7 @@ class TestBenchAtToySizes:
     def test_each_service_applies_its_upstream_events(self, bench):
         rates = bench[1]["apply_rate"]
         assert {k: sorted(v) for k, v in rates.items() if k != "failures"} == {
-            "manufacturing": ["enrollment.SubjectEnrolled", "infusion.ProductInfused"],
+            "manufacturing": ["enrollment.PatientRegistered", "enrollment.SubjectEnrolled", "infusion.ProductInfused"],
             "infusion": ["enrollment.SubjectEnrolled", "manufacturing.CustodyStepRecorded",
                          "manufacturing.ExcursionDetected", "manufacturing.ProductReleased",
                          "manufacturing.ProductUnitsRegistered", "manufacturing.QaDispositionRecorded",

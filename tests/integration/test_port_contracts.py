@@ -19,12 +19,13 @@ from services.infusion.adapters.products import PgReleasedProducts
 from services.infusion.adapters.units import PgUnits
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.adapters.organisations import PgOrganisations
+from services.manufacturing.adapters.persons import PgPersons
 from services.projection.adapters.outcomes import StoredOutcomes
 from services.projection.adapters.read_models import PgReadModels
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
 from tests.ports.infusion import ReleasedProductsContract, UnitsContract
-from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract
+from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract, PersonsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
 from tests.ports.subjects import SubjectCentresContract
@@ -60,6 +61,12 @@ class TestPgEnrolments(EnrolmentsContract):
     @pytest.fixture
     def enrolments(self, conn):
         return PgEnrolments(conn)
+
+
+class TestPgPersons(PersonsContract):
+    @pytest.fixture
+    def persons(self, conn):
+        return PgPersons(conn)
 
 
 class TestPgUnits(UnitsContract):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 from contracts.access import OrgKind
-from services.manufacturing.application.ports import Enrolment
+from services.manufacturing.application.ports import Enrolment, Person
 
 SUBJECT, CENTRE, PROGRAMME = "S-0123456789AB", "OSR-MILANO", "CARCIK-CD19-P2"
 
@@ -49,6 +49,18 @@ class EnrolmentsContract:
         await enrolments.add("S-BA9876543210", "CART-BALL", CENTRE, date(2026, 1, 2))
 
         assert await enrolments.programme_of(SUBJECT) == "NK-PHALL-P1"
+
+
+class PersonsContract:
+    async def test_a_person_never_registered_is_unknown(self, persons):
+        assert await persons.centre_of_person(SUBJECT) is None
+
+    async def test_a_registered_person_is_known_at_the_centre_that_registered_them_once(self, persons):
+        await persons.add_many([Person(SUBJECT, CENTRE), Person("S-BA9876543210", "HSG-MONZA")])
+        await persons.add_many([Person(SUBJECT, "HSG-MONZA")])  # learnt again: kept as first learnt
+
+        assert (await persons.centre_of_person(SUBJECT), await persons.centre_of_person("S-BA9876543210")) == (
+            CENTRE, "HSG-MONZA")
 
 
 # What the `organisations` fixture of a suite knows (the access schema's rows).

@@ -71,6 +71,8 @@ def biologically_derived_product(chain: ChainOfIdentity, unit_id: str, now: date
     unit = chain.units[unit_id]
     limits = RANGES[unit.storage]
     subject = {"identifier": {"system": fhir.SUBJECT_SYSTEM, "value": chain.subject_id}, "type": "Patient"}
+    donor = ({"identifier": {"system": fhir.SUBJECT_SYSTEM, "value": chain.donor_id}, "type": "Patient"}
+             if chain.donor_id else None)
     resource: dict[str, Any] = {
         "resourceType": "BiologicallyDerivedProduct",
         "id": unit_id,
@@ -80,7 +82,9 @@ def biologically_derived_product(chain: ChainOfIdentity, unit_id: str, now: date
         "division": unit_id[14:],
         "productStatus": {"system": "http://hl7.org/fhir/biologicallyderived-product-status",
                           "code": _status(unit, now)},
-        "collection": {"source": subject, "collector": {
+        # the donor, for a donor-derived product (seed 000): the source of the material; the
+        # recipient then stands as a property, the resource having no element for it
+        "collection": {"source": donor or subject, "collector": {
             "identifier": {"system": fhir.ORGANISATION_SYSTEM, "value": chain.centre_id}, "type": "Organization"},
             "collectedDateTime": chain.collected_at.isoformat()},
         "storageTempRequirements": {k: v for k, v in (("low", _celsius(limits.low)), ("high", _celsius(limits.high)))
@@ -90,6 +94,7 @@ def biologically_derived_product(chain: ChainOfIdentity, unit_id: str, now: date
             {"type": {"text": "held by"}, "valueString": unit.holder},
             {"type": {"text": "quarantined"}, "valueBoolean": unit.quarantined},
             {"type": {"text": "storage condition"}, "valueString": f"{unit.storage.value}: {limits.source}"},
+            *([{"type": {"text": "recipient"}, "valueString": chain.subject_id}] if donor else []),
             *_quality(chain, unit),
         ],
     }

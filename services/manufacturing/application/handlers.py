@@ -25,11 +25,11 @@ from contracts.commands import (
 from contracts.events import TemperatureReading
 from contracts.errors import Unauthenticated
 from contracts.envelope import EventEnvelope
-from contracts.events import ProductInfused, SubjectEnrolled
+from contracts.events import PatientRegistered, ProductInfused, SubjectEnrolled
 from services.kernel.acting import ActingPrincipal, roles_for
 from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams, reads
-from services.manufacturing.application.ports import Enrolment, Enrolments, Organisations
+from services.manufacturing.application.ports import Enrolment, Enrolments, Organisations, Person, Persons
 from services.manufacturing.domain.custody import QC_ROLES, Acting, RoleNotPermitted, transition_of
 from services.manufacturing.domain.model import (
     DISPOSERS,
@@ -45,10 +45,12 @@ from services.kernel.clinical_dates import start_of_day
 
 
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
-async def record_collection(cmd: RecordApheresisCollection, streams: Streams, enrolments: Enrolments) -> None:
+async def record_collection(cmd: RecordApheresisCollection, streams: Streams, enrolments: Enrolments,
+                            persons: Persons) -> None:
     events, version = await streams.load(coi_stream(cmd.coi_id))
     chain = rebuild(ChainOfIdentity(cmd.coi_id), events)
-    new = chain.collect(cmd, await enrolments.centre_of(cmd.subject_id))
+    donor_known = cmd.donor_id is None or await persons.centre_of_person(cmd.donor_id) is not None
+    new = chain.collect(cmd, await enrolments.centre_of(cmd.subject_id), donor_known=donor_known)
     await streams.append(coi_stream(cmd.coi_id), version, new, occurred_at=cmd.collected_at,
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
 
@@ -239,3 +241,8 @@ async def on_product_infused(event: ProductInfused, env: EventEnvelope, streams:
 
 async def on_subjects_enrolled(events: list[SubjectEnrolled], enrolments: Enrolments) -> None:
     await enrolments.add_many([Enrolment(e.subject_id, e.programme_id, e.centre_id, e.enrolled_on) for e in events])
+
+
+async def on_patients_registered(events: list[PatientRegistered], persons: Persons) -> None:
+    """The people registered in the network, whom a donor-derived collection may name as donor."""
+    await persons.add_many([Person(e.subject_id, e.centre_id) for e in events])

@@ -41,3 +41,21 @@ class Organisations(Protocol):
     async def kind_of(self, org_id: str) -> OrgKind | None:
         """None for an organisation the network does not know."""
         ...
+
+
+class Person(NamedTuple):
+    subject_id: str
+    centre_id: str
+
+
+class Persons(Protocol):
+    """The people registered in the network (pseudonym and centre), learnt from enrollment's
+    `PatientRegistered`: a donor must be one."""
+
+    async def centre_of_person(self, subject_id: str) -> str | None:
+        """The centre that registered the person; None if not known here."""
+        ...
+
+    async def add_many(self, persons: Sequence[Person]) -> None:
+        """Idempotent: a person is kept as first learnt."""
+        ...

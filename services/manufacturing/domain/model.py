@@ -89,6 +89,14 @@ class UnknownCoi(CommandRefused):
     code = "UNKNOWN_COI"
 
 
+class DonorIsRecipient(CommandRefused):
+    code = "DONOR_IS_RECIPIENT"
+
+
+class UnknownDonor(CommandRefused):
+    code = "UNKNOWN_DONOR"
+
+
 class AlreadyReleased(CommandRefused):
     code = "PRODUCT_ALREADY_RELEASED"
 
@@ -121,6 +129,7 @@ class ChainOfIdentity(Aggregate):
     released: bool = False
     issued_to: str | None = None  # the subject CellTrail issued this COI for, if it did
     centre_id: str | None = None  # the collecting centre: the subject's treating centre
+    donor_id: str | None = None  # the donor of a donor-derived product (seed 000); None: autologous
     units: dict[str, Unit] = field(default_factory=dict)  # custody of each unit (domain/custody.py)
     facility_id: str | None = None  # the facility that labelled the product's units
     programme_id: str | None = None  # the subject's programme, as its QC results named it
@@ -138,6 +147,7 @@ class ChainOfIdentity(Aggregate):
             self.issued_to = event.subject_id
         elif isinstance(event, ApheresisCollected):
             self.subject_id, self.collected_at, self.centre_id = event.subject_id, event.collected_at, event.centre_id
+            self.donor_id = event.donor_id
             material = isbt128.unit_id(event.coi_id, isbt128.STARTING_MATERIAL) if _isbt(event.coi_id) else None
             if material is not None:
                 self.units[material] = Unit(material, UnitKind.STARTING_MATERIAL, CustodyState.COLLECTED,
@@ -204,7 +214,9 @@ class ChainOfIdentity(Aggregate):
             raise CoiAlreadyIssued(f"COI {self.coi_id} was already issued")
         return [CoiIssued(coi_id=self.coi_id, subject_id=subject_id, centre_id=centre_id, issued_at=at)]
 
-    def collect(self, cmd: RecordApheresisCollection, enrolled_centre: str | None) -> list[EventPayload]:
+    def collect(self, cmd: RecordApheresisCollection, enrolled_centre: str | None, *,
+                donor_known: bool = True) -> list[EventPayload]:
+        """`donor_known`: the donor named, if any, is a person registered in the network."""
         if self.subject_id is not None:
             raise CoiAlreadyIssued(f"COI {cmd.coi_id} was already issued to a collection")
         if self.issued_to is not None and self.issued_to != cmd.subject_id:
@@ -216,8 +228,13 @@ class ChainOfIdentity(Aggregate):
         if enrolled_centre != cmd.centre_id:
             raise SubjectNotEnrolled(
                 f"subject {cmd.subject_id} is enrolled at {enrolled_centre}, not at collecting centre {cmd.centre_id}")
+        if cmd.donor_id is not None and cmd.donor_id == cmd.subject_id:
+            raise DonorIsRecipient(f"{cmd.subject_id} is the recipient: an autologous collection names no donor")
+        if not donor_known:
+            raise UnknownDonor(f"donor {cmd.donor_id} is not a person registered in the network (POST /patients "
+                               "registers a donor as any person, the identity kept in enrollment)")
         return [ApheresisCollected(coi_id=cmd.coi_id, subject_id=cmd.subject_id, centre_id=cmd.centre_id,
-                                   collected_at=cmd.collected_at)]
+                                   collected_at=cmd.collected_at, donor_id=cmd.donor_id)]
 
     def release(self, cmd: RecordProductRelease) -> list[EventPayload]:
         if self.subject_id is None:

@@ -83,6 +83,7 @@ class Product:
     collected_at: str | None = None  # UTC: the collection of its starting material
     release_recorded_at: str | None = None  # UTC: the release record awaiting the QP's signature
     certified_at: str | None = None  # UTC: the QP signed it (manufacturing.ReleaseCertified)
+    donor_id: str | None = None  # the donor of a donor-derived product (pseudonymous); None: autologous
 
     @property
     def awaiting_release_signature(self) -> bool:
@@ -408,12 +409,14 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                                               f"COI {event.coi_id} issued for the apheresis bag",
                                                               event_id))
     if isinstance(event, ev.ApheresisCollected):
+        source = f" from donor {event.donor_id}" if event.donor_id else ""
         return dataclasses.replace(view, phase=_further(view.phase, "collected"),
                                    products=_with_product(view, event.coi_id,
                                                           collected_on=clinical_date(event.collected_at).isoformat(),
-                                                          collected_at=_at(event.collected_at)),
-                                   timeline=_with_entry(view, event.collected_at, t, f"apheresis, COI {event.coi_id}",
-                                                        event_id))
+                                                          collected_at=_at(event.collected_at),
+                                                          donor_id=event.donor_id),
+                                   timeline=_with_entry(view, event.collected_at, t,
+                                                        f"apheresis{source}, COI {event.coi_id}", event_id))
     if isinstance(event, ev.ProductUnitsRegistered):
         at = _at(event.registered_at)
         view = dataclasses.replace(view, products=_with_product(view, event.coi_id, facility_id=event.facility_id))

@@ -120,6 +120,20 @@ class FakeEnrolments:
             await self.add(*e)
 
 
+class FakePersons:
+    """Manufacturing's Persons port: the people registered in the network."""
+
+    def __init__(self, registered: dict[str, str] | None = None) -> None:
+        self.rows: dict[str, str] = dict(registered or {})
+
+    async def centre_of_person(self, subject_id: str) -> str | None:
+        return self.rows.get(subject_id)
+
+    async def add_many(self, persons) -> None:
+        for p in persons:
+            self.rows.setdefault(p.subject_id, p.centre_id)  # ON CONFLICT DO NOTHING
+
+
 class FakeOrganisations:
     """The access schema's organisations, as a dict of id -> kind."""
 

@@ -39,7 +39,7 @@ from services.manufacturing.application.signatures import on_record_signed
 from services.manufacturing.domain import custody
 from services.manufacturing.domain.model import ChainOfIdentity, coi_stream
 from tests.release import CRITERIA, FAILING, PASSING
-from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakeStreams
+from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakePersons, FakeStreams
 
 __all__ = ["CRITERIA", "FAILING", "PASSING"]  # the specification the tests release against, re-exported
 
@@ -84,7 +84,7 @@ class Chain:
 
     def __init__(self) -> None:
         self.streams = FakeStreams()
-        self.bus = Bus(bootstrap.spec, streams=self.streams, enrolments=FakeEnrolments({SUBJECT: CENTRE}),
+        self.bus = Bus(bootstrap.spec, streams=self.streams, enrolments=FakeEnrolments({SUBJECT: CENTRE}), persons=FakePersons(),
                        organisations=FakeOrganisations(KINDS))
         self.now = T0
 

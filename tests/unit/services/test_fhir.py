@@ -53,6 +53,20 @@ class TestTheProduct:
                                                                 "system": "http://unitsofmeasure.org"}}
         assert {"type": {"text": "custody state"}, "valueCodeableConcept": {"text": "released"}} in resource["property"]
 
+    async def test_a_donor_derived_bag_names_its_donor_as_the_source_and_its_recipient(self):  # seed 000
+        from contracts.events import ApheresisCollected
+        from services.kernel.aggregate import rebuild
+        from services.manufacturing.domain.model import ChainOfIdentity, coi_stream
+
+        chain = await released()
+        events = [e.model_copy(update={"donor_id": "S-D0D0D0D0D0D0"}) if isinstance(e, ApheresisCollected) else e
+                  for e in chain.streams.events(coi_stream(COI))]
+        resource = biologically_derived_product(rebuild(ChainOfIdentity(COI), events), A0)
+        BiologicallyDerivedProduct.model_validate(resource)
+        assert resource["collection"]["source"]["identifier"] == {"system": fhir.SUBJECT_SYSTEM,
+                                                                  "value": "S-D0D0D0D0D0D0"}
+        assert {"type": {"text": "recipient"}, "valueString": SUBJECT} in resource["property"]
+
     async def test_the_starting_material_is_kept_at_2_to_8_and_has_no_parent(self):
         resource = biologically_derived_product((await released()).chain(), MATERIAL)
         assert "parent" not in resource and resource["productStatus"]["code"] == "unknown"  # consumed

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from contracts.commands import RecordApheresisCollection, RecordProductRelease
-from contracts.errors import ChainOfIdentityMismatch
-from contracts.events import ApheresisCollected, CoiIssued, ProductReleased, SubjectEnrolled
+from contracts.errors import ChainOfIdentityMismatch, CommandRefused
+from contracts.events import ApheresisCollected, CoiIssued, PatientRegistered, ProductReleased, SubjectEnrolled
 from services.manufacturing import bootstrap
 from services.manufacturing.domain.model import (
     AlreadyReleased,
@@ -20,7 +20,7 @@ from services.manufacturing.domain.model import (
     UnknownCoi,
     coi_stream,
 )
-from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakeStreams
+from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakePersons, FakeStreams
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
@@ -29,9 +29,10 @@ COI = "W0001250000011"
 COLLECTED_AT = datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)
 
 
-def wired(streams: FakeStreams | None = None, enrolments: FakeEnrolments | None = None) -> Bus:
+def wired(streams: FakeStreams | None = None, enrolments: FakeEnrolments | None = None,
+          persons: FakePersons | None = None) -> Bus:
     return Bus(bootstrap.spec, streams=streams or FakeStreams(), enrolments=enrolments or FakeEnrolments(),
-               organisations=FakeOrganisations())
+               organisations=FakeOrganisations(), persons=persons or FakePersons())
 
 
 def collection(subject_id: str = SUBJECT, centre_id: str = CENTRE, coi_id: str = COI) -> RecordApheresisCollection:
@@ -125,6 +126,37 @@ class TestRecordCollection:
         await manufacturing.send(collection())
 
         assert len(streams.events(coi_stream(COI))) == 1
+
+
+DONOR = "S-D0D0D0D0D0D0"
+
+
+class TestDonorDerivedCollection:
+    """Issue 9 item 1 (seed 000, donor-derived CAR-CIK): one COI binds the donor the starting
+    material was collected from and the recipient, for life."""
+
+    async def test_the_coi_binds_the_donor_and_the_recipient(self):
+        streams, persons = FakeStreams(), FakePersons()
+        manufacturing = wired(streams, FakeEnrolments({SUBJECT: CENTRE}), persons)
+        await manufacturing.send(PatientRegistered(subject_id=DONOR, centre_id=CENTRE))  # learnt from enrollment
+
+        await manufacturing.send(collection().model_copy(update={"donor_id": DONOR}))
+
+        assert streams.events(coi_stream(COI)) == [ApheresisCollected(
+            coi_id=COI, subject_id=SUBJECT, centre_id=CENTRE, collected_at=COLLECTED_AT, donor_id=DONOR)]
+
+    async def test_a_donor_not_registered_in_the_network_is_refused(self):
+        streams = FakeStreams()
+        with pytest.raises(CommandRefused) as refused:
+            await wired(streams, FakeEnrolments({SUBJECT: CENTRE})).send(
+                collection().model_copy(update={"donor_id": DONOR}))
+        assert refused.value.code == "UNKNOWN_DONOR" and streams.appended == []
+
+    async def test_the_recipient_is_not_their_own_donor(self):
+        with pytest.raises(CommandRefused) as refused:
+            await wired(FakeStreams(), FakeEnrolments({SUBJECT: CENTRE}), FakePersons({SUBJECT: CENTRE})).send(
+                collection().model_copy(update={"donor_id": SUBJECT}))
+        assert refused.value.code == "DONOR_IS_RECIPIENT"
 
 
 class TestRecordRelease:

@@ -8,13 +8,14 @@ import pytest
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
 from tests.ports.infusion import ReleasedProductsContract, UnitsContract
-from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract
+from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract, PersonsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
 from tests.ports.subjects import SubjectCentresContract
 from tests.unit.services.fakes import (
     FakeEnrolments,
     FakeOrganisations,
+    FakePersons,
     FakeIdentities,
     FakeInfusions,
     FakeOutcomes,
@@ -42,6 +43,12 @@ class TestFakeEnrolments(EnrolmentsContract):
     @pytest.fixture
     def enrolments(self):
         return FakeEnrolments()
+
+
+class TestFakePersons(PersonsContract):
+    @pytest.fixture
+    def persons(self):
+        return FakePersons()
 
 
 class TestFakeOrganisations(OrganisationsContract):

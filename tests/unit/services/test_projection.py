@@ -409,6 +409,17 @@ class TestUnits:
         assert SubjectView.from_json(view.to_json()) == view
 
 
+class TestDonor:
+    def test_a_donor_derived_product_names_its_donor_on_the_product_and_the_timeline(self):  # seed 000
+        event, at = collected()
+        view = fold_all([enrolled(), (event.model_copy(update={"donor_id": "S-D0D0D0D0D0D0"}), at)])
+        assert [p.donor_id for p in view.products] == ["S-D0D0D0D0D0D0"]
+        assert any(f"apheresis from donor S-D0D0D0D0D0D0, COI {COI}" == t.summary for t in view.timeline)
+
+    def test_an_autologous_one_names_none(self):
+        assert [p.donor_id for p in fold_all([enrolled(), collected()]).products] == [None]
+
+
 class TestQuarantineAndLegs:
     """Issue 9 item 8: open quarantines and each leg of the path, folded in any order."""
 

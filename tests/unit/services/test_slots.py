@@ -15,7 +15,7 @@ from contracts.events import SlotBooked
 from services.manufacturing import bootstrap
 from services.manufacturing.domain.slots import slot_stream
 from services.projection.domain.subject_view import SubjectView, fold
-from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakeStreams
+from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakePersons, FakeStreams
 from tests.unit.services.test_custody import CENTRE, FACILITY, KINDS, LOADER, NURSE, OPERATOR, QP, SUBJECT
 from tests.unit.services.test_custody import refused
 
@@ -24,7 +24,7 @@ DAY = date(2025, 6, 2)
 
 
 def wired(streams: FakeStreams) -> Bus:
-    return Bus(bootstrap.spec, streams=streams, organisations=FakeOrganisations(KINDS),
+    return Bus(bootstrap.spec, streams=streams, organisations=FakeOrganisations(KINDS), persons=FakePersons(),
                enrolments=FakeEnrolments({SUBJECT: CENTRE, OTHER: CENTRE, "S-0000000000C3": CENTRE}))
 
 

@@ -68,6 +68,15 @@ class TestValidatingLines:
         result = loader.validate(1, line)
         assert isinstance(result, LineResult) and "was not registered by an earlier line" in result.detail
 
+    def test_a_donor_ref_names_a_person_registered_by_an_earlier_line(self, loader: Loader) -> None:
+        loader.refs.update({"p1": "S-0123456789AB", "d1": "S-D0D0D0D0D0D0"})
+        line = json.dumps({"command": "RecordApheresisCollection", "subject_ref": "p1", "donor_ref": "d1",
+                           "coi_id": "W0001 25 000001 1", "centre_id": "CTR-A", "collected_at": "2025-03-10T09:00:00Z"})
+        _, command = loader.validate(4, line)
+        assert (command.subject_id, command.donor_id) == ("S-0123456789AB", "S-D0D0D0D0D0D0")
+        ghost = loader.validate(5, line.replace('"d1"', '"d9"'))
+        assert isinstance(ghost, LineResult) and "donor_ref 'd9' was not registered by an earlier line" in ghost.detail
+
 
 class TestChainOfIdentityIds:
     """Issue 9 item 1: a mistyped COI is refused with a clear message, nothing sent for it."""
