@@ -30,3 +30,13 @@ def roles_for(principal: ActingPrincipal | None, org_id: str) -> set[Role]:
         return set()
     return {m.role for m in principal.memberships
             if m.org_id == org_id or m.org_kind is OrgKind.NETWORK}
+
+
+def imports_records(principal: ActingPrincipal | None) -> bool:
+    """Whether `principal` submits records made and certified elsewhere (the CLI's data
+    loader: a migration, the demo and seed scenarios; access policy, Role.DATA_LOADER), not
+    acts of its own. Only such an import may carry a product recorded without labelled units,
+    released and infused by its COI alone, as records were before issue 9; a person acting
+    now labels units, signs the release and checks the bag at the bedside."""
+    return principal is not None and any(m.role is Role.DATA_LOADER and m.org_kind is OrgKind.NETWORK
+                                         for m in principal.memberships)

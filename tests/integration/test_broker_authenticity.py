@@ -250,7 +250,10 @@ class TestForgedCommands:
 
     async def test_a_nurse_records_the_infusion_of_her_own_centres_subject_only(
             self, services, kafka, pool, principals) -> None:
-        """Infusion knows each subject's centre from enrollment's events (issue 8 item 3)."""
+        """Infusion knows each subject's centre from enrollment's events (issue 8 item 3): the
+        guard admits the nurse's infusion of her own centre's subject, which infusion then
+        judges (a product without labelled units is not infused by a person: no bag was
+        checked at the bedside, issue 9), and refuses the other centre's at the door."""
         await produce(kafka, [event_record(topics.ENROLLMENT_EVENTS, enrolled(30), signer="enrollment"),
                               event_record(topics.ENROLLMENT_EVENTS, enrolled(31, "CTR-B"), signer="enrollment")])
         await eventually(pool, "SELECT count(*) FROM infusion.subject_centres", expect=2)
@@ -264,17 +267,16 @@ class TestForgedCommands:
                                      actor="nurse.a", token=nurse) for n in (30, 31))
         await produce(kafka, [own[1], other[1]])
         await eventually(pool, "SELECT count(*) FROM infusion.events WHERE event_type = 'common.CommandRejected'",
-                         expect=1)
-        await eventually(pool, "SELECT count(*) FROM infusion.events WHERE event_type = 'infusion.ProductInfused'",
-                         expect=1)
+                         expect=2)
         async with pool.acquire() as conn:
-            infused = await conn.fetchrow("SELECT subject_id, actor FROM infusion.events"
+            refused = {p["command_id"]: p for p in (json.loads(r["payload"]) for r in await conn.fetch(
+                "SELECT payload FROM infusion.events WHERE event_type = 'common.CommandRejected'"))}
+            infused = await conn.fetchval("SELECT count(*) FROM infusion.events"
                                           " WHERE event_type = 'infusion.ProductInfused'")
-            refused = json.loads(await conn.fetchval("SELECT payload FROM infusion.events"
-                                                     " WHERE event_type = 'common.CommandRejected'"))
-        assert (infused["subject_id"], infused["actor"]) == (subject(30), "nurse.a")
-        assert (refused["command_id"], refused["reason_code"], refused["reason"]) == (
-            str(other[0].command_id), "FORBIDDEN",
+        assert infused == 0
+        assert refused[str(own[0].command_id)]["reason_code"] == "BEDSIDE_CHECK_REQUIRED"  # admitted, then judged
+        assert (refused[str(other[0].command_id)]["reason_code"], refused[str(other[0].command_id)]["reason"]) == (
+            "FORBIDDEN",
             "nurse.a may write_subject only as nurse at CTR-A (own_centre), not for a resource of centre CTR-B")
 
 

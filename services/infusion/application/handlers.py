@@ -25,6 +25,7 @@ from services.infusion.domain.bedside import (
     judge,
 )
 from services.infusion.domain.model import InfusionHistory, ReleasedProduct, infusion_stream
+from services.kernel.acting import ActingPrincipal, imports_records
 from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams, reads
 from services.kernel.subjects import SubjectCentres
@@ -32,11 +33,18 @@ from services.kernel.subjects import SubjectCentres
 
 @reads(lambda cmd: [infusion_stream(cmd.subject_id), *([bedside_stream(cmd.unit_id)] if cmd.unit_id else [])])
 async def record_infusion(cmd: RecordInfusion, streams: Streams, products: ReleasedProducts, units: Units,
-                          subject_centres: SubjectCentres) -> None:
+                          subject_centres: SubjectCentres, principal: ActingPrincipal | None) -> None:
     events, version = await streams.load(infusion_stream(cmd.subject_id))
     history = rebuild(InfusionHistory(cmd.subject_id), events)
     check = None
-    if cmd.unit_id is not None or await units.of_coi(cmd.coi_id):
+    labelled = bool(await units.of_coi(cmd.coi_id))
+    if cmd.unit_id is None and not labelled and not imports_records(principal):
+        # FACT-JACIE D7/D8: no infusion without the two-person check of the bag; a record by
+        # COI alone is an import of one made elsewhere (services/kernel/acting.py)
+        raise BedsideCheckRequired(f"the product of COI {cmd.coi_id} has no labelled units: an infusion is "
+                                   "recorded for a bag (unit_id) after a bedside check said go (bedside_check_id); "
+                                   "only an import of records made elsewhere names a COI alone")
+    if cmd.unit_id is not None or labelled:
         if cmd.unit_id is None:
             raise BedsideCheckRequired(f"the product of COI {cmd.coi_id} is labelled as units: name the unit "
                                        "infused (unit_id) and the bedside check that said go (bedside_check_id)")

@@ -26,7 +26,7 @@ from contracts.events import TemperatureReading
 from contracts.errors import Unauthenticated
 from contracts.envelope import EventEnvelope
 from contracts.events import PatientRegistered, ProductInfused, SubjectEnrolled
-from services.kernel.acting import ActingPrincipal, roles_for
+from services.kernel.acting import ActingPrincipal, imports_records, roles_for
 from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams, reads
 from services.manufacturing.application.ports import Enrolment, Enrolments, Organisations, Person, Persons
@@ -67,11 +67,11 @@ async def issue_coi(subject_id: str, centre_id: str, fin: str, sequence: int, at
 
 
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
-async def record_release(cmd: RecordProductRelease, streams: Streams) -> None:
+async def record_release(cmd: RecordProductRelease, streams: Streams, principal: ActingPrincipal | None) -> None:
     events, version = await streams.load(coi_stream(cmd.coi_id))
     chain = rebuild(ChainOfIdentity(cmd.coi_id), events)
-    await streams.append(coi_stream(cmd.coi_id), version, chain.release(cmd), occurred_at=cmd.released_at,
-                         subject_id=cmd.subject_id)
+    await streams.append(coi_stream(cmd.coi_id), version, chain.release(cmd, imported=imports_records(principal)),
+                         occurred_at=cmd.released_at, subject_id=cmd.subject_id)
 
 
 async def load_chain(streams: Streams, coi: str) -> tuple[ChainOfIdentity, int]:

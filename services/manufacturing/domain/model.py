@@ -236,7 +236,10 @@ class ChainOfIdentity(Aggregate):
         return [ApheresisCollected(coi_id=cmd.coi_id, subject_id=cmd.subject_id, centre_id=cmd.centre_id,
                                    collected_at=cmd.collected_at, donor_id=cmd.donor_id)]
 
-    def release(self, cmd: RecordProductRelease) -> list[EventPayload]:
+    def release(self, cmd: RecordProductRelease, *, imported: bool = False) -> list[EventPayload]:
+        """The release record of the product (its units, once tested), which the qualified
+        person's signature puts into effect. `imported`: a record made and certified elsewhere
+        (the data loader), the only way a product without labelled units is released."""
         if self.subject_id is None:
             raise UnknownCoi(f"COI {cmd.coi_id} has no recorded apheresis collection")
         if cmd.subject_id != self.subject_id:
@@ -271,6 +274,10 @@ class ChainOfIdentity(Aggregate):
                 raise ReleaseBeforeQc(f"COI {cmd.coi_id} has no unit left to release")
             return [ProductReleased(**{**cmd.model_dump(), "facility_id": self.facility_id,
                                        "awaiting_signature": True, "out_of_specification_units": oos})]
+        if not imported:
+            raise ReleaseBeforeQc(f"the product of COI {cmd.coi_id} has no labelled units: the facility labels its "
+                                  "bags (RegisterProductUnits) and records their QC results before the release; "
+                                  "only an import of a release certified elsewhere names a COI alone")
         return [ProductReleased(**cmd.model_dump())]
 
     def record_qc(self, cmd: RecordQcResults, acting: Acting, programme_id: str | None,

@@ -11,11 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 
+from contracts.access import OrgKind, PrincipalKind, Role
 from contracts.base import CommandPayload, EventPayload
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from infra.runtime.consumer import BatchRoute
 from infra.runtime.eventstore import ConcurrencyConflictError
 from infra.runtime.host import ServiceSpec
+from infra.runtime.access.principals import Membership, Principal
 from infra.runtime.wiring import Factory
 from contracts.custody import CustodyState
 from services.enrollment.adapters.identity_crypto import normalise_record_number
@@ -300,11 +302,16 @@ class Bus:
     cosmicpython's `bootstrap_test_app`). A message goes in as the consumer pipeline hands it
     over: with its envelope, on a connection (none here)."""
 
-    def __init__(self, spec: Callable[[Mapping[str, Factory]], ServiceSpec], **fakes: object) -> None:
+    def __init__(self, spec: Callable[[Mapping[str, Factory]], ServiceSpec], *, acting: object | None = None,
+                 **fakes: object) -> None:
+        """`acting`: the principal commands are admitted for unless `send` names one."""
         self.spec = spec({name: _given(fake) for name, fake in fakes.items()})
+        self.acting = acting
 
     async def send(self, message: CommandPayload | EventPayload, *, principal: object | None = None) -> None:
-        """`principal`: whom the command guard admitted a command for (none: unguarded)."""
+        """`principal`: whom the command guard admitted a command for (none: the Bus's
+        `acting`, else unguarded)."""
+        principal = principal if principal is not None else self.acting
         if isinstance(message, CommandPayload):
             env = CommandEnvelope.wrap(message, actor=getattr(principal, "principal_id", "test"))
             await self.spec.command_handlers[message.command_type](None, env, message, principal=principal)
@@ -320,3 +327,10 @@ class Bus:
 
 def _given(fake: object) -> Factory:
     return lambda uow: fake
+
+
+# The CLI's data loader, as the command guard admits it: it imports records made and certified
+# elsewhere (services/kernel/acting.py, imports_records), such as a product released and
+# infused by its COI alone, without labelled units.
+IMPORTER = Principal("celltrail-cli", PrincipalKind.SYSTEM, "CLI",
+                     (Membership("NETWORK", OrgKind.NETWORK, Role.DATA_LOADER),))

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from contracts.commands import RecordInfusion
-from contracts.errors import ChainOfIdentityMismatch
+from contracts.errors import ChainOfIdentityMismatch, CommandRefused
 from contracts.events import ProductInfused, ProductReleased
 from services.infusion import bootstrap
 from services.infusion.domain.model import (
@@ -20,7 +20,7 @@ from services.infusion.domain.model import (
     ReleasedProduct,
     infusion_stream,
 )
-from tests.unit.services.fakes import Bus, FakeReleasedProducts, FakeStreams, FakeSubjectCentres, FakeUnits
+from tests.unit.services.fakes import IMPORTER, Bus, FakeReleasedProducts, FakeStreams, FakeSubjectCentres, FakeUnits
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
@@ -31,7 +31,7 @@ INFUSED_AT = datetime(2024, 3, 27, 10, 30, tzinfo=timezone.utc)
 
 
 def wired(streams: FakeStreams, products: FakeReleasedProducts) -> Bus:
-    return Bus(bootstrap.spec, streams=streams, products=products,
+    return Bus(bootstrap.spec, acting=IMPORTER, streams=streams, products=products,
                subject_centres=FakeSubjectCentres(), units=FakeUnits())
 
 
@@ -102,6 +102,28 @@ class TestRecordInfusion:
         await infusion_service.send(infusion(coi_id=SECOND_COI, infused_at=INFUSED_AT + timedelta(days=60)))
 
         assert [e.infusion_number for e in streams.events(infusion_stream(SUBJECT))] == [1, 2]
+
+
+class TestOnlyAnImportNamesACoiAlone:
+    """FACT-JACIE D7/D8: no infusion without a two-person check of the bag. A product without
+    labelled units is infused by its COI only in an import of records made elsewhere."""
+
+    async def test_a_nurse_infusing_a_product_by_its_coi_alone_is_refused(self):
+        from infra.runtime.access.principals import Membership, Principal
+        from contracts.access import OrgKind, PrincipalKind, Role
+
+        nurse = Principal("nurse.a", PrincipalKind.PERSON, "Nurse A", (Membership("OSR-MILANO", OrgKind.CENTRE, Role.NURSE),))
+        streams = FakeStreams()
+        with pytest.raises(CommandRefused) as refused:
+            await wired(streams, FakeReleasedProducts(released())).send(infusion(), principal=nurse)
+        assert refused.value.code == "BEDSIDE_CHECK_REQUIRED" and "no labelled units" in refused.value.reason
+        assert streams.appended == []
+
+    async def test_a_command_admitted_for_no_one_is_no_import(self):
+        bus = Bus(bootstrap.spec, streams=FakeStreams(), products=FakeReleasedProducts(released()),
+                  subject_centres=FakeSubjectCentres(), units=FakeUnits())
+        with pytest.raises(CommandRefused, match="no labelled units"):
+            await bus.send(infusion())
 
 
 class TestOnProductReleased:

@@ -20,7 +20,7 @@ from services.manufacturing.domain.model import (
     UnknownCoi,
     coi_stream,
 )
-from tests.unit.services.fakes import Bus, FakeEnrolments, FakeOrganisations, FakePersons, FakeStreams
+from tests.unit.services.fakes import IMPORTER, Bus, FakeEnrolments, FakeOrganisations, FakePersons, FakeStreams
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
@@ -31,7 +31,7 @@ COLLECTED_AT = datetime(2024, 3, 10, 9, 0, tzinfo=timezone.utc)
 
 def wired(streams: FakeStreams | None = None, enrolments: FakeEnrolments | None = None,
           persons: FakePersons | None = None) -> Bus:
-    return Bus(bootstrap.spec, streams=streams or FakeStreams(), enrolments=enrolments or FakeEnrolments(),
+    return Bus(bootstrap.spec, acting=IMPORTER, streams=streams or FakeStreams(), enrolments=enrolments or FakeEnrolments(),
                organisations=FakeOrganisations(), persons=persons or FakePersons())
 
 
@@ -169,6 +169,17 @@ class TestRecordRelease:
         assert isinstance(event, ProductReleased)
         # a product not labelled as units: in effect at once, nothing out of specification
         assert event.model_dump() == {**cmd.model_dump(), "awaiting_signature": False, "out_of_specification_units": []}
+
+    async def test_a_qp_releasing_a_product_without_labelled_units_is_refused(self):
+        from contracts.access import OrgKind, PrincipalKind, Role
+        from infra.runtime.access.principals import Membership, Principal
+
+        qp = Principal("qp.p", PrincipalKind.PERSON, "QP", (Membership("GMP-PAVIA", OrgKind.FACILITY,
+                                                                       Role.QUALIFIED_PERSON),))
+        streams = collected()
+        with pytest.raises(CommandRefused) as refused:
+            await wired(streams).send(release(), principal=qp)
+        assert refused.value.code == "RELEASE_BEFORE_QC" and "no labelled units" in refused.value.reason
 
     async def test_a_release_for_an_unknown_coi_is_refused(self):
         with pytest.raises(UnknownCoi) as refused:
