@@ -17,6 +17,7 @@ from contracts.base import CommandPayload
 from contracts.events import QcResult, SignatureMeaning, SpecificationCriterion
 from contracts.custody import CustodyStep, Disposition, SlotKind, StorageCondition
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
+from contracts.programmes import ProgrammeDefinition
 from contracts.times import ClinicalDate, Instant
 from contracts import topics
 
@@ -62,6 +63,16 @@ class EnrollSubject(CommandPayload):
     programme_id: ProgrammeId
     centre_id: CentreId
     enrolled_on: ClinicalDate
+
+
+class PublishProgramme(CommandPayload):
+    """Publish a programme's definition (contracts/programmes.py) as its next version, in force
+    from when enrollment applies it (the log says which version was in force when); refused
+    when the clinical rules refuse it or nothing changed."""
+
+    command_type = "PublishProgramme"
+    topic: ClassVar[str | None] = topics.ENROLLMENT_COMMANDS
+    definition: ProgrammeDefinition
 
 
 class RecordApheresisCollection(CommandPayload):
@@ -338,6 +349,7 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     RegisterPatient,
     EraseIdentity,
     EnrollSubject,
+    PublishProgramme,
     RecordApheresisCollection,
     RecordProductRelease,
     RegisterProductUnits,

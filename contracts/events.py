@@ -23,6 +23,7 @@ from contracts.custody import (
     UnitKind,
 )
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
+from contracts.programmes import ProgrammeDefinition
 from contracts.times import ClinicalDate, Instant
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -48,13 +49,27 @@ class PatientRegistered(EventPayload):
 
 
 class SubjectEnrolled(EventPayload):
-    """A registered subject was enrolled into a programme (trial or treatment programme)."""
+    """A registered subject was enrolled into a programme (trial or treatment programme), under
+    version `programme_version` of its published definition, which the subject keeps (None:
+    enrolled before definitions were published, issue 10)."""
 
     event_type = "enrollment.SubjectEnrolled"
     subject_id: SubjectId
     programme_id: ProgrammeId
     centre_id: CentreId
     enrolled_on: ClinicalDate
+    programme_version: Annotated[int, Field(ge=1)] | None = None
+
+
+class ProgrammePublished(EventPayload):
+    """Version `version` of a programme's definition (contracts/programmes.py) is in force from
+    `published_at`: the protocol the services obey for the subjects enrolled under it."""
+
+    event_type = "enrollment.ProgrammePublished"
+    programme_id: ProgrammeId
+    version: Annotated[int, Field(ge=1)]
+    definition: ProgrammeDefinition
+    published_at: Instant
 
 
 class IdentityErased(EventPayload):
@@ -676,6 +691,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     CentreRegistered,
     PatientRegistered,
     SubjectEnrolled,
+    ProgrammePublished,
     IdentityErased,
     CoiIssued,
     ApheresisCollected,

@@ -37,14 +37,14 @@ from infra.runtime.relay import encode_event, kafka_headers
 from infra.tooling.loader import command_record, post_patient
 from services.assessment.domain.model import assessment_stream
 from services.enrollment.application.handlers import new_subject_id
-from services.enrollment.domain.model import PROGRAMMES, centre_stream, subject_stream
+from services.enrollment.domain.model import centre_stream, subject_stream
 from services.infusion.domain.model import infusion_stream
 from services.kernel.clinical_dates import start_of_day
 from services.manufacturing.domain.model import coi_stream
 
 ACTOR = "celltrail-bench"
 BENCH_FACILITY = "BENCH-GMP"
-BENCH_PROGRAMMES = tuple(p for p in PROGRAMMES if p in ("CART-BALL-RR", "CARCIK-CD19-P2"))
+BENCH_PROGRAMMES = ("CART-BALL-RR", "CARCIK-CD19-P2")  # two of the bundled definitions (infra/tooling/programmes)
 
 Record = tuple[str, dict[str, Any]]  # (topic, producer.send keyword arguments)
 

@@ -382,6 +382,43 @@ def cmd_readings_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_programmes_publish(args: argparse.Namespace) -> int:
+    """Publish programme definitions (infra/tooling/programmes.py): each file its programme's
+    next version, refused with the reason when the contract or the clinical rules refuse it."""
+    from pydantic import ValidationError
+
+    from infra.tooling import programmes
+    from infra.tooling.access import TokenSource
+    from infra.tooling.loader import Loader
+
+    definitions = []
+    for name in args.files:
+        try:
+            definitions.append(programmes.read(Path(name)))
+        except FileNotFoundError:
+            raise CliError(f"{name}: no such file", status=2) from None
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "the file"
+            raise CliError(f"{name}: {where}: {first['msg']}", status=2) from None
+    info = _run_info()
+    loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
+                    TokenSource(home(), info.database_url))
+    results = asyncio.run(programmes.publish(loader, definitions))
+    for d, r in zip(definitions, results):
+        print(f"{d.programme_id}: {r.status}" + (f" ({r.detail})" if r.status != "accepted" else ""))
+    return 0 if all(r.status == "accepted" for r in results) else 1
+
+
+def cmd_programmes_list(args: argparse.Namespace) -> int:
+    """The bundled definitions (infra/tooling/programmes/), one per seed."""
+    from infra.tooling import programmes
+
+    for d in programmes.bundled():
+        print(f"{d.programme_id}: {d.title} ({d.product_kind.value}; {d.source})")
+    return 0
+
+
 def cmd_identities_encrypt(args: argparse.Namespace) -> int:
     """One-off, for identity rows stored before migration 0005 (plaintext) or under an older key
     of the ring: seal them under the current key. Needs the key the services use."""
@@ -546,6 +583,13 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("subject")
     q.add_argument("--json", action="store_true")
     q.set_defaults(fn=cmd_coi_issue)
+    p = sub.add_parser("programmes", help="programme definitions, the protocols as data (docs/programmes.md)")
+    progs = p.add_subparsers(dest="programmes_cmd", required=True)
+    q = progs.add_parser("publish", help="publish definition files, each its programme's next version")
+    q.add_argument("files", nargs="+")
+    q.set_defaults(fn=cmd_programmes_publish)
+    progs.add_parser("list", help="the bundled definitions, one per seed programme").set_defaults(
+        fn=cmd_programmes_list)
     p = sub.add_parser("readings", help="temperature loggers' readings (docs/custody.md, Condition)")
     readings = p.add_subparsers(dest="readings_cmd", required=True)
     q = readings.add_parser("load", help="load a logger's CSV file (time,celsius) for units in a shipment or store")

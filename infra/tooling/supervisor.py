@@ -261,7 +261,27 @@ class System:
         for name in SERVICES:
             wait_healthy(self.info.urls[name], self.procs[name], name)
         self.info.save(self.home)
+        self.publish_bundled_programmes()
         return self.info
+
+    def publish_bundled_programmes(self) -> None:
+        """A new network starts with the seed programmes' definitions (infra/tooling/programmes.py):
+        each bundled one whose programme has no published version yet, as the CLI."""
+        import asyncio
+
+        from infra.tooling import programmes
+        from infra.tooling.loader import Loader
+
+        assert self.info is not None
+        missing = asyncio.run(programmes.unpublished(self.info.database_url, programmes.bundled()))
+        if not missing:
+            return
+        loader = Loader(self.info.kafka_bootstrap_servers, self.info.urls["enrollment"], self.info.urls["projection"],
+                        self.tokens())
+        results = asyncio.run(programmes.publish(loader, missing))
+        refused = [r for r in results if r.status != "accepted"]
+        if refused:
+            raise RuntimeError(f"the bundled programme definitions were not published: {refused}")
 
     def token(self) -> str:
         """A bearer token of the CLI's principal, for calling this system's services."""

@@ -13,7 +13,8 @@ from datetime import date
 
 import pytest
 
-from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre, RegisterPatient
+from contracts.commands import EnrollSubject, EraseIdentity, PublishProgramme, RegisterCentre, RegisterPatient
+from infra.tooling.programmes import bundled
 from contracts.registry import parse_event
 from infra.runtime.eventstore import EventStore, Metadata
 from infra.runtime.streams import PgStreams
@@ -53,6 +54,9 @@ async def subject(conn) -> str:
     async with conn.transaction():
         await handlers.register_centre(RegisterCentre(centre_id=CENTRE, name="Ospedale San Raffaele", country="IT"),
                                        streams(conn))
+    async with conn.transaction():  # the programme's definition, published (issue 10)
+        await handlers.publish_programme(PublishProgramme(
+            definition=next(d for d in bundled() if d.programme_id == "CARCIK-CD19-P2")), streams(conn))
     async with conn.transaction():
         subject_id, _ = await handlers.register_patient(PATIENT, streams(conn), PgIdentities(conn, KEYRING))
     async with conn.transaction():

@@ -55,6 +55,7 @@ A = Action
 # command missing here does not start (infra/runtime/host.py, ServiceSpec).
 COMMAND_ACTIONS: Mapping[str, Action] = {
     "RegisterCentre": A.REGISTER_CENTRE,  # a new member of the network
+    "PublishProgramme": A.MANAGE_PROGRAMMES,  # a programme's protocol as data (issue 10)
     "EnrollSubject": A.WRITE_SUBJECT,
     # the collection is a procedure on the patient, at the treating centre (FACT-JACIE: the
     # apheresis unit is part of the clinical programme)

@@ -52,6 +52,8 @@ class Action(StrEnum):
     ADMIN_REPUBLISH = "admin_republish"
     MANAGE_PRINCIPALS = "manage_principals"
     REGISTER_CENTRE = "register_centre"  # a treating centre joins the network (enrollment)
+    # publish a programme's definition, a new version of its protocol as data (issue 10)
+    MANAGE_PROGRAMMES = "manage_programmes"
 
 
 class Scope(StrEnum):
@@ -130,18 +132,19 @@ POLICY: Mapping[Role, Rule] = {
                        "issue 8 item 3: the auditor reads the audit trail"),
     Role.ADMINISTRATOR: Rule(NETWORK, frozenset({A.READ_AUDIT, A.ADMIN_REBUILD, A.ADMIN_REPUBLISH,
                                                  A.MANAGE_PRINCIPALS, A.REGISTER_CENTRE, A.READ_STATUS,
-                                                 A.ERASE_IDENTIFIERS}), Scope.NETWORK,
+                                                 A.ERASE_IDENTIFIERS, A.MANAGE_PROGRAMMES}), Scope.NETWORK,
                              "issue 8 items 3 and 7: rebuild and republish need an administrator, who also "
                              "manages access and the organisations it is granted at (Annex 11 §12.3) and "
                              f"reads the audit trail; {_OPERATIONS}; {_ERASURE}, or the administrator at its "
-                             "request"),
+                             "request; issue 10: publishes the programmes' definitions the network runs"),
     Role.OUTCOME_CONSUMER: Rule(NETWORK, frozenset({A.READ_REPORT}), Scope.NETWORK,
                                 "issue 8 item 1: an outcome consumer reads the aggregated endpoints"),
     # The CLI's `celltrail load` submits records made and certified elsewhere (the demo and
     # seed scenarios, a migration) through the live path, for every centre; it certifies
     # nothing itself: a release it records was certified by a QP in the facility's own system.
     Role.DATA_LOADER: Rule(NETWORK, frozenset({A.REGISTER_CENTRE, A.WRITE_SUBJECT, A.WRITE_PRODUCT,
-                                               A.RELEASE_PRODUCT, A.RECORD_CUSTODY}), Scope.NETWORK,
+                                               A.RELEASE_PRODUCT, A.RECORD_CUSTODY, A.MANAGE_PROGRAMMES}),
+                           Scope.NETWORK,
                            "issue 8 items 1 and 9 (the CLI is a system principal; `make demo` loads its "
                            "scenario); EU GMP Annex 11 §4.8 (data transferred between systems, unaltered)"),
 }

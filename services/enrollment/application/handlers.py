@@ -5,10 +5,11 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre, RegisterPatient
+from contracts.commands import EnrollSubject, EraseIdentity, PublishProgramme, RegisterCentre, RegisterPatient
 from contracts.events import PatientRegistered
 from services.enrollment.application.ports import Identities
 from services.enrollment.domain.model import Centre, Subject, UnknownCentre, centre_stream, subject_stream
+from services.enrollment.domain.programmes import Programme, programme_stream
 from services.kernel.aggregate import rebuild
 from services.kernel.clinical_dates import start_of_day
 from services.kernel.streams import Streams, reads
@@ -45,12 +46,25 @@ async def register_patient(cmd: RegisterPatient, streams: Streams, identities: I
     return subject_id, True
 
 
-@reads(lambda cmd: [subject_stream(cmd.subject_id), centre_stream(cmd.centre_id)])
+@reads(lambda cmd: [programme_stream(cmd.definition.programme_id)])
+async def publish_programme(cmd: PublishProgramme, streams: Streams) -> None:
+    """The definition's next version, in force from now (the service's clock: the log says
+    which version was in force when)."""
+    stream = programme_stream(cmd.definition.programme_id)
+    events, version = await streams.load(stream)
+    now = datetime.now(timezone.utc)
+    await streams.append(stream, version, rebuild(Programme(cmd.definition.programme_id), events).publish(cmd, now),
+                         occurred_at=now)
+
+
+@reads(lambda cmd: [subject_stream(cmd.subject_id), centre_stream(cmd.centre_id), programme_stream(cmd.programme_id)])
 async def enroll_subject(cmd: EnrollSubject, streams: Streams) -> None:
     subject_events, version = await streams.load(subject_stream(cmd.subject_id))
     centre_events, _ = await streams.load(centre_stream(cmd.centre_id))
+    programme_events, _ = await streams.load(programme_stream(cmd.programme_id))
     subject = rebuild(Subject(cmd.subject_id), subject_events)
-    new = subject.enroll(cmd, rebuild(Centre(cmd.centre_id), centre_events))
+    new = subject.enroll(cmd, rebuild(Centre(cmd.centre_id), centre_events),
+                         rebuild(Programme(cmd.programme_id), programme_events))
     await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=start_of_day(cmd.enrolled_on),
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
 

@@ -9,16 +9,10 @@ from contracts.base import EventPayload
 from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre
 from contracts.errors import CommandRefused
 from contracts.events import CentreRegistered, IdentityErased, PatientRegistered, SubjectEnrolled
+from services.enrollment.domain.programmes import Programme, UnknownProgramme
 from services.kernel.aggregate import Aggregate
 
-# The programmes our first users run (../shared/seeds). Later issues make this a
-# registered, versioned catalogue with each programme's eligibility criteria.
-PROGRAMMES: dict[str, str] = {
-    "CARCIK-CD19-P2": "Phase II CAR-CIK CD19, residual-disease-driven second infusion, r/r BCP-ALL (seed 000)",
-    "NK-PHALL-P1": "Phase I autologous expanded NK cells, Ph+ ALL in CHR with MRD (seed 001)",
-    "CART-BALL-RR": "Centre CAR-T programme, relapsed/refractory B-ALL (seed 002)",
-    "CART-CD19-AUTOIMMUNE": "CD19 CAR-T in refractory autoimmune disease (seed 003)",
-}
+# The programmes are published definitions (domain/programmes.py, issue 10), one stream each.
 
 
 class CentreAlreadyRegistered(CommandRefused):
@@ -31,10 +25,6 @@ class UnknownCentre(CommandRefused):
 
 class UnknownSubject(CommandRefused):
     code = "UNKNOWN_SUBJECT"
-
-
-class UnknownProgramme(CommandRefused):
-    code = "UNKNOWN_PROGRAMME"
 
 
 class AlreadyEnrolled(CommandRefused):
@@ -99,19 +89,22 @@ class Subject(Aggregate):
         if self.identity_erased:
             raise IdentityAlreadyErased(f"the identity of subject {cmd.subject_id} is already erased")
 
-    def enroll(self, cmd: EnrollSubject, centre: Centre) -> list[EventPayload]:
-        self.check_can_enroll(cmd, centre)
+    def enroll(self, cmd: EnrollSubject, centre: Centre, programme: Programme) -> list[EventPayload]:
+        """Under the programme's current version, which the subject keeps (issue 10 item 1)."""
+        self.check_can_enroll(cmd, centre, programme)
         return [SubjectEnrolled(subject_id=cmd.subject_id, programme_id=cmd.programme_id,
-                                centre_id=cmd.centre_id, enrolled_on=cmd.enrolled_on)]
+                                centre_id=cmd.centre_id, enrolled_on=cmd.enrolled_on,
+                                programme_version=programme.current.version)]  # type: ignore[union-attr]
 
-    def check_can_enroll(self, cmd: EnrollSubject, centre: Centre) -> None:
+    def check_can_enroll(self, cmd: EnrollSubject, centre: Centre, programme: Programme) -> None:
         if self.centre_id is None:
             raise UnknownSubject(f"subject {cmd.subject_id} is not registered")
         if not centre.registered:
             raise UnknownCentre(f"centre {cmd.centre_id} is not registered")
         if self.centre_id != cmd.centre_id:
             raise WrongCentre(f"subject {cmd.subject_id} is registered at {self.centre_id}, not {cmd.centre_id}")
-        if cmd.programme_id not in PROGRAMMES:
-            raise UnknownProgramme(f"programme {cmd.programme_id} is not in the catalogue: {sorted(PROGRAMMES)}")
+        if programme.current is None:
+            raise UnknownProgramme(f"programme {cmd.programme_id} has no published definition "
+                                   "(`celltrail programmes publish FILE`)")
         if cmd.programme_id in self.programmes:
             raise AlreadyEnrolled(f"subject {cmd.subject_id} is already enrolled in {cmd.programme_id}")

@@ -8,7 +8,9 @@ from datetime import date
 
 import pytest
 
-from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre, RegisterPatient
+from contracts.commands import EnrollSubject, EraseIdentity, PublishProgramme, RegisterCentre, RegisterPatient
+from contracts.programmes import ProgrammeDefinition
+from infra.tooling.programmes import bundled
 from contracts.events import CentreRegistered, IdentityErased, PatientRegistered, SubjectEnrolled
 from infra.runtime.eventstore import ConcurrencyConflictError
 from services.enrollment import bootstrap
@@ -50,8 +52,15 @@ def enrol_cmd(subject_id: str, centre_id: str = CENTRE, programme_id: str = PROG
                          enrolled_on=date(2024, 3, 4))
 
 
+def definition(programme_id: str = PROGRAMME) -> ProgrammeDefinition:
+    """The bundled definition of a seed programme (infra/tooling/programmes/)."""
+    return next(d for d in bundled() if d.programme_id == programme_id)
+
+
 async def registered_centres(*centre_ids: str) -> FakeStreams:
+    """The centres, in a network that published the programme's definition."""
     streams = FakeStreams()
+    await wired(streams).send(PublishProgramme(definition=definition()))
     for centre_id in centre_ids:
         await wired(streams).send(centre_cmd(centre_id))
     return streams
@@ -173,7 +182,8 @@ class TestEnrollSubject:
         await wired(streams).send(enrol_cmd(subject_id))
 
         assert streams.events(subject_stream(subject_id))[-1] == SubjectEnrolled(
-            subject_id=subject_id, programme_id=PROGRAMME, centre_id=CENTRE, enrolled_on=date(2024, 3, 4))
+            subject_id=subject_id, programme_id=PROGRAMME, centre_id=CENTRE, enrolled_on=date(2024, 3, 4),
+            programme_version=1)
 
     async def test_enrolment_of_an_unknown_subject_is_refused(self):
         streams = await registered_centres(CENTRE)

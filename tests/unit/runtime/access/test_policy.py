@@ -76,12 +76,13 @@ ROWS = [
         "issue 8 item 3: the auditor reads the audit trail"),
     Row(Role.ADMINISTRATOR, OrgKind.NETWORK, frozenset({A.READ_AUDIT, A.ADMIN_REBUILD, A.ADMIN_REPUBLISH,
                                                         A.MANAGE_PRINCIPALS, A.REGISTER_CENTRE, A.READ_STATUS,
-                                                        A.ERASE_IDENTIFIERS}), "network",
+                                                        A.ERASE_IDENTIFIERS, A.MANAGE_PROGRAMMES}), "network",
         "issue 8 items 3 and 7: rebuild and republish need an administrator; Annex 11 §12.3 (who manages "
         "access manages the organisations it is granted at); Annex 11 §12.1 (status); GDPR Art. 17 (erasure "
         "at the centre's request)"),
     Row(Role.DATA_LOADER, OrgKind.NETWORK, frozenset({A.REGISTER_CENTRE, A.WRITE_SUBJECT, A.WRITE_PRODUCT,
-                                                      A.RELEASE_PRODUCT, A.RECORD_CUSTODY}), "network",
+                                                      A.RELEASE_PRODUCT, A.RECORD_CUSTODY, A.MANAGE_PROGRAMMES}),
+        "network",
         "issue 8 items 1 and 9: the CLI (a system) loads the demo and seed scenarios for every centre; "
         "Annex 11 §4.8: records made elsewhere are transferred unaltered"),
     Row(Role.OUTCOME_CONSUMER, OrgKind.NETWORK, frozenset({A.READ_REPORT}), "network",

@@ -1,0 +1,131 @@
+"""A programme's protocol as data (issue 10 item 1): one definition per programme, versioned,
+published as an event so the log records which version was in force when.
+
+The definition is the wire format; its clinical sections are the parameters of the clinical
+rules (services/clinical: `eligibility.EligibilityCriteria`, `lymphodepletion`,
+`cell_dose.CellDoseProgramme`, `second_infusion.SecondInfusionPolicy`, the escalation
+designs), field for field, and enrollment refuses a definition those rules refuse
+(services/enrollment/domain/programmes.py). Bundled definitions, one per seed:
+`infra/tooling/programmes/*.json`; published with `celltrail programmes publish FILE`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field, model_validator
+
+from contracts.base import Contract
+from contracts.ids import ProgrammeId
+
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ProductKind(StrEnum):
+    """The kinds of product of the seeds (issue 9): how a programme's product is made."""
+
+    AUTOLOGOUS_CRYOPRESERVED = "autologous_cryopreserved"  # seed 002: CAR-T, frozen, thawed at the bedside
+    DONOR_DERIVED = "donor_derived"  # seed 000: CAR-CIK from the donor, first and second infusion
+    AUTOLOGOUS_EXPANDED_NK = "autologous_expanded_nk"  # seed 001: NK cells, several infusions
+    AUTOLOGOUS_FRESH = "autologous_fresh"  # seed 003: fresh to fresh, no cryopreservation
+
+
+class EscalationDesignKind(StrEnum):
+    THREE_PLUS_THREE = "3+3"
+    BOIN = "boin"
+
+
+class DoseLevel(Contract):
+    """One dose level: a dose per kilogram of body weight, or a flat dose (cells); neither when
+    the source does not state it (then it is set from the protocol, never invented)."""
+
+    level: Annotated[int, Field(ge=-3, le=20)]  # 1 = the lowest planned; -1 a de-escalation level
+    cells_per_kg: Annotated[float, Field(gt=0)] | None = None
+    flat_cells: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _at_most_one(self) -> "DoseLevel":
+        if self.cells_per_kg is not None and self.flat_cells is not None:
+            raise ValueError(f"dose level {self.level} gives cells_per_kg or flat_cells, not both")
+        return self
+
+
+class Escalation(Contract):
+    """The dose-escalation design and its parameters (services/clinical/escalation)."""
+
+    design: EscalationDesignKind
+    max_sample_size: Annotated[int, Field(ge=1)] | None = None
+    cohort_size: Annotated[int, Field(ge=1, le=12)] = 3
+    target_dlt_rate: Annotated[float, Field(gt=0, lt=1)] | None = None  # BOIN's target
+    dlt_window_days: Annotated[int, Field(ge=1, le=365)]
+
+    @model_validator(mode="after")
+    def _target(self) -> "Escalation":
+        if (self.design is EscalationDesignKind.BOIN) != (self.target_dlt_rate is not None):
+            raise ValueError("a BOIN design, and only it, names its target_dlt_rate")
+        return self
+
+
+class ScheduledAssessment(Contract):
+    """An assessment of the schedule: on a study day (day 0: the first infusion), or at a month
+    after it, as the protocol names it."""
+
+    assessment: Text
+    study_day: Annotated[int, Field(ge=-60, le=3650)] | None = None
+    month: Annotated[int, Field(ge=1, le=120)] | None = None
+
+    @model_validator(mode="after")
+    def _when(self) -> "ScheduledAssessment":
+        if (self.study_day is None) == (self.month is None):
+            raise ValueError(f"assessment {self.assessment!r} is on a study_day or at a month, one of them")
+        return self
+
+    def order(self) -> float:
+        return self.study_day if self.study_day is not None else self.month * 30.4375  # type: ignore[operator]
+
+
+class EndpointDefinition(Contract):
+    endpoint: Text
+    definition: Annotated[str, Field(min_length=1, max_length=2000)]
+    window_days: Annotated[int, Field(ge=0, le=3650)] | None = None  # from the first infusion
+
+
+class ProgrammeDefinition(Contract):
+    """What a programme's protocol says the services obey. `source`: where it comes from (the
+    protocol, its registry entry, the seed). Sections a programme does not have are None
+    (seed 001: no lymphodepletion; seeds 002 and 003: no escalation)."""
+
+    programme_id: ProgrammeId
+    title: Text
+    source: Text
+    product_kind: ProductKind
+    # services/clinical/eligibility.EligibilityCriteria, field for field (`name` aside)
+    eligibility: dict[str, Any]
+    # services/clinical/lymphodepletion.LymphodepletionRegimen: {"agents": [{"agent",
+    # "mg_per_m2", "study_days"}, ...]}; None: no conditioning
+    lymphodepletion: dict[str, Any] | None = None
+    dose_levels: Annotated[list[DoseLevel], Field(min_length=1, max_length=20)]
+    # services/clinical/cell_dose.CellDoseProgramme.tolerance_fraction: the prescribed dose's
+    # allowed relative deviation; None: not stated by the source
+    cell_dose_tolerance_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
+    escalation: Escalation | None = None
+    max_infusions: Annotated[int, Field(ge=1, le=20)]
+    # services/clinical/second_infusion.SecondInfusionPolicy, field for field; None: no
+    # second infusion policy
+    second_infusion: dict[str, Any] | None = None
+    assessments: Annotated[list[ScheduledAssessment], Field(min_length=1, max_length=100)]
+    endpoints: Annotated[list[EndpointDefinition], Field(min_length=1, max_length=50)]
+    grading: Annotated[list[Text], Field(min_length=1, max_length=20)]  # e.g. "ASTCT 2019 (CRS, ICANS)"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ProgrammeDefinition":
+        levels = [d.level for d in self.dose_levels]
+        if len(set(levels)) != len(levels):
+            raise ValueError(f"dose levels repeat: {levels}")
+        if self.second_infusion is not None and self.max_infusions < 2:
+            raise ValueError("a second-infusion policy needs max_infusions of at least 2")
+        days = [a.order() for a in self.assessments]
+        if days != sorted(days):
+            raise ValueError("assessments go in the order of their study days and months")
+        return self
