@@ -1,6 +1,7 @@
 """Inbound commands: verbs, which a service may accept or refuse.
 
-Every command except `RegisterPatient` and `EraseIdentity` travels on its service's command topic.
+Every command except `RegisterPatient`, `EraseIdentity` and `ScreenCandidate` travels on its
+service's command topic.
 `RegisterPatient` carries direct identifiers and therefore never touches Kafka: it is
 accepted only by enrollment's HTTP API, which keeps the identifiers in its own schema;
 `EraseIdentity`, which removes them, is accepted there too.
@@ -9,7 +10,7 @@ accepted only by enrollment's HTTP API, which keeps the identifiers in its own s
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import Field, model_validator
 
@@ -73,6 +74,22 @@ class PublishProgramme(CommandPayload):
     command_type = "PublishProgramme"
     topic: ClassVar[str | None] = topics.ENROLLMENT_COMMANDS
     definition: ProgrammeDefinition
+
+
+class ScreenCandidate(CommandPayload):
+    """Screen a registered subject for a programme (issue 10 item 2): the candidate's clinical
+    facts (`facts`: services/clinical/eligibility.Candidate's fields, age aside: enrollment
+    computes the age on `screened_on` from the date of birth it keeps, which never leaves it),
+    judged against the programme's current eligibility criteria. HTTP only
+    (`POST /screenings` on enrollment): the age needs the identity table."""
+
+    command_type = "ScreenCandidate"
+    topic: ClassVar[str | None] = None
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    centre_id: CentreId
+    screened_on: ClinicalDate
+    facts: dict[str, Any]
 
 
 class RecordApheresisCollection(CommandPayload):
@@ -350,6 +367,7 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     EraseIdentity,
     EnrollSubject,
     PublishProgramme,
+    ScreenCandidate,
     RecordApheresisCollection,
     RecordProductRelease,
     RegisterProductUnits,

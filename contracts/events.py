@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
@@ -59,6 +59,31 @@ class SubjectEnrolled(EventPayload):
     centre_id: CentreId
     enrolled_on: ClinicalDate
     programme_version: Annotated[int, Field(ge=1)] | None = None
+
+
+class EligibilityFailure(Contract):
+    """One failed eligibility criterion and why (services/clinical/eligibility.py)."""
+
+    criterion: Annotated[str, Field(min_length=1, max_length=80)]
+    reason: Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class CandidateScreened(EventPayload):
+    """A subject was screened for a programme against version `programme_version` of its
+    eligibility criteria: `eligible`, or every failed criterion with its reason. `facts` are
+    the clinical facts judged; `age_years` was computed by enrollment from the date of birth
+    it keeps (None: not known, e.g. erased), which never leaves it."""
+
+    event_type = "enrollment.CandidateScreened"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    programme_version: Annotated[int, Field(ge=1)]
+    centre_id: CentreId
+    screened_on: ClinicalDate
+    age_years: Annotated[int, Field(ge=0, le=130)] | None = None
+    facts: dict[str, Any]
+    eligible: bool
+    failures: list[EligibilityFailure] = Field(default_factory=list)
 
 
 class ProgrammePublished(EventPayload):
@@ -692,6 +717,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     PatientRegistered,
     SubjectEnrolled,
     ProgrammePublished,
+    CandidateScreened,
     IdentityErased,
     CoiIssued,
     ApheresisCollected,

@@ -257,6 +257,12 @@ def example(stack: Stack, ep: Endpoint, side: str) -> tuple[str, object, Resourc
         return ep.path, _patient_body(centre), Resource(centre_id=centre)
     if ep.key == "GET /subjects/{subject_id}":
         return f"/subjects/{stack.subjects[side]}", None, Resource(centre_id=centre)
+    if ep.key == "POST /screenings":
+        # the side's subject screened for its programme (an ineligible result is answered 201 too)
+        return ep.path, {"subject_id": stack.subjects[side], "programme_id": "CART-BALL-RR", "centre_id": centre,
+                         "screened_on": "2025-01-05", "facts": {"diagnosis": "B-cell precursor ALL",
+                                                                "cd19_positive": True, "disease_status": "relapsed"}
+                         }, Resource(centre_id=centre)
     if ep.key == "POST /patients/{subject_id}/erasure":
         # a fresh subject each time: an identity is erased once
         status, body = call("POST", f"{stack.urls['enrollment']}/patients", stack.cli(), _patient_body(centre))

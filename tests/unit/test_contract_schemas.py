@@ -19,7 +19,7 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from contracts import compat, export
-from contracts.commands import EraseIdentity, RegisterPatient, SignRecord
+from contracts.commands import EraseIdentity, RegisterPatient, ScreenCandidate, SignRecord
 from contracts.compat import incompatibilities, validation_errors
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.events import ResponseAssessed
@@ -334,7 +334,8 @@ def test_identifier_detector_on_a_synthetic_model():
 def test_register_patient_never_travels_on_kafka():
     # Registration carries identifiers; erasure of them is accepted at the same HTTP edge.
     # Signing needs the signer's password beside the command, which never travels on a topic.
-    http_only = (RegisterPatient, EraseIdentity, SignRecord)
+    # A screening needs the date of birth, which only enrollment's HTTP edge may read.
+    http_only = (RegisterPatient, EraseIdentity, SignRecord, ScreenCandidate)
     assert all(cls.topic is None for cls in http_only)
     for command_type, cls in COMMAND_TYPES.items():
         if cls not in http_only:

@@ -5,11 +5,20 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from contracts.commands import EnrollSubject, EraseIdentity, PublishProgramme, RegisterCentre, RegisterPatient
+from contracts.commands import (
+    EnrollSubject,
+    EraseIdentity,
+    PublishProgramme,
+    RegisterCentre,
+    RegisterPatient,
+    ScreenCandidate,
+)
+from services.clinical.eligibility import age_in_completed_years
 from contracts.events import PatientRegistered
 from services.enrollment.application.ports import Identities
 from services.enrollment.domain.model import Centre, Subject, UnknownCentre, centre_stream, subject_stream
-from services.enrollment.domain.programmes import Programme, programme_stream
+from services.enrollment.domain.programmes import InvalidScreening, Programme, programme_stream
+from services.kernel.acting import ActingPrincipal, imports_records
 from services.kernel.aggregate import rebuild
 from services.kernel.clinical_dates import start_of_day
 from services.kernel.streams import Streams, reads
@@ -58,13 +67,13 @@ async def publish_programme(cmd: PublishProgramme, streams: Streams) -> None:
 
 
 @reads(lambda cmd: [subject_stream(cmd.subject_id), centre_stream(cmd.centre_id), programme_stream(cmd.programme_id)])
-async def enroll_subject(cmd: EnrollSubject, streams: Streams) -> None:
+async def enroll_subject(cmd: EnrollSubject, streams: Streams, principal: ActingPrincipal | None) -> None:
     subject_events, version = await streams.load(subject_stream(cmd.subject_id))
     centre_events, _ = await streams.load(centre_stream(cmd.centre_id))
     programme_events, _ = await streams.load(programme_stream(cmd.programme_id))
     subject = rebuild(Subject(cmd.subject_id), subject_events)
     new = subject.enroll(cmd, rebuild(Centre(cmd.centre_id), centre_events),
-                         rebuild(Programme(cmd.programme_id), programme_events))
+                         rebuild(Programme(cmd.programme_id), programme_events), imports_records(principal))
     await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=start_of_day(cmd.enrolled_on),
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
 
@@ -87,3 +96,21 @@ async def erase_identity(cmd: EraseIdentity, streams: Streams, identities: Ident
     await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=erased_at,
                          subject_id=cmd.subject_id, centre_id=subject.centre_id)
     return erased_at
+
+
+async def screen_candidate(cmd: ScreenCandidate, streams: Streams, identities: Identities) -> list:
+    """A screening over HTTP (entrypoints/http.py): the age on the day from the date of birth
+    kept here (never published), the facts judged by the programme's criteria; the event."""
+    subject_events, version = await streams.load(subject_stream(cmd.subject_id))
+    programme_events, _ = await streams.load(programme_stream(cmd.programme_id))
+    identity = await identities.get(cmd.subject_id)
+    age = None
+    if identity is not None:
+        if identity.date_of_birth > cmd.screened_on:
+            raise InvalidScreening(f"screened on {cmd.screened_on.isoformat()}, before the date of birth")
+        age = age_in_completed_years(identity.date_of_birth, cmd.screened_on)
+    new = rebuild(Subject(cmd.subject_id), subject_events).screen(
+        cmd, rebuild(Programme(cmd.programme_id), programme_events), age)
+    await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=start_of_day(cmd.screened_on),
+                         subject_id=cmd.subject_id, centre_id=cmd.centre_id)
+    return new

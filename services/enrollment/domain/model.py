@@ -6,10 +6,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from contracts.base import EventPayload
-from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre
+from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre, ScreenCandidate
 from contracts.errors import CommandRefused
-from contracts.events import CentreRegistered, IdentityErased, PatientRegistered, SubjectEnrolled
-from services.enrollment.domain.programmes import Programme, UnknownProgramme
+from contracts.events import (
+    CandidateScreened,
+    CentreRegistered,
+    EligibilityFailure,
+    IdentityErased,
+    PatientRegistered,
+    SubjectEnrolled,
+)
+from services.enrollment.domain.programmes import Programme, UnknownProgramme, screen
 from services.kernel.aggregate import Aggregate
 
 # The programmes are published definitions (domain/programmes.py, issue 10), one stream each.
@@ -62,16 +69,31 @@ class Centre(Aggregate):
         return [CentreRegistered(centre_id=cmd.centre_id, name=cmd.name, country=cmd.country)]
 
 
+class NotScreened(CommandRefused):
+    code = "NOT_SCREENED"
+
+
+class NotEligible(CommandRefused):
+    code = "NOT_ELIGIBLE"
+
+
+class ScreeningOutdated(CommandRefused):
+    code = "SCREENING_OUTDATED"
+
+
 @dataclass
 class Subject(Aggregate):
     subject_id: str
     centre_id: str | None = None
     programmes: set[str] = field(default_factory=set)
     identity_erased: bool = False
+    screenings: dict[str, CandidateScreened] = field(default_factory=dict)  # the latest, per programme
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, PatientRegistered):
             self.centre_id = event.centre_id
+        elif isinstance(event, CandidateScreened):
+            self.screenings[event.programme_id] = event
         elif isinstance(event, SubjectEnrolled):
             self.programmes.add(event.programme_id)
         elif isinstance(event, IdentityErased):
@@ -89,12 +111,50 @@ class Subject(Aggregate):
         if self.identity_erased:
             raise IdentityAlreadyErased(f"the identity of subject {cmd.subject_id} is already erased")
 
-    def enroll(self, cmd: EnrollSubject, centre: Centre, programme: Programme) -> list[EventPayload]:
-        """Under the programme's current version, which the subject keeps (issue 10 item 1)."""
+    def screen(self, cmd: ScreenCandidate, programme: Programme, age_years: int | None) -> list[EventPayload]:
+        """Judged by the programme's current eligibility criteria (domain/programmes.py)."""
+        if self.centre_id is None:
+            raise UnknownSubject(f"subject {cmd.subject_id} is not registered")
+        if self.centre_id != cmd.centre_id:
+            raise WrongCentre(f"subject {cmd.subject_id} is registered at {self.centre_id}, not {cmd.centre_id}")
+        if programme.current is None:
+            raise UnknownProgramme(f"programme {cmd.programme_id} has no published definition "
+                                   "(`celltrail programmes publish FILE`)")
+        result = screen(programme.current.definition, cmd.facts, age_years)
+        return [CandidateScreened(subject_id=cmd.subject_id, programme_id=cmd.programme_id,
+                                  programme_version=programme.current.version, centre_id=cmd.centre_id,
+                                  screened_on=cmd.screened_on, age_years=age_years, facts=cmd.facts,
+                                  eligible=result.eligible,
+                                  failures=[EligibilityFailure(criterion=f.criterion.value, reason=f.reason)
+                                            for f in result.failures])]
+
+    def enroll(self, cmd: EnrollSubject, centre: Centre, programme: Programme,
+               imported: bool = False) -> list[EventPayload]:
+        """Under the programme's current version, which the subject keeps (issue 10 item 1),
+        once screened eligible against it (item 2). `imported`: a record of an enrolment made
+        elsewhere (the data loader), whose screening CellTrail does not hold."""
         self.check_can_enroll(cmd, centre, programme)
+        self.check_screened(cmd, programme, imported)
         return [SubjectEnrolled(subject_id=cmd.subject_id, programme_id=cmd.programme_id,
                                 centre_id=cmd.centre_id, enrolled_on=cmd.enrolled_on,
                                 programme_version=programme.current.version)]  # type: ignore[union-attr]
+
+    def check_screened(self, cmd: EnrollSubject, programme: Programme, imported: bool) -> None:
+        screening = self.screenings.get(cmd.programme_id)
+        if screening is None:
+            if imported:
+                return
+            raise NotScreened(f"subject {cmd.subject_id} was not screened for {cmd.programme_id} "
+                              "(POST /screenings): a candidate is enrolled once found eligible")
+        if not screening.eligible:
+            raise NotEligible(f"subject {cmd.subject_id} is not eligible for {cmd.programme_id} (screened "
+                              f"{screening.screened_on.isoformat()}): "
+                              + "; ".join(f"{f.criterion}: {f.reason}" for f in screening.failures))
+        current = programme.current.version if programme.current else None
+        if screening.programme_version != current:
+            raise ScreeningOutdated(f"subject {cmd.subject_id} was screened against version "
+                                    f"{screening.programme_version} of {cmd.programme_id}; version {current} is "
+                                    "in force now: screen again")
 
     def check_can_enroll(self, cmd: EnrollSubject, centre: Centre, programme: Programme) -> None:
         if self.centre_id is None:

@@ -26,7 +26,7 @@ from contracts.events import ProgrammePublished
 from contracts.programmes import EscalationDesignKind, ProgrammeDefinition
 from services.clinical.base import ClinicalInputError
 from services.clinical.cell_dose import CellDoseProgramme
-from services.clinical.eligibility import EligibilityCriteria
+from services.clinical.eligibility import Candidate, EligibilityCriteria, EligibilityResult, evaluate
 from services.clinical.escalation.boin import BoinDesign
 from services.clinical.lymphodepletion import AgentSchedule, LymphodepletionRegimen
 from services.clinical.second_infusion import SecondInfusionPolicy
@@ -95,6 +95,23 @@ def rules_of(d: ProgrammeDefinition) -> Rules:
     if d.second_infusion is not None:
         second = section("second_infusion", lambda: _as(SecondInfusionPolicy, d.second_infusion))
     return Rules(eligibility, regimen, dose, escalation, second)
+
+
+class InvalidScreening(CommandRefused):
+    code = "INVALID_SCREENING"
+
+
+def screen(d: ProgrammeDefinition, facts: dict, age_years: int | None) -> EligibilityResult:
+    """The candidate's facts judged by the definition's eligibility criteria, every failed
+    criterion with its reason (services/clinical/eligibility.evaluate): a fact a criterion
+    needs and the screening does not give is a failure, never a pass."""
+    if "age_years" in facts:
+        raise InvalidScreening("the age is not given: enrollment computes it from the date of birth it keeps")
+    try:
+        candidate = _as(Candidate, {**facts, "age_years": age_years})
+    except (ClinicalInputError, TypeError, ValueError, ValidationError) as exc:
+        raise InvalidScreening(f"facts: {exc}") from None
+    return evaluate(rules_of(d).eligibility, candidate)
 
 
 def _as(rule: type, data: dict) -> object:

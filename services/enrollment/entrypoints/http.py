@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from contracts.commands import EraseIdentity, RegisterPatient
+from contracts.commands import EraseIdentity, RegisterPatient, ScreenCandidate
 from contracts.errors import CommandRefused
 from infra.runtime.access.policy import Action, Resource
 from infra.runtime.endpoints import Call, Endpoint, Handler, Located, NotFound, to
@@ -48,6 +48,12 @@ async def subject_centre(request: Request, rt: Runtime) -> Located:
     if centre_id is None:
         raise NotFound(f"no subject {subject_id}")
     return Located(Resource(centre_id=centre_id))
+
+
+async def screening_centre(request: Request, rt: Runtime) -> Located:
+    """A screening is about the subject's centre, which the body must name (the domain checks it)."""
+    cmd = await parse_body(request, ScreenCandidate)
+    return Located(Resource(centre_id=cmd.centre_id), cmd)
 
 
 def _erasure(request_body: bytes, subject_id: str) -> EraseIdentity:
@@ -104,6 +110,28 @@ def endpoints(identities_of: IdentitiesOf) -> tuple[Endpoint, ...]:
             return JSONResponse({"subject_id": cmd.subject_id, "erased_at": erased_at.isoformat()})
         return handle
 
+    def screen_candidate(rt: Runtime) -> Handler:
+        identities = identities_of(rt.settings)
+
+        async def handle(call: Call) -> JSONResponse:
+            """POST /screenings: the candidate judged at once; 201 with the result either way."""
+            cmd: ScreenCandidate = call.located.found
+            for _ in range(3):
+                try:
+                    async with rt.pool.acquire() as conn, conn.transaction():
+                        [screened] = await handlers.screen_candidate(cmd, PgStreams(conn, rt.store, _meta(call)),
+                                                                     identities(conn))
+                    break
+                except CommandRefused as exc:
+                    return refused(exc)
+                except ConcurrencyConflictError:
+                    continue  # the subject changed meanwhile: judge again on what it left
+            else:
+                return JSONResponse({"error": f"subject {cmd.subject_id} is changing too fast; screen again",
+                                     "code": "CONCURRENT_CHANGE"}, status_code=409)
+            return JSONResponse(screened.model_dump(mode="json"), status_code=201)
+        return handle
+
     reason = EraseIdentity.model_json_schema()["properties"]["reason"]
     return (
         Endpoint("POST", "/patients", to(Action.WRITE_SUBJECT, registration_centre), register_patient,
@@ -111,6 +139,12 @@ def endpoints(identities_of: IdentitiesOf) -> tuple[Endpoint, ...]:
                  "is returned", body=RegisterPatient,
                  answers={200: "already registered: the same subject id", 201: "registered",
                           409: "refused by the domain (e.g. unknown centre)", 422: "invalid request"}),
+        Endpoint("POST", "/screenings", to(Action.WRITE_SUBJECT, screening_centre), screen_candidate,
+                 "Screen a registered subject for a programme: the facts judged by its current eligibility "
+                 "criteria, every failed criterion with its reason (issue 10 item 2)", body=ScreenCandidate,
+                 answers={201: "screened: eligible, or every failed criterion",
+                          409: "refused (unknown subject or programme, another centre, invalid facts)",
+                          422: "invalid request"}),
         Endpoint("POST", "/patients/{subject_id}/erasure", to(Action.ERASE_IDENTIFIERS, subject_centre),
                  erase_identity, "Erase a person's identifiers and key; every event stays under the pseudonym",
                  body={"type": "object", "required": ["reason"], "properties": {"reason": reason}},

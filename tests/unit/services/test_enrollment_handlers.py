@@ -27,7 +27,7 @@ from services.enrollment.domain.model import (
     subject_stream,
 )
 from services.enrollment.application.ports import Identity
-from tests.unit.services.fakes import Bus, FakeIdentities, FakeStreams
+from tests.unit.services.fakes import IMPORTER, Bus, FakeIdentities, FakeStreams
 
 CENTRE = "OSR-MILANO"
 OTHER_CENTRE = "HSG-MONZA"
@@ -35,7 +35,9 @@ PROGRAMME = "CARCIK-CD19-P2"
 
 
 def wired(streams: FakeStreams) -> Bus:
-    return Bus(bootstrap.spec, streams=streams)
+    """Enrollment, its commands as an import of records made elsewhere (the data loader),
+    which enrols without a screening CellTrail holds; screened enrolment: test_programmes."""
+    return Bus(bootstrap.spec, acting=IMPORTER, streams=streams)
 
 
 def centre_cmd(centre_id: str = CENTRE) -> RegisterCentre:

@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 from pydantic import ValidationError
 
-from contracts.commands import EnrollSubject, PublishProgramme, RegisterCentre
+from contracts.commands import EnrollSubject, PublishProgramme, RegisterCentre, ScreenCandidate
 from contracts.errors import CommandRefused
 from contracts.events import ProgrammePublished, SubjectEnrolled
 from contracts.programmes import ProgrammeDefinition
@@ -21,7 +21,7 @@ from services.enrollment import bootstrap
 from services.enrollment.application import handlers
 from services.enrollment.domain.model import subject_stream
 from services.enrollment.domain.programmes import programme_stream, rules_of
-from tests.unit.services.fakes import Bus, FakeIdentities, FakeStreams
+from tests.unit.services.fakes import IMPORTER, Bus, FakeIdentities, FakeStreams
 from tests.unit.services.test_enrollment_handlers import patient_cmd
 
 DEFINITIONS = {d.programme_id: d for d in bundled()}
@@ -108,7 +108,8 @@ class TestARefusedDefinition:
 
 
 def wired(streams: FakeStreams) -> Bus:
-    return Bus(bootstrap.spec, streams=streams)
+    """Enrollment, its commands as an import (the data loader: no screening needed)."""
+    return Bus(bootstrap.spec, acting=IMPORTER, streams=streams)
 
 
 class TestVersions:
@@ -162,3 +163,100 @@ class TestVersions:
             await wired(streams).send(EnrollSubject(subject_id=subject, programme_id="NK-PHALL-P1",
                                                     centre_id="OSR-MILANO", enrolled_on=date(2025, 3, 3)))
         assert refused.value.code == "UNKNOWN_PROGRAMME" and "celltrail programmes publish" in refused.value.reason
+
+
+class TestScreening:
+    """Issue 10 item 2: a screening records the candidate's facts and the eligibility result
+    with every failed criterion; an ineligible candidate is not enrolled. Seed 001's criteria:
+    Ph+ ALL in CHR with MRD, aged 60 or more unless not eligible for other treatment."""
+
+    NK = "NK-PHALL-P1"
+    ELIGIBLE = {"diagnosis": "B-cell precursor ALL", "ph_status": "Ph+", "disease_status": "CR with MRD",
+                "eligible_for_other_treatment": True}
+
+    async def network(self, born: date = date(1950, 1, 1)) -> tuple[FakeStreams, FakeIdentities, str]:
+        streams, identities = FakeStreams(), FakeIdentities()
+        await wired(streams).send(RegisterCentre(centre_id="OSR-MILANO", name="San Raffaele", country="IT"))
+        await wired(streams).send(PublishProgramme(definition=DEFINITIONS[self.NK]))
+        subject, _ = await handlers.register_patient(patient_cmd().model_copy(update={"date_of_birth": born}),
+                                                     streams, identities)
+        return streams, identities, subject
+
+    async def screen(self, streams, identities, subject, facts: dict, on: date = date(2025, 3, 1)):
+        [screened] = await handlers.screen_candidate(ScreenCandidate(
+            subject_id=subject, programme_id=self.NK, centre_id="OSR-MILANO", screened_on=on, facts=facts),
+            streams, identities)
+        return screened
+
+    def enrol(self, subject: str) -> EnrollSubject:
+        return EnrollSubject(subject_id=subject, programme_id=self.NK, centre_id="OSR-MILANO",
+                             enrolled_on=date(2025, 3, 3))
+
+    @pytest.mark.parametrize("born, facts, failed", [
+        (date(1950, 1, 1), ELIGIBLE, []),  # 75: eligible
+        (date(1965, 3, 2), ELIGIBLE, ["age"]),  # 59 the day before the 60th birthday, other treatment possible
+        (date(1965, 3, 1), ELIGIBLE, []),  # 60 on the day itself
+        (date(1980, 1, 1), {**ELIGIBLE, "eligible_for_other_treatment": False}, []),  # the seed's "or"
+        (date(1950, 1, 1), {**ELIGIBLE, "ph_status": "Ph-", "disease_status": "relapsed"},
+         ["Philadelphia chromosome", "disease status"]),  # every failure, never only the first
+        (date(1950, 1, 1), {"ph_status": "Ph+", "disease_status": "CR with MRD"}, ["diagnosis"]),  # not recorded
+    ])
+    async def test_every_failed_criterion_with_its_reason(self, born, facts, failed):
+        streams, identities, subject = await self.network(born)
+        screened = await self.screen(streams, identities, subject, facts)
+        assert ([f.criterion for f in screened.failures], screened.eligible) == (failed, not failed)
+        assert screened.programme_version == 1 and all(f.reason for f in screened.failures)
+
+    async def test_the_age_is_computed_by_enrollment_and_no_date_of_birth_leaves_it(self):
+        streams, identities, subject = await self.network(date(1950, 6, 15))
+        screened = await self.screen(streams, identities, subject, self.ELIGIBLE)
+        assert screened.age_years == 74 and "1950" not in screened.model_dump_json()
+        with pytest.raises(CommandRefused) as refused:
+            await self.screen(streams, identities, subject, {**self.ELIGIBLE, "age_years": 80})
+        assert refused.value.code == "INVALID_SCREENING"
+
+    async def test_facts_the_rule_does_not_know_are_refused_naming_them(self):
+        streams, identities, subject = await self.network()
+        with pytest.raises(CommandRefused) as refused:
+            await self.screen(streams, identities, subject, {**self.ELIGIBLE, "ecog_status": 1})
+        assert refused.value.code == "INVALID_SCREENING" and "ecog_status" in refused.value.reason
+
+    async def test_an_ineligible_candidate_is_not_enrolled_and_a_later_eligible_screening_enrols(self):
+        streams, identities, subject = await self.network()
+        await self.screen(streams, identities, subject, {**self.ELIGIBLE, "ph_status": "Ph-"})
+        person = Bus(bootstrap.spec, streams=streams)  # a clinician, not an import
+        with pytest.raises(CommandRefused) as refused:
+            await person.send(self.enrol(subject))
+        assert refused.value.code == "NOT_ELIGIBLE" and "Philadelphia chromosome" in refused.value.reason
+
+        await self.screen(streams, identities, subject, self.ELIGIBLE, on=date(2025, 3, 2))
+        await person.send(self.enrol(subject))
+        assert isinstance(streams.events(subject_stream(subject))[-1], SubjectEnrolled)
+
+    async def test_a_clinician_enrols_only_a_screened_candidate_an_import_may_not_hold_one(self):
+        streams, identities, subject = await self.network()
+        with pytest.raises(CommandRefused) as refused:
+            await Bus(bootstrap.spec, streams=streams).send(self.enrol(subject))
+        assert refused.value.code == "NOT_SCREENED"
+        await wired(streams).send(self.enrol(subject))  # the data loader's import of an enrolment made elsewhere
+
+    async def test_a_screening_against_an_earlier_version_is_outdated(self):
+        streams, identities, subject = await self.network()
+        await self.screen(streams, identities, subject, self.ELIGIBLE)
+        await wired(streams).send(PublishProgramme(definition=ProgrammeDefinition.model_validate(
+            edited(self.NK, escalation__dlt_window_days=42))))
+        with pytest.raises(CommandRefused) as refused:
+            await Bus(bootstrap.spec, streams=streams).send(self.enrol(subject))
+        assert refused.value.code == "SCREENING_OUTDATED"
+
+    async def test_a_subject_of_another_centre_or_a_programme_never_published(self):
+        streams, identities, subject = await self.network()
+        with pytest.raises(CommandRefused, match="registered at OSR-MILANO"):
+            await handlers.screen_candidate(ScreenCandidate(
+                subject_id=subject, programme_id=self.NK, centre_id="HSG-MONZA", screened_on=date(2025, 3, 1),
+                facts=self.ELIGIBLE), streams, identities)
+        with pytest.raises(CommandRefused) as refused:
+            await handlers.screen_candidate(ScreenCandidate(
+                subject_id=subject, programme_id="CART-BALL-RR", centre_id="OSR-MILANO",
+                screened_on=date(2025, 3, 1), facts=self.ELIGIBLE), streams, identities)
+        assert refused.value.code == "UNKNOWN_PROGRAMME"
