@@ -15,6 +15,7 @@ import pytest
 
 from contracts.commands import EnrollSubject, EraseIdentity, PublishProgramme, RegisterCentre, RegisterPatient
 from infra.tooling.programmes import bundled
+from tests.unit.services.fakes import IMPORTER
 from contracts.registry import parse_event
 from infra.runtime.eventstore import EventStore, Metadata
 from infra.runtime.streams import PgStreams
@@ -61,7 +62,8 @@ async def subject(conn) -> str:
         subject_id, _ = await handlers.register_patient(PATIENT, streams(conn), PgIdentities(conn, KEYRING))
     async with conn.transaction():
         await handlers.enroll_subject(EnrollSubject(subject_id=subject_id, programme_id="CARCIK-CD19-P2",
-                                                    centre_id=CENTRE, enrolled_on=date(2024, 3, 4)), streams(conn))
+                                                    centre_id=CENTRE, enrolled_on=date(2024, 3, 4)), streams(conn),
+                                      IMPORTER)  # as the data loader: no screening needed
     return subject_id
 
 
