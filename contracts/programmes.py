@@ -110,7 +110,9 @@ class ProgrammeDefinition(Contract):
     # allowed relative deviation; None: not stated by the source
     cell_dose_tolerance_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
     escalation: Escalation | None = None
-    max_infusions: Annotated[int, Field(ge=1, le=20)]
+    # how many infusions the protocol plans at most; None: the source states no number (seed
+    # 001's "infusion of escalating doses", given as several), set from the protocol
+    max_infusions: Annotated[int, Field(ge=1, le=20)] | None
     # services/clinical/second_infusion.SecondInfusionPolicy, field for field; None: no
     # second infusion policy
     second_infusion: dict[str, Any] | None = None
@@ -123,7 +125,7 @@ class ProgrammeDefinition(Contract):
         levels = [d.level for d in self.dose_levels]
         if len(set(levels)) != len(levels):
             raise ValueError(f"dose levels repeat: {levels}")
-        if self.second_infusion is not None and self.max_infusions < 2:
+        if self.second_infusion is not None and self.max_infusions is not None and self.max_infusions < 2:
             raise ValueError("a second-infusion policy needs max_infusions of at least 2")
         days = [a.order() for a in self.assessments]
         if days != sorted(days):

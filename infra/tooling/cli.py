@@ -210,6 +210,10 @@ def print_report(report: list) -> None:
             if v:
                 print(f"    {leg.replace('_', ' ')} median {v['median']:g} days "
                       f"(range {v['minimum']:g}-{v['maximum']:g}, n={v['n']})")
+        f = p.get("feasibility")
+        if f and f["first_enrolled_on"]:
+            print(f"    enrolment {f['first_enrolled_on']} to {f['last_enrolled_on']} ({f['enrolment_span_days']} days): "
+                  f"{f['enrolled']} enrolled, {f['treated']} treated")
         oos, tasks = p.get("out_of_specification_infusions"), p.get("open_sponsor_notifications")
         if oos and oos["infusions"]:
             print(f"    infusions of units released out of specification: {oos['infusions']} ({oos['n']} subjects)")

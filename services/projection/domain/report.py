@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import date
 from typing import Any
 
 from services.clinical.rates import EmptyValuesError, median_and_range, response_rate
@@ -22,12 +23,26 @@ class ProgrammeRow:
     # notifications raised and not yet made
     out_of_specification_infusions: int = 0
     open_sponsor_notifications: int = 0
+    enrolled_on: str | None = None  # ISO date of its enrolment in the programme (issue 10 item 6)
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
         """The row of an enrolled subject's view."""
+        enrolled_on = next((on for on, p in view.enrolments if p == view.programme_id), None)
         return cls(view.programme_id, view.phase, view.day28, view.vein_to_vein_days, view.centre_id, view.legs_days,
-                   len(view.oos_infusions), len(view.open_sponsor_notifications))
+                   len(view.oos_infusions), len(view.open_sponsor_notifications), enrolled_on)
+
+
+def feasibility(rows: list["ProgrammeRow"]) -> dict[str, Any]:
+    """Seed 001's feasibility endpoint: the time from the first to the last enrolment, and the
+    subjects enrolled against those treated (infused at least once; how many infusions complete
+    a treatment is the programme's, issue 10's dosing). `n`: the subjects counted."""
+    dates = sorted(r.enrolled_on for r in rows if r.enrolled_on)
+    first, last = (dates[0], dates[-1]) if dates else (None, None)
+    span = (date.fromisoformat(last) - date.fromisoformat(first)).days if dates else None
+    treated = sum(1 for r in rows if r.phase in ("infused", "assessed"))
+    return {"first_enrolled_on": first, "last_enrolled_on": last, "enrolment_span_days": span,
+            "enrolled": len(rows), "treated": treated, "n": len(rows)}
 
 
 LEGS = ("collection_to_receipt", "manufacturing", "release_to_infusion")
@@ -67,6 +82,7 @@ def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
         for leg in LEGS:
             known = [float(r.legs_days[leg]) for r in rs if r.legs_days and r.legs_days.get(leg) is not None]
             entry["legs_days"][leg] = asdict(median_and_range(known)) if known else None
+        entry["feasibility"] = feasibility(rs)
         entry["out_of_specification_infusions"] = _counted(rs, "out_of_specification_infusions", "infusions")
         entry["open_sponsor_notifications"] = _counted(rs, "open_sponsor_notifications", "notifications")
         report.append(entry)

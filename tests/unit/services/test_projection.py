@@ -483,6 +483,19 @@ class TestQuarantineAndLegs:
         assert fold_all([enrolled(), collected(), released()]).legs_days == {
             "collection_to_receipt": None, "manufacturing": None, "release_to_infusion": None}
 
+    def test_feasibility_is_the_span_of_enrolment_and_the_subjects_treated(self):  # seed 001's endpoint
+        from services.projection.domain.report import ProgrammeRow, feasibility
+
+        rows = [ProgrammeRow(PROGRAMME, phase, None, None, CENTRE, enrolled_on=on)
+                for phase, on in (("infused", "2025-03-03"), ("enrolled", "2025-09-30"), ("assessed", "2025-05-12"))]
+        assert feasibility(rows) == {"first_enrolled_on": "2025-03-03", "last_enrolled_on": "2025-09-30",
+                                     "enrolment_span_days": 211, "enrolled": 3, "treated": 2, "n": 3}
+        assert feasibility([])["enrolment_span_days"] is None
+        view = fold_all([enrolled(), collected(), released(), infused()])
+        assert ProgrammeRow.of(view).enrolled_on == view.enrolments[0][0]
+        [entry] = programme_report([ProgrammeRow.of(view)])
+        assert (entry["feasibility"]["enrolled"], entry["feasibility"]["treated"]) == (1, 1)
+
     def test_the_report_gives_each_legs_median_and_range(self):
         rows = [ProgrammeRow(PROGRAMME, "infused", None, 17, CENTRE, {"collection_to_receipt": 0.8,
                                                                       "manufacturing": d, "release_to_infusion": None})
