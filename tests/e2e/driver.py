@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
-from collections.abc import Callable
 from datetime import date, datetime, timedelta, timezone
 
 import asyncpg

@@ -140,7 +140,7 @@ class CommandGuard:
 
     def _verify(self, token: str | None) -> TokenClaims:
         if not token:
-            raise Unauthenticated(f"the command carries no credential (a token of actor as `credential`)")
+            raise Unauthenticated("the command carries no credential (a token of actor as `credential`)")
         if self.verifier is None:
             raise Unauthenticated("this service accepts no tokens: CELLTRAIL_TOKEN_PUBLIC_KEY is not set")
         claims = self._claims.get(token)

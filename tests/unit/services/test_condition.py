@@ -17,7 +17,6 @@ from services.manufacturing.domain.model import coi_stream
 from tests.unit.services.test_bedside import codes, unit
 from tests.unit.services.test_custody import (
     A0,
-    ANALYST,
     B0,
     CENTRE,
     COI,

@@ -21,7 +21,6 @@ from contracts.custody import CriterionKind, CustodyState, CustodyStep
 from contracts.events import (
     ExceptionalReleaseAccepted,
     OosRiskAssessed,
-    ProductReleased,
     ProductSpecificationSet,
     QcResult,
     QcResultsRecorded,
@@ -53,7 +52,6 @@ from tests.unit.services.test_custody import (
     PROGRAMME,
     QP,
     ROME,
-    SUBJECT,
     T0,
     Chain,
     refused,
