@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from contracts import isbt128
@@ -97,13 +98,21 @@ async def acting_for(principal: ActingPrincipal | None, org_id: str, organisatio
     return Acting(org_id, kind, role)
 
 
+async def decide_on_chain(coi: str, org_id: str, allowed: frozenset, at: datetime, streams: Streams,
+                          principal: ActingPrincipal | None, organisations: Organisations,
+                          decide: Callable[[ChainOfIdentity, Acting], list]) -> None:
+    """The common shape of a command for an organisation about one chain of identity: load the
+    chain, find the role the principal acts in for the organisation, append what it decides."""
+    chain, version = await load_chain(streams, coi)
+    acting = await acting_for(principal, org_id, organisations, allowed)
+    await streams.append(coi_stream(coi), version, decide(chain, acting), occurred_at=at, subject_id=chain.subject_id)
+
+
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
 async def register_units(cmd: RegisterProductUnits, streams: Streams, principal: ActingPrincipal | None,
                          organisations: Organisations) -> None:
-    chain, version = await load_chain(streams, cmd.coi_id)
-    acting = await acting_for(principal, cmd.org_id, organisations, LABELLERS)
-    await streams.append(coi_stream(cmd.coi_id), version, chain.register_units(cmd, acting),
-                         occurred_at=cmd.registered_at, subject_id=chain.subject_id)
+    await decide_on_chain(cmd.coi_id, cmd.org_id, LABELLERS, cmd.registered_at, streams, principal, organisations,
+                          lambda chain, acting: chain.register_units(cmd, acting))
 
 
 @reads(lambda cmd: [coi_stream(isbt128.coi_of_unit(cmd.unit_id))])
@@ -147,38 +156,29 @@ async def record_qc_results(cmd: RecordQcResults, streams: Streams, principal: A
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
 async def request_exceptional_release(cmd: RequestExceptionalRelease, streams: Streams,
                                       principal: ActingPrincipal | None, organisations: Organisations) -> None:
-    chain, version = await load_chain(streams, cmd.coi_id)
-    acting = await acting_for(principal, cmd.org_id, organisations, REQUESTERS)
-    await streams.append(coi_stream(cmd.coi_id), version, chain.request_exceptional_release(cmd, acting),
-                         occurred_at=cmd.requested_at, subject_id=chain.subject_id)
+    await decide_on_chain(cmd.coi_id, cmd.org_id, REQUESTERS, cmd.requested_at, streams, principal, organisations,
+                          lambda chain, acting: chain.request_exceptional_release(cmd, acting))
 
 
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
 async def record_oos_risk_assessment(cmd: RecordOosRiskAssessment, streams: Streams,
                                      principal: ActingPrincipal | None, organisations: Organisations) -> None:
-    chain, version = await load_chain(streams, cmd.coi_id)
-    acting = await acting_for(principal, cmd.org_id, organisations, QUALIFIED)
-    await streams.append(coi_stream(cmd.coi_id), version, chain.assess_risk(cmd, acting, uuid.uuid4()),
-                         occurred_at=cmd.assessed_at, subject_id=chain.subject_id)
+    await decide_on_chain(cmd.coi_id, cmd.org_id, QUALIFIED, cmd.assessed_at, streams, principal, organisations,
+                          lambda chain, acting: chain.assess_risk(cmd, acting, uuid.uuid4()))
 
 
 @reads(lambda cmd: [coi_stream(cmd.coi_id)])
 async def record_sponsor_notified(cmd: RecordSponsorNotified, streams: Streams,
                                   principal: ActingPrincipal | None, organisations: Organisations) -> None:
-    chain, version = await load_chain(streams, cmd.coi_id)
-    acting = await acting_for(principal, cmd.org_id, organisations, QUALIFIED)
-    await streams.append(coi_stream(cmd.coi_id), version, chain.sponsor_notified(cmd, acting),
-                         occurred_at=cmd.notified_at, subject_id=chain.subject_id)
+    await decide_on_chain(cmd.coi_id, cmd.org_id, QUALIFIED, cmd.notified_at, streams, principal, organisations,
+                          lambda chain, acting: chain.sponsor_notified(cmd, acting))
 
 
 @reads(lambda cmd: [coi_stream(isbt128.coi_of_unit(cmd.unit_id))])
 async def record_qa_disposition(cmd: RecordQaDisposition, streams: Streams, principal: ActingPrincipal | None,
                                 organisations: Organisations) -> None:
-    coi = isbt128.coi_of_unit(cmd.unit_id)
-    chain, version = await load_chain(streams, coi)
-    acting = await acting_for(principal, cmd.org_id, organisations, DISPOSERS)
-    await streams.append(coi_stream(coi), version, chain.dispose(cmd, acting), occurred_at=cmd.decided_at,
-                         subject_id=chain.subject_id)
+    await decide_on_chain(isbt128.coi_of_unit(cmd.unit_id), cmd.org_id, DISPOSERS, cmd.decided_at, streams, principal,
+                          organisations, lambda chain, acting: chain.dispose(cmd, acting))
 
 
 async def record_readings(unit_ids: list[str], logger_id: str, org_id: str, location: str,
