@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from contracts import topics
 from contracts.base import CommandPayload
-from contracts.commands import RegisterPatient
+from contracts.commands import RegisterPatient, ScreenCandidate
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES
 from infra.runtime.access.principals import PRINCIPAL_ID
@@ -51,6 +51,19 @@ def post_patient(enrollment_url: str, cmd: RegisterPatient, token: str, timeout:
                                  headers={"content-type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
+
+
+def post_screening(enrollment_url: str, cmd: ScreenCandidate, token: str, timeout: float) -> dict[str, Any]:
+    """Screens a subject over enrollment's HTTP API (the age needs the identity table): the
+    `enrollment.CandidateScreened` recorded; a refusal raises `urllib.error.HTTPError`."""
+    req = urllib.request.Request(f"{enrollment_url}/screenings", data=cmd.model_dump_json().encode(),
+                                 headers={"content-type": "application/json", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return json.loads(r.read())
+
+
+# Commands a file may hold that go to enrollment's HTTP API, not to a topic
+HTTP_COMMANDS = ("RegisterPatient", "ScreenCandidate")
 
 
 class LoadFileError(ValueError):
@@ -93,7 +106,7 @@ def parse_line(n: int, text: str) -> ParsedLine:
     command_type = obj.pop("command", None)
     if command_type not in COMMAND_TYPES:
         raise LoadFileError(f"unknown or missing \"command\": {command_type!r}; expected one of {sorted(COMMAND_TYPES)}")
-    if COMMAND_TYPES[command_type].topic is None and command_type != "RegisterPatient":
+    if COMMAND_TYPES[command_type].topic is None and command_type not in HTTP_COMMANDS:
         raise LoadFileError(f"{command_type} is not loaded from files (see the `celltrail` command table)")
     ref = obj.pop("ref", None)
     subject_ref = obj.pop("subject_ref", None)
@@ -195,6 +208,8 @@ class Loader:
             return LineResult(n, parsed.command_type, "invalid", f"no credential: {exc}")
         if isinstance(command, RegisterPatient):
             return await self._register_patient(n, parsed, command, actor, token)
+        if isinstance(command, ScreenCandidate):
+            return await self._screen(n, command, token)
         env, record = command_record(command, actor, token)
         await producer.send_and_wait(command.topic, **record)
         caused = await self._await_outcome(watcher, env.command_id)
@@ -219,6 +234,18 @@ class Loader:
             self.refs[parsed.ref] = body["subject_id"]
         return LineResult(n, "RegisterPatient", "accepted",
                           f"subject {body['subject_id']}" + ("" if body["created"] else " (already registered)"))
+
+    async def _screen(self, n: int, cmd: ScreenCandidate, token: str) -> LineResult:
+        """Recorded either way: eligible, or with every failed criterion (the line is accepted;
+        an enrolment of an ineligible candidate is then refused)."""
+        try:
+            body = await asyncio.to_thread(post_screening, self.enrollment_url, cmd, token, self.timeout)
+        except urllib.error.HTTPError as exc:
+            detail = json.loads(exc.read() or b"{}")
+            return LineResult(n, "ScreenCandidate", "refused", f"{detail.get('code', exc.code)}: {detail.get('error')}")
+        verdict = ("eligible" if body["eligible"] else
+                   "not eligible: " + "; ".join(f"{f['criterion']}: {f['reason']}" for f in body["failures"]))
+        return LineResult(n, "ScreenCandidate", "accepted", f"{cmd.programme_id} v{body['programme_version']}: {verdict}")
 
     async def _await_outcome(self, watcher: AIOKafkaConsumer, command_id: uuid.UUID) -> list[EventEnvelope] | None:
         deadline = time.monotonic() + self.timeout

@@ -88,6 +88,9 @@ async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_
     results += await loader.load(lines[cut:])
     assert [r.status for r in results] == ["accepted"] * len(cmds), [r for r in results if r.status != "accepted"]
     subject = loader.refs["p1"]
+    # screened against its programme's published definition (issue 10 item 2) before the enrolment
+    [screened] = [r for r in results if r.command_type == "ScreenCandidate"]
+    assert screened.detail.endswith("v1: eligible"), screened
 
     first, second = sorted(nurses)
     bag = units[0]

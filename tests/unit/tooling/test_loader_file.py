@@ -78,6 +78,21 @@ class TestValidatingLines:
         assert isinstance(ghost, LineResult) and "donor_ref 'd9' was not registered by an earlier line" in ghost.detail
 
 
+class TestScreeningLines:
+    def test_a_screening_is_loaded_from_files_naming_its_subject_by_ref(self, loader: Loader) -> None:
+        loader.refs["p1"] = "S-0123456789AB"
+        line = json.dumps({"command": "ScreenCandidate", "subject_ref": "p1", "programme_id": "NK-PHALL-P1",
+                           "centre_id": "CTR-A", "screened_on": "2025-03-01",
+                           "facts": {"diagnosis": "B-cell precursor ALL", "ph_status": "Ph+"}})
+        _, command = loader.validate(2, line)
+        assert (command.command_type, command.subject_id, command.facts["ph_status"]) == (
+            "ScreenCandidate", "S-0123456789AB", "Ph+")
+
+    def test_a_signature_still_is_not(self, loader: Loader) -> None:
+        result = loader.validate(1, json.dumps({"command": "SignRecord"}))
+        assert isinstance(result, LineResult) and "is not loaded from files" in result.detail
+
+
 class TestChainOfIdentityIds:
     """Issue 9 item 1: a mistyped COI is refused with a clear message, nothing sent for it."""
 
