@@ -59,6 +59,10 @@ class SubjectEnrolled(EventPayload):
     centre_id: CentreId
     enrolled_on: ClinicalDate
     programme_version: Annotated[int, Field(ge=1)] | None = None
+    # the second-infusion policy of that version (contracts/programmes.py, `second_infusion`),
+    # carried so the services that gate a second infusion keep the subject's own; None: the
+    # programme has none
+    second_infusion: dict[str, Any] | None = None
 
 
 class EligibilityFailure(Contract):
@@ -532,6 +536,22 @@ class ProductInfused(EventPayload):
     out_of_specification: bool = False
 
 
+class SecondInfusionDecided(EventPayload):
+    """At the day-28 assessment, the programme's second-infusion policy decided whether a
+    second infusion is indicated, with every reason (services/clinical/second_infusion.py: the
+    residual disease by each reading, the toxicity so far). A later decision (a corrected
+    assessment) supersedes it. A second infusion the latest decision did not indicate is
+    refused."""
+
+    event_type = "infusion.SecondInfusionDecided"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    programme_version: Annotated[int, Field(ge=1)] | None = None
+    assessed_on: ClinicalDate
+    indicated: bool
+    reasons: Annotated[list[Annotated[str, Field(min_length=1, max_length=500)]], Field(min_length=1)]
+
+
 class NoGoReason(Contract):
     """Why a bedside check said no-go: a stable code and a sentence for the bedside."""
 
@@ -740,6 +760,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     SlotBooked,
     SlotBookingCancelled,
     ProductInfused,
+    SecondInfusionDecided,
     BedsideCheckRecorded,
     ResponseAssessed,
     ResponseAssessmentCorrected,

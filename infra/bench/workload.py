@@ -134,7 +134,8 @@ def _envelopes(subject_id: str, recorded_at: datetime,
 
 def incident_events(subject_id: str, centre_id: str, n: int, recorded_at: datetime) -> list[EventEnvelope]:
     """What happens to a few journeys only, so not in `journey_events`: a temperature excursion
-    of the product's unit in transit, and quality assurance's acceptance of it."""
+    of the product's unit in transit, quality assurance's acceptance of it, and a correction of
+    the day-28 assessment."""
     coi = str(isbt128.issue("B0003", 2024, n % 999_999 + 1))
     unit, at = coi + "A0", datetime(2024, 6, 1, 8, tzinfo=timezone.utc) + timedelta(minutes=n % 10_000)
     return _envelopes(subject_id, recorded_at, [
@@ -146,6 +147,12 @@ def incident_events(subject_id: str, centre_id: str, n: int, recorded_at: dateti
             unit_id=unit, coi_id=coi, subject_id=subject_id, decision=Disposition.ACCEPT,
             justification="within the stability data", org_id=BENCH_FACILITY, role="qualified_person",
             decided_at=at + timedelta(hours=2)), at + timedelta(hours=2), None),
+        (assessment_stream(subject_id), 2, ev.ResponseAssessmentCorrected(
+            subject_id=subject_id, assessed_on=at.date(), study_day=28, marrow_blasts_percent=2.0,
+            circulating_blasts=False, extramedullary_disease=False, anc_per_ul=1800, platelets_per_ul=120000,
+            flow_mrd_percent=0.0, molecular_mrd_percent=0.0, response_category=ev.ResponseCategory.CR,
+            mrd_status=ev.MrdStatus.NEGATIVE, morphologic_response=True, flow_response=True, molecular_response=True,
+            reason="flow cytometry re-read"), at + timedelta(days=1), None),
     ])
 
 

@@ -39,8 +39,9 @@ class TestBenchAtToySizes:
         # SubjectEnrolled x 3, ProductReleased, ProductUnitsRegistered, CustodyStepRecorded, ExcursionDetected,
         # QaDispositionRecorded, QcResultsRecorded, ReleaseCertified (infusion's view of the units),
         # ProductInfused x 2 (assessment; manufacturing, whose custody of a bag ends), PatientRegistered
-        # (manufacturing: a donor is a registered person)
-        assert pairs == 13
+        # (manufacturing: a donor is a registered person), ResponseAssessed and its correction
+        # (infusion: the day-28 second-infusion decision)
+        assert pairs == 15
         assert len(names) == pairs + 3  # each (service, upstream event type) pair, saturation, latency, rebuild
         for t in r["targets"]:
             assert t["verdict"] in ("PASS", "MISS") and t["figure"] is not None
@@ -57,7 +58,8 @@ class TestBenchAtToySizes:
         rates = bench[1]["apply_rate"]
         assert {k: sorted(v) for k, v in rates.items() if k != "failures"} == {
             "manufacturing": ["enrollment.PatientRegistered", "enrollment.SubjectEnrolled", "infusion.ProductInfused"],
-            "infusion": ["enrollment.SubjectEnrolled", "manufacturing.CustodyStepRecorded",
+            "infusion": ["assessment.ResponseAssessed", "assessment.ResponseAssessmentCorrected",
+                         "enrollment.SubjectEnrolled", "manufacturing.CustodyStepRecorded",
                          "manufacturing.ExcursionDetected", "manufacturing.ProductReleased",
                          "manufacturing.ProductUnitsRegistered", "manufacturing.QaDispositionRecorded",
                          "manufacturing.QcResultsRecorded", "manufacturing.ReleaseCertified"],

@@ -16,6 +16,7 @@ from services.assessment.adapters.infusions import PgInfusions
 from services.enrollment.adapters.identities import PgIdentities
 from services.enrollment.adapters.identity_crypto import Keyring
 from services.infusion.adapters.products import PgReleasedProducts
+from services.infusion.adapters.policies import PgPolicies
 from services.infusion.adapters.units import PgUnits
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.adapters.organisations import PgOrganisations
@@ -24,7 +25,7 @@ from services.projection.adapters.outcomes import StoredOutcomes
 from services.projection.adapters.read_models import PgReadModels
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
-from tests.ports.infusion import ReleasedProductsContract, UnitsContract
+from tests.ports.infusion import PoliciesContract, ReleasedProductsContract, UnitsContract
 from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract, PersonsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
@@ -67,6 +68,12 @@ class TestPgPersons(PersonsContract):
     @pytest.fixture
     def persons(self, conn):
         return PgPersons(conn)
+
+
+class TestPgPolicies(PoliciesContract):
+    @pytest.fixture
+    def policies(self, conn):
+        return PgPolicies(conn)
 
 
 class TestPgUnits(UnitsContract):

@@ -136,3 +136,22 @@ class UnitsContract:
         await units.move(A0.unit_id, CustodyState.IN_TRANSIT)
         await units.certify(certified)
         assert (await units.get(A0.unit_id)).state == CustodyState.IN_TRANSIT
+
+
+from services.infusion.application.ports import SubjectPolicy  # noqa: E402
+
+POLICY = {"morphology_threshold_pct": 5.0, "blocking_grade": 3}
+
+
+class PoliciesContract:
+    async def test_a_subject_without_a_policy_has_none(self, policies):
+        assert await policies.policy_of("S-0123456789AB") is None
+
+    async def test_a_subjects_policy_is_kept_as_first_learnt(self, policies):
+        await policies.add_many([SubjectPolicy("S-0123456789AB", "CARCIK-CD19-P2", 1, POLICY),
+                                 SubjectPolicy("S-BA9876543210", "CARCIK-CD19-P2", None, {"blocking_grade": 4})])
+        await policies.add_many([SubjectPolicy("S-0123456789AB", "CARCIK-CD19-P2", 2, {})])  # learnt again
+
+        assert await policies.policy_of("S-0123456789AB") == SubjectPolicy("S-0123456789AB", "CARCIK-CD19-P2", 1,
+                                                                           POLICY)
+        assert (await policies.policy_of("S-BA9876543210")).programme_version is None

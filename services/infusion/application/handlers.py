@@ -14,8 +14,13 @@ from contracts.events import (
     QaDispositionRecorded,
     QcResultsRecorded,
     ReleaseCertified,
+    ResponseAssessed,
+    ResponseAssessmentCorrected,
+    SubjectEnrolled,
 )
-from services.infusion.application.ports import Release, ReleasedProducts, Units
+from services.infusion.application.ports import Policies, Release, ReleasedProducts, SubjectPolicy, Units
+from services.infusion.domain.second_infusion import check_second, decide
+from services.kernel.clinical_dates import start_of_day
 from services.infusion.domain.bedside import (
     BedsideCheckRequired,
     NoGoAtTheBedside,
@@ -28,14 +33,17 @@ from services.infusion.domain.model import InfusionHistory, ReleasedProduct, inf
 from services.kernel.acting import ActingPrincipal, imports_records
 from services.kernel.aggregate import rebuild
 from services.kernel.streams import Streams, reads
-from services.kernel.subjects import SubjectCentres
+from services.kernel.subjects import SubjectCentres, learn_subject_centres
 
 
 @reads(lambda cmd: [infusion_stream(cmd.subject_id), *([bedside_stream(cmd.unit_id)] if cmd.unit_id else [])])
 async def record_infusion(cmd: RecordInfusion, streams: Streams, products: ReleasedProducts, units: Units,
-                          subject_centres: SubjectCentres, principal: ActingPrincipal | None) -> None:
+                          subject_centres: SubjectCentres, principal: ActingPrincipal | None,
+                          policies: Policies) -> None:
     events, version = await streams.load(infusion_stream(cmd.subject_id))
     history = rebuild(InfusionHistory(cmd.subject_id), events)
+    if history.infused_cois and await policies.policy_of(cmd.subject_id) is not None:
+        check_second(cmd.subject_id, history.second_infusion)  # seed 000: only if day 28 indicated it
     check = None
     labelled = bool(await units.of_coi(cmd.coi_id))
     if cmd.unit_id is None and not labelled and not imports_records(principal):
@@ -106,3 +114,32 @@ async def on_qa_disposition(event: QaDispositionRecorded, units: Units) -> None:
     await units.quarantine(event.unit_id, False)
     if event.decision is Disposition.DISCARD:
         await units.move(event.unit_id, CustodyState.DISCARDED)
+
+
+async def on_subjects_enrolled(events: list[SubjectEnrolled], subject_centres: SubjectCentres,
+                               policies: Policies) -> None:
+    """Each subject's centre (the command guard's), and its programme's second-infusion policy."""
+    await learn_subject_centres(events, subject_centres)
+    await policies.add_many([SubjectPolicy(e.subject_id, e.programme_id, e.programme_version, e.second_infusion)
+                             for e in events if e.second_infusion is not None])
+
+
+async def on_response_assessed(event: ResponseAssessed, streams: Streams, policies: Policies) -> None:
+    await _decide_second_infusion(event, streams, policies)
+
+
+async def on_response_corrected(event: ResponseAssessmentCorrected, streams: Streams, policies: Policies) -> None:
+    """A corrected day-28 assessment decides again; the later decision stands."""
+    await _decide_second_infusion(event, streams, policies)
+
+
+async def _decide_second_infusion(event: ResponseAssessed, streams: Streams, policies: Policies) -> None:
+    policy = await policies.policy_of(event.subject_id)
+    if policy is None:
+        return
+    decided = decide(event, policy.programme_id, policy.programme_version, policy.policy)
+    if decided is None:
+        return
+    _, version = await streams.load(infusion_stream(event.subject_id))
+    await streams.append(infusion_stream(event.subject_id), version, [decided],
+                         occurred_at=start_of_day(event.assessed_on), subject_id=event.subject_id)

@@ -73,3 +73,21 @@ class Units(Protocol):
     async def quarantine(self, unit_id: str, quarantined: bool) -> None:
         """An excursion quarantined the unit (True), or quality assurance's disposition ended it."""
         ...
+
+
+class SubjectPolicy(NamedTuple):
+    subject_id: str
+    programme_id: str
+    programme_version: int | None
+    policy: dict
+
+
+class Policies(Protocol):
+    """Each enrolled subject's second-infusion policy, learnt from enrollment's
+    `SubjectEnrolled` (the version it was enrolled under); none for a programme without one."""
+
+    async def policy_of(self, subject_id: str) -> SubjectPolicy | None: ...
+
+    async def add_many(self, policies: Sequence[SubjectPolicy]) -> None:
+        """Idempotent: a subject's policy is kept as first learnt."""
+        ...

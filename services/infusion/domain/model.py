@@ -9,7 +9,7 @@ from datetime import datetime
 from contracts.base import EventPayload
 from contracts.commands import RecordInfusion
 from contracts.errors import ChainOfIdentityMismatch, CommandRefused
-from contracts.events import BedsideCheckRecorded, ProductInfused
+from contracts.events import BedsideCheckRecorded, ProductInfused, SecondInfusionDecided
 from services.kernel.aggregate import Aggregate
 
 
@@ -41,9 +41,12 @@ class InfusionHistory(Aggregate):
     subject_id: str
     infused_cois: list[str] = field(default_factory=list)
     infused_units: list[str] = field(default_factory=list)
+    second_infusion: SecondInfusionDecided | None = None  # the latest day-28 decision
 
     def apply(self, event: EventPayload) -> None:
-        if isinstance(event, ProductInfused):
+        if isinstance(event, SecondInfusionDecided):
+            self.second_infusion = event
+        elif isinstance(event, ProductInfused):
             self.infused_cois.append(event.coi_id)
             if event.unit_id is not None:
                 self.infused_units.append(event.unit_id)

@@ -504,6 +504,11 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                                         + (", released out of specification"
                                                            if event.out_of_specification else ""),
                                                         event_id))
+    if isinstance(event, ev.SecondInfusionDecided):
+        verdict = "indicated" if event.indicated else "not indicated"
+        return dataclasses.replace(view, timeline=_with_entry(
+            view, event.assessed_on, t, f"second infusion {verdict} at day 28: " + "; ".join(event.reasons),
+            event_id))
     if isinstance(event, ev.ResponseAssessed):
         v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
                                 timeline=_with_entry(view, event.assessed_on, t, _assessed(event), event_id))

@@ -334,3 +334,17 @@ def _given(fake: object) -> Factory:
 # infused by its COI alone, without labelled units.
 IMPORTER = Principal("celltrail-cli", PrincipalKind.SYSTEM, "CLI",
                      (Membership("NETWORK", OrgKind.NETWORK, Role.DATA_LOADER),))
+
+
+class FakePolicies:
+    """Infusion's Policies port: each subject's second-infusion policy."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, object] = {}
+
+    async def policy_of(self, subject_id: str):
+        return self.rows.get(subject_id)
+
+    async def add_many(self, policies) -> None:
+        for p in policies:
+            self.rows.setdefault(p.subject_id, p)  # ON CONFLICT DO NOTHING

@@ -185,7 +185,7 @@ class TestEnrollSubject:
 
         assert streams.events(subject_stream(subject_id))[-1] == SubjectEnrolled(
             subject_id=subject_id, programme_id=PROGRAMME, centre_id=CENTRE, enrolled_on=date(2024, 3, 4),
-            programme_version=1)
+            programme_version=1, second_infusion=definition().second_infusion)  # the policy travels with it
 
     async def test_enrolment_of_an_unknown_subject_is_refused(self):
         streams = await registered_centres(CENTRE)

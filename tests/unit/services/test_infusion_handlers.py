@@ -20,7 +20,15 @@ from services.infusion.domain.model import (
     ReleasedProduct,
     infusion_stream,
 )
-from tests.unit.services.fakes import IMPORTER, Bus, FakeReleasedProducts, FakeStreams, FakeSubjectCentres, FakeUnits
+from tests.unit.services.fakes import (
+    IMPORTER,
+    Bus,
+    FakePolicies,
+    FakeReleasedProducts,
+    FakeStreams,
+    FakeSubjectCentres,
+    FakeUnits,
+)
 
 SUBJECT = "S-0123456789AB"
 OTHER_SUBJECT = "S-BA9876543210"
@@ -31,7 +39,7 @@ INFUSED_AT = datetime(2024, 3, 27, 10, 30, tzinfo=timezone.utc)
 
 
 def wired(streams: FakeStreams, products: FakeReleasedProducts) -> Bus:
-    return Bus(bootstrap.spec, acting=IMPORTER, streams=streams, products=products,
+    return Bus(bootstrap.spec, policies=FakePolicies(), acting=IMPORTER, streams=streams, products=products,
                subject_centres=FakeSubjectCentres(), units=FakeUnits())
 
 
@@ -120,7 +128,7 @@ class TestOnlyAnImportNamesACoiAlone:
         assert streams.appended == []
 
     async def test_a_command_admitted_for_no_one_is_no_import(self):
-        bus = Bus(bootstrap.spec, streams=FakeStreams(), products=FakeReleasedProducts(released()),
+        bus = Bus(bootstrap.spec, policies=FakePolicies(), streams=FakeStreams(), products=FakeReleasedProducts(released()),
                   subject_centres=FakeSubjectCentres(), units=FakeUnits())
         with pytest.raises(CommandRefused, match="no labelled units"):
             await bus.send(infusion())

@@ -7,7 +7,7 @@ import pytest
 
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
-from tests.ports.infusion import ReleasedProductsContract, UnitsContract
+from tests.ports.infusion import PoliciesContract, ReleasedProductsContract, UnitsContract
 from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract, PersonsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
@@ -24,6 +24,7 @@ from tests.unit.services.fakes import (
     FakeStreams,
     FakeSubjectCentres,
     FakeUnits,
+    FakePolicies,
 )
 
 
@@ -55,6 +56,12 @@ class TestFakeOrganisations(OrganisationsContract):
     @pytest.fixture
     def organisations(self):
         return FakeOrganisations(KNOWN_ORGANISATIONS)
+
+
+class TestFakePolicies(PoliciesContract):
+    @pytest.fixture
+    def policies(self):
+        return FakePolicies()
 
 
 class TestFakeUnits(UnitsContract):
