@@ -180,6 +180,13 @@ class RecordQaDisposition(CommandPayload):
     decided_at: Instant
 
 
+def _once(what: str, names: list[str]) -> None:
+    """Each attribute named once in a specification's criteria or a unit's results."""
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"{what} name {', '.join(twice)} more than once")
+
+
 class SetProductSpecification(CommandPayload):
     """Set the product specification the facility `org_id` releases the programme's product
     against (a new version; earlier results keep the version they were judged by), by its
@@ -196,10 +203,7 @@ class SetProductSpecification(CommandPayload):
 
     @model_validator(mode="after")
     def _attributes_once(self) -> "SetProductSpecification":
-        names = [c.attribute for c in self.criteria]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"criteria name {', '.join(twice)} more than once")
+        _once("criteria", [c.attribute for c in self.criteria])
         return self
 
 
@@ -220,10 +224,7 @@ class RecordQcResults(CommandPayload):
 
     @model_validator(mode="after")
     def _attributes_once(self) -> "RecordQcResults":
-        names = [r.attribute for r in self.results]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ValueError(f"results name {', '.join(twice)} more than once")
+        _once("results", [r.attribute for r in self.results])
         return self
 
 

@@ -43,23 +43,23 @@ def command_record(command: CommandPayload, actor: str, credential: str) -> tupl
         (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())]}
 
 
-def post_patient(enrollment_url: str, cmd: RegisterPatient, token: str, timeout: float) -> dict[str, Any]:
-    """Registers a patient over enrollment's HTTP API (identifiers never travel on Kafka) as
-    the bearer of `token`, who is the actor recorded: `{"subject_id": ..., "created": ...}`;
-    a refusal raises `urllib.error.HTTPError`."""
-    req = urllib.request.Request(f"{enrollment_url}/patients", data=cmd.model_dump_json().encode(),
+def _post(enrollment_url: str, path: str, cmd: CommandPayload, token: str, timeout: float) -> dict[str, Any]:
+    """`cmd` to enrollment's HTTP API as the bearer of `token`, who is the actor recorded;
+    the JSON answer, or `urllib.error.HTTPError` for a refusal."""
+    req = urllib.request.Request(f"{enrollment_url}{path}", data=cmd.model_dump_json().encode(),
                                  headers={"content-type": "application/json", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.loads(r.read())
+
+
+def post_patient(enrollment_url: str, cmd: RegisterPatient, token: str, timeout: float) -> dict[str, Any]:
+    """Registers a patient (identifiers never travel on Kafka): `{"subject_id": ..., "created": ...}`."""
+    return _post(enrollment_url, "/patients", cmd, token, timeout)
 
 
 def post_screening(enrollment_url: str, cmd: ScreenCandidate, token: str, timeout: float) -> dict[str, Any]:
-    """Screens a subject over enrollment's HTTP API (the age needs the identity table): the
-    `enrollment.CandidateScreened` recorded; a refusal raises `urllib.error.HTTPError`."""
-    req = urllib.request.Request(f"{enrollment_url}/screenings", data=cmd.model_dump_json().encode(),
-                                 headers={"content-type": "application/json", "Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
+    """Screens a subject (the age needs the identity table): the `enrollment.CandidateScreened`."""
+    return _post(enrollment_url, "/screenings", cmd, token, timeout)
 
 
 # Commands a file may hold that go to enrollment's HTTP API, not to a topic

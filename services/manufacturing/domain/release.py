@@ -42,7 +42,7 @@ from contracts.custody import CriterionKind
 from contracts.errors import CommandRefused
 from contracts.events import JudgedResult, ProductSpecificationSet, QcResult, SpecificationCriterion
 from services.kernel.aggregate import Aggregate
-from services.manufacturing.domain.custody import Acting, RoleNotPermitted
+from services.manufacturing.domain.custody import Acting, RoleNotPermitted, StepBeforePrevious
 
 
 class NoSpecification(CommandRefused):
@@ -178,9 +178,8 @@ class ProductSpecification(Aggregate):
         if acting.role not in QUALIFIED:
             raise RoleNotPermitted(f"a {acting.role} may not set a product specification; the qualified person does")
         if self.versions and cmd.set_at < self.versions[-1].set_at:
-            raise CommandRefused(f"version {len(self.versions) + 1} at {cmd.set_at.isoformat()} precedes version "
-                                 f"{len(self.versions)} at {self.versions[-1].set_at.isoformat()}",
-                                 code="STEP_BEFORE_PREVIOUS")
+            raise StepBeforePrevious(f"version {len(self.versions) + 1} at {cmd.set_at.isoformat()} precedes version "
+                                     f"{len(self.versions)} at {self.versions[-1].set_at.isoformat()}")
         return [ProductSpecificationSet(programme_id=cmd.programme_id, org_id=cmd.org_id,
                                         version=len(self.versions) + 1, criteria=cmd.criteria,
                                         shelf_life_hours=cmd.shelf_life_hours,

@@ -158,6 +158,12 @@ class TestTheSpecificationAsData:
     async def test_who_may_set_it(self, who, org, code):
         await refused(code, Chain().specify(who, org))
 
+    async def test_a_version_dated_before_the_last_is_refused(self):
+        chain = Chain()
+        await chain.specify()  # in force from T0 - 30 days
+        await refused("STEP_BEFORE_PREVIOUS", chain.bus.send(SetProductSpecification(
+            programme_id=PROGRAMME, org_id=FACILITY, criteria=CRITERIA, set_at=T0 - timedelta(days=31)), principal=QP))
+
     async def test_the_data_loader_submits_a_qps_specification_for_the_facility_it_names(self):
         chain = Chain()
         await chain.specify(LOADER)
