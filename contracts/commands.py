@@ -10,7 +10,7 @@ accepted only by enrollment's HTTP API, which keeps the identifiers in its own s
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -319,6 +319,65 @@ class RecordInfusion(CommandPayload):
     # said go for it and this patient (`POST /bedside-checks`); required for such a product.
     unit_id: UnitId | None = None
     bedside_check_id: uuid.UUID | None = None
+    # the volume infused from the bag (issue 10 item 4), checked against the bag's cell-dose
+    # prescription; None: the prescribed volume. A dose outside the prescription's tolerance
+    # (an infusion stopped early) is recorded only with `dose_deviation_reason`.
+    volume_ml: Annotated[float, Field(gt=0, le=5000)] | None = None
+    dose_deviation_reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+class PrescribeLymphodepletion(CommandPayload):
+    """The treating physician prescribes the subject's programme's lymphodepleting regimen
+    before the infusion planned on `planned_infusion_on` (day 0); infusion computes the
+    body-surface area and each day's dose (docs/dosing.md). Supersedes an earlier one."""
+
+    command_type = "PrescribeLymphodepletion"
+    topic: ClassVar[str | None] = topics.INFUSION_COMMANDS
+    subject_id: SubjectId
+    height_cm: Annotated[float, Field(gt=0, le=300)]
+    weight_kg: Annotated[float, Field(gt=0, le=500)]
+    bsa_formula: Literal["mosteller", "dubois"] = "mosteller"
+    planned_infusion_on: ClinicalDate
+    prescribed_at: Instant
+
+
+class RecordLymphodepletionDose(CommandPayload):
+    """A lymphodepleting agent was given: which, how much, when. It must be an administration
+    the current prescription schedules on that day; a dose other than the prescribed one is
+    recorded only with `deviation_reason`."""
+
+    command_type = "RecordLymphodepletionDose"
+    topic: ClassVar[str | None] = topics.INFUSION_COMMANDS
+    subject_id: SubjectId
+    agent: Annotated[str, Field(min_length=1, max_length=60)]
+    dose_mg: Annotated[float, Field(gt=0, le=20000)]
+    administered_at: Instant
+    deviation_reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+class PrescribeCellDose(CommandPayload):
+    """The treating physician prescribes the cell dose to give from bag `unit_id`: the
+    subject's dose level (None: the programme's only level), and the dose where the programme
+    does not state it (`cells_per_kg` with `weight_kg`, or `flat_cells`), and the tolerance
+    where the programme does not state it. Infusion computes the volume from the bag's
+    released concentration (docs/dosing.md)."""
+
+    command_type = "PrescribeCellDose"
+    topic: ClassVar[str | None] = topics.INFUSION_COMMANDS
+    subject_id: SubjectId
+    unit_id: UnitId
+    weight_kg: Annotated[float, Field(gt=0, le=500)] | None = None
+    dose_level: Annotated[int, Field(ge=-3, le=20)] | None = None
+    cells_per_kg: Annotated[float, Field(gt=0)] | None = None
+    flat_cells: Annotated[float, Field(gt=0)] | None = None
+    tolerance_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
+    prescribed_at: Instant
+
+    @model_validator(mode="after")
+    def _one_dose(self) -> "PrescribeCellDose":
+        if self.cells_per_kg is not None and self.flat_cells is not None:
+            raise ValueError("a dose is cells_per_kg or flat_cells, not both")
+        return self
 
 
 class RecordResponseAssessment(CommandPayload):
@@ -383,6 +442,9 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     BookSlot,
     CancelSlotBooking,
     RecordInfusion,
+    PrescribeLymphodepletion,
+    RecordLymphodepletionDose,
+    PrescribeCellDose,
     RecordResponseAssessment,
     CorrectResponseAssessment,
     SignRecord,

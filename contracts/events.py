@@ -23,7 +23,7 @@ from contracts.custody import (
     UnitKind,
 )
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
-from contracts.programmes import ProgrammeDefinition
+from contracts.programmes import Dosing, ProgrammeDefinition
 from contracts.times import ClinicalDate, Instant
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -63,6 +63,10 @@ class SubjectEnrolled(EventPayload):
     # carried so the services that gate a second infusion keep the subject's own; None: the
     # programme has none
     second_infusion: dict[str, Any] | None = None
+    # what infusion obeys of that version: the lymphodepletion regimen and its window, the
+    # dose levels and the cell dose's tolerance (issue 10 item 4); None: enrolled before
+    # definitions were published
+    dosing: Dosing | None = None
 
 
 class EligibilityFailure(Contract):
@@ -534,6 +538,112 @@ class ProductInfused(EventPayload):
     # released out of specification under the exceptional-release path (EU GMP Part IV
     # 11.5): the flag travels with the bag to its infusion and to the reports
     out_of_specification: bool = False
+    # the cell-dose prescription it gave (issue 10 item 4), the volume infused and the cells
+    # it held (volume x the released concentration); `dose_deviation_reason`: why a dose
+    # outside the prescription's tolerance was given (an infusion stopped early)
+    cell_dose_prescription_id: uuid.UUID | None = None
+    volume_ml: Annotated[float, Field(gt=0)] | None = None
+    cells_infused: Annotated[float, Field(gt=0)] | None = None
+    dose_deviation_reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
+Agent = Annotated[str, Field(min_length=1, max_length=60)]
+Reason = Annotated[str, Field(min_length=1, max_length=500)]
+
+
+class ScheduledDose(Contract):
+    """One administration of a lymphodepleting regimen: the agent, its day (study day: day 0 is
+    the planned infusion) and date, the dose per m2 and the dose in mg for the subject."""
+
+    on: ClinicalDate
+    study_day: Annotated[int, Field(lt=0, ge=-60)]
+    agent: Agent
+    mg_per_m2: Annotated[float, Field(gt=0)]
+    dose_mg: Annotated[float, Field(gt=0)]
+
+
+class LymphodepletionPrescribed(EventPayload):
+    """The treating physician prescribed the programme's lymphodepleting regimen before the
+    infusion planned on `planned_infusion_on` (day 0): the body-surface area from the height
+    and weight by `bsa_formula`, each administration's dose and date
+    (services/clinical/lymphodepletion.py), and the window after the last administration in
+    which the infusion is given. A later prescription supersedes it (a postponed infusion)."""
+
+    event_type = "infusion.LymphodepletionPrescribed"
+    prescription_id: uuid.UUID
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    programme_version: Annotated[int, Field(ge=1)]
+    regimen: Annotated[str, Field(min_length=1, max_length=200)]
+    height_cm: Annotated[float, Field(gt=0)]
+    weight_kg: Annotated[float, Field(gt=0)]
+    bsa_formula: Annotated[str, Field(min_length=1, max_length=20)]
+    bsa_m2: Annotated[float, Field(gt=0)]
+    planned_infusion_on: ClinicalDate
+    doses: Annotated[list[ScheduledDose], Field(min_length=1, max_length=60)]
+    # (earliest, latest) days from the last administration to the infusion; None: none stated
+    infusion_window_days: tuple[int, int] | None = None
+    prescribed_at: Instant
+
+
+class LymphodepletionAdministered(EventPayload):
+    """One administration of the prescription `prescription_id` was given: `dose_mg` of the
+    prescribed `prescribed_mg`; a dose other than the prescribed one says why."""
+
+    event_type = "infusion.LymphodepletionAdministered"
+    prescription_id: uuid.UUID
+    subject_id: SubjectId
+    agent: Agent
+    study_day: Annotated[int, Field(lt=0, ge=-60)]
+    on: ClinicalDate
+    dose_mg: Annotated[float, Field(gt=0)]
+    prescribed_mg: Annotated[float, Field(gt=0)]
+    administered_at: Instant
+    deviation_reason: Reason | None = None
+
+
+class InfusionWindow(Contract):
+    """The first and last dates on which an infusion may be given."""
+
+    earliest: ClinicalDate
+    latest: ClinicalDate
+
+
+class LymphodepletionCompleted(EventPayload):
+    """Every administration of the prescription was given, the last on `completed_on`: the
+    infusion may be given within `window` (None: the programme states none)."""
+
+    event_type = "infusion.LymphodepletionCompleted"
+    prescription_id: uuid.UUID
+    subject_id: SubjectId
+    completed_on: ClinicalDate
+    window: InfusionWindow | None = None
+
+
+class CellDosePrescribed(EventPayload):
+    """The treating physician prescribed the cell dose to give from bag `unit_id`: a dose per kg
+    times `weight_kg`, or a flat dose, at the subject's dose level; the volume to infuse from
+    the bag's released concentration, and the dose that volume holds, within the tolerance
+    (services/clinical/cell_dose.py). A later prescription for the bag supersedes it."""
+
+    event_type = "infusion.CellDosePrescribed"
+    prescription_id: uuid.UUID
+    subject_id: SubjectId
+    unit_id: UnitId
+    programme_id: ProgrammeId
+    programme_version: Annotated[int, Field(ge=1)]
+    dose_level: int
+    weight_kg: Annotated[float, Field(gt=0)] | None = None
+    cells_per_kg: Annotated[float, Field(gt=0)] | None = None
+    flat_cells: Annotated[float, Field(gt=0)] | None = None
+    target_cells: Annotated[float, Field(gt=0)]
+    viable_cells_per_ml: Annotated[float, Field(gt=0)]
+    bag_volume_ml: Annotated[float, Field(gt=0)]
+    volume_ml: Annotated[float, Field(gt=0)]
+    planned_cells: Annotated[float, Field(gt=0)]
+    deviation_fraction: float
+    tolerance_fraction: Annotated[float, Field(ge=0, lt=1)]
+    prescribed_at: Instant
 
 
 class SecondInfusionDecided(EventPayload):
@@ -762,6 +872,10 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ProductInfused,
     SecondInfusionDecided,
     BedsideCheckRecorded,
+    LymphodepletionPrescribed,
+    LymphodepletionAdministered,
+    LymphodepletionCompleted,
+    CellDosePrescribed,
     ResponseAssessed,
     ResponseAssessmentCorrected,
     CommandRejected,

@@ -103,7 +103,8 @@ class ProgrammeDefinition(Contract):
     # services/clinical/eligibility.EligibilityCriteria, field for field (`name` aside)
     eligibility: dict[str, Any]
     # services/clinical/lymphodepletion.LymphodepletionRegimen: {"agents": [{"agent",
-    # "mg_per_m2", "study_days"}, ...]}; None: no conditioning
+    # "mg_per_m2_per_day", "study_days"}, ...], "infusion_window_days": [earliest, latest]
+    # (days from the last administration to the infusion), "source"}; None: no conditioning
     lymphodepletion: dict[str, Any] | None = None
     dose_levels: Annotated[list[DoseLevel], Field(min_length=1, max_length=20)]
     # services/clinical/cell_dose.CellDoseProgramme.tolerance_fraction: the prescribed dose's
@@ -131,3 +132,22 @@ class ProgrammeDefinition(Contract):
         if days != sorted(days):
             raise ValueError("assessments go in the order of their study days and months")
         return self
+
+    def dosing(self) -> "Dosing":
+        return Dosing(title=self.title, lymphodepletion=self.lymphodepletion, dose_levels=self.dose_levels,
+                      cell_dose_tolerance_fraction=self.cell_dose_tolerance_fraction)
+
+
+class Dosing(Contract):
+    """What the infusion service obeys of a subject's programme version (carried on
+    `SubjectEnrolled`, so the subject keeps its own): the lymphodepletion regimen and its
+    infusion window, the dose levels and the cell dose's tolerance, as the definition gives
+    them."""
+
+    title: Text
+    lymphodepletion: dict[str, Any] | None = None
+    dose_levels: Annotated[list[DoseLevel], Field(min_length=1, max_length=20)]
+    cell_dose_tolerance_fraction: Annotated[float, Field(ge=0, lt=1)] | None = None
+
+    def level(self, level: int) -> DoseLevel | None:
+        return next((d for d in self.dose_levels if d.level == level), None)

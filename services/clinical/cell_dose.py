@@ -24,6 +24,7 @@ __all__ = [
     "VolumeExceedsBagError",
     "check_cell_dose",
     "plan_cell_dose",
+    "plan_volume",
 ]
 
 
@@ -100,25 +101,36 @@ def plan_cell_dose(
     concentration_cells_per_ml: Positive,
     bag_volume_ml: Positive,
 ) -> CellDosePlan:
-    """Cells required (target per kg x weight, capped by max_total_cells) and volume to infuse.
-
-    Volume = cells / released concentration, rounded half-up to the programme's
-    volume increment; refused if larger than the bag (VolumeExceedsBagError)
-    or if the rounded volume delivers a dose outside tolerance
-    (CellDoseOutOfToleranceError).
-    """
+    """Cells required (target per kg x weight, capped by max_total_cells) and volume to infuse
+    (`plan_volume`)."""
     target = programme.target_cells_per_kg * weight_kg
     if programme.max_total_cells is not None:
         target = min(target, programme.max_total_cells)
-    volume = round_half_up(target / concentration_cells_per_ml, programme.volume_rounding_ml)
+    return plan_volume(target, concentration_cells_per_ml, bag_volume_ml, programme.tolerance_fraction,
+                       programme.volume_rounding_ml)
+
+
+@validated(InvalidCellDoseInputError)
+def plan_volume(
+    target_cells: Positive,
+    concentration_cells_per_ml: Positive,
+    bag_volume_ml: Positive,
+    tolerance_fraction: Tolerance,
+    volume_rounding_ml: Positive = 0.1,
+) -> CellDosePlan:
+    """The volume of product that delivers `target_cells` (a dose per kg times the weight, or a
+    flat dose): cells / released concentration, rounded half-up to `volume_rounding_ml`;
+    refused if larger than the bag (VolumeExceedsBagError) or if the rounded volume delivers a
+    dose outside tolerance (CellDoseOutOfToleranceError)."""
+    volume = round_half_up(target_cells / concentration_cells_per_ml, volume_rounding_ml)
     if volume <= 0:
         raise CellDoseOutOfToleranceError(
-            f"volume for target_cells {target:.4g} at {concentration_cells_per_ml:.4g} cells/mL rounds to 0 mL"
+            f"volume for target_cells {target_cells:.4g} at {concentration_cells_per_ml:.4g} cells/mL rounds to 0 mL"
         )
     if volume > bag_volume_ml:
         raise VolumeExceedsBagError(
-            f"volume_ml {volume:g} needed for target_cells {target:.4g} exceeds bag_volume_ml {bag_volume_ml:g}"
+            f"volume_ml {volume:g} needed for target_cells {target_cells:.4g} exceeds bag_volume_ml {bag_volume_ml:g}"
         )
     planned = volume * concentration_cells_per_ml
-    deviation = check_cell_dose(target, planned, programme.tolerance_fraction)
-    return CellDosePlan(target, planned, volume, float(concentration_cells_per_ml), deviation)
+    deviation = check_cell_dose(target_cells, planned, tolerance_fraction)
+    return CellDosePlan(target_cells, planned, volume, float(concentration_cells_per_ml), deviation)

@@ -15,17 +15,20 @@ from pydantic import Field, StringConstraints
 
 from services.clinical.base import ClinicalInputError, check_fields, round_half_up, validated
 from services.clinical.bsa import InvalidAnthropometryError
-from services.clinical.study_days import StudyDayError, date_for_study_day
+from services.clinical.study_days import StudyDayError, date_for_study_day, study_day
 
 __all__ = [
     "AgentSchedule",
     "DailyDose",
     "FLU_CY_AUTOIMMUNE",
     "FLU_CY_SEED_CAR_T",
+    "InfusionOutsideWindowError",
     "InvalidRegimenError",
     "LymphodepletionPlan",
     "LymphodepletionRegimen",
     "ScheduledAdministration",
+    "check_infusion_window",
+    "infusion_window",
     "lymphodepletion_dates",
     "lymphodepletion_doses",
 ]
@@ -33,6 +36,10 @@ __all__ = [
 
 class InvalidRegimenError(ClinicalInputError):
     pass
+
+
+class InfusionOutsideWindowError(ClinicalInputError):
+    """The infusion falls outside the regimen's window after its last administration."""
 
 
 Positive = Annotated[float, Field(gt=0)]
@@ -56,17 +63,40 @@ class AgentSchedule:
         object.__setattr__(self, "study_days", tuple(sorted(self.study_days)))
 
 
+Days = Annotated[int, Field(ge=0, le=60)]
+
+
 @dataclass(frozen=True)
 class LymphodepletionRegimen:
+    """``infusion_window_days``: (earliest, latest) calendar days from the regimen's last
+    administration to the infusion, inclusive, as the protocol or label states it (e.g.
+    tisagenlecleucel in B-ALL: "2 to 14 days after completion of the lymphodepleting
+    chemotherapy", KYMRIAH USPI section 2.2); None: the protocol states none.
+    ``source``: where the regimen and its window come from."""
+
     name: str
     agents: Annotated[tuple[AgentSchedule, ...], Field(min_length=1)]
+    infusion_window_days: tuple[Days, Days] | None = None
+    source: Annotated[str, StringConstraints(max_length=500)] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "agents", tuple(self.agents))
+        if self.infusion_window_days is not None:
+            object.__setattr__(self, "infusion_window_days", tuple(self.infusion_window_days))
         check_fields(self, InvalidRegimenError)
         names = [a.agent for a in self.agents]
         if len(set(names)) != len(names):
             raise InvalidRegimenError(f"agents of {self.name!r} lists an agent twice: {names}")
+        if self.infusion_window_days is not None:
+            earliest, latest = self.infusion_window_days
+            if earliest > latest:
+                raise InvalidRegimenError(f"infusion_window_days of {self.name!r} runs backwards: "
+                                          f"{earliest} to {latest}")
+            last = max(day for a in self.agents for day in a.study_days)
+            if not earliest <= -last <= latest:
+                raise InvalidRegimenError(
+                    f"infusion_window_days of {self.name!r} ({earliest} to {latest} days after the last "
+                    f"administration) excludes the regimen's own day 0, {-last} days after its last day {last}")
 
 
 # Seed 002 (Italian CAR-T programme, r/r B-ALL): "fludarabina 25 mg/m2 x 3 giorni
@@ -160,3 +190,28 @@ def lymphodepletion_dates(
     ]
     order = {a.agent: i for i, a in enumerate(regimen.agents)}
     return tuple(sorted(out, key=lambda s: (s.study_day, order[s.agent])))
+
+
+@validated(InvalidRegimenError, {"last_administration_on": StudyDayError})
+def infusion_window(regimen: LymphodepletionRegimen, last_administration_on: date) -> tuple[date, date] | None:
+    """The first and last calendar dates on which the infusion may be given, counted from the
+    date of the regimen's last administration (``infusion_window_days``); None: no window."""
+    if regimen.infusion_window_days is None:
+        return None
+    earliest, latest = regimen.infusion_window_days
+    return (date_for_study_day(earliest, last_administration_on), date_for_study_day(latest, last_administration_on))
+
+
+@validated(InvalidRegimenError, {"last_administration_on": StudyDayError, "infusion_on": StudyDayError})
+def check_infusion_window(regimen: LymphodepletionRegimen, last_administration_on: date, infusion_on: date) -> int:
+    """Days from the regimen's last administration to the infusion; raises
+    InfusionOutsideWindowError outside ``infusion_window_days`` (its ends are inside)."""
+    days = study_day(infusion_on, last_administration_on)
+    window = infusion_window(regimen, last_administration_on)
+    if window is not None and not window[0] <= infusion_on <= window[1]:
+        earliest, latest = regimen.infusion_window_days  # type: ignore[misc]
+        raise InfusionOutsideWindowError(
+            f"infusion on {infusion_on.isoformat()} is {days} days after the last lymphodepleting administration "
+            f"({last_administration_on.isoformat()}); {regimen.name} allows {earliest} to {latest} days, "
+            f"{window[0].isoformat()} to {window[1].isoformat()}")
+    return days

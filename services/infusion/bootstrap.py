@@ -10,7 +10,7 @@ from infra.runtime.streams import pg_streams
 from infra.runtime.subjects import PgSubjectCentres, subject_centres_in
 from infra.runtime.wiring import Factory, handlers_in, wire
 from services.infusion.adapters.products import PgReleasedProducts
-from services.infusion.adapters.policies import PgPolicies
+from services.infusion.adapters.policies import PgPolicies, PgTreatments
 from services.infusion.adapters.units import PgUnits
 from services.infusion.application import handlers
 from services.infusion.entrypoints import http
@@ -22,7 +22,7 @@ def adapters() -> dict[str, Factory]:
     """What the handlers name, from PostgreSQL."""
     return {"streams": pg_streams(EventStore(SCHEMA)), "products": lambda uow: PgReleasedProducts(uow.conn),
             "subject_centres": lambda uow: PgSubjectCentres(uow.conn, SCHEMA), "units": lambda uow: PgUnits(uow.conn),
-            "policies": lambda uow: PgPolicies(uow.conn)}
+            "policies": lambda uow: PgPolicies(uow.conn), "treatments": lambda uow: PgTreatments(uow.conn)}
 
 
 def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:

@@ -16,7 +16,7 @@ from services.assessment.adapters.infusions import PgInfusions
 from services.enrollment.adapters.identities import PgIdentities
 from services.enrollment.adapters.identity_crypto import Keyring
 from services.infusion.adapters.products import PgReleasedProducts
-from services.infusion.adapters.policies import PgPolicies
+from services.infusion.adapters.policies import PgPolicies, PgTreatments
 from services.infusion.adapters.units import PgUnits
 from services.manufacturing.adapters.enrolments import PgEnrolments
 from services.manufacturing.adapters.organisations import PgOrganisations
@@ -25,7 +25,7 @@ from services.projection.adapters.outcomes import StoredOutcomes
 from services.projection.adapters.read_models import PgReadModels
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
-from tests.ports.infusion import PoliciesContract, ReleasedProductsContract, UnitsContract
+from tests.ports.infusion import PoliciesContract, ReleasedProductsContract, TreatmentsContract, UnitsContract
 from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract, PersonsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
@@ -74,6 +74,12 @@ class TestPgPolicies(PoliciesContract):
     @pytest.fixture
     def policies(self, conn):
         return PgPolicies(conn)
+
+
+class TestPgTreatments(TreatmentsContract):
+    @pytest.fixture
+    def treatments(self, conn):
+        return PgTreatments(conn)
 
 
 class TestPgUnits(UnitsContract):

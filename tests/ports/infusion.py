@@ -28,6 +28,13 @@ class ReleasedProductsContract:
 
         assert await products.get("W0001250000011") == PRODUCT
 
+    async def test_a_release_keeps_its_measured_content(self, products):
+        measured = ReleasedProduct("W0001250000011", "S-0123456789AB", PRODUCT.released_at, 2.5e6, 68.0)
+        await products.add(measured, "LOT-24-017")
+
+        assert (await products.get("W0001250000011")).viable_cells_per_ml == 2.5e6
+        assert await products.get("W0001250000011") == measured
+
     async def test_releases_added_together_are_kept_as_first_learnt_also_among_themselves(self, products):
         other = ReleasedProduct("W000125000002*", "S-BA9876543210", PRODUCT.released_at)
         await products.add_many([Release(PRODUCT, "LOT-24-017"),
@@ -155,3 +162,28 @@ class PoliciesContract:
         assert await policies.policy_of("S-0123456789AB") == SubjectPolicy("S-0123456789AB", "CARCIK-CD19-P2", 1,
                                                                            POLICY)
         assert (await policies.policy_of("S-BA9876543210")).programme_version is None
+
+
+# --- Treatments (PgTreatments, FakeTreatments) ----------------------------------------------
+from contracts.programmes import DoseLevel, Dosing  # noqa: E402
+from services.infusion.domain.dosing import Treatment  # noqa: E402
+
+DOSING = Dosing(title="CD19 CAR-T", lymphodepletion={"agents": [{"agent": "fludarabine", "mg_per_m2_per_day": 30.0,
+                                                                 "study_days": [-5, -4, -3]}],
+                                                      "infusion_window_days": [3, 14]},
+                dose_levels=[DoseLevel(level=1, cells_per_kg=1e6)], cell_dose_tolerance_fraction=0.2)
+
+
+class TreatmentsContract:
+    async def test_a_subject_enrolled_before_programmes_has_none(self, treatments):
+        assert await treatments.of("S-0123456789AB") is None
+
+    async def test_a_subjects_treatment_is_kept_as_first_learnt_with_its_sections(self, treatments):
+        first = Treatment("S-0123456789AB", "CART-CD19-AUTOIMMUNE", 1, DOSING)
+        await treatments.add_many([first, Treatment("S-BA9876543210", "CART-CD19-AUTOIMMUNE", 2, DOSING)])
+        await treatments.add_many([Treatment("S-0123456789AB", "CART-CD19-AUTOIMMUNE", 3,
+                                             DOSING.model_copy(update={"cell_dose_tolerance_fraction": 0.1}))])
+
+        kept = await treatments.of("S-0123456789AB")
+        assert kept == first and kept.regimen.infusion_window_days == (3, 14)
+        assert (await treatments.of("S-BA9876543210")).programme_version == 2

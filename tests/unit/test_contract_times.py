@@ -39,8 +39,9 @@ class TestBounds:
                      if times_in(f.annotation) and f.annotation not in SAMPLES]
         # 16, and the corrected assessment's and its command's assessed_on, and a signature's signed_at, a COI's
         # issued_at, the labelling of units and a custody step (their commands' and events' times), a bedside
-        # check, an excursion (start, end), a QA disposition (its event and command), a slot day (two commands, two events), an infusion learnt by manufacturing, a cancelled booking (command, event)
-        assert unbounded == [] and len(TIME_FIELDS) == 53
+        # check, an excursion (start, end), a QA disposition (its event and command), a slot day (two commands, two events), an infusion learnt by manufacturing, a cancelled booking (command, event), lymphodepletion and the cell
+        # dose (three commands' five, three events' five)
+        assert unbounded == [] and len(TIME_FIELDS) == 63
 
     @pytest.mark.parametrize("kind, value, accepted", [
         (Instant, "1900-01-01T00:00:00Z", True),

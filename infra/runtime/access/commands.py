@@ -83,6 +83,11 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
     "BookSlot": A.WRITE_SUBJECT,
     "CancelSlotBooking": A.WRITE_SUBJECT,
     "RecordInfusion": A.WRITE_SUBJECT,
+    # lymphodepletion and the cell dose (issue 10 item 4): prescribed by the treating physician
+    # (FACT-JACIE 8th ed. B7), each administration recorded by whoever gave it
+    "PrescribeLymphodepletion": A.PRESCRIBE,
+    "PrescribeCellDose": A.PRESCRIBE,
+    "RecordLymphodepletionDose": A.WRITE_SUBJECT,
     "RecordResponseAssessment": A.WRITE_SUBJECT,
     # a correction is a new record with its reason, by whoever may write the record it
     # corrects (EU GMP Annex 11 §9)

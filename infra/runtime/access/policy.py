@@ -45,6 +45,10 @@ class Action(StrEnum):
     # the treating physician's signed acceptance of the manufacturer's risk assessment of an
     # out-of-specification product, which allows its exceptional release (EU GMP Part IV 11.5)
     ACCEPT_EXCEPTIONAL_RELEASE = "accept_exceptional_release"
+    # prescribe the lymphodepleting chemotherapy and the cell dose (issue 10 item 4): a
+    # medical act of the treating physician (FACT-JACIE 8th ed. B7: the attending physician
+    # prescribes the cellular therapy product and its preparative regimen)
+    PRESCRIBE = "prescribe"
     READ_REPORT = "read_report"  # aggregated endpoints (ORR, vein-to-vein time)
     READ_AUDIT = "read_audit"  # the audit trail (issue 8, item 7)
     READ_STATUS = "read_status"  # a service's consumer and relay lag (GET /status)
@@ -106,9 +110,11 @@ _OPERATIONS = "EU GMP Annex 11 §12.1: operating status only for who runs the ne
 POLICY: Mapping[Role, Rule] = {
     Role.PHYSICIAN: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
                                             A.READ_REPORT, A.ERASE_IDENTIFIERS, A.RECORD_CUSTODY,
-                                            A.VERIFY_AT_BEDSIDE, A.ACCEPT_EXCEPTIONAL_RELEASE}), Scope.OWN_CENTRE,
+                                            A.VERIFY_AT_BEDSIDE, A.ACCEPT_EXCEPTIONAL_RELEASE, A.PRESCRIBE}),
+                         Scope.OWN_CENTRE,
                          f"{_CENTRE_STAFF}; {_ERASURE}; EU GMP Part IV 11.5 (the treating physician accepts an "
-                         "out-of-specification product)"),
+                         "out-of-specification product); FACT-JACIE 8th ed. B7 (the attending physician "
+                         "prescribes the product and its preparative regimen)"),
     Role.NURSE: Rule(CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
                                         A.RECORD_CUSTODY, A.VERIFY_AT_BEDSIDE}),
                      Scope.OWN_CENTRE, _CENTRE_STAFF),
@@ -143,10 +149,12 @@ POLICY: Mapping[Role, Rule] = {
     # seed scenarios, a migration) through the live path, for every centre; it certifies
     # nothing itself: a release it records was certified by a QP in the facility's own system.
     Role.DATA_LOADER: Rule(NETWORK, frozenset({A.REGISTER_CENTRE, A.WRITE_SUBJECT, A.WRITE_PRODUCT,
-                                               A.RELEASE_PRODUCT, A.RECORD_CUSTODY, A.MANAGE_PROGRAMMES}),
+                                               A.RELEASE_PRODUCT, A.RECORD_CUSTODY, A.MANAGE_PROGRAMMES,
+                                               A.PRESCRIBE}),
                            Scope.NETWORK,
                            "issue 8 items 1 and 9 (the CLI is a system principal; `make demo` loads its "
-                           "scenario); EU GMP Annex 11 §4.8 (data transferred between systems, unaltered)"),
+                           "scenario); EU GMP Annex 11 §4.8 (data transferred between systems, unaltered): "
+                           "a prescription it loads was made in the centre's own prescribing system"),
 }
 
 

@@ -138,7 +138,8 @@ class Subject(Aggregate):
         return [SubjectEnrolled(subject_id=cmd.subject_id, programme_id=cmd.programme_id,
                                 centre_id=cmd.centre_id, enrolled_on=cmd.enrolled_on,
                                 programme_version=programme.current.version,  # type: ignore[union-attr]
-                                second_infusion=programme.current.definition.second_infusion)]  # type: ignore[union-attr]
+                                second_infusion=programme.current.definition.second_infusion,  # type: ignore[union-attr]
+                                dosing=programme.current.definition.dosing())]  # type: ignore[union-attr]
 
     def check_screened(self, cmd: EnrollSubject, programme: Programme, imported: bool) -> None:
         screening = self.screenings.get(cmd.programme_id)

@@ -17,18 +17,20 @@ class PgReleasedProducts:
 
     async def get(self, coi_id: str) -> ReleasedProduct | None:
         row = await self.conn.fetchrow(
-            "SELECT coi_id, subject_id, released_at FROM infusion.released_products WHERE coi_id = $1", coi_id)
-        return ReleasedProduct(row["coi_id"], row["subject_id"], row["released_at"]) if row else None
+            "SELECT coi_id, subject_id, released_at, viable_cells_per_ml, volume_ml FROM infusion.released_products"
+            " WHERE coi_id = $1", coi_id)
+        return ReleasedProduct(row["coi_id"], row["subject_id"], row["released_at"], row["viable_cells_per_ml"],
+                               row["volume_ml"]) if row else None
 
     async def add(self, product: ReleasedProduct, lot_number: str) -> None:
-        await self.conn.execute(
-            "INSERT INTO infusion.released_products (coi_id, subject_id, lot_number, released_at)"
-            " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            product.coi_id, product.subject_id, lot_number, product.released_at)
+        await self.add_many([Release(product, lot_number)])
 
     async def add_many(self, releases: Sequence[Release]) -> None:
         await self.conn.execute(
-            "INSERT INTO infusion.released_products (coi_id, subject_id, lot_number, released_at)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) ON CONFLICT DO NOTHING",
+            "INSERT INTO infusion.released_products"
+            " (coi_id, subject_id, lot_number, released_at, viable_cells_per_ml, volume_ml)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::float8[], $6::float8[])"
+            " ON CONFLICT DO NOTHING",
             [r.product.coi_id for r in releases], [r.product.subject_id for r in releases],
-            [r.lot_number for r in releases], [r.product.released_at for r in releases])
+            [r.lot_number for r in releases], [r.product.released_at for r in releases],
+            [r.product.viable_cells_per_ml for r in releases], [r.product.volume_ml for r in releases])

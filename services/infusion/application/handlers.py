@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from contracts.commands import RecordInfusion
+from contracts.commands import PrescribeCellDose, PrescribeLymphodepletion, RecordInfusion, RecordLymphodepletionDose
 from contracts.custody import CustodyState, CustodyStep, Disposition
 from contracts.events import (
     BedsideCheckRecorded,
@@ -18,7 +18,15 @@ from contracts.events import (
     ResponseAssessmentCorrected,
     SubjectEnrolled,
 )
-from services.infusion.application.ports import Policies, Release, ReleasedProducts, SubjectPolicy, Units
+from services.infusion.application.ports import (
+    Policies,
+    Release,
+    ReleasedProducts,
+    SubjectPolicy,
+    Treatments,
+    Units,
+)
+from services.infusion.domain import dosing
 from services.infusion.domain.second_infusion import check_second, decide
 from services.kernel.clinical_dates import start_of_day
 from services.infusion.domain.bedside import (
@@ -39,12 +47,12 @@ from services.kernel.subjects import SubjectCentres, learn_subject_centres
 @reads(lambda cmd: [infusion_stream(cmd.subject_id), *([bedside_stream(cmd.unit_id)] if cmd.unit_id else [])])
 async def record_infusion(cmd: RecordInfusion, streams: Streams, products: ReleasedProducts, units: Units,
                           subject_centres: SubjectCentres, principal: ActingPrincipal | None,
-                          policies: Policies) -> None:
+                          policies: Policies, treatments: Treatments) -> None:
     events, version = await streams.load(infusion_stream(cmd.subject_id))
     history = rebuild(InfusionHistory(cmd.subject_id), events)
     if history.infused_cois and await policies.policy_of(cmd.subject_id) is not None:
         check_second(cmd.subject_id, history.second_infusion)  # seed 000: only if day 28 indicated it
-    check = None
+    check = dose = None
     labelled = bool(await units.of_coi(cmd.coi_id))
     if cmd.unit_id is None and not labelled and not imports_records(principal):
         # FACT-JACIE D7/D8: no infusion without the two-person check of the bag; a record by
@@ -60,23 +68,58 @@ async def record_infusion(cmd: RecordInfusion, streams: Streams, products: Relea
         check = check_infusion(unit_id=cmd.unit_id, coi_id=cmd.coi_id, subject_id=cmd.subject_id,
                                infused_at=cmd.infused_at, check_id=cmd.bedside_check_id,
                                checks=[c for c in checks if isinstance(c, BedsideCheckRecorded)])
-        # still a go now: the unit may have been discarded, or another bag infused, since
+        # still a go now: the unit may have been discarded, or another bag infused, since; and
+        # the dose given is the prescription's, within its tolerance (domain/dosing.py)
         reasons = judge(await units.get(cmd.unit_id), unit_id=cmd.unit_id, subject_id=cmd.subject_id,
                         subject_centre=await subject_centres.centre_of(cmd.subject_id),
                         infused=cmd.unit_id in history.infused_units, at=cmd.infused_at)
+        reasons += dosing.readiness(history, await treatments.of(cmd.subject_id), cmd.unit_id, cmd.infused_at,
+                                    cmd.volume_ml)
+        dose, reasons = dosing.given_dose(history, cmd, reasons)
         if reasons:
             raise NoGoAtTheBedside("; ".join(f"{r.code}: {r.reason}" for r in reasons))
-    new = history.infuse(cmd, await products.get(cmd.coi_id), check)
+    new = history.infuse(cmd, await products.get(cmd.coi_id), check, dose)
     await streams.append(infusion_stream(cmd.subject_id), version, new, occurred_at=cmd.infused_at,
                          subject_id=cmd.subject_id)
+
+
+async def _apply(streams: Streams, subject_id: str, decide, occurred_at) -> None:  # noqa: ANN001
+    """`decide(history)`'s events appended to the subject's infusion stream."""
+    events, version = await streams.load(infusion_stream(subject_id))
+    new = decide(rebuild(InfusionHistory(subject_id), events))
+    await streams.append(infusion_stream(subject_id), version, new, occurred_at=occurred_at, subject_id=subject_id)
+
+
+@reads(lambda cmd: [infusion_stream(cmd.subject_id)])
+async def prescribe_lymphodepletion(cmd: PrescribeLymphodepletion, streams: Streams, treatments: Treatments) -> None:
+    treatment = await treatments.of(cmd.subject_id)
+    await _apply(streams, cmd.subject_id, lambda h: dosing.prescribe_lymphodepletion(h, cmd, treatment),
+                 cmd.prescribed_at)
+
+
+@reads(lambda cmd: [infusion_stream(cmd.subject_id)])
+async def record_lymphodepletion_dose(cmd: RecordLymphodepletionDose, streams: Streams,
+                                      treatments: Treatments) -> None:
+    treatment = await treatments.of(cmd.subject_id)
+    await _apply(streams, cmd.subject_id, lambda h: dosing.administer(h, cmd, treatment), cmd.administered_at)
+
+
+@reads(lambda cmd: [infusion_stream(cmd.subject_id)])
+async def prescribe_cell_dose(cmd: PrescribeCellDose, streams: Streams, treatments: Treatments, units: Units,
+                              products: ReleasedProducts) -> None:
+    treatment = await treatments.of(cmd.subject_id)
+    unit = await units.get(cmd.unit_id)
+    product = await products.get(unit.coi_id) if unit is not None else None
+    await _apply(streams, cmd.subject_id, lambda h: dosing.prescribe_cell_dose(h, cmd, treatment, unit, product),
+                 cmd.prescribed_at)
 
 
 async def on_products_released(events: list[ProductReleased], products: ReleasedProducts, units: Units) -> None:
     """A release record awaiting the qualified person's signature releases no unit yet: its
     units are released by the signature (`on_release_certified`); the product is known at once
-    for its COI, and the gate judges each unit."""
-    await products.add_many([Release(ReleasedProduct(e.coi_id, e.subject_id, e.released_at), e.lot_number)
-                             for e in events])
+    for its COI with its measured content, and the gate judges each unit."""
+    await products.add_many([Release(ReleasedProduct(e.coi_id, e.subject_id, e.released_at, e.viable_cells_per_ml,
+                                                     e.volume_ml), e.lot_number) for e in events])
     for e in events:
         if not e.awaiting_signature:
             await units.release(e.coi_id)
@@ -117,11 +160,14 @@ async def on_qa_disposition(event: QaDispositionRecorded, units: Units) -> None:
 
 
 async def on_subjects_enrolled(events: list[SubjectEnrolled], subject_centres: SubjectCentres,
-                               policies: Policies) -> None:
-    """Each subject's centre (the command guard's), and its programme's second-infusion policy."""
+                               policies: Policies, treatments: Treatments) -> None:
+    """Each subject's centre (the command guard's), its programme's second-infusion policy and
+    its dosing sections."""
     await learn_subject_centres(events, subject_centres)
     await policies.add_many([SubjectPolicy(e.subject_id, e.programme_id, e.programme_version, e.second_infusion)
                              for e in events if e.second_infusion is not None])
+    await treatments.add_many([dosing.Treatment(e.subject_id, e.programme_id, e.programme_version, e.dosing)
+                               for e in events if e.dosing is not None and e.programme_version is not None])
 
 
 async def on_response_assessed(event: ResponseAssessed, streams: Streams, policies: Policies) -> None:

@@ -9,6 +9,7 @@ from typing import NamedTuple, Protocol
 from contracts.custody import CustodyState
 from contracts.events import CertifiedUnit
 from services.infusion.domain.bedside import UnitView
+from services.infusion.domain.dosing import Treatment
 from services.infusion.domain.model import ReleasedProduct
 
 
@@ -90,4 +91,16 @@ class Policies(Protocol):
 
     async def add_many(self, policies: Sequence[SubjectPolicy]) -> None:
         """Idempotent: a subject's policy is kept as first learnt."""
+        ...
+
+
+class Treatments(Protocol):
+    """Each enrolled subject's programme version's dosing sections (domain/dosing.py), learnt
+    from enrollment's `SubjectEnrolled`; none for a subject enrolled before programmes were
+    published."""
+
+    async def of(self, subject_id: str) -> Treatment | None: ...
+
+    async def add_many(self, treatments: Sequence[Treatment]) -> None:
+        """Idempotent: a subject's treatment is kept as first learnt."""
         ...

@@ -1,6 +1,7 @@
 """Infusion HTTP API: the bedside gate (issue 9 item 5, docs/custody.md "Bedside").
 
-`POST /bedside-checks`: the bag's label and the patient's wristband, scanned at the bedside
+`POST /bedside-checks`: the bag's label and the patient's wristband (and, optionally, the
+volume prepared, checked against the bag's cell-dose prescription), scanned at the bedside
 by two distinct people, both qualified to verify at that patient's centre: the caller (its
 credential) and a second verifier (`second_verifier_token`, their own bearer token, checked
 here as the caller's is). The answer is go, or no-go with every reason, at once, from the
@@ -31,8 +32,10 @@ from contracts import isbt128
 from contracts.events import ProductInfused
 from contracts.registry import parse_event
 from services.infusion.adapters.fhir import dispense
+from services.infusion.adapters.policies import PgTreatments
 from services.infusion.adapters.units import PgUnits
 from services.infusion.domain.bedside import bedside_stream, flagged, judge
+from services.infusion.domain.dosing import readiness
 from services.infusion.domain.model import InfusionHistory, infusion_stream
 from services.kernel.aggregate import rebuild
 
@@ -47,6 +50,9 @@ class BedsideCheckRequest(BaseModel):
     unit_id: UnitId  # the bag's label, compact or as printed
     subject_id: SubjectId  # the patient's wristband
     second_verifier_token: str = Field(min_length=1, max_length=4096)
+    # the volume prepared for infusion, checked against the bag's cell-dose prescription
+    # (None: the prescribed volume)
+    volume_ml: float | None = Field(default=None, gt=0, le=5000)
 
 
 async def locate_patient(request, rt: "Runtime") -> Located:
@@ -78,11 +84,13 @@ def check(rt: "Runtime") -> Handler:
         for _ in range(5):
             async with rt.pool.acquire() as conn, conn.transaction():
                 streams = PgStreams(conn, rt.store, meta)
-                history, _ = await streams.load(infusion_stream(body.subject_id))
-                infused = body.unit_id in rebuild(InfusionHistory(body.subject_id), history).infused_units
+                events, _ = await streams.load(infusion_stream(body.subject_id))
+                history = rebuild(InfusionHistory(body.subject_id), events)
                 unit = await PgUnits(conn).get(body.unit_id)
                 reasons = judge(unit, unit_id=body.unit_id, subject_id=body.subject_id, subject_centre=centre,
-                                infused=infused, at=at)
+                                infused=body.unit_id in history.infused_units, at=at)
+                reasons += readiness(history, await PgTreatments(conn).of(body.subject_id), body.unit_id, at,
+                                     body.volume_ml)
                 event = BedsideCheckRecorded(
                     check_id=uuid.uuid4(), unit_id=body.unit_id, coi_id=body.unit_id[:14], subject_id=body.subject_id,
                     centre_id=centre, verified_by=[call.actor, second.principal_id], go=not reasons,

@@ -13,6 +13,7 @@ from services.clinical.cell_dose import (
     VolumeExceedsBagError,
     check_cell_dose,
     plan_cell_dose,
+    plan_volume,
 )
 
 
@@ -79,3 +80,23 @@ class TestCellDose:
     def test_invalid_tolerance_is_refused(self, tol):
         with pytest.raises(InvalidCellDoseInputError, match="tolerance_fraction"):
             CellDoseProgramme(1e6, tolerance_fraction=tol)
+
+
+class TestFlatDose:
+    # A flat dose (DoseLevel.flat_cells) plans its volume as a per-kg dose does, without the weight.
+    def test_a_flat_dose_gives_its_volume(self):
+        # 1 x 10^8 cells at 2.5 x 10^6/mL -> 40.0 mL, exactly the dose
+        plan = plan_volume(1e8, 2.5e6, 68.0, 0.10)
+        assert (plan.volume_ml, plan.planned_cells, plan.deviation_fraction) == (40.0, 1e8, 0.0)
+
+    def test_rounding_that_leaves_the_tolerance_is_refused(self):
+        # 1 x 10^6 cells at 2.5 x 10^7/mL -> 0.04 mL rounds to 0.0 mL
+        with pytest.raises(CellDoseOutOfToleranceError, match="rounds to 0 mL"):
+            plan_volume(1e6, 2.5e7, 10.0, 0.10)
+        # 3 x 10^6 cells at 2.5 x 10^7/mL -> 0.12 mL rounds to 0.1 mL: 2.5 x 10^6 cells, -16.7 %
+        with pytest.raises(CellDoseOutOfToleranceError, match="-16.7%"):
+            plan_volume(3e6, 2.5e7, 10.0, 0.10)
+
+    def test_more_than_the_bag_holds_is_refused(self):
+        with pytest.raises(VolumeExceedsBagError, match="exceeds bag_volume_ml 68"):
+            plan_volume(2e8, 2.5e6, 68.0, 0.10)

@@ -13,8 +13,11 @@ from services.clinical.lymphodepletion import (
     FLU_CY_AUTOIMMUNE,
     FLU_CY_SEED_CAR_T,
     AgentSchedule,
+    InfusionOutsideWindowError,
     InvalidRegimenError,
     LymphodepletionRegimen,
+    check_infusion_window,
+    infusion_window,
     lymphodepletion_dates,
     lymphodepletion_doses,
 )
@@ -101,3 +104,52 @@ class TestLymphodepletionDates:
             (date(2025, 3, 7), -3, "fludarabine"),
             (date(2025, 3, 7), -3, "cyclophosphamide"),
         ]
+
+
+# KYMRIAH (tisagenlecleucel) USPI section 2.2, B-ALL: "Infuse KYMRIAH 2 to 14 days after
+# completion of the lymphodepleting chemotherapy". The regimen is seed 002's; its window, the
+# label's (the seed gives none).
+KYMRIAH_WINDOW = LymphodepletionRegimen(
+    name="Flu/Cy with the KYMRIAH B-ALL window", agents=FLU_CY_SEED_CAR_T.agents, infusion_window_days=(2, 14),
+    source="KYMRIAH USPI 2.2")
+
+
+class TestInfusionWindow:
+    @pytest.mark.parametrize(("infusion_on", "days"), [
+        (date(2025, 3, 28), 2),   # the label's earliest: day 0 of seed 002's schedule (last dose day -2)
+        (date(2025, 4, 9), 14),   # the label's latest
+        (date(2025, 4, 1), 6),
+    ])
+    def test_inside_the_window_gives_the_days_since_the_last_administration(self, infusion_on, days):
+        assert check_infusion_window(KYMRIAH_WINDOW, date(2025, 3, 26), infusion_on) == days
+
+    @pytest.mark.parametrize(("infusion_on", "days"), [
+        (date(2025, 3, 27), 1),   # the day after the last dose: too early
+        (date(2025, 3, 26), 0),   # the day of the last dose
+        (date(2025, 4, 10), 15),  # a day past the label's 14
+    ])
+    def test_outside_the_window_is_refused_naming_the_dates(self, infusion_on, days):
+        with pytest.raises(InfusionOutsideWindowError) as err:
+            check_infusion_window(KYMRIAH_WINDOW, date(2025, 3, 26), infusion_on)
+        assert f"is {days} days after" in str(err.value) and "2025-03-28 to 2025-04-09" in str(err.value)
+
+    def test_the_window_as_dates(self):
+        assert infusion_window(KYMRIAH_WINDOW, date(2025, 3, 26)) == (date(2025, 3, 28), date(2025, 4, 9))
+
+    def test_no_window_stated_checks_nothing(self):
+        assert infusion_window(FLU_CY_SEED_CAR_T, date(2025, 3, 26)) is None
+        assert check_infusion_window(FLU_CY_SEED_CAR_T, date(2025, 3, 26), date(2025, 6, 1)) == 67
+
+    @pytest.mark.parametrize(("window", "message"), [
+        ((5, 2), "runs backwards"),
+        ((3, 14), "excludes the regimen's own day 0, 2 days after its last day -2"),
+        ((-1, 3), "infusion_window_days"),
+    ])
+    def test_a_window_that_cannot_hold_is_refused(self, window, message):
+        with pytest.raises(InvalidRegimenError, match=message):
+            LymphodepletionRegimen(name="x", agents=FLU_CY_SEED_CAR_T.agents, infusion_window_days=window)
+
+    def test_a_datetime_is_not_a_date(self):
+        from datetime import datetime
+        with pytest.raises(Exception, match="last_administration_on"):
+            check_infusion_window(KYMRIAH_WINDOW, datetime(2025, 3, 26, 9), date(2025, 3, 28))

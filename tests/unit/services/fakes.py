@@ -348,3 +348,17 @@ class FakePolicies:
     async def add_many(self, policies) -> None:
         for p in policies:
             self.rows.setdefault(p.subject_id, p)  # ON CONFLICT DO NOTHING
+
+
+class FakeTreatments:
+    """Infusion's Treatments port: each subject's programme version's dosing sections."""
+
+    def __init__(self, *treatments) -> None:
+        self.rows: dict[str, object] = {t.subject_id: t for t in treatments}
+
+    async def of(self, subject_id: str):
+        return self.rows.get(subject_id)
+
+    async def add_many(self, treatments) -> None:
+        for t in treatments:
+            self.rows.setdefault(t.subject_id, t)  # ON CONFLICT DO NOTHING

@@ -21,7 +21,7 @@ from services.infusion import bootstrap
 from services.infusion.adapters.fhir import dispense
 from services.infusion.domain.bedside import UnitView, bedside_stream, flagged, judge
 from services.infusion.domain.model import ReleasedProduct, infusion_stream
-from tests.unit.services.fakes import FakePolicies, Bus, FakeReleasedProducts, FakeStreams, FakeSubjectCentres, FakeUnits
+from tests.unit.services.fakes import Bus, FakePolicies, FakeReleasedProducts, FakeStreams, FakeSubjectCentres, FakeTreatments, FakeUnits
 
 SUBJECT, OTHER, CENTRE, FACILITY = "S-0123456789AB", "S-BA9876543210", "OSR-MILANO", "GMP-PAVIA"
 COI = "W0001250000011"
@@ -115,7 +115,7 @@ class Ward:
     def __init__(self, *checks: BedsideCheckRecorded, a0: UnitView | None = None) -> None:
         self.streams = FakeStreams({bedside_stream(A0): list(checks)})
         self.units = FakeUnits(a0 or unit(), unit(S.RELEASED, holder=FACILITY, unit_id=B0))
-        self.bus = Bus(bootstrap.spec, policies=FakePolicies(), streams=self.streams, units=self.units,
+        self.bus = Bus(bootstrap.spec, policies=FakePolicies(), treatments=FakeTreatments(), streams=self.streams, units=self.units,
                        products=FakeReleasedProducts(ReleasedProduct(COI, SUBJECT, T0 - timedelta(days=2))),
                        subject_centres=FakeSubjectCentres({SUBJECT: CENTRE, OTHER: CENTRE}))
 
@@ -248,7 +248,7 @@ class TestInfusionOfALabelledProduct:
 class TestTheUnitsView:
     async def test_infusion_learns_units_their_steps_and_their_release_from_manufacturing(self):
         units = FakeUnits()
-        bus = Bus(bootstrap.spec, policies=FakePolicies(), streams=FakeStreams(), units=units, products=FakeReleasedProducts(),
+        bus = Bus(bootstrap.spec, policies=FakePolicies(), treatments=FakeTreatments(), streams=FakeStreams(), units=units, products=FakeReleasedProducts(),
                   subject_centres=FakeSubjectCentres())
         await bus.send(ProductUnitsRegistered(coi_id=COI, subject_id=SUBJECT, facility_id=FACILITY, lot_number="L",
                                               unit_ids=[A0, B0], location="suite", registered_at=T0, role="operator",
@@ -275,7 +275,7 @@ class TestTheUnitsView:
         from contracts.events import ExcursionDetected, QaDispositionRecorded
 
         units = FakeUnits(unit(S.IN_TRANSIT), unit(S.IN_TRANSIT, unit_id=B0))
-        bus = Bus(bootstrap.spec, policies=FakePolicies(), streams=FakeStreams(), units=units, products=FakeReleasedProducts(),
+        bus = Bus(bootstrap.spec, policies=FakePolicies(), treatments=FakeTreatments(), streams=FakeStreams(), units=units, products=FakeReleasedProducts(),
                   subject_centres=FakeSubjectCentres())
         for u in (A0, B0):
             await bus.send(ExcursionDetected(unit_id=u, coi_id=COI, subject_id=SUBJECT,
@@ -291,7 +291,7 @@ class TestTheUnitsView:
 
     async def test_a_bag_received_back_after_its_return_is_quarantined(self):
         units = FakeUnits(unit(S.RETURNED))
-        bus = Bus(bootstrap.spec, policies=FakePolicies(), streams=FakeStreams(), units=units, products=FakeReleasedProducts(),
+        bus = Bus(bootstrap.spec, policies=FakePolicies(), treatments=FakeTreatments(), streams=FakeStreams(), units=units, products=FakeReleasedProducts(),
                   subject_centres=FakeSubjectCentres())
         await bus.send(CustodyStepRecorded(unit_id=A0, coi_id=COI, subject_id=SUBJECT, unit_kind=UnitKind.PRODUCT,
                                            step=CustodyStep.RECEIVED, from_state=S.RETURNED, to_state=S.RECEIVED,
@@ -333,7 +333,7 @@ class TestTheUnitsViewOfSignedReleases:
     def setup_method(self) -> None:
         self.units = FakeUnits()
         self.products = FakeReleasedProducts()
-        self.bus = Bus(bootstrap.spec, policies=FakePolicies(), streams=FakeStreams(), units=self.units, products=self.products,
+        self.bus = Bus(bootstrap.spec, policies=FakePolicies(), treatments=FakeTreatments(), streams=FakeStreams(), units=self.units, products=self.products,
                        subject_centres=FakeSubjectCentres())
 
     async def labelled_and_tested(self) -> None:

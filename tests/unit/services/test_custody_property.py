@@ -53,6 +53,7 @@ from services.manufacturing import bootstrap as manufacturing
 from services.manufacturing.application.handlers import record_readings
 from tests.unit.services.fakes import (
     FakePolicies,
+    FakeTreatments,
     FakePersons,
     Bus,
     FakeEnrolments,
@@ -100,7 +101,7 @@ class Network:
         self.products = FakeReleasedProducts()
         self.manufacturing = Bus(manufacturing.spec, streams=self.made, organisations=FakeOrganisations(KINDS), persons=FakePersons(),
                                  enrolments=FakeEnrolments({s: CENTRE for s in SUBJECTS}))
-        self.infusion = Bus(infusion.spec, policies=FakePolicies(), streams=self.ward, units=self.units, products=self.products,
+        self.infusion = Bus(infusion.spec, policies=FakePolicies(), treatments=FakeTreatments(), streams=self.ward, units=self.units, products=self.products,
                             subject_centres=FakeSubjectCentres({s: CENTRE for s in SUBJECTS}))
         self.forwarded = 0
         self.clock = T0

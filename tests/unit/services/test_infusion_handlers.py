@@ -24,6 +24,7 @@ from tests.unit.services.fakes import (
     IMPORTER,
     Bus,
     FakePolicies,
+    FakeTreatments,
     FakeReleasedProducts,
     FakeStreams,
     FakeSubjectCentres,
@@ -39,7 +40,7 @@ INFUSED_AT = datetime(2024, 3, 27, 10, 30, tzinfo=timezone.utc)
 
 
 def wired(streams: FakeStreams, products: FakeReleasedProducts) -> Bus:
-    return Bus(bootstrap.spec, policies=FakePolicies(), acting=IMPORTER, streams=streams, products=products,
+    return Bus(bootstrap.spec, policies=FakePolicies(), treatments=FakeTreatments(), acting=IMPORTER, streams=streams, products=products,
                subject_centres=FakeSubjectCentres(), units=FakeUnits())
 
 
@@ -128,7 +129,7 @@ class TestOnlyAnImportNamesACoiAlone:
         assert streams.appended == []
 
     async def test_a_command_admitted_for_no_one_is_no_import(self):
-        bus = Bus(bootstrap.spec, policies=FakePolicies(), streams=FakeStreams(), products=FakeReleasedProducts(released()),
+        bus = Bus(bootstrap.spec, policies=FakePolicies(), treatments=FakeTreatments(), streams=FakeStreams(), products=FakeReleasedProducts(released()),
                   subject_centres=FakeSubjectCentres(), units=FakeUnits())
         with pytest.raises(CommandRefused, match="no labelled units"):
             await bus.send(infusion())

@@ -7,7 +7,7 @@ import pytest
 
 from tests.ports.assessment import InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
-from tests.ports.infusion import PoliciesContract, ReleasedProductsContract, UnitsContract
+from tests.ports.infusion import PoliciesContract, ReleasedProductsContract, TreatmentsContract, UnitsContract
 from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract, PersonsContract
 from tests.ports.projection import OutcomesContract, ReadModelsContract
 from tests.ports.streams import StreamsContract
@@ -25,6 +25,7 @@ from tests.unit.services.fakes import (
     FakeSubjectCentres,
     FakeUnits,
     FakePolicies,
+    FakeTreatments,
 )
 
 
@@ -62,6 +63,12 @@ class TestFakePolicies(PoliciesContract):
     @pytest.fixture
     def policies(self):
         return FakePolicies()
+
+
+class TestFakeTreatments(TreatmentsContract):
+    @pytest.fixture
+    def treatments(self):
+        return FakeTreatments()
 
 
 class TestFakeUnits(UnitsContract):

@@ -28,6 +28,7 @@ from tests.unit.services.fakes import (
     IMPORTER,
     Bus,
     FakePolicies,
+    FakeTreatments,
     FakeReleasedProducts,
     FakeStreams,
     FakeSubjectCentres,
@@ -76,7 +77,7 @@ def enrolled(policy: dict | None = POLICY) -> SubjectEnrolled:
 class Ward:
     def __init__(self) -> None:
         self.streams = FakeStreams()
-        self.bus = Bus(bootstrap.spec, acting=IMPORTER, streams=self.streams, policies=FakePolicies(),
+        self.bus = Bus(bootstrap.spec, acting=IMPORTER, streams=self.streams, policies=FakePolicies(), treatments=FakeTreatments(),
                        products=FakeReleasedProducts(*(ReleasedProduct(c, SUBJECT, INFUSED - timedelta(days=3))
                                                        for c in (FIRST, SECOND))),
                        subject_centres=FakeSubjectCentres(), units=FakeUnits())

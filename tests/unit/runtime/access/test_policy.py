@@ -45,10 +45,10 @@ FACILITY_SOURCE = "issue 8 item 3: a facility sees only the products it manufact
 ROWS = [
     Row(Role.PHYSICIAN, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS,
                                                    A.READ_PRODUCT, A.READ_REPORT, A.ERASE_IDENTIFIERS, A.RECORD_CUSTODY,
-                                                   A.VERIFY_AT_BEDSIDE, A.ACCEPT_EXCEPTIONAL_RELEASE}),
+                                                   A.VERIFY_AT_BEDSIDE, A.ACCEPT_EXCEPTIONAL_RELEASE, A.PRESCRIBE}),
         "own centre", CENTRE_SOURCE + "; GDPR Art. 17: the controller (the centre) erases; issue 9: custody of units; "
                                       "EU GMP Part IV 11.5: the treating physician accepts an out-of-specification "
-                                      "product"),
+                                      "product; FACT-JACIE B7: the attending physician prescribes"),
     Row(Role.NURSE, OrgKind.CENTRE, frozenset({A.READ_SUBJECT, A.WRITE_SUBJECT, A.READ_IDENTIFIERS, A.READ_PRODUCT,
                                                A.RECORD_CUSTODY, A.VERIFY_AT_BEDSIDE}),
         "own centre", CENTRE_SOURCE),
@@ -81,7 +81,8 @@ ROWS = [
         "access manages the organisations it is granted at); Annex 11 §12.1 (status); GDPR Art. 17 (erasure "
         "at the centre's request)"),
     Row(Role.DATA_LOADER, OrgKind.NETWORK, frozenset({A.REGISTER_CENTRE, A.WRITE_SUBJECT, A.WRITE_PRODUCT,
-                                                      A.RELEASE_PRODUCT, A.RECORD_CUSTODY, A.MANAGE_PROGRAMMES}),
+                                                      A.RELEASE_PRODUCT, A.RECORD_CUSTODY, A.MANAGE_PROGRAMMES,
+                                                      A.PRESCRIBE}),
         "network",
         "issue 8 items 1 and 9: the CLI (a system) loads the demo and seed scenarios for every centre; "
         "Annex 11 §4.8: records made elsewhere are transferred unaltered"),
