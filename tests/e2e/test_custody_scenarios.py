@@ -2,15 +2,18 @@
 (`infra/tooling/examples/custody-*.jsonl`), loaded through the live path into a whole
 CellTrail (five service processes, the real broker, real PostgreSQL): the lines up to the
 release record, then the facility's qualified person signs it over HTTP with a password (the
-release takes effect, issue 9 item 4), then the rest; then, as the files say, two nurses of
-the centre check the first bag at the bedside and it is infused. Every line is accepted; each
-unit ends where the file leaves it; the infusion names its bag."""
+release takes effect, issue 9 item 4), then the rest; then, as the files say, the
+lymphodepletion of the programmes that have one is prescribed and given in the days before
+today (issue 10 item 4), two nurses of the centre check the first bag at the bedside and it
+is infused with its prescribed dose. Every line is accepted; each unit ends where the file
+leaves it; the infusion names its bag, its prescription and the cells it held."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from datetime import date, datetime, time as clock, timedelta, timezone
 from importlib import resources
 
 import asyncpg
@@ -23,6 +26,10 @@ from infra.runtime.access.store import PgAccessStore
 from infra.runtime.access.tokens import TokenIssuer
 from infra.tooling.access import read_token_key
 from infra.tooling.loader import Loader
+from infra.tooling.programmes import bundled
+from services.clinical.bsa import body_surface_area
+from services.clinical.lymphodepletion import lymphodepletion_doses
+from services.kernel.programmes import regimen_of
 from tests.access import principal, provisioned
 from tests.e2e.driver import http_json, sign_latest
 from tests.e2e.test_access_matrix import call
@@ -68,6 +75,23 @@ async def organisations_and_people(database_url: str, home, centre: str) -> dict
         await conn.close()
 
 
+def lymphodepletion(programme_id: str, subject: str, day0: date) -> list[str]:
+    """The programme's regimen prescribed a week before `day0` for 165 cm and 60 kg, and each
+    administration given on its day at 09:00 UTC, as load lines (none without a regimen)."""
+    definition = next(d for d in bundled() if d.programme_id == programme_id)
+    if definition.lymphodepletion is None:
+        return []
+    nine = datetime.combine(day0, clock(9), tzinfo=timezone.utc)
+    plan = lymphodepletion_doses(regimen_of(definition.title, definition.lymphodepletion),
+                                 body_surface_area(165.0, 60.0))
+    return [json.dumps({"command": "PrescribeLymphodepletion", "subject_id": subject, "height_cm": 165.0,
+                        "weight_kg": 60.0, "planned_infusion_on": day0.isoformat(),
+                        "prescribed_at": (nine - timedelta(days=7)).isoformat()}),
+            *(json.dumps({"command": "RecordLymphodepletionDose", "subject_id": subject, "agent": d.agent,
+                          "dose_mg": d.dose_mg, "administered_at": (nine + timedelta(days=d.study_day)).isoformat()})
+              for d in plan.daily_doses)]
+
+
 @pytest.mark.parametrize("name", SCENARIOS)
 async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_is_infused(system, name):
     cmds = commands(name)
@@ -92,6 +116,9 @@ async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_
     [screened] = [r for r in results if r.command_type == "ScreenCandidate"]
     assert screened.detail.endswith("v1: eligible"), screened
 
+    programme = next(c["programme_id"] for c in cmds if c["command"] == "EnrollSubject")
+    given = await loader.load(lymphodepletion(programme, subject, datetime.now(timezone.utc).date()))
+    assert [r.status for r in given] == ["accepted"] * len(given), given
     first, second = sorted(nurses)
     bag = units[0]
 
@@ -112,6 +139,8 @@ async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_
                                                "unit_id": bag, "bedside_check_id": go["check_id"],
                                                "infused_at": go["checked_at"], "principal": first})])
     assert infused.status == "accepted", infused
+    [prescribed] = [c for c in cmds if c["command"] == "PrescribeCellDose"]
+    assert prescribed["unit_id"] == bag
 
     for _ in range(150):  # the projection, rebuilt from the log, shows where each bag is
         # as the centre's nurse: the bags' ids are the COI's, removed from a view without identifiers

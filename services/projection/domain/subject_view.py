@@ -502,8 +502,12 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                                         f"infusion {event.infusion_number}, COI {event.coi_id}"
                                                         + (f", unit {event.unit_id}" if event.unit_id else "")
                                                         + (", released out of specification"
-                                                           if event.out_of_specification else ""),
+                                                           if event.out_of_specification else "")
+                                                        + _given(event),
                                                         event_id))
+    if type(event) in _DOSING_SUMMARIES:
+        when, summary = _DOSING_SUMMARIES[type(event)](event, occurred_at)
+        return dataclasses.replace(view, timeline=_with_entry(view, when, t, summary, event_id))
     if isinstance(event, ev.SecondInfusionDecided):
         verdict = "indicated" if event.indicated else "not indicated"
         return dataclasses.replace(view, timeline=_with_entry(
@@ -514,6 +518,48 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                 timeline=_with_entry(view, event.assessed_on, t, _assessed(event), event_id))
         return _with_day28(v, view.day28, event)
     return view
+
+
+def _given(event: ev.ProductInfused) -> str:
+    """The dose an infusion gave, as its cell-dose prescription had it (issue 10 item 4)."""
+    if event.volume_ml is None or event.cells_infused is None:
+        return ""
+    deviation = f" (dose deviation: {event.dose_deviation_reason})" if event.dose_deviation_reason else ""
+    return f", {event.volume_ml:g} mL, {event.cells_infused:.3g} cells{deviation}"
+
+
+def _prescribed_ld(e: ev.LymphodepletionPrescribed, occurred_at: datetime) -> tuple[datetime | date, str]:
+    agents = {}
+    for d in e.doses:
+        agents.setdefault(d.agent, []).append(d.dose_mg)
+    doses = ", ".join(f"{a} {mg[0]:g} mg x {len(mg)}" if len(set(mg)) == 1 else f"{a} {'/'.join(f'{m:g}' for m in mg)} mg"
+                      for a, mg in agents.items())
+    return e.prescribed_at, (f"lymphodepletion prescribed ({e.regimen}): BSA {e.bsa_m2:.2f} m2 ({e.bsa_formula}, "
+                             f"{e.height_cm:g} cm, {e.weight_kg:g} kg), infusion planned on "
+                             f"{e.planned_infusion_on.isoformat()}: {doses}")
+
+
+def _administered(e: ev.LymphodepletionAdministered, occurred_at: datetime) -> tuple[datetime | date, str]:
+    deviation = (f", prescribed {e.prescribed_mg:g} mg: {e.deviation_reason}" if e.deviation_reason else "")
+    return e.administered_at, f"lymphodepletion: {e.agent} {e.dose_mg:g} mg (day {e.study_day}){deviation}"
+
+
+def _completed(e: ev.LymphodepletionCompleted, occurred_at: datetime) -> tuple[datetime | date, str]:
+    window = (f"; infusion from {e.window.earliest.isoformat()} to {e.window.latest.isoformat()}"
+              if e.window is not None else "")
+    return occurred_at, f"lymphodepletion complete{window}"  # with its last administration
+
+
+def _prescribed_dose(e: ev.CellDosePrescribed, occurred_at: datetime) -> tuple[datetime | date, str]:
+    dose = (f"{e.cells_per_kg:.3g} cells/kg x {e.weight_kg:g} kg" if e.cells_per_kg is not None
+            else f"flat {e.flat_cells:.3g} cells")
+    return e.prescribed_at, (f"cell dose prescribed from unit {e.unit_id} (level {e.dose_level}): {dose} = "
+                             f"{e.target_cells:.3g} cells, {e.volume_ml:g} mL at {e.viable_cells_per_ml:.3g} cells/mL "
+                             f"({e.deviation_fraction:+.1%}, tolerance {e.tolerance_fraction:.0%})")
+
+
+_DOSING_SUMMARIES = {ev.LymphodepletionPrescribed: _prescribed_ld, ev.LymphodepletionAdministered: _administered,
+                     ev.LymphodepletionCompleted: _completed, ev.CellDosePrescribed: _prescribed_dose}
 
 
 def _fold_release_record(view: SubjectView, event: ev.ProductReleased, event_id: str | None) -> SubjectView:

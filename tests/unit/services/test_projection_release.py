@@ -448,3 +448,55 @@ def test_an_event_of_no_subject_such_as_a_specification_shapes_no_view():
         criteria=[ev.SpecificationCriterion(attribute="viability_percent", kind="at_least", low=70, source="FDA")])
 
     assert fold(SubjectView(SUBJECT), spec, COLLECTED_AT) == SubjectView(SUBJECT)
+
+
+# --- dosing at infusion (issue 10 item 4) ---------------------------------------------------
+LD_ID, DOSE_ID = uuid.UUID("11111111-2222-4333-8444-555555555555"), uuid.UUID("66666666-7777-4888-9999-000000000000")
+
+
+def dosing_journey() -> list[Event]:
+    from datetime import date
+    prescribed = ev.LymphodepletionPrescribed(
+        prescription_id=LD_ID, subject_id=SUBJECT, programme_id=PROGRAMME, programme_version=1,
+        regimen="Flu/Cy 30/500", height_cm=170.0, weight_kg=65.0, bsa_formula="mosteller", bsa_m2=1.752,
+        planned_infusion_on=INFUSED_AT.date(),
+        doses=[ev.ScheduledDose(on=INFUSED_AT.date() - timedelta(days=n), study_day=-n, agent="fludarabine",
+                                mg_per_m2=30.0, dose_mg=53.0) for n in (5, 4, 3)],
+        prescribed_at=INFUSED_AT - timedelta(days=7))
+    given = [ev.LymphodepletionAdministered(
+        prescription_id=LD_ID, subject_id=SUBJECT, agent="fludarabine", study_day=-n,
+        on=INFUSED_AT.date() - timedelta(days=n), dose_mg=53.0 if n != 3 else 45.0, prescribed_mg=53.0,
+        administered_at=INFUSED_AT - timedelta(days=n), deviation_reason="renal function" if n == 3 else None)
+        for n in (5, 4, 3)]
+    completed = ev.LymphodepletionCompleted(
+        prescription_id=LD_ID, subject_id=SUBJECT, completed_on=INFUSED_AT.date() - timedelta(days=3),
+        window=ev.InfusionWindow(earliest=INFUSED_AT.date(), latest=date(2099, 1, 1)))
+    dose = ev.CellDosePrescribed(
+        prescription_id=DOSE_ID, subject_id=SUBJECT, unit_id=A0, programme_id=PROGRAMME, programme_version=1,
+        dose_level=1, weight_kg=65.0, cells_per_kg=1e6, target_cells=6.5e7, viable_cells_per_ml=2.5e6,
+        bag_volume_ml=68.0, volume_ml=26.0, planned_cells=6.5e7, deviation_fraction=0.0, tolerance_fraction=0.2,
+        prescribed_at=INFUSED_AT - timedelta(days=1))
+    infused = ev.ProductInfused(subject_id=SUBJECT, coi_id=COI, infused_at=INFUSED_AT, infusion_number=1, unit_id=A0,
+                                cell_dose_prescription_id=DOSE_ID, volume_ml=20.0, cells_infused=5e7,
+                                dose_deviation_reason="stopped for a reaction")
+    return [(prescribed, prescribed.prescribed_at), *((g, g.administered_at) for g in given),
+            (completed, given[-1].administered_at), (dose, dose.prescribed_at), (infused, INFUSED_AT)]
+
+
+class TestDosingOnTheTimeline:
+    def test_each_step_is_on_the_timeline_in_clinical_order(self):
+        summaries = [e.summary for e in fold_all([enrolled(), *dosing_journey()]).timeline][1:]
+        assert summaries[0].startswith("lymphodepletion prescribed (Flu/Cy 30/500): BSA 1.75 m2 (mosteller, 170 cm, "
+                                       "65 kg)") and summaries[0].endswith(": fludarabine 53 mg x 3")
+        assert summaries[1:4] == ["lymphodepletion: fludarabine 53 mg (day -5)",
+                                  "lymphodepletion: fludarabine 53 mg (day -4)",
+                                  "lymphodepletion: fludarabine 45 mg (day -3), prescribed 53 mg: renal function"]
+        assert summaries[4].startswith("lymphodepletion complete; infusion from ")
+        assert summaries[5] == (f"cell dose prescribed from unit {A0} (level 1): 1e+06 cells/kg x 65 kg = 6.5e+07 "
+                                "cells, 26 mL at 2.5e+06 cells/mL (+0.0%, tolerance 20%)")
+        assert summaries[6].endswith(", 20 mL, 5e+07 cells (dose deviation: stopped for a reaction)")
+
+    @given(st.permutations(dosing_journey()))
+    @settings(max_examples=30)
+    def test_in_any_order(self, arrival_order):
+        assert fold_all(arrival_order) == fold_all(dosing_journey())
