@@ -152,3 +152,7 @@ async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_
     assert where[coi + "00"] == "in_manufacturing" and where[bag] == "infused"
     assert all(where[u] == "released" for u in units[1:])  # the later bags wait at the facility
     assert view["legs_days"]["collection_to_receipt"] is not None and view["phase"] == "infused"
+    # the prescribed dose: the dose per kg x the weight, over the bag's 2.5 x 10^6 viable cells/mL
+    volume = prescribed.get("cells_per_kg", 1e6) * prescribed["weight_kg"] / 2.5e6
+    [given] = [e["summary"] for e in view["timeline"] if e["summary"].startswith("infusion 1,")]
+    assert given.endswith(f", {volume:g} mL, {volume * 2.5e6:.3g} cells"), given
