@@ -1,8 +1,13 @@
 """Programmes as data (issue 10 item 1): each programme's published definitions, one version
 after another, and the check that a definition is one the clinical rules accept.
 
-A definition's clinical sections are the clinical rules' own parameters; `rules_of`
-(services/kernel/programmes.py, shared with infusion) builds them, so a definition the rules
+A definition's clinical sections are the clinical rules' own parameters (read by
+services/kernel/programmes.py, shared with infusion): the eligibility criteria
+(`services/clinical/eligibility.EligibilityCriteria`), the lymphodepletion regimen and its
+infusion window (`lymphodepletion.LymphodepletionRegimen`), the cell-dose tolerance
+(`cell_dose.CellDoseProgramme`), the escalation design (`escalation.boin.BoinDesign`; 3+3 with
+its sample-size cap, `escalation.core`) and the second-infusion policy
+(`second_infusion.SecondInfusionPolicy`). `rules_of` builds them, so a definition the rules
 would refuse is refused when it is published, naming the section and the rule's reason, and
 never reaches a subject. A change is a new version; a subject keeps the version it was
 enrolled under (`SubjectEnrolled.programme_version`).
@@ -19,14 +24,22 @@ from contracts.base import EventPayload
 from contracts.commands import PublishProgramme
 from contracts.errors import CommandRefused
 from contracts.events import ProgrammePublished
-from contracts.programmes import ProgrammeDefinition
+from contracts.programmes import EscalationDesignKind, ProgrammeDefinition
 from services.clinical.base import ClinicalInputError
-from services.clinical.eligibility import Candidate, EligibilityResult, evaluate
+from services.clinical.cell_dose import CellDoseProgramme
+from services.clinical.eligibility import Candidate, EligibilityCriteria, EligibilityResult, evaluate
+from services.clinical.escalation.boin import BoinDesign
+from services.clinical.lymphodepletion import LymphodepletionRegimen
+from services.clinical.second_infusion import SecondInfusionPolicy
 from services.kernel.aggregate import Aggregate
-from services.kernel.programmes import InvalidProgramme, as_rule, rules_of
+from services.kernel.programmes import as_rule, regimen_of
 
 __all__ = ["InvalidProgramme", "Programme", "ProgrammeUnchanged", "UnknownProgramme", "programme_stream", "rules_of",
            "screen"]
+
+
+class InvalidProgramme(CommandRefused):
+    code = "INVALID_PROGRAMME"
 
 
 class ProgrammeUnchanged(CommandRefused):
@@ -39,6 +52,52 @@ class UnknownProgramme(CommandRefused):
 
 def programme_stream(programme_id: str) -> str:
     return f"programme-{programme_id}"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A definition's clinical sections as the clinical rules' own objects."""
+
+    eligibility: EligibilityCriteria
+    lymphodepletion: LymphodepletionRegimen | None
+    cell_dose: CellDoseProgramme | None
+    escalation: BoinDesign | int | None  # BOIN's design, or 3+3's sample-size cap (None: no cap)
+    second_infusion: SecondInfusionPolicy | None
+
+
+def rules_of(d: ProgrammeDefinition) -> Rules:
+    """The clinical rules' objects of `d`, or InvalidProgramme naming the section at fault."""
+    def section(name: str, build):  # noqa: ANN001, ANN202 - a builder of one section
+        try:
+            return build()
+        except (ClinicalInputError, TypeError, ValueError, ValidationError) as exc:
+            raise InvalidProgramme(f"{d.programme_id}: {name}: {exc}") from None
+
+    eligibility = section("eligibility", lambda: as_rule(EligibilityCriteria, {"name": d.title, **d.eligibility}))
+    regimen = None
+    if d.lymphodepletion is not None:
+        regimen = section("lymphodepletion", lambda: regimen_of(d.title, d.lymphodepletion))
+    per_kg = [lv.cells_per_kg for lv in d.dose_levels if lv.cells_per_kg is not None]
+    dose = None
+    if d.cell_dose_tolerance_fraction is not None and per_kg:
+        dose = section("cell_dose_tolerance_fraction", lambda: CellDoseProgramme(
+            target_cells_per_kg=per_kg[0], tolerance_fraction=d.cell_dose_tolerance_fraction))
+    escalation: BoinDesign | int | None = None
+    if d.escalation is not None:
+        e = d.escalation
+        levels = sorted(lv.level for lv in d.dose_levels if lv.level >= 1)
+        if levels != list(range(1, len(levels) + 1)):
+            raise InvalidProgramme(f"{d.programme_id}: escalation: dose levels are numbered 1..K, not {levels}")
+        if e.design is EscalationDesignKind.BOIN:
+            escalation = section("escalation", lambda: BoinDesign(
+                target=e.target_dlt_rate, n_dose_levels=len(levels), cohort_size=e.cohort_size,
+                max_sample_size=e.max_sample_size))
+        else:
+            escalation = e.max_sample_size  # 3+3's one parameter: its sample-size cap (escalation.core)
+    second = None
+    if d.second_infusion is not None:
+        second = section("second_infusion", lambda: as_rule(SecondInfusionPolicy, d.second_infusion))
+    return Rules(eligibility, regimen, dose, escalation, second)
 
 
 class InvalidScreening(CommandRefused):
