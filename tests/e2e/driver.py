@@ -30,6 +30,36 @@ def http_json(url: str, body: dict | None = None, method: str = "GET", *, token:
         return json.loads(r.read())
 
 
+def lymphodepletion_lines(programme_id: str, subject: str, day0: date) -> list[str]:
+    """The programme's regimen (issue 10 item 4) prescribed a week before `day0` for 165 cm and
+    60 kg, and each administration given on its day at 09:00 UTC, as load lines (none for a
+    programme without one): a bedside check on `day0` finds it complete and within its window."""
+    from infra.tooling.programmes import bundled
+    from services.clinical.bsa import body_surface_area
+    from services.clinical.lymphodepletion import lymphodepletion_doses
+    from services.kernel.programmes import regimen_of
+
+    definition = next(d for d in bundled() if d.programme_id == programme_id)
+    if definition.lymphodepletion is None:
+        return []
+    nine = datetime.combine(day0, datetime.min.time().replace(hour=9), tzinfo=timezone.utc)
+    plan = lymphodepletion_doses(regimen_of(definition.title, definition.lymphodepletion),
+                                 body_surface_area(165.0, 60.0))
+    return [json.dumps({"command": "PrescribeLymphodepletion", "subject_id": subject, "height_cm": 165.0,
+                        "weight_kg": 60.0, "planned_infusion_on": day0.isoformat(),
+                        "prescribed_at": (nine - timedelta(days=7)).isoformat()}),
+            *(json.dumps({"command": "RecordLymphodepletionDose", "subject_id": subject, "agent": d.agent,
+                          "dose_mg": d.dose_mg, "administered_at": (nine + timedelta(days=d.study_day)).isoformat()})
+              for d in plan.daily_doses)]
+
+
+def cell_dose_line(subject: str, unit_id: str, prescribed_at: str = "2025-01-01T00:00:00Z") -> str:
+    """1 x 10^6 cells/kg for 60 kg, within 20 %, from bag `unit_id` (an illustrative
+    prescription, for a programme that states no dose)."""
+    return json.dumps({"command": "PrescribeCellDose", "subject_id": subject, "unit_id": unit_id, "weight_kg": 60.0,
+                       "cells_per_kg": 1e6, "tolerance_fraction": 0.2, "prescribed_at": prescribed_at})
+
+
 # Specifications (issue 9 item 4) the bundled scenarios do not load: a facility's, for the
 # programmes the e2e tests enrol into, set as the CLI (a QP's, submitted from the facility's system).
 def specification_line(programme: str, facility: str, set_at: str = "2025-01-01T00:00:00Z") -> str:

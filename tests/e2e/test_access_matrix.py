@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import asyncpg
@@ -41,7 +42,7 @@ from infra.tooling.loader import Loader
 from infra.tooling.specs import service_specs
 from infra.tooling.supervisor import System
 from tests.access import principal, provisioned
-from tests.e2e.driver import qc_line, sign_latest, specification_line
+from tests.e2e.driver import cell_dose_line, lymphodepletion_lines, qc_line, sign_latest, specification_line
 from tests.conftest import _admin, _with_database, in_thread
 
 pytestmark = pytest.mark.e2e
@@ -204,8 +205,11 @@ def _infuse(stack: Stack, side: str) -> str:
     # the release takes effect with the facility's qualified person's signature (issue 9 item 4)
     asyncio.run(sign_latest(stack.database_url, stack.urls["manufacturing"], stack.credentials[QP], coi,
                             "manufacturing.ProductReleased", QP_PASSWORD))
+    # prepared at the centre; the lymphodepletion of CART-BALL-RR given in the days before today and the
+    # bag's cell dose prescribed (issue 10 item 4)
     lines = [step(bag, "shipped", OWN_FACILITY, 7, destination_org_id=centre), step(bag, "received", centre, 8),
-             step(bag, "prepared", centre, 9)]
+             step(bag, "prepared", centre, 9), cell_dose_line(subject, bag),
+             *lymphodepletion_lines("CART-BALL-RR", subject, datetime.now(timezone.utc).date())]
     results = asyncio.run(loader.load(lines))
     assert all(r.status == "accepted" for r in results), results
     first, second = WITNESSES[side]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import date, datetime, time as clock, timedelta, timezone
+from datetime import datetime, timezone
 from importlib import resources
 
 import asyncpg
@@ -26,12 +26,8 @@ from infra.runtime.access.store import PgAccessStore
 from infra.runtime.access.tokens import TokenIssuer
 from infra.tooling.access import read_token_key
 from infra.tooling.loader import Loader
-from infra.tooling.programmes import bundled
-from services.clinical.bsa import body_surface_area
-from services.clinical.lymphodepletion import lymphodepletion_doses
-from services.kernel.programmes import regimen_of
 from tests.access import principal, provisioned
-from tests.e2e.driver import http_json, sign_latest
+from tests.e2e.driver import http_json, lymphodepletion_lines, sign_latest
 from tests.e2e.test_access_matrix import call
 
 pytestmark = pytest.mark.e2e
@@ -75,23 +71,6 @@ async def organisations_and_people(database_url: str, home, centre: str) -> dict
         await conn.close()
 
 
-def lymphodepletion(programme_id: str, subject: str, day0: date) -> list[str]:
-    """The programme's regimen prescribed a week before `day0` for 165 cm and 60 kg, and each
-    administration given on its day at 09:00 UTC, as load lines (none without a regimen)."""
-    definition = next(d for d in bundled() if d.programme_id == programme_id)
-    if definition.lymphodepletion is None:
-        return []
-    nine = datetime.combine(day0, clock(9), tzinfo=timezone.utc)
-    plan = lymphodepletion_doses(regimen_of(definition.title, definition.lymphodepletion),
-                                 body_surface_area(165.0, 60.0))
-    return [json.dumps({"command": "PrescribeLymphodepletion", "subject_id": subject, "height_cm": 165.0,
-                        "weight_kg": 60.0, "planned_infusion_on": day0.isoformat(),
-                        "prescribed_at": (nine - timedelta(days=7)).isoformat()}),
-            *(json.dumps({"command": "RecordLymphodepletionDose", "subject_id": subject, "agent": d.agent,
-                          "dose_mg": d.dose_mg, "administered_at": (nine + timedelta(days=d.study_day)).isoformat()})
-              for d in plan.daily_doses)]
-
-
 @pytest.mark.parametrize("name", SCENARIOS)
 async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_is_infused(system, name):
     cmds = commands(name)
@@ -117,7 +96,7 @@ async def test_a_scenario_goes_from_collection_to_the_bedside_and_its_first_bag_
     assert screened.detail.endswith("v1: eligible"), screened
 
     programme = next(c["programme_id"] for c in cmds if c["command"] == "EnrollSubject")
-    given = await loader.load(lymphodepletion(programme, subject, datetime.now(timezone.utc).date()))
+    given = await loader.load(lymphodepletion_lines(programme, subject, datetime.now(timezone.utc).date()))
     assert [r.status for r in given] == ["accepted"] * len(given), given
     first, second = sorted(nurses)
     bag = units[0]
