@@ -15,7 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from contracts.base import CommandPayload
-from contracts.events import QcResult, SignatureMeaning, SpecificationCriterion
+from contracts.events import DoseLimitingToxicity, QcResult, SignatureMeaning, SpecificationCriterion
 from contracts.custody import CustodyStep, Disposition, SlotKind, StorageCondition
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
 from contracts.programmes import ProgrammeDefinition
@@ -58,12 +58,17 @@ class EraseIdentity(CommandPayload):
 
 
 class EnrollSubject(CommandPayload):
+    """Enrol a screened subject. In a programme with a dose escalation the design assigns the
+    dose level (issue 10 item 3); `dose_level`, if given, is the level the centre expects, and
+    the enrolment is refused if the design does not allow it."""
+
     command_type = "EnrollSubject"
     topic: ClassVar[str | None] = topics.ENROLLMENT_COMMANDS
     subject_id: SubjectId
     programme_id: ProgrammeId
     centre_id: CentreId
     enrolled_on: ClinicalDate
+    dose_level: Annotated[int, Field(ge=-3, le=20)] | None = None
 
 
 class PublishProgramme(CommandPayload):
@@ -404,6 +409,18 @@ class CorrectResponseAssessment(RecordResponseAssessment):
     reason: Annotated[str, Field(min_length=1, max_length=500)]
 
 
+class RecordDltEvaluation(CommandPayload):
+    """The investigator's dose-limiting toxicity evaluation of a subject in a dose escalation
+    (issue 10 item 3): a DLT (`dlt`: its onset within the programme's DLT window after the
+    first infusion, its CTCAE v5 term and grade), or none (`dlt` null) once the window closed."""
+
+    command_type = "RecordDltEvaluation"
+    topic: ClassVar[str | None] = topics.ASSESSMENT_COMMANDS
+    subject_id: SubjectId
+    evaluated_on: ClinicalDate
+    dlt: DoseLimitingToxicity | None = None
+
+
 class SignRecord(CommandPayload):
     """Sign an event of the receiving service's store (21 CFR 11.50, 11.70). HTTP only
     (`POST /signatures`): signing needs the signer's password (11.200(a)), which never
@@ -447,5 +464,6 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     PrescribeCellDose,
     RecordResponseAssessment,
     CorrectResponseAssessment,
+    RecordDltEvaluation,
     SignRecord,
 )

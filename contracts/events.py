@@ -67,6 +67,77 @@ class SubjectEnrolled(EventPayload):
     # dose levels and the cell dose's tolerance (issue 10 item 4); None: enrolled before
     # definitions were published
     dosing: Dosing | None = None
+    # a dose escalation (issue 10 item 3): the level its design assigned the subject, and the
+    # window after the first infusion in which a toxicity is dose-limiting
+    dose_level: Annotated[int, Field(ge=-3, le=20)] | None = None
+    dlt_window_days: Annotated[int, Field(ge=1, le=365)] | None = None
+
+
+class LevelCount(Contract):
+    """What a dose-escalation design knew of one dose level: subjects evaluable (their DLT
+    window closed, or they had a DLT), DLTs among them, and subjects still pending."""
+
+    level: Annotated[int, Field(ge=1, le=20)]
+    evaluable: Annotated[int, Field(ge=0)]
+    dlts: Annotated[int, Field(ge=0)]
+    pending: Annotated[int, Field(ge=0)]
+
+
+class EscalationDecision(Contract):
+    """A design's decision (services/clinical/escalation): the action, the level of the next
+    subjects and how many, the MTD when established or selected, and why."""
+
+    action: Annotated[str, Field(min_length=1, max_length=40)]
+    next_dose_level: Annotated[int, Field(ge=1, le=20)] | None = None
+    patients_to_enrol: Annotated[int, Field(ge=0)] = 0
+    mtd: Annotated[int, Field(ge=1, le=20)] | None = None
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class DoseLevelAssigned(EventPayload):
+    """The programme's dose-escalation design assigned the subject enrolled on `enrolled_on` to
+    `dose_level`, in cohort `cohort` of `cohort_size` subjects, by its decision on what was
+    known (`levels`; `fill_cohort`: a place in a cohort the design opened): stream
+    `escalation-<programme>`, the design's one consistency boundary."""
+
+    event_type = "enrollment.DoseLevelAssigned"
+    programme_id: ProgrammeId
+    programme_version: Annotated[int, Field(ge=1)]
+    subject_id: SubjectId
+    dose_level: Annotated[int, Field(ge=1, le=20)]
+    cohort: Annotated[int, Field(ge=1)]
+    cohort_size: Annotated[int, Field(ge=1, le=12)]
+    enrolled_on: ClinicalDate
+    levels: Annotated[list[LevelCount], Field(min_length=1, max_length=20)]
+    decision: EscalationDecision
+
+
+class EscalationDecided(EventPayload):
+    """A subject's DLT evaluation (`subject_id`, `dlt`) changed what the design knows; its
+    decision on the levels as they now stand (escalate, stay, expand, de-escalate, wait, stop)."""
+
+    event_type = "enrollment.EscalationDecided"
+    programme_id: ProgrammeId
+    programme_version: Annotated[int, Field(ge=1)]
+    subject_id: SubjectId
+    dlt: bool
+    evaluated_on: ClinicalDate
+    levels: Annotated[list[LevelCount], Field(min_length=1, max_length=20)]
+    decision: EscalationDecision
+
+
+class MtdDeclared(EventPayload):
+    """The dose escalation stopped: the maximum tolerated dose level (None: not established)
+    and the recommended dose level for further investigation (None: no level), with why."""
+
+    event_type = "enrollment.MtdDeclared"
+    programme_id: ProgrammeId
+    programme_version: Annotated[int, Field(ge=1)]
+    mtd_level: Annotated[int, Field(ge=1, le=20)] | None = None
+    recommended_level: Annotated[int, Field(ge=1, le=20)] | None = None
+    action: Annotated[str, Field(min_length=1, max_length=40)]
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    declared_on: ClinicalDate
 
 
 class EligibilityFailure(Contract):
@@ -734,6 +805,30 @@ class ResponseAssessed(EventPayload):
     molecular_response: bool | None = None
 
 
+class DoseLimitingToxicity(Contract):
+    """A toxicity the investigator judged dose-limiting by the protocol's definition: its onset,
+    its CTCAE v5 term and grade."""
+
+    onset_on: ClinicalDate
+    ctcae_term: Annotated[str, Field(min_length=1, max_length=120)]
+    grade: Annotated[int, Field(ge=1, le=5)]
+
+
+class DltEvaluated(EventPayload):
+    """The investigator's dose-limiting toxicity evaluation of a subject at `dose_level`,
+    infused first on `infused_on`: a DLT (onset within the programme's window), or none
+    (`dlt` null) once the window closed."""
+
+    event_type = "assessment.DltEvaluated"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    dose_level: Annotated[int, Field(ge=1, le=20)]
+    dlt_window_days: Annotated[int, Field(ge=1, le=365)]
+    infused_on: ClinicalDate
+    evaluated_on: ClinicalDate
+    dlt: DoseLimitingToxicity | None = None
+
+
 class ResponseAssessmentCorrected(ResponseAssessed):
     """A correction of the subject's response assessment dated `assessed_on`: the whole
     assessment as it should read, and why it was corrected. It supersedes the assessment (or
@@ -878,6 +973,10 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     CellDosePrescribed,
     ResponseAssessed,
     ResponseAssessmentCorrected,
+    DltEvaluated,
+    DoseLevelAssigned,
+    EscalationDecided,
+    MtdDeclared,
     CommandRejected,
     ChainHeadRecorded,
     RecordSigned,

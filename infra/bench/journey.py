@@ -17,7 +17,7 @@ reach celltrail.outcomes.v1.
 from __future__ import annotations
 
 import asyncio
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from datetime import time as dtime
 from typing import Any
 

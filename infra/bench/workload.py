@@ -134,8 +134,8 @@ def _envelopes(subject_id: str, recorded_at: datetime,
 
 def incident_events(subject_id: str, centre_id: str, n: int, recorded_at: datetime) -> list[EventEnvelope]:
     """What happens to a few journeys only, so not in `journey_events`: a temperature excursion
-    of the product's unit in transit, quality assurance's acceptance of it, and a correction of
-    the day-28 assessment."""
+    of the product's unit in transit, quality assurance's acceptance of it, a correction of
+    the day-28 assessment, and a dose escalation's DLT evaluation."""
     coi = str(isbt128.issue("B0003", 2024, n % 999_999 + 1))
     unit, at = coi + "A0", datetime(2024, 6, 1, 8, tzinfo=timezone.utc) + timedelta(minutes=n % 10_000)
     return _envelopes(subject_id, recorded_at, [
@@ -153,6 +153,9 @@ def incident_events(subject_id: str, centre_id: str, n: int, recorded_at: dateti
             flow_mrd_percent=0.0, molecular_mrd_percent=0.0, response_category=ev.ResponseCategory.CR,
             mrd_status=ev.MrdStatus.NEGATIVE, morphologic_response=True, flow_response=True, molecular_response=True,
             reason="flow cytometry re-read"), at + timedelta(days=1), None),
+        (assessment_stream(subject_id), 3, ev.DltEvaluated(
+            subject_id=subject_id, programme_id=BENCH_PROGRAMMES[0], dose_level=1, dlt_window_days=28,
+            infused_on=at.date() - timedelta(days=28), evaluated_on=at.date()), at, None),
     ])
 
 

@@ -9,9 +9,9 @@ from infra.runtime.host import ServiceSpec, serve
 from infra.runtime.streams import pg_streams
 from infra.runtime.subjects import PgSubjectCentres, subject_centres_in
 from infra.runtime.wiring import Factory, handlers_in, wire
+from services.assessment.adapters.escalations import PgEscalations
 from services.assessment.adapters.infusions import PgInfusions
 from services.assessment.application import handlers
-from services.kernel.subjects import learn_subject_centres
 
 NAME = SCHEMA = "assessment"
 
@@ -19,12 +19,13 @@ NAME = SCHEMA = "assessment"
 def adapters() -> dict[str, Factory]:
     """What the handlers name, from PostgreSQL."""
     return {"streams": pg_streams(EventStore(SCHEMA)), "infusions": lambda uow: PgInfusions(uow.conn),
-            "subject_centres": lambda uow: PgSubjectCentres(uow.conn, SCHEMA)}
+            "subject_centres": lambda uow: PgSubjectCentres(uow.conn, SCHEMA),
+            "escalations": lambda uow: PgEscalations(uow.conn)}
 
 
 def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:
     """The service; unit tests pass fakes as `dependencies` in place of `adapters()`."""
-    handled = wire([*handlers_in(handlers), learn_subject_centres], adapters() if dependencies is None else dependencies, actor=NAME)
+    handled = wire(handlers_in(handlers), adapters() if dependencies is None else dependencies, actor=NAME)
     return ServiceSpec(
         name=NAME,
         command_handlers=handled.commands,

@@ -41,7 +41,7 @@ class TestBenchAtToySizes:
         # ProductInfused x 2 (assessment; manufacturing, whose custody of a bag ends), PatientRegistered
         # (manufacturing: a donor is a registered person), ResponseAssessed and its correction
         # (infusion: the day-28 second-infusion decision)
-        assert pairs == 15
+        assert pairs == 16
         assert len(names) == pairs + 3  # each (service, upstream event type) pair, saturation, latency, rebuild
         for t in r["targets"]:
             assert t["verdict"] in ("PASS", "MISS") and t["figure"] is not None

@@ -12,6 +12,7 @@ from contracts.registry import parse_event
 from infra.runtime.eventstore import EventStore, Metadata
 from infra.runtime.streams import PgStreams
 from infra.runtime.subjects import PgSubjectCentres
+from services.assessment.adapters.escalations import PgEscalations
 from services.assessment.adapters.infusions import PgInfusions
 from services.enrollment.adapters.identities import PgIdentities
 from services.enrollment.adapters.identity_crypto import Keyring
@@ -23,7 +24,7 @@ from services.manufacturing.adapters.organisations import PgOrganisations
 from services.manufacturing.adapters.persons import PgPersons
 from services.projection.adapters.outcomes import StoredOutcomes
 from services.projection.adapters.read_models import PgReadModels
-from tests.ports.assessment import InfusionsContract
+from tests.ports.assessment import EscalationsContract, InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
 from tests.ports.infusion import PoliciesContract, ReleasedProductsContract, TreatmentsContract, UnitsContract
 from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract, PersonsContract
@@ -107,6 +108,12 @@ class TestPgSubjectCentres(SubjectCentresContract):
     @pytest.fixture
     def subject_centres(self, conn, schema):
         return PgSubjectCentres(conn, schema)
+
+
+class TestPgEscalations(EscalationsContract):
+    @pytest.fixture
+    def escalations(self, conn):
+        return PgEscalations(conn)
 
 
 class TestPgInfusions(InfusionsContract):

@@ -46,3 +46,20 @@ class InfusionsContract:
 
         assert (await infusions.first_infusion_on(SUBJECT), await infusions.first_infusion_on("S-BA9876543210")) == (
             date(2024, 3, 1), date(2024, 3, 2))
+
+
+# --- Escalations (PgEscalations, FakeEscalations) -------------------------------------------
+from services.assessment.application.ports import Escalation  # noqa: E402
+
+
+class EscalationsContract:
+    async def test_a_subject_outside_an_escalation_has_none(self, escalations):
+        assert await escalations.of("S-0123456789AB") is None
+
+    async def test_a_subjects_escalation_is_kept_as_first_learnt(self, escalations):
+        first = Escalation("S-0123456789AB", "NK-PHALL-P1", 1, 28)
+        await escalations.add_many([first, Escalation("S-BA9876543210", "NK-PHALL-P1", 2, 28)])
+        await escalations.add_many([Escalation("S-0123456789AB", "NK-PHALL-P1", 2, 21)])
+
+        assert await escalations.of("S-0123456789AB") == first
+        assert (await escalations.of("S-BA9876543210")).dose_level == 2

@@ -40,8 +40,9 @@ class TestBounds:
         # 16, and the corrected assessment's and its command's assessed_on, and a signature's signed_at, a COI's
         # issued_at, the labelling of units and a custody step (their commands' and events' times), a bedside
         # check, an excursion (start, end), a QA disposition (its event and command), a slot day (two commands, two events), an infusion learnt by manufacturing, a cancelled booking (command, event), lymphodepletion and the cell
-        # dose (three commands' five, three events' five)
-        assert unbounded == [] and len(TIME_FIELDS) == 63
+        # dose (three commands' five, three events' five), the dose escalation (a DLT evaluation's command
+        # and event, three, the assignment, decision and declaration, three)
+        assert unbounded == [] and len(TIME_FIELDS) == 69
 
     @pytest.mark.parametrize("kind, value, accepted", [
         (Instant, "1900-01-01T00:00:00Z", True),

@@ -79,7 +79,7 @@ class TestDerived:
         subs = subscriptions()
         assert subs["celltrail-manufacturing"] == {topics.ENROLLMENT_EVENTS, topics.INFUSION_EVENTS}  # a bag infused
         assert subs["celltrail-projection"] == set(topics.EVENT_TOPICS)
-        assert "celltrail-enrollment" not in subs  # reads commands only
+        assert subs["celltrail-enrollment"] == {topics.ASSESSMENT_EVENTS}  # a DLT evaluation, for the escalation
 
     def test_every_event_type_belongs_to_a_context(self) -> None:
         for event_type in EVENT_TYPES:

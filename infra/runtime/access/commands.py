@@ -92,6 +92,9 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
     # a correction is a new record with its reason, by whoever may write the record it
     # corrects (EU GMP Annex 11 §9)
     "CorrectResponseAssessment": A.WRITE_SUBJECT,
+    # a dose escalation's DLT evaluation (issue 10 item 3), recorded at the subject's centre as
+    # its assessments are
+    "RecordDltEvaluation": A.WRITE_SUBJECT,
 }
 
 # A principal is re-read at most this often (seconds): a revoked role or a disabled principal

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from contracts.commands import CorrectResponseAssessment, RecordResponseAssessment
-from contracts.events import ProductInfused
-from services.assessment.application.ports import Infusion, Infusions
-from services.assessment.domain.model import Assessments, assessment_stream
+from contracts.commands import CorrectResponseAssessment, RecordDltEvaluation, RecordResponseAssessment
+from contracts.events import ProductInfused, SubjectEnrolled
+from services.assessment.application.ports import Escalation, Escalations, Infusion, Infusions
+from services.assessment.domain.model import Assessments, assessment_stream, evaluate_dlt
 from services.kernel.aggregate import rebuild
 from services.kernel.clinical_dates import start_of_day
 from services.kernel.streams import Streams, reads
+from services.kernel.subjects import SubjectCentres, learn_subject_centres
 
 
 @reads(lambda cmd: [assessment_stream(cmd.subject_id)])
@@ -31,3 +32,22 @@ async def correct_response(cmd: CorrectResponseAssessment, streams: Streams, inf
 
 async def on_products_infused(events: list[ProductInfused], infusions: Infusions) -> None:
     await infusions.add_many([Infusion(e.subject_id, e.infusion_number, e.infused_at) for e in events])
+
+
+@reads(lambda cmd: [assessment_stream(cmd.subject_id)])
+async def record_dlt_evaluation(cmd: RecordDltEvaluation, streams: Streams, infusions: Infusions,
+                                escalations: Escalations) -> None:
+    events, version = await streams.load(assessment_stream(cmd.subject_id))
+    new = evaluate_dlt(rebuild(Assessments(cmd.subject_id), events), cmd,
+                       await infusions.first_infusion_on(cmd.subject_id), await escalations.of(cmd.subject_id))
+    await streams.append(assessment_stream(cmd.subject_id), version, new,
+                         occurred_at=start_of_day(cmd.evaluated_on), subject_id=cmd.subject_id)
+
+
+async def on_subjects_enrolled(events: list[SubjectEnrolled], subject_centres: SubjectCentres,
+                               escalations: Escalations) -> None:
+    """Each subject's centre (the command guard's) and, in a dose escalation, its level and
+    the programme's DLT window."""
+    await learn_subject_centres(events, subject_centres)
+    await escalations.add_many([Escalation(e.subject_id, e.programme_id, e.dose_level, e.dlt_window_days)
+                                for e in events if e.dose_level is not None and e.dlt_window_days is not None])

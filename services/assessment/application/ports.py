@@ -28,3 +28,23 @@ class Infusions(Protocol):
     async def add_many(self, infusions: Sequence[Infusion]) -> None:
         """`add` of each, in order, in one go."""
         ...
+
+
+class Escalation(NamedTuple):
+    """A subject in a dose escalation: its programme, the level the design assigned it and the
+    programme's DLT window (days after the first infusion)."""
+
+    subject_id: str
+    programme_id: str
+    dose_level: int
+    dlt_window_days: int
+
+
+class Escalations(Protocol):
+    """The subjects of dose escalations, learnt from enrollment's `SubjectEnrolled`."""
+
+    async def of(self, subject_id: str) -> Escalation | None: ...
+
+    async def add_many(self, escalations: Sequence[Escalation]) -> None:
+        """Idempotent: a subject's escalation is kept as first learnt."""
+        ...

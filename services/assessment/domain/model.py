@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
+from typing import Protocol
 
 from contracts import events as ev
 from contracts.base import EventPayload
-from contracts.commands import CorrectResponseAssessment, RecordResponseAssessment
+from contracts.commands import CorrectResponseAssessment, RecordDltEvaluation, RecordResponseAssessment
 from contracts.errors import CommandRefused
 from services.clinical.response_all import (
     AllAssessment,
@@ -17,12 +18,29 @@ from services.clinical.response_all import (
     all_response,
     carcik_day28_readings,
 )
+from services.clinical.escalation.records import InvalidPatientRecordError, PatientDltRecord, level_states_from_records
 from services.kernel.aggregate import Aggregate
 from services.kernel.clinical_dates import study_day
 
 
 class SubjectNotInfused(CommandRefused):
     code = "SUBJECT_NOT_INFUSED"
+
+
+class NotInEscalation(CommandRefused):
+    code = "NOT_IN_DOSE_ESCALATION"
+
+
+class DltAlreadyEvaluated(CommandRefused):
+    code = "DLT_ALREADY_EVALUATED"
+
+
+class OutsideDltWindow(CommandRefused):
+    code = "OUTSIDE_DLT_WINDOW"
+
+
+class DltWindowOpen(CommandRefused):
+    code = "DLT_WINDOW_OPEN"
 
 
 class AssessmentBeforeInfusion(CommandRefused):
@@ -37,6 +55,14 @@ class CorrectionChangesNothing(CommandRefused):
     code = "CORRECTION_CHANGES_NOTHING"
 
 
+class EscalationOf(Protocol):
+    """A subject's place in a dose escalation (application/ports.py, `Escalation`)."""
+
+    programme_id: str
+    dose_level: int
+    dlt_window_days: int
+
+
 def assessment_stream(subject_id: str) -> str:
     return f"assessments-{subject_id}"
 
@@ -48,9 +74,12 @@ class Assessments(Aggregate):
 
     subject_id: str
     history: list[ev.ResponseAssessed] = field(default_factory=list)
+    dlt_evaluation: ev.DltEvaluated | None = None
 
     def apply(self, event: EventPayload) -> None:
-        if isinstance(event, ev.ResponseAssessmentCorrected):
+        if isinstance(event, ev.DltEvaluated):
+            self.dlt_evaluation = event
+        elif isinstance(event, ev.ResponseAssessmentCorrected):
             # supersedes what was recorded for its date; the superseded events stay in the store
             self.history = [e for e in self.history if e.assessed_on != event.assessed_on] + [event]
         elif isinstance(event, ev.ResponseAssessed):
@@ -114,3 +143,33 @@ class Assessments(Aggregate):
             morphologic_response=readings.morphology_response, flow_response=readings.flow_response,
             molecular_response=readings.molecular_response,
         )]
+
+
+def evaluate_dlt(assessments: Assessments, cmd: RecordDltEvaluation, first_infusion_on: date | None,
+                 escalation: "EscalationOf | None") -> list[EventPayload]:
+    """The subject's one DLT evaluation (issue 10 item 3), judged by the programme's DLT window
+    as the escalation rule reads it (services/clinical/escalation/records.py: a DLT falls on
+    days 0..window after the infusion; a subject without one is evaluable once the window has
+    closed)."""
+    if escalation is None:
+        raise NotInEscalation(f"subject {cmd.subject_id} is not in a dose escalation")
+    if first_infusion_on is None:
+        raise SubjectNotInfused(f"subject {cmd.subject_id} has no infusion recorded: the DLT window starts with it")
+    if assessments.dlt_evaluation is not None:
+        raise DltAlreadyEvaluated(f"subject {cmd.subject_id}'s DLT evaluation was recorded on "
+                                  f"{assessments.dlt_evaluation.evaluated_on.isoformat()}")
+    record = PatientDltRecord(cmd.subject_id, escalation.dose_level, first_infusion_on,
+                              cmd.dlt.onset_on if cmd.dlt is not None else None)
+    try:
+        [level] = [s for s in level_states_from_records([record], cmd.evaluated_on, escalation.dlt_window_days,
+                                                        escalation.dose_level) if s.level == escalation.dose_level]
+    except InvalidPatientRecordError as exc:
+        raise OutsideDltWindow(str(exc)) from None
+    if level.pending:
+        closes = first_infusion_on + timedelta(days=escalation.dlt_window_days)
+        raise DltWindowOpen(f"subject {cmd.subject_id}'s {escalation.dlt_window_days}-day DLT window after the "
+                            f"infusion on {first_infusion_on.isoformat()} closes on {closes.isoformat()}: without a "
+                            "DLT the subject is evaluable from then")
+    return [ev.DltEvaluated(subject_id=cmd.subject_id, programme_id=escalation.programme_id,
+                            dose_level=escalation.dose_level, dlt_window_days=escalation.dlt_window_days,
+                            infused_on=first_infusion_on, evaluated_on=cmd.evaluated_on, dlt=cmd.dlt)]

@@ -14,10 +14,11 @@ from contracts.commands import (
     ScreenCandidate,
 )
 from services.clinical.eligibility import age_in_completed_years
-from contracts.events import PatientRegistered
+from contracts.events import DltEvaluated, DoseLevelAssigned, EscalationDecided, PatientRegistered
 from services.enrollment.application.ports import Identities
 from services.enrollment.domain.model import Centre, Subject, UnknownCentre, centre_stream, subject_stream
-from services.enrollment.domain.programmes import InvalidScreening, Programme, programme_stream
+from services.enrollment.domain.escalation import Escalation, design_of, escalation_stream
+from services.enrollment.domain.programmes import InvalidScreening, Programme, programme_stream, rules_of
 from services.kernel.acting import ActingPrincipal, imports_records
 from services.kernel.aggregate import rebuild
 from services.kernel.clinical_dates import start_of_day
@@ -66,16 +67,53 @@ async def publish_programme(cmd: PublishProgramme, streams: Streams) -> None:
                          occurred_at=now)
 
 
-@reads(lambda cmd: [subject_stream(cmd.subject_id), centre_stream(cmd.centre_id), programme_stream(cmd.programme_id)])
+@reads(lambda cmd: [subject_stream(cmd.subject_id), centre_stream(cmd.centre_id), programme_stream(cmd.programme_id),
+                    escalation_stream(cmd.programme_id)])
 async def enroll_subject(cmd: EnrollSubject, streams: Streams, principal: ActingPrincipal | None) -> None:
+    """In a programme with a dose escalation, the design assigns the subject's level in the
+    same transaction (domain/escalation.py): the programme's escalation stream is the one
+    place two enrolments contend for a cohort's last place."""
     subject_events, version = await streams.load(subject_stream(cmd.subject_id))
     centre_events, _ = await streams.load(centre_stream(cmd.centre_id))
     programme_events, _ = await streams.load(programme_stream(cmd.programme_id))
     subject = rebuild(Subject(cmd.subject_id), subject_events)
-    new = subject.enroll(cmd, rebuild(Centre(cmd.centre_id), centre_events),
-                         rebuild(Programme(cmd.programme_id), programme_events), imports_records(principal))
+    centre, programme = rebuild(Centre(cmd.centre_id), centre_events), rebuild(Programme(cmd.programme_id),
+                                                                                   programme_events)
+    imported = imports_records(principal)
+    subject.check_can_enroll(cmd, centre, programme)
+    subject.check_screened(cmd, programme, imported)
+    definition = programme.current.definition  # type: ignore[union-attr]
+    design = design_of(programme.current, rules_of(definition).escalation) if definition.escalation else None  # type: ignore[arg-type]
+    assigned = None
+    if design is not None:
+        escalation_events, escalation_version = await streams.load(escalation_stream(cmd.programme_id))
+        assigned = rebuild(Escalation(cmd.programme_id), escalation_events).assign(cmd, design)
+        await streams.append(escalation_stream(cmd.programme_id), escalation_version, [assigned],
+                             occurred_at=start_of_day(cmd.enrolled_on), subject_id=cmd.subject_id,
+                             centre_id=cmd.centre_id)
+    new = subject.enroll(cmd, centre, programme, imported, assigned, design.dlt_window_days if design else None)
     await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=start_of_day(cmd.enrolled_on),
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
+
+
+async def on_dlt_evaluated(event: DltEvaluated, streams: Streams) -> None:
+    """A subject's DLT evaluation is a new decision of its programme's design, recorded with
+    the counts it was taken on; the MTD and the recommended level when the design stops."""
+    escalation_events, version = await streams.load(escalation_stream(event.programme_id))
+    escalation = rebuild(Escalation(event.programme_id), escalation_events)
+    assigned = next((e for e in escalation_events if isinstance(e, DoseLevelAssigned)
+                     and e.subject_id == event.subject_id), None)
+    if assigned is None:
+        return  # not assigned by this escalation (an import): nothing for the design
+    programme_events, _ = await streams.load(programme_stream(event.programme_id))
+    published = next(e for e in rebuild(Programme(event.programme_id), programme_events).versions
+                     if e.version == assigned.programme_version)
+    design = design_of(published, rules_of(published.definition).escalation)
+    new = escalation.evaluate(event, design)  # type: ignore[arg-type]
+    at, stream = start_of_day(event.evaluated_on), escalation_stream(event.programme_id)
+    for i, decided in enumerate(new):  # the decision is the subject's; a declaration is the programme's
+        await streams.append(stream, version + i, [decided], occurred_at=at,
+                             subject_id=event.subject_id if isinstance(decided, EscalationDecided) else None)
 
 
 async def subject_centre(subject_id: str, streams: Streams) -> str | None:

@@ -11,6 +11,7 @@ from contracts.errors import CommandRefused
 from contracts.events import (
     CandidateScreened,
     CentreRegistered,
+    DoseLevelAssigned,
     EligibilityFailure,
     IdentityErased,
     PatientRegistered,
@@ -128,18 +129,22 @@ class Subject(Aggregate):
                                   failures=[EligibilityFailure(criterion=f.criterion.value, reason=f.reason)
                                             for f in result.failures])]
 
-    def enroll(self, cmd: EnrollSubject, centre: Centre, programme: Programme,
-               imported: bool = False) -> list[EventPayload]:
+    def enroll(self, cmd: EnrollSubject, centre: Centre, programme: Programme, imported: bool = False,
+               assigned: DoseLevelAssigned | None = None, dlt_window_days: int | None = None) -> list[EventPayload]:
         """Under the programme's current version, which the subject keeps (issue 10 item 1),
         once screened eligible against it (item 2). `imported`: a record of an enrolment made
-        elsewhere (the data loader), whose screening CellTrail does not hold."""
+        elsewhere (the data loader), whose screening CellTrail does not hold. `assigned`: the
+        dose level the programme's escalation design gave the subject (item 3), with the
+        programme's DLT window."""
         self.check_can_enroll(cmd, centre, programme)
         self.check_screened(cmd, programme, imported)
         return [SubjectEnrolled(subject_id=cmd.subject_id, programme_id=cmd.programme_id,
                                 centre_id=cmd.centre_id, enrolled_on=cmd.enrolled_on,
                                 programme_version=programme.current.version,  # type: ignore[union-attr]
                                 second_infusion=programme.current.definition.second_infusion,  # type: ignore[union-attr]
-                                dosing=programme.current.definition.dosing())]  # type: ignore[union-attr]
+                                dosing=programme.current.definition.dosing(),  # type: ignore[union-attr]
+                                dose_level=assigned.dose_level if assigned is not None else None,
+                                dlt_window_days=dlt_window_days if assigned is not None else None)]
 
     def check_screened(self, cmd: EnrollSubject, programme: Programme, imported: bool) -> None:
         screening = self.screenings.get(cmd.programme_id)

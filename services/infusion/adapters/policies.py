@@ -36,14 +36,16 @@ class PgTreatments:
         self.conn = conn
 
     async def of(self, subject_id: str) -> Treatment | None:
-        row = await self.conn.fetchrow("SELECT subject_id, programme_id, programme_version, dosing"
+        row = await self.conn.fetchrow("SELECT subject_id, programme_id, programme_version, dosing, dose_level"
                                        " FROM infusion.subject_treatments WHERE subject_id = $1", subject_id)
         return Treatment(row["subject_id"], row["programme_id"], row["programme_version"],
-                         Dosing.model_validate_json(row["dosing"])) if row else None
+                         Dosing.model_validate_json(row["dosing"]), row["dose_level"]) if row else None
 
     async def add_many(self, treatments: Sequence[Treatment]) -> None:
         await self.conn.execute(
-            "INSERT INTO infusion.subject_treatments (subject_id, programme_id, programme_version, dosing)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::jsonb[]) ON CONFLICT DO NOTHING",
+            "INSERT INTO infusion.subject_treatments (subject_id, programme_id, programme_version, dosing, dose_level)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::integer[], $4::jsonb[], $5::integer[])"
+            " ON CONFLICT DO NOTHING",
             [t.subject_id for t in treatments], [t.programme_id for t in treatments],
-            [t.programme_version for t in treatments], [t.dosing.model_dump_json() for t in treatments])
+            [t.programme_version for t in treatments], [t.dosing.model_dump_json() for t in treatments],
+            [t.dose_level for t in treatments])

@@ -166,7 +166,8 @@ async def on_subjects_enrolled(events: list[SubjectEnrolled], subject_centres: S
     await learn_subject_centres(events, subject_centres)
     await policies.add_many([SubjectPolicy(e.subject_id, e.programme_id, e.programme_version, e.second_infusion)
                              for e in events if e.second_infusion is not None])
-    await treatments.add_many([dosing.Treatment(e.subject_id, e.programme_id, e.programme_version, e.dosing)
+    await treatments.add_many([dosing.Treatment(e.subject_id, e.programme_id, e.programme_version, e.dosing,
+                                                e.dose_level)
                                for e in events if e.dosing is not None and e.programme_version is not None])
 
 

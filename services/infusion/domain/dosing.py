@@ -68,6 +68,7 @@ class Treatment:
     programme_id: str
     programme_version: int
     dosing: Dosing
+    dose_level: int | None = None  # the level a dose-escalation design assigned the subject
 
     @property
     def regimen(self) -> LymphodepletionRegimen | None:
@@ -260,7 +261,12 @@ def prescribe_cell_dose(history: InfusionHistory, cmd: PrescribeCellDose, treatm
         raise UnitContentUnknown(f"the content of unit {cmd.unit_id} is not known: its product's release record "
                                  "(viable cells per mL, volume) has not reached infusion")
     level_no = cmd.dose_level
-    if level_no is None:
+    if t.dose_level is not None:
+        if level_no not in (None, t.dose_level):
+            raise DoseNotPerProtocol(f"the dose escalation of {t.programme_id} assigned subject {cmd.subject_id} to "
+                                     f"level {t.dose_level}, not {level_no}")
+        level_no = t.dose_level
+    elif level_no is None:
         if len(t.dosing.dose_levels) != 1:
             raise DoseLevelRequired(f"programme {t.programme_id} has dose levels "
                                     f"{[d.level for d in t.dosing.dose_levels]}: name the subject's dose_level")

@@ -24,13 +24,25 @@ class ProgrammeRow:
     out_of_specification_infusions: int = 0
     open_sponsor_notifications: int = 0
     enrolled_on: str | None = None  # ISO date of its enrolment in the programme (issue 10 item 6)
+    dose_level: int | None = None  # a dose escalation's level (issue 10 item 3)
+    dlt: bool | None = None  # its DLT evaluation (None: not yet evaluated)
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
         """The row of an enrolled subject's view."""
         enrolled_on = next((on for on, p in view.enrolments if p == view.programme_id), None)
         return cls(view.programme_id, view.phase, view.day28, view.vein_to_vein_days, view.centre_id, view.legs_days,
-                   len(view.oos_infusions), len(view.open_sponsor_notifications), enrolled_on)
+                   len(view.oos_infusions), len(view.open_sponsor_notifications), enrolled_on, view.dose_level,
+                   view.dlt)
+
+
+def escalation(rows: list["ProgrammeRow"]) -> list[dict[str, Any]]:
+    """Per dose level of a dose escalation (issue 10 item 3): the subjects assigned, those
+    evaluated for DLT and the DLTs among them (the counts the design decides on)."""
+    levels = sorted({r.dose_level for r in rows if r.dose_level is not None})
+    return [{"level": level, "enrolled": sum(1 for r in rows if r.dose_level == level),
+             "evaluable": sum(1 for r in rows if r.dose_level == level and r.dlt is not None),
+             "dlts": sum(1 for r in rows if r.dose_level == level and r.dlt)} for level in levels]
 
 
 def feasibility(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -83,6 +95,8 @@ def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
             known = [float(r.legs_days[leg]) for r in rs if r.legs_days and r.legs_days.get(leg) is not None]
             entry["legs_days"][leg] = asdict(median_and_range(known)) if known else None
         entry["feasibility"] = feasibility(rs)
+        if any(r.dose_level is not None for r in rs):
+            entry["escalation"] = escalation(rs)
         entry["out_of_specification_infusions"] = _counted(rs, "out_of_specification_infusions", "infusions")
         entry["open_sponsor_notifications"] = _counted(rs, "open_sponsor_notifications", "notifications")
         report.append(entry)

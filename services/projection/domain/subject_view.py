@@ -143,6 +143,10 @@ class SubjectView:
     sponsor_notified: tuple[tuple[str, str, str], ...] = ()
     # infusions of units released out of specification: (infused at, COI, infusion number, unit id)
     oos_infusions: tuple[tuple[str, str, int, str], ...] = ()
+    # a dose escalation (issue 10 item 3): the level the design assigned, and the subject's DLT
+    # evaluation (True: a DLT; False: none in the window; None: not evaluated)
+    dose_level: int | None = None
+    dlt: bool | None = None
 
     @property
     def programme_id(self) -> str | None:
@@ -252,6 +256,7 @@ class SubjectView:
                                            for t in self.open_sponsor_notifications],
             "sponsor_notified": [list(n) for n in self.sponsor_notified],
             "out_of_specification_infusions": [list(i) for i in self.oos_infusions],
+            "dose_level": self.dose_level, "dlt": self.dlt,
         }
 
     @classmethod
@@ -271,7 +276,8 @@ class SubjectView:
                    quality=tuple(UnitQuality.from_json(q) for q in d.get("unit_quality", ())),
                    sponsor_raised=tuple(SponsorNotification.from_json(t) for t in d.get("sponsor_notifications", ())),
                    sponsor_notified=tuple(tuple(n) for n in d.get("sponsor_notified", ())),
-                   oos_infusions=tuple(tuple(i) for i in d.get("out_of_specification_infusions", ())))
+                   oos_infusions=tuple(tuple(i) for i in d.get("out_of_specification_infusions", ())),
+                   dose_level=d.get("dose_level"), dlt=d.get("dlt"))
 
 
 def _release_status(state: str, q: UnitQuality, releasable: bool, signature: bool, released_oos: bool) -> str | None:
@@ -400,10 +406,27 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                                         event_id))
     if isinstance(event, ev.SubjectEnrolled):
         enrolments = tuple(sorted({*view.enrolments, (event.enrolled_on.isoformat(), event.programme_id)}))
+        level = f" at dose level {event.dose_level}" if event.dose_level is not None else ""
         return dataclasses.replace(view, centre_id=event.centre_id, enrolments=enrolments,
                                    phase=_further(view.phase, "enrolled"),
-                                   timeline=_with_entry(view, event.enrolled_on, t, f"enrolled in {event.programme_id}",
-                                                        event_id))
+                                   dose_level=event.dose_level if event.dose_level is not None else view.dose_level,
+                                   timeline=_with_entry(view, event.enrolled_on, t,
+                                                        f"enrolled in {event.programme_id}{level}", event_id))
+    if isinstance(event, ev.DoseLevelAssigned):
+        return dataclasses.replace(view, dose_level=event.dose_level, timeline=_with_entry(
+            view, event.enrolled_on, t, f"dose level {event.dose_level} assigned by the design, cohort {event.cohort} "
+                                        f"of {event.cohort_size} ({event.decision.action}): {event.decision.reason}",
+            event_id))
+    if isinstance(event, ev.DltEvaluated):
+        found = (f"a DLT: {event.dlt.ctcae_term}, grade {event.dlt.grade}, from {event.dlt.onset_on.isoformat()}"
+                 if event.dlt is not None else f"no DLT in the {event.dlt_window_days}-day window")
+        return dataclasses.replace(view, dlt=event.dlt is not None, timeline=_with_entry(
+            view, event.evaluated_on, t, f"DLT evaluation at dose level {event.dose_level}: {found}", event_id))
+    if isinstance(event, ev.EscalationDecided):
+        level = f" level {event.decision.next_dose_level}" if event.decision.next_dose_level is not None else ""
+        return dataclasses.replace(view, timeline=_with_entry(
+            view, occurred_at, t, f"dose escalation of {event.programme_id} after this evaluation: "
+                                  f"{event.decision.action}{level}: {event.decision.reason}", event_id))
     if isinstance(event, ev.CoiIssued):
         return dataclasses.replace(view, timeline=_with_entry(view, event.issued_at, t,
                                                               f"COI {event.coi_id} issued for the apheresis bag",

@@ -362,3 +362,17 @@ class FakeTreatments:
     async def add_many(self, treatments) -> None:
         for t in treatments:
             self.rows.setdefault(t.subject_id, t)  # ON CONFLICT DO NOTHING
+
+
+class FakeEscalations:
+    """Assessment's Escalations port: each dose-escalation subject's level and DLT window."""
+
+    def __init__(self, *escalations) -> None:
+        self.rows: dict[str, object] = {e.subject_id: e for e in escalations}
+
+    async def of(self, subject_id: str):
+        return self.rows.get(subject_id)
+
+    async def add_many(self, escalations) -> None:
+        for e in escalations:
+            self.rows.setdefault(e.subject_id, e)  # ON CONFLICT DO NOTHING
