@@ -40,7 +40,7 @@ class TestBenchAtToySizes:
         # QaDispositionRecorded, QcResultsRecorded, ReleaseCertified (infusion's view of the units),
         # ProductInfused x 2 (assessment; manufacturing, whose custody of a bag ends), PatientRegistered
         # (manufacturing: a donor is a registered person), ResponseAssessed and its correction
-        # (infusion: the day-28 second-infusion decision)
+        # (infusion: the day-28 second-infusion decision), DltEvaluated (enrollment: the escalation's decision)
         assert pairs == 16
         assert len(names) == pairs + 3  # each (service, upstream event type) pair, saturation, latency, rebuild
         for t in r["targets"]:
@@ -63,7 +63,8 @@ class TestBenchAtToySizes:
                          "manufacturing.ExcursionDetected", "manufacturing.ProductReleased",
                          "manufacturing.ProductUnitsRegistered", "manufacturing.QaDispositionRecorded",
                          "manufacturing.QcResultsRecorded", "manufacturing.ReleaseCertified"],
-            "assessment": ["enrollment.SubjectEnrolled", "infusion.ProductInfused"]}
+            "assessment": ["enrollment.SubjectEnrolled", "infusion.ProductInfused"],
+            "enrollment": ["assessment.DltEvaluated"]}
         assert all(f["events_per_s"] > 0 for k, v in rates.items() if k != "failures" for f in v.values())
 
     def test_saturation_sees_every_enrolment_in_both_consumers(self, bench):
