@@ -40,6 +40,11 @@ class TestVerticalSlice:
         for v in views:
             responders[v["programme_id"]].append(v["day28"]["responder"])
         assert responders == {"CART-BALL-RR": [True, True, True], "CARCIK-CD19-P2": [False]}
+        # seed 000: residual disease at day 28 indicated the second infusion, which was then given
+        [carcik] = [v for v in views if v["programme_id"] == "CARCIK-CD19-P2"]
+        summaries = [t["summary"] for t in carcik["timeline"]]
+        assert any(s.startswith("second infusion indicated at day 28") for s in summaries), summaries
+        assert any(s.startswith("infusion 2, COI") for s in summaries), summaries  # the COI: removed for the CLI
         report = {r["programme_id"]: r
                   for r in http_json(f"{system.info.urls['projection']}/report", token=system.token())}
         assert report["CART-BALL-RR"]["day28_orr"]["estimate"] == 1.0
