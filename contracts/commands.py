@@ -18,6 +18,7 @@ from contracts.base import CommandPayload
 from contracts.events import DoseLimitingToxicity, QcResult, SignatureMeaning, SpecificationCriterion
 from contracts.custody import CustodyStep, Disposition, SlotKind, StorageCondition
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
+from contracts.observations import Observation
 from contracts.programmes import ProgrammeDefinition
 from contracts.times import ClinicalDate, Instant
 from contracts import topics
@@ -421,6 +422,17 @@ class RecordDltEvaluation(CommandPayload):
     dlt: DoseLimitingToxicity | None = None
 
 
+class RecordObservation(CommandPayload):
+    """A clinical observation of the subject at its clinical time (issue 11 item 1): vital
+    signs, a treatment given (contracts/observations.py); before the infusion, a baseline."""
+
+    command_type = "RecordObservation"
+    topic: ClassVar[str | None] = topics.ASSESSMENT_COMMANDS
+    subject_id: SubjectId
+    observed_at: Instant
+    observation: Observation
+
+
 class SignRecord(CommandPayload):
     """Sign an event of the receiving service's store (21 CFR 11.50, 11.70). HTTP only
     (`POST /signatures`): signing needs the signer's password (11.200(a)), which never
@@ -465,5 +477,6 @@ COMMAND_PAYLOADS: tuple[type[CommandPayload], ...] = (
     RecordResponseAssessment,
     CorrectResponseAssessment,
     RecordDltEvaluation,
+    RecordObservation,
     SignRecord,
 )

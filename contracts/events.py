@@ -23,6 +23,7 @@ from contracts.custody import (
     UnitKind,
 )
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
+from contracts.observations import Observation
 from contracts.programmes import Dosing, ProgrammeDefinition
 from contracts.times import ClinicalDate, Instant
 
@@ -829,6 +830,63 @@ class DltEvaluated(EventPayload):
     dlt: DoseLimitingToxicity | None = None
 
 
+class ObservationRecorded(EventPayload):
+    """A clinical observation of the subject at `observed_at` (issue 11 item 1)."""
+
+    event_type = "assessment.ObservationRecorded"
+    observation_id: uuid.UUID
+    subject_id: SubjectId
+    observed_at: Instant
+    observation: Observation
+
+
+class ToxicityKind(StrEnum):
+    CRS = "crs"
+    ICANS = "icans"
+
+
+class ToxicityGraded(EventPayload):
+    """The worst grade of a toxicity on one study day after the first infusion, by the ASTCT
+    consensus (Lee et al. 2019), graded by the service from the day's observations
+    (`observation_ids`, with the treatments given before them that the grading weighs). A
+    later determination of the same day (a late observation) supersedes it."""
+
+    event_type = "assessment.ToxicityGraded"
+    subject_id: SubjectId
+    kind: ToxicityKind
+    study_day: Annotated[int, Field(ge=0, le=3650)]
+    revision: Annotated[int, Field(ge=1)]  # 1, then each superseding determination of the day
+    on: ClinicalDate
+    grade: Annotated[int, Field(ge=0, le=5)]
+    drivers: list[Annotated[str, Field(min_length=1, max_length=40)]] = Field(default_factory=list)
+    observation_ids: Annotated[list[uuid.UUID], Field(min_length=1)]
+
+
+class ToxicityEpisode(Contract):
+    """An episode: from its onset (the first day graded >= 1) to its resolution (the first day
+    graded 0 after it; None: not resolved), its maximum grade, and the treatments given."""
+
+    onset_day: Annotated[int, Field(ge=0)]
+    max_grade: Annotated[int, Field(ge=1, le=5)]
+    resolution_day: Annotated[int, Field(ge=0)] | None = None
+    duration_days: Annotated[int, Field(ge=0)] | None = None
+    tocilizumab_given: bool = False
+    steroids_given: bool = False
+
+
+class ToxicityEpisodesDetermined(EventPayload):
+    """Every episode of a toxicity as the daily grades now give them (services/clinical/
+    episodes.py), from the days graded (`graded_days`); supersedes the subject's previous
+    determination of that toxicity."""
+
+    event_type = "assessment.ToxicityEpisodesDetermined"
+    subject_id: SubjectId
+    kind: ToxicityKind
+    revision: Annotated[int, Field(ge=1)]  # 1, then each superseding determination
+    episodes: list[ToxicityEpisode]
+    graded_days: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
 class ResponseAssessmentCorrected(ResponseAssessed):
     """A correction of the subject's response assessment dated `assessed_on`: the whole
     assessment as it should read, and why it was corrected. It supersedes the assessment (or
@@ -974,6 +1032,9 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ResponseAssessed,
     ResponseAssessmentCorrected,
     DltEvaluated,
+    ObservationRecorded,
+    ToxicityGraded,
+    ToxicityEpisodesDetermined,
     DoseLevelAssigned,
     EscalationDecided,
     MtdDeclared,

@@ -95,6 +95,8 @@ COMMAND_ACTIONS: Mapping[str, Action] = {
     # a dose escalation's DLT evaluation (issue 10 item 3), recorded at the subject's centre as
     # its assessments are
     "RecordDltEvaluation": A.WRITE_SUBJECT,
+    # a clinical observation (issue 11), recorded at the subject's centre
+    "RecordObservation": A.WRITE_SUBJECT,
 }
 
 # A principal is re-read at most this often (seconds): a revoked role or a disabled principal

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from contracts.commands import CorrectResponseAssessment, RecordDltEvaluation, RecordResponseAssessment
+from contracts.commands import CorrectResponseAssessment, RecordDltEvaluation, RecordObservation, RecordResponseAssessment
 from contracts.events import ProductInfused, SubjectEnrolled
 from services.assessment.application.ports import Escalation, Escalations, Infusion, Infusions
-from services.assessment.domain.model import Assessments, assessment_stream, evaluate_dlt
+from services.assessment.domain.model import Assessments, assessment_stream, evaluate_dlt, observe
 from services.kernel.aggregate import rebuild
 from services.kernel.clinical_dates import start_of_day
 from services.kernel.streams import Streams, reads
@@ -42,6 +42,14 @@ async def record_dlt_evaluation(cmd: RecordDltEvaluation, streams: Streams, infu
                        await infusions.first_infusion_on(cmd.subject_id), await escalations.of(cmd.subject_id))
     await streams.append(assessment_stream(cmd.subject_id), version, new,
                          occurred_at=start_of_day(cmd.evaluated_on), subject_id=cmd.subject_id)
+
+
+@reads(lambda cmd: [assessment_stream(cmd.subject_id)])
+async def record_observation(cmd: RecordObservation, streams: Streams, infusions: Infusions) -> None:
+    events, version = await streams.load(assessment_stream(cmd.subject_id))
+    new = observe(rebuild(Assessments(cmd.subject_id), events), cmd, await infusions.first_infusion_on(cmd.subject_id))
+    await streams.append(assessment_stream(cmd.subject_id), version, new, occurred_at=cmd.observed_at,
+                         subject_id=cmd.subject_id)
 
 
 async def on_subjects_enrolled(events: list[SubjectEnrolled], subject_centres: SubjectCentres,

@@ -13,6 +13,8 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+
+from contracts.observations import HypotensionSupport, OxygenDevice, VitalSigns
 from typing import Any
 
 from contracts import events as ev
@@ -147,6 +149,10 @@ class SubjectView:
     # evaluation (True: a DLT; False: none in the window; None: not evaluated)
     dose_level: int | None = None
     dlt: bool | None = None
+    # issue 11: the latest determination of the subject's CRS episodes (revision, episodes as
+    # (onset day, maximum grade, resolution day, duration days, tocilizumab, steroids))
+    crs_revision: int = 0
+    crs_episodes: tuple[tuple[int, int, int | None, int | None, bool, bool], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -257,6 +263,8 @@ class SubjectView:
             "sponsor_notified": [list(n) for n in self.sponsor_notified],
             "out_of_specification_infusions": [list(i) for i in self.oos_infusions],
             "dose_level": self.dose_level, "dlt": self.dlt,
+            "crs_revision": self.crs_revision,
+            "crs_episodes": [dict(zip(_EPISODE_FIELDS, e)) for e in self.crs_episodes],
         }
 
     @classmethod
@@ -277,7 +285,11 @@ class SubjectView:
                    sponsor_raised=tuple(SponsorNotification.from_json(t) for t in d.get("sponsor_notifications", ())),
                    sponsor_notified=tuple(tuple(n) for n in d.get("sponsor_notified", ())),
                    oos_infusions=tuple(tuple(i) for i in d.get("out_of_specification_infusions", ())),
-                   dose_level=d.get("dose_level"), dlt=d.get("dlt"))
+                   dose_level=d.get("dose_level"), dlt=d.get("dlt"), crs_revision=d.get("crs_revision", 0),
+                   crs_episodes=tuple(tuple(e[f] for f in _EPISODE_FIELDS) for e in d.get("crs_episodes", ())))
+
+
+_EPISODE_FIELDS = ("onset_day", "max_grade", "resolution_day", "duration_days", "tocilizumab_given", "steroids_given")
 
 
 def _release_status(state: str, q: UnitQuality, releasable: bool, signature: bool, released_oos: bool) -> str | None:
@@ -422,6 +434,20 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                  if event.dlt is not None else f"no DLT in the {event.dlt_window_days}-day window")
         return dataclasses.replace(view, dlt=event.dlt is not None, timeline=_with_entry(
             view, event.evaluated_on, t, f"DLT evaluation at dose level {event.dose_level}: {found}", event_id))
+    if isinstance(event, ev.ObservationRecorded):
+        return dataclasses.replace(view, timeline=_with_entry(view, event.observed_at, t, _observed(event), event_id))
+    if isinstance(event, ev.ToxicityGraded):
+        drivers = f" ({', '.join(event.drivers)})" if event.drivers else ""
+        again = f", revision {event.revision}" if event.revision > 1 else ""
+        return dataclasses.replace(view, timeline=_with_entry(
+            view, event.on, t, f"{event.kind.value.upper()} grade {event.grade} on day {event.study_day}{drivers}{again}",
+            event_id))
+    if isinstance(event, ev.ToxicityEpisodesDetermined) and event.kind is ev.ToxicityKind.CRS:
+        if event.revision <= view.crs_revision:
+            return view  # superseded already
+        return dataclasses.replace(view, crs_revision=event.revision, crs_episodes=tuple(
+            (e.onset_day, e.max_grade, e.resolution_day, e.duration_days, e.tocilizumab_given, e.steroids_given)
+            for e in event.episodes))
     if isinstance(event, ev.EscalationDecided):
         level = f" level {event.decision.next_dose_level}" if event.decision.next_dose_level is not None else ""
         return dataclasses.replace(view, timeline=_with_entry(
@@ -541,6 +567,18 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                 timeline=_with_entry(view, event.assessed_on, t, _assessed(event), event_id))
         return _with_day28(v, view.day28, event)
     return view
+
+
+def _observed(event: ev.ObservationRecorded) -> str:
+    o = event.observation
+    if isinstance(o, VitalSigns):
+        bp = f", BP {o.systolic_mmhg}/{o.diastolic_mmhg}" if o.systolic_mmhg and o.diastolic_mmhg else ""
+        oxygen = "" if o.oxygen is OxygenDevice.NONE else (
+            f", oxygen: {o.oxygen.value}" + (f" {o.oxygen_flow_l_min:g} L/min" if o.oxygen_flow_l_min else ""))
+        hypotension = "" if o.hypotension is HypotensionSupport.NONE else f", hypotension: {o.hypotension.value}"
+        return f"vital signs: {o.temperature_c:g} C{bp}{hypotension}{oxygen}"
+    dose = f" {o.dose_mg:g} mg" if o.dose_mg else ""
+    return f"treatment: {o.name or o.agent.value}{dose}, for {o.indication}"
 
 
 def _given(event: ev.ProductInfused) -> str:
