@@ -72,6 +72,11 @@ class SubjectEnrolled(EventPayload):
     # window after the first infusion in which a toxicity is dose-limiting
     dose_level: Annotated[int, Field(ge=-3, le=20)] | None = None
     dlt_window_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    # the age in completed years on `enrolled_on`, from the date of birth enrollment keeps
+    # (which never leaves it), for the rules that depend on age (ICANS: ICE from 12 years,
+    # CAPD below); 90 stands for 90 or older (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i)(C));
+    # None: not known (erased)
+    age_years: Annotated[int, Field(ge=0, le=90)] | None = None
 
 
 class LevelCount(Contract):

@@ -1,9 +1,11 @@
 """Clinical observations recorded by centres through the assessment service (issue 11 item 1),
 before the infusion (a baseline) as after it, each at its clinical time.
 
-The kinds carry what the grading rules read (services/clinical/crs.py, ASTCT consensus, Lee et
-al. 2019), as the bedside records it: vital signs (temperature, blood pressure, the support
-hypotension needed, oxygen support), and treatments given (tocilizumab, corticosteroids). The
+The kinds carry what the grading rules read (services/clinical/crs.py and icans.py, ASTCT
+consensus, Lee et al. 2019), as the bedside records it: vital signs (temperature, blood
+pressure, the support hypotension needed, oxygen support), neurological assessments (ICE or
+CAPD, consciousness, seizures, motor findings, raised intracranial pressure), and treatments
+given (tocilizumab, corticosteroids). The
 enumerations' values are the rules' own (a test holds them equal: tests/unit/test_observations.py).
 """
 
@@ -80,4 +82,93 @@ class TreatmentGiven(Contract):
     indication: Literal["crs", "icans", "other"]
 
 
-Observation = Annotated[VitalSigns | TreatmentGiven, Field(discriminator="kind")]
+class IceItems(Contract):
+    """The ICE score's items (Lee 2019, ICANS: orientation 4, naming 3, following commands 1,
+    writing 1, attention 1; 10 = no impairment); `unarousable`: ICE 0 because the patient
+    cannot be roused to perform it."""
+
+    orientation: Annotated[int, Field(ge=0, le=4)]
+    naming: Annotated[int, Field(ge=0, le=3)]
+    following_commands: Annotated[int, Field(ge=0, le=1)]
+    writing: Annotated[int, Field(ge=0, le=1)]
+    attention: Annotated[int, Field(ge=0, le=1)]
+    unarousable: bool = False
+
+
+class CapdFrequency(StrEnum):
+    NEVER = "never"
+    RARELY = "rarely"
+    SOMETIMES = "sometimes"
+    OFTEN = "often"
+    ALWAYS = "always"
+
+
+class CapdItems(Contract):
+    """The eight questions of the Cornell Assessment of Pediatric Delirium (Traube 2014), for a
+    child under 12 (or older with developmental delay)."""
+
+    eye_contact: CapdFrequency
+    purposeful_actions: CapdFrequency
+    aware_of_surroundings: CapdFrequency
+    communicates_needs: CapdFrequency
+    restless: CapdFrequency
+    inconsolable: CapdFrequency
+    underactive: CapdFrequency
+    slow_to_respond: CapdFrequency
+
+
+class Consciousness(StrEnum):
+    ALERT = "alert"
+    AWAKENS_SPONTANEOUSLY = "awakens_spontaneously"
+    AWAKENS_TO_VOICE = "awakens_to_voice"
+    AWAKENS_ONLY_TO_TACTILE = "awakens_only_to_tactile_stimulus"
+    UNAROUSABLE = "unarousable_or_vigorous_stimuli_stupor_coma"
+
+
+class Seizure(StrEnum):
+    NONE = "none"
+    RESOLVES_RAPIDLY = "clinical_resolving_rapidly_or_eeg_resolving_with_intervention"
+    LIFE_THREATENING = "prolonged_over_5_min_or_repetitive_without_baseline"
+
+
+class MotorFinding(StrEnum):
+    NONE = "none"
+    DEEP_FOCAL_WEAKNESS = "deep_focal_motor_weakness"
+
+
+class RaisedIcp(StrEnum):
+    NONE = "none"
+    FOCAL_OEDEMA = "focal_local_oedema_on_neuroimaging"
+    DIFFUSE_OEDEMA = "diffuse_cerebral_oedema_on_neuroimaging"
+    DECEREBRATE_OR_DECORTICATE_POSTURING = "decerebrate_or_decorticate_posturing"
+    CRANIAL_NERVE_VI_PALSY = "cranial_nerve_vi_palsy"
+    PAPILLOEDEMA = "papilloedema"
+    CUSHINGS_TRIAD = "cushings_triad"
+
+
+class NeurologicalAssessment(Contract):
+    """A neurological assessment for ICANS (Lee 2019, Tables 8 and 9): the ICE score (12 years
+    and older), or the CAPD (under 12, or older with `developmental_delay`), or the CAPD could
+    not be performed; the level of consciousness, seizures, motor findings and raised
+    intracranial pressure."""
+
+    kind: Literal["neurological"] = "neurological"
+    ice: IceItems | None = None
+    capd: CapdItems | None = None
+    capd_unable_to_perform: bool = False
+    consciousness: Consciousness = Consciousness.ALERT
+    seizure: Seizure = Seizure.NONE
+    motor: MotorFinding = MotorFinding.NONE
+    raised_icp: RaisedIcp = RaisedIcp.NONE
+    developmental_delay: bool = False
+
+    @model_validator(mode="after")
+    def _one_tool(self) -> "NeurologicalAssessment":
+        tools = (self.ice is not None) + (self.capd is not None) + self.capd_unable_to_perform
+        if tools != 1:
+            raise ValueError("a neurological assessment gives one encephalopathy tool: ice, capd or "
+                             "capd_unable_to_perform")
+        return self
+
+
+Observation = Annotated[VitalSigns | TreatmentGiven | NeurologicalAssessment, Field(discriminator="kind")]

@@ -9,6 +9,7 @@ from infra.runtime.host import ServiceSpec, serve
 from infra.runtime.streams import pg_streams
 from infra.runtime.subjects import PgSubjectCentres, subject_centres_in
 from infra.runtime.wiring import Factory, handlers_in, wire
+from services.assessment.adapters.ages import PgAges
 from services.assessment.adapters.escalations import PgEscalations
 from services.assessment.adapters.infusions import PgInfusions
 from services.assessment.application import handlers
@@ -20,7 +21,7 @@ def adapters() -> dict[str, Factory]:
     """What the handlers name, from PostgreSQL."""
     return {"streams": pg_streams(EventStore(SCHEMA)), "infusions": lambda uow: PgInfusions(uow.conn),
             "subject_centres": lambda uow: PgSubjectCentres(uow.conn, SCHEMA),
-            "escalations": lambda uow: PgEscalations(uow.conn)}
+            "escalations": lambda uow: PgEscalations(uow.conn), "ages": lambda uow: PgAges(uow.conn)}
 
 
 def spec(dependencies: Mapping[str, Factory] | None = None) -> ServiceSpec:

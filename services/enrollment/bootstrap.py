@@ -22,8 +22,18 @@ NAME = SCHEMA = "enrollment"
 
 
 def adapters() -> dict[str, Factory]:
-    """What the handlers name, from PostgreSQL."""
-    return {"streams": pg_streams(EventStore(SCHEMA))}
+    """What the handlers name, from PostgreSQL. The identity table's keyring is read from the
+    settings when a handler first needs it (an enrolment: the age on the day), so building the
+    spec needs none."""
+    keyring: list[Keyring] = []
+
+    def identity_table(uow) -> PgIdentities:  # noqa: ANN001 - the runtime's unit of work
+        if not keyring:
+            key = Settings().identity_key
+            keyring.append(Keyring.parse(key.get_secret_value() if key else None))
+        return PgIdentities(uow.conn, keyring[0])
+
+    return {"streams": pg_streams(EventStore(SCHEMA)), "identities": identity_table}
 
 
 def identities(settings: Settings) -> Callable[[asyncpg.Connection], PgIdentities]:

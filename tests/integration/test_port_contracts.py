@@ -12,6 +12,7 @@ from contracts.registry import parse_event
 from infra.runtime.eventstore import EventStore, Metadata
 from infra.runtime.streams import PgStreams
 from infra.runtime.subjects import PgSubjectCentres
+from services.assessment.adapters.ages import PgAges
 from services.assessment.adapters.escalations import PgEscalations
 from services.assessment.adapters.infusions import PgInfusions
 from services.enrollment.adapters.identities import PgIdentities
@@ -24,7 +25,7 @@ from services.manufacturing.adapters.organisations import PgOrganisations
 from services.manufacturing.adapters.persons import PgPersons
 from services.projection.adapters.outcomes import StoredOutcomes
 from services.projection.adapters.read_models import PgReadModels
-from tests.ports.assessment import EscalationsContract, InfusionsContract
+from tests.ports.assessment import AgesContract, EscalationsContract, InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
 from tests.ports.infusion import PoliciesContract, ReleasedProductsContract, TreatmentsContract, UnitsContract
 from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract, PersonsContract
@@ -108,6 +109,12 @@ class TestPgSubjectCentres(SubjectCentresContract):
     @pytest.fixture
     def subject_centres(self, conn, schema):
         return PgSubjectCentres(conn, schema)
+
+
+class TestPgAges(AgesContract):
+    @pytest.fixture
+    def ages(self, conn):
+        return PgAges(conn)
 
 
 class TestPgEscalations(EscalationsContract):

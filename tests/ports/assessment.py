@@ -63,3 +63,23 @@ class EscalationsContract:
 
         assert await escalations.of("S-0123456789AB") == first
         assert (await escalations.of("S-BA9876543210")).dose_level == 2
+
+
+# --- Ages (PgAges, FakeAges) -------------------------------------------------------------------
+from datetime import date as _date  # noqa: E402
+
+from services.assessment.application.ports import SubjectAge  # noqa: E402
+from services.assessment.domain.toxicity import AgeAtEnrolment  # noqa: E402
+
+
+class AgesContract:
+    async def test_a_subject_never_enrolled_has_none(self, ages):
+        assert await ages.of("S-0123456789AB") is None
+
+    async def test_the_age_at_the_first_enrolment_is_kept_an_unknown_one_too(self, ages):
+        first = AgeAtEnrolment(_date(2025, 3, 3), 9)
+        await ages.add_many([SubjectAge("S-0123456789AB", first), SubjectAge("S-BA9876543210",
+                                                                              AgeAtEnrolment(_date(2025, 3, 3), None))])
+        await ages.add_many([SubjectAge("S-0123456789AB", AgeAtEnrolment(_date(2026, 1, 1), 10))])
+        assert await ages.of("S-0123456789AB") == first
+        assert (await ages.of("S-BA9876543210")).age_years is None

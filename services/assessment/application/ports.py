@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import NamedTuple, Protocol
 
+from services.assessment.domain.toxicity import AgeAtEnrolment
+
 
 class Infusion(NamedTuple):
     subject_id: str
@@ -47,4 +49,20 @@ class Escalations(Protocol):
 
     async def add_many(self, escalations: Sequence[Escalation]) -> None:
         """Idempotent: a subject's escalation is kept as first learnt."""
+        ...
+
+
+class SubjectAge(NamedTuple):
+    subject_id: str
+    age: AgeAtEnrolment
+
+
+class Ages(Protocol):
+    """Each enrolled subject's age at enrolment, learnt from enrollment's `SubjectEnrolled`
+    (ICANS grading reads it: ICE from 12 years, CAPD below)."""
+
+    async def of(self, subject_id: str) -> AgeAtEnrolment | None: ...
+
+    async def add_many(self, ages: Sequence[SubjectAge]) -> None:
+        """Idempotent: a subject's age is kept as first learnt (its first enrolment)."""
         ...

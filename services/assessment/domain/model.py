@@ -25,7 +25,7 @@ from services.clinical.response_all import (
     carcik_day28_readings,
 )
 from services.clinical.escalation.records import InvalidPatientRecordError, PatientDltRecord, level_states_from_records
-from services.assessment.domain.toxicity import crs_determinations
+from services.assessment.domain.toxicity import AgeAtEnrolment, determinations
 from services.kernel.aggregate import Aggregate
 from services.kernel.clinical_dates import study_day
 
@@ -85,18 +85,18 @@ class Assessments(Aggregate):
     # issue 11: the observations in the order recorded, the latest CRS grade of each day, the
     # latest CRS episodes (domain/toxicity.py)
     observations: list[ev.ObservationRecorded] = field(default_factory=list)
-    crs_graded: dict[int, ev.ToxicityGraded] = field(default_factory=dict)
-    crs_episodes: ev.ToxicityEpisodesDetermined | None = None
+    graded: dict[tuple[ev.ToxicityKind, int], ev.ToxicityGraded] = field(default_factory=dict)
+    episodes: dict[ev.ToxicityKind, ev.ToxicityEpisodesDetermined] = field(default_factory=dict)
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, ev.DltEvaluated):
             self.dlt_evaluation = event
         elif isinstance(event, ev.ObservationRecorded):
             self.observations.append(event)
-        elif isinstance(event, ev.ToxicityGraded) and event.kind is ev.ToxicityKind.CRS:
-            self.crs_graded[event.study_day] = event
-        elif isinstance(event, ev.ToxicityEpisodesDetermined) and event.kind is ev.ToxicityKind.CRS:
-            self.crs_episodes = event
+        elif isinstance(event, ev.ToxicityGraded):
+            self.graded[(event.kind, event.study_day)] = event
+        elif isinstance(event, ev.ToxicityEpisodesDetermined):
+            self.episodes[event.kind] = event
         elif isinstance(event, ev.ResponseAssessmentCorrected):
             # supersedes what was recorded for its date; the superseded events stay in the store
             self.history = [e for e in self.history if e.assessed_on != event.assessed_on] + [event]
@@ -193,10 +193,11 @@ def evaluate_dlt(assessments: Assessments, cmd: RecordDltEvaluation, first_infus
                             infused_on=first_infusion_on, evaluated_on=cmd.evaluated_on, dlt=cmd.dlt)]
 
 
-def observe(assessments: Assessments, cmd: RecordObservation, first_infusion_on: date | None) -> list[EventPayload]:
-    """The observation, and the CRS determinations it changes (domain/toxicity.py). Before the
-    first infusion it is a baseline, recorded and not graded."""
+def observe(assessments: Assessments, cmd: RecordObservation, first_infusion_on: date | None,
+            age: AgeAtEnrolment | None = None) -> list[EventPayload]:
+    """The observation, and the CRS and ICANS determinations it changes (domain/toxicity.py).
+    Before the first infusion it is a baseline, recorded and not graded."""
     recorded = ev.ObservationRecorded(observation_id=uuid.uuid4(), subject_id=cmd.subject_id,
                                       observed_at=cmd.observed_at, observation=cmd.observation)
-    return [recorded, *crs_determinations(cmd.subject_id, [*assessments.observations, recorded], first_infusion_on,
-                                          assessments.crs_graded, assessments.crs_episodes)]
+    return [recorded, *determinations(cmd.subject_id, [*assessments.observations, recorded], first_infusion_on,
+                                      assessments.graded, assessments.episodes, age)]

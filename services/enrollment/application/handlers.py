@@ -16,7 +16,14 @@ from contracts.commands import (
 from services.clinical.eligibility import age_in_completed_years
 from contracts.events import DltEvaluated, DoseLevelAssigned, EscalationDecided, PatientRegistered
 from services.enrollment.application.ports import Identities
-from services.enrollment.domain.model import Centre, Subject, UnknownCentre, centre_stream, subject_stream
+from services.enrollment.domain.model import (
+    Centre,
+    Subject,
+    UnknownCentre,
+    age_at_enrolment,
+    centre_stream,
+    subject_stream,
+)
 from services.enrollment.domain.escalation import Escalation, design_of, escalation_stream
 from services.enrollment.domain.programmes import InvalidScreening, Programme, programme_stream, rules_of
 from services.kernel.acting import ActingPrincipal, imports_records
@@ -69,7 +76,8 @@ async def publish_programme(cmd: PublishProgramme, streams: Streams) -> None:
 
 @reads(lambda cmd: [subject_stream(cmd.subject_id), centre_stream(cmd.centre_id), programme_stream(cmd.programme_id),
                     escalation_stream(cmd.programme_id)])
-async def enroll_subject(cmd: EnrollSubject, streams: Streams, principal: ActingPrincipal | None) -> None:
+async def enroll_subject(cmd: EnrollSubject, streams: Streams, principal: ActingPrincipal | None,
+                         identities: Identities) -> None:
     """In a programme with a dose escalation, the design assigns the subject's level in the
     same transaction (domain/escalation.py): the programme's escalation stream is the one
     place two enrolments contend for a cohort's last place."""
@@ -91,7 +99,9 @@ async def enroll_subject(cmd: EnrollSubject, streams: Streams, principal: Acting
         await streams.append(escalation_stream(cmd.programme_id), escalation_version, [assigned],
                              occurred_at=start_of_day(cmd.enrolled_on), subject_id=cmd.subject_id,
                              centre_id=cmd.centre_id)
-    new = subject.enroll(cmd, centre, programme, imported, assigned, design.dlt_window_days if design else None)
+    identity = await identities.get(cmd.subject_id)
+    age = age_at_enrolment(identity.date_of_birth, cmd.enrolled_on) if identity is not None else None
+    new = subject.enroll(cmd, centre, programme, imported, assigned, design.dlt_window_days if design else None, age)
     await streams.append(subject_stream(cmd.subject_id), version, new, occurred_at=start_of_day(cmd.enrolled_on),
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
 

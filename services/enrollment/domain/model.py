@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from contracts.base import EventPayload
 from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre, ScreenCandidate
@@ -18,6 +18,7 @@ from contracts.events import (
     SubjectEnrolled,
 )
 from services.enrollment.domain.programmes import Programme, UnknownProgramme, screen
+from services.clinical.eligibility import age_in_completed_years
 from services.kernel.aggregate import Aggregate
 
 # The programmes are published definitions (domain/programmes.py, issue 10), one stream each.
@@ -68,6 +69,22 @@ class Centre(Aggregate):
         if self.registered:
             raise CentreAlreadyRegistered(f"centre {cmd.centre_id} is already registered")
         return [CentreRegistered(centre_id=cmd.centre_id, name=cmd.name, country=cmd.country)]
+
+
+class EnrolledBeforeBirth(CommandRefused):
+    code = "ENROLLED_BEFORE_BIRTH"
+
+
+# HIPAA Safe Harbor (45 CFR 164.514(b)(2)(i)(C)): ages over 89 are aggregated into one
+# category, "90 or older", wherever an age leaves enrollment.
+AGE_CEILING = 90
+
+
+def age_at_enrolment(date_of_birth: date, enrolled_on: date) -> int:
+    """The age in completed years on the day of enrolment, 90 standing for 90 or older."""
+    if date_of_birth > enrolled_on:
+        raise EnrolledBeforeBirth(f"enrolled on {enrolled_on.isoformat()}, before the date of birth")
+    return min(age_in_completed_years(date_of_birth, enrolled_on), AGE_CEILING)
 
 
 class NotScreened(CommandRefused):
@@ -130,7 +147,8 @@ class Subject(Aggregate):
                                             for f in result.failures])]
 
     def enroll(self, cmd: EnrollSubject, centre: Centre, programme: Programme, imported: bool = False,
-               assigned: DoseLevelAssigned | None = None, dlt_window_days: int | None = None) -> list[EventPayload]:
+               assigned: DoseLevelAssigned | None = None, dlt_window_days: int | None = None,
+               age_years: int | None = None) -> list[EventPayload]:
         """Under the programme's current version, which the subject keeps (issue 10 item 1),
         once screened eligible against it (item 2). `imported`: a record of an enrolment made
         elsewhere (the data loader), whose screening CellTrail does not hold. `assigned`: the
@@ -144,7 +162,8 @@ class Subject(Aggregate):
                                 second_infusion=programme.current.definition.second_infusion,  # type: ignore[union-attr]
                                 dosing=programme.current.definition.dosing(),  # type: ignore[union-attr]
                                 dose_level=assigned.dose_level if assigned is not None else None,
-                                dlt_window_days=dlt_window_days if assigned is not None else None)]
+                                dlt_window_days=dlt_window_days if assigned is not None else None,
+                                age_years=age_years)]
 
     def check_screened(self, cmd: EnrollSubject, programme: Programme, imported: bool) -> None:
         screening = self.screenings.get(cmd.programme_id)

@@ -29,6 +29,8 @@ class ProgrammeRow:
     # issue 11: its CRS episodes, (onset day, maximum grade, resolution day, duration days, ...)
     crs_episodes: tuple[tuple[int, int, int | None, int | None, bool, bool], ...] = ()
     crs_graded: bool = False  # CRS was graded from its observations at least once
+    icans_episodes: tuple[tuple[int, int, int | None, int | None, bool, bool], ...] = ()  # the same for ICANS
+    icans_graded: bool = False
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
@@ -36,25 +38,29 @@ class ProgrammeRow:
         enrolled_on = next((on for on, p in view.enrolments if p == view.programme_id), None)
         return cls(view.programme_id, view.phase, view.day28, view.vein_to_vein_days, view.centre_id, view.legs_days,
                    len(view.oos_infusions), len(view.open_sponsor_notifications), enrolled_on, view.dose_level,
-                   view.dlt, view.crs_episodes, view.crs_revision > 0)
+                   view.dlt, view.crs_episodes, view.crs_revision > 0, view.icans_episodes, view.icans_revision > 0)
 
 
-def crs_table(rows: list["ProgrammeRow"]) -> dict[str, Any]:
-    """CRS among the infused subjects (issue 11 item 3, the safety table): how many had any,
-    by their maximum grade (ASTCT), the onset day of their first episode and the duration of
-    their episodes that resolved, median (range); `n` the infused subjects graded, `left_out`
-    those infused without a CRS grading (no vital signs recorded after the infusion)."""
+_GRADED_FROM = {"crs": "vital signs", "icans": "neurological assessments"}
+
+
+def toxicity_table(rows: list["ProgrammeRow"], kind: str = "crs") -> dict[str, Any]:
+    """CRS or ICANS among the infused subjects (issue 11 item 3, the safety table): how many
+    had any, by their maximum grade (ASTCT), the onset day of their first episode and the
+    duration of their episodes that resolved, median (range); `n` the infused subjects graded,
+    `left_out` those infused without a grading (none of its observations after the infusion)."""
     infused = [r for r in rows if r.phase in ("infused", "assessed")]
-    graded = [r for r in infused if r.crs_graded]
-    with_crs = [r for r in graded if r.crs_episodes]
+    graded = [r for r in infused if getattr(r, f"{kind}_graded")]
+    with_any = [r for r in graded if getattr(r, f"{kind}_episodes")]
     by_grade: dict[str, int] = {}
-    for r in with_crs:
-        worst = str(max(e[1] for e in r.crs_episodes))
+    for r in with_any:
+        worst = str(max(e[1] for e in getattr(r, f"{kind}_episodes")))
         by_grade[worst] = by_grade.get(worst, 0) + 1
-    onsets = [float(min(e[0] for e in r.crs_episodes)) for r in with_crs]
-    durations = [float(e[3]) for r in with_crs for e in r.crs_episodes if e[3] is not None]
-    return {"n": len(graded), "with_crs": len(with_crs), "by_max_grade": dict(sorted(by_grade.items())),
-            "left_out": {"n": len(infused) - len(graded), "why": "infused, no vital signs recorded after the infusion"},
+    onsets = [float(min(e[0] for e in getattr(r, f"{kind}_episodes"))) for r in with_any]
+    durations = [float(e[3]) for r in with_any for e in getattr(r, f"{kind}_episodes") if e[3] is not None]
+    return {"n": len(graded), f"with_{kind}": len(with_any), "by_max_grade": dict(sorted(by_grade.items())),
+            "left_out": {"n": len(infused) - len(graded),
+                         "why": f"infused, no {_GRADED_FROM[kind]} recorded after the infusion"},
             "onset_day": asdict(median_and_range(onsets)) if onsets else None,
             "duration_days": asdict(median_and_range(durations)) if durations else None,
             "episodes_resolved": len(durations)}
@@ -121,7 +127,8 @@ def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
         entry["feasibility"] = feasibility(rs)
         if any(r.dose_level is not None for r in rs):
             entry["escalation"] = escalation(rs)
-        entry["crs"] = crs_table(rs)
+        entry["crs"] = toxicity_table(rs, "crs")
+        entry["icans"] = toxicity_table(rs, "icans")
         entry["out_of_specification_infusions"] = _counted(rs, "out_of_specification_infusions", "infusions")
         entry["open_sponsor_notifications"] = _counted(rs, "open_sponsor_notifications", "notifications")
         report.append(entry)

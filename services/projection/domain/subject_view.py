@@ -153,6 +153,8 @@ class SubjectView:
     # (onset day, maximum grade, resolution day, duration days, tocilizumab, steroids))
     crs_revision: int = 0
     crs_episodes: tuple[tuple[int, int, int | None, int | None, bool, bool], ...] = ()
+    icans_revision: int = 0  # the same for ICANS
+    icans_episodes: tuple[tuple[int, int, int | None, int | None, bool, bool], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -265,6 +267,8 @@ class SubjectView:
             "dose_level": self.dose_level, "dlt": self.dlt,
             "crs_revision": self.crs_revision,
             "crs_episodes": [dict(zip(_EPISODE_FIELDS, e)) for e in self.crs_episodes],
+            "icans_revision": self.icans_revision,
+            "icans_episodes": [dict(zip(_EPISODE_FIELDS, e)) for e in self.icans_episodes],
         }
 
     @classmethod
@@ -286,7 +290,9 @@ class SubjectView:
                    sponsor_notified=tuple(tuple(n) for n in d.get("sponsor_notified", ())),
                    oos_infusions=tuple(tuple(i) for i in d.get("out_of_specification_infusions", ())),
                    dose_level=d.get("dose_level"), dlt=d.get("dlt"), crs_revision=d.get("crs_revision", 0),
-                   crs_episodes=tuple(tuple(e[f] for f in _EPISODE_FIELDS) for e in d.get("crs_episodes", ())))
+                   crs_episodes=tuple(tuple(e[f] for f in _EPISODE_FIELDS) for e in d.get("crs_episodes", ())),
+                   icans_revision=d.get("icans_revision", 0),
+                   icans_episodes=tuple(tuple(e[f] for f in _EPISODE_FIELDS) for e in d.get("icans_episodes", ())))
 
 
 _EPISODE_FIELDS = ("onset_day", "max_grade", "resolution_day", "duration_days", "tocilizumab_given", "steroids_given")
@@ -442,12 +448,13 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         return dataclasses.replace(view, timeline=_with_entry(
             view, event.on, t, f"{event.kind.value.upper()} grade {event.grade} on day {event.study_day}{drivers}{again}",
             event_id))
-    if isinstance(event, ev.ToxicityEpisodesDetermined) and event.kind is ev.ToxicityKind.CRS:
-        if event.revision <= view.crs_revision:
+    if isinstance(event, ev.ToxicityEpisodesDetermined):
+        kind = event.kind.value
+        if event.revision <= getattr(view, f"{kind}_revision"):
             return view  # superseded already
-        return dataclasses.replace(view, crs_revision=event.revision, crs_episodes=tuple(
+        return dataclasses.replace(view, **{f"{kind}_revision": event.revision, f"{kind}_episodes": tuple(
             (e.onset_day, e.max_grade, e.resolution_day, e.duration_days, e.tocilizumab_given, e.steroids_given)
-            for e in event.episodes))
+            for e in event.episodes)})
     if isinstance(event, ev.EscalationDecided):
         level = f" level {event.decision.next_dose_level}" if event.decision.next_dose_level is not None else ""
         return dataclasses.replace(view, timeline=_with_entry(

@@ -376,3 +376,17 @@ class FakeEscalations:
     async def add_many(self, escalations) -> None:
         for e in escalations:
             self.rows.setdefault(e.subject_id, e)  # ON CONFLICT DO NOTHING
+
+
+class FakeAges:
+    """Assessment's Ages port: each subject's age at enrolment."""
+
+    def __init__(self, ages: dict | None = None) -> None:
+        self.rows: dict[str, object] = dict(ages or {})
+
+    async def of(self, subject_id: str):
+        return self.rows.get(subject_id)
+
+    async def add_many(self, ages) -> None:
+        for a in ages:
+            self.rows.setdefault(a.subject_id, a.age)  # ON CONFLICT DO NOTHING

@@ -17,14 +17,14 @@ from services.assessment.domain.model import (
     SubjectNotInfused,
     assessment_stream,
 )
-from tests.unit.services.fakes import Bus, FakeEscalations, FakeInfusions, FakeStreams, FakeSubjectCentres
+from tests.unit.services.fakes import Bus, FakeAges, FakeEscalations, FakeInfusions, FakeStreams, FakeSubjectCentres
 
 SUBJECT = "S-0123456789AB"
 INFUSED_AT = datetime(2024, 3, 1, 10, 30, tzinfo=timezone.utc)
 
 
 def wired(streams: FakeStreams, infusions: FakeInfusions, escalations: FakeEscalations | None = None) -> Bus:
-    return Bus(bootstrap.spec, streams=streams, infusions=infusions, escalations=escalations or FakeEscalations(),
+    return Bus(bootstrap.spec, streams=streams, infusions=infusions, escalations=escalations or FakeEscalations(), ages=FakeAges(),
                subject_centres=FakeSubjectCentres())
 
 

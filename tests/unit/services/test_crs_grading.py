@@ -18,7 +18,7 @@ from contracts.observations import HypotensionSupport, OxygenDevice, TreatmentGi
 from services.assessment import bootstrap
 from services.assessment.domain.model import assessment_stream
 from services.clinical.crs import Hypotension, OxygenSupport
-from tests.unit.services.fakes import Bus, FakeEscalations, FakeInfusions, FakeStreams, FakeSubjectCentres
+from tests.unit.services.fakes import Bus, FakeAges, FakeEscalations, FakeInfusions, FakeStreams, FakeSubjectCentres
 
 SUBJECT = "S-0123456789AB"
 CET = timezone(timedelta(hours=1))
@@ -39,7 +39,7 @@ class Ward:
     def __init__(self, infused: bool = True) -> None:
         self.streams, self.infusions, self.infused = FakeStreams(), FakeInfusions(), infused
         self.bus = Bus(bootstrap.spec, streams=self.streams, infusions=self.infusions,
-                       escalations=FakeEscalations(), subject_centres=FakeSubjectCentres())
+                       escalations=FakeEscalations(), ages=FakeAges(), subject_centres=FakeSubjectCentres())
 
     async def observe(self, at: datetime, observation) -> None:
         if self.infused:
@@ -156,7 +156,7 @@ class TestInTheProjection:
     async def test_the_timeline_the_latest_episodes_in_any_order_and_the_safety_table(self):
         from itertools import permutations
 
-        from services.projection.domain.report import ProgrammeRow, crs_table
+        from services.projection.domain.report import ProgrammeRow, toxicity_table
         from services.projection.domain.subject_view import SubjectView, fold
 
         ward = Ward()
@@ -179,7 +179,7 @@ class TestInTheProjection:
         assert "CRS grade 3 on day 1 (hypotension), revision 2" in summaries
         assert SubjectView.from_json(view.to_json()).crs_episodes == view.crs_episodes
         none = SubjectView("S-BA9876543210", phase="infused")
-        table = crs_table([ProgrammeRow.of(dataclasses_replace(view, enrolments=(("2025-03-01", "P"),))),
+        table = toxicity_table([ProgrammeRow.of(dataclasses_replace(view, enrolments=(("2025-03-01", "P"),))),
                            ProgrammeRow.of(dataclasses_replace(none, enrolments=(("2025-03-01", "P"),)))])
         assert table["n"] == 1 and table["with_crs"] == 1 and table["by_max_grade"] == {"3": 1}
         assert table["onset_day"]["median"] == 1 and table["duration_days"]["median"] == 1

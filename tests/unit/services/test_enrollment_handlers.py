@@ -8,6 +8,8 @@ from datetime import date
 
 import pytest
 
+from contracts.errors import CommandRefused
+
 from contracts.commands import EnrollSubject, EraseIdentity, PublishProgramme, RegisterCentre, RegisterPatient
 from contracts.programmes import ProgrammeDefinition
 from infra.tooling.programmes import bundled
@@ -37,7 +39,7 @@ PROGRAMME = "CARCIK-CD19-P2"
 def wired(streams: FakeStreams) -> Bus:
     """Enrollment, its commands as an import of records made elsewhere (the data loader),
     which enrols without a screening CellTrail holds; screened enrolment: test_programmes."""
-    return Bus(bootstrap.spec, acting=IMPORTER, streams=streams)
+    return Bus(bootstrap.spec, acting=IMPORTER, streams=streams, identities=FakeIdentities())
 
 
 def centre_cmd(centre_id: str = CENTRE) -> RegisterCentre:
@@ -174,6 +176,34 @@ class TestRegisterPatient:
             await handlers.register_patient(patient_cmd(), FakeStreams(), identities)
 
         assert identities.records == {}
+
+
+class TestTheAgeAtEnrolment:
+    """The age in completed years on the day of enrolment travels with it (ICANS grading reads
+    it), from the date of birth enrollment keeps; 90 stands for 90 or older (HIPAA Safe
+    Harbor, 45 CFR 164.514(b)(2)(i)(C))."""
+
+    @pytest.mark.parametrize(("born", "age"), [
+        (date(1980, 5, 17), 43),  # enrolled 4 March 2024, before the birthday
+        (date(1980, 3, 4), 44),  # on the birthday
+        (date(2014, 3, 5), 9),
+        (date(1930, 1, 1), 90),  # 94: published as 90 or older
+    ])
+    async def test_the_age_on_the_day(self, born, age):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        subject_id, _ = await handlers.register_patient(
+            patient_cmd().model_copy(update={"date_of_birth": born}), streams, identities)
+        await Bus(bootstrap.spec, acting=IMPORTER, streams=streams, identities=identities).send(enrol_cmd(subject_id))
+        assert streams.events(subject_stream(subject_id))[-1].age_years == age
+
+    async def test_an_enrolment_before_the_date_of_birth_is_refused(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        subject_id, _ = await handlers.register_patient(
+            patient_cmd().model_copy(update={"date_of_birth": date(2024, 3, 5)}), streams, identities)
+        with pytest.raises(CommandRefused) as refused:
+            await Bus(bootstrap.spec, acting=IMPORTER, streams=streams, identities=identities).send(
+                enrol_cmd(subject_id))
+        assert refused.value.code == "ENROLLED_BEFORE_BIRTH"
 
 
 class TestEnrollSubject:

@@ -35,6 +35,7 @@ from services.enrollment.domain.model import subject_stream
 from tests.unit.services.fakes import (
     IMPORTER,
     Bus,
+    FakeAges,
     FakeEscalations,
     FakeIdentities,
     FakeInfusions,
@@ -67,7 +68,8 @@ class Trial:
 
     def __init__(self, definition: ProgrammeDefinition = NK) -> None:
         self.streams = FakeStreams()
-        self.bus = Bus(enrollment.spec, acting=IMPORTER, streams=self.streams)
+        self.identities = FakeIdentities()
+        self.bus = Bus(enrollment.spec, acting=IMPORTER, streams=self.streams, identities=self.identities)
         self.definition = definition
         self.subjects: list[str] = []
 
@@ -252,7 +254,7 @@ class Ward:
         self.streams, self.infusions = FakeStreams(), FakeInfusions()
         self.infused = infused
         escalations = FakeEscalations(*([SubjectEscalation(SUBJECT, "NK-PHALL-P1", 2, 28)] if in_escalation else []))
-        self.bus = Bus(assessment.spec, streams=self.streams, infusions=self.infusions, escalations=escalations,
+        self.bus = Bus(assessment.spec, streams=self.streams, infusions=self.infusions, escalations=escalations, ages=FakeAges(),
                        subject_centres=FakeSubjectCentres())
 
     async def evaluate(self, days: int, onset_day: int | None = None) -> DltEvaluated:
@@ -300,7 +302,7 @@ class TestDltEvaluation:
 
     async def test_assessment_learns_the_escalation_from_the_enrolment(self):
         escalations = FakeEscalations()
-        bus = Bus(assessment.spec, streams=FakeStreams(), infusions=FakeInfusions(), escalations=escalations,
+        bus = Bus(assessment.spec, streams=FakeStreams(), infusions=FakeInfusions(), escalations=escalations, ages=FakeAges(),
                   subject_centres=FakeSubjectCentres())
         await bus.send(SubjectEnrolled(subject_id=SUBJECT, programme_id="NK-PHALL-P1", centre_id=CENTRE,
                                        enrolled_on=ENROLLED, programme_version=1, dose_level=2, dlt_window_days=28))

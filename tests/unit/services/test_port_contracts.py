@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.ports.assessment import EscalationsContract, InfusionsContract
+from tests.ports.assessment import AgesContract, EscalationsContract, InfusionsContract
 from tests.ports.enrollment import IdentitiesContract
 from tests.ports.infusion import PoliciesContract, ReleasedProductsContract, TreatmentsContract, UnitsContract
 from tests.ports.manufacturing import KNOWN_ORGANISATIONS, EnrolmentsContract, OrganisationsContract, PersonsContract
@@ -17,6 +17,7 @@ from tests.unit.services.fakes import (
     FakeOrganisations,
     FakePersons,
     FakeIdentities,
+    FakeAges,
     FakeEscalations,
     FakeInfusions,
     FakeOutcomes,
@@ -88,6 +89,12 @@ class TestFakeReleasedProducts(ReleasedProductsContract):
     @pytest.fixture
     def products(self):
         return FakeReleasedProducts()
+
+
+class TestFakeAges(AgesContract):
+    @pytest.fixture
+    def ages(self):
+        return FakeAges()
 
 
 class TestFakeEscalations(EscalationsContract):

@@ -109,7 +109,7 @@ class TestARefusedDefinition:
 
 def wired(streams: FakeStreams) -> Bus:
     """Enrollment, its commands as an import (the data loader: no screening needed)."""
-    return Bus(bootstrap.spec, acting=IMPORTER, streams=streams)
+    return Bus(bootstrap.spec, acting=IMPORTER, streams=streams, identities=FakeIdentities())
 
 
 class TestVersions:
@@ -224,7 +224,7 @@ class TestScreening:
     async def test_an_ineligible_candidate_is_not_enrolled_and_a_later_eligible_screening_enrols(self):
         streams, identities, subject = await self.network()
         await self.screen(streams, identities, subject, {**self.ELIGIBLE, "ph_status": "Ph-"})
-        person = Bus(bootstrap.spec, streams=streams)  # a clinician, not an import
+        person = Bus(bootstrap.spec, streams=streams, identities=FakeIdentities())  # a clinician, not an import
         with pytest.raises(CommandRefused) as refused:
             await person.send(self.enrol(subject))
         assert refused.value.code == "NOT_ELIGIBLE" and "Philadelphia chromosome" in refused.value.reason
@@ -236,7 +236,7 @@ class TestScreening:
     async def test_a_clinician_enrols_only_a_screened_candidate_an_import_may_not_hold_one(self):
         streams, identities, subject = await self.network()
         with pytest.raises(CommandRefused) as refused:
-            await Bus(bootstrap.spec, streams=streams).send(self.enrol(subject))
+            await Bus(bootstrap.spec, streams=streams, identities=FakeIdentities()).send(self.enrol(subject))
         assert refused.value.code == "NOT_SCREENED"
         await wired(streams).send(self.enrol(subject))  # the data loader's import of an enrolment made elsewhere
 
@@ -246,7 +246,7 @@ class TestScreening:
         await wired(streams).send(PublishProgramme(definition=ProgrammeDefinition.model_validate(
             edited(self.NK, escalation__dlt_window_days=42))))
         with pytest.raises(CommandRefused) as refused:
-            await Bus(bootstrap.spec, streams=streams).send(self.enrol(subject))
+            await Bus(bootstrap.spec, streams=streams, identities=FakeIdentities()).send(self.enrol(subject))
         assert refused.value.code == "SCREENING_OUTDATED"
 
     async def test_a_subject_of_another_centre_or_a_programme_never_published(self):
