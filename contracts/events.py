@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -892,6 +892,32 @@ class ToxicityEpisodesDetermined(EventPayload):
     graded_days: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
+class CountEpisode(Contract):
+    """A run of a count below its threshold: from the first day below it to its recovery (None:
+    not recovered in the data), with the lowest value and its day."""
+
+    onset_day: int
+    recovery_day: int | None = None
+    duration_days: Annotated[int, Field(ge=0)] | None = None
+    nadir_per_ul: Annotated[float, Field(ge=0)]
+    nadir_day: int
+
+
+class CountEpisodesDetermined(EventPayload):
+    """Every episode of neutropenia (ANC below `threshold_per_ul`; recovery: the first of three
+    values on different days at or above it, CIBMTR/ASTCT) or of B-cell aplasia (CD19+ B cells
+    below it; recovery: the first value at or above it), from the subject's counts on the study
+    days `counted_days` (services/clinical/cytopenia.py); supersedes its previous revision."""
+
+    event_type = "assessment.CountEpisodesDetermined"
+    subject_id: SubjectId
+    kind: Literal["neutropenia", "b_cell_aplasia"]
+    revision: Annotated[int, Field(ge=1)]
+    threshold_per_ul: Annotated[float, Field(gt=0)]
+    episodes: list[CountEpisode]
+    counted_days: Annotated[list[int], Field(min_length=1)]
+
+
 class ResponseAssessmentCorrected(ResponseAssessed):
     """A correction of the subject's response assessment dated `assessed_on`: the whole
     assessment as it should read, and why it was corrected. It supersedes the assessment (or
@@ -1040,6 +1066,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ObservationRecorded,
     ToxicityGraded,
     ToxicityEpisodesDetermined,
+    CountEpisodesDetermined,
     DoseLevelAssigned,
     EscalationDecided,
     MtdDeclared,

@@ -4,8 +4,9 @@ before the infusion (a baseline) as after it, each at its clinical time.
 The kinds carry what the grading rules read (services/clinical/crs.py and icans.py, ASTCT
 consensus, Lee et al. 2019), as the bedside records it: vital signs (temperature, blood
 pressure, the support hypotension needed, oxygen support), neurological assessments (ICE or
-CAPD, consciousness, seizures, motor findings, raised intracranial pressure), and treatments
-given (tocilizumab, corticosteroids). The
+CAPD, consciousness, seizures, motor findings, raised intracranial pressure), treatments
+given (tocilizumab, corticosteroids), blood counts (neutrophils, platelets, lymphocytes, B
+cells, CAR-T cells), hospital admission and discharge, last contact and death. The
 enumerations' values are the rules' own (a test holds them equal: tests/unit/test_observations.py).
 """
 
@@ -171,4 +172,47 @@ class NeurologicalAssessment(Contract):
         return self
 
 
-Observation = Annotated[VitalSigns | TreatmentGiven | NeurologicalAssessment, Field(discriminator="kind")]
+Count = Annotated[float, Field(ge=0, le=1_000_000)]
+
+
+class BloodCounts(Contract):
+    """Blood counts in cells per microlitre (= per mm3): the absolute neutrophil count, the
+    platelets, the lymphocytes, the CD19+ B cells and the CAR-T cells, as measured."""
+
+    kind: Literal["blood_counts"] = "blood_counts"
+    anc_per_ul: Count | None = None
+    platelets_per_ul: Annotated[float, Field(ge=0, le=5_000_000)] | None = None
+    lymphocytes_per_ul: Count | None = None
+    b_cells_per_ul: Count | None = None
+    car_t_per_ul: Count | None = None
+
+    @model_validator(mode="after")
+    def _some(self) -> "BloodCounts":
+        if all(v is None for v in (self.anc_per_ul, self.platelets_per_ul, self.lymphocytes_per_ul,
+                                   self.b_cells_per_ul, self.car_t_per_ul)):
+            raise ValueError("blood counts give at least one count")
+        return self
+
+
+class HospitalAdmission(Contract):
+    kind: Literal["admission"] = "admission"
+    reason: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+
+
+class HospitalDischarge(Contract):
+    kind: Literal["discharge"] = "discharge"
+
+
+class LastContact(Contract):
+    """The subject was last known alive at the observation's time (a follow-up visit or call)."""
+
+    kind: Literal["last_contact"] = "last_contact"
+
+
+class Death(Contract):
+    kind: Literal["death"] = "death"
+    cause: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+Observation = Annotated[VitalSigns | TreatmentGiven | NeurologicalAssessment | BloodCounts | HospitalAdmission
+                        | HospitalDischarge | LastContact | Death, Field(discriminator="kind")]

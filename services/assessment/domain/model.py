@@ -25,6 +25,7 @@ from services.clinical.response_all import (
     carcik_day28_readings,
 )
 from services.clinical.escalation.records import InvalidPatientRecordError, PatientDltRecord, level_states_from_records
+from services.assessment.domain.counts import count_determinations
 from services.assessment.domain.toxicity import AgeAtEnrolment, determinations
 from services.kernel.aggregate import Aggregate
 from services.kernel.clinical_dates import study_day
@@ -87,6 +88,7 @@ class Assessments(Aggregate):
     observations: list[ev.ObservationRecorded] = field(default_factory=list)
     graded: dict[tuple[ev.ToxicityKind, int], ev.ToxicityGraded] = field(default_factory=dict)
     episodes: dict[ev.ToxicityKind, ev.ToxicityEpisodesDetermined] = field(default_factory=dict)
+    counts: dict[str, ev.CountEpisodesDetermined] = field(default_factory=dict)  # neutropenia, B-cell aplasia
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, ev.DltEvaluated):
@@ -97,6 +99,8 @@ class Assessments(Aggregate):
             self.graded[(event.kind, event.study_day)] = event
         elif isinstance(event, ev.ToxicityEpisodesDetermined):
             self.episodes[event.kind] = event
+        elif isinstance(event, ev.CountEpisodesDetermined):
+            self.counts[event.kind] = event
         elif isinstance(event, ev.ResponseAssessmentCorrected):
             # supersedes what was recorded for its date; the superseded events stay in the store
             self.history = [e for e in self.history if e.assessed_on != event.assessed_on] + [event]
@@ -195,9 +199,12 @@ def evaluate_dlt(assessments: Assessments, cmd: RecordDltEvaluation, first_infus
 
 def observe(assessments: Assessments, cmd: RecordObservation, first_infusion_on: date | None,
             age: AgeAtEnrolment | None = None) -> list[EventPayload]:
-    """The observation, and the CRS and ICANS determinations it changes (domain/toxicity.py).
-    Before the first infusion it is a baseline, recorded and not graded."""
+    """The observation, and the CRS and ICANS determinations it changes (domain/toxicity.py),
+    and the neutropenia and B-cell aplasia ones (domain/counts.py). Before the first infusion
+    is known it is recorded only (a baseline)."""
     recorded = ev.ObservationRecorded(observation_id=uuid.uuid4(), subject_id=cmd.subject_id,
                                       observed_at=cmd.observed_at, observation=cmd.observation)
-    return [recorded, *determinations(cmd.subject_id, [*assessments.observations, recorded], first_infusion_on,
-                                      assessments.graded, assessments.episodes, age)]
+    observations = [*assessments.observations, recorded]
+    return [recorded, *determinations(cmd.subject_id, observations, first_infusion_on, assessments.graded,
+                                      assessments.episodes, age),
+            *count_determinations(cmd.subject_id, observations, first_infusion_on, assessments.counts)]

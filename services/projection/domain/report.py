@@ -31,6 +31,13 @@ class ProgrammeRow:
     crs_graded: bool = False  # CRS was graded from its observations at least once
     icans_episodes: tuple[tuple[int, int, int | None, int | None, bool, bool], ...] = ()  # the same for ICANS
     icans_graded: bool = False
+    # from the blood counts: (onset day, recovery day, duration days)
+    neutropenia_episodes: tuple[tuple[int, int | None, int | None], ...] = ()
+    b_cell_aplasia_episodes: tuple[tuple[int, int | None, int | None], ...] = ()
+    hospital_stay_days: int | None = None
+    enrolment_to_apheresis_days: int | None = None
+    died_on: str | None = None
+    last_contact_on: str | None = None
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
@@ -38,7 +45,41 @@ class ProgrammeRow:
         enrolled_on = next((on for on, p in view.enrolments if p == view.programme_id), None)
         return cls(view.programme_id, view.phase, view.day28, view.vein_to_vein_days, view.centre_id, view.legs_days,
                    len(view.oos_infusions), len(view.open_sponsor_notifications), enrolled_on, view.dose_level,
-                   view.dlt, view.crs_episodes, view.crs_revision > 0, view.icans_episodes, view.icans_revision > 0)
+                   view.dlt, view.crs_episodes, view.crs_revision > 0, view.icans_episodes, view.icans_revision > 0,
+                   view.neutropenia_episodes, view.b_cell_aplasia_episodes, view.hospital_stay_days,
+                   view.enrolment_to_apheresis_days, view.died_on, view.last_contact_on)
+
+
+def course(rows: list["ProgrammeRow"]) -> dict[str, Any]:
+    """The course after infusion (issue 11 item 3), each figure median (range) over the
+    subjects it counts (`n`), with those left out and why: the duration of the neutropenia
+    after the infusion (the first episode not recovered before day 0), of the B-cell aplasia
+    (days and months of 30.4375 days), of the hospital stay the infusion was given in; the
+    time from enrolment to apheresis; who died and who was last known alive."""
+    infused = [r for r in rows if r.phase in ("infused", "assessed")]
+
+    def figure(values: dict[str, float | None], why: str, scale: float = 1.0) -> dict[str, Any]:
+        known = [v / scale for v in values.values() if v is not None]
+        return {**(asdict(median_and_range(known)) if known else {"median": None, "min": None, "max": None}),
+                "n": len(known), "left_out": {"n": len(values) - len(known), "why": why}}
+
+    def after_infusion(episodes: tuple[tuple[int, int | None, int | None], ...]) -> float | None:
+        e = next((e for e in episodes if e[1] is None or e[1] > 0), None)
+        return float(e[2]) if e is not None and e[2] is not None else None
+
+    index = {str(i): r for i, r in enumerate(infused)}
+    aplasia = {i: after_infusion(r.b_cell_aplasia_episodes) for i, r in index.items()}
+    return {
+        "neutropenia_days": figure({i: after_infusion(r.neutropenia_episodes) for i, r in index.items()},
+                                   "no neutropenia after the infusion, or not yet recovered (ANC < 500/uL)"),
+        "b_cell_aplasia_days": figure(aplasia, "no B-cell aplasia, or not yet recovered"),
+        "b_cell_aplasia_months": figure(aplasia, "no B-cell aplasia, or not yet recovered", 30.4375),
+        "hospital_stay_days": figure({i: r.hospital_stay_days for i, r in index.items()},
+                                     "no admission and discharge around the infusion recorded"),
+        "enrolment_to_apheresis_days": figure(
+            {str(i): r.enrolment_to_apheresis_days for i, r in enumerate(rows)}, "not collected yet"),
+        "deaths": sum(1 for r in infused if r.died_on), "alive_at_last_contact": sum(
+            1 for r in infused if r.last_contact_on and not r.died_on), "n": len(infused)}
 
 
 _GRADED_FROM = {"crs": "vital signs", "icans": "neurological assessments"}
@@ -129,6 +170,7 @@ def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
             entry["escalation"] = escalation(rs)
         entry["crs"] = toxicity_table(rs, "crs")
         entry["icans"] = toxicity_table(rs, "icans")
+        entry["course"] = course(rs)
         entry["out_of_specification_infusions"] = _counted(rs, "out_of_specification_infusions", "infusions")
         entry["open_sponsor_notifications"] = _counted(rs, "open_sponsor_notifications", "notifications")
         report.append(entry)

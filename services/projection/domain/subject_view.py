@@ -14,7 +14,17 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from contracts.observations import HypotensionSupport, OxygenDevice, VitalSigns
+from contracts.observations import (
+    BloodCounts,
+    Death,
+    HospitalAdmission,
+    HospitalDischarge,
+    HypotensionSupport,
+    LastContact,
+    NeurologicalAssessment,
+    OxygenDevice,
+    VitalSigns,
+)
 from typing import Any
 
 from contracts import events as ev
@@ -155,6 +165,17 @@ class SubjectView:
     crs_episodes: tuple[tuple[int, int, int | None, int | None, bool, bool], ...] = ()
     icans_revision: int = 0  # the same for ICANS
     icans_episodes: tuple[tuple[int, int, int | None, int | None, bool, bool], ...] = ()
+    # the latest determinations from the blood counts: (onset day, recovery day, duration days)
+    neutropenia_revision: int = 0
+    neutropenia_episodes: tuple[tuple[int, int | None, int | None], ...] = ()
+    b_cell_aplasia_revision: int = 0
+    b_cell_aplasia_episodes: tuple[tuple[int, int | None, int | None], ...] = ()
+    # hospital admissions and discharges, (UTC time, the clinical date at the site), sorted; the
+    # last contact and the death
+    admissions: tuple[tuple[str, str], ...] = ()
+    discharges: tuple[tuple[str, str], ...] = ()
+    last_contact_on: str | None = None
+    died_on: str | None = None
 
     @property
     def programme_id(self) -> str | None:
@@ -230,6 +251,31 @@ class SubjectView:
                 "release": _release_status(u.state, q, releasable, signature, released_oos)}
 
     @property
+    def hospital_stay_days(self) -> int | None:
+        """The stay the first infusion was given in: its admission's date to its discharge's,
+        in calendar days; None when there is none, or it has not ended."""
+        p = self.first_infused
+        if p is None or p.infused_at is None:
+            return None
+        admitted = [a for a in self.admissions if a[0] <= p.infused_at]
+        if not admitted:
+            return None
+        start = max(admitted)
+        ended = [d for d in self.discharges if d[0] >= p.infused_at and d[0] >= start[0]]
+        if not ended:
+            return None
+        return days_between(date.fromisoformat(start[1]), date.fromisoformat(min(ended)[1]))
+
+    @property
+    def enrolment_to_apheresis_days(self) -> int | None:
+        """From the enrolment in the subject's programme to its first collection."""
+        enrolled = next((on for on, p in self.enrolments if p == self.programme_id), None)
+        collected = sorted(p.collected_on for p in self.products if p.collected_on)
+        if enrolled is None or not collected:
+            return None
+        return days_between(date.fromisoformat(enrolled), date.fromisoformat(collected[0]))
+
+    @property
     def vein_to_vein_days(self) -> int | None:
         """Apheresis to infusion of the first product infused (calendar days at the site)."""
         p = self.first_infused
@@ -269,6 +315,13 @@ class SubjectView:
             "crs_episodes": [dict(zip(_EPISODE_FIELDS, e)) for e in self.crs_episodes],
             "icans_revision": self.icans_revision,
             "icans_episodes": [dict(zip(_EPISODE_FIELDS, e)) for e in self.icans_episodes],
+            "neutropenia_revision": self.neutropenia_revision,
+            "neutropenia_episodes": [dict(zip(_COUNT_FIELDS, e)) for e in self.neutropenia_episodes],
+            "b_cell_aplasia_revision": self.b_cell_aplasia_revision,
+            "b_cell_aplasia_episodes": [dict(zip(_COUNT_FIELDS, e)) for e in self.b_cell_aplasia_episodes],
+            "admissions": [list(a) for a in self.admissions], "discharges": [list(d) for d in self.discharges],
+            "hospital_stay_days": self.hospital_stay_days, "last_contact_on": self.last_contact_on,
+            "died_on": self.died_on,
         }
 
     @classmethod
@@ -292,9 +345,19 @@ class SubjectView:
                    dose_level=d.get("dose_level"), dlt=d.get("dlt"), crs_revision=d.get("crs_revision", 0),
                    crs_episodes=tuple(tuple(e[f] for f in _EPISODE_FIELDS) for e in d.get("crs_episodes", ())),
                    icans_revision=d.get("icans_revision", 0),
-                   icans_episodes=tuple(tuple(e[f] for f in _EPISODE_FIELDS) for e in d.get("icans_episodes", ())))
+                   icans_episodes=tuple(tuple(e[f] for f in _EPISODE_FIELDS) for e in d.get("icans_episodes", ())),
+                   neutropenia_revision=d.get("neutropenia_revision", 0),
+                   neutropenia_episodes=tuple(tuple(e[f] for f in _COUNT_FIELDS)
+                                              for e in d.get("neutropenia_episodes", ())),
+                   b_cell_aplasia_revision=d.get("b_cell_aplasia_revision", 0),
+                   b_cell_aplasia_episodes=tuple(tuple(e[f] for f in _COUNT_FIELDS)
+                                                 for e in d.get("b_cell_aplasia_episodes", ())),
+                   admissions=tuple(tuple(a) for a in d.get("admissions", ())),
+                   discharges=tuple(tuple(x) for x in d.get("discharges", ())),
+                   last_contact_on=d.get("last_contact_on"), died_on=d.get("died_on"))
 
 
+_COUNT_FIELDS = ("onset_day", "recovery_day", "duration_days")
 _EPISODE_FIELDS = ("onset_day", "max_grade", "resolution_day", "duration_days", "tocilizumab_given", "steroids_given")
 
 
@@ -441,7 +504,13 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         return dataclasses.replace(view, dlt=event.dlt is not None, timeline=_with_entry(
             view, event.evaluated_on, t, f"DLT evaluation at dose level {event.dose_level}: {found}", event_id))
     if isinstance(event, ev.ObservationRecorded):
+        view = _with_course(view, event)
         return dataclasses.replace(view, timeline=_with_entry(view, event.observed_at, t, _observed(event), event_id))
+    if isinstance(event, ev.CountEpisodesDetermined):
+        if event.revision <= getattr(view, f"{event.kind}_revision"):
+            return view  # superseded already
+        return dataclasses.replace(view, **{f"{event.kind}_revision": event.revision, f"{event.kind}_episodes": tuple(
+            (e.onset_day, e.recovery_day, e.duration_days) for e in event.episodes)})
     if isinstance(event, ev.ToxicityGraded):
         drivers = f" ({', '.join(event.drivers)})" if event.drivers else ""
         again = f", revision {event.revision}" if event.revision > 1 else ""
@@ -576,8 +645,45 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     return view
 
 
+def _ice_total(o: NeurologicalAssessment) -> int:
+    i = o.ice
+    return i.orientation + i.naming + i.following_commands + i.writing + i.attention  # type: ignore[union-attr]
+
+
+def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectView:
+    """Admissions, discharges, the last contact and the death, whatever order they arrive in."""
+    o, on = event.observation, clinical_date(event.observed_at).isoformat()
+    at = (_at(event.observed_at), on)
+    if isinstance(o, HospitalAdmission):
+        return dataclasses.replace(view, admissions=tuple(sorted({*view.admissions, at})))
+    if isinstance(o, HospitalDischarge):
+        return dataclasses.replace(view, discharges=tuple(sorted({*view.discharges, at})))
+    if isinstance(o, LastContact):
+        return dataclasses.replace(view, last_contact_on=max(filter(None, (view.last_contact_on, on))))
+    if isinstance(o, Death):
+        return dataclasses.replace(view, died_on=min(filter(None, (view.died_on, on))))
+    return view
+
+
 def _observed(event: ev.ObservationRecorded) -> str:
     o = event.observation
+    if isinstance(o, BloodCounts):
+        counts = [f"{name} {value:g}/uL" for name, value in (
+            ("ANC", o.anc_per_ul), ("platelets", o.platelets_per_ul), ("lymphocytes", o.lymphocytes_per_ul),
+            ("B cells", o.b_cells_per_ul), ("CAR-T", o.car_t_per_ul)) if value is not None]
+        return "blood counts: " + ", ".join(counts)
+    if isinstance(o, HospitalAdmission):
+        return "admitted to hospital" + (f": {o.reason}" if o.reason else "")
+    if isinstance(o, HospitalDischarge):
+        return "discharged from hospital"
+    if isinstance(o, LastContact):
+        return "last contact: alive"
+    if isinstance(o, Death):
+        return f"died: {o.cause}"
+    if isinstance(o, NeurologicalAssessment):
+        tool = (f"ICE {_ice_total(o)}" if o.ice is not None else "CAPD" if o.capd is not None
+                else "CAPD not performable")
+        return f"neurological assessment: {tool}, {o.consciousness.value}"
     if isinstance(o, VitalSigns):
         bp = f", BP {o.systolic_mmhg}/{o.diastolic_mmhg}" if o.systolic_mmhg and o.diastolic_mmhg else ""
         oxygen = "" if o.oxygen is OxygenDevice.NONE else (
