@@ -60,7 +60,7 @@ def course(rows: list["ProgrammeRow"]) -> dict[str, Any]:
 
     def figure(values: dict[str, float | None], why: str, scale: float = 1.0) -> dict[str, Any]:
         known = [v / scale for v in values.values() if v is not None]
-        return {**(asdict(median_and_range(known)) if known else {"median": None, "min": None, "max": None}),
+        return {**(asdict(median_and_range(known)) if known else {"median": None, "minimum": None, "maximum": None}),
                 "n": len(known), "left_out": {"n": len(values) - len(known), "why": why}}
 
     def after_infusion(episodes: tuple[tuple[int, int | None, int | None], ...]) -> float | None:

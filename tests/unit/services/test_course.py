@@ -1,0 +1,114 @@
+"""The course after infusion from observations (issue 11 items 1 to 3): neutropenia and B-cell
+aplasia determined by the assessment service from the blood counts (services/assessment/domain/
+counts.py, by services/clinical/cytopenia.py: ANC < 500/uL, CTCAE v5 grade 4, recovered on
+the first of three values at or above it; CD19+ B cells below 20/uL, recovered on the first
+value at or above it), and the projection's course figures (hospital stay, enrolment to
+apheresis, neutropenia and aplasia durations, deaths and last contacts)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from contracts.commands import RecordObservation
+from contracts.events import CountEpisodesDetermined, ObservationRecorded, ProductInfused, SubjectEnrolled
+from contracts.events import ApheresisCollected
+from contracts.observations import BloodCounts, Death, HospitalAdmission, HospitalDischarge, LastContact
+from services.assessment import bootstrap
+from services.assessment.domain.model import assessment_stream
+from services.projection.domain.report import ProgrammeRow, course
+from services.projection.domain.subject_view import SubjectView, fold
+from tests.unit.services.fakes import Bus, FakeAges, FakeEscalations, FakeInfusions, FakeStreams, FakeSubjectCentres
+
+SUBJECT = "S-0123456789AB"
+CET = timezone(timedelta(hours=1))
+INFUSED = datetime(2025, 3, 10, 10, tzinfo=CET)
+COI = "I0011250000011"
+
+
+def on(day: int, hour: int = 8) -> datetime:
+    return INFUSED.replace(hour=hour) + timedelta(days=day)
+
+
+class Ward:
+    def __init__(self) -> None:
+        self.streams, self.infusions = FakeStreams(), FakeInfusions()
+        self.bus = Bus(bootstrap.spec, streams=self.streams, infusions=self.infusions, escalations=FakeEscalations(),
+                       ages=FakeAges(), subject_centres=FakeSubjectCentres())
+
+    async def observe(self, at: datetime, observation) -> None:
+        await self.infusions.add(SUBJECT, 1, INFUSED)
+        await self.bus.send(RecordObservation(subject_id=SUBJECT, observed_at=at, observation=observation))
+
+    def latest(self, kind: str) -> CountEpisodesDetermined:
+        return [e for e in self.streams.events(assessment_stream(SUBJECT))
+                if isinstance(e, CountEpisodesDetermined) and e.kind == kind][-1]
+
+
+async def a_course() -> Ward:
+    """Lymphodepletion started already neutropenic (seed 002's patients 1 and 4): ANC below 500
+    from day -3, recovering on day 8 (8, 9, 10 at or above 500); B cells gone from day 7 to day
+    250; in hospital from day -6 to day 14; last seen alive on day 300."""
+    ward = Ward()
+    await ward.observe(on(-6), HospitalAdmission(reason="lymphodepletion and CAR-T"))
+    for day, anc in ((-5, 900), (-3, 400), (0, 100), (3, 0), (6, 300), (8, 600), (9, 800), (10, 1200)):
+        await ward.observe(on(day), BloodCounts(anc_per_ul=anc))
+    await ward.observe(on(4, 20), BloodCounts(anc_per_ul=700))  # a single value up: no recovery
+    for day, b in ((-5, 150), (7, 5), (90, 0), (250, 40)):
+        await ward.observe(on(day, 9), BloodCounts(b_cells_per_ul=b))
+    await ward.observe(on(14), HospitalDischarge())
+    await ward.observe(on(300), LastContact())
+    return ward
+
+
+class TestFromTheCounts:
+    async def test_neutropenia_from_before_the_infusion_to_its_recovery(self):
+        ward = await a_course()
+        [episode] = ward.latest("neutropenia").episodes
+        assert (episode.onset_day, episode.recovery_day, episode.duration_days) == (-3, 8, 11)
+        assert (episode.nadir_per_ul, episode.nadir_day) == (0, 3)
+        assert ward.latest("neutropenia").threshold_per_ul == 500
+
+    async def test_b_cell_aplasia_to_its_recovery(self):
+        ward = await a_course()
+        [period] = ward.latest("b_cell_aplasia").episodes
+        assert (period.onset_day, period.recovery_day, period.duration_days, period.nadir_per_ul) == (7, 250, 243, 0)
+
+    async def test_each_determination_is_recorded_only_when_it_changes_and_supersedes_by_revision(self):
+        ward = await a_course()
+        revisions = [e.revision for e in ward.streams.events(assessment_stream(SUBJECT))
+                     if isinstance(e, CountEpisodesDetermined) and e.kind == "neutropenia"]
+        assert revisions == list(range(1, len(revisions) + 1)) and len(revisions) == 9  # each count changed it
+        await ward.observe(on(300, 10), LastContact())
+        assert [e.revision for e in ward.streams.events(assessment_stream(SUBJECT))
+                if isinstance(e, CountEpisodesDetermined)][-1] == 4  # B-cell aplasia's, unchanged since
+
+
+class TestTheCourseInTheProjection:
+    async def test_the_figures_and_what_they_leave_out(self):
+        ward = await a_course()
+        view = SubjectView(SUBJECT)
+        for e, at in [(SubjectEnrolled(subject_id=SUBJECT, programme_id="CART-BALL-RR", centre_id="IT-BG-01",
+                                       enrolled_on=date(2025, 1, 10)), on(-60)),
+                      (ApheresisCollected(coi_id=COI, subject_id=SUBJECT, centre_id="IT-BG-01",
+                                          collected_at=datetime(2025, 1, 21, 9, tzinfo=CET)), on(-48)),
+                      (ProductInfused(subject_id=SUBJECT, coi_id=COI, infused_at=INFUSED, infusion_number=1),
+                       INFUSED)]:
+            view = fold(view, e, at)
+        for e in ward.streams.events(assessment_stream(SUBJECT)):
+            view = fold(view, e, getattr(e, "observed_at", INFUSED))
+        assert (view.hospital_stay_days, view.enrolment_to_apheresis_days) == (20, 11)
+        assert view.neutropenia_episodes == ((-3, 8, 11),) and view.b_cell_aplasia_episodes == ((7, 250, 243),)
+        assert view.last_contact_on == "2026-01-04" and view.died_on is None
+        assert SubjectView.from_json(view.to_json()) == view
+        dead = fold(view, ObservationRecorded(observation_id="0" * 32, subject_id=SUBJECT, observed_at=on(320),
+                                              observation=Death(cause="relapse")), on(320))
+        other = SubjectView("S-BA9876543210", enrolments=(("2025-01-10", "CART-BALL-RR"),), phase="infused")
+        c = course([ProgrammeRow.of(view), ProgrammeRow.of(other)])
+        assert (c["hospital_stay_days"]["median"], c["hospital_stay_days"]["n"]) == (20, 1)
+        assert c["hospital_stay_days"]["left_out"]["n"] == 1
+        assert c["neutropenia_days"]["median"] == 11 and c["b_cell_aplasia_days"]["median"] == 243
+        assert round(c["b_cell_aplasia_months"]["median"], 1) == 8.0
+        assert c["enrolment_to_apheresis_days"] == {"median": 11, "minimum": 11, "maximum": 11, "n": 1,
+                                                    "left_out": {"n": 1, "why": "not collected yet"}}
+        assert (c["alive_at_last_contact"], c["deaths"], c["n"]) == (1, 0, 2)
+        assert course([ProgrammeRow.of(dead)])["deaths"] == 1
