@@ -38,6 +38,7 @@ class ProgrammeRow:
     enrolment_to_apheresis_days: int | None = None
     died_on: str | None = None
     last_contact_on: str | None = None
+    follow_up_days: int | None = None  # the first infusion to the death or the last contact
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
@@ -47,7 +48,7 @@ class ProgrammeRow:
                    len(view.oos_infusions), len(view.open_sponsor_notifications), enrolled_on, view.dose_level,
                    view.dlt, view.crs_episodes, view.crs_revision > 0, view.icans_episodes, view.icans_revision > 0,
                    view.neutropenia_episodes, view.b_cell_aplasia_episodes, view.hospital_stay_days,
-                   view.enrolment_to_apheresis_days, view.died_on, view.last_contact_on)
+                   view.enrolment_to_apheresis_days, view.died_on, view.last_contact_on, view.follow_up_days)
 
 
 def course(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -55,7 +56,8 @@ def course(rows: list["ProgrammeRow"]) -> dict[str, Any]:
     subjects it counts (`n`), with those left out and why: the duration of the neutropenia
     after the infusion (the first episode not recovered before day 0), of the B-cell aplasia
     (days and months of 30.4375 days), of the hospital stay the infusion was given in; the
-    time from enrolment to apheresis; who died and who was last known alive."""
+    time from enrolment to apheresis; the follow-up (to the death or the last contact); who
+    died and who was last known alive."""
     infused = [r for r in rows if r.phase in ("infused", "assessed")]
 
     def figure(values: dict[str, float | None], why: str, scale: float = 1.0) -> dict[str, Any]:
@@ -78,6 +80,8 @@ def course(rows: list["ProgrammeRow"]) -> dict[str, Any]:
                                      "no admission and discharge around the infusion recorded"),
         "enrolment_to_apheresis_days": figure(
             {str(i): r.enrolment_to_apheresis_days for i, r in enumerate(rows)}, "not collected yet"),
+        "follow_up_months": figure({i: r.follow_up_days for i, r in index.items()},
+                                   "no last contact or death recorded after the infusion", 30.4375),
         "deaths": sum(1 for r in infused if r.died_on), "alive_at_last_contact": sum(
             1 for r in infused if r.last_contact_on and not r.died_on), "n": len(infused)}
 

@@ -267,6 +267,15 @@ class SubjectView:
         return days_between(date.fromisoformat(start[1]), date.fromisoformat(min(ended)[1]))
 
     @property
+    def follow_up_days(self) -> int | None:
+        """From the first infusion to the death, or else the last contact."""
+        p = self.first_infused
+        end = self.died_on or self.last_contact_on
+        if p is None or p.infused_on is None or end is None:
+            return None
+        return days_between(date.fromisoformat(p.infused_on), date.fromisoformat(end))
+
+    @property
     def enrolment_to_apheresis_days(self) -> int | None:
         """From the enrolment in the subject's programme to its first collection."""
         enrolled = next((on for on, p in self.enrolments if p == self.programme_id), None)
