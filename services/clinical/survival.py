@@ -13,9 +13,11 @@ Conventions (each cites its source; they reproduce R ``survival``'s
   section 2; Kalbfleisch & Prentice, *The Statistical Analysis of Failure
   Time Data*, 2nd ed. 2002, section 1.4.1).
 * Variance: Greenwood, *Reports on Public Health and Medical Subjects* 33, 1926.
-* Pointwise confidence interval: log(-log) transform (Kalbfleisch & Prentice
-  2002, section 1.4.1). This is lifelines' default; in R it is
-  ``conf.type = "log-log"`` (R's own default is ``"log"``).
+* Pointwise confidence interval, ``conf_type`` (R ``survfit``'s ``conf.type``):
+  ``"log-log"`` (the default here: Kalbfleisch & Prentice 2002, section 1.4.1;
+  lifelines' default; R ``conf.type = "log-log"``), ``"log"`` (R's own default:
+  exp(log S -/+ z se(log S)), the upper limit capped at 1) or ``"plain"``
+  (S -/+ z se(S), clipped to [0, 1]); R ``survfit_confint``.
 * Median and its confidence interval: R ``survival`` ``print.survfit``
   (``survmean``/``minmin``), i.e. the Brookmeyer & Crowley (Biometrics
   1982;38:29-41) interval got by inverting the pointwise intervals.
@@ -27,7 +29,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from numbers import Real
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SkipValidation
 from scipy.stats import norm
@@ -45,9 +47,12 @@ __all__ = [
     "SurvivalAtTime",
     "SurvivalDataError",
     "TimeBeyondFollowUpError",
+    "ConfType",
     "kaplan_meier",
     "survival_at",
 ]
+
+ConfType = Literal["log-log", "log", "plain"]
 
 # R survival's print.survfit compares survival with 0.5 using
 # .Machine$double.eps^0.5 ("same as used in all.equal()"), so that
@@ -122,6 +127,7 @@ class KaplanMeierEstimate:
     max_follow_up: float
     confidence_level: float
     median: MedianSurvival
+    conf_type: str = "log-log"
 
 
 @dataclass(frozen=True)
@@ -135,12 +141,14 @@ class SurvivalAtTime:
     ci_upper: float | None
 
 
-@validated(InvalidConfidenceLevelError)
+@validated(InvalidConfidenceLevelError, {"conf_type": InvalidConfidenceLevelError})
 def kaplan_meier(
     observations: SkipValidation[Iterable[tuple[float, int]]],
     confidence_level: Probability = 0.95,
+    conf_type: ConfType = "log-log",
 ) -> KaplanMeierEstimate:
-    """Kaplan-Meier estimate over ``(time, event)`` pairs, in any order."""
+    """Kaplan-Meier estimate over ``(time, event)`` pairs, in any order; the pointwise
+    interval by ``conf_type`` (module docstring)."""
     # Two-sided normal quantile, as R (qnorm(1 - (1 - conf.int)/2)) and lifelines.
     z = float(norm.ppf(1.0 - (1.0 - confidence_level) / 2.0))
     pairs = _validated(observations)
@@ -172,7 +180,7 @@ def kaplan_meier(
                 greenwood_sum += deaths / (at_risk * (at_risk - deaths))
             else:
                 greenwood_defined = False
-            std_error, lower, upper = _greenwood_and_log_log(
+            std_error, lower, upper = _INTERVALS[conf_type](
                 survival, greenwood_sum if greenwood_defined else None, z
             )
             built.append(
@@ -212,6 +220,7 @@ def kaplan_meier(
         max_follow_up=max(time for time, _ in pairs),
         confidence_level=confidence_level,
         median=median,
+        conf_type=conf_type,
     )
 
 
@@ -291,6 +300,32 @@ def _greenwood_and_log_log(
     lower = math.exp(-math.exp(centre - u))
     upper = math.exp(-math.exp(centre + u))
     return std_error, lower, upper
+
+
+def _greenwood_and_log(
+    survival: float, greenwood_sum: float | None, z: float
+) -> tuple[float | None, float | None, float | None]:
+    """Greenwood standard error and R's default interval (``conf.type = "log"``): exp(log S
+    -/+ z * sqrt(sum)), the upper limit capped at 1 (R survfit_confint)."""
+    if survival <= 0.0 or greenwood_sum is None:
+        return None, None, None
+    sigma = math.sqrt(greenwood_sum)
+    log_s = math.log(survival)
+    return survival * sigma, math.exp(log_s - z * sigma), min(1.0, math.exp(log_s + z * sigma))
+
+
+def _greenwood_and_plain(
+    survival: float, greenwood_sum: float | None, z: float
+) -> tuple[float | None, float | None, float | None]:
+    """Greenwood standard error and the untransformed interval (``conf.type = "plain"``):
+    S -/+ z * SE(S), clipped to [0, 1] (R survfit_confint)."""
+    if survival <= 0.0 or greenwood_sum is None:
+        return None, None, None
+    std_error = survival * math.sqrt(greenwood_sum)
+    return std_error, max(0.0, survival - z * std_error), min(1.0, survival + z * std_error)
+
+
+_INTERVALS = {"log-log": _greenwood_and_log_log, "log": _greenwood_and_log, "plain": _greenwood_and_plain}
 
 
 def _first_time_at_or_below_half(

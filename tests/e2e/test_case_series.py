@@ -51,6 +51,8 @@ async def test_the_papers_figures_from_raw_observations(system):
     assert [round(x) for x in median_range(course["b_cell_aplasia_months"])] == [8, 5, 11]
     assert [round(x) for x in median_range(course["follow_up_months"])] == [12, 11, 16]
     assert (course["deaths"], course["alive_at_last_contact"], course["n"]) == (0, 4, 4)
+    assert course["alive_in_mrd_negative_remission_at_last_assessment"] == 4
+    assert (r["survival"]["overall_survival"]["events"], r["survival"]["overall_survival"]["median_months"]) == (0, None)
     # in MRD-negative complete remission: at day 28, and at every later marrow
     assert (r["day28_evaluable"], r["day28_responders"]) == (4, 4)
     views = http_json(f"{info.urls['projection']}/subjects", token=system.token())

@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
 
+from services.clinical import time_to_event as tte
 from services.clinical.rates import EmptyValuesError, median_and_range, response_rate
+from services.clinical.survival import kaplan_meier
 from services.projection.domain.subject_view import SubjectView
 
 
@@ -39,6 +41,11 @@ class ProgrammeRow:
     died_on: str | None = None
     last_contact_on: str | None = None
     follow_up_days: int | None = None  # the first infusion to the death or the last contact
+    infused_on: str | None = None  # the first infusion's date
+    remission_on: str | None = None  # the first CR or CRi
+    relapse_on: str | None = None  # the first relapse after it
+    last_assessed_on: str | None = None  # the latest response assessment
+    last_response: tuple[str | None, str] | None = None  # its (category, MRD status)
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
@@ -48,7 +55,61 @@ class ProgrammeRow:
                    len(view.oos_infusions), len(view.open_sponsor_notifications), enrolled_on, view.dose_level,
                    view.dlt, view.crs_episodes, view.crs_revision > 0, view.icans_episodes, view.icans_revision > 0,
                    view.neutropenia_episodes, view.b_cell_aplasia_episodes, view.hospital_stay_days,
-                   view.enrolment_to_apheresis_days, view.died_on, view.last_contact_on, view.follow_up_days)
+                   view.enrolment_to_apheresis_days, view.died_on, view.last_contact_on, view.follow_up_days,
+                   view.first_infused.infused_on if view.first_infused else None, *view.response_dates,
+                   view.responses[-1][0] if view.responses else None,
+                   tuple(view.responses[-1][1:3]) if view.responses else None)
+
+
+# EFS: no CR or CRi within 3 months of the infusion is a treatment failure at day 0 (the
+# window of ELIANA's primary endpoint, overall remission within 3 months: Maude et al., N Engl J
+# Med 2018;378:439-448; ELN 2022 dates the failure at the start of treatment).
+EFS_LANDMARK_DAYS = 90
+
+
+def survival(rows: list["ProgrammeRow"], conf_type: str = "log-log") -> dict[str, Any]:
+    """Overall survival, event-free survival, time to progression (from the first infusion) and
+    duration of response (from the first CR or CRi, responders only), as Kaplan-Meier
+    estimates in months: subjects counted, events, the median and its 95 % interval
+    (Brookmeyer-Crowley from the pointwise `conf_type` interval: "log-log", or R's default
+    "log", or "plain"; None: not reached), each with who was left out and why. Definitions:
+    services/clinical/time_to_event.py; no transplant after infusion is recorded, so none
+    censors."""
+    infused = [r for r in rows if r.infused_on]
+    facts = []
+    for r in infused:
+        last = max(d for d in (r.last_contact_on, r.last_assessed_on, r.infused_on, r.died_on) if d)
+        f = tte.SubjectFacts(
+            infusion_date=date.fromisoformat(r.infused_on), last_contact_date=date.fromisoformat(last),
+            death_date=date.fromisoformat(r.died_on) if r.died_on else None,
+            relapse_date=date.fromisoformat(r.relapse_on) if r.relapse_on else None,
+            response_date=date.fromisoformat(r.remission_on) if r.remission_on else None)
+        try:
+            tte.overall_survival(f, transplant_handling=tte.TransplantHandling.IGNORE_TRANSPLANT)
+        except tte.TimeToEventError:
+            continue  # dates that contradict each other (a death before the infusion): left out
+        facts.append(f)
+    ignore = tte.TransplantHandling.IGNORE_TRANSPLANT
+    endpoints = {
+        "overall_survival": [tte.overall_survival(f, transplant_handling=ignore) for f in facts],
+        "event_free_survival": [tte.event_free_survival(f, transplant_handling=ignore,
+                                                        response_landmark_days=EFS_LANDMARK_DAYS) for f in facts],
+        "time_to_progression": [tte.time_to_progression(f, transplant_handling=ignore) for f in facts],
+        "duration_of_response": [tte.duration_of_response(f, transplant_handling=ignore) for f in facts],
+    }
+    out: dict[str, Any] = {"conf_type": conf_type}
+    for name, times in endpoints.items():
+        counted = [t for t in times if t is not None]
+        left = {"n": len(rows) - len(counted),
+                "why": "not infused, dates that contradict each other" + (
+                    ", or no complete remission (CR or CRi)" if name == "duration_of_response" else "")}
+        if not counted:
+            out[name] = {"n": 0, "events": 0, "median_months": None, "ci95_months": [None, None], "left_out": left}
+            continue
+        km = kaplan_meier([t.as_months_pair() for t in counted], conf_type=conf_type)
+        out[name] = {"n": km.n_subjects, "events": km.n_events, "median_months": km.median.estimate,
+                     "ci95_months": [km.median.ci_lower, km.median.ci_upper], "left_out": left}
+    return out
 
 
 def course(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -82,6 +143,10 @@ def course(rows: list["ProgrammeRow"]) -> dict[str, Any]:
             {str(i): r.enrolment_to_apheresis_days for i, r in enumerate(rows)}, "not collected yet"),
         "follow_up_months": figure({i: r.follow_up_days for i, r in index.items()},
                                    "no last contact or death recorded after the infusion", 30.4375),
+        "alive_in_mrd_negative_remission_at_last_assessment": sum(
+            1 for r in infused if not r.died_on and r.last_response is not None
+            and r.last_response[0] in ("complete_remission", "complete_remission_incomplete_count_recovery")
+            and r.last_response[1] == "negative"),
         "deaths": sum(1 for r in infused if r.died_on), "alive_at_last_contact": sum(
             1 for r in infused if r.last_contact_on and not r.died_on), "n": len(infused)}
 
@@ -135,7 +200,7 @@ def feasibility(rows: list["ProgrammeRow"]) -> dict[str, Any]:
 LEGS = ("collection_to_receipt", "manufacturing", "release_to_infusion")
 
 
-def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
+def programme_report(rows: list[ProgrammeRow], conf_type: str = "log-log") -> list[dict[str, Any]]:
     """Day-28 overall response rate (CR + CRi among subjects with a day-28 assessment),
     with its exact Clopper-Pearson 95 % interval, vein-to-vein time and each leg of the path,
     median (range), and the infusions of units released out of specification and the open
@@ -175,6 +240,7 @@ def programme_report(rows: list[ProgrammeRow]) -> list[dict[str, Any]]:
         entry["crs"] = toxicity_table(rs, "crs")
         entry["icans"] = toxicity_table(rs, "icans")
         entry["course"] = course(rs)
+        entry["survival"] = survival(rs, conf_type)
         entry["out_of_specification_infusions"] = _counted(rs, "out_of_specification_infusions", "infusions")
         entry["open_sponsor_notifications"] = _counted(rs, "open_sponsor_notifications", "notifications")
         report.append(entry)

@@ -176,6 +176,9 @@ class SubjectView:
     discharges: tuple[tuple[str, str], ...] = ()
     last_contact_on: str | None = None
     died_on: str | None = None
+    # every response assessment, one per date, as it stands (a correction supersedes the record
+    # of its date whichever arrives first): (assessed on, category, MRD status, corrected)
+    responses: tuple[tuple[str, str | None, str, bool], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -267,6 +270,15 @@ class SubjectView:
         return days_between(date.fromisoformat(start[1]), date.fromisoformat(min(ended)[1]))
 
     @property
+    def response_dates(self) -> tuple[str | None, str | None]:
+        """The date of the first complete remission (CR or CRi) and of the first relapse after
+        it (haematological or molecular), by the assessments as they stand."""
+        remission = next((on for on, category, _, _ in self.responses if category in _REMISSIONS), None)
+        relapse = next((on for on, category, _, _ in self.responses
+                        if category in _RELAPSES and (remission is None or on > remission)), None)
+        return remission, relapse
+
+    @property
     def follow_up_days(self) -> int | None:
         """From the first infusion to the death, or else the last contact."""
         p = self.first_infused
@@ -330,7 +342,7 @@ class SubjectView:
             "b_cell_aplasia_episodes": [dict(zip(_COUNT_FIELDS, e)) for e in self.b_cell_aplasia_episodes],
             "admissions": [list(a) for a in self.admissions], "discharges": [list(d) for d in self.discharges],
             "hospital_stay_days": self.hospital_stay_days, "last_contact_on": self.last_contact_on,
-            "died_on": self.died_on,
+            "died_on": self.died_on, "responses": [list(r) for r in self.responses],
         }
 
     @classmethod
@@ -363,9 +375,12 @@ class SubjectView:
                                                  for e in d.get("b_cell_aplasia_episodes", ())),
                    admissions=tuple(tuple(a) for a in d.get("admissions", ())),
                    discharges=tuple(tuple(x) for x in d.get("discharges", ())),
-                   last_contact_on=d.get("last_contact_on"), died_on=d.get("died_on"))
+                   last_contact_on=d.get("last_contact_on"), died_on=d.get("died_on"),
+                   responses=tuple(tuple(r) for r in d.get("responses", ())))
 
 
+_REMISSIONS = {ev.ResponseCategory.CR.value, ev.ResponseCategory.CRI.value}
+_RELAPSES = {ev.ResponseCategory.HAEMATOLOGICAL_RELAPSE.value, ev.ResponseCategory.MOLECULAR_RELAPSE.value}
 _COUNT_FIELDS = ("onset_day", "recovery_day", "duration_days")
 _EPISODE_FIELDS = ("onset_day", "max_grade", "resolution_day", "duration_days", "tocilizumab_given", "steroids_given")
 
@@ -650,7 +665,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.ResponseAssessed):
         v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
                                 timeline=_with_entry(view, event.assessed_on, t, _assessed(event), event_id))
-        return _with_day28(v, view.day28, event)
+        return _with_day28(_with_response(v, event), view.day28, event)
     return view
 
 
@@ -850,7 +865,22 @@ def _fold_correction(view: SubjectView, event: ev.ResponseAssessmentCorrected, e
     summary = f"{_assessed(event)} (corrected: {event.reason})"
     v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
                             timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
-    return _with_day28(v, view.day28, event)
+    return _with_day28(_with_response(v, event), view.day28, event)
+
+
+def _with_response(v: SubjectView, event: ev.ResponseAssessed) -> SubjectView:
+    """The assessment in the response history: a correction supersedes the record of its date,
+    an original does not replace what is there (a correction, or the same date recorded
+    first)."""
+    corrected = isinstance(event, ev.ResponseAssessmentCorrected)
+    on = event.assessed_on.isoformat()
+    current = next((r for r in v.responses if r[0] == on), None)
+    if current is not None and not corrected:
+        return v
+    entry = (on, event.response_category.value if event.response_category else None, event.mrd_status.value,
+             corrected)
+    return dataclasses.replace(v, responses=tuple(sorted({*(r for r in v.responses if r[0] != on), entry},
+                                                         key=lambda r: r[0])))
 
 
 def _with_day28(v: SubjectView, current: dict[str, Any] | None, event: ev.ResponseAssessed) -> SubjectView:

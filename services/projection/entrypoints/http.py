@@ -54,12 +54,21 @@ def subjects(rt: Runtime) -> Handler:
     return handle
 
 
+CONF_TYPES = ("log-log", "log", "plain")  # services/clinical/survival.py: R survfit's conf.type
+
+
 def report(rt: Runtime) -> Handler:
     async def handle(call: Call) -> JSONResponse:
+        conf_type = call.request.query_params.get("ci", "log-log")
+        if conf_type not in CONF_TYPES:
+            return JSONResponse({"error": f"ci={conf_type[:40]!r}: the survival interval is one of "
+                                          f"{', '.join(CONF_TYPES)} (log: R's default)", "code": "INVALID_QUERY"},
+                                status_code=422)
         async with rt.pool.acquire() as conn:
             rows = await PgReadModels(conn).programme_rows(call.request.query_params.get("programme"))
         return JSONResponse(programme_report([r for r in rows
-                                              if call.may(Action.READ_REPORT, Resource(centre_id=r.centre_id))]))
+                                              if call.may(Action.READ_REPORT, Resource(centre_id=r.centre_id))],
+                                             conf_type))
     return handle
 
 
@@ -129,8 +138,9 @@ ENDPOINTS = (
              "released_out_of_specification: true|false)"),
     Endpoint("GET", "/report", listing(Action.READ_REPORT), report,
              "Day-28 ORR (exact 95 % CI), vein-to-vein time, each leg of the path, infusions of out-of-specification "
-             "units and open sponsor notifications per programme, over the subjects of the centres the caller may "
-             "report on (query: programme)"),
+             "units and open sponsor notifications, the dose escalation, CRS and ICANS, the course after infusion "
+             "and OS, EFS, TTP and DOR (Kaplan-Meier) per programme, over the subjects of the centres the caller may "
+             "report on (query: programme; ci: the survival interval, log-log, log (R's default) or plain)"),
     Endpoint("POST", "/admin/rebuild", to(Action.ADMIN_REBUILD), rebuild,
              "Drop the read models and replay the topics from the start",
              answers={202: "rebuilding"}),

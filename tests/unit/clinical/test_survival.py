@@ -375,3 +375,30 @@ def _assert_median_matches(ours: KaplanMeierEstimate, curve, our_value, lifeline
         assert ours.rows[-1].survival == 0 and lifelines_value == ours.rows[-1].time
     else:
         assert (math.inf if our_value is None else our_value) == lifelines_value
+
+
+class TestTheIntervalTypes:
+    """R ``survfit(Surv(time, status) ~ 1)`` on the 6-MP arm with its default ``conf.type =
+    "log"`` (the interval of R's printed summary): exp(log S -/+ 1.96 sqrt(Greenwood sum)),
+    capped at 1; and ``"plain"``, S -/+ 1.96 SE(S)."""
+
+    @pytest.mark.parametrize(("time", "lower", "upper"), [
+        (6, 0.720, 1.000), (7, 0.653, 0.996), (10, 0.586, 0.968), (13, 0.510, 0.935),
+        (16, 0.439, 0.896), (22, 0.337, 0.858), (23, 0.249, 0.807),
+    ])
+    def test_r_default_log_interval(self, time, lower, upper):
+        row = next(r for r in kaplan_meier(SIX_MP, conf_type="log").rows if r.time == time)
+        assert (round(row.ci_lower, 3), round(row.ci_upper, 3)) == (lower, upper)
+
+    def test_plain_interval_is_s_plus_minus_z_se_clipped(self):
+        est = kaplan_meier(SIX_MP, conf_type="plain")
+        first = est.rows[0]
+        assert first.ci_upper == 1.0 and first.ci_lower == pytest.approx(0.857 - 1.959964 * 0.0764, abs=1e-3)
+        assert est.conf_type == "plain"
+
+    def test_the_log_log_default_is_unchanged(self):
+        assert kaplan_meier(SIX_MP).rows == kaplan_meier(SIX_MP, conf_type="log-log").rows
+
+    def test_an_unknown_type_is_refused(self):
+        with pytest.raises(InvalidConfidenceLevelError, match="conf_type"):
+            kaplan_meier(SIX_MP, conf_type="arcsine")

@@ -112,3 +112,76 @@ class TestTheCourseInTheProjection:
                                                     "left_out": {"n": 1, "why": "not collected yet"}}
         assert (c["alive_at_last_contact"], c["deaths"], c["n"]) == (1, 0, 2)
         assert course([ProgrammeRow.of(dead)])["deaths"] == 1
+
+
+class TestSurvival:
+    """OS, EFS, TTP and DOR in the report (services/clinical/time_to_event.py,
+    services/clinical/survival.py), from the views' infusion, responses, relapse, death and
+    last contact."""
+
+    @staticmethod
+    def subject(n: int, *, remission: int | None = 28, relapse: int | None = None, died: int | None = None,
+                last: int = 365) -> SubjectView:
+        day0 = date(2024, 1, 1) + timedelta(days=n)
+
+        def iso(days: int) -> str:
+            return (day0 + timedelta(days=days)).isoformat()
+
+        responses = []
+        if remission is not None:
+            responses.append((iso(remission), "complete_remission", "negative", False))
+        if relapse is not None:
+            responses.append((iso(relapse), "haematological_relapse", "positive", False))
+        from services.projection.domain.subject_view import Product
+        return SubjectView(f"S-{n:012d}", enrolments=(("2023-12-01", "P"),), phase="assessed",
+                           products=(Product(f"C{n}", collected_on="2023-12-10", infused_on=day0.isoformat(),
+                                             infused_at=f"{day0.isoformat()}T10:00:00+00:00"),),
+                           responses=tuple(responses), last_contact_on=iso(min(last, died) if died else last),
+                           died_on=iso(died) if died is not None else None)
+
+    def report(self, conf_type: str = "log-log") -> dict:
+        from services.projection.domain.report import survival
+
+        views = [self.subject(1, relapse=120, died=200), self.subject(2, relapse=90, last=300),
+                 self.subject(3, died=150), self.subject(4), self.subject(5, remission=None, last=180)]
+        return survival([ProgrammeRow.of(v) for v in views], conf_type)
+
+    def test_overall_survival_counts_the_deaths_and_censors_the_living(self):
+        os_ = self.report()["overall_survival"]
+        assert (os_["n"], os_["events"], os_["median_months"]) == (5, 2, None)  # 2 deaths of 5: not reached
+
+    def test_duration_of_response_counts_the_responders_only(self):
+        dor = self.report()["duration_of_response"]
+        assert (dor["n"], dor["events"], dor["left_out"]["n"]) == (4, 3, 1)  # relapse, relapse, death
+        assert "no complete remission" in dor["left_out"]["why"]
+
+    def test_efs_counts_no_remission_within_3_months_as_a_failure_at_day_0(self):
+        efs = self.report()["event_free_survival"]
+        assert (efs["n"], efs["events"]) == (5, 4)  # three failures after remission, one never in remission
+
+    def test_time_to_progression_censors_a_death_without_relapse(self):
+        ttp = self.report()["time_to_progression"]
+        assert (ttp["n"], ttp["events"]) == (5, 2)
+
+    def test_who_is_alive_in_mrd_negative_remission_at_the_last_assessment(self):
+        from services.projection.domain.report import course as course_of
+
+        views = [self.subject(1, relapse=120, died=200), self.subject(2, relapse=90, last=300),
+                 self.subject(3, died=150), self.subject(4), self.subject(5, remission=None, last=180)]
+        assert course_of([ProgrammeRow.of(v) for v in views])["alive_in_mrd_negative_remission_at_last_assessment"] == 1
+
+    def test_the_interval_type_is_chosen(self):
+        assert self.report("log")["conf_type"] == "log"
+
+    def test_contradicting_dates_are_left_out_and_said(self):
+        from services.projection.domain.report import survival
+
+        bad = dataclasses_replace(self.subject(9, died=100), last_contact_on="2025-06-01")  # alive after death
+        os_ = survival([ProgrammeRow.of(bad), ProgrammeRow.of(self.subject(8))])["overall_survival"]
+        assert (os_["n"], os_["left_out"]["n"]) == (1, 1) and "contradict" in os_["left_out"]["why"]
+
+
+def dataclasses_replace(view, **changes):
+    import dataclasses
+
+    return dataclasses.replace(view, **changes)
