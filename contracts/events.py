@@ -1026,6 +1026,49 @@ class VeinToVeinTimeDetermined(EventPayload):
     days: Annotated[int, Field(ge=0)]
 
 
+class ToxicityEpisodeClosed(EventPayload):
+    """A CRS or ICANS episode resolved (ASTCT grading from the observations, issue 11): its onset,
+    maximum grade, resolution and duration in study days, and the treatments given. Should a
+    late observation change it, a new event for the same (subject, kind, onset) supersedes
+    this one: keep the latest."""
+
+    event_type = "outcomes.ToxicityEpisodeClosed"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    kind: ToxicityKind
+    onset_day: Annotated[int, Field(ge=0)]
+    max_grade: Annotated[int, Field(ge=1, le=5)]
+    resolution_day: Annotated[int, Field(ge=0)]
+    duration_days: Annotated[int, Field(ge=0)]
+    tocilizumab_given: bool
+    steroids_given: bool
+
+
+class ResponseDetermined(EventPayload):
+    """A response assessment as it stands (a correction supersedes the record of its date):
+    the date, its study day, the category and MRD status. Keep the latest per (subject,
+    assessed_on)."""
+
+    event_type = "outcomes.ResponseDetermined"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    assessed_on: ClinicalDate
+    study_day: int | None = None  # None: no infusion known
+    response_category: ResponseCategory | None
+    mrd_status: MrdStatus
+
+
+class DeathRecorded(EventPayload):
+    """The subject died (an observation of the centre), on `died_on`, `study_day` days after
+    the first infusion (None: not infused)."""
+
+    event_type = "outcomes.DeathRecorded"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    died_on: ClinicalDate
+    study_day: int | None = None
+
+
 EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     CentreRegistered,
     PatientRegistered,
@@ -1075,4 +1118,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     RecordSigned,
     Day28ResponseDetermined,
     VeinToVeinTimeDetermined,
+    ToxicityEpisodeClosed,
+    ResponseDetermined,
+    DeathRecorded,
 )

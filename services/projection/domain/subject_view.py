@@ -932,6 +932,25 @@ def outcomes(view: SubjectView) -> list[EventPayload]:
     if view.programme_id and first and view.vein_to_vein_days is not None:
         out.append(ev.VeinToVeinTimeDetermined(subject_id=view.subject_id, programme_id=view.programme_id,
                                                coi_id=first.coi_id, days=view.vein_to_vein_days))
+    if not view.programme_id:
+        return out
+    for kind in (ev.ToxicityKind.CRS, ev.ToxicityKind.ICANS):  # issue 11: each episode once it resolved
+        for onset, grade, resolved, duration, tocilizumab, steroids in getattr(view, f"{kind.value}_episodes"):
+            if resolved is not None and duration is not None:
+                out.append(ev.ToxicityEpisodeClosed(
+                    subject_id=view.subject_id, programme_id=view.programme_id, kind=kind, onset_day=onset,
+                    max_grade=grade, resolution_day=resolved, duration_days=duration, tocilizumab_given=tocilizumab,
+                    steroids_given=steroids))
+    infused_on = date.fromisoformat(first.infused_on) if first and first.infused_on else None
+    for on, category, mrd, _ in view.responses:
+        out.append(ev.ResponseDetermined(
+            subject_id=view.subject_id, programme_id=view.programme_id, assessed_on=date.fromisoformat(on),
+            study_day=days_between(infused_on, date.fromisoformat(on)) if infused_on else None,
+            response_category=category, mrd_status=mrd))
+    if view.died_on:
+        out.append(ev.DeathRecorded(
+            subject_id=view.subject_id, programme_id=view.programme_id, died_on=date.fromisoformat(view.died_on),
+            study_day=days_between(infused_on, date.fromisoformat(view.died_on)) if infused_on else None))
     return out
 
 
@@ -948,4 +967,11 @@ def outcome_key(outcome: EventPayload, view: SubjectView | None = None) -> str:
         return key
     if isinstance(outcome, ev.VeinToVeinTimeDetermined):
         return f"v2v:{outcome.subject_id}:{outcome.coi_id}"
+    content = hashlib.sha256(outcome.model_dump_json().encode()).hexdigest()[:16]
+    if isinstance(outcome, ev.ToxicityEpisodeClosed):  # a changed episode is a new outcome
+        return f"toxicity:{outcome.subject_id}:{outcome.kind.value}:{outcome.onset_day}:{content}"
+    if isinstance(outcome, ev.ResponseDetermined):  # a corrected assessment is a new outcome
+        return f"response:{outcome.subject_id}:{outcome.assessed_on.isoformat()}:{content}"
+    if isinstance(outcome, ev.DeathRecorded):
+        return f"death:{outcome.subject_id}"
     raise ValueError(f"not an outcome: {outcome.event_type}")

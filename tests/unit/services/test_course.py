@@ -133,8 +133,8 @@ class TestSurvival:
         if relapse is not None:
             responses.append((iso(relapse), "haematological_relapse", "positive", False))
         from services.projection.domain.subject_view import Product
-        return SubjectView(f"S-{n:012d}", enrolments=(("2023-12-01", "P"),), phase="assessed",
-                           products=(Product(f"C{n}", collected_on="2023-12-10", infused_on=day0.isoformat(),
+        return SubjectView(f"S-{n:012d}", enrolments=(("2023-12-01", "CART-BALL-RR"),), phase="assessed",
+                           products=(Product(f"I00112400000{n}1", collected_on="2023-12-10", infused_on=day0.isoformat(),
                                              infused_at=f"{day0.isoformat()}T10:00:00+00:00"),),
                            responses=tuple(responses), last_contact_on=iso(min(last, died) if died else last),
                            died_on=iso(died) if died is not None else None)
@@ -185,3 +185,59 @@ def dataclasses_replace(view, **changes):
     import dataclasses
 
     return dataclasses.replace(view, **changes)
+
+
+class TestOutcomeEvents:
+    """Issue 11 item 4: what a downstream consumer needs, on celltrail.outcomes.v1, each once
+    (its key), a changed determination as a new outcome."""
+
+    def test_closed_episodes_responses_and_a_death(self):
+        from contracts import events as ev
+        from services.projection.domain.subject_view import outcome_key, outcomes
+
+        view = TestSurvival.subject(1, relapse=120, died=200)
+        view = dataclasses_replace(view, crs_episodes=((1, 2, 4, 3, True, False), (10, 1, None, None, False, False)),
+                                   icans_episodes=((5, 2, 7, 2, False, True),))
+        found = outcomes(view)
+        closed = [o for o in found if isinstance(o, ev.ToxicityEpisodeClosed)]
+        assert [(o.kind.value, o.onset_day, o.max_grade, o.duration_days) for o in closed] == [
+            ("crs", 1, 2, 3), ("icans", 5, 2, 2)]  # the open CRS episode is not closed yet
+        responses = [o for o in found if isinstance(o, ev.ResponseDetermined)]
+        assert [(o.study_day, o.response_category) for o in responses] == [
+            (28, ev.ResponseCategory.CR), (120, ev.ResponseCategory.HAEMATOLOGICAL_RELAPSE)]
+        [death] = [o for o in found if isinstance(o, ev.DeathRecorded)]
+        assert death.study_day == 200
+        keys = {outcome_key(o, view) for o in found}
+        assert len(keys) == len(found)
+        worse = dataclasses_replace(view, crs_episodes=((1, 3, 4, 3, True, False),))
+        changed = next(o for o in outcomes(worse) if isinstance(o, ev.ToxicityEpisodeClosed) and o.kind.value == "crs")
+        assert outcome_key(changed, worse) not in keys  # a new outcome supersedes the earlier one
+
+
+class TestTheExampleConsumer:
+    """docs/examples/outcome_consumer.py keeps the latest outcome per what it is about."""
+
+    def test_a_later_outcome_supersedes_an_earlier_one_and_a_duplicate_changes_nothing(self):
+        import importlib.util
+        from pathlib import Path
+
+        from contracts import events as ev
+        from tests.unit.services.fakes import envelope
+
+        path = Path(__file__).parents[3] / "docs" / "examples" / "outcome_consumer.py"
+        spec = importlib.util.spec_from_file_location("outcome_consumer", path)
+        consumer = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(consumer)
+
+        def record(outcome) -> bytes:
+            env = envelope(outcome, subject_id=outcome.subject_id, occurred_at=INFUSED)
+            return env.model_dump_json().encode()
+
+        first = ev.ToxicityEpisodeClosed(subject_id=SUBJECT, programme_id="CART-BALL-RR", kind="crs", onset_day=1,
+                                         max_grade=1, resolution_day=3, duration_days=2, tocilizumab_given=True,
+                                         steroids_given=False)
+        worse = first.model_copy(update={"max_grade": 2})
+        death = ev.DeathRecorded(subject_id=SUBJECT, programme_id="CART-BALL-RR", died_on=date(2025, 9, 1),
+                                 study_day=175)
+        kept = consumer.latest([record(first), record(death), record(worse), record(death)])
+        assert kept == {("toxicity", SUBJECT, "crs", 1): worse, ("death", SUBJECT): death}

@@ -236,7 +236,10 @@ class TestProjectHandler:
 
         await projected([assessed(28), infused(), collected(), enrolled()], FakeReadModels(), emitter)
 
-        assert sorted(emitter.published) == [f"day28:{SUBJECT}:28", f"v2v:{SUBJECT}:{COI}"]
+        published = sorted(emitter.published)
+        # the day-28 response, vein-to-vein, and the assessment itself (issue 11: a response per assessment)
+        assert [published[0], published[2]] == [f"day28:{SUBJECT}:28", f"v2v:{SUBJECT}:{COI}"]
+        assert published[1].startswith(f"response:{SUBJECT}:") and len(published) == 3
 
     async def test_nothing_is_emitted_before_the_programme_is_known(self):
         emitter = FakeOutcomes()
