@@ -219,12 +219,62 @@ def print_report(report: list) -> None:
             print(f"    infusions of units released out of specification: {oos['infusions']} ({oos['n']} subjects)")
         if tasks and tasks["notifications"]:
             print(f"    sponsor notifications still open: {tasks['notifications']} ({tasks['n']} subjects)")
+        _print_course(p)
+
+
+def _median_range(figure: dict | None, unit: str) -> str:
+    """`median M unit (range a-b), n=N`, and who was left out and why, as a paper reads."""
+    if not figure or figure.get("median") is None:
+        return "not known" + (f" ({figure['left_out']['n']} left out: {figure['left_out']['why']})"
+                              if figure and figure.get("left_out", {}).get("n") else "")
+    text = f"median {figure['median']:.3g} {unit} (range {figure['minimum']:.3g}-{figure['maximum']:.3g}"
+    text += f", n={figure['n']})" if "n" in figure else ")"
+    left = figure.get("left_out") or {}
+    return text + (f"; {left['n']} left out: {left['why']}" if left.get("n") else "")
+
+
+def _of(k: int, n: int) -> str:
+    return f"{k}/{n} ({k / n:.0%})" if n else f"{k}/0"
+
+
+def _print_course(p: dict) -> None:
+    """Issue 11: the dose escalation, CRS and ICANS, the course after infusion and survival."""
+    for level in p.get("escalation") or []:
+        print(f"    dose level {level['level']}: {level['enrolled']} enrolled, {level['dlts']} DLT in "
+              f"{level['evaluable']} evaluable")
+    for kind in ("crs", "icans"):
+        t = p.get(kind)
+        if not t or not t["n"]:
+            continue
+        grades = ", ".join(f"grade {g}: {n}" for g, n in t["by_max_grade"].items()) or "none"
+        print(f"    {kind.upper()} {_of(t[f'with_{kind}'], t['n'])} ({grades}); onset "
+              f"{_median_range(t['onset_day'], 'day')}; duration {_median_range(t['duration_days'], 'days')}")
+    c = p.get("course")
+    if c and c["n"]:
+        for name, unit in (("neutropenia_days", "days"), ("b_cell_aplasia_months", "months"),
+                           ("hospital_stay_days", "days"), ("enrolment_to_apheresis_days", "days"),
+                           ("follow_up_months", "months")):
+            label = name.rsplit("_", 1)[0].replace("_", " ")
+            print(f"    {label}: {_median_range(c[name], unit)}")
+        print(f"    alive at the last contact {_of(c['alive_at_last_contact'], c['n'])}, in MRD-negative remission "
+              f"at the last assessment {_of(c['alive_in_mrd_negative_remission_at_last_assessment'], c['n'])}, "
+              f"deaths {c['deaths']}")
+    s = p.get("survival")
+    for name, km in (s or {}).items():
+        if name == "conf_type" or not km["n"]:
+            continue
+        lo, hi = km["ci95_months"]
+        median = "not reached" if km["median_months"] is None else f"{km['median_months']:.1f} months"
+        interval = f"{'NR' if lo is None else f'{lo:.1f}'}-{'NR' if hi is None else f'{hi:.1f}'}"
+        print(f"    {name.replace('_', ' ')}: median {median} (95% CI {interval}, {s['conf_type']}), "
+              f"{km['events']} events in {km['n']}")
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     url = f"{_url('projection')}/report"
-    if args.programme:
-        url += "?" + urllib.parse.urlencode({"programme": args.programme})
+    query = {k: v for k, v in (("programme", args.programme), ("ci", args.ci)) if v}
+    if query:
+        url += "?" + urllib.parse.urlencode(query)
     report = _get(url)
     print(json.dumps(report, indent=2)) if args.json else print_report(report)
     return 0
@@ -553,6 +603,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_status)
     p = sub.add_parser("report", help="endpoint metrics per programme")
     p.add_argument("--programme")
+    p.add_argument("--ci", choices=("log-log", "log", "plain"),
+                   help="the interval survival medians are read from (log: R's default; default log-log)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_report)
     sub.add_parser("rebuild", help="drop the projection's read models and replay the topics").set_defaults(

@@ -11,10 +11,13 @@ remission at the last follow-up, median 12 months (11-16)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 from importlib import resources
 
 import pytest
 
+from infra.tooling.cli import print_report
 from infra.tooling.loader import Loader
 from tests.e2e.driver import http_json
 
@@ -55,5 +58,16 @@ async def test_the_papers_figures_from_raw_observations(system):
     assert (r["survival"]["overall_survival"]["events"], r["survival"]["overall_survival"]["median_months"]) == (0, None)
     # in MRD-negative complete remission: at day 28, and at every later marrow
     assert (r["day28_evaluable"], r["day28_responders"]) == (4, 4)
+    # as `celltrail report` prints them, the way the paper reads
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        print_report([r])
+    lines = printed.getvalue()
+    assert "CRS 3/4 (75%) (grade 1: 3); onset median 1 day (range 0-3, n=3)" in lines
+    assert "ICANS 3/4 (75%) (grade 2: 3);" in lines and "duration median 3 days (range 2-12, n=3)" in lines
+    assert "hospital stay: median 20.5 days (range 18-26, n=4)" in lines
+    assert "enrolment to apheresis: median 11 days (range 10-18, n=4)" in lines
+    assert "neutropenia: median 10 days (range 7-12, n=4)" in lines
+    assert "overall survival: median not reached (95% CI NR-NR, log-log), 0 events in 4" in lines
     views = http_json(f"{info.urls['projection']}/subjects", token=system.token())
     assert sorted(v["day28"]["mrd_status"] for v in views if v["programme_id"] == "CART-BALL-RR") == ["negative"] * 4
