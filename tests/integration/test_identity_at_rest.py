@@ -63,7 +63,8 @@ async def subject(conn) -> str:
     async with conn.transaction():
         await handlers.enroll_subject(EnrollSubject(subject_id=subject_id, programme_id="CARCIK-CD19-P2",
                                                     centre_id=CENTRE, enrolled_on=date(2024, 3, 4)), streams(conn),
-                                      IMPORTER)  # as the data loader: no screening needed
+                                      IMPORTER,  # as the data loader: no screening needed
+                                      PgIdentities(conn, KEYRING))  # the age on the day, from the date of birth
     return subject_id
 
 
