@@ -14,7 +14,6 @@ import pytest
 
 from contracts.commands import PrescribeCellDose, PrescribeLymphodepletion, RecordInfusion, RecordLymphodepletionDose
 from contracts.custody import CustodyState as S
-from contracts.errors import CommandRefused
 from contracts.events import (
     BedsideCheckRecorded,
     CellDosePrescribed,
@@ -39,6 +38,7 @@ from tests.unit.services.fakes import (
     FakeTreatments,
     FakeUnits,
 )
+from tests.unit.services.test_bedside import refused
 
 DEFINITIONS = {d.programme_id: d for d in bundled()}
 SUBJECT, OTHER, CENTRE = "S-0123456789AB", "S-BA9876543210", "DE-ER-01"
@@ -98,13 +98,6 @@ class Ward:
     def reasons(self, when: datetime, volume_ml: float | None = None,
                 programme_id: str = "CART-CD19-AUTOIMMUNE") -> list[str]:
         return [r.code for r in readiness(self.history(), treatment(programme_id), A0, when, volume_ml)]
-
-
-async def refused(code: str, action) -> str:
-    with pytest.raises(CommandRefused) as caught:
-        await action
-    assert caught.value.code == code, caught.value
-    return caught.value.reason
 
 
 class TestLymphodepletionPrescription:

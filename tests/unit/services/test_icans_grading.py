@@ -147,3 +147,22 @@ class TestTheAge:
     ])
     def test_the_ages_the_subject_may_have(self, age, on, ages):
         assert AgeAtEnrolment(ENROLLED, age).ages_on(on) == ages
+
+
+class TestTheContract:
+    def test_its_values_are_the_rules(self):
+        from contracts import observations as o
+        from services.clinical import icans
+
+        for contract, rule in ((o.Consciousness, icans.Consciousness), (o.Seizure, icans.Seizure),
+                               (o.MotorFinding, icans.MotorFinding), (o.RaisedIcp, icans.RaisedIcp),
+                               (o.CapdFrequency, icans.CapdFrequency)):
+            assert [c.value for c in contract] == [r.value for r in rule], contract.__name__
+        assert set(o.IceItems.model_fields) - {"unarousable"} == {
+            "orientation", "naming", "following_commands", "writing", "attention"}
+
+    def test_one_tool_exactly(self):
+        with pytest.raises(ValueError, match="one encephalopathy tool"):
+            NeurologicalAssessment(ice=ice(10), capd_unable_to_perform=True)
+        with pytest.raises(ValueError, match="one encephalopathy tool"):
+            NeurologicalAssessment()
