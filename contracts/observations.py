@@ -6,7 +6,8 @@ consensus, Lee et al. 2019), as the bedside records it: vital signs (temperature
 pressure, the support hypotension needed, oxygen support), neurological assessments (ICE or
 CAPD, consciousness, seizures, motor findings, raised intracranial pressure), treatments
 given (tocilizumab, corticosteroids), blood counts (neutrophils, platelets, lymphocytes, B
-cells, CAR-T cells), hospital admission and discharge, last contact and death. The
+cells, CAR-T cells), hospital admission and discharge, adverse events (CTCAE v5 term and grade,
+seriousness, attribution), last contact and death. The
 enumerations' values are the rules' own (a test holds them equal: tests/unit/test_observations.py).
 """
 
@@ -203,6 +204,32 @@ class HospitalDischarge(Contract):
     kind: Literal["discharge"] = "discharge"
 
 
+class Attribution(StrEnum):
+    """How the investigator relates an adverse event to the cell therapy (the usual five-point
+    scale of clinical trial safety reporting, ICH E2A)."""
+
+    UNRELATED = "unrelated"
+    UNLIKELY = "unlikely"
+    POSSIBLE = "possible"
+    PROBABLE = "probable"
+    DEFINITE = "definite"
+
+
+class AdverseEvent(Contract):
+    """An adverse event by its CTCAE v5.0 term and grade (1 mild to 5 death related to the
+    event), whether it is serious (ICH E2A: results in death, is life-threatening, requires or
+    prolongs hospitalisation, results in disability, a congenital anomaly, or is otherwise
+    medically important) and its attribution to the product; `meddra_code`: the term's MedDRA
+    lowest-level code, where the centre codes it."""
+
+    kind: Literal["adverse_event"] = "adverse_event"
+    ctcae_term: Annotated[str, Field(min_length=2, max_length=120)]
+    meddra_code: Annotated[str, Field(pattern=r"^[0-9]{8}$")] | None = None
+    grade: Annotated[int, Field(ge=1, le=5)]
+    serious: bool
+    attribution: Attribution
+
+
 class LastContact(Contract):
     """The subject was last known alive at the observation's time (a follow-up visit or call)."""
 
@@ -215,4 +242,4 @@ class Death(Contract):
 
 
 Observation = Annotated[VitalSigns | TreatmentGiven | NeurologicalAssessment | BloodCounts | HospitalAdmission
-                        | HospitalDischarge | LastContact | Death, Field(discriminator="kind")]
+                        | HospitalDischarge | AdverseEvent | LastContact | Death, Field(discriminator="kind")]

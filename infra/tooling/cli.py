@@ -259,6 +259,12 @@ def _print_course(p: dict) -> None:
         print(f"    alive at the last contact {_of(c['alive_at_last_contact'], c['n'])}, in MRD-negative remission "
               f"at the last assessment {_of(c['alive_in_mrd_negative_remission_at_last_assessment'], c['n'])}, "
               f"deaths {c['deaths']}")
+    ae = p.get("adverse_events")
+    if ae and ae["by_term"]:
+        print(f"    adverse events (CTCAE v5): grade 3 or more in {_of(ae['grade_3_or_more'], ae['n'])}")
+        for term, t in ae["by_term"].items():
+            grades = ", ".join(f"grade {g}: {n}" for g, n in t["by_worst_grade"].items())
+            print(f"      {term}: {_of(t['subjects'], ae['n'])} ({grades}; serious {t['serious']})")
     s = p.get("survival")
     for name, km in (s or {}).items():
         if name == "conf_type" or not km["n"]:

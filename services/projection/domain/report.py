@@ -46,6 +46,7 @@ class ProgrammeRow:
     relapse_on: str | None = None  # the first relapse after it
     last_assessed_on: str | None = None  # the latest response assessment
     last_response: tuple[str | None, str] | None = None  # its (category, MRD status)
+    adverse_events: tuple[tuple[str, int, bool], ...] = ()  # (CTCAE term, worst grade, serious)
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
@@ -58,7 +59,25 @@ class ProgrammeRow:
                    view.enrolment_to_apheresis_days, view.died_on, view.last_contact_on, view.follow_up_days,
                    view.first_infused.infused_on if view.first_infused else None, *view.response_dates,
                    view.responses[-1][0] if view.responses else None,
-                   tuple(view.responses[-1][1:3]) if view.responses else None)
+                   tuple(view.responses[-1][1:3]) if view.responses else None, view.adverse_events)
+
+
+def adverse_events(rows: list["ProgrammeRow"]) -> dict[str, Any]:
+    """Adverse events by CTCAE v5 term (issue 11 item 3, the safety table): for each term, the
+    subjects by their worst grade of it, and how many had it serious; over the infused
+    subjects (`n`); `grade_3_or_more`: subjects with any event of grade 3 or more."""
+    infused = [r for r in rows if r.phase in ("infused", "assessed")]
+    terms: dict[str, dict[str, Any]] = {}
+    for r in infused:
+        for term, grade, serious in r.adverse_events:
+            t = terms.setdefault(term, {"by_worst_grade": {}, "serious": 0, "subjects": 0})
+            t["by_worst_grade"][str(grade)] = t["by_worst_grade"].get(str(grade), 0) + 1
+            t["serious"] += serious
+            t["subjects"] += 1
+    for t in terms.values():
+        t["by_worst_grade"] = dict(sorted(t["by_worst_grade"].items()))
+    return {"n": len(infused), "grade_3_or_more": sum(1 for r in infused if any(g >= 3 for _, g, _ in r.adverse_events)),
+            "by_term": dict(sorted(terms.items()))}
 
 
 # EFS: no CR or CRi within 3 months of the infusion is a treatment failure at day 0 (the
@@ -241,6 +260,7 @@ def programme_report(rows: list[ProgrammeRow], conf_type: str = "log-log") -> li
         entry["icans"] = toxicity_table(rs, "icans")
         entry["course"] = course(rs)
         entry["survival"] = survival(rs, conf_type)
+        entry["adverse_events"] = adverse_events(rs)
         entry["out_of_specification_infusions"] = _counted(rs, "out_of_specification_infusions", "infusions")
         entry["open_sponsor_notifications"] = _counted(rs, "open_sponsor_notifications", "notifications")
         report.append(entry)

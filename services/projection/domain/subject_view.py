@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
 from contracts.observations import (
+    AdverseEvent,
     BloodCounts,
     Death,
     HospitalAdmission,
@@ -179,6 +180,9 @@ class SubjectView:
     # every response assessment, one per date, as it stands (a correction supersedes the record
     # of its date whichever arrives first): (assessed on, category, MRD status, corrected)
     responses: tuple[tuple[str, str | None, str, bool], ...] = ()
+    # each adverse event's worst grade by CTCAE term, and whether any of the term was serious:
+    # (term, worst grade, serious), sorted
+    adverse_events: tuple[tuple[str, int, bool], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -343,6 +347,7 @@ class SubjectView:
             "admissions": [list(a) for a in self.admissions], "discharges": [list(d) for d in self.discharges],
             "hospital_stay_days": self.hospital_stay_days, "last_contact_on": self.last_contact_on,
             "died_on": self.died_on, "responses": [list(r) for r in self.responses],
+            "adverse_events": [{"ctcae_term": t, "worst_grade": g, "serious": s} for t, g, s in self.adverse_events],
         }
 
     @classmethod
@@ -376,7 +381,9 @@ class SubjectView:
                    admissions=tuple(tuple(a) for a in d.get("admissions", ())),
                    discharges=tuple(tuple(x) for x in d.get("discharges", ())),
                    last_contact_on=d.get("last_contact_on"), died_on=d.get("died_on"),
-                   responses=tuple(tuple(r) for r in d.get("responses", ())))
+                   responses=tuple(tuple(r) for r in d.get("responses", ())),
+                   adverse_events=tuple((a["ctcae_term"], a["worst_grade"], a["serious"])
+                                        for a in d.get("adverse_events", ())))
 
 
 _REMISSIONS = {ev.ResponseCategory.CR.value, ev.ResponseCategory.CRI.value}
@@ -686,6 +693,12 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
         return dataclasses.replace(view, last_contact_on=max(filter(None, (view.last_contact_on, on))))
     if isinstance(o, Death):
         return dataclasses.replace(view, died_on=min(filter(None, (view.died_on, on))))
+    if isinstance(o, AdverseEvent):  # the worst grade of a term, whatever order they arrive in
+        term = o.ctcae_term.strip().lower()
+        before = next((a for a in view.adverse_events if a[0] == term), (term, 0, False))
+        merged = (term, max(before[1], o.grade), before[2] or o.serious)
+        return dataclasses.replace(view, adverse_events=tuple(sorted(
+            {*(a for a in view.adverse_events if a[0] != term), merged})))
     return view
 
 
@@ -704,6 +717,9 @@ def _observed(event: ev.ObservationRecorded) -> str:
         return "last contact: alive"
     if isinstance(o, Death):
         return f"died: {o.cause}"
+    if isinstance(o, AdverseEvent):
+        return (f"adverse event: {o.ctcae_term}, CTCAE grade {o.grade}{', serious' if o.serious else ''}, "
+                f"{o.attribution.value} to the product")
     if isinstance(o, NeurologicalAssessment):
         tool = (f"ICE {_ice_total(o)}" if o.ice is not None else "CAPD" if o.capd is not None
                 else "CAPD not performable")

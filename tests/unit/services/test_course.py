@@ -241,3 +241,36 @@ class TestTheExampleConsumer:
                                  study_day=175)
         kept = consumer.latest([record(first), record(death), record(worse), record(death)])
         assert kept == {("toxicity", SUBJECT, "crs", 1): worse, ("death", SUBJECT): death}
+
+
+class TestAdverseEvents:
+    """Adverse events by CTCAE v5 term and grade in the view (the worst grade of each term,
+    whatever the order) and the report's safety table."""
+
+    def test_the_worst_grade_of_each_term_and_the_table(self):
+        import itertools
+
+        from contracts.observations import AdverseEvent
+        from services.projection.domain.report import adverse_events
+
+        def ae(term: str, grade: int, serious: bool = False, day: int = 3) -> ObservationRecorded:
+            return ObservationRecorded(observation_id="1" * 32, subject_id=SUBJECT, observed_at=on(day),
+                                       observation=AdverseEvent(ctcae_term=term, grade=grade, serious=serious,
+                                                                attribution="possible"))
+
+        events = [ae("Febrile neutropenia", 3, True), ae("febrile neutropenia", 2, day=9), ae("Hypogammaglobulinemia", 2)]
+        folded = set()
+        for order in itertools.permutations(events):
+            view = SubjectView(SUBJECT, phase="infused", enrolments=(("2025-01-10", "CART-BALL-RR"),))
+            for e in order:
+                view = fold(view, e, e.observed_at)
+            folded.add(view.adverse_events)
+        assert folded == {(("febrile neutropenia", 3, True), ("hypogammaglobulinemia", 2, False))}
+        assert SubjectView.from_json(view.to_json()).adverse_events == view.adverse_events
+        other = SubjectView("S-BA9876543210", phase="infused", enrolments=(("2025-01-10", "CART-BALL-RR"),))
+        other = fold(other, ae("Febrile neutropenia", 4).model_copy(update={"subject_id": "S-BA9876543210"}), on(2))
+        table = adverse_events([ProgrammeRow.of(view), ProgrammeRow.of(other)])
+        assert table["n"] == 2 and table["grade_3_or_more"] == 2
+        assert table["by_term"]["febrile neutropenia"] == {"by_worst_grade": {"3": 1, "4": 1}, "serious": 1,
+                                                           "subjects": 2}
+        assert table["by_term"]["hypogammaglobulinemia"]["by_worst_grade"] == {"2": 1}
