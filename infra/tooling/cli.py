@@ -239,6 +239,11 @@ def _of(k: int, n: int) -> str:
 
 def _print_course(p: dict) -> None:
     """Issue 11: the dose escalation, CRS and ICANS, the course after infusion and survival."""
+    for reading, r in (p.get("day28_by_reading") or {}).items():
+        if r["n"]:
+            lo, hi = r["ci95"]
+            print(f"    day-28 response by {reading.replace('_', ' ')}: {_of(r['responders'], r['n'])} "
+                  f"(95% CI {lo:.0%}-{hi:.0%})")
     for level in p.get("escalation") or []:
         print(f"    dose level {level['level']}: {level['enrolled']} enrolled, {level['dlts']} DLT in "
               f"{level['evaluable']} evaluable")

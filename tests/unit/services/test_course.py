@@ -274,3 +274,25 @@ class TestAdverseEvents:
         assert table["by_term"]["febrile neutropenia"] == {"by_worst_grade": {"3": 1, "4": 1}, "serious": 1,
                                                            "subjects": 2}
         assert table["by_term"]["hypogammaglobulinemia"]["by_worst_grade"] == {"2": 1}
+
+
+class TestDay28ByEachReading:
+    """Seed 000: the day-28 response by morphology, flow cytometry and molecular biology, each
+    with its exact interval, over the subjects whose assessment measured it."""
+
+    def test_each_reading_counts_its_own_subjects(self):
+        from services.projection.domain.report import by_reading
+
+        def row(morphology: bool, flow: bool | None, molecular: bool | None) -> ProgrammeRow:
+            return ProgrammeRow("CARCIK-CD19-P2", "assessed", {"morphologic_response": morphology,
+                                                                "flow_response": flow,
+                                                                "molecular_response": molecular,
+                                                                "responder": morphology}, None)
+
+        r = by_reading([row(True, True, False), row(True, False, None), row(False, False, False)])
+        assert (r["morphology"]["responders"], r["morphology"]["n"]) == (2, 3)
+        assert (r["flow_cytometry"]["responders"], r["flow_cytometry"]["n"]) == (1, 3)
+        assert (r["molecular"]["responders"], r["molecular"]["n"], r["molecular"]["left_out"]["n"]) == (0, 2, 1)
+        # 2/3: Clopper-Pearson 95 % (0.0943, 0.9916); 0/2: (0, 0.8419)
+        assert [round(x, 4) for x in r["morphology"]["ci95"]] == [0.0943, 0.9916]
+        assert [round(x, 4) for x in r["molecular"]["ci95"]] == [0.0, 0.8419]
