@@ -188,8 +188,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def print_subject(view: dict) -> None:
     print(f"{view['subject_id']}  programme {view['programme_id']}  centre {view['centre_id']}  phase {view['phase']}")
-    for t in view["timeline"]:
-        print(f"    {t['at'][:16]:<17} {t['summary']}")
+    for t in view["timeline"]:  # as the site's clock read it (issue 11 item 5)
+        print(f"    {(t.get('local') or t.get('on') or t['at'])[:16].replace('T', ' '):<17} {t['summary']}")
         for s in t.get("signatures", ()):  # 21 CFR 11.50(b): shown with the signed record
             print(f"    {'':<17}   signed: {s['printed_name']}, {s['signed_at']}, {s['meaning']}")
     if view.get("vein_to_vein_days") is not None:

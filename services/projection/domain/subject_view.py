@@ -57,6 +57,26 @@ class TimelineEntry:
     event_type: str
     summary: str
     event_id: str | None = None  # the record's event id: what a signature names
+    # issue 11 item 5: the clinical date at the site and, for an instant, its time as the site's
+    # clock read it (the UTC offset recorded with it): what is shown
+    on: str | None = None
+    local: str | None = None
+
+    @property
+    def order(self) -> tuple:
+        """Clinical order: by the date at the site; on one date, facts known only by their date
+        first, in the order of the path (registered, screened, enrolled, ...), then the timed
+        ones by their instant."""
+        day = self.on or self.at[:10]
+        timed = len(self.at) > 10
+        return (day, timed, self.at if timed else "", _PRECEDENCE.get(self.event_type, len(_PRECEDENCE)),
+                self.event_type, self.summary, self.event_id or "")
+
+
+# the order of facts known only by their date, on one date
+_PRECEDENCE = {t: i for i, t in enumerate((
+    "enrollment.PatientRegistered", "enrollment.CandidateScreened", "enrollment.SubjectEnrolled",
+    "enrollment.DoseLevelAssigned"))}
 
 
 @dataclass(frozen=True)
@@ -460,8 +480,10 @@ def _at(moment: datetime | date) -> str:
 
 def _with_entry(view: SubjectView, at: datetime | date, event_type: str, summary: str,
                 event_id: str | None = None) -> tuple[TimelineEntry, ...]:
-    entry = TimelineEntry(_at(at), event_type, summary, event_id)
-    return tuple(sorted({*view.timeline, entry}, key=lambda e: (e.at, e.event_type, e.summary, e.event_id or "")))
+    local = at.isoformat() if isinstance(at, datetime) else None
+    on = (clinical_date(at) if isinstance(at, datetime) else at).isoformat()
+    entry = TimelineEntry(_at(at), event_type, summary, event_id, on, local)
+    return tuple(sorted({*view.timeline, entry}, key=lambda e: e.order))
 
 
 def _with_product(view: SubjectView, coi_id: str, **changes: str) -> tuple[Product, ...]:
@@ -513,9 +535,10 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.ResponseAssessmentCorrected):
         return _fold_correction(view, event, event_id)
     if isinstance(event, ev.PatientRegistered):
+        # registered on a date (recorded at the start of that day, UTC): a dated fact
         return dataclasses.replace(view, centre_id=event.centre_id,
-                                   timeline=_with_entry(view, occurred_at, t, f"registered at {event.centre_id}",
-                                                        event_id))
+                                   timeline=_with_entry(view, occurred_at.astimezone(timezone.utc).date(), t,
+                                                        f"registered at {event.centre_id}", event_id))
     if isinstance(event, ev.SubjectEnrolled):
         enrolments = tuple(sorted({*view.enrolments, (event.enrolled_on.isoformat(), event.programme_id)}))
         level = f" at dose level {event.dose_level}" if event.dose_level is not None else ""

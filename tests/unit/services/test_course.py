@@ -296,3 +296,32 @@ class TestDay28ByEachReading:
         # 2/3: Clopper-Pearson 95 % (0.0943, 0.9916); 0/2: (0, 0.8419)
         assert [round(x, 4) for x in r["morphology"]["ci95"]] == [0.0943, 0.9916]
         assert [round(x, 4) for x in r["molecular"]["ci95"]] == [0.0, 0.8419]
+
+
+class TestTheTimelineAtTheSite:
+    """Issue 11 item 5: times as the site's clock read them, and clinical order."""
+
+    def test_a_collection_at_half_past_midnight_in_italy_is_on_that_day(self):
+        collected = datetime(2025, 3, 10, 0, 30, tzinfo=CET)
+        view = fold(SubjectView(SUBJECT), ApheresisCollected(coi_id=COI, subject_id=SUBJECT, centre_id="IT-BG-01",
+                                                             collected_at=collected), collected)
+        [entry] = view.timeline
+        assert (entry.at[:10], entry.on, entry.local) == ("2025-03-09", "2025-03-10", "2025-03-10T00:30:00+01:00")
+        assert SubjectView.from_json(view.to_json()).timeline == view.timeline
+
+    def test_registered_then_enrolled_on_one_day_whatever_the_order(self):
+        from contracts.events import PatientRegistered
+
+        registered = PatientRegistered(subject_id=SUBJECT, centre_id="IT-BG-01")
+        enrolled = SubjectEnrolled(subject_id=SUBJECT, programme_id="CART-BALL-RR", centre_id="IT-BG-01",
+                                   enrolled_on=date(2025, 3, 3))
+        collected = ApheresisCollected(coi_id=COI, subject_id=SUBJECT, centre_id="IT-BG-01",
+                                       collected_at=datetime(2025, 3, 3, 8, tzinfo=CET))
+        midnight = datetime(2025, 3, 3, tzinfo=timezone.utc)  # a registration's recorded time: its date's start
+        for order in ((enrolled, collected, registered), (registered, enrolled, collected),
+                      (collected, registered, enrolled)):
+            view = SubjectView(SUBJECT)
+            for e in order:
+                view = fold(view, e, midnight if e is registered else collected.collected_at)
+            assert [t.event_type for t in view.timeline] == [
+                "enrollment.PatientRegistered", "enrollment.SubjectEnrolled", "manufacturing.ApheresisCollected"]
