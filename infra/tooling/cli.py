@@ -288,6 +288,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         url += "?" + urllib.parse.urlencode(query)
     report = _get(url)
     print(json.dumps(report, indent=2)) if args.json else print_report(report)
+    if args.plots:
+        from infra.tooling.plots import write_plots
+
+        for path in write_plots(Path(args.plots), report, _get(f"{_url('projection')}/subjects")):
+            print(f"wrote {path}", file=sys.stderr if args.json else sys.stdout)
     return 0
 
 
@@ -616,6 +621,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--programme")
     p.add_argument("--ci", choices=("log-log", "log", "plain"),
                    help="the interval survival medians are read from (log: R's default; default log-log)")
+    p.add_argument("--plots", metavar="DIR", help="also write Kaplan-Meier curves and a swimmer plot as SVG into DIR")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_report)
     sub.add_parser("rebuild", help="drop the projection's read models and replay the topics").set_defaults(

@@ -19,6 +19,7 @@ import pytest
 
 from infra.tooling.cli import print_report
 from infra.tooling.loader import Loader
+from infra.tooling.plots import write_plots
 from tests.e2e.driver import http_json
 
 pytestmark = pytest.mark.e2e
@@ -30,7 +31,7 @@ def median_range(figure: dict) -> tuple[float, float, float]:
     return figure["median"], figure["minimum"], figure["maximum"]
 
 
-async def test_the_papers_figures_from_raw_observations(system):
+async def test_the_papers_figures_from_raw_observations(system, tmp_path):
     info = system.info
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"], system.tokens())
     results = await loader.load(SCENARIO.read_text().splitlines())
@@ -70,4 +71,8 @@ async def test_the_papers_figures_from_raw_observations(system):
     assert "neutropenia: median 10 days (range 7-12, n=4)" in lines
     assert "overall survival: median not reached (95% CI NR-NR, log-log), 0 events in 4" in lines
     views = http_json(f"{info.urls['projection']}/subjects", token=system.token())
+    # and drawn (celltrail report --plots): the curves and each subject's course
+    written = write_plots(tmp_path, [r], views)
+    assert {p.name for p in written} >= {"CART-BALL-RR-overall_survival.svg", "CART-BALL-RR-swimmer.svg"}
+    assert (tmp_path / "CART-BALL-RR-swimmer.svg").read_text().count('class="lane"') == 4
     assert sorted(v["day28"]["mrd_status"] for v in views if v["programme_id"] == "CART-BALL-RR") == ["negative"] * 4

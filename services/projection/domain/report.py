@@ -125,9 +125,17 @@ def survival(rows: list["ProgrammeRow"], conf_type: str = "log-log") -> dict[str
         if not counted:
             out[name] = {"n": 0, "events": 0, "median_months": None, "ci95_months": [None, None], "left_out": left}
             continue
-        km = kaplan_meier([t.as_months_pair() for t in counted], conf_type=conf_type)
+        pairs = [t.as_months_pair() for t in counted]
+        km = kaplan_meier(pairs, conf_type=conf_type)
         out[name] = {"n": km.n_subjects, "events": km.n_events, "median_months": km.median.estimate,
-                     "ci95_months": [km.median.ci_lower, km.median.ci_upper], "left_out": left}
+                     "ci95_months": [km.median.ci_lower, km.median.ci_upper], "left_out": left,
+                     # the step curve and its pointwise interval, and the numbers at risk every 3 months
+                     # (what a Kaplan-Meier plot draws: celltrail report --plots)
+                     "curve": [{"time": r.time, "survival": r.survival, "lower": r.ci_lower, "upper": r.ci_upper}
+                               for r in km.rows],
+                     "at_risk": [{"time": float(m), "n": sum(1 for t, _ in pairs if t >= m)}
+                                 for m in range(0, int(km.max_follow_up) + 1, 3)],
+                     "max_follow_up_months": km.max_follow_up}
     return out
 
 

@@ -325,3 +325,37 @@ class TestTheTimelineAtTheSite:
                 view = fold(view, e, midnight if e is registered else collected.collected_at)
             assert [t.event_type for t in view.timeline] == [
                 "enrollment.PatientRegistered", "enrollment.SubjectEnrolled", "manufacturing.ApheresisCollected"]
+
+
+class TestPlots:
+    """celltrail report --plots (issue 11 item 6): SVG that parses, with what it must draw."""
+
+    def test_kaplan_meier_curves_and_the_swimmer_plot(self, tmp_path):
+        import xml.etree.ElementTree as ET
+
+        from infra.tooling.plots import write_plots
+        from services.projection.domain.report import programme_report
+
+        views = [TestSurvival.subject(1, relapse=120, died=200), TestSurvival.subject(2, relapse=90, last=300),
+                 TestSurvival.subject(3, died=150), TestSurvival.subject(4), TestSurvival.subject(5, remission=None,
+                                                                                                   last=180)]
+        views[3] = dataclasses_replace(views[3], crs_episodes=((1, 2, 4, 3, True, False),))
+        report = programme_report([ProgrammeRow.of(v) for v in views])
+        written = write_plots(tmp_path, report, [v.to_json() for v in views])
+        assert sorted(p.name for p in written) == sorted(
+            [f"CART-BALL-RR-{e}.svg" for e in ("overall_survival", "event_free_survival", "time_to_progression",
+                                               "duration_of_response")] + ["CART-BALL-RR-swimmer.svg"])
+        ns = "{http://www.w3.org/2000/svg}"
+
+        def classes(name: str) -> list[str]:
+            return [e.get("class") for e in ET.parse(tmp_path / name).getroot().iter() if e.get("class")]
+
+        os_ = classes("CART-BALL-RR-overall_survival.svg")
+        assert os_.count("curve") == 1 and os_.count("band") == 1
+        at_risk = [e.text for e in ET.parse(tmp_path / "CART-BALL-RR-overall_survival.svg").getroot().iter(f"{ns}text")
+                   if e.get("class") == "at-risk"]
+        assert at_risk[0] == "5"  # all five at risk at month 0
+        swim = classes("CART-BALL-RR-swimmer.svg")
+        assert swim.count("lane") == 5 and swim.count("infusion") == 5 and swim.count("death") == 2
+        assert swim.count("remission") == 4 and swim.count("relapse") == 2 and swim.count("crs") == 1
+        assert swim.count("alive") == 3
