@@ -7,7 +7,7 @@ pressure, the support hypotension needed, oxygen support), neurological assessme
 CAPD, consciousness, seizures, motor findings, raised intracranial pressure), treatments
 given (tocilizumab, corticosteroids), blood counts (neutrophils, platelets, lymphocytes, B
 cells, CAR-T cells), hospital admission and discharge, adverse events (CTCAE v5 term and grade,
-seriousness, attribution), last contact and death. The
+seriousness, attribution), lupus disease activity (SLEDAI-2K, DORIS), last contact and death. The
 enumerations' values are the rules' own (a test holds them equal: tests/unit/test_observations.py).
 """
 
@@ -230,6 +230,56 @@ class AdverseEvent(Contract):
     attribution: Attribution
 
 
+class SledaiDescriptor(StrEnum):
+    """The 24 SLEDAI-2K descriptors (Gladman et al., J Rheumatol 2002;29:288-291)."""
+
+    SEIZURE = "seizure"
+    PSYCHOSIS = "psychosis"
+    ORGANIC_BRAIN_SYNDROME = "organic_brain_syndrome"
+    VISUAL_DISTURBANCE = "visual_disturbance"
+    CRANIAL_NERVE_DISORDER = "cranial_nerve_disorder"
+    LUPUS_HEADACHE = "lupus_headache"
+    CVA = "cerebrovascular_accident"
+    VASCULITIS = "vasculitis"
+    ARTHRITIS = "arthritis"
+    MYOSITIS = "myositis"
+    URINARY_CASTS = "urinary_casts"
+    HAEMATURIA = "haematuria"
+    PROTEINURIA = "proteinuria"
+    PYURIA = "pyuria"
+    RASH = "rash"
+    ALOPECIA = "alopecia"
+    MUCOSAL_ULCERS = "mucosal_ulcers"
+    PLEURISY = "pleurisy"
+    PERICARDITIS = "pericarditis"
+    LOW_COMPLEMENT = "low_complement"
+    INCREASED_DNA_BINDING = "increased_dna_binding"
+    FEVER = "fever"
+    THROMBOCYTOPENIA = "thrombocytopenia"
+    LEUKOPENIA = "leukopenia"
+
+
+class LupusAssessment(Contract):
+    """A lupus disease-activity assessment (seed 003): the SLEDAI-2K descriptors present, the
+    physician's global assessment (0-3), the glucocorticoid dose as prednisone, and the
+    maintenance treatments taken (DORIS 2021: van Vollenhoven et al., Ann Rheum Dis 2021)."""
+
+    kind: Literal["lupus_assessment"] = "lupus_assessment"
+    descriptors: Annotated[list[SledaiDescriptor], Field(max_length=24)] = Field(default_factory=list)
+    physician_global_assessment: Annotated[float, Field(ge=0.0, le=3.0)]
+    prednisone_equivalent_mg_per_day: Annotated[float, Field(ge=0.0, le=2000.0)]
+    on_antimalarial: bool = False
+    on_immunosuppressive: bool = False
+    on_biologic: bool = False
+    maintenance_stable: bool = True
+
+    @model_validator(mode="after")
+    def _once(self) -> "LupusAssessment":
+        if len(set(self.descriptors)) != len(self.descriptors):
+            raise ValueError("a SLEDAI-2K descriptor is named once")
+        return self
+
+
 class LastContact(Contract):
     """The subject was last known alive at the observation's time (a follow-up visit or call)."""
 
@@ -242,4 +292,5 @@ class Death(Contract):
 
 
 Observation = Annotated[VitalSigns | TreatmentGiven | NeurologicalAssessment | BloodCounts | HospitalAdmission
-                        | HospitalDischarge | AdverseEvent | LastContact | Death, Field(discriminator="kind")]
+                        | HospitalDischarge | AdverseEvent | LupusAssessment | LastContact | Death,
+                        Field(discriminator="kind")]

@@ -264,6 +264,13 @@ def _print_course(p: dict) -> None:
         print(f"    alive at the last contact {_of(c['alive_at_last_contact'], c['n'])}, in MRD-negative remission "
               f"at the last assessment {_of(c['alive_in_mrd_negative_remission_at_last_assessment'], c['n'])}, "
               f"deaths {c['deaths']}")
+    lupus = p.get("lupus")
+    if lupus:
+        for name in ("sledai_2k_baseline", "sledai_2k_latest", "sledai_2k_change"):
+            print(f"    {name.replace('_', ' ').replace('sledai 2k', 'SLEDAI-2K')}: {_median_range(lupus[name], 'points')}")
+        for name in ("doris_remission", "drug_free_remission"):
+            print(f"    {name.replace('_', ' ')} (DORIS) at the latest assessment: "
+                  f"{_of(lupus[name]['subjects'], lupus[name]['n'])}")
     ae = p.get("adverse_events")
     if ae and ae["by_term"]:
         print(f"    adverse events (CTCAE v5): grade 3 or more in {_of(ae['grade_3_or_more'], ae['n'])}")

@@ -47,6 +47,7 @@ class ProgrammeRow:
     last_assessed_on: str | None = None  # the latest response assessment
     last_response: tuple[str | None, str] | None = None  # its (category, MRD status)
     adverse_events: tuple[tuple[str, int, bool], ...] = ()  # (CTCAE term, worst grade, serious)
+    lupus: tuple[tuple[str, int, bool, bool, str], ...] = ()  # (date, SLEDAI-2K, DORIS, drug-free, id)
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
@@ -59,7 +60,37 @@ class ProgrammeRow:
                    view.enrolment_to_apheresis_days, view.died_on, view.last_contact_on, view.follow_up_days,
                    view.first_infused.infused_on if view.first_infused else None, *view.response_dates,
                    view.responses[-1][0] if view.responses else None,
-                   tuple(view.responses[-1][1:3]) if view.responses else None, view.adverse_events)
+                   tuple(view.responses[-1][1:3]) if view.responses else None, view.adverse_events, view.lupus)
+
+
+def lupus(rows: list["ProgrammeRow"]) -> dict[str, Any]:
+    """Seed 003's endpoints (issue 11 item 3): SLEDAI-2K at baseline (the latest assessment on or
+    before the infusion day), at the latest assessment, and its change, median (range); DORIS
+    remission and drug-free remission at the latest assessment after the infusion, n/N; each
+    over the infused subjects assessed, with those left out and why."""
+    infused = [r for r in rows if r.infused_on]
+    baseline, latest, change = {}, {}, {}
+    for i, r in enumerate(infused):
+        before = [x for x in r.lupus if x[0] <= r.infused_on]  # type: ignore[operator]
+        after = [x for x in r.lupus if x[0] > r.infused_on]  # type: ignore[operator]
+        if before:
+            baseline[i] = before[-1]
+        if after:
+            latest[i] = after[-1]
+        if before and after:
+            change[i] = float(after[-1][1] - before[-1][1])
+
+    def figure(values: dict[int, float], why: str) -> dict[str, Any]:
+        known = list(values.values())
+        return {**(asdict(median_and_range(known)) if known else {"median": None, "minimum": None, "maximum": None}),
+                "n": len(known), "left_out": {"n": len(infused) - len(known), "why": why}}
+
+    return {"sledai_2k_baseline": figure({i: float(x[1]) for i, x in baseline.items()},
+                                         "no assessment on or before the infusion day"),
+            "sledai_2k_latest": figure({i: float(x[1]) for i, x in latest.items()}, "no assessment after the infusion"),
+            "sledai_2k_change": figure(change, "no baseline, or no assessment after the infusion"),
+            "doris_remission": {"subjects": sum(1 for x in latest.values() if x[2]), "n": len(latest)},
+            "drug_free_remission": {"subjects": sum(1 for x in latest.values() if x[3]), "n": len(latest)}}
 
 
 def adverse_events(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -293,6 +324,8 @@ def programme_report(rows: list[ProgrammeRow], conf_type: str = "log-log") -> li
         entry["course"] = course(rs)
         entry["survival"] = survival(rs, conf_type)
         entry["adverse_events"] = adverse_events(rs)
+        if any(r.lupus for r in rs):
+            entry["lupus"] = lupus(rs)
         entry["out_of_specification_infusions"] = _counted(rs, "out_of_specification_infusions", "infusions")
         entry["open_sponsor_notifications"] = _counted(rs, "open_sponsor_notifications", "notifications")
         report.append(entry)

@@ -13,7 +13,10 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
+from typing import Any
 
+from contracts import events as ev
+from contracts.base import EventPayload
 from contracts.observations import (
     AdverseEvent,
     BloodCounts,
@@ -22,14 +25,13 @@ from contracts.observations import (
     HospitalDischarge,
     HypotensionSupport,
     LastContact,
+    LupusAssessment,
     NeurologicalAssessment,
     OxygenDevice,
     VitalSigns,
 )
-from typing import Any
-
-from contracts import events as ev
-from contracts.base import EventPayload
+from services.clinical.doris import DorisInput, doris_remission
+from services.clinical.sledai import SledaiDescriptor, sledai_2k
 from services.kernel.clinical_dates import clinical_date, days_between
 from services.projection.domain.quality import (
     SponsorNotification,
@@ -203,6 +205,9 @@ class SubjectView:
     # each adverse event's worst grade by CTCAE term, and whether any of the term was serious:
     # (term, worst grade, serious), sorted
     adverse_events: tuple[tuple[str, int, bool], ...] = ()
+    # lupus assessments (seed 003), one per date at the site, the latest recorded of a date
+    # standing: (date, SLEDAI-2K, DORIS remission, drug-free remission, observation id)
+    lupus: tuple[tuple[str, int, bool, bool, str], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -368,6 +373,8 @@ class SubjectView:
             "hospital_stay_days": self.hospital_stay_days, "last_contact_on": self.last_contact_on,
             "died_on": self.died_on, "responses": [list(r) for r in self.responses],
             "adverse_events": [{"ctcae_term": t, "worst_grade": g, "serious": s} for t, g, s in self.adverse_events],
+            "lupus": [dict(zip(("on", "sledai_2k", "doris_remission", "drug_free_remission", "observation_id"), x))
+                      for x in self.lupus],
         }
 
     @classmethod
@@ -403,7 +410,9 @@ class SubjectView:
                    last_contact_on=d.get("last_contact_on"), died_on=d.get("died_on"),
                    responses=tuple(tuple(r) for r in d.get("responses", ())),
                    adverse_events=tuple((a["ctcae_term"], a["worst_grade"], a["serious"])
-                                        for a in d.get("adverse_events", ())))
+                                        for a in d.get("adverse_events", ())),
+                   lupus=tuple((x["on"], x["sledai_2k"], x["doris_remission"], x["drug_free_remission"],
+                                x["observation_id"]) for x in d.get("lupus", ())))
 
 
 _REMISSIONS = {ev.ResponseCategory.CR.value, ev.ResponseCategory.CRI.value}
@@ -716,6 +725,19 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
         return dataclasses.replace(view, last_contact_on=max(filter(None, (view.last_contact_on, on))))
     if isinstance(o, Death):
         return dataclasses.replace(view, died_on=min(filter(None, (view.died_on, on))))
+    if isinstance(o, LupusAssessment):  # SLEDAI-2K (Gladman 2002) and DORIS 2021, by the rules
+        result = doris_remission(DorisInput(
+            descriptors=frozenset(SledaiDescriptor(d.value) for d in o.descriptors),
+            physician_global_assessment=o.physician_global_assessment,
+            prednisone_equivalent_mg_per_day=o.prednisone_equivalent_mg_per_day, on_antimalarial=o.on_antimalarial,
+            on_immunosuppressive=o.on_immunosuppressive, on_biologic=o.on_biologic,
+            maintenance_stable=o.maintenance_stable))
+        entry = (on, sledai_2k(SledaiDescriptor(d.value) for d in o.descriptors), result.remission,
+                 result.drug_free_remission, str(event.observation_id))
+        same_day = [x for x in view.lupus if x[0] == on]
+        if same_day and same_day[0][4] > entry[4]:
+            return view  # order-insensitive: of two on one date, the one with the greater id stands
+        return dataclasses.replace(view, lupus=tuple(sorted({*(x for x in view.lupus if x[0] != on), entry})))
     if isinstance(o, AdverseEvent):  # the worst grade of a term, whatever order they arrive in
         term = o.ctcae_term.strip().lower()
         before = next((a for a in view.adverse_events if a[0] == term), (term, 0, False))
@@ -740,6 +762,9 @@ def _observed(event: ev.ObservationRecorded) -> str:
         return "last contact: alive"
     if isinstance(o, Death):
         return f"died: {o.cause}"
+    if isinstance(o, LupusAssessment):
+        return (f"lupus assessment: SLEDAI-2K {sledai_2k(SledaiDescriptor(d.value) for d in o.descriptors)}, "
+                f"PGA {o.physician_global_assessment:g}, prednisone {o.prednisone_equivalent_mg_per_day:g} mg/day")
     if isinstance(o, AdverseEvent):
         return (f"adverse event: {o.ctcae_term}, CTCAE grade {o.grade}{', serious' if o.serious else ''}, "
                 f"{o.attribution.value} to the product")

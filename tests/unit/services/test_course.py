@@ -359,3 +359,46 @@ class TestPlots:
         assert swim.count("lane") == 5 and swim.count("infusion") == 5 and swim.count("death") == 2
         assert swim.count("remission") == 4 and swim.count("relapse") == 2 and swim.count("crs") == 1
         assert swim.count("alive") == 3
+
+
+class TestLupus:
+    """Seed 003: SLEDAI-2K (Gladman 2002: proteinuria 4, arthritis 4, rash 2, low complement 2,
+    increased DNA binding 2) and DORIS 2021 remission (clinical SLEDAI 0, PGA < 0.5, prednisone
+    <= 5 mg/day, stable maintenance) and drug-free remission (DORIS 2017), from raw assessments."""
+
+    @staticmethod
+    def assessed(view: SubjectView, day: int, descriptors: list[str], pga: float, prednisone: float,
+                 immunosuppressive: bool = False) -> SubjectView:
+        from contracts.observations import LupusAssessment
+
+        at = datetime.combine(date.fromisoformat(view.products[0].infused_on) + timedelta(days=day),
+                              datetime.min.time(), tzinfo=CET).replace(hour=9)
+        e = ObservationRecorded(observation_id=f"{day + 100:032d}", subject_id=view.subject_id, observed_at=at,
+                                observation=LupusAssessment(descriptors=descriptors, physician_global_assessment=pga,
+                                                            prednisone_equivalent_mg_per_day=prednisone,
+                                                            on_immunosuppressive=immunosuppressive))
+        return fold(view, e, at)
+
+    def test_the_change_from_baseline_and_remission(self):
+        from services.projection.domain.report import lupus
+
+        first = self.assessed(TestSurvival.subject(1), -5, ["proteinuria", "arthritis", "rash", "low_complement",
+                                                            "increased_dna_binding"], 2.0, 20.0, True)
+        first = self.assessed(first, 90, [], 0.2, 0.0)
+        second = self.assessed(TestSurvival.subject(2), -3, ["proteinuria", "low_complement"], 1.5, 10.0, True)
+        second = self.assessed(second, 90, ["low_complement"], 0.3, 7.5, True)  # prednisone above 5 mg/day
+        third = TestSurvival.subject(3)  # infused, never assessed for lupus
+        assert [x[1] for x in first.lupus] == [14, 0] and [x[1] for x in second.lupus] == [6, 2]
+        table = lupus([ProgrammeRow.of(v) for v in (first, second, third)])
+        assert (table["sledai_2k_baseline"]["median"], table["sledai_2k_change"]["median"]) == (10, -9)
+        assert (table["sledai_2k_change"]["minimum"], table["sledai_2k_change"]["maximum"]) == (-14, -4)
+        assert table["sledai_2k_change"]["left_out"]["n"] == 1
+        assert table["doris_remission"] == {"subjects": 1, "n": 2}
+        assert table["drug_free_remission"] == {"subjects": 1, "n": 2}
+        assert SubjectView.from_json(first.to_json()).lupus == first.lupus
+
+    def test_its_descriptors_are_the_rules(self):
+        from contracts.observations import SledaiDescriptor as Contract
+        from services.clinical.sledai import SledaiDescriptor as Rule
+
+        assert [c.value for c in Contract] == [r.value for r in Rule]
