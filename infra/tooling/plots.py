@@ -8,7 +8,6 @@ their pseudonym, or as the projection showed them to the caller."""
 
 from __future__ import annotations
 
-from datetime import date
 from html import escape
 from pathlib import Path
 
@@ -73,19 +72,12 @@ def swimmer_svg(programme: str, views: list[dict]) -> str:
     """A lane per infused subject from its first infusion to its death or last known date, with
     each infusion, CRS and ICANS episode, complete remission, relapse and death marked."""
     lanes = []
-    for v in views:
-        infused = sorted(p["infused_on"] for p in v.get("products", []) if p.get("infused_on"))
-        if not infused:
+    for v in views:  # the course in days from the first infusion: shown also where dates are cut to the year
+        course = v.get("course_days")
+        if not course:
             continue
-        day0 = date.fromisoformat(infused[0])
-
-        def day(iso: str) -> int:
-            return (date.fromisoformat(iso[:10]) - day0).days
-
-        end_dates = [d for d in (v.get("died_on"), v.get("last_contact_on"),
-                                 *(r[0] for r in v.get("responses", []))) if d]
-        end = max([day(d) for d in end_dates] + [day(i) for i in infused] + [1])
-        lanes.append((v["subject_id"], [day(i) for i in infused], end, v))
+        days = [*course["infusions"], *(r[0] for r in course["responses"]), course["died"], course["last_contact"]]
+        lanes.append((v["subject_id"], course["infusions"], max([d for d in days if d is not None] + [1]), v))
     span = max([lane[2] for lane in lanes] + [30]) / DAYS_PER_MONTH
     height = TOP + 28 * len(lanes) + 80
     plot_w = WIDTH - 160 - RIGHT
@@ -108,20 +100,16 @@ def swimmer_svg(programme: str, views: list[dict]) -> str:
                             f'<title>{kind.upper()} grade {e["max_grade"]}</title></rect>')
         for d in infusions:
             body.append(f'<path class="infusion" d="M{x(d):.1f},{y + 2} l5,8 l-10,0 z" fill="black"/>')
-        for on, category, mrd, _ in v.get("responses", []):
-            d = (date.fromisoformat(on) - date.fromisoformat(v["products"][0]["infused_on"])).days \
-                if v.get("products") and v["products"][0].get("infused_on") else None
-            if d is None:
-                continue
+        for d, category, mrd in v["course_days"]["responses"]:
             if category in ("complete_remission", "complete_remission_incomplete_count_recovery"):
                 fill = "#31a354" if mrd == "negative" else "#a1d99b"
                 body.append(f'<circle class="remission" cx="{x(d):.1f}" cy="{y + 10}" r="4" fill="{fill}"/>')
             elif category and "relapse" in category:
                 body.append(f'<text class="relapse" x="{x(d):.1f}" y="{y + 14}" text-anchor="middle" '
                             f'fill="#de2d26">x</text>')
-        if v.get("died_on"):
+        if v["course_days"]["died"] is not None:
             body.append(f'<rect class="death" x="{x(end) - 4:.1f}" y="{y + 6}" width="8" height="8" fill="black"/>')
-        elif v.get("last_contact_on"):
+        elif v["course_days"]["last_contact"] is not None:
             body.append(f'<path class="alive" d="M{x(end):.1f},{y + 4} l8,6 l-8,6 z" fill="#31a354"/>')
     legend_y = TOP + 28 * len(lanes) + 30
     body.append(f'<text x="160" y="{legend_y}">triangle: infusion; orange: CRS; purple: ICANS; green dot: complete '
@@ -142,7 +130,7 @@ def write_plots(directory: Path, report: list[dict], views: list[dict]) -> list[
                 path.write_text(kaplan_meier_svg(programme, endpoint, km), encoding="utf-8")
                 written.append(path)
         mine = [v for v in views if v.get("programme_id") == programme]
-        if any(pr.get("infused_on") for v in mine for pr in v.get("products", [])):
+        if any(v.get("course_days") for v in mine):
             path = directory / f"{programme}-swimmer.svg"
             path.write_text(swimmer_svg(programme, mine), encoding="utf-8")
             written.append(path)

@@ -308,6 +308,23 @@ class SubjectView:
         return remission, relapse
 
     @property
+    def course_days(self) -> dict[str, Any] | None:
+        """The course in days from the first infusion (intervals, which de-identification keeps
+        where it cuts dates to the year): each infusion, each response assessment with its
+        category and MRD status, the death, the last contact; what a swimmer plot draws."""
+        first = self.first_infused
+        if first is None or first.infused_on is None:
+            return None
+        day0 = date.fromisoformat(first.infused_on)
+
+        def day(iso: str | None) -> int | None:
+            return days_between(day0, date.fromisoformat(iso)) if iso else None
+
+        return {"infusions": sorted(day(p.infused_on) for p in self.products if p.infused_on),
+                "responses": [[day(on), category, mrd] for on, category, mrd, _ in self.responses],
+                "died": day(self.died_on), "last_contact": day(self.last_contact_on)}
+
+    @property
     def follow_up_days(self) -> int | None:
         """From the first infusion to the death, or else the last contact."""
         p = self.first_infused
@@ -375,6 +392,7 @@ class SubjectView:
             "adverse_events": [{"ctcae_term": t, "worst_grade": g, "serious": s} for t, g, s in self.adverse_events],
             "lupus": [dict(zip(("on", "sledai_2k", "doris_remission", "drug_free_remission", "observation_id"), x))
                       for x in self.lupus],
+            "course_days": self.course_days,
         }
 
     @classmethod
