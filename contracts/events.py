@@ -918,6 +918,20 @@ class CountEpisodesDetermined(EventPayload):
     counted_days: Annotated[list[int], Field(min_length=1)]
 
 
+class CarTExpansionDetermined(EventPayload):
+    """CAR-T cells in the blood after the infusion (services/clinical/cytopenia.py): the peak
+    (Cmax) and its study day (Tmax), the last day they were detectable; None where none was,
+    from the counts of the study days `counted_days`; supersedes its previous revision."""
+
+    event_type = "assessment.CarTExpansionDetermined"
+    subject_id: SubjectId
+    revision: Annotated[int, Field(ge=1)]
+    peak_per_ul: Annotated[float, Field(gt=0)] | None = None
+    peak_day: Annotated[int, Field(ge=0)] | None = None
+    last_detectable_day: Annotated[int, Field(ge=0)] | None = None
+    counted_days: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
 class ResponseAssessmentCorrected(ResponseAssessed):
     """A correction of the subject's response assessment dated `assessed_on`: the whole
     assessment as it should read, and why it was corrected. It supersedes the assessment (or
@@ -1110,6 +1124,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ToxicityGraded,
     ToxicityEpisodesDetermined,
     CountEpisodesDetermined,
+    CarTExpansionDetermined,
     DoseLevelAssigned,
     EscalationDecided,
     MtdDeclared,

@@ -7,7 +7,8 @@ pressure, the support hypotension needed, oxygen support), neurological assessme
 CAPD, consciousness, seizures, motor findings, raised intracranial pressure), treatments
 given (tocilizumab, corticosteroids), blood counts (neutrophils, platelets, lymphocytes, B
 cells, CAR-T cells), hospital admission and discharge, adverse events (CTCAE v5 term and grade,
-seriousness, attribution), lupus disease activity (SLEDAI-2K, DORIS), last contact and death. The
+seriousness, attribution), lupus disease activity (SLEDAI-2K, DORIS), relapse or progression,
+last contact and death. The
 enumerations' values are the rules' own (a test holds them equal: tests/unit/test_observations.py).
 """
 
@@ -280,6 +281,14 @@ class LupusAssessment(Contract):
         return self
 
 
+class Relapse(Contract):
+    """A relapse or progression documented at the observation's time: haematological (marrow or
+    blood blasts), extramedullary, or molecular (MRD reappearing)."""
+
+    kind: Literal["relapse"] = "relapse"
+    site: Literal["haematological", "extramedullary", "molecular"]
+
+
 class LastContact(Contract):
     """The subject was last known alive at the observation's time (a follow-up visit or call)."""
 
@@ -292,5 +301,5 @@ class Death(Contract):
 
 
 Observation = Annotated[VitalSigns | TreatmentGiven | NeurologicalAssessment | BloodCounts | HospitalAdmission
-                        | HospitalDischarge | AdverseEvent | LupusAssessment | LastContact | Death,
+                        | HospitalDischarge | AdverseEvent | LupusAssessment | Relapse | LastContact | Death,
                         Field(discriminator="kind")]

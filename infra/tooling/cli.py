@@ -258,8 +258,10 @@ def _print_course(p: dict) -> None:
     if c and c["n"]:
         for name, unit in (("neutropenia_days", "days"), ("b_cell_aplasia_months", "months"),
                            ("hospital_stay_days", "days"), ("enrolment_to_apheresis_days", "days"),
-                           ("follow_up_months", "months")):
-            label = name.rsplit("_", 1)[0].replace("_", " ")
+                           ("car_t_peak_per_ul", "cells/uL"), ("car_t_peak_day", "day"),
+                           ("car_t_last_detectable_day", "day"), ("follow_up_months", "months")):
+            label = name.rsplit("_", 1)[0].replace("_", " ") if not name.startswith("car_t") else \
+                name.replace("car_t", "CAR-T").replace("_per_ul", "").replace("_", " ")
             print(f"    {label}: {_median_range(c[name], unit)}")
         print(f"    alive at the last contact {_of(c['alive_at_last_contact'], c['n'])}, in MRD-negative remission "
               f"at the last assessment {_of(c['alive_in_mrd_negative_remission_at_last_assessment'], c['n'])}, "

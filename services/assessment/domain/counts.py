@@ -12,12 +12,13 @@ from __future__ import annotations
 from datetime import date
 
 from contracts.base import EventPayload
-from contracts.events import CountEpisode, CountEpisodesDetermined, ObservationRecorded
+from contracts.events import CarTExpansionDetermined, CountEpisode, CountEpisodesDetermined, ObservationRecorded
 from contracts.observations import BloodCounts
 from services.clinical.cytopenia import (
     DEFAULT_B_CELL_APLASIA_THRESHOLD_PER_UL,
     LabValue,
     b_cell_aplasia_periods,
+    car_t_expansion,
     neutropenia_episodes,
 )
 from services.kernel.clinical_dates import clinical_date, study_day
@@ -62,3 +63,28 @@ def count_determinations(subject_id: str, observations: list[ObservationRecorded
                                                revision=previous.revision + 1 if previous is not None else 1,
                                                threshold_per_ul=threshold, episodes=episodes, counted_days=days))
     return new
+
+
+def expansion_determination(subject_id: str, observations: list[ObservationRecorded], infused_on: date | None,
+                            latest: CarTExpansionDetermined | None) -> list[EventPayload]:
+    """CAR-T expansion after the infusion (peak, its day, persistence) from the CAR-T counts of
+    study days 0 on, the day's highest value; recorded when it changes, superseding the last."""
+    if infused_on is None:
+        return []
+    by_day: dict[int, float] = {}
+    for o in observations:
+        value = o.observation.car_t_per_ul if isinstance(o.observation, BloodCounts) else None
+        if value is not None:
+            day = study_day(clinical_date(o.observed_at), infused_on)
+            if day >= 0:
+                by_day[day] = max(value, by_day.get(day, value))
+    if not by_day:
+        return []
+    e = car_t_expansion([LabValue(day, value) for day, value in sorted(by_day.items())])
+    found = (e.peak_per_ul, e.peak_day, e.last_detectable_day, sorted(by_day))
+    if latest is not None and (latest.peak_per_ul, latest.peak_day, latest.last_detectable_day,
+                               latest.counted_days) == found:
+        return []
+    return [CarTExpansionDetermined(subject_id=subject_id, revision=latest.revision + 1 if latest else 1,
+                                    peak_per_ul=e.peak_per_ul, peak_day=e.peak_day,
+                                    last_detectable_day=e.last_detectable_day, counted_days=sorted(by_day))]

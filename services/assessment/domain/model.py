@@ -25,7 +25,7 @@ from services.clinical.response_all import (
     carcik_day28_readings,
 )
 from services.clinical.escalation.records import InvalidPatientRecordError, PatientDltRecord, level_states_from_records
-from services.assessment.domain.counts import count_determinations
+from services.assessment.domain.counts import count_determinations, expansion_determination
 from services.assessment.domain.toxicity import AgeAtEnrolment, determinations
 from services.kernel.aggregate import Aggregate
 from services.kernel.clinical_dates import study_day
@@ -89,6 +89,7 @@ class Assessments(Aggregate):
     graded: dict[tuple[ev.ToxicityKind, int], ev.ToxicityGraded] = field(default_factory=dict)
     episodes: dict[ev.ToxicityKind, ev.ToxicityEpisodesDetermined] = field(default_factory=dict)
     counts: dict[str, ev.CountEpisodesDetermined] = field(default_factory=dict)  # neutropenia, B-cell aplasia
+    expansion: ev.CarTExpansionDetermined | None = None
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, ev.DltEvaluated):
@@ -101,6 +102,8 @@ class Assessments(Aggregate):
             self.episodes[event.kind] = event
         elif isinstance(event, ev.CountEpisodesDetermined):
             self.counts[event.kind] = event
+        elif isinstance(event, ev.CarTExpansionDetermined):
+            self.expansion = event
         elif isinstance(event, ev.ResponseAssessmentCorrected):
             # supersedes what was recorded for its date; the superseded events stay in the store
             self.history = [e for e in self.history if e.assessed_on != event.assessed_on] + [event]
@@ -207,4 +210,5 @@ def observe(assessments: Assessments, cmd: RecordObservation, first_infusion_on:
     observations = [*assessments.observations, recorded]
     return [recorded, *determinations(cmd.subject_id, observations, first_infusion_on, assessments.graded,
                                       assessments.episodes, age),
-            *count_determinations(cmd.subject_id, observations, first_infusion_on, assessments.counts)]
+            *count_determinations(cmd.subject_id, observations, first_infusion_on, assessments.counts),
+            *expansion_determination(cmd.subject_id, observations, first_infusion_on, assessments.expansion)]

@@ -48,6 +48,7 @@ class ProgrammeRow:
     last_response: tuple[str | None, str] | None = None  # its (category, MRD status)
     adverse_events: tuple[tuple[str, int, bool], ...] = ()  # (CTCAE term, worst grade, serious)
     lupus: tuple[tuple[str, int, bool, bool, str], ...] = ()  # (date, SLEDAI-2K, DORIS, drug-free, id)
+    car_t: tuple[int, float | None, int | None, int | None] | None = None  # (revision, peak, its day, last)
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
@@ -60,7 +61,8 @@ class ProgrammeRow:
                    view.enrolment_to_apheresis_days, view.died_on, view.last_contact_on, view.follow_up_days,
                    view.first_infused.infused_on if view.first_infused else None, *view.response_dates,
                    view.responses[-1][0] if view.responses else None,
-                   tuple(view.responses[-1][1:3]) if view.responses else None, view.adverse_events, view.lupus)
+                   tuple(view.responses[-1][1:3]) if view.responses else None, view.adverse_events, view.lupus,
+                   view.car_t)
 
 
 def lupus(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -199,6 +201,13 @@ def course(rows: list["ProgrammeRow"]) -> dict[str, Any]:
                                      "no admission and discharge around the infusion recorded"),
         "enrolment_to_apheresis_days": figure(
             {str(i): r.enrolment_to_apheresis_days for i, r in enumerate(rows)}, "not collected yet"),
+        "car_t_peak_per_ul": figure({i: r.car_t[1] if r.car_t else None for i, r in index.items()},
+                                    "no CAR-T count after the infusion, or none detectable"),
+        "car_t_peak_day": figure({i: float(r.car_t[2]) if r.car_t and r.car_t[2] is not None else None
+                                  for i, r in index.items()}, "no CAR-T count after the infusion, or none detectable"),
+        "car_t_last_detectable_day": figure({i: float(r.car_t[3]) if r.car_t and r.car_t[3] is not None else None
+                                             for i, r in index.items()},
+                                            "no CAR-T count after the infusion, or none detectable"),
         "follow_up_months": figure({i: r.follow_up_days for i, r in index.items()},
                                    "no last contact or death recorded after the infusion", 30.4375),
         "alive_in_mrd_negative_remission_at_last_assessment": sum(

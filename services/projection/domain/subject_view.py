@@ -27,6 +27,7 @@ from contracts.observations import (
     LastContact,
     LupusAssessment,
     NeurologicalAssessment,
+    Relapse,
     OxygenDevice,
     VitalSigns,
 )
@@ -208,6 +209,9 @@ class SubjectView:
     # lupus assessments (seed 003), one per date at the site, the latest recorded of a date
     # standing: (date, SLEDAI-2K, DORIS remission, drug-free remission, observation id)
     lupus: tuple[tuple[str, int, bool, bool, str], ...] = ()
+    relapses: tuple[str, ...] = ()  # relapses or progressions observed: their dates at the site, sorted
+    # the latest CAR-T expansion: (revision, peak per uL, peak day, last detectable day)
+    car_t: tuple[int, float | None, int | None, int | None] | None = None
 
     @property
     def programme_id(self) -> str | None:
@@ -301,10 +305,11 @@ class SubjectView:
     @property
     def response_dates(self) -> tuple[str | None, str | None]:
         """The date of the first complete remission (CR or CRi) and of the first relapse after
-        it (haematological or molecular), by the assessments as they stand."""
+        it (a haematological or molecular relapse by the assessments as they stand, or a
+        relapse or progression observed)."""
         remission = next((on for on, category, _, _ in self.responses if category in _REMISSIONS), None)
-        relapse = next((on for on, category, _, _ in self.responses
-                        if category in _RELAPSES and (remission is None or on > remission)), None)
+        relapses = [on for on, category, _, _ in self.responses if category in _RELAPSES] + list(self.relapses)
+        relapse = min((on for on in relapses if remission is None or on > remission), default=None)
         return remission, relapse
 
     @property
@@ -392,7 +397,9 @@ class SubjectView:
             "adverse_events": [{"ctcae_term": t, "worst_grade": g, "serious": s} for t, g, s in self.adverse_events],
             "lupus": [dict(zip(("on", "sledai_2k", "doris_remission", "drug_free_remission", "observation_id"), x))
                       for x in self.lupus],
-            "course_days": self.course_days,
+            "course_days": self.course_days, "relapses": list(self.relapses),
+            "car_t": dict(zip(("revision", "peak_per_ul", "peak_day", "last_detectable_day"), self.car_t))
+            if self.car_t else None,
         }
 
     @classmethod
@@ -430,7 +437,10 @@ class SubjectView:
                    adverse_events=tuple((a["ctcae_term"], a["worst_grade"], a["serious"])
                                         for a in d.get("adverse_events", ())),
                    lupus=tuple((x["on"], x["sledai_2k"], x["doris_remission"], x["drug_free_remission"],
-                                x["observation_id"]) for x in d.get("lupus", ())))
+                                x["observation_id"]) for x in d.get("lupus", ())),
+                   relapses=tuple(d.get("relapses", ())),
+                   car_t=(d["car_t"]["revision"], d["car_t"]["peak_per_ul"], d["car_t"]["peak_day"],
+                          d["car_t"]["last_detectable_day"]) if d.get("car_t") else None)
 
 
 _REMISSIONS = {ev.ResponseCategory.CR.value, ev.ResponseCategory.CRI.value}
@@ -587,6 +597,11 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.ObservationRecorded):
         view = _with_course(view, event)
         return dataclasses.replace(view, timeline=_with_entry(view, event.observed_at, t, _observed(event), event_id))
+    if isinstance(event, ev.CarTExpansionDetermined):
+        if view.car_t is not None and event.revision <= view.car_t[0]:
+            return view  # superseded already
+        return dataclasses.replace(view, car_t=(event.revision, event.peak_per_ul, event.peak_day,
+                                                event.last_detectable_day))
     if isinstance(event, ev.CountEpisodesDetermined):
         if event.revision <= getattr(view, f"{event.kind}_revision"):
             return view  # superseded already
@@ -743,6 +758,8 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
         return dataclasses.replace(view, last_contact_on=max(filter(None, (view.last_contact_on, on))))
     if isinstance(o, Death):
         return dataclasses.replace(view, died_on=min(filter(None, (view.died_on, on))))
+    if isinstance(o, Relapse):
+        return dataclasses.replace(view, relapses=tuple(sorted({*view.relapses, on})))
     if isinstance(o, LupusAssessment):  # SLEDAI-2K (Gladman 2002) and DORIS 2021, by the rules
         result = doris_remission(DorisInput(
             descriptors=frozenset(SledaiDescriptor(d.value) for d in o.descriptors),
@@ -780,6 +797,8 @@ def _observed(event: ev.ObservationRecorded) -> str:
         return "last contact: alive"
     if isinstance(o, Death):
         return f"died: {o.cause}"
+    if isinstance(o, Relapse):
+        return f"relapse ({o.site})"
     if isinstance(o, LupusAssessment):
         return (f"lupus assessment: SLEDAI-2K {sledai_2k(SledaiDescriptor(d.value) for d in o.descriptors)}, "
                 f"PGA {o.physician_global_assessment:g}, prednisone {o.prednisone_equivalent_mg_per_day:g} mg/day")

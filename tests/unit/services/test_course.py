@@ -405,3 +405,34 @@ class TestLupus:
         from services.clinical.sledai import SledaiDescriptor as Rule
 
         assert [c.value for c in Contract] == [r.value for r in Rule]
+
+
+class TestRelapseAndExpansion:
+    async def test_car_t_expansion_from_the_counts(self):
+        ward = Ward()
+        for day, cells in ((-1, 0.0), (4, 12.0), (10, 118.8), (10.5, 90.0), (28, 3.0), (60, 0.0)):
+            at = on(int(day), 8 if day == int(day) else 20)
+            await ward.observe(at, BloodCounts(car_t_per_ul=cells))
+        from contracts.events import CarTExpansionDetermined
+
+        latest = [e for e in ward.streams.events(assessment_stream(SUBJECT)) if isinstance(e, CarTExpansionDetermined)]
+        # cytopenia.car_t_expansion: the peak 118.8/uL on day 10 (the day's highest), last detectable day 28
+        assert (latest[-1].peak_per_ul, latest[-1].peak_day, latest[-1].last_detectable_day) == (118.8, 10, 28)
+        # a lower second count on day 10 changes nothing: no new revision
+        assert latest[-1].counted_days == [4, 10, 28, 60] and [e.revision for e in latest] == [1, 2, 3, 4]
+        view = SubjectView(SUBJECT, phase="infused")
+        for e in ward.streams.events(assessment_stream(SUBJECT))[::-1]:  # any order: the latest revision
+            view = fold(view, e, INFUSED)
+        assert view.car_t == (4, 118.8, 10, 28)
+        assert SubjectView.from_json(view.to_json()).car_t == view.car_t
+
+    def test_an_observed_relapse_ends_the_response(self):
+        from contracts.observations import Relapse
+        from services.projection.domain.report import survival
+
+        view = TestSurvival.subject(1)  # in remission from day 28
+        relapsed = fold(view, ObservationRecorded(
+            observation_id="2" * 32, subject_id=view.subject_id, observed_at=datetime(2024, 5, 1, 9, tzinfo=CET),
+            observation=Relapse(site="extramedullary")), INFUSED)
+        assert relapsed.response_dates == ("2024-01-30", "2024-05-01")
+        assert survival([ProgrammeRow.of(relapsed)])["time_to_progression"]["events"] == 1
