@@ -61,11 +61,11 @@ class AgeAtEnrolment:
 Reading = tuple[int, tuple[str, ...], uuid.UUID, list[uuid.UUID]]  # grade, drivers, its id, treatments it weighed
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Kind:
     kind: ToxicityKind
     rule_kind: RuleKind
-    grade: Callable[[ObservationRecorded, list[ObservationRecorded]], Reading | None]
+    grade: Callable[[ObservationRecorded], Reading | None]  # a reading of this kind, None for another
 
 
 def determinations(subject_id: str, observations: list[ObservationRecorded], infused_on: date | None,
@@ -81,7 +81,7 @@ def determinations(subject_id: str, observations: list[ObservationRecorded], inf
     treatments = [o for o in observations if isinstance(o.observation, TreatmentGiven)
                   and study_day(clinical_date(o.observed_at), infused_on) >= 0]
 
-    def crs(o: ObservationRecorded, _: list[ObservationRecorded]) -> Reading | None:
+    def crs(o: ObservationRecorded) -> Reading | None:
         if not isinstance(o.observation, VitalSigns):
             return None
         treated = [t for t in treatments if t.observation.indication == "crs" and t.observed_at <= o.observed_at]
@@ -91,7 +91,7 @@ def determinations(subject_id: str, observations: list[ObservationRecorded], inf
                                      antipyretic_or_anticytokine_given=bool(treated)))
         return g.grade, tuple(d.value for d in g.drivers), o.observation_id, [t.observation_id for t in treated]
 
-    def neuro(o: ObservationRecorded, _: list[ObservationRecorded]) -> Reading | None:
+    def neuro(o: ObservationRecorded) -> Reading | None:
         if not isinstance(o.observation, NeurologicalAssessment):
             return None
         g = icans.grade_icans(_icans_observation(o.observation, age, clinical_date(o.observed_at)))
@@ -111,7 +111,7 @@ def _of_kind(k: _Kind, subject_id: str, observations: list[ObservationRecorded],
         day = study_day(clinical_date(o.observed_at), infused_on)
         if day < 0:
             continue  # a baseline
-        reading = k.grade(o, observations)
+        reading = k.grade(o)
         if reading is not None:
             by_day[day].append(reading)
     new: list[EventPayload] = []

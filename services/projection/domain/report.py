@@ -71,28 +71,28 @@ def lupus(rows: list["ProgrammeRow"]) -> dict[str, Any]:
     remission and drug-free remission at the latest assessment after the infusion, n/N; each
     over the infused subjects assessed, with those left out and why."""
     infused = [r for r in rows if r.infused_on]
-    baseline, latest, change = {}, {}, {}
-    for i, r in enumerate(infused):
+    baseline, latest = [], []  # per infused subject: its assessment, or None
+    for r in infused:
         before = [x for x in r.lupus if x[0] <= r.infused_on]  # type: ignore[operator]
         after = [x for x in r.lupus if x[0] > r.infused_on]  # type: ignore[operator]
-        if before:
-            baseline[i] = before[-1]
-        if after:
-            latest[i] = after[-1]
-        if before and after:
-            change[i] = float(after[-1][1] - before[-1][1])
+        baseline.append(before[-1] if before else None)
+        latest.append(after[-1] if after else None)
+    assessed = [x for x in latest if x is not None]
+    return {"sledai_2k_baseline": _figure([x and float(x[1]) for x in baseline],
+                                          "no assessment on or before the infusion day"),
+            "sledai_2k_latest": _figure([x and float(x[1]) for x in latest], "no assessment after the infusion"),
+            "sledai_2k_change": _figure([float(a[1] - b[1]) if a and b else None for b, a in zip(baseline, latest)],
+                                        "no baseline, or no assessment after the infusion"),
+            "doris_remission": {"subjects": sum(1 for x in assessed if x[2]), "n": len(assessed)},
+            "drug_free_remission": {"subjects": sum(1 for x in assessed if x[3]), "n": len(assessed)}}
 
-    def figure(values: dict[int, float], why: str) -> dict[str, Any]:
-        known = list(values.values())
-        return {**(asdict(median_and_range(known)) if known else {"median": None, "minimum": None, "maximum": None}),
-                "n": len(known), "left_out": {"n": len(infused) - len(known), "why": why}}
 
-    return {"sledai_2k_baseline": figure({i: float(x[1]) for i, x in baseline.items()},
-                                         "no assessment on or before the infusion day"),
-            "sledai_2k_latest": figure({i: float(x[1]) for i, x in latest.items()}, "no assessment after the infusion"),
-            "sledai_2k_change": figure(change, "no baseline, or no assessment after the infusion"),
-            "doris_remission": {"subjects": sum(1 for x in latest.values() if x[2]), "n": len(latest)},
-            "drug_free_remission": {"subjects": sum(1 for x in latest.values() if x[3]), "n": len(latest)}}
+def _figure(values: list[float | None], why: str, scale: float = 1.0) -> dict[str, Any]:
+    """Median (range) of the known values (each divided by `scale`), `n` of them, and how many
+    subjects were left out (a None) and why."""
+    known = [v / scale for v in values if v is not None]
+    return {**(asdict(median_and_range(known)) if known else {"median": None, "minimum": None, "maximum": None}),
+            "n": len(known), "left_out": {"n": len(values) - len(known), "why": why}}
 
 
 def adverse_events(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -128,7 +128,8 @@ def survival(rows: list["ProgrammeRow"], conf_type: str = "log-log") -> dict[str
     services/clinical/time_to_event.py; no transplant after infusion is recorded, so none
     censors."""
     infused = [r for r in rows if r.infused_on]
-    facts = []
+    facts, overall = [], []
+    ignore = tte.TransplantHandling.IGNORE_TRANSPLANT
     for r in infused:
         last = max(d for d in (r.last_contact_on, r.last_assessed_on, r.infused_on, r.died_on) if d)
         f = tte.SubjectFacts(
@@ -136,14 +137,13 @@ def survival(rows: list["ProgrammeRow"], conf_type: str = "log-log") -> dict[str
             death_date=date.fromisoformat(r.died_on) if r.died_on else None,
             relapse_date=date.fromisoformat(r.relapse_on) if r.relapse_on else None,
             response_date=date.fromisoformat(r.remission_on) if r.remission_on else None)
-        try:
-            tte.overall_survival(f, transplant_handling=tte.TransplantHandling.IGNORE_TRANSPLANT)
+        try:  # dates that contradict each other (a death before the infusion) leave the subject out
+            overall.append(tte.overall_survival(f, transplant_handling=ignore))
         except tte.TimeToEventError:
-            continue  # dates that contradict each other (a death before the infusion): left out
+            continue
         facts.append(f)
-    ignore = tte.TransplantHandling.IGNORE_TRANSPLANT
     endpoints = {
-        "overall_survival": [tte.overall_survival(f, transplant_handling=ignore) for f in facts],
+        "overall_survival": overall,
         "event_free_survival": [tte.event_free_survival(f, transplant_handling=ignore,
                                                         response_landmark_days=EFS_LANDMARK_DAYS) for f in facts],
         "time_to_progression": [tte.time_to_progression(f, transplant_handling=ignore) for f in facts],
@@ -181,35 +181,28 @@ def course(rows: list["ProgrammeRow"]) -> dict[str, Any]:
     died and who was last known alive."""
     infused = [r for r in rows if r.phase in ("infused", "assessed")]
 
-    def figure(values: dict[str, float | None], why: str, scale: float = 1.0) -> dict[str, Any]:
-        known = [v / scale for v in values.values() if v is not None]
-        return {**(asdict(median_and_range(known)) if known else {"median": None, "minimum": None, "maximum": None}),
-                "n": len(known), "left_out": {"n": len(values) - len(known), "why": why}}
-
     def after_infusion(episodes: tuple[tuple[int, int | None, int | None], ...]) -> float | None:
         e = next((e for e in episodes if e[1] is None or e[1] > 0), None)
         return float(e[2]) if e is not None and e[2] is not None else None
 
-    index = {str(i): r for i, r in enumerate(infused)}
-    aplasia = {i: after_infusion(r.b_cell_aplasia_episodes) for i, r in index.items()}
+    def car_t(r: ProgrammeRow, i: int) -> float | None:
+        return float(r.car_t[i]) if r.car_t and r.car_t[i] is not None else None
+
+    aplasia = [after_infusion(r.b_cell_aplasia_episodes) for r in infused]
+    no_car_t = "no CAR-T count after the infusion, or none detectable"
     return {
-        "neutropenia_days": figure({i: after_infusion(r.neutropenia_episodes) for i, r in index.items()},
-                                   "no neutropenia after the infusion, or not yet recovered (ANC < 500/uL)"),
-        "b_cell_aplasia_days": figure(aplasia, "no B-cell aplasia, or not yet recovered"),
-        "b_cell_aplasia_months": figure(aplasia, "no B-cell aplasia, or not yet recovered", 30.4375),
-        "hospital_stay_days": figure({i: r.hospital_stay_days for i, r in index.items()},
-                                     "no admission and discharge around the infusion recorded"),
-        "enrolment_to_apheresis_days": figure(
-            {str(i): r.enrolment_to_apheresis_days for i, r in enumerate(rows)}, "not collected yet"),
-        "car_t_peak_per_ul": figure({i: r.car_t[1] if r.car_t else None for i, r in index.items()},
-                                    "no CAR-T count after the infusion, or none detectable"),
-        "car_t_peak_day": figure({i: float(r.car_t[2]) if r.car_t and r.car_t[2] is not None else None
-                                  for i, r in index.items()}, "no CAR-T count after the infusion, or none detectable"),
-        "car_t_last_detectable_day": figure({i: float(r.car_t[3]) if r.car_t and r.car_t[3] is not None else None
-                                             for i, r in index.items()},
-                                            "no CAR-T count after the infusion, or none detectable"),
-        "follow_up_months": figure({i: r.follow_up_days for i, r in index.items()},
-                                   "no last contact or death recorded after the infusion", 30.4375),
+        "neutropenia_days": _figure([after_infusion(r.neutropenia_episodes) for r in infused],
+                                    "no neutropenia after the infusion, or not yet recovered (ANC < 500/uL)"),
+        "b_cell_aplasia_days": _figure(aplasia, "no B-cell aplasia, or not yet recovered"),
+        "b_cell_aplasia_months": _figure(aplasia, "no B-cell aplasia, or not yet recovered", 30.4375),
+        "hospital_stay_days": _figure([r.hospital_stay_days for r in infused],
+                                      "no admission and discharge around the infusion recorded"),
+        "enrolment_to_apheresis_days": _figure([r.enrolment_to_apheresis_days for r in rows], "not collected yet"),
+        "car_t_peak_per_ul": _figure([car_t(r, 1) for r in infused], no_car_t),
+        "car_t_peak_day": _figure([car_t(r, 2) for r in infused], no_car_t),
+        "car_t_last_detectable_day": _figure([car_t(r, 3) for r in infused], no_car_t),
+        "follow_up_months": _figure([r.follow_up_days for r in infused],
+                                    "no last contact or death recorded after the infusion", 30.4375),
         "alive_in_mrd_negative_remission_at_last_assessment": sum(
             1 for r in infused if not r.died_on and r.last_response is not None
             and r.last_response[0] in ("complete_remission", "complete_remission_incomplete_count_recovery")

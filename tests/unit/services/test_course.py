@@ -7,6 +7,7 @@ apheresis, neutropenia and aplasia durations, deaths and last contacts)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, timedelta, timezone
 
 from contracts.commands import RecordObservation
@@ -176,15 +177,10 @@ class TestSurvival:
     def test_contradicting_dates_are_left_out_and_said(self):
         from services.projection.domain.report import survival
 
-        bad = dataclasses_replace(self.subject(9, died=100), last_contact_on="2025-06-01")  # alive after death
+        bad = dataclasses.replace(self.subject(9, died=100), last_contact_on="2025-06-01")  # alive after death
         os_ = survival([ProgrammeRow.of(bad), ProgrammeRow.of(self.subject(8))])["overall_survival"]
         assert (os_["n"], os_["left_out"]["n"]) == (1, 1) and "contradict" in os_["left_out"]["why"]
 
-
-def dataclasses_replace(view, **changes):
-    import dataclasses
-
-    return dataclasses.replace(view, **changes)
 
 
 class TestOutcomeEvents:
@@ -196,7 +192,7 @@ class TestOutcomeEvents:
         from services.projection.domain.subject_view import outcome_key, outcomes
 
         view = TestSurvival.subject(1, relapse=120, died=200)
-        view = dataclasses_replace(view, crs_episodes=((1, 2, 4, 3, True, False), (10, 1, None, None, False, False)),
+        view = dataclasses.replace(view, crs_episodes=((1, 2, 4, 3, True, False), (10, 1, None, None, False, False)),
                                    icans_episodes=((5, 2, 7, 2, False, True),))
         found = outcomes(view)
         closed = [o for o in found if isinstance(o, ev.ToxicityEpisodeClosed)]
@@ -209,7 +205,7 @@ class TestOutcomeEvents:
         assert death.study_day == 200
         keys = {outcome_key(o, view) for o in found}
         assert len(keys) == len(found)
-        worse = dataclasses_replace(view, crs_episodes=((1, 3, 4, 3, True, False),))
+        worse = dataclasses.replace(view, crs_episodes=((1, 3, 4, 3, True, False),))
         changed = next(o for o in outcomes(worse) if isinstance(o, ev.ToxicityEpisodeClosed) and o.kind.value == "crs")
         assert outcome_key(changed, worse) not in keys  # a new outcome supersedes the earlier one
 
@@ -339,7 +335,7 @@ class TestPlots:
         views = [TestSurvival.subject(1, relapse=120, died=200), TestSurvival.subject(2, relapse=90, last=300),
                  TestSurvival.subject(3, died=150), TestSurvival.subject(4), TestSurvival.subject(5, remission=None,
                                                                                                    last=180)]
-        views[3] = dataclasses_replace(views[3], crs_episodes=((1, 2, 4, 3, True, False),))
+        views[3] = dataclasses.replace(views[3], crs_episodes=((1, 2, 4, 3, True, False),))
         report = programme_report([ProgrammeRow.of(v) for v in views])
         from services.projection.domain.deidentify import deidentified
 

@@ -8,6 +8,7 @@ no longer required. Episodes: onset, maximum grade, resolution (services/clinica
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -179,14 +180,9 @@ class TestInTheProjection:
         assert "CRS grade 3 on day 1 (hypotension), revision 2" in summaries
         assert SubjectView.from_json(view.to_json()).crs_episodes == view.crs_episodes
         none = SubjectView("S-BA9876543210", phase="infused")
-        table = toxicity_table([ProgrammeRow.of(dataclasses_replace(view, enrolments=(("2025-03-01", "P"),))),
-                           ProgrammeRow.of(dataclasses_replace(none, enrolments=(("2025-03-01", "P"),)))])
+        table = toxicity_table([ProgrammeRow.of(dataclasses.replace(view, enrolments=(("2025-03-01", "P"),))),
+                           ProgrammeRow.of(dataclasses.replace(none, enrolments=(("2025-03-01", "P"),)))])
         assert table["n"] == 1 and table["with_crs"] == 1 and table["by_max_grade"] == {"3": 1}
         assert table["onset_day"]["median"] == 1 and table["duration_days"]["median"] == 1
         assert table["left_out"]["n"] == 1
 
-
-def dataclasses_replace(view, **changes):
-    import dataclasses
-
-    return dataclasses.replace(view, **changes)
