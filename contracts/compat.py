@@ -165,12 +165,27 @@ def _compare(old: Any, new: Any, path: str, old_root: Schema, new_root: Schema, 
             if not candidates:
                 lost.append(t)
                 continue
-            # The best match: a variant of the same type if there is one, else the widest.
+            # The best match: a variant of the same type if there is one, else the widest; of
+            # objects, the one with the same tag (a discriminated union's `kind`), if any.
             same = [nv for nv in candidates if t in _types(nv)]
-            _compare_plain(ov, (same or candidates)[0], t, path, old_root, new_root, out, seen)
+            tagged = [nv for nv in same if _tags(ov, old_root) and _tags(nv, new_root) == _tags(ov, old_root)]
+            _compare_plain(ov, (tagged or same or candidates)[0], t, path, old_root, new_root, out, seen)
         if lost:
             now = sorted(set().union(*(_types(nv) for nv in new_vs))) if new_vs else []
             out.append(f"{_label(path)}: type changed/narrowed: {lost} no longer accepted (now {now})")
+
+
+def _tags(v: Schema, root: Schema) -> dict[str, Any]:
+    """The properties an object variant fixes to one value (`const`, or an `enum` of one): the
+    tag that tells a discriminated union's alternatives apart."""
+    tags = {}
+    for name, prop in (v.get("properties") or {}).items():
+        prop = resolve(prop, root)
+        if isinstance(prop, dict) and "const" in prop:
+            tags[name] = prop["const"]
+        elif isinstance(prop, dict) and isinstance(prop.get("enum"), list) and len(prop["enum"]) == 1:
+            tags[name] = prop["enum"][0]
+    return tags
 
 
 def _lower(v: Schema) -> tuple[float, bool] | None:

@@ -24,7 +24,7 @@ from contracts.custody import (
 )
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
 from contracts.observations import Observation
-from contracts.programmes import Dosing, ProgrammeDefinition
+from contracts.programmes import Dosing, ProgrammeDefinition, ResponseDefinition
 from contracts.times import ClinicalDate, Instant
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -72,6 +72,9 @@ class SubjectEnrolled(EventPayload):
     # window after the first infusion in which a toxicity is dose-limiting
     dose_level: Annotated[int, Field(ge=-3, le=20)] | None = None
     dlt_window_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    # how that version defines response (issue 11 item 3): what the projection reports as
+    # the subject's response; None: not stated (NCCN ALL CR or CRi at day 28)
+    response: ResponseDefinition | None = None
     # the age in completed years on `enrolled_on`, from the date of birth enrollment keeps
     # (which never leaves it), for the rules that depend on age (ICANS: ICE from 12 years,
     # CAPD below); 90 stands for 90 or older (HIPAA Safe Harbor, 45 CFR 164.514(b)(2)(i)(C));

@@ -7,7 +7,8 @@ pressure, the support hypotension needed, oxygen support), neurological assessme
 CAPD, consciousness, seizures, motor findings, raised intracranial pressure), treatments
 given (tocilizumab, corticosteroids), blood counts (neutrophils, platelets, lymphocytes, B
 cells, CAR-T cells), hospital admission and discharge, adverse events (CTCAE v5 term and grade,
-seriousness, attribution), lupus disease activity (SLEDAI-2K, DORIS), relapse or progression,
+seriousness, attribution), lupus disease activity (SLEDAI-2K, DORIS), molecular MRD (BCR::ABL1
+by qRT-PCR), relapse or progression,
 last contact and death. The
 enumerations' values are the rules' own (a test holds them equal: tests/unit/test_observations.py).
 """
@@ -289,6 +290,41 @@ class Relapse(Contract):
     site: Literal["haematological", "extramedullary", "molecular"]
 
 
+class MolecularTarget(StrEnum):
+    """The BCR::ABL1 transcript measured: p190 (e1a2, most Ph+ ALL) or p210 (e13a2/e14a2)."""
+
+    BCR_ABL1_P190 = "bcr_abl1_p190"
+    BCR_ABL1_P210 = "bcr_abl1_p210"
+
+
+class MolecularMrd(Contract):
+    """A molecular MRD result by qRT-PCR (seed 001: BCR::ABL1 in Ph+ ALL): whether the transcript
+    was detected, whether within the assay's quantitative range, its ratio to the ABL1 control
+    gene in % (when quantifiable) and the ABL1 copies, which give an undetectable result its
+    sensitivity (Cross et al., Leukemia 2015;29:999: 10,000 copies for 10^-4). Read by
+    services/clinical/molecular_mrd.py."""
+
+    kind: Literal["molecular_mrd"] = "molecular_mrd"
+    target: MolecularTarget
+    specimen: Literal["bone_marrow", "peripheral_blood"]
+    detected: bool
+    quantifiable: bool = False
+    ratio_percent: Annotated[float, Field(gt=0.0, le=100.0)] | None = None
+    control_copies: Annotated[int, Field(ge=0, le=1_000_000_000)] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "MolecularMrd":
+        if self.quantifiable and not self.detected:
+            raise ValueError("quantifiable: a transcript not detected cannot be quantified")
+        if self.quantifiable and self.ratio_percent is None:
+            raise ValueError("ratio_percent: a quantifiable result gives its ratio to ABL1")
+        if not self.quantifiable and self.ratio_percent is not None:
+            raise ValueError("ratio_percent: given for a result that was not quantifiable (quantifiable: false)")
+        if not self.detected and self.control_copies is None:
+            raise ValueError("control_copies: an undetectable result names its ABL1 copies (its sensitivity)")
+        return self
+
+
 class LastContact(Contract):
     """The subject was last known alive at the observation's time (a follow-up visit or call)."""
 
@@ -301,5 +337,6 @@ class Death(Contract):
 
 
 Observation = Annotated[VitalSigns | TreatmentGiven | NeurologicalAssessment | BloodCounts | HospitalAdmission
-                        | HospitalDischarge | AdverseEvent | LupusAssessment | Relapse | LastContact | Death,
+                        | HospitalDischarge | AdverseEvent | LupusAssessment | Relapse | LastContact | Death
+                        | MolecularMrd,
                         Field(discriminator="kind")]

@@ -12,7 +12,7 @@ designs), field for field, and enrollment refuses a definition those rules refus
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -85,6 +85,64 @@ class ScheduledAssessment(Contract):
         return self.study_day if self.study_day is not None else self.month * 30.4375  # type: ignore[operator]
 
 
+class ResponseCriteria(StrEnum):
+    """Which criteria a programme reads response by (issue 11 item 3)."""
+
+    # NCCN ALL CR/CRi from marrow and blood (`RecordResponseAssessment`,
+    # services/clinical/response_all.py)
+    ALL = "nccn_all"
+    # molecular response of BCR::ABL1 by qRT-PCR (`molecular_mrd` observations,
+    # services/clinical/molecular_mrd.py)
+    BCR_ABL1 = "bcr_abl1_qrt_pcr"
+    # SLEDAI-2K and DORIS remission (`lupus_assessment` observations, services/clinical/doris.py)
+    SLE = "sledai_doris"
+
+
+class ResponseReading(StrEnum):
+    """What makes a responder, within the programme's criteria."""
+
+    CR_CRI = "cr_cri"  # NCCN ALL: CR or CRi
+    MRD_NEGATIVE_CR = "mrd_negative_cr"  # NCCN ALL: CR or CRi with MRD < 0.01 %
+    MORPHOLOGY = "morphology"  # seed 000: marrow lymphoblasts < 5 % by morphology
+    FLOW_CYTOMETRY = "flow_cytometry"  # seed 000: < 5 % by flow cytometry
+    MOLECULAR = "molecular"  # seed 000: molecular disease positivity < 0.01 %
+    MOLECULAR_RESPONSE = "molecular_response"  # BCR::ABL1 undetectable or positive not quantifiable
+    DORIS_REMISSION = "doris_remission"  # DORIS 2021 remission
+
+
+READINGS_OF: dict[ResponseCriteria, frozenset[ResponseReading]] = {
+    ResponseCriteria.ALL: frozenset({ResponseReading.CR_CRI, ResponseReading.MRD_NEGATIVE_CR,
+                                     ResponseReading.MORPHOLOGY, ResponseReading.FLOW_CYTOMETRY,
+                                     ResponseReading.MOLECULAR}),
+    ResponseCriteria.BCR_ABL1: frozenset({ResponseReading.MOLECULAR_RESPONSE}),
+    ResponseCriteria.SLE: frozenset({ResponseReading.DORIS_REMISSION}),
+}
+
+
+class ResponseDefinition(Contract):
+    """How the programme's protocol defines response (issue 11 item 3): by which criteria, what
+    makes a responder, at which landmark (the day-28 response: the assessment closest to day 28,
+    days 21 to 35) and the best response within a window after the first infusion (days; for
+    example CR or CRi within 3 months). `source`: where the definition comes from."""
+
+    criteria: ResponseCriteria
+    responder: ResponseReading
+    landmark_day: Literal[28] | None = None
+    best_within_days: Annotated[int, Field(ge=1, le=3650)] | None = None
+    source: Text
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ResponseDefinition":
+        if self.responder not in READINGS_OF[self.criteria]:
+            allowed = ", ".join(sorted(r.value for r in READINGS_OF[self.criteria]))
+            raise ValueError(f"responder {self.responder.value!r} is not read by {self.criteria.value} "
+                             f"(one of: {allowed})")
+        if self.landmark_day is not None and self.criteria is not ResponseCriteria.ALL:
+            raise ValueError(f"a day-{self.landmark_day} landmark is read from ALL response assessments "
+                             f"(criteria {ResponseCriteria.ALL.value}), not {self.criteria.value}")
+        return self
+
+
 class EndpointDefinition(Contract):
     endpoint: Text
     definition: Annotated[str, Field(min_length=1, max_length=2000)]
@@ -120,6 +178,9 @@ class ProgrammeDefinition(Contract):
     assessments: Annotated[list[ScheduledAssessment], Field(min_length=1, max_length=100)]
     endpoints: Annotated[list[EndpointDefinition], Field(min_length=1, max_length=50)]
     grading: Annotated[list[Text], Field(min_length=1, max_length=20)]  # e.g. "ASTCT 2019 (CRS, ICANS)"
+    # how the protocol defines response (issue 11 item 3); None: not stated (read as NCCN ALL
+    # CR or CRi at day 28, as before definitions carried it)
+    response: ResponseDefinition | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> "ProgrammeDefinition":

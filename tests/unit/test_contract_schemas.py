@@ -344,3 +344,22 @@ def test_register_patient_never_travels_on_kafka():
 
 def test_compat_module_exports():
     assert callable(compat.incompatibilities) and callable(compat.validation_errors)
+
+
+def _tagged_union(*variants: dict) -> dict:
+    return obj({"observation": {"oneOf": list(variants), "discriminator": {"propertyName": "kind"}}}, ["observation"])
+
+
+def test_a_discriminated_union_is_compared_alternative_by_alternative_by_its_tag():
+    """Adding an alternative to a discriminated union (ObservationRecorded's `observation`, issue
+    11) is compatible wherever it is placed; an alternative losing a property is still reported,
+    against the alternative with its own tag, not the first object."""
+    vitals = obj({"kind": {"const": "vital_signs"}, "temperature_c": {"type": "number"}}, ["kind", "temperature_c"])
+    death = obj({"kind": {"const": "death"}, "cause": {"type": "string"}}, ["kind", "cause"])
+    mrd = obj({"kind": {"const": "molecular_mrd"}, "detected": {"type": "boolean"}}, ["kind", "detected"])
+    old = _tagged_union(vitals, death)
+    assert incompatibilities(old, old) == []
+    assert incompatibilities(old, _tagged_union(vitals, death, mrd)) == []
+    assert incompatibilities(old, _tagged_union(mrd, death, vitals)) == []
+    narrowed = obj({"kind": {"const": "death"}}, ["kind"])
+    assert incompatibilities(old, _tagged_union(vitals, narrowed, mrd)) == ["observation.cause: property removed"]

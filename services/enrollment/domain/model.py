@@ -163,6 +163,7 @@ class Subject(Aggregate):
                                 dosing=programme.current.definition.dosing(),  # type: ignore[union-attr]
                                 dose_level=assigned.dose_level if assigned is not None else None,
                                 dlt_window_days=dlt_window_days if assigned is not None else None,
+                                response=programme.current.definition.response,  # type: ignore[union-attr]
                                 age_years=age_years)]
 
     def check_screened(self, cmd: EnrollSubject, programme: Programme, imported: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import Any
@@ -49,12 +50,13 @@ class ProgrammeRow:
     adverse_events: tuple[tuple[str, int, bool], ...] = ()  # (CTCAE term, worst grade, serious)
     lupus: tuple[tuple[str, int, bool, bool, str], ...] = ()  # (date, SLEDAI-2K, DORIS, drug-free, id)
     car_t: tuple[int, float | None, int | None, int | None] | None = None  # (revision, peak, its day, last)
+    best_response: dict[str, Any] | None = None  # SubjectView.best_response
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
         """The row of an enrolled subject's view."""
         enrolled_on = next((on for on, p in view.enrolments if p == view.programme_id), None)
-        return cls(view.programme_id, view.phase, view.day28, view.vein_to_vein_days, view.centre_id, view.legs_days,
+        return cls(view.programme_id, view.phase, view.day28_result, view.vein_to_vein_days, view.centre_id, view.legs_days,
                    len(view.oos_infusions), len(view.open_sponsor_notifications), enrolled_on, view.dose_level,
                    view.dlt, view.crs_episodes, view.crs_revision > 0, view.icans_episodes, view.icans_revision > 0,
                    view.neutropenia_episodes, view.b_cell_aplasia_episodes, view.hospital_stay_days,
@@ -62,7 +64,7 @@ class ProgrammeRow:
                    view.first_infused.infused_on if view.first_infused else None, *view.response_dates,
                    view.responses[-1][0] if view.responses else None,
                    tuple(view.responses[-1][1:3]) if view.responses else None, view.adverse_events, view.lupus,
-                   view.car_t)
+                   view.car_t, view.best_response)
 
 
 def lupus(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -283,6 +285,55 @@ def by_reading(evaluable: list["ProgrammeRow"]) -> dict[str, Any]:
     return out
 
 
+# What each criteria's best response is called, from the best (services/clinical/response_all.py,
+# molecular_mrd.py, doris.py)
+_BEST_ORDER = {
+    "nccn_all": ("complete_remission", "complete_remission_incomplete_count_recovery", "no_response",
+                 "molecular_relapse", "haematological_relapse"),
+    "bcr_abl1_qrt_pcr": ("undetectable", "positive_not_quantifiable", "positive"),
+    "sledai_doris": ("doris_remission", "no_remission"),
+}
+_NOT_EVALUABLE = {"nccn_all": "no response assessment within the window",
+                  "bcr_abl1_qrt_pcr": "no evaluable BCR::ABL1 result within the window (none, or undetectable "
+                                      "with fewer than 10,000 ABL1 copies)",
+                  "sledai_doris": "no lupus assessment within the window"}
+
+
+def response(rows: list["ProgrammeRow"]) -> dict[str, Any] | None:
+    """The programme's response as its protocol defines it (issue 11 item 3): the best response
+    within its window after the first infusion (SubjectView.best_response), responders n/N
+    with the exact Clopper-Pearson 95 % interval over the infused subjects with something
+    evaluable in the window, the subjects by their best category or status, and for BCR::ABL1
+    the log reduction from the baseline, median (range). Subjects enrolled under another
+    definition (an earlier version) are left out and counted. None: the programme states no
+    definition."""
+    infused = [r for r in rows if r.best_response is not None]
+    if not infused:
+        return None
+    rules = Counter((b["criteria"], b["reading"], b["within_days"]) for b in (r.best_response for r in infused))
+    (criteria, reading, within), _ = rules.most_common(1)[0]
+    under = [r for r in infused if (r.best_response["criteria"], r.best_response["reading"],  # type: ignore[index]
+                                    r.best_response["within_days"]) == (criteria, reading, within)]  # type: ignore[index]
+    evaluable = [r for r in under if r.best_response["responder"] is not None]  # type: ignore[index]
+    responders = sum(1 for r in evaluable if r.best_response["responder"])  # type: ignore[index]
+    out: dict[str, Any] = {
+        "criteria": criteria, "responder": reading, "within_days": within, "n": len(evaluable),
+        "responders": responders, "estimate": None, "ci95": [None, None],
+        "best": {name: sum(1 for r in evaluable if r.best_response["best"] == name)  # type: ignore[index]
+                 for name in _BEST_ORDER[criteria]},
+        "left_out": {"n": len(infused) - len(evaluable), "why": {
+            _NOT_EVALUABLE[criteria]: len(under) - len(evaluable),
+            "enrolled under another response definition": len(infused) - len(under)}},
+    }
+    if evaluable:
+        p = response_rate(responders, len(evaluable))
+        out.update(estimate=p.estimate, ci95=[p.ci_lower, p.ci_upper])
+    if criteria == "bcr_abl1_qrt_pcr":
+        out["log_reduction"] = _figure([r.best_response.get("log_reduction") for r in evaluable],  # type: ignore[union-attr]
+                                       "the best result not quantifiable, or no quantifiable baseline")
+    return out
+
+
 def programme_report(rows: list[ProgrammeRow], conf_type: str = "log-log") -> list[dict[str, Any]]:
     """Day-28 overall response rate (CR + CRi among subjects with a day-28 assessment),
     with its exact Clopper-Pearson 95 % interval, vein-to-vein time and each leg of the path,
@@ -293,7 +344,7 @@ def programme_report(rows: list[ProgrammeRow], conf_type: str = "log-log") -> li
         by_programme.setdefault(r.programme_id, []).append(r)
     report = []
     for programme_id, rs in sorted(by_programme.items()):
-        evaluable = [r for r in rs if r.day28 is not None]
+        evaluable = [r for r in rs if r.day28 is not None and r.day28["responder"] is not None]
         responders = sum(1 for r in evaluable if r.day28["responder"])
         entry: dict[str, Any] = {
             "programme_id": programme_id,
@@ -302,12 +353,15 @@ def programme_report(rows: list[ProgrammeRow], conf_type: str = "log-log") -> li
             "day28_evaluable": len(evaluable),
             "day28_responders": responders,
             "day28_orr": None,
+            # what makes a day-28 responder, as the programme defines it (issue 11 item 3)
+            "day28_reading": next((r.day28.get("reading") for r in evaluable), None),
             "vein_to_vein_days": None,
         }
         if evaluable:
             p = response_rate(responders, len(evaluable))
             entry["day28_orr"] = {"estimate": p.estimate, "ci95": [p.ci_lower, p.ci_upper]}
-        entry["day28_by_reading"] = by_reading(evaluable)
+        entry["day28_by_reading"] = by_reading([r for r in rs if r.day28 is not None])
+        entry["response"] = response(rs)
         try:
             v2v = median_and_range([r.vein_to_vein_days for r in rs if r.vein_to_vein_days is not None])
             entry["vein_to_vein_days"] = asdict(v2v)

@@ -26,12 +26,21 @@ from contracts.observations import (
     HypotensionSupport,
     LastContact,
     LupusAssessment,
+    MolecularMrd,
     NeurologicalAssessment,
     Relapse,
     OxygenDevice,
     VitalSigns,
 )
 from services.clinical.doris import DorisInput, doris_remission
+from services.clinical.molecular_mrd import (
+    MolecularResult,
+    MolecularStatus,
+    best_status,
+    log_reduction,
+    molecular_response,
+    molecular_status,
+)
 from services.clinical.sledai import SledaiDescriptor, sledai_2k
 from services.kernel.clinical_dates import clinical_date, days_between
 from services.projection.domain.quality import (
@@ -212,6 +221,14 @@ class SubjectView:
     relapses: tuple[str, ...] = ()  # relapses or progressions observed: their dates at the site, sorted
     # the latest CAR-T expansion: (revision, peak per uL, peak day, last detectable day)
     car_t: tuple[int, float | None, int | None, int | None] | None = None
+    # how the programme the subject was first enrolled in defines response (contracts/
+    # programmes.ResponseDefinition, carried by SubjectEnrolled): (criteria, responder reading,
+    # landmark day, best-response window in days); None: not stated (CR or CRi at day 28)
+    response_rule: tuple[str, str, int | None, int | None] | None = None
+    # molecular MRD results (BCR::ABL1 qRT-PCR), one per date at the site, the one with the
+    # greater observation id standing: (date, status by services/clinical/molecular_mrd.py,
+    # ratio to ABL1 in % when quantifiable, observation id)
+    molecular: tuple[tuple[str, str, float | None, str], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -313,6 +330,66 @@ class SubjectView:
         return remission, relapse
 
     @property
+    def day28_result(self) -> dict[str, Any] | None:
+        """The day-28 response read as the programme defines a responder (`reading`;
+        `responder` None: the assessment did not measure that reading); None where the
+        programme reads no day-28 landmark (seed 001 by MRD, seed 003 by DORIS)."""
+        if self.day28 is None:
+            return None
+        rule = self.response_rule
+        if rule is not None and rule[2] is None:
+            return None
+        reading = rule[1] if rule is not None else DEFAULT_READING
+        return {**self.day28, "reading": reading, "responder": day28_responder(self.day28, reading)}
+
+    @property
+    def best_response(self) -> dict[str, Any] | None:
+        """The best response within the programme's window after the first infusion (its
+        whole follow-up where the programme sets none), by its criteria (issue 11 item 3):
+        `responder` (None: nothing evaluable within the window), `on` the first date the
+        reading was met, `best` the best category or status reached, and for BCR::ABL1 the
+        log reduction from the baseline (the latest result on or before the infusion day) to
+        the best quantifiable result."""
+        rule, first = self.response_rule, self.first_infused
+        if rule is None or first is None or first.infused_on is None:
+            return None
+        criteria, reading, _, within = rule
+        day0 = date.fromisoformat(first.infused_on)
+
+        def in_window(on: str) -> bool:
+            day = days_between(day0, date.fromisoformat(on))
+            return day >= 0 and (within is None or day <= within)
+
+        out: dict[str, Any] = {"criteria": criteria, "reading": reading, "within_days": within,
+                               "responder": None, "on": None, "best": None}
+        if criteria == "nccn_all":
+            assessed = [(on, category, mrd) for on, category, mrd, _ in self.responses if in_window(on)]
+            if assessed:
+                met = [on for on, category, mrd in assessed
+                       if _all_reading_met(reading, category, mrd)]
+                best = min(assessed, key=lambda a: (_CATEGORY_RANK.get(a[1], len(_CATEGORY_RANK)),
+                                                    a[2] != "negative", a[0]))
+                out.update(responder=bool(met), on=met[0] if met else None, best=best[1], mrd_status=best[2])
+        elif criteria == "bcr_abl1_qrt_pcr":
+            after = [m for m in self.molecular if m[0] > first.infused_on and in_window(m[0])]
+            best = best_status(MolecularStatus(m[1]) for m in after)
+            baseline = next((m for m in reversed(self.molecular) if m[0] <= first.infused_on), None)
+            out["baseline"] = baseline[1] if baseline else None
+            if best is not None:
+                met = [m[0] for m in after if molecular_response(MolecularStatus(m[1]))]
+                out.update(responder=molecular_response(best), on=met[0] if met else None, best=best.value)
+                ratios = [m[2] for m in after if m[2] is not None]
+                if best is MolecularStatus.POSITIVE and baseline and baseline[2] is not None:
+                    out["log_reduction"] = round(log_reduction(baseline[2], min(ratios)), 2)
+        elif criteria == "sledai_doris":
+            assessed = [x for x in self.lupus if x[0] > first.infused_on and in_window(x[0])]
+            if assessed:
+                met = [x[0] for x in assessed if x[2]]
+                out.update(responder=bool(met), on=met[0] if met else None,
+                           best="doris_remission" if met else "no_remission")
+        return out
+
+    @property
     def course_days(self) -> dict[str, Any] | None:
         """The course in days from the first infusion (intervals, which de-identification keeps
         where it cuts dates to the year): each infusion, each response assessment with its
@@ -368,7 +445,10 @@ class SubjectView:
             "timeline": [{**vars(t), "signatures": self.signatures_of(t.event_id)} for t in self.timeline],
             "products": [{**vars(p), "awaiting_release_signature": p.awaiting_release_signature}
                          for p in self.products],
-            "day28": self.day28, "vein_to_vein_days": self.vein_to_vein_days, "legs_days": self.legs_days,
+            "day28": self.day28_result, "vein_to_vein_days": self.vein_to_vein_days, "legs_days": self.legs_days,
+            "response_rule": dict(zip(_RULE_FIELDS, self.response_rule)) if self.response_rule else None,
+            "best_response": self.best_response,
+            "molecular": [dict(zip(("on", "status", "ratio_percent", "observation_id"), m)) for m in self.molecular],
             "signatures": [dict(vars(s)) for s in self.signatures],
             "units": [self.unit_json(u) for u in self.units],
             "quarantine": [list(q) for q in self.quarantine],
@@ -439,6 +519,10 @@ class SubjectView:
                    lupus=tuple((x["on"], x["sledai_2k"], x["doris_remission"], x["drug_free_remission"],
                                 x["observation_id"]) for x in d.get("lupus", ())),
                    relapses=tuple(d.get("relapses", ())),
+                   response_rule=tuple(d["response_rule"][f] for f in _RULE_FIELDS) if d.get("response_rule")
+                   else None,
+                   molecular=tuple((m["on"], m["status"], m["ratio_percent"], m["observation_id"])
+                                   for m in d.get("molecular", ())),
                    car_t=(d["car_t"]["revision"], d["car_t"]["peak_per_ul"], d["car_t"]["peak_day"],
                           d["car_t"]["last_detectable_day"]) if d.get("car_t") else None)
 
@@ -446,6 +530,34 @@ class SubjectView:
 _REMISSIONS = {ev.ResponseCategory.CR.value, ev.ResponseCategory.CRI.value}
 _RELAPSES = {ev.ResponseCategory.HAEMATOLOGICAL_RELAPSE.value, ev.ResponseCategory.MOLECULAR_RELAPSE.value}
 _COUNT_FIELDS = ("onset_day", "recovery_day", "duration_days")
+_RULE_FIELDS = ("criteria", "responder", "landmark_day", "best_within_days")
+# NCCN ALL categories from the best (ranked for the best response within a window)
+_CATEGORY_RANK = {ev.ResponseCategory.CR.value: 0, ev.ResponseCategory.CRI.value: 1,
+                  ev.ResponseCategory.NO_RESPONSE.value: 2, ev.ResponseCategory.MOLECULAR_RELAPSE.value: 3,
+                  ev.ResponseCategory.HAEMATOLOGICAL_RELAPSE.value: 4}
+# a programme whose definition states no response: CR or CRi (NCCN ALL) at day 28, as before
+# definitions carried one
+DEFAULT_READING = "cr_cri"
+
+
+def _all_reading_met(reading: str, category: str | None, mrd: str) -> bool:
+    """An NCCN ALL assessment meets `reading` (CR or CRi; with MRD < 0.01 % for
+    mrd_negative_cr). The marrow readings of seed 000 are read at the landmark only."""
+    remission = category in _REMISSIONS
+    return remission and (reading != "mrd_negative_cr" or mrd == "negative")
+
+
+def day28_responder(day28: dict[str, Any], reading: str) -> bool | None:
+    """The day-28 assessment read as the programme defines a responder: CR or CRi (NCCN ALL;
+    an assessment recorded before categories, by its morphology), CR or CRi with MRD < 0.01 %,
+    or one of seed 000's three readings (None: not measured)."""
+    if reading in ("morphology", "flow_cytometry", "molecular"):
+        return day28[{"morphology": "morphologic_response", "flow_cytometry": "flow_response",
+                      "molecular": "molecular_response"}[reading]]
+    category = day28["response_category"]
+    if category is None:
+        return day28["morphologic_response"]
+    return _all_reading_met(reading, category, day28["mrd_status"])
 _EPISODE_FIELDS = ("onset_day", "max_grade", "resolution_day", "duration_days", "tocilizumab_given", "steroids_given")
 
 
@@ -579,7 +691,11 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.SubjectEnrolled):
         enrolments = tuple(sorted({*view.enrolments, (event.enrolled_on.isoformat(), event.programme_id)}))
         level = f" at dose level {event.dose_level}" if event.dose_level is not None else ""
-        return dataclasses.replace(view, centre_id=event.centre_id, enrolments=enrolments,
+        rule = view.response_rule
+        if event.response is not None and enrolments[0][1] == event.programme_id:
+            r = event.response
+            rule = (r.criteria.value, r.responder.value, r.landmark_day, r.best_within_days)
+        return dataclasses.replace(view, centre_id=event.centre_id, enrolments=enrolments, response_rule=rule,
                                    phase=_further(view.phase, "enrolled"),
                                    dose_level=event.dose_level if event.dose_level is not None else view.dose_level,
                                    timeline=_with_entry(view, event.enrolled_on, t,
@@ -773,6 +889,13 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
         if same_day and same_day[0][4] > entry[4]:
             return view  # order-insensitive: of two on one date, the one with the greater id stands
         return dataclasses.replace(view, lupus=tuple(sorted({*(x for x in view.lupus if x[0] != on), entry})))
+    if isinstance(o, MolecularMrd):  # read by services/clinical/molecular_mrd.py
+        status = molecular_status(MolecularResult(o.detected, o.quantifiable, o.ratio_percent, o.control_copies))
+        entry = (on, status.value, o.ratio_percent, str(event.observation_id))
+        same_day = [x for x in view.molecular if x[0] == on]
+        if same_day and same_day[0][3] > entry[3]:
+            return view  # order-insensitive: of two on one date, the one with the greater id stands
+        return dataclasses.replace(view, molecular=tuple(sorted({*(x for x in view.molecular if x[0] != on), entry})))
     if isinstance(o, AdverseEvent):  # the worst grade of a term, whatever order they arrive in
         term = o.ctcae_term.strip().lower()
         before = next((a for a in view.adverse_events if a[0] == term), (term, 0, False))
@@ -802,6 +925,10 @@ def _observed(event: ev.ObservationRecorded) -> str:
     if isinstance(o, LupusAssessment):
         return (f"lupus assessment: SLEDAI-2K {sledai_2k(SledaiDescriptor(d.value) for d in o.descriptors)}, "
                 f"PGA {o.physician_global_assessment:g}, prednisone {o.prednisone_equivalent_mg_per_day:g} mg/day")
+    if isinstance(o, MolecularMrd):
+        found = (f"{o.ratio_percent:g} %" if o.quantifiable else "positive, not quantifiable" if o.detected
+                 else f"not detected ({o.control_copies} ABL1 copies)")
+        return f"molecular MRD: {o.target.value} by qRT-PCR ({o.specimen.replace('_', ' ')}): {found}"
     if isinstance(o, AdverseEvent):
         return (f"adverse event: {o.ctcae_term}, CTCAE grade {o.grade}{', serious' if o.serious else ''}, "
                 f"{o.attribution.value} to the product")
@@ -1022,8 +1149,8 @@ def is_responder(event: ev.ResponseAssessed) -> bool:
 def outcomes(view: SubjectView) -> list[EventPayload]:
     """Outcome events the view now supports. Callers emit each at most once (stable ids)."""
     out: list[EventPayload] = []
-    if view.programme_id and view.day28:
-        d = view.day28
+    d = view.day28_result
+    if view.programme_id and d is not None and d["responder"] is not None:
         out.append(ev.Day28ResponseDetermined(
             subject_id=view.subject_id, programme_id=view.programme_id, study_day=d["study_day"],
             response_category=d["response_category"], mrd_status=d["mrd_status"],

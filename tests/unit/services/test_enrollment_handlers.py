@@ -216,7 +216,8 @@ class TestEnrollSubject:
         assert streams.events(subject_stream(subject_id))[-1] == SubjectEnrolled(
             subject_id=subject_id, programme_id=PROGRAMME, centre_id=CENTRE, enrolled_on=date(2024, 3, 4),
             programme_version=1, second_infusion=definition().second_infusion,  # the policy travels with it
-            dosing=definition().dosing())  # and the dosing sections infusion obeys
+            dosing=definition().dosing(),  # and the dosing sections infusion obeys
+            response=definition().response)  # and how it defines response (issue 11 item 3)
 
     async def test_enrolment_of_an_unknown_subject_is_refused(self):
         streams = await registered_centres(CENTRE)
