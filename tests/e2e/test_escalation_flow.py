@@ -66,3 +66,12 @@ async def test_the_scripted_dlts_give_the_designs_decisions(system):
 
     report = {r["programme_id"]: r for r in http_json(f"{info.urls['projection']}/report", token=system.token())}
     assert report["NK-PHALL-P1"]["escalation"] == [{"level": 1, "enrolled": 6, "evaluable": 6, "dlts": 1}]
+    # the programme's response (issue 11 item 3): a molecular response by BCR::ABL1 qRT-PCR within a
+    # year, from the scenario's raw results; no day-28 response (seed 001 reads none)
+    response = report["NK-PHALL-P1"]["response"]
+    assert (response["criteria"], response["responder"], response["within_days"]) == (
+        "bcr_abl1_qrt_pcr", "molecular_response", 365)
+    assert (response["n"], response["responders"], response["best"]) == (
+        4, 3, {"undetectable": 1, "positive_not_quantifiable": 2, "positive": 1})
+    assert response["left_out"]["n"] == 2 and response["log_reduction"]["median"] == 1.0
+    assert report["NK-PHALL-P1"]["day28_evaluable"] == 0
