@@ -1086,6 +1086,38 @@ class DeathRecorded(EventPayload):
     study_day: int | None = None
 
 
+class RelapseRecorded(EventPayload):
+    """A relapse or progression the centre observed (assessment's `relapse` observation): on
+    `relapsed_on`, `study_day` days after the first infusion (None: not infused), at `site`
+    (haematological, extramedullary, molecular). Should it change (the first infusion known
+    later), a new event supersedes this one: keep the latest per (subject, relapsed_on, site).
+    A relapse read from a response assessment is its ResponseDetermined's category."""
+
+    event_type = "outcomes.RelapseRecorded"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    relapsed_on: ClinicalDate
+    study_day: int | None = None
+    site: Literal["haematological", "extramedullary", "molecular"]
+
+
+class MtdDetermined(EventPayload):
+    """A programme's dose escalation stopped (enrollment's MtdDeclared, issue 10 item 3): the
+    maximum tolerated dose level (None: not established) and the recommended dose level for
+    further investigation (None: no level), the design's action that stopped it and why. About
+    the programme, not a subject: keyed by its stream, `outcomes-programme-<programme>`. A
+    programme's escalation stops once; keep the latest per programme."""
+
+    event_type = "outcomes.MtdDetermined"
+    programme_id: ProgrammeId
+    programme_version: Annotated[int, Field(ge=1)]
+    mtd_level: Annotated[int, Field(ge=1, le=20)] | None = None
+    recommended_level: Annotated[int, Field(ge=1, le=20)] | None = None
+    action: Annotated[str, Field(min_length=1, max_length=40)]
+    reason: Annotated[str, Field(min_length=1, max_length=2000)]
+    declared_on: ClinicalDate
+
+
 EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     CentreRegistered,
     PatientRegistered,
@@ -1139,4 +1171,6 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ToxicityEpisodeClosed,
     ResponseDetermined,
     DeathRecorded,
+    RelapseRecorded,
+    MtdDetermined,
 )

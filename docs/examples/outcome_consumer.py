@@ -4,8 +4,10 @@ Reads `celltrail.outcomes.v1` from the beginning with its own consumer group, de
 record as an `EventEnvelope` with its payload (the contracts, `contracts/`), and keeps the
 latest outcome per what it is about, as docs/asyncapi.json says of each type: the day-28
 response per subject, a response per subject and date, a toxicity episode per subject, kind
-and onset, vein-to-vein per product, a death per subject. Delivery is at least once: an
-outcome can arrive twice, so keeping "the latest per key" is also what makes it idempotent.
+and onset, vein-to-vein per product, a death per subject, a relapse per subject, date and
+site, and the MTD per programme (a dose escalation's, about no subject). Delivery is at least
+once: an outcome can arrive twice, so keeping "the latest per key" is also what makes it
+idempotent.
 
     python docs/examples/outcome_consumer.py --bootstrap 127.0.0.1:9092
 
@@ -37,12 +39,16 @@ def about(outcome: ev.EventPayload) -> tuple:
         return ("v2v", outcome.subject_id, outcome.coi_id)
     if isinstance(outcome, ev.DeathRecorded):
         return ("death", outcome.subject_id)
+    if isinstance(outcome, ev.RelapseRecorded):
+        return ("relapse", outcome.subject_id, outcome.relapsed_on, outcome.site)
+    if isinstance(outcome, ev.MtdDetermined):
+        return ("mtd", outcome.programme_id)
     return ("other", outcome.event_type)
 
 
 def latest(records: Iterable[bytes]) -> dict[tuple, ev.EventPayload]:
     """The latest outcome per key, from record values in topic order (a key's records share a
-    partition: the subject's)."""
+    partition: the subject's, or for the MTD the programme's)."""
     kept: dict[tuple, ev.EventPayload] = {}
     for value in records:
         outcome = parse_event(EventEnvelope.model_validate(json.loads(value)))

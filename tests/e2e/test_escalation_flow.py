@@ -4,18 +4,23 @@ service processes, the real broker, real PostgreSQL): the bundled scenario
 six patients with a scripted sequence of DLTs, and the design's decisions, recorded by
 enrollment, are the ones the 3+3's published rules give (the scenario's header): each subject
 assigned level 1, wait, wait, expand, then the cap stops the escalation with level 1
-recommended; a seventh enrolment is refused; the report counts each level."""
+recommended; a seventh enrolment is refused; the report counts each level; the projection
+publishes the MTD once on the outcomes topic (issue 11 item 4), and a rebuild publishes it
+not again."""
 
 from __future__ import annotations
 
 import json
 from importlib import resources
 
+import asyncio
+
 import asyncpg
 import pytest
 
+from contracts import topics
 from infra.tooling.loader import Loader
-from tests.e2e.driver import http_json
+from tests.e2e.driver import Driver, envelopes, http_json, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -30,6 +35,21 @@ async def escalation_events(database_url: str) -> list[tuple[str, dict]]:
         return [(r["event_type"], json.loads(r["payload"])) for r in rows]
     finally:
         await conn.close()
+
+
+async def outcomes(bootstrap: str) -> list:
+    return [e for e in envelopes(await read_topic(bootstrap, topics.OUTCOMES)) if e.event_type.startswith("outcomes.")]
+
+
+async def mtd_outcomes(bootstrap: str, timeout: float = 60) -> list:
+    """The MTD outcomes on the outcomes topic, once one has been published (the projection
+    applies enrollment's events and its relay publishes asynchronously)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = [e for e in await outcomes(bootstrap) if e.event_type == "outcomes.MtdDetermined"]
+        if found or asyncio.get_running_loop().time() > deadline:
+            return found
+        await asyncio.sleep(0.5)
 
 
 async def test_the_scripted_dlts_give_the_designs_decisions(system):
@@ -75,3 +95,25 @@ async def test_the_scripted_dlts_give_the_designs_decisions(system):
         4, 3, {"undetectable": 1, "positive_not_quantifiable": 2, "positive": 1})
     assert response["left_out"]["n"] == 2 and response["log_reduction"]["median"] == 1.0
     assert report["NK-PHALL-P1"]["day28_evaluable"] == 0
+
+    # issue 11 item 4: the MTD as an outcome for downstream consumers, once, about the programme
+    [mtd] = await mtd_outcomes(info.kafka_bootstrap_servers)
+    assert (mtd.subject_id, mtd.stream_id) == (None, "outcomes-programme-NK-PHALL-P1")
+    assert {k: mtd.payload[k] for k in ("programme_id", "mtd_level", "recommended_level", "action", "declared_on")} == {
+        "programme_id": "NK-PHALL-P1", "mtd_level": None, "recommended_level": 1,
+        "action": "stop_max_sample_size", "declared_on": declared["declared_on"]}
+    # a rebuild replays enrollment's topic, MtdDeclared with it: the same outcome, not published again
+    published = len(await outcomes(info.kafka_bootstrap_servers))
+    projection = info.urls["projection"]
+
+    def read_models():
+        return (http_json(f"{projection}/subjects", token=system.token()),
+                http_json(f"{projection}/report", token=system.token()))
+
+    before = read_models()
+    assert http_json(f"{projection}/admin/rebuild", {}, "POST", token=system.token())["dropped_views"] >= 6
+    await Driver.wait_for(lambda: read_models() == before and http_json(f"{projection}/status",
+                                                                        token=system.token()).get("lag") == 0,
+                          60, "the rebuilt read models to equal the incremental ones")
+    assert len(await mtd_outcomes(info.kafka_bootstrap_servers)) == 1
+    assert len(await outcomes(info.kafka_bootstrap_servers)) == published

@@ -42,8 +42,9 @@ class TestBounds:
         # check, an excursion (start, end), a QA disposition (its event and command), a slot day (two commands, two events), an infusion learnt by manufacturing, a cancelled booking (command, event), lymphodepletion and the cell
         # dose (three commands' five, three events' five), the dose escalation (a DLT evaluation's command
         # and event, three, the assignment, decision and declaration, three), an observation (its command's and
-        # event's time) and a day's toxicity grade, a response and a death as outcomes
-        assert unbounded == [] and len(TIME_FIELDS) == 74
+        # event's time) and a day's toxicity grade, a response, a death, a relapse and an MTD's declaration as
+        # outcomes
+        assert unbounded == [] and len(TIME_FIELDS) == 76
 
     @pytest.mark.parametrize("kind, value, accepted", [
         (Instant, "1900-01-01T00:00:00Z", True),

@@ -16,6 +16,15 @@ from infra.runtime.eventstore import Append, EventStore, NewEvent
 from infra.runtime.messaging import event_metadata, stable_id
 
 
+def outcome_stream(outcome: EventPayload) -> tuple[str, str | None]:
+    """The stream of an outcome and its subject: a subject's outcomes on `outcomes-<subject>`,
+    a programme's (the MTD) on `outcomes-programme-<programme>`, keyed on the topic by it."""
+    subject_id = getattr(outcome, "subject_id", None)
+    if subject_id:
+        return f"outcomes-{subject_id}", subject_id
+    return f"outcomes-programme-{outcome.programme_id}", None  # type: ignore[attr-defined]
+
+
 class StoredOutcomes:
     def __init__(self, conn: asyncpg.Connection, store: EventStore) -> None:
         self.conn, self.store = conn, store
@@ -34,14 +43,14 @@ class StoredOutcomes:
         versions = {r["stream_id"]: r["version"] for r in await self.conn.fetch(
             f"SELECT stream_id, max(stream_version) AS version FROM {self.store.table}"
             " WHERE stream_id = ANY($1::text[]) GROUP BY stream_id",
-            list({f"outcomes-{cause.subject_id}" for _, cause, _ in fresh}))}
+            list({outcome_stream(outcome)[0] for outcome, _, _ in fresh}))}
         appends: dict[str, Append] = {}
         for outcome, cause, event_id in fresh:
             if event_id in known:
                 continue
             known.add(event_id)
-            stream = f"outcomes-{cause.subject_id}"
-            event = NewEvent(outcome, occurred_at=datetime.now(timezone.utc), subject_id=cause.subject_id,
+            stream, subject_id = outcome_stream(outcome)
+            event = NewEvent(outcome, occurred_at=datetime.now(timezone.utc), subject_id=subject_id,
                              event_id=event_id)
             if stream in appends:
                 appends[stream] = dataclasses.replace(appends[stream], events=[*appends[stream].events, event])

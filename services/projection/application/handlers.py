@@ -1,4 +1,5 @@
-"""Projection handler: fold events into their subjects' views and emit implied outcomes.
+"""Projection handler: fold events into their subjects' views and emit implied outcomes, and
+the outcomes of the events about a programme (no subject; no view: each from its event).
 
 Works a batch at a time (one broker fetch, one transaction; the consumer has already
 claimed the events' ids, so every item is new): load the views it touches, fold in memory,
@@ -13,11 +14,16 @@ from collections.abc import Sequence
 from contracts.base import EventPayload
 from contracts.envelope import EventEnvelope
 from services.projection.application.ports import Outcomes, ReadModels
+from services.projection.domain.programme import programme_outcomes
 from services.projection.domain.subject_view import SubjectView, fold, outcome_key, outcomes
 
 
 async def project_batch(read_models: ReadModels, emitter: Outcomes,
                         items: Sequence[tuple[EventEnvelope, EventPayload]]) -> None:
+    # a programme's outcomes (the MTD of its dose escalation) come from their event alone
+    about_programmes = [(o, outcome_key(o), env) for env, event in items for o in programme_outcomes(event)]
+    if about_programmes:
+        await emitter.emit_many(about_programmes)
     todo = [(env, event) for env, event in items if env.subject_id is not None]
     if not todo:
         return

@@ -219,6 +219,7 @@ class SubjectView:
     # standing: (date, SLEDAI-2K, DORIS remission, drug-free remission, observation id)
     lupus: tuple[tuple[str, int, bool, bool, str], ...] = ()
     relapses: tuple[str, ...] = ()  # relapses or progressions observed: their dates at the site, sorted
+    relapse_sites: tuple[tuple[str, str], ...] = ()  # and each with its site: (date, site), sorted
     # the latest CAR-T expansion: (revision, peak per uL, peak day, last detectable day)
     car_t: tuple[int, float | None, int | None, int | None] | None = None
     # how the programme the subject was first enrolled in defines response (contracts/
@@ -478,6 +479,7 @@ class SubjectView:
             "lupus": [dict(zip(("on", "sledai_2k", "doris_remission", "drug_free_remission", "observation_id"), x))
                       for x in self.lupus],
             "course_days": self.course_days, "relapses": list(self.relapses),
+            "relapse_sites": [list(r) for r in self.relapse_sites],
             "car_t": dict(zip(("revision", "peak_per_ul", "peak_day", "last_detectable_day"), self.car_t))
             if self.car_t else None,
         }
@@ -523,6 +525,7 @@ class SubjectView:
                    else None,
                    molecular=tuple((m["on"], m["status"], m["ratio_percent"], m["observation_id"])
                                    for m in d.get("molecular", ())),
+                   relapse_sites=tuple(tuple(r) for r in d.get("relapse_sites", ())),
                    car_t=(d["car_t"]["revision"], d["car_t"]["peak_per_ul"], d["car_t"]["peak_day"],
                           d["car_t"]["last_detectable_day"]) if d.get("car_t") else None)
 
@@ -875,7 +878,8 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
     if isinstance(o, Death):
         return dataclasses.replace(view, died_on=min(filter(None, (view.died_on, on))))
     if isinstance(o, Relapse):
-        return dataclasses.replace(view, relapses=tuple(sorted({*view.relapses, on})))
+        return dataclasses.replace(view, relapses=tuple(sorted({*view.relapses, on})),
+                                   relapse_sites=tuple(sorted({*view.relapse_sites, (on, o.site)})))
     if isinstance(o, LupusAssessment):  # SLEDAI-2K (Gladman 2002) and DORIS 2021, by the rules
         result = doris_remission(DorisInput(
             descriptors=frozenset(SledaiDescriptor(d.value) for d in o.descriptors),
@@ -1179,6 +1183,10 @@ def outcomes(view: SubjectView) -> list[EventPayload]:
         out.append(ev.DeathRecorded(
             subject_id=view.subject_id, programme_id=view.programme_id, died_on=date.fromisoformat(view.died_on),
             study_day=days_between(infused_on, date.fromisoformat(view.died_on)) if infused_on else None))
+    for on, site in view.relapse_sites:  # each relapse or progression observed
+        out.append(ev.RelapseRecorded(
+            subject_id=view.subject_id, programme_id=view.programme_id, relapsed_on=date.fromisoformat(on),
+            study_day=days_between(infused_on, date.fromisoformat(on)) if infused_on else None, site=site))
     return out
 
 
@@ -1202,4 +1210,8 @@ def outcome_key(outcome: EventPayload, view: SubjectView | None = None) -> str:
         return f"response:{outcome.subject_id}:{outcome.assessed_on.isoformat()}:{content}"
     if isinstance(outcome, ev.DeathRecorded):
         return f"death:{outcome.subject_id}"
+    if isinstance(outcome, ev.RelapseRecorded):  # one the first infusion changes is a new outcome
+        return f"relapse:{outcome.subject_id}:{outcome.relapsed_on.isoformat()}:{outcome.site}:{content}"
+    if isinstance(outcome, ev.MtdDetermined):  # about a programme: its escalation stops once
+        return f"mtd:{outcome.programme_id}:{content}"
     raise ValueError(f"not an outcome: {outcome.event_type}")

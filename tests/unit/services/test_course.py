@@ -209,6 +209,62 @@ class TestOutcomeEvents:
         changed = next(o for o in outcomes(worse) if isinstance(o, ev.ToxicityEpisodeClosed) and o.kind.value == "crs")
         assert outcome_key(changed, worse) not in keys  # a new outcome supersedes the earlier one
 
+    def test_each_observed_relapse_once_with_its_study_day_and_site(self):
+        import itertools
+
+        from contracts import events as ev
+        from contracts.observations import Relapse
+        from services.projection.domain.subject_view import outcome_key, outcomes
+
+        def relapse(day: int, site: str, n: int) -> ObservationRecorded:  # day from the infusion of 2024-01-02
+            return ObservationRecorded(observation_id=str(n) * 32, subject_id="S-000000000001",
+                                       observed_at=datetime(2024, 1, 2, 9, tzinfo=CET) + timedelta(days=day),
+                                       observation=Relapse(site=site))
+
+        seen = [relapse(100, "molecular", 3), relapse(120, "extramedullary", 4), relapse(100, "molecular", 5)]
+        views = set()
+        for order in itertools.permutations(seen):
+            view = TestSurvival.subject(1)
+            for e in order:
+                view = fold(view, e, e.observed_at)
+            views.add(view)
+        [view] = views  # any order, and the same relapse observed twice once
+        assert SubjectView.from_json(view.to_json()) == view
+        found = [o for o in outcomes(view) if isinstance(o, ev.RelapseRecorded)]
+        assert [(o.relapsed_on.isoformat(), o.study_day, o.site) for o in found] == [
+            ("2024-04-11", 100, "molecular"), ("2024-05-01", 120, "extramedullary")]
+        keys = {outcome_key(o, view) for o in outcomes(view)}
+        assert len(keys) == len(outcomes(view))
+        # folded before the infusion is known: no study day; once it is, a new outcome supersedes it
+        early = fold(dataclasses.replace(view, products=(), relapse_sites=(), relapses=()), seen[0], INFUSED)
+        [before] = [o for o in outcomes(early) if isinstance(o, ev.RelapseRecorded)]
+        assert before.study_day is None and outcome_key(before, early) not in keys
+
+    async def test_the_mtd_of_a_dose_escalation_once_for_its_programme(self):
+        from contracts import events as ev
+        from services.projection.adapters.outcomes import outcome_stream
+        from services.projection.application.handlers import project_batch
+        from tests.unit.services.fakes import FakeOutcomes, FakeReadModels, envelope
+
+        declared = ev.MtdDeclared(programme_id="NK-PHALL-P1", programme_version=1, recommended_level=1,
+                                  action="stop_max_sample_size", reason="MTD not established; recommended level 1",
+                                  declared_on=date(2025, 7, 30))
+        mtd = envelope(declared, subject_id=None, occurred_at=INFUSED, stream_id="escalation-NK-PHALL-P1")
+        enrolled = SubjectEnrolled(subject_id=SUBJECT, programme_id="NK-PHALL-P1", centre_id="IT-RM-01",
+                                   enrolled_on=date(2025, 7, 1))
+        read_models, published = FakeReadModels(), FakeOutcomes()
+        await project_batch(read_models, published, [(mtd, declared),
+                                                      (envelope(enrolled, subject_id=SUBJECT, occurred_at=INFUSED),
+                                                       enrolled)])
+        [(key, outcome)] = [(k, o) for k, o in published.published.items() if isinstance(o, ev.MtdDetermined)]
+        assert key.startswith("mtd:NK-PHALL-P1:") and set(read_models.views) == {SUBJECT}  # no subject's view
+        assert (outcome.mtd_level, outcome.recommended_level, outcome.programme_version, outcome.declared_on) == (
+            None, 1, 1, date(2025, 7, 30))
+        assert outcome_stream(outcome) == ("outcomes-programme-NK-PHALL-P1", None)  # keyed by the programme
+        # a rebuild (the read models dropped, the topics replayed) derives the same key: published once
+        await project_batch(FakeReadModels(), published, [(mtd, declared)])
+        assert [k for k in published.published if k.startswith("mtd:")] == [key] and published.calls == 2
+
 
 class TestTheExampleConsumer:
     """docs/examples/outcome_consumer.py keeps the latest outcome per what it is about."""
@@ -226,7 +282,7 @@ class TestTheExampleConsumer:
         spec.loader.exec_module(consumer)
 
         def record(outcome) -> bytes:
-            env = envelope(outcome, subject_id=outcome.subject_id, occurred_at=INFUSED)
+            env = envelope(outcome, subject_id=getattr(outcome, "subject_id", None), occurred_at=INFUSED)
             return env.model_dump_json().encode()
 
         first = ev.ToxicityEpisodeClosed(subject_id=SUBJECT, programme_id="CART-BALL-RR", kind="crs", onset_day=1,
@@ -235,8 +291,17 @@ class TestTheExampleConsumer:
         worse = first.model_copy(update={"max_grade": 2})
         death = ev.DeathRecorded(subject_id=SUBJECT, programme_id="CART-BALL-RR", died_on=date(2025, 9, 1),
                                  study_day=175)
-        kept = consumer.latest([record(first), record(death), record(worse), record(death)])
-        assert kept == {("toxicity", SUBJECT, "crs", 1): worse, ("death", SUBJECT): death}
+        relapse = ev.RelapseRecorded(subject_id=SUBJECT, programme_id="CART-BALL-RR", relapsed_on=date(2025, 8, 1),
+                                     study_day=None, site="molecular")
+        relapse_later = relapse.model_copy(update={"study_day": 144})  # the first infusion known later
+        mtd = ev.MtdDetermined(programme_id="NK-PHALL-P1", programme_version=1, recommended_level=1,
+                               action="stop_max_sample_size", reason="MTD not established",
+                               declared_on=date(2025, 7, 30))
+        kept = consumer.latest([record(first), record(death), record(relapse), record(mtd), record(worse),
+                                record(death), record(relapse_later), record(mtd)])
+        assert kept == {("toxicity", SUBJECT, "crs", 1): worse, ("death", SUBJECT): death,
+                        ("relapse", SUBJECT, date(2025, 8, 1), "molecular"): relapse_later,
+                        ("mtd", "NK-PHALL-P1"): mtd}
 
 
 class TestAdverseEvents:
