@@ -34,3 +34,10 @@ HEADER_SCHEMA_VERSION = "celltrail-schema-version"
 HEADER_DLQ_REASON = "celltrail-dlq-reason"
 HEADER_DLQ_SOURCE = "celltrail-dlq-source"
 HEADER_DLQ_CONSUMER = "celltrail-dlq-consumer"
+# A replay marker on the dead-letter topic (`celltrail deadletters replay`): the id
+# (`<partition>:<offset>` on the dead-letter topic) of the dead letter sent back.
+HEADER_DLQ_REPLAYED = "celltrail-dlq-replayed"
+# On a record sent back to its source topic by a replay: which dead letter, by whom, when.
+HEADER_REPLAY_OF = "celltrail-replay-of"
+HEADER_REPLAYED_BY = "celltrail-replayed-by"
+HEADER_REPLAYED_AT = "celltrail-replayed-at"

@@ -21,7 +21,10 @@ Failures. PostgreSQL or the broker being unreachable is not the record's fault: 
 retried with backoff for as long as the outage lasts, and nothing is counted against it. Any
 other exception counts as one attempt of the fetch; after `max_attempts` the fetch is applied
 message by message, each in a savepoint, and a message that still fails is dead-lettered with
-the reason while the rest is applied. Retry and dead-lettering exist here only.
+the reason while the rest is applied. Retry and dead-lettering exist here only. A dead-lettered
+message gives its inbox claim back (it was not applied), so `celltrail deadletters replay`
+can send it back after a fix (infra/tooling/deadletters.py); a fetch redelivered after a
+rebalance tries such a message again, and may dead-letter it twice (shown as a duplicate).
 """
 
 from __future__ import annotations
@@ -505,6 +508,18 @@ class Consumer:
                 attempt += 1
                 log.exception("%s: applying a fetch failed (attempt %d of %d)", self.name, attempt,
                               self.max_attempts)
+                if attempt == 1:
+                    # A record redelivered below the stored offset was handled already (applied,
+                    # refused or dead-lettered, which gave its claim back): not tried again.
+                    async with self.pool.acquire() as conn:
+                        handled = await self._handled_before(conn, records)
+                    if handled:
+                        records = [r for r in records if id(r) not in handled]
+                        messages = [m for m in messages if id(m.record) not in handled]
+                        malformed = [(r, why) for r, why in malformed if id(r) not in handled]
+                        if not records:
+                            self.last_error = None
+                            return
                 await self._backoff(attempt)
 
     async def _apply_once(self, records: Sequence[ConsumerRecord], messages: list[Message],
@@ -533,6 +548,7 @@ class Consumer:
                             raise
                         outcome.dead_letters.append(
                             (m.record, f"handler failed {attempt} times: {type(exc).__name__}: {exc}"))
+            await self._release(conn, todo, outcome)
             await self._save_offsets(conn, records)
             # Before the commit: a dead letter the broker did not take fails the fetch, which
             # comes again; one taken twice (commit failed after) is a harmless duplicate.
@@ -549,6 +565,30 @@ class Consumer:
             f"INSERT INTO {self.schema}.inbox (consumer, message_id) SELECT $1, unnest($2::uuid[])"
             " ON CONFLICT DO NOTHING RETURNING message_id", self.name, ids)
         return {r["message_id"] for r in rows}
+
+    async def _release(self, conn: asyncpg.Connection, applied: Sequence[Message], outcome: Outcome) -> None:
+        """A decoded message that is dead-lettered was not applied: its claim is given back,
+        so the inbox holds what was applied (or refused) and the dead letter, once sent back
+        by `celltrail deadletters replay` after a fix, is applied under its own id, once. A
+        redelivered record below the stored offset was dead-lettered already: not again."""
+        ids = {id(m.record): m.message_id for m in applied}
+        if not any(id(r) in ids for r, _ in outcome.dead_letters):
+            return
+        handled = await self._handled_before(conn, [r for r, _ in outcome.dead_letters if id(r) in ids])
+        outcome.dead_letters[:] = [(r, why) for r, why in outcome.dead_letters if id(r) not in handled]
+        released = [ids[id(r)] for r, _ in outcome.dead_letters if id(r) in ids]
+        if released:
+            await conn.execute(f"DELETE FROM {self.schema}.inbox WHERE consumer = $1 AND message_id = ANY($2::uuid[])",
+                               self.name, released)
+
+    async def _handled_before(self, conn: asyncpg.Connection, records: Sequence[ConsumerRecord]) -> set[int]:
+        """`id()`s of the records below their partition's stored next offset: a redelivery
+        (a fetch taken before a seek, or the broker sending a batch again)."""
+        rows = await conn.fetch(
+            f"SELECT topic, partition, next_offset FROM {self.schema}.consumer_offsets WHERE consumer = $1",
+            self.name)
+        stored = {(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+        return {id(r) for r in records if r.offset < stored.get((r.topic, r.partition), 0)}
 
     async def _save_offsets(self, conn: asyncpg.Connection, records: Sequence[ConsumerRecord]) -> None:
         last: dict[tuple[str, int], int] = {}

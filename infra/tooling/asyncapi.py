@@ -53,7 +53,10 @@ its effects, applies a whole fetch in one transaction that also stores the parti
 offsets, and commits the Kafka offsets only after that transaction committed. A message
 that cannot be decoded, or whose handler keeps failing, goes to the dead-letter topic with
 its original bytes and headers plus the reason, source and consumer; an unreachable
-database or broker is waited for, never held against a message.
+database or broker is waited for, never held against a message. An administrator sends dead
+letters back after a fix (`celltrail deadletters replay`): the original bytes, key and headers
+to the source partition, marked with the replay headers, and a replay marker on the
+dead-letter topic.
 """
 
 
@@ -86,6 +89,20 @@ DEAD_LETTER_HEADERS = {
     topics.HEADER_DLQ_SOURCE: "where the original came from: <topic>/<partition>/<offset>",
     topics.HEADER_DLQ_CONSUMER: "the service (consumer) that gave up on it",
 }
+REPLAY_MARKER_HEADERS = {
+    topics.HEADER_DLQ_REPLAYED: "only on a replay marker (instead of the dead-letter headers): the id "
+                                "<partition>:<offset> of the dead letter sent back; its value is JSON "
+                                "(replay_of, replayed_by, replayed_at, sent_to)",
+}
+# On a record that `celltrail deadletters replay` sent back to its source topic, never required.
+REPLAY_HEADERS = {
+    topics.HEADER_REPLAY_OF: "only on a dead letter sent back: its id, <partition>:<offset> on "
+                             f"{topics.DEAD_LETTER}",
+    topics.HEADER_REPLAYED_BY: "only on a dead letter sent back: the principal who sent it",
+    topics.HEADER_REPLAYED_AT: "only on a dead letter sent back: when (ISO 8601, UTC)",
+}
+OPTIONAL_HEADERS = frozenset(REPLAY_HEADERS) | frozenset(REPLAY_MARKER_HEADERS)
+REPLAYER = "celltrail deadletters replay (a dead letter sent back after a fix)"
 EVENT_KEY = "subject_id of the envelope (pseudonymous), else its stream_id"
 COMMAND_KEY = "payload subject_id (pseudonymous), else payload centre_id, else command_id"
 
@@ -118,24 +135,27 @@ def topic_docs() -> list[TopicDoc]:
         if topic == topics.OUTCOMES:
             consumers.append("downstream registries and sponsors (outside CellTrail)")
         docs.append(TopicDoc(topic, "outcomes" if topic == topics.OUTCOMES else "events", "EventEnvelope",
-                             types, EVENT_KEY, dict(ENVELOPE_HEADERS_EVENT),
-                             [f"{n} (transactional outbox relay)" for n in producers], consumers))
+                             types, EVENT_KEY, {**ENVELOPE_HEADERS_EVENT, **REPLAY_HEADERS},
+                             [f"{n} (transactional outbox relay)" for n in producers] + [REPLAYER], consumers))
     for topic in topics.COMMAND_TOPICS:
         types = [t for t, cls in COMMAND_TYPES.items() if getattr(cls, "topic", None) == topic]
         producers = ["celltrail load / clinical systems"]
         if topic == topics.MANUFACTURING_COMMANDS:
             producers.append("GMP facility (RecordProductRelease)")
+        producers.append(REPLAYER)
         consumers = [f"{n} (group celltrail-{n}; handles {', '.join(s.command_handlers)})"
                      for n, s in specs.items() if topic in s.subscribes_to]
         docs.append(TopicDoc(topic, "commands", "CommandEnvelope", types, COMMAND_KEY,
-                             dict(ENVELOPE_HEADERS_COMMAND), producers, consumers))
+                             {**ENVELOPE_HEADERS_COMMAND, **REPLAY_HEADERS}, producers, consumers))
     dead_letter_producers = [f"{n} (its consumer)" for n, s in specs.items() if s.subscribes_to]
     docs.append(TopicDoc(
-        topics.DEAD_LETTER, "dead-letter", "original record bytes", [],
-        "the original record's key", {"(original headers)": "every header of the original record, unchanged",
-                                      **DEAD_LETTER_HEADERS},
-        dead_letter_producers,
-        ["operators (no automated consumer: inspect, fix, re-submit)"], DEAD_LETTER_PARTITIONS))
+        topics.DEAD_LETTER, "dead-letter", "original record bytes (a replay marker: JSON)", [],
+        "the original record's key (a replay marker: the dead letter's id)",
+        {"(original headers)": "every header of the original record, unchanged",
+         **DEAD_LETTER_HEADERS, **REPLAY_MARKER_HEADERS},
+        dead_letter_producers + ["celltrail deadletters replay (replay markers)"],
+        ["operators: celltrail deadletters list and replay (no group; no automated consumer)"],
+        DEAD_LETTER_PARTITIONS))
     return docs
 
 
@@ -188,10 +208,14 @@ def _header_schema(doc: TopicDoc) -> dict[str, Any]:
         if name == topics.HEADER_SCHEMA_VERSION:
             schema["pattern"] = "^[1-9][0-9]*$"
         props[name] = schema
-    out: dict[str, Any] = {"type": "object", "properties": props, "required": list(props)}
+    required = [name for name in props if name not in OPTIONAL_HEADERS]
+    out: dict[str, Any] = {"type": "object", "properties": props, "required": required}
     if doc.kind == "dead-letter":
         out["additionalProperties"] = {"type": "string", "description": "a header of the original record"}
-        out["description"] = "The original record's headers, unchanged, plus the three dead-letter headers."
+        out["description"] = ("The original record's headers, unchanged, plus the three dead-letter headers; "
+                              "a replay marker carries only its own header.")
+        out["required"] = []
+        out["oneOf"] = [{"required": required}, {"required": list(REPLAY_MARKER_HEADERS)}]
     return out
 
 
@@ -218,7 +242,9 @@ def document() -> dict[str, Any]:
                 message["correlationId"] = {"location": "$message.payload#/correlation_id"}
             else:
                 message.pop("correlationId", None)
-                message["description"] = "The original record's value, byte for byte (possibly malformed)."
+                message["description"] = ("The original record's value, byte for byte (possibly malformed); "
+                                          "a replay marker's is a JSON object (replay_of, replayed_by, "
+                                          "replayed_at, sent_to).")
     return data
 
 

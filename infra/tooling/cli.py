@@ -411,6 +411,81 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker() -> str:
+    """The broker's address: KAFKA_BOOTSTRAP_SERVERS, else the running system's. The Kafka
+    client's own log lines are kept quiet: the command says in one line what went wrong."""
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or _run_info().kafka_bootstrap_servers
+
+
+def _broker_unreachable(broker: str, exc: BaseException) -> CliError:
+    detail = str(exc) or type(exc).__name__
+    return CliError(f"CellTrail's broker at {broker} is not reachable ({detail}); is `celltrail up` still running?")
+
+
+def cmd_deadletters_list(args: argparse.Namespace) -> int:
+    """Every dead letter with its reason, source, consumer and time, and whether it was
+    replayed (infra/tooling/deadletters.py)."""
+    from infra.tooling import deadletters
+
+    try:
+        since = deadletters.parse_since(args.since) if args.since else None
+    except deadletters.DeadLetterError as exc:
+        raise CliError(str(exc), exc.status) from None
+    broker = _broker()
+    try:
+        letters = deadletters.select(asyncio.run(deadletters.read(broker)), source=args.source, since=since)
+    except (OSError, KafkaError, asyncio.TimeoutError) as exc:
+        raise _broker_unreachable(broker, exc) from None
+    if args.json:
+        print(json.dumps([d.to_json() for d in letters], indent=2))
+    else:
+        print("\n".join(deadletters.lines(letters)))
+    return 0
+
+
+def cmd_deadletters_replay(args: argparse.Namespace) -> int:
+    """Send chosen dead letters back to their source topic after a fix; an administrator's
+    action, each replay recorded (infra/tooling/deadletters.py)."""
+    import asyncpg
+
+    from infra.tooling import deadletters
+
+    if bool(args.ids) == bool(args.all):
+        raise CliError("name the dead letters to replay (ids from `celltrail deadletters list`) or --all", status=2)
+    if args.source and not args.all:
+        raise CliError("--source chooses with --all; ids name their dead letters already", status=2)
+    try:
+        for i in args.ids:
+            deadletters.parse_id(i)
+    except deadletters.DeadLetterError as exc:
+        raise CliError(str(exc), exc.status) from None
+    broker, db = _broker(), _database_url()
+    given = args.token or os.environ.get("CELLTRAIL_TOKEN")
+    try:
+        who, outcomes = asyncio.run(deadletters.replay(
+            broker, db, token=given.strip() if given else token(), public_key_pem=_token_public_key(),
+            ids=args.ids, all_=args.all, source=args.source, again=args.again))
+    except deadletters.DeadLetterError as exc:
+        raise CliError(str(exc), exc.status) from None
+    except (OSError, KafkaError, asyncio.TimeoutError) as exc:
+        raise _broker_unreachable(broker, exc) from None
+    except asyncpg.PostgresError as exc:
+        raise CliError(f"CellTrail's database is not reachable ({exc}); is `celltrail up` still running?") from None
+    if not outcomes:
+        print("nothing to replay: every dead letter" + (f" of {args.source}" if args.source else "")
+              + " has been replayed")
+        return 0
+    for outcome in outcomes:
+        print(outcome.line())
+    sent = sum(o.status == "replayed" for o in outcomes)
+    print(f"{sent} replayed as {who.principal_id}; consumers apply each once (a message already applied "
+          f"changes nothing)")
+    return 1 if any(o.status == "refused" for o in outcomes) else 0
+
+
 def cmd_identities_erase(args: argparse.Namespace) -> int:
     url = f"{_url('enrollment')}/patients/{urllib.parse.quote(args.subject, safe='')}/erasure"
     req = urllib.request.Request(url, data=json.dumps({"reason": args.reason}).encode(), method="POST",
@@ -651,6 +726,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token", help="your token (`celltrail access token PRINCIPAL`); default $CELLTRAIL_TOKEN")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_audit)
+    p = sub.add_parser("deadletters", help="records the consumers gave up on: list them, replay them after a fix "
+                                           "(docs/operations.md)")
+    dls = p.add_subparsers(dest="deadletters_cmd", required=True)
+    q = dls.add_parser("list", help="every dead letter: id, time, source, consumer, type, replayed, reason")
+    q.add_argument("--source", metavar="TOPIC", help="only those from this topic")
+    q.add_argument("--since", metavar="ISO", help="only those dead-lettered at or after this time "
+                                                  "(ISO 8601 with an offset, or YYYY-MM-DD)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(fn=cmd_deadletters_list)
+    q = dls.add_parser("replay", help="send dead letters back to their source topic (administrators only)")
+    q.add_argument("ids", nargs="*", metavar="ID", help="a dead letter's id as `list` shows it (<partition>:<offset>)")
+    q.add_argument("--all", action="store_true", help="every dead letter not yet replayed")
+    q.add_argument("--source", metavar="TOPIC", help="with --all: only those from this topic")
+    q.add_argument("--again", action="store_true", help="also send those already replayed (consumers deduplicate)")
+    q.add_argument("--token", help="your token (`celltrail access token PRINCIPAL`); default $CELLTRAIL_TOKEN, "
+                                   "else the CLI's principal's from the home")
+    q.set_defaults(fn=cmd_deadletters_replay)
     p = sub.add_parser("identities", help="the identity table: erase a person's identifiers, encrypt old rows")
     ids = p.add_subparsers(dest="identities_cmd", required=True)
     q = ids.add_parser("erase", help="delete a subject's identifiers and key; events stay, the erasure is recorded")

@@ -54,6 +54,8 @@ class Action(StrEnum):
     READ_STATUS = "read_status"  # a service's consumer and relay lag (GET /status)
     ADMIN_REBUILD = "admin_rebuild"
     ADMIN_REPUBLISH = "admin_republish"
+    # send dead letters back to their source topic after a fix (`celltrail deadletters replay`)
+    REPLAY_DEAD_LETTERS = "replay_dead_letters"
     MANAGE_PRINCIPALS = "manage_principals"
     REGISTER_CENTRE = "register_centre"  # a treating centre joins the network (enrollment)
     # publish a programme's definition, a new version of its protocol as data (issue 10)
@@ -137,12 +139,14 @@ POLICY: Mapping[Role, Rule] = {
     Role.AUDITOR: Rule(NETWORK, frozenset({A.READ_AUDIT}), Scope.NETWORK,
                        "issue 8 item 3: the auditor reads the audit trail"),
     Role.ADMINISTRATOR: Rule(NETWORK, frozenset({A.READ_AUDIT, A.ADMIN_REBUILD, A.ADMIN_REPUBLISH,
-                                                 A.MANAGE_PRINCIPALS, A.REGISTER_CENTRE, A.READ_STATUS,
-                                                 A.ERASE_IDENTIFIERS, A.MANAGE_PROGRAMMES}), Scope.NETWORK,
+                                                 A.REPLAY_DEAD_LETTERS, A.MANAGE_PRINCIPALS, A.REGISTER_CENTRE,
+                                                 A.READ_STATUS, A.ERASE_IDENTIFIERS, A.MANAGE_PROGRAMMES}),
+                             Scope.NETWORK,
                              "issue 8 items 3 and 7: rebuild and republish need an administrator, who also "
                              "manages access and the organisations it is granted at (Annex 11 §12.3) and "
                              f"reads the audit trail; {_OPERATIONS}; {_ERASURE}, or the administrator at its "
-                             "request; issue 10: publishes the programmes' definitions the network runs"),
+                             "request; issue 10: publishes the programmes' definitions the network runs; "
+                             "issue 12 item 3: sends dead letters back after a fix, as it republishes"),
     Role.OUTCOME_CONSUMER: Rule(NETWORK, frozenset({A.READ_REPORT}), Scope.NETWORK,
                                 "issue 8 item 1: an outcome consumer reads the aggregated endpoints"),
     # The CLI's `celltrail load` submits records made and certified elsewhere (the demo and

@@ -215,6 +215,11 @@ class PgAccessStore:
         """Who read the audit trail, and for what (EU GMP Annex 11 §12.4)."""
         await self._audit(principal_id, "audit_trail_read", principal_id=principal_id, **query)
 
+    async def record_dead_letter_replay(self, principal_id: str, **detail: Any) -> None:
+        """Who sent which dead letter back to its source topic, and where it went
+        (`celltrail deadletters replay`, docs/operations.md)."""
+        await self._audit(principal_id, "dead_letter_replayed", principal_id=principal_id, **detail)
+
     async def _principal_kind(self, principal_id: str) -> PrincipalKind:
         kind = await self.conn.fetchval("SELECT kind FROM access.principals WHERE principal_id = $1", principal_id)
         if kind is None:

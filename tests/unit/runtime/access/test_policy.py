@@ -75,11 +75,11 @@ ROWS = [
     Row(Role.AUDITOR, OrgKind.NETWORK, frozenset({A.READ_AUDIT}), "network",
         "issue 8 item 3: the auditor reads the audit trail"),
     Row(Role.ADMINISTRATOR, OrgKind.NETWORK, frozenset({A.READ_AUDIT, A.ADMIN_REBUILD, A.ADMIN_REPUBLISH,
-                                                        A.MANAGE_PRINCIPALS, A.REGISTER_CENTRE, A.READ_STATUS,
+                                                        A.REPLAY_DEAD_LETTERS, A.MANAGE_PRINCIPALS, A.REGISTER_CENTRE, A.READ_STATUS,
                                                         A.ERASE_IDENTIFIERS, A.MANAGE_PROGRAMMES}), "network",
         "issue 8 items 3 and 7: rebuild and republish need an administrator; Annex 11 §12.3 (who manages "
         "access manages the organisations it is granted at); Annex 11 §12.1 (status); GDPR Art. 17 (erasure "
-        "at the centre's request)"),
+        "at the centre's request); issue 12 item 3 (dead letters sent back after a fix)"),
     Row(Role.DATA_LOADER, OrgKind.NETWORK, frozenset({A.REGISTER_CENTRE, A.WRITE_SUBJECT, A.WRITE_PRODUCT,
                                                       A.RELEASE_PRODUCT, A.RECORD_CUSTODY, A.MANAGE_PROGRAMMES,
                                                       A.PRESCRIBE}),
@@ -125,8 +125,8 @@ class TestInvariantsOfItem3:
     def test_only_centre_staff_ever_see_a_patient_identifier(self, role: Role) -> None:
         assert Action.READ_IDENTIFIERS not in POLICY[role].actions
 
-    def test_rebuild_and_republish_need_an_administrator(self) -> None:
-        for action in (Action.ADMIN_REBUILD, Action.ADMIN_REPUBLISH):
+    def test_rebuild_republish_and_replaying_dead_letters_need_an_administrator(self) -> None:
+        for action in (Action.ADMIN_REBUILD, Action.ADMIN_REPUBLISH, Action.REPLAY_DEAD_LETTERS):
             assert [r for r in Role if action in POLICY[r].actions] == [Role.ADMINISTRATOR]
 
     def test_only_a_qualified_person_releases_a_product(self) -> None:
