@@ -431,6 +431,10 @@ class RecordObservation(CommandPayload):
     subject_id: SubjectId
     observed_at: Instant
     observation: Observation
+    # A second, different observation of the same kind for the subject at the same time is
+    # refused (DUPLICATE_OBSERVATION) unless it corrects the first, with its reason (EU GMP
+    # Annex 11 §9; issue 12 item 4): then it supersedes it, and both stay in the store.
+    correction_reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
 
 
 class SignRecord(CommandPayload):

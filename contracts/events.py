@@ -839,13 +839,18 @@ class DltEvaluated(EventPayload):
 
 
 class ObservationRecorded(EventPayload):
-    """A clinical observation of the subject at `observed_at` (issue 11 item 1)."""
+    """A clinical observation of the subject at `observed_at` (issue 11 item 1); with
+    `corrects`, a correction of an earlier one of the same kind and time."""
 
     event_type = "assessment.ObservationRecorded"
     observation_id: uuid.UUID
     subject_id: SubjectId
     observed_at: Instant
     observation: Observation
+    # A correction (issue 12 item 4): the observation of the same kind and time it supersedes,
+    # and why; both stay in the store, the correction stands.
+    corrects: uuid.UUID | None = None
+    correction_reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
 
 
 class ToxicityKind(StrEnum):

@@ -160,9 +160,9 @@ def cmd_load(args: argparse.Namespace) -> int:
         raise CliError(str(exc), status=2) from None
     info = _run_info()
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
-                    TokenSource(home(), info.database_url))
+                    TokenSource(home(), info.database_url), service_urls=info.urls)
     try:
-        results = asyncio.run(loader.load(lines))
+        results = asyncio.run(loader.load(lines, Path(args.file)))
     except urllib.error.URLError as exc:
         raise CliError(f"CellTrail's enrollment service is not answering at {info.urls['enrollment']} "
                        f"({exc.reason}); is `celltrail up` still running?") from None
@@ -173,7 +173,9 @@ def cmd_load(args: argparse.Namespace) -> int:
         raise CliError(f"no credential to load with: {exc}") from None
     n, bad = _print_results(results)
     refused = sum(r.status == "refused" for r in results)
-    print(f"{n} lines: {n - bad - refused} accepted, {refused} refused, {bad} invalid or timed out")
+    duplicates = sum(r.status == "duplicate" for r in results)  # loaded before: nothing changed
+    print(f"{n} lines: {n - bad - refused - duplicates} accepted, {refused} refused, "
+          f"{duplicates} duplicates of lines loaded before, {bad} invalid or timed out")
     return 1 if bad else 0
 
 
@@ -482,11 +484,11 @@ def cmd_programmes_publish(args: argparse.Namespace) -> int:
             raise CliError(f"{name}: {where}: {first['msg']}", status=2) from None
     info = _run_info()
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
-                    TokenSource(home(), info.database_url))
+                    TokenSource(home(), info.database_url), service_urls=info.urls)
     results = asyncio.run(programmes.publish(loader, definitions))
     for d, r in zip(definitions, results):
         print(f"{d.programme_id}: {r.status}" + (f" ({r.detail})" if r.status != "accepted" else ""))
-    return 0 if all(r.status == "accepted" for r in results) else 1
+    return 0 if all(r.succeeded for r in results) else 1
 
 
 def cmd_programmes_list(args: argparse.Namespace) -> int:
@@ -563,7 +565,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scenario = resources.files("infra.tooling").joinpath("examples/demo.jsonl").read_text().splitlines()
         print("\nloading the bundled scenario (infra/tooling/examples/demo.jsonl):")
         loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
-                        system.tokens())
+                        system.tokens(), service_urls=info.urls)
         results = asyncio.run(loader.load(scenario))
         _, bad = _print_results(results)
         wait_caught_up(info.urls["projection"], system.token)

@@ -277,9 +277,9 @@ class System:
         if not missing:
             return
         loader = Loader(self.info.kafka_bootstrap_servers, self.info.urls["enrollment"], self.info.urls["projection"],
-                        self.tokens())
+                        self.tokens(), service_urls=self.info.urls)
         results = asyncio.run(programmes.publish(loader, missing))
-        refused = [r for r in results if r.status != "accepted"]
+        refused = [r for r in results if not r.succeeded]
         if refused:
             raise RuntimeError(f"the bundled programme definitions were not published: {refused}")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 import uuid
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from contracts import events as ev
@@ -16,6 +16,7 @@ from contracts.commands import (
     RecordResponseAssessment,
 )
 from contracts.errors import CommandRefused
+from contracts.observations import AdverseEvent, MolecularMrd, Observation, TreatmentGiven
 from services.clinical.response_all import (
     AllAssessment,
     MrdStatus,
@@ -63,6 +64,14 @@ class CorrectionChangesNothing(CommandRefused):
     code = "CORRECTION_CHANGES_NOTHING"
 
 
+class DuplicateObservation(CommandRefused):
+    code = "DUPLICATE_OBSERVATION"
+
+
+class NoObservationToCorrect(CommandRefused):
+    code = "NO_OBSERVATION_TO_CORRECT"
+
+
 class EscalationOf(Protocol):
     """A subject's place in a dose escalation (application/ports.py, `Escalation`)."""
 
@@ -95,7 +104,8 @@ class Assessments(Aggregate):
         if isinstance(event, ev.DltEvaluated):
             self.dlt_evaluation = event
         elif isinstance(event, ev.ObservationRecorded):
-            self.observations.append(event)
+            # a correction takes the place of what it corrects (which stays in the store)
+            self.observations = [o for o in self.observations if o.observation_id != event.corrects] + [event]
         elif isinstance(event, ev.ToxicityGraded):
             self.graded[(event.kind, event.study_day)] = event
         elif isinstance(event, ev.ToxicityEpisodesDetermined):
@@ -109,6 +119,11 @@ class Assessments(Aggregate):
             self.history = [e for e in self.history if e.assessed_on != event.assessed_on] + [event]
         elif isinstance(event, ev.ResponseAssessed):
             self.history.append(event)
+
+    def observation_at(self, slot: tuple[str, str], observed_at: datetime) -> ev.ObservationRecorded | None:
+        """The observation standing in `slot` (`observation_slot`) at that instant."""
+        return next((o for o in reversed(self.observations)
+                     if o.observed_at == observed_at and observation_slot(o.observation) == slot), None)
 
     def current_on(self, assessed_on: date) -> ev.ResponseAssessed | None:
         return next((e for e in reversed(self.history) if e.assessed_on == assessed_on), None)
@@ -200,14 +215,51 @@ def evaluate_dlt(assessments: Assessments, cmd: RecordDltEvaluation, first_infus
                             infused_on=first_infusion_on, evaluated_on=cmd.evaluated_on, dlt=cmd.dlt)]
 
 
+def observation_slot(observation: Observation) -> tuple[str, str]:
+    """What one observation at one instant is of: its kind, and for a treatment the agent (and
+    its name), for an adverse event the CTCAE term, for a molecular MRD result the target, as
+    two of those at one time are two observations, not one twice."""
+    if isinstance(observation, TreatmentGiven):
+        return observation.kind, f"{observation.agent.value}:{(observation.name or '').strip().lower()}"
+    if isinstance(observation, AdverseEvent):
+        return observation.kind, observation.ctcae_term.strip().lower()
+    if isinstance(observation, MolecularMrd):
+        return observation.kind, observation.target.value
+    return observation.kind, ""
+
+
 def observe(assessments: Assessments, cmd: RecordObservation, first_infusion_on: date | None,
             age: AgeAtEnrolment | None = None) -> list[EventPayload]:
     """The observation, and the CRS and ICANS determinations it changes (domain/toxicity.py),
     and the neutropenia and B-cell aplasia ones (domain/counts.py). Before the first infusion
-    is known it is recorded only (a baseline)."""
+    is known it is recorded only (a baseline).
+
+    One observation of a kind (`observation_slot`) per subject and instant (issue 12 item 4):
+    another one then is refused as DUPLICATE_OBSERVATION, naming the first, whether it differs
+    or repeats it (an identical resubmission without an idempotency key is refused too, not
+    passed over: its sender learns it was recorded before), unless it is a correction
+    (`correction_reason`): then it supersedes the one standing, whose id it carries
+    (`corrects`), and the determinations are made again on the corrected record. A correction
+    of nothing, or one that repeats what stands, is refused."""
+    slot = observation_slot(cmd.observation)
+    standing = assessments.observation_at(slot, cmd.observed_at)
+    what = f"{slot[0]}{f' ({slot[1]})' if slot[1] else ''} of subject {cmd.subject_id} at {cmd.observed_at.isoformat()}"
+    if cmd.correction_reason is None and standing is not None:
+        same = standing.observation == cmd.observation
+        raise DuplicateObservation(
+            f"observation {standing.observation_id} is recorded already for the {what}"
+            + (": this repeats it" if same else "; a different one is recorded as its correction, with "
+                                                 "correction_reason"))
+    if cmd.correction_reason is not None:
+        if standing is None:
+            raise NoObservationToCorrect(f"no observation is recorded for the {what} to correct")
+        if standing.observation == cmd.observation:
+            raise CorrectionChangesNothing(f"the correction repeats observation {standing.observation_id}")
     recorded = ev.ObservationRecorded(observation_id=uuid.uuid4(), subject_id=cmd.subject_id,
-                                      observed_at=cmd.observed_at, observation=cmd.observation)
-    observations = [*assessments.observations, recorded]
+                                      observed_at=cmd.observed_at, observation=cmd.observation,
+                                      corrects=standing.observation_id if cmd.correction_reason else None,
+                                      correction_reason=cmd.correction_reason)
+    observations = [*(o for o in assessments.observations if o.observation_id != recorded.corrects), recorded]
     return [recorded, *determinations(cmd.subject_id, observations, first_infusion_on, assessments.graded,
                                       assessments.episodes, age),
             *count_determinations(cmd.subject_id, observations, first_infusion_on, assessments.counts),

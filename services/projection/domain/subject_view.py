@@ -890,14 +890,14 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
         entry = (on, sledai_2k(SledaiDescriptor(d.value) for d in o.descriptors), result.remission,
                  result.drug_free_remission, str(event.observation_id))
         same_day = [x for x in view.lupus if x[0] == on]
-        if same_day and same_day[0][4] > entry[4]:
+        if same_day and same_day[0][4] > entry[4] and not _corrects(event, same_day[0][4]):
             return view  # order-insensitive: of two on one date, the one with the greater id stands
         return dataclasses.replace(view, lupus=tuple(sorted({*(x for x in view.lupus if x[0] != on), entry})))
     if isinstance(o, MolecularMrd):  # read by services/clinical/molecular_mrd.py
         status = molecular_status(MolecularResult(o.detected, o.quantifiable, o.ratio_percent, o.control_copies))
         entry = (on, status.value, o.ratio_percent, str(event.observation_id))
         same_day = [x for x in view.molecular if x[0] == on]
-        if same_day and same_day[0][3] > entry[3]:
+        if same_day and same_day[0][3] > entry[3] and not _corrects(event, same_day[0][3]):
             return view  # order-insensitive: of two on one date, the one with the greater id stands
         return dataclasses.replace(view, molecular=tuple(sorted({*(x for x in view.molecular if x[0] != on), entry})))
     if isinstance(o, AdverseEvent):  # the worst grade of a term, whatever order they arrive in
@@ -909,7 +909,20 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
     return view
 
 
+def _corrects(event: ev.ObservationRecorded, observation_id: str) -> bool:
+    """Whether `event` is a correction of that observation (issue 12 item 4): it stands in its
+    place, whichever id is greater (a correction follows what it corrects in the subject's
+    stream)."""
+    return event.corrects is not None and str(event.corrects) == observation_id
+
+
 def _observed(event: ev.ObservationRecorded) -> str:
+    if event.corrects is not None:
+        return f"{_observation(event)} (a correction of an earlier record: {event.correction_reason})"
+    return _observation(event)
+
+
+def _observation(event: ev.ObservationRecorded) -> str:
     o = event.observation
     if isinstance(o, BloodCounts):
         counts = [f"{name} {value:g}/uL" for name, value in (
