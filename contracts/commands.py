@@ -398,6 +398,9 @@ class RecordResponseAssessment(CommandPayload):
     platelets_per_ul: Annotated[float, Field(ge=0, le=5_000_000)]
     flow_mrd_percent: Percent | None = None
     molecular_mrd_percent: Percent | None = None
+    # the disease before the first infusion (issue 11 item 1), dated on or before its day:
+    # recorded as `assessment.BaselineAssessed`, the state a response is a change from
+    baseline: bool = False
 
 
 class CorrectResponseAssessment(RecordResponseAssessment):

@@ -935,6 +935,35 @@ class CarTExpansionDetermined(EventPayload):
     counted_days: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
+class BaselineAssessed(EventPayload):
+    """The disease before the first infusion (issue 11 item 1): what a response at day 28 is a
+    change from (seed 000: "change from baseline" by morphology, flow cytometry and molecular
+    evaluation). No response category: there is nothing yet to respond to; `in_remission`: the
+    marrow and blood met NCCN ALL's CR criteria of blasts (< 5 %, none circulating, no
+    extramedullary disease), so a later relapse is called one (seed 001 enrols patients in
+    CR with MRD). `correction_reason`: this record corrects the baseline of its date (EU GMP
+    Annex 11 §9), superseding it; None: an original record."""
+
+    event_type = "assessment.BaselineAssessed"
+    subject_id: SubjectId
+    assessed_on: ClinicalDate
+    marrow_blasts_percent: Percent
+    circulating_blasts: bool
+    extramedullary_disease: bool
+    anc_per_ul: Annotated[float, Field(ge=0)]
+    platelets_per_ul: Annotated[float, Field(ge=0)]
+    flow_mrd_percent: Percent | None = None
+    molecular_mrd_percent: Percent | None = None
+    mrd_status: MrdStatus
+    in_remission: bool
+    # seed 000's three readings of disease (the negation of its response readings): marrow
+    # blasts >= 5 % by morphology, >= 5 % by flow cytometry, molecular positivity >= 0.01 %
+    morphologic_disease: bool
+    flow_disease: bool | None = None
+    molecular_disease: bool | None = None
+    correction_reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+
 class ResponseAssessmentCorrected(ResponseAssessed):
     """A correction of the subject's response assessment dated `assessed_on`: the whole
     assessment as it should read, and why it was corrected. It supersedes the assessment (or
@@ -1154,6 +1183,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     CellDosePrescribed,
     ResponseAssessed,
     ResponseAssessmentCorrected,
+    BaselineAssessed,
     DltEvaluated,
     ObservationRecorded,
     ToxicityGraded,

@@ -17,6 +17,7 @@ from contracts.commands import (
 )
 from contracts.errors import CommandRefused
 from services.clinical.response_all import (
+    MARROW_BLAST_CR_LIMIT_PCT,
     AllAssessment,
     MrdStatus,
     PriorStatus,
@@ -55,6 +56,14 @@ class AssessmentBeforeInfusion(CommandRefused):
     code = "ASSESSMENT_BEFORE_INFUSION"
 
 
+class BaselineAfterInfusion(CommandRefused):
+    code = "BASELINE_AFTER_INFUSION"
+
+
+class BaselineAlreadyRecorded(CommandRefused):
+    code = "BASELINE_ALREADY_RECORDED"
+
+
 class NoAssessmentToCorrect(CommandRefused):
     code = "NO_ASSESSMENT_TO_CORRECT"
 
@@ -90,9 +99,13 @@ class Assessments(Aggregate):
     episodes: dict[ev.ToxicityKind, ev.ToxicityEpisodesDetermined] = field(default_factory=dict)
     counts: dict[str, ev.CountEpisodesDetermined] = field(default_factory=dict)  # neutropenia, B-cell aplasia
     expansion: ev.CarTExpansionDetermined | None = None
+    # the baselines before the first infusion, the latest record of each date (a correction)
+    baselines: dict[date, ev.BaselineAssessed] = field(default_factory=dict)
 
     def apply(self, event: EventPayload) -> None:
-        if isinstance(event, ev.DltEvaluated):
+        if isinstance(event, ev.BaselineAssessed):
+            self.baselines[event.assessed_on] = event
+        elif isinstance(event, ev.DltEvaluated):
             self.dlt_evaluation = event
         elif isinstance(event, ev.ObservationRecorded):
             self.observations.append(event)
@@ -114,9 +127,19 @@ class Assessments(Aggregate):
         return next((e for e in reversed(self.history) if e.assessed_on == assessed_on), None)
 
     def prior_to(self, assessed_on: date) -> PriorStatus:
+        """The status before `assessed_on`, from the assessments and baselines dated before it
+        (a subject enrolled in CR, as seed 001's are, is in remission from its baseline)."""
         prior = PriorStatus.NOT_IN_REMISSION
-        for event in sorted(self.history, key=lambda e: e.assessed_on):
-            if event.assessed_on >= assessed_on or event.response_category is None:
+        dated: list[ev.ResponseAssessed | ev.BaselineAssessed] = [*self.history, *self.baselines.values()]
+        for event in sorted(dated, key=lambda e: e.assessed_on):
+            if event.assessed_on >= assessed_on:
+                continue
+            if isinstance(event, ev.BaselineAssessed):
+                prior = (PriorStatus.NOT_IN_REMISSION if not event.in_remission
+                         else PriorStatus.MRD_NEGATIVE_REMISSION if event.mrd_status is ev.MrdStatus.NEGATIVE
+                         else PriorStatus.HAEMATOLOGICAL_REMISSION)
+                continue
+            if event.response_category is None:
                 continue
             category = ResponseCategory(event.response_category.value)
             if category in (ResponseCategory.CR, ResponseCategory.CRI):
@@ -133,6 +156,8 @@ class Assessments(Aggregate):
     def correct(self, cmd: CorrectResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
         """A new record superseding the assessment of `cmd.assessed_on`, with its reason (EU GMP
         Annex 11 §9); derived by the same rules as the original."""
+        if cmd.baseline:
+            return self.correct_baseline(cmd, first_infusion_on)
         current = self.current_on(cmd.assessed_on)
         if current is None:
             raise NoAssessmentToCorrect(f"subject {cmd.subject_id} has no assessment dated {cmd.assessed_on} "
@@ -143,18 +168,58 @@ class Assessments(Aggregate):
             raise CorrectionChangesNothing(f"the correction of {cmd.assessed_on} repeats what is recorded")
         return [ev.ResponseAssessmentCorrected(**fields, reason=cmd.reason)]
 
+    def correct_baseline(self, cmd: CorrectResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
+        current = self.baselines.get(cmd.assessed_on)
+        if current is None:
+            raise NoAssessmentToCorrect(f"subject {cmd.subject_id} has no baseline dated {cmd.assessed_on} to correct")
+        [baseline] = self.baseline(cmd, first_infusion_on, correcting=True)
+        if baseline.model_dump(exclude={"correction_reason"}) == current.model_dump(exclude={"correction_reason"}):
+            raise CorrectionChangesNothing(f"the correction of the baseline of {cmd.assessed_on} repeats what is "
+                                           "recorded")
+        return [baseline.model_copy(update={"correction_reason": cmd.reason})]
+
+    def baseline(self, cmd: RecordResponseAssessment, first_infusion_on: date | None,
+                 correcting: bool = False) -> list[ev.BaselineAssessed]:
+        """The disease before the first infusion (issue 11 item 1): on or before its day, once
+        per date (a second record of the date is a correction)."""
+        if first_infusion_on is not None and cmd.assessed_on > first_infusion_on:
+            raise BaselineAfterInfusion(f"a baseline dated {cmd.assessed_on} follows the first infusion on "
+                                        f"{first_infusion_on}: record it as a response assessment")
+        if not correcting and cmd.assessed_on in self.baselines:
+            raise BaselineAlreadyRecorded(f"subject {cmd.subject_id}'s baseline of {cmd.assessed_on} is recorded: "
+                                          "CorrectResponseAssessment (with baseline true and a reason) corrects it")
+        facts = self.facts(cmd)
+        readings = carcik_day28_readings(facts)
+        remission = (cmd.marrow_blasts_percent < MARROW_BLAST_CR_LIMIT_PCT and not cmd.circulating_blasts
+                     and not cmd.extramedullary_disease)  # NCCN ALL, CR: the blasts' criteria
+        return [ev.BaselineAssessed(
+            subject_id=cmd.subject_id, assessed_on=cmd.assessed_on, marrow_blasts_percent=cmd.marrow_blasts_percent,
+            circulating_blasts=cmd.circulating_blasts, extramedullary_disease=cmd.extramedullary_disease,
+            anc_per_ul=cmd.anc_per_ul, platelets_per_ul=cmd.platelets_per_ul, flow_mrd_percent=cmd.flow_mrd_percent,
+            molecular_mrd_percent=cmd.molecular_mrd_percent, mrd_status=ev.MrdStatus(facts.mrd_status.value),
+            in_remission=remission, morphologic_disease=not readings.morphology_response,
+            flow_disease=None if readings.flow_response is None else not readings.flow_response,
+            molecular_disease=None if readings.molecular_response is None else not readings.molecular_response)]
+
+    @staticmethod
+    def facts(cmd: RecordResponseAssessment) -> AllAssessment:
+        return AllAssessment(
+            marrow_blasts_pct=cmd.marrow_blasts_percent, circulating_blasts=cmd.circulating_blasts,
+            extramedullary_disease=cmd.extramedullary_disease, anc_per_ul=cmd.anc_per_ul,
+            platelets_per_ul=cmd.platelets_per_ul, flow_mrd_pct=cmd.flow_mrd_percent,
+            molecular_mrd_pct=cmd.molecular_mrd_percent)
+
     def assess(self, cmd: RecordResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
+        if cmd.baseline:
+            return list(self.baseline(cmd, first_infusion_on))
         if first_infusion_on is None:
             raise SubjectNotInfused(f"subject {cmd.subject_id} has no recorded infusion")
         day = study_day(cmd.assessed_on, first_infusion_on)
         if day < 0:
             raise AssessmentBeforeInfusion(
-                f"assessment on {cmd.assessed_on} precedes the infusion on {first_infusion_on}")
-        facts = AllAssessment(
-            marrow_blasts_pct=cmd.marrow_blasts_percent, circulating_blasts=cmd.circulating_blasts,
-            extramedullary_disease=cmd.extramedullary_disease, anc_per_ul=cmd.anc_per_ul,
-            platelets_per_ul=cmd.platelets_per_ul, flow_mrd_pct=cmd.flow_mrd_percent,
-            molecular_mrd_pct=cmd.molecular_mrd_percent)
+                f"assessment on {cmd.assessed_on} precedes the infusion on {first_infusion_on}: a baseline is "
+                "recorded with baseline true")
+        facts = self.facts(cmd)
         response = all_response(facts, self.prior_to(cmd.assessed_on))
         readings = carcik_day28_readings(facts)
         return [ev.ResponseAssessed(

@@ -230,6 +230,10 @@ class SubjectView:
     # greater observation id standing: (date, status by services/clinical/molecular_mrd.py,
     # ratio to ABL1 in % when quantifiable, observation id)
     molecular: tuple[tuple[str, str, float | None, str], ...] = ()
+    # the baseline before the first infusion (assessment.BaselineAssessed; the latest date, of
+    # one date a correction over the original): (date, disease by morphology, by flow
+    # cytometry, molecular (None: not measured), in remission, corrected)
+    baseline: tuple[str, bool, bool | None, bool | None, bool, bool] | None = None
 
     @property
     def programme_id(self) -> str | None:
@@ -450,6 +454,7 @@ class SubjectView:
             "response_rule": dict(zip(_RULE_FIELDS, self.response_rule)) if self.response_rule else None,
             "best_response": self.best_response,
             "molecular": [dict(zip(("on", "status", "ratio_percent", "observation_id"), m)) for m in self.molecular],
+            "baseline": dict(zip(_BASELINE_FIELDS, self.baseline)) if self.baseline else None,
             "signatures": [dict(vars(s)) for s in self.signatures],
             "units": [self.unit_json(u) for u in self.units],
             "quarantine": [list(q) for q in self.quarantine],
@@ -525,6 +530,7 @@ class SubjectView:
                    else None,
                    molecular=tuple((m["on"], m["status"], m["ratio_percent"], m["observation_id"])
                                    for m in d.get("molecular", ())),
+                   baseline=tuple(d["baseline"][f] for f in _BASELINE_FIELDS) if d.get("baseline") else None,
                    relapse_sites=tuple(tuple(r) for r in d.get("relapse_sites", ())),
                    car_t=(d["car_t"]["revision"], d["car_t"]["peak_per_ul"], d["car_t"]["peak_day"],
                           d["car_t"]["last_detectable_day"]) if d.get("car_t") else None)
@@ -534,6 +540,7 @@ _REMISSIONS = {ev.ResponseCategory.CR.value, ev.ResponseCategory.CRI.value}
 _RELAPSES = {ev.ResponseCategory.HAEMATOLOGICAL_RELAPSE.value, ev.ResponseCategory.MOLECULAR_RELAPSE.value}
 _COUNT_FIELDS = ("onset_day", "recovery_day", "duration_days")
 _RULE_FIELDS = ("criteria", "responder", "landmark_day", "best_within_days")
+_BASELINE_FIELDS = ("on", "morphologic_disease", "flow_disease", "molecular_disease", "in_remission", "corrected")
 # NCCN ALL categories from the best (ranked for the best response within a window)
 _CATEGORY_RANK = {ev.ResponseCategory.CR.value: 0, ev.ResponseCategory.CRI.value: 1,
                   ev.ResponseCategory.NO_RESPONSE.value: 2, ev.ResponseCategory.MOLECULAR_RELAPSE.value: 3,
@@ -686,6 +693,8 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
             {*view.signatures, signature}, key=lambda x: (x.signed_at, x.signer, x.meaning, x.record_event_id))))
     if isinstance(event, ev.ResponseAssessmentCorrected):
         return _fold_correction(view, event, event_id)
+    if isinstance(event, ev.BaselineAssessed):
+        return _fold_baseline(view, event, event_id)
     if isinstance(event, ev.PatientRegistered):
         # registered on a date (recorded at the start of that day, UTC): a dated fact
         return dataclasses.replace(view, centre_id=event.centre_id,
@@ -1098,6 +1107,23 @@ def _fold_correction(view: SubjectView, event: ev.ResponseAssessmentCorrected, e
     v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
                             timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
     return _with_day28(_with_response(v, event), view.day28, event)
+
+
+def _fold_baseline(view: SubjectView, event: ev.BaselineAssessed, event_id: str | None) -> SubjectView:
+    """The baseline: the latest date's stands; of one date, a correction over the original (two
+    corrections of a date come in their order on the subject's partition, the later standing)."""
+    readings = ", ".join(f"{name} {value:g} %" for name, value in (
+        ("marrow blasts", event.marrow_blasts_percent), ("flow MRD", event.flow_mrd_percent),
+        ("molecular MRD", event.molecular_mrd_percent)) if value is not None)
+    corrected = event.correction_reason is not None
+    summary = (f"baseline: {readings}, {'in' if event.in_remission else 'not in'} remission"
+               + (f" (corrected: {event.correction_reason})" if corrected else ""))
+    view = dataclasses.replace(view, timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
+    on, current = event.assessed_on.isoformat(), view.baseline
+    if current is not None and (current[0] > on or (current[0] == on and current[5] and not corrected)):
+        return view
+    return dataclasses.replace(view, baseline=(on, event.morphologic_disease, event.flow_disease,
+                                               event.molecular_disease, event.in_remission, corrected))
 
 
 def _with_response(v: SubjectView, event: ev.ResponseAssessed) -> SubjectView:
