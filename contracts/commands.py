@@ -20,7 +20,7 @@ from contracts.custody import CustodyStep, Disposition, SlotKind, StorageConditi
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
 from contracts.observations import Observation
 from contracts.programmes import ProgrammeDefinition
-from contracts.times import ClinicalDate, Instant
+from contracts.times import ClinicalDate, Instant, TimeZoneName
 from contracts import topics
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -32,6 +32,9 @@ class RegisterCentre(CommandPayload):
     centre_id: CentreId
     name: Annotated[str, Field(min_length=1, max_length=200)]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    # its named time zone (IANA, e.g. "Europe/Rome"): what the site's dates and times are shown
+    # in (issue 11 item 5); None: the UTC offset recorded with each time stands for it
+    time_zone: TimeZoneName | None = None
 
 
 class RegisterPatient(CommandPayload):

@@ -25,7 +25,7 @@ from contracts.custody import (
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
 from contracts.observations import Observation
 from contracts.programmes import Dosing, ProgrammeDefinition, ResponseDefinition
-from contracts.times import ClinicalDate, Instant
+from contracts.times import ClinicalDate, Instant, TimeZoneName
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 
@@ -38,6 +38,7 @@ class CentreRegistered(EventPayload):
     centre_id: CentreId
     name: Annotated[str, Field(min_length=1, max_length=200)]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    time_zone: TimeZoneName | None = None  # IANA; None: registered without one
 
 
 class PatientRegistered(EventPayload):
@@ -47,6 +48,9 @@ class PatientRegistered(EventPayload):
     event_type = "enrollment.PatientRegistered"
     subject_id: SubjectId
     centre_id: CentreId
+    # the centre's named time zone, carried so the subject's view shows the site's dates and
+    # times in it (issue 11 item 5); None: the centre has none
+    time_zone: TimeZoneName | None = None
 
 
 class SubjectEnrolled(EventPayload):

@@ -60,15 +60,17 @@ def subject_stream(subject_id: str) -> str:
 class Centre(Aggregate):
     centre_id: str
     registered: bool = False
+    time_zone: str | None = None  # IANA; None: the offset recorded with each time stands for it
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, CentreRegistered):
-            self.registered = True
+            self.registered, self.time_zone = True, event.time_zone
 
     def register(self, cmd: RegisterCentre) -> list[EventPayload]:
         if self.registered:
             raise CentreAlreadyRegistered(f"centre {cmd.centre_id} is already registered")
-        return [CentreRegistered(centre_id=cmd.centre_id, name=cmd.name, country=cmd.country)]
+        return [CentreRegistered(centre_id=cmd.centre_id, name=cmd.name, country=cmd.country,
+                                 time_zone=cmd.time_zone)]
 
 
 class EnrolledBeforeBirth(CommandRefused):
