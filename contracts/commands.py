@@ -426,6 +426,9 @@ class RecordDltEvaluation(CommandPayload):
     subject_id: SubjectId
     evaluated_on: ClinicalDate
     dlt: DoseLimitingToxicity | None = None
+    # needed to find no DLT where the programme's DLT definition found one in the recorded
+    # adverse events (issue 11 item 2): the investigator's reason
+    disagreement_reason: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
 
 
 class RecordObservation(CommandPayload):

@@ -24,7 +24,7 @@ from contracts.custody import (
 )
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
 from contracts.observations import Observation
-from contracts.programmes import Dosing, ProgrammeDefinition, ResponseDefinition
+from contracts.programmes import DltRule, Dosing, ProgrammeDefinition, ResponseDefinition
 from contracts.times import ClinicalDate, Instant, TimeZoneName
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -76,6 +76,9 @@ class SubjectEnrolled(EventPayload):
     # window after the first infusion in which a toxicity is dose-limiting
     dose_level: Annotated[int, Field(ge=-3, le=20)] | None = None
     dlt_window_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    # and the programme's DLT definition, from which assessment derives the DLTs from the adverse
+    # events (issue 11 item 2); None: the investigator's evaluation alone
+    dlt_rule: DltRule | None = None
     # how that version defines response (issue 11 item 3): what the projection reports as
     # the subject's response; None: not stated (NCCN ALL CR or CRi at day 28)
     response: ResponseDefinition | None = None
@@ -840,6 +843,37 @@ class DltEvaluated(EventPayload):
     infused_on: ClinicalDate
     evaluated_on: ClinicalDate
     dlt: DoseLimitingToxicity | None = None
+    # why the investigator finds no DLT where the programme's DLT definition found one in the
+    # recorded adverse events (DoseLimitingToxicitiesDetermined); None: no disagreement
+    disagreement_reason: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+
+
+class DerivedDlt(Contract):
+    """An adverse event the programme's DLT definition makes dose-limiting: the observation it
+    was recorded by, its onset and study day, its CTCAE v5 term and grade, its attribution."""
+
+    observation_id: uuid.UUID
+    onset_on: ClinicalDate
+    study_day: int
+    ctcae_term: Annotated[str, Field(min_length=2, max_length=120)]
+    grade: Annotated[int, Field(ge=1, le=5)]
+    attribution: Literal["unrelated", "unlikely", "possible", "probable", "definite"]
+
+
+class DoseLimitingToxicitiesDetermined(EventPayload):
+    """The subject's dose-limiting toxicities as the programme's DLT definition reads its
+    adverse events in the DLT window (issue 11 item 2; services/clinical/escalation/dlt.py,
+    Le Tourneau et al., JNCI 2009), naming the observations; recorded when they change, the
+    next `revision` superseding. The investigator's evaluation (`DltEvaluated`) stays the
+    decision; one that finds no DLT where this finds one needs its reason."""
+
+    event_type = "assessment.DoseLimitingToxicitiesDetermined"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    dose_level: Annotated[int, Field(ge=-3, le=20)]
+    dlt_window_days: Annotated[int, Field(ge=1, le=365)]
+    revision: Annotated[int, Field(ge=1)]
+    toxicities: Annotated[list[DerivedDlt], Field(max_length=500)]
 
 
 class ObservationRecorded(EventPayload):
@@ -1189,6 +1223,7 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     ResponseAssessmentCorrected,
     BaselineAssessed,
     DltEvaluated,
+    DoseLimitingToxicitiesDetermined,
     ObservationRecorded,
     ToxicityGraded,
     ToxicityEpisodesDetermined,

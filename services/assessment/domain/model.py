@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 import uuid
 from datetime import date, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from contracts import events as ev
 from contracts.base import EventPayload
@@ -28,7 +28,11 @@ from services.clinical.response_all import (
 from services.clinical.escalation.records import InvalidPatientRecordError, PatientDltRecord, level_states_from_records
 from services.assessment.domain.counts import count_determinations, expansion_determination
 from services.assessment.domain.toxicity import AgeAtEnrolment, determinations
+from contracts.observations import AdverseEvent
+from services.clinical.escalation.dlt import AdverseEventFacts, is_dose_limiting
 from services.kernel.aggregate import Aggregate
+from services.kernel.clinical_dates import clinical_date
+from services.kernel.programmes import dlt_definition_of
 from services.kernel.clinical_dates import study_day
 
 
@@ -72,12 +76,17 @@ class CorrectionChangesNothing(CommandRefused):
     code = "CORRECTION_CHANGES_NOTHING"
 
 
+class DltEvaluationDisagrees(CommandRefused):
+    code = "DLT_EVALUATION_DISAGREES"
+
+
 class EscalationOf(Protocol):
     """A subject's place in a dose escalation (application/ports.py, `Escalation`)."""
 
     programme_id: str
     dose_level: int
     dlt_window_days: int
+    dlt_rule: dict[str, Any] | None
 
 
 def assessment_stream(subject_id: str) -> str:
@@ -101,10 +110,13 @@ class Assessments(Aggregate):
     expansion: ev.CarTExpansionDetermined | None = None
     # the baselines before the first infusion, the latest record of each date (a correction)
     baselines: dict[date, ev.BaselineAssessed] = field(default_factory=dict)
+    dlts: ev.DoseLimitingToxicitiesDetermined | None = None  # the latest, from the adverse events
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, ev.BaselineAssessed):
             self.baselines[event.assessed_on] = event
+        elif isinstance(event, ev.DoseLimitingToxicitiesDetermined):
+            self.dlts = event
         elif isinstance(event, ev.DltEvaluated):
             self.dlt_evaluation = event
         elif isinstance(event, ev.ObservationRecorded):
@@ -255,6 +267,13 @@ def evaluate_dlt(assessments: Assessments, cmd: RecordDltEvaluation, first_infus
                                                         escalation.dose_level) if s.level == escalation.dose_level]
     except InvalidPatientRecordError as exc:
         raise OutsideDltWindow(str(exc)) from None
+    derived = assessments.dlts.toxicities if assessments.dlts is not None else []
+    if cmd.dlt is None and derived and cmd.disagreement_reason is None:
+        found = "; ".join(f"{t.ctcae_term} grade {t.grade} ({t.attribution}) from {t.onset_on.isoformat()}, "
+                          f"observation {t.observation_id}" for t in derived)
+        raise DltEvaluationDisagrees(
+            f"subject {cmd.subject_id}'s adverse events hold a DLT by the programme's definition ({found}): an "
+            "evaluation of no DLT gives its disagreement_reason")
     if level.pending:
         closes = first_infusion_on + timedelta(days=escalation.dlt_window_days)
         raise DltWindowOpen(f"subject {cmd.subject_id}'s {escalation.dlt_window_days}-day DLT window after the "
@@ -262,18 +281,48 @@ def evaluate_dlt(assessments: Assessments, cmd: RecordDltEvaluation, first_infus
                             "DLT the subject is evaluable from then")
     return [ev.DltEvaluated(subject_id=cmd.subject_id, programme_id=escalation.programme_id,
                             dose_level=escalation.dose_level, dlt_window_days=escalation.dlt_window_days,
-                            infused_on=first_infusion_on, evaluated_on=cmd.evaluated_on, dlt=cmd.dlt)]
+                            infused_on=first_infusion_on, evaluated_on=cmd.evaluated_on, dlt=cmd.dlt,
+                            disagreement_reason=cmd.disagreement_reason)]
+
+
+def derived_dlts(assessments: Assessments, observations: list[ev.ObservationRecorded], first_infusion_on: date | None,
+                 escalation: "EscalationOf | None") -> list[EventPayload]:
+    """The subject's DLTs by its programme's DLT definition (issue 11 item 2; services/clinical/
+    escalation/dlt.py), from the adverse events in the window, recorded when they change."""
+    if escalation is None or escalation.dlt_rule is None or first_infusion_on is None:
+        return []
+    definition = dlt_definition_of(escalation.dlt_rule)
+    found = []
+    for o in observations:
+        ae = o.observation
+        if not isinstance(ae, AdverseEvent):
+            continue
+        onset = clinical_date(o.observed_at)
+        day = study_day(onset, first_infusion_on)
+        if is_dose_limiting(AdverseEventFacts(ae.ctcae_term, ae.grade, ae.attribution.value, day), definition,
+                            escalation.dlt_window_days):
+            found.append(ev.DerivedDlt(observation_id=o.observation_id, onset_on=onset, study_day=day,
+                                       ctcae_term=ae.ctcae_term, grade=ae.grade, attribution=ae.attribution.value))
+    current = assessments.dlts
+    if current is None and not found or current is not None and current.toxicities == found:
+        return []
+    return [ev.DoseLimitingToxicitiesDetermined(
+        subject_id=assessments.subject_id, programme_id=escalation.programme_id, dose_level=escalation.dose_level,
+        dlt_window_days=escalation.dlt_window_days, revision=(current.revision if current else 0) + 1,
+        toxicities=found)]
 
 
 def observe(assessments: Assessments, cmd: RecordObservation, first_infusion_on: date | None,
-            age: AgeAtEnrolment | None = None) -> list[EventPayload]:
+            age: AgeAtEnrolment | None = None, escalation: "EscalationOf | None" = None) -> list[EventPayload]:
     """The observation, and the CRS and ICANS determinations it changes (domain/toxicity.py),
-    and the neutropenia and B-cell aplasia ones (domain/counts.py). Before the first infusion
-    is known it is recorded only (a baseline)."""
+    the neutropenia and B-cell aplasia ones (domain/counts.py) and, in a dose escalation, its
+    DLTs by the programme's definition. Before the first infusion is known it is recorded only
+    (a baseline)."""
     recorded = ev.ObservationRecorded(observation_id=uuid.uuid4(), subject_id=cmd.subject_id,
                                       observed_at=cmd.observed_at, observation=cmd.observation)
     observations = [*assessments.observations, recorded]
     return [recorded, *determinations(cmd.subject_id, observations, first_infusion_on, assessments.graded,
                                       assessments.episodes, age),
             *count_determinations(cmd.subject_id, observations, first_infusion_on, assessments.counts),
-            *expansion_determination(cmd.subject_id, observations, first_infusion_on, assessments.expansion)]
+            *expansion_determination(cmd.subject_id, observations, first_infusion_on, assessments.expansion),
+            *derived_dlts(assessments, observations, first_infusion_on, escalation)]

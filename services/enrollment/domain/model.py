@@ -165,6 +165,8 @@ class Subject(Aggregate):
                                 dosing=programme.current.definition.dosing(),  # type: ignore[union-attr]
                                 dose_level=assigned.dose_level if assigned is not None else None,
                                 dlt_window_days=dlt_window_days if assigned is not None else None,
+                                dlt_rule=programme.current.definition.escalation.dlt_rule  # type: ignore[union-attr]
+                                if assigned is not None and programme.current.definition.escalation else None,  # type: ignore[union-attr]
                                 response=programme.current.definition.response,  # type: ignore[union-attr]
                                 age_years=age_years)]
 

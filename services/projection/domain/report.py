@@ -54,6 +54,10 @@ class ProgrammeRow:
     # disease at the baseline by seed 000's readings: {"morphology": bool, "flow_cytometry": bool
     # or None, "molecular": bool or None}; None: no baseline
     baseline_disease: dict[str, bool | None] | None = None
+    # the DLTs the programme's definition found in its adverse events (None: not determined),
+    # and whether the investigator evaluated no DLT against them, with a reason
+    dlts_by_definition: int | None = None
+    dlt_disagreement: bool = False
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
@@ -69,7 +73,8 @@ class ProgrammeRow:
                    tuple(view.responses[-1][1:3]) if view.responses else None, view.adverse_events, view.lupus,
                    view.car_t, view.best_response,
                    dict(zip(("morphology", "flow_cytometry", "molecular"), view.baseline[1:4]))
-                   if view.baseline else None)
+                   if view.baseline else None,
+                   len(view.derived_dlts[1]) if view.derived_dlts else None, view.dlt_disagreement is not None)
 
 
 def lupus(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -245,11 +250,16 @@ def toxicity_table(rows: list["ProgrammeRow"], kind: str = "crs") -> dict[str, A
 
 def escalation(rows: list["ProgrammeRow"]) -> list[dict[str, Any]]:
     """Per dose level of a dose escalation (issue 10 item 3): the subjects assigned, those
-    evaluated for DLT and the DLTs among them (the counts the design decides on)."""
+    evaluated for DLT and the DLTs among them (the counts the design decides on); the
+    subjects whose adverse events hold a DLT by the programme's definition (issue 11 item 2),
+    and the evaluations of no DLT made against it (each with its reason, in the timeline)."""
     levels = sorted({r.dose_level for r in rows if r.dose_level is not None})
     return [{"level": level, "enrolled": sum(1 for r in rows if r.dose_level == level),
              "evaluable": sum(1 for r in rows if r.dose_level == level and r.dlt is not None),
-             "dlts": sum(1 for r in rows if r.dose_level == level and r.dlt)} for level in levels]
+             "dlts": sum(1 for r in rows if r.dose_level == level and r.dlt),
+             "dlts_by_definition": sum(1 for r in rows if r.dose_level == level and r.dlts_by_definition),
+             "evaluated_against_definition": sum(1 for r in rows if r.dose_level == level and r.dlt_disagreement)}
+            for level in levels]
 
 
 def feasibility(rows: list["ProgrammeRow"]) -> dict[str, Any]:

@@ -236,6 +236,11 @@ class SubjectView:
     # one date a correction over the original): (date, disease by morphology, by flow
     # cytometry, molecular (None: not measured), in remission, corrected)
     baseline: tuple[str, bool, bool | None, bool | None, bool, bool] | None = None
+    # the DLTs the programme's definition finds in the adverse events (assessment's latest
+    # DoseLimitingToxicitiesDetermined): (revision, ((onset date, CTCAE term, grade), ...)); and
+    # the investigator's reason for evaluating no DLT against them
+    derived_dlts: tuple[int, tuple[tuple[str, str, int], ...]] | None = None
+    dlt_disagreement: str | None = None
     # issue 11 item 5: the centre's named time zone (IANA, from enrollment.PatientRegistered), in
     # which the dates and times at the site are shown; None: at the offset recorded with each.
     # The instants (UTC) behind the dates of the course, so that they are dated again in the zone
@@ -461,11 +466,16 @@ class SubjectView:
             "timeline": [{**vars(t), "signatures": self.signatures_of(t.event_id)} for t in self.timeline],
             "products": [{**vars(p), "awaiting_release_signature": p.awaiting_release_signature}
                          for p in self.products],
-            "day28": self.day28_result, "vein_to_vein_days": self.vein_to_vein_days, "legs_days": self.legs_days,
+            # the day-28 response as the programme reads it, and the assessment it is read from
+            "day28": self.day28_result, "day28_assessment": self.day28, "vein_to_vein_days": self.vein_to_vein_days, "legs_days": self.legs_days,
             "response_rule": dict(zip(_RULE_FIELDS, self.response_rule)) if self.response_rule else None,
             "best_response": self.best_response,
             "molecular": [dict(zip(("on", "status", "ratio_percent", "observation_id"), m)) for m in self.molecular],
             "baseline": dict(zip(_BASELINE_FIELDS, self.baseline)) if self.baseline else None,
+            "derived_dlts": {"revision": self.derived_dlts[0], "toxicities": [
+                dict(zip(("onset_on", "ctcae_term", "grade"), t)) for t in self.derived_dlts[1]]}
+            if self.derived_dlts else None,
+            "dlt_disagreement": self.dlt_disagreement,
             "signatures": [dict(vars(s)) for s in self.signatures],
             "units": [self.unit_json(u) for u in self.units],
             "quarantine": [list(q) for q in self.quarantine],
@@ -509,7 +519,7 @@ class SubjectView:
                    timeline=tuple(TimelineEntry(**{k: v for k, v in t.items() if k != "signatures"})
                                   for t in d["timeline"]),
                    products=tuple(Product(**{k: v for k, v in p.items() if k in _PRODUCT_FIELDS})
-                                  for p in d["products"]), day28=d["day28"],
+                                  for p in d["products"]), day28=d.get("day28_assessment", d["day28"]),
                    signatures=tuple(Signature(**x) for x in d.get("signatures", ())),  # none in views before them
                    units=tuple(UnitLocation(u["unit_id"], u["state"], u["holder"], u["since"])
                                for u in d.get("units", ())),
@@ -544,6 +554,10 @@ class SubjectView:
                    molecular=tuple((m["on"], m["status"], m["ratio_percent"], m["observation_id"])
                                    for m in d.get("molecular", ())),
                    baseline=tuple(d["baseline"][f] for f in _BASELINE_FIELDS) if d.get("baseline") else None,
+                   derived_dlts=(d["derived_dlts"]["revision"], tuple(
+                       (t["onset_on"], t["ctcae_term"], t["grade"]) for t in d["derived_dlts"]["toxicities"]))
+                   if d.get("derived_dlts") else None,
+                   dlt_disagreement=d.get("dlt_disagreement"),
                    relapse_sites=tuple(tuple(r) for r in d.get("relapse_sites", ())),
                    car_t=(d["car_t"]["revision"], d["car_t"]["peak_per_ul"], d["car_t"]["peak_day"],
                           d["car_t"]["last_detectable_day"]) if d.get("car_t") else None,
@@ -790,8 +804,20 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.DltEvaluated):
         found = (f"a DLT: {event.dlt.ctcae_term}, grade {event.dlt.grade}, from {event.dlt.onset_on.isoformat()}"
                  if event.dlt is not None else f"no DLT in the {event.dlt_window_days}-day window")
-        return dataclasses.replace(view, dlt=event.dlt is not None, timeline=_with_entry(
-            view, event.evaluated_on, t, f"DLT evaluation at dose level {event.dose_level}: {found}", event_id))
+        if event.disagreement_reason:
+            found += f" (against the programme's DLT definition: {event.disagreement_reason})"
+        return dataclasses.replace(view, dlt=event.dlt is not None, dlt_disagreement=event.disagreement_reason,
+                                   timeline=_with_entry(view, event.evaluated_on, t,
+                                                        f"DLT evaluation at dose level {event.dose_level}: {found}",
+                                                        event_id))
+    if isinstance(event, ev.DoseLimitingToxicitiesDetermined):  # the latest revision, whatever the order
+        if view.derived_dlts is not None and view.derived_dlts[0] >= event.revision:
+            return view
+        toxicities = tuple((x.onset_on.isoformat(), x.ctcae_term, x.grade) for x in event.toxicities)
+        found = "; ".join(f"{term} grade {grade} from {on}" for on, term, grade in toxicities) or "none"
+        return dataclasses.replace(view, derived_dlts=(event.revision, toxicities), timeline=_with_entry(
+            view, occurred_at, t, f"DLTs by the programme's definition (revision {event.revision}): {found}",
+            event_id))
     if isinstance(event, ev.ObservationRecorded):
         view = _with_course(view, event)
         return dataclasses.replace(view, timeline=_with_entry(view, event.observed_at, t, _observed(event), event_id))

@@ -94,6 +94,7 @@ class TestDay28:
         events = [enrolled(1, "CARCIK-CD19-P2"), infused(1), assessed(1, 28, NR, blasts=3.0)]
         view = view_of(1, events)
         assert view.day28_result["reading"] == "morphology" and view.day28_result["responder"] is True
+        assert SubjectView.from_json(view.to_json()) == view  # the assessment kept, its reading recomputed
         [day28] = [o for o in outcomes(view) if isinstance(o, ev.Day28ResponseDetermined)]
         assert day28.responder is True
         legacy = view_of(1, [(e.model_copy(update={"response": None}), t) if isinstance(e, ev.SubjectEnrolled)
