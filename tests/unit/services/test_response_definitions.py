@@ -139,6 +139,9 @@ class TestBestResponse:
                                                  "enrolled under another response definition": 0}}
 
     def test_seed_001_by_bcr_abl1_within_a_year(self):
+        self.seed_001()
+
+    def seed_001(self) -> dict:
         pnq = [enrolled(8, "NK-PHALL-P1"), observed(8, -2, bcr_abl1(0.5)), infused(8),
                observed(8, 28, bcr_abl1(0.05)), observed(8, 90, bcr_abl1(None)),
                observed(8, 400, bcr_abl1(None, detected=False))]  # after the year: not counted
@@ -163,6 +166,16 @@ class TestBestResponse:
             1.0, 1, 1)
         assert r["left_out"]["n"] == 1
         assert SubjectView.from_json(views[0].to_json()) == views[0]
+        return report
+
+    def test_the_cli_prints_it_as_a_reader_would(self, capsys):
+        from infra.tooling.cli import print_report
+
+        print_report([self.seed_001()])
+        out = capsys.readouterr().out
+        assert ("best response (molecular response, bcr_abl1_qrt_pcr) within 365 days: 1/2 (50%) (95% CI 1%-99%); "
+                "best: positive not quantifiable 1, positive 1; 1 left out") in out
+        assert "BCR::ABL1 log reduction from baseline: median 1 log (range 1-1, n=1)" in out
 
     def test_a_molecular_result_is_shown_in_the_timeline(self):
         view = view_of(8, [enrolled(8, "NK-PHALL-P1"), observed(8, 28, bcr_abl1(None, detected=False))])
