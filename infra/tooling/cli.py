@@ -128,12 +128,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         for name, url in info.urls.items():
             print(f"  {name:<15}{url}")
         print("Ctrl-C stops everything.")
-        while not stopping:
-            for name, proc in system.procs.items():
-                if proc.poll() is not None:
-                    print(f"service {name} exited with code {proc.returncode}; stopping "
-                          f"(its log: {system.log_dir / (name + '.log')})", file=sys.stderr)
-                    stopping = True
+        while not stopping:  # issue 12 item 2: what dies is said and restarted, the rest keeps running
+            for line in system.supervise():
+                print(line, file=sys.stderr, flush=True)
             time.sleep(0.5)
     finally:
         print("stopping ...")
