@@ -20,7 +20,7 @@ from contracts.custody import CustodyStep, Disposition, SlotKind, StorageConditi
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
 from contracts.observations import Observation
 from contracts.programmes import ProgrammeDefinition
-from contracts.times import ClinicalDate, Instant
+from contracts.times import ClinicalDate, Instant, TimeZoneName
 from contracts import topics
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -32,6 +32,9 @@ class RegisterCentre(CommandPayload):
     centre_id: CentreId
     name: Annotated[str, Field(min_length=1, max_length=200)]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    # its named time zone (IANA, e.g. "Europe/Rome"): what the site's dates and times are shown
+    # in (issue 11 item 5); None: the UTC offset recorded with each time stands for it
+    time_zone: TimeZoneName | None = None
 
 
 class RegisterPatient(CommandPayload):
@@ -398,6 +401,9 @@ class RecordResponseAssessment(CommandPayload):
     platelets_per_ul: Annotated[float, Field(ge=0, le=5_000_000)]
     flow_mrd_percent: Percent | None = None
     molecular_mrd_percent: Percent | None = None
+    # the disease before the first infusion (issue 11 item 1), dated on or before its day:
+    # recorded as `assessment.BaselineAssessed`, the state a response is a change from
+    baseline: bool = False
 
 
 class CorrectResponseAssessment(RecordResponseAssessment):
@@ -420,6 +426,9 @@ class RecordDltEvaluation(CommandPayload):
     subject_id: SubjectId
     evaluated_on: ClinicalDate
     dlt: DoseLimitingToxicity | None = None
+    # needed to find no DLT where the programme's DLT definition found one in the recorded
+    # adverse events (issue 11 item 2): the investigator's reason
+    disagreement_reason: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
 
 
 class RecordObservation(CommandPayload):
@@ -431,6 +440,10 @@ class RecordObservation(CommandPayload):
     subject_id: SubjectId
     observed_at: Instant
     observation: Observation
+    # A second, different observation of the same kind for the subject at the same time is
+    # refused (DUPLICATE_OBSERVATION) unless it corrects the first, with its reason (EU GMP
+    # Annex 11 §9; issue 12 item 4): then it supersedes it, and both stay in the store.
+    correction_reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
 
 
 class SignRecord(CommandPayload):

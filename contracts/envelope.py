@@ -40,6 +40,10 @@ class EventEnvelope(Contract):
         return (self.subject_id or self.stream_id).encode()
 
 
+# Printable ASCII without spaces, as the `Idempotency-Key` HTTP header takes it.
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]{1,200}$"
+
+
 class CommandEnvelope(Contract):
     """`actor` is the principal the command is submitted as; `credential` proves it: that
     principal's bearer token (an EdDSA-signed JWT, `celltrail access token`). The consuming
@@ -55,6 +59,11 @@ class CommandEnvelope(Contract):
     correlation_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     payload: dict[str, Any]
     credential: str | None = Field(default=None, max_length=4096)
+    # The submitter's name for this command (issue 12 item 4): a resubmission under the same
+    # key gets the original outcome and changes nothing; the same key with another body is
+    # refused (IDEMPOTENCY_KEY_REUSED). The loader derives it from the file and the line
+    # (infra/tooling/loader.py, `line_key`); None: no such protection (docs/design.md).
+    idempotency_key: str | None = Field(default=None, pattern=IDEMPOTENCY_KEY_PATTERN)
 
     @classmethod
     def wrap(cls, command: CommandPayload, *, actor: str, credential: str | None = None,

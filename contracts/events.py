@@ -24,8 +24,8 @@ from contracts.custody import (
 )
 from contracts.ids import CentreId, CoiId, ProgrammeId, RecordedCoiId, SubjectId, UnitId
 from contracts.observations import Observation
-from contracts.programmes import Dosing, ProgrammeDefinition, ResponseDefinition
-from contracts.times import ClinicalDate, Instant
+from contracts.programmes import DltRule, Dosing, ProgrammeDefinition, ResponseDefinition
+from contracts.times import ClinicalDate, Instant, TimeZoneName
 
 Percent = Annotated[float, Field(ge=0, le=100)]
 
@@ -38,6 +38,7 @@ class CentreRegistered(EventPayload):
     centre_id: CentreId
     name: Annotated[str, Field(min_length=1, max_length=200)]
     country: Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    time_zone: TimeZoneName | None = None  # IANA; None: registered without one
 
 
 class PatientRegistered(EventPayload):
@@ -47,6 +48,9 @@ class PatientRegistered(EventPayload):
     event_type = "enrollment.PatientRegistered"
     subject_id: SubjectId
     centre_id: CentreId
+    # the centre's named time zone, carried so the subject's view shows the site's dates and
+    # times in it (issue 11 item 5); None: the centre has none
+    time_zone: TimeZoneName | None = None
 
 
 class SubjectEnrolled(EventPayload):
@@ -72,6 +76,9 @@ class SubjectEnrolled(EventPayload):
     # window after the first infusion in which a toxicity is dose-limiting
     dose_level: Annotated[int, Field(ge=-3, le=20)] | None = None
     dlt_window_days: Annotated[int, Field(ge=1, le=365)] | None = None
+    # and the programme's DLT definition, from which assessment derives the DLTs from the adverse
+    # events (issue 11 item 2); None: the investigator's evaluation alone
+    dlt_rule: DltRule | None = None
     # how that version defines response (issue 11 item 3): what the projection reports as
     # the subject's response; None: not stated (NCCN ALL CR or CRi at day 28)
     response: ResponseDefinition | None = None
@@ -836,16 +843,52 @@ class DltEvaluated(EventPayload):
     infused_on: ClinicalDate
     evaluated_on: ClinicalDate
     dlt: DoseLimitingToxicity | None = None
+    # why the investigator finds no DLT where the programme's DLT definition found one in the
+    # recorded adverse events (DoseLimitingToxicitiesDetermined); None: no disagreement
+    disagreement_reason: Annotated[str, Field(min_length=1, max_length=1000)] | None = None
+
+
+class DerivedDlt(Contract):
+    """An adverse event the programme's DLT definition makes dose-limiting: the observation it
+    was recorded by, its onset and study day, its CTCAE v5 term and grade, its attribution."""
+
+    observation_id: uuid.UUID
+    onset_on: ClinicalDate
+    study_day: int
+    ctcae_term: Annotated[str, Field(min_length=2, max_length=120)]
+    grade: Annotated[int, Field(ge=1, le=5)]
+    attribution: Literal["unrelated", "unlikely", "possible", "probable", "definite"]
+
+
+class DoseLimitingToxicitiesDetermined(EventPayload):
+    """The subject's dose-limiting toxicities as the programme's DLT definition reads its
+    adverse events in the DLT window (issue 11 item 2; services/clinical/escalation/dlt.py,
+    Le Tourneau et al., JNCI 2009), naming the observations; recorded when they change, the
+    next `revision` superseding. The investigator's evaluation (`DltEvaluated`) stays the
+    decision; one that finds no DLT where this finds one needs its reason."""
+
+    event_type = "assessment.DoseLimitingToxicitiesDetermined"
+    subject_id: SubjectId
+    programme_id: ProgrammeId
+    dose_level: Annotated[int, Field(ge=-3, le=20)]
+    dlt_window_days: Annotated[int, Field(ge=1, le=365)]
+    revision: Annotated[int, Field(ge=1)]
+    toxicities: Annotated[list[DerivedDlt], Field(max_length=500)]
 
 
 class ObservationRecorded(EventPayload):
-    """A clinical observation of the subject at `observed_at` (issue 11 item 1)."""
+    """A clinical observation of the subject at `observed_at` (issue 11 item 1); with
+    `corrects`, a correction of an earlier one of the same kind and time."""
 
     event_type = "assessment.ObservationRecorded"
     observation_id: uuid.UUID
     subject_id: SubjectId
     observed_at: Instant
     observation: Observation
+    # A correction (issue 12 item 4): the observation of the same kind and time it supersedes,
+    # and why; both stay in the store, the correction stands.
+    corrects: uuid.UUID | None = None
+    correction_reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
 
 
 class ToxicityKind(StrEnum):
@@ -933,6 +976,35 @@ class CarTExpansionDetermined(EventPayload):
     peak_day: Annotated[int, Field(ge=0)] | None = None
     last_detectable_day: Annotated[int, Field(ge=0)] | None = None
     counted_days: Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+
+
+class BaselineAssessed(EventPayload):
+    """The disease before the first infusion (issue 11 item 1): what a response at day 28 is a
+    change from (seed 000: "change from baseline" by morphology, flow cytometry and molecular
+    evaluation). No response category: there is nothing yet to respond to; `in_remission`: the
+    marrow and blood met NCCN ALL's CR criteria of blasts (< 5 %, none circulating, no
+    extramedullary disease), so a later relapse is called one (seed 001 enrols patients in
+    CR with MRD). `correction_reason`: this record corrects the baseline of its date (EU GMP
+    Annex 11 §9), superseding it; None: an original record."""
+
+    event_type = "assessment.BaselineAssessed"
+    subject_id: SubjectId
+    assessed_on: ClinicalDate
+    marrow_blasts_percent: Percent
+    circulating_blasts: bool
+    extramedullary_disease: bool
+    anc_per_ul: Annotated[float, Field(ge=0)]
+    platelets_per_ul: Annotated[float, Field(ge=0)]
+    flow_mrd_percent: Percent | None = None
+    molecular_mrd_percent: Percent | None = None
+    mrd_status: MrdStatus
+    in_remission: bool
+    # seed 000's three readings of disease (the negation of its response readings): marrow
+    # blasts >= 5 % by morphology, >= 5 % by flow cytometry, molecular positivity >= 0.01 %
+    morphologic_disease: bool
+    flow_disease: bool | None = None
+    molecular_disease: bool | None = None
+    correction_reason: Annotated[str, Field(min_length=1, max_length=500)] | None = None
 
 
 class ResponseAssessmentCorrected(ResponseAssessed):
@@ -1154,7 +1226,9 @@ EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (
     CellDosePrescribed,
     ResponseAssessed,
     ResponseAssessmentCorrected,
+    BaselineAssessed,
     DltEvaluated,
+    DoseLimitingToxicitiesDetermined,
     ObservationRecorded,
     ToxicityGraded,
     ToxicityEpisodesDetermined,

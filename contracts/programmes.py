@@ -51,14 +51,31 @@ class DoseLevel(Contract):
         return self
 
 
+class DltRule(Contract):
+    """The protocol's definition of a dose-limiting toxicity (services/clinical/escalation/
+    dlt.DltDefinition, field for field): the lowest CTCAE v5 grade that is dose-limiting for a
+    non-haematological and a haematological toxicity, the terms counted as haematological, the
+    weakest attribution to the product that counts; `source`: where it comes from."""
+
+    min_grade: Annotated[int, Field(ge=1, le=5)] = 3
+    min_grade_haematological: Annotated[int, Field(ge=1, le=5)] = 4
+    haematological_terms: Annotated[list[Annotated[str, Field(min_length=2, max_length=120)]],
+                                    Field(max_length=100)] = Field(default_factory=list)
+    min_attribution: Literal["unrelated", "unlikely", "possible", "probable", "definite"] = "possible"
+    source: Text
+
+
 class Escalation(Contract):
-    """The dose-escalation design and its parameters (services/clinical/escalation)."""
+    """The dose-escalation design and its parameters (services/clinical/escalation); `dlt_rule`:
+    which adverse events in the window are dose-limiting (None: the investigator's evaluation
+    alone, as before)."""
 
     design: EscalationDesignKind
     max_sample_size: Annotated[int, Field(ge=1)] | None = None
     cohort_size: Annotated[int, Field(ge=1, le=12)] = 3
     target_dlt_rate: Annotated[float, Field(gt=0, lt=1)] | None = None  # BOIN's target
     dlt_window_days: Annotated[int, Field(ge=1, le=365)]
+    dlt_rule: DltRule | None = None
 
     @model_validator(mode="after")
     def _target(self) -> "Escalation":

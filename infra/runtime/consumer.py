@@ -8,7 +8,10 @@ transaction:
 1. claims every message id of the fetch in the service's inbox with one statement (a
    redelivered or republished message is already there and changes nothing);
 2. applies the fresh messages through the service's `Applier` (a refusal undoes only its
-   message, as a savepoint per handler would, and is recorded as `CommandRejected`);
+   message, as a savepoint per handler would, and is recorded as `CommandRejected`); a
+   command carrying an idempotency key is judged by the outcome recorded under it, and its
+   own outcome is recorded with its events (infra/runtime/idempotency.py: a resubmission, a
+   new message with a new id, is passed over as the inbox passes over a redelivery);
 3. stores the next offset of every partition of the fetch in `<schema>.consumer_offsets`.
 
 Only after that transaction committed does FastStream commit the offsets to the broker
@@ -56,6 +59,7 @@ from contracts.registry import UnknownMessageTypeError, UnsupportedSchemaVersion
 from infra.runtime.access.signing import UNAUTHENTIC, EventVerifier
 from infra.runtime.eventstore import EventStore, Metadata, NewEvent, valid_schema
 from infra.runtime.fetchwrites import FetchWrites, commands_reads
+from infra.runtime.idempotency import CommandKeys, keys_of, remember_refusal
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -144,7 +148,10 @@ class HandlerApplier:
         What the handlers append is kept in `FetchWrites` and appended with one statement
         at the end; the streams the commands declare they read are loaded with one query
         at the start (infra/runtime/fetchwrites.py)."""
-        writes = FetchWrites(self.store, conn)
+        writes = FetchWrites(self.store, conn, keys=CommandKeys(self.store.schema))
+        keyed = keys_of([m.envelope for m in messages if m.is_command])
+        if keyed:  # the recorded outcomes of the fetch's keyed commands, with one query
+            await writes.keys.prefetch(conn, keyed)
         await writes.prefetch(commands_reads(
             self.command_handlers, ((m.message_type, m.payload) for m in messages if m.is_command)))
         await self._apply(conn, list(messages), outcome, writes)
@@ -212,6 +219,7 @@ class HandlerApplier:
             writes.undo(undo)
             if m.is_command:
                 await record_rejection(conn, self.store, m.envelope, exc, writes=writes)
+                remember_refusal(writes, m.envelope, m.payload, exc)  # under its idempotency key
             else:
                 # An upstream fact this service cannot apply is an inconsistency to look
                 # at, not something to drop: the original goes to the dead-letter topic.

@@ -8,7 +8,10 @@ For each request to a declared endpoint (`infra.runtime.endpoints`):
    the policy again for that resource: 403 when either refuses (whoever holds the action
    nowhere gets 403 whatever the request names; 404 or 422 only to those who could be
    allowed);
-3. run the handler with the authenticated principal as the actor of what it records.
+3. run the handler with the authenticated principal as the actor of what it records; for
+   an endpoint declared `idempotent`, a request with an `Idempotency-Key` header is answered
+   as the first request with that key was, changing nothing (`_keyed`,
+   infra/runtime/idempotency.py).
 
 Every refusal, the edge's (401, 403) and the handler's (a domain refusal such as
 RegisterPatient for an unknown centre, invalid input), is written to `access.refusals`
@@ -32,7 +35,9 @@ from infra.runtime.access.policy import decide, decide_anywhere
 from infra.runtime.access.principals import Principal
 from infra.runtime.access.refusals import PgRefusals, Refusal, credential_presented
 from infra.runtime.endpoints import Call, Endpoint, Handler, Located, NotFound
+from infra.runtime import idempotency
 from infra.runtime.http import BadRequest
+from infra.runtime.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER, fingerprint, valid_key
 
 if TYPE_CHECKING:
     from infra.runtime.host import Runtime
@@ -79,7 +84,9 @@ async def serve(endpoint: Endpoint, handler: Handler, rt: "Runtime", request: Re
         if endpoint.access.authenticated:
             attempt.principal = await rt.authenticator.authenticate(request.headers)
             await _authorise(endpoint, rt, request, attempt)
-        response = await handler(Call(request, attempt.principal, attempt.located))
+        call = Call(request, attempt.principal, attempt.located)
+        key = request.headers.get(IDEMPOTENCY_HEADER) if endpoint.idempotent else None
+        response = await (handler(call) if key is None else _keyed(endpoint, handler, rt, call, key))
     except Unauthenticated as exc:
         response = unauthenticated(exc)
     except Forbidden as exc:
@@ -90,6 +97,41 @@ async def serve(endpoint: Endpoint, handler: Handler, rt: "Runtime", request: Re
         response = bad.response
     if is_refusal(response.status_code):
         await _record(rt, endpoint, request, response, attempt.principal, attempt.located)
+    return response
+
+
+async def _keyed(endpoint: Endpoint, handler: Handler, rt: "Runtime", call: Call, key: str) -> Response:
+    """The handler's answer, kept under `key`; or the answer kept for it already."""
+    if not valid_key(key):
+        return JSONResponse({"error": f"the {IDEMPOTENCY_HEADER} header must be 1 to 200 printable ASCII "
+                                      f"characters without spaces", "code": "INVALID_IDEMPOTENCY_KEY"}, status_code=400)
+    request = call.request
+    print_ = fingerprint(endpoint.key, request.url.path, call.actor, await request.body())
+    async with rt.pool.acquire() as conn:
+        known = await idempotency.claim(conn, rt.service, key, endpoint.key, print_, call.actor)
+    if known is not None:
+        if known.fingerprint != print_:
+            return JSONResponse({"error": f"idempotency key {key!r} was used for another request; a new request "
+                                          "needs a new key", "code": "IDEMPOTENCY_KEY_REUSED"}, status_code=422)
+        if known.outcome == "in_progress":
+            return JSONResponse({"error": f"a request with idempotency key {key!r} is still being answered; "
+                                          "try again shortly", "code": "IDEMPOTENCY_KEY_IN_USE"},
+                                status_code=409, headers={"Retry-After": "1"})
+        return Response(known.http_body, status_code=known.http_status or 200, media_type="application/json",
+                        headers={REPLAYED_HEADER: "true"})
+    try:
+        response = await handler(call)
+    except BaseException:
+        async with rt.pool.acquire() as conn:
+            await idempotency.release(conn, rt.service, key)
+        raise
+    async with rt.pool.acquire() as conn:
+        if 200 <= response.status_code < 300 or response.status_code == 409:
+            refusal = _code_and_reason(response) if response.status_code == 409 else None
+            await idempotency.answer(conn, rt.service, key, response.status_code, bytes(response.body),
+                                     refused=refusal)
+        else:  # not an outcome of the command (an invalid request): the key may be used again
+            await idempotency.release(conn, rt.service, key)
     return response
 
 

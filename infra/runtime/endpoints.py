@@ -131,6 +131,10 @@ class Endpoint:
     # OpenAPI: the request body's model (or a JSON Schema), and the answers besides 401/403
     body: type[BaseModel] | Mapping[str, Any] | None = None
     answers: Mapping[int, str] = field(default_factory=lambda: {200: "OK"})
+    # Takes an `Idempotency-Key` header: a resubmission is answered as the first request was,
+    # and changes nothing (infra/runtime/edge.py, infra/runtime/idempotency.py). For routes
+    # that submit a command; not for one whose body holds a secret (a password, a token).
+    idempotent: bool = False
 
     @property
     def path_params(self) -> list[str]:

@@ -17,6 +17,9 @@ another for the centre's (the same centre each time) and an insert, each a round
 
 A refused message undoes only its own appends: `mark` before it, `undo(mark)` after a
 refusal, alongside the rollback of its savepoint (infra/runtime/consumer.py).
+
+`keys`: the outcomes of the fetch's commands that carry an idempotency key
+(infra/runtime/idempotency.py), marked, undone and flushed with the events.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import asyncpg
 from contracts.base import CommandPayload, EventPayload
 from contracts.registry import parse_event
 from infra.runtime.eventstore import Append, ConcurrencyConflictError, EventStore, Metadata, NewEvent
+from infra.runtime.idempotency import CommandKeys
 from services.kernel.streams import declared_reads
 
 @dataclass
@@ -45,6 +49,7 @@ class FetchWrites:
     _pending: list[Append] = field(default_factory=list)
     # (stream id, what it was before) per change to `_streams`, so `undo` can restore it
     _undo: list[tuple[str, _Stream | None]] = field(default_factory=list)
+    keys: CommandKeys | None = None
 
     async def prefetch(self, stream_ids: Iterable[str]) -> None:
         wanted = sorted({s for s in stream_ids if s not in self._streams})
@@ -72,11 +77,17 @@ class FetchWrites:
         self._set(stream_id, _Stream(stream.events + [e.payload for e in events], version + len(events)))
         self._pending.append(Append(stream_id, expected_version, list(events), meta))
 
-    def mark(self) -> tuple[int, int]:
-        return len(self._undo), len(self._pending)
+    def mark(self) -> tuple[int, int, int]:
+        return len(self._undo), len(self._pending), self.keys.mark() if self.keys is not None else 0
 
-    def undo(self, mark: tuple[int, int]) -> None:
-        changes, pending = mark
+    def added_since(self, mark: tuple[int, int, int]) -> list[tuple[str, str]]:
+        """(stream id, event type) of each event added since `mark`."""
+        return [(a.stream_id, e.payload.event_type) for a in self._pending[mark[1]:] for e in a.events]
+
+    def undo(self, mark: tuple[int, int, int]) -> None:
+        changes, pending, keys = mark
+        if self.keys is not None:
+            self.keys.undo(keys)
         while len(self._undo) > changes:
             stream_id, before = self._undo.pop()
             if before is None:
@@ -91,6 +102,8 @@ class FetchWrites:
             pending, self._pending = self._pending, []
             self._undo.clear()
             await self.store.append_many(self.conn, pending)
+        if self.keys is not None:
+            await self.keys.flush(self.conn)
 
     def _set(self, stream_id: str, stream: _Stream) -> None:
         self._undo.append((stream_id, self._streams.get(stream_id)))

@@ -3,7 +3,8 @@
 one asyncpg pool and one Kafka producer.
 
 Its HTTP API is its declared endpoints (`infra.runtime.endpoints`): those every service has
-(`host_endpoints`: /health, /status, /whoami, /openapi.json, POST /admin/republish) and its
+(`host_endpoints`: /health, /status, /whoami, /openapi.json, /command-outcomes, POST
+/admin/republish) and its
 own (`ServiceSpec.endpoints`), each served through the one edge (`infra.runtime.edge`) that
 authenticates, authorises and records refusals.
 
@@ -44,6 +45,8 @@ from infra.runtime.openapi import document
 from infra.runtime.db import create_pool
 from infra.runtime.consumer import Applier, CommandHandler, Consumer, EventHandler, HandlerApplier
 from infra.runtime.eventstore import EventStore
+from infra.runtime.idempotency import lookup as key_outcome
+from infra.runtime.idempotency import keyed, valid_key
 from infra.runtime.messaging import ensure_topics, new_producer
 from infra.runtime.relay import OutboxRelay, rewind
 from infra.runtime.settings import Settings
@@ -174,7 +177,8 @@ class ServiceSpec:
         # Every command is admitted by its credential and the policy first (issue 8, item 4).
         guard = CommandGuard(rt.authenticator.verifier if rt.authenticator else None,
                              subject_centre=self.subject_centre)
-        return HandlerApplier(rt.store, guard.guard(self.command_handlers), self.event_handlers)
+        # ... and then by its idempotency key (infra/runtime/idempotency.py, issue 12 item 4)
+        return HandlerApplier(rt.store, guard.guard(keyed(self.command_handlers)), self.event_handlers)
 
 
 def build_consumer(spec: ServiceSpec, rt: Runtime) -> Consumer:
@@ -238,6 +242,21 @@ def host_endpoints(spec: ServiceSpec) -> tuple[Endpoint, ...]:
             return JSONResponse({"service": spec.name, "republishing": True}, status_code=202)
         return handle
 
+    def command_outcome(rt: Runtime) -> Handler:
+        async def handle(call: Call) -> JSONResponse:
+            """The outcome recorded under an idempotency key, for the principal that submitted
+            it (anyone else is told nothing is recorded): how the submitter of a command on a
+            topic, which has no reply, learns the original outcome of a resubmission."""
+            key = call.request.query_params.get("key", "")
+            if not valid_key(key):
+                return JSONResponse({"key": key or None, "recorded": False})
+            async with rt.pool.acquire() as conn:
+                found = await key_outcome(conn, spec.schema, key)
+            if found is None or found.actor != call.actor or found.outcome == "in_progress":
+                return JSONResponse({"key": key, "recorded": False})
+            return JSONResponse({**found.to_json(), "recorded": True})
+        return handle
+
     return (
         Endpoint("GET", "/health", PUBLIC, health, "Liveness: the relays' lag and the background tasks",
                  answers={200: "running", 503: "a background task or the database is failing"}),
@@ -245,6 +264,10 @@ def host_endpoints(spec: ServiceSpec) -> tuple[Endpoint, ...]:
                  answers={200: "consuming", 503: "the consumer holds no partitions yet"}),
         Endpoint("GET", "/whoami", SIGNED_IN, whoami, "The authenticated caller and its memberships"),
         Endpoint("GET", "/openapi.json", SIGNED_IN, openapi, "This document"),
+        Endpoint("GET", "/command-outcomes", SIGNED_IN, command_outcome,
+                 "The outcome of the caller's own command recorded under an idempotency key (`?key=`): accepted "
+                 "with the events it caused, or refused with the reason (issue 12 item 4)",
+                 answers={200: "`recorded`: false, or the outcome"}),
         Endpoint("POST", "/admin/republish", to(Action.ADMIN_REPUBLISH), republish,
                  "Republish the service's whole event history (for a broker that lost its log); "
                  "consumers deduplicate by event id", answers={202: "the relay starts again from the first event"}),

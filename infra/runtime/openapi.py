@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from infra.runtime.access.http import SECURITY, SECURITY_SCHEMES
+from contracts.envelope import IDEMPOTENCY_KEY_PATTERN
 from infra.runtime.endpoints import Endpoint, Guard
 
 OPENAPI_VERSION = "3.1.0"
@@ -44,6 +45,13 @@ def _operation(service: str, ep: Endpoint, schemas: dict[str, Any]) -> dict[str,
     if ep.path_params:
         op["parameters"] = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                             for name in ep.path_params]
+    if ep.idempotent:  # infra/runtime/edge.py: a resubmission is answered as the first was
+        op.setdefault("parameters", []).append({
+            "name": "Idempotency-Key", "in": "header", "required": False,
+            "schema": {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN},
+            "description": "The caller's name for this request: one resubmitted with the same key and body is "
+                           "answered as the first was (header `Idempotent-Replayed: true`) and changes nothing; "
+                           "the same key with another body is refused (422 IDEMPOTENCY_KEY_REUSED)"})
     if ep.body is not None:
         op["requestBody"] = _request_body(ep.body, schemas)
     if ep.access.authenticated:

@@ -128,12 +128,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         for name, url in info.urls.items():
             print(f"  {name:<15}{url}")
         print("Ctrl-C stops everything.")
-        while not stopping:
-            for name, proc in system.procs.items():
-                if proc.poll() is not None:
-                    print(f"service {name} exited with code {proc.returncode}; stopping "
-                          f"(its log: {system.log_dir / (name + '.log')})", file=sys.stderr)
-                    stopping = True
+        while not stopping:  # issue 12 item 2: what dies is said and restarted, the rest keeps running
+            for line in system.supervise():
+                print(line, file=sys.stderr, flush=True)
             time.sleep(0.5)
     finally:
         print("stopping ...")
@@ -160,9 +157,9 @@ def cmd_load(args: argparse.Namespace) -> int:
         raise CliError(str(exc), status=2) from None
     info = _run_info()
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
-                    TokenSource(home(), info.database_url))
+                    TokenSource(home(), info.database_url), service_urls=info.urls)
     try:
-        results = asyncio.run(loader.load(lines))
+        results = asyncio.run(loader.load(lines, Path(args.file)))
     except urllib.error.URLError as exc:
         raise CliError(f"CellTrail's enrollment service is not answering at {info.urls['enrollment']} "
                        f"({exc.reason}); is `celltrail up` still running?") from None
@@ -173,7 +170,9 @@ def cmd_load(args: argparse.Namespace) -> int:
         raise CliError(f"no credential to load with: {exc}") from None
     n, bad = _print_results(results)
     refused = sum(r.status == "refused" for r in results)
-    print(f"{n} lines: {n - bad - refused} accepted, {refused} refused, {bad} invalid or timed out")
+    duplicates = sum(r.status == "duplicate" for r in results)  # loaded before: nothing changed
+    print(f"{n} lines: {n - bad - refused - duplicates} accepted, {refused} refused, "
+          f"{duplicates} duplicates of lines loaded before, {bad} invalid or timed out")
     return 1 if bad else 0
 
 
@@ -202,7 +201,10 @@ def print_report(report: list) -> None:
               f"day-28 evaluable {p['day28_evaluable']}, responders {p['day28_responders']}")
         if p["day28_orr"]:
             lo, hi = p["day28_orr"]["ci95"]
-            print(f"    day-28 ORR {p['day28_orr']['estimate']:.0%} (95% CI {lo:.0%}-{hi:.0%}, Clopper-Pearson)")
+            reading = f" by {p['day28_reading'].replace('_', ' ')}" if p.get("day28_reading") else ""
+            print(f"    day-28 ORR{reading} {p['day28_orr']['estimate']:.0%} (95% CI {lo:.0%}-{hi:.0%}, "
+                  "Clopper-Pearson)")
+        _print_response(p.get("response"))
         if p["vein_to_vein_days"]:
             v = p["vein_to_vein_days"]
             print(f"    vein-to-vein median {v['median']:g} days (range {v['minimum']:g}-{v['maximum']:g}, n={v['n']})")
@@ -220,6 +222,24 @@ def print_report(report: list) -> None:
         if tasks and tasks["notifications"]:
             print(f"    sponsor notifications still open: {tasks['notifications']} ({tasks['n']} subjects)")
         _print_course(p)
+
+
+def _print_response(r: dict | None) -> None:
+    """The programme's response as its protocol defines it (issue 11 item 3)."""
+    if not r:
+        return
+    window = f"within {r['within_days']} days" if r["within_days"] else "over the follow-up"
+    line = f"    best response ({r['responder'].replace('_', ' ')}, {r['criteria']}) {window}: "
+    if r["n"]:
+        lo, hi = r["ci95"]
+        line += f"{_of(r['responders'], r['n'])} (95% CI {lo:.0%}-{hi:.0%})"
+    else:
+        line += "none evaluable"
+    best = ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in r["best"].items() if n)
+    print(line + (f"; best: {best}" if best else "")
+          + (f"; {r['left_out']['n']} left out: {r['left_out']['why']}" if r["left_out"]["n"] else ""))
+    if r.get("log_reduction") and r["log_reduction"]["n"]:
+        print(f"    BCR::ABL1 log reduction from baseline: {_median_range(r['log_reduction'], 'log')}")
 
 
 def _median_range(figure: dict | None, unit: str) -> str:
@@ -244,9 +264,15 @@ def _print_course(p: dict) -> None:
             lo, hi = r["ci95"]
             print(f"    day-28 response by {reading.replace('_', ' ')}: {_of(r['responders'], r['n'])} "
                   f"(95% CI {lo:.0%}-{hi:.0%})")
+            b = r.get("from_baseline")
+            if b and b["n"]:
+                lo, hi = b["ci95"]
+                print(f"      of those with disease by it at baseline: {_of(b['responders'], b['n'])} "
+                      f"(95% CI {lo:.0%}-{hi:.0%})")
     for level in p.get("escalation") or []:
         print(f"    dose level {level['level']}: {level['enrolled']} enrolled, {level['dlts']} DLT in "
-              f"{level['evaluable']} evaluable")
+              f"{level['evaluable']} evaluable; by the programme's DLT definition "
+              f"{level.get('dlts_by_definition', 0)}, evaluated against it {level.get('evaluated_against_definition', 0)}")
     for kind in ("crs", "icans"):
         t = p.get(kind)
         if not t or not t["n"]:
@@ -557,11 +583,11 @@ def cmd_programmes_publish(args: argparse.Namespace) -> int:
             raise CliError(f"{name}: {where}: {first['msg']}", status=2) from None
     info = _run_info()
     loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
-                    TokenSource(home(), info.database_url))
+                    TokenSource(home(), info.database_url), service_urls=info.urls)
     results = asyncio.run(programmes.publish(loader, definitions))
     for d, r in zip(definitions, results):
         print(f"{d.programme_id}: {r.status}" + (f" ({r.detail})" if r.status != "accepted" else ""))
-    return 0 if all(r.status == "accepted" for r in results) else 1
+    return 0 if all(r.succeeded for r in results) else 1
 
 
 def cmd_programmes_list(args: argparse.Namespace) -> int:
@@ -638,7 +664,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         scenario = resources.files("infra.tooling").joinpath("examples/demo.jsonl").read_text().splitlines()
         print("\nloading the bundled scenario (infra/tooling/examples/demo.jsonl):")
         loader = Loader(info.kafka_bootstrap_servers, info.urls["enrollment"], info.urls["projection"],
-                        system.tokens())
+                        system.tokens(), service_urls=info.urls)
         results = asyncio.run(loader.load(scenario))
         _, bad = _print_results(results)
         wait_caught_up(info.urls["projection"], system.token)

@@ -70,6 +70,14 @@ class EmbeddedBroker:
         wait_for_port(self.port, 20, self._proc, "tansu broker")
         return self
 
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def alive(self) -> bool:
+        """The broker's process still runs (a killed one is reaped, not left a zombie)."""
+        return self._proc is not None and self._proc.poll() is None
+
     def stop(self) -> None:
         if self._proc and self._proc.poll() is None:
             self._proc.terminate()
@@ -250,6 +258,25 @@ class EmbeddedPostgres:
         where = f"; log {self.log_path}" if self.log_path.exists() else ""
         return (f"{where}. Free the data directory {self._base} (or remove it to start afresh), "
                 f"or set DATABASE_URL to a PostgreSQL server of yours")
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid, from its pid file; None when there is none."""
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def alive(self) -> bool:
+        """The server runs: its postmaster's process exists and it accepts a connection."""
+        pid = self.pid
+        if pid is None or not process_alive(pid):
+            return False
+        try:
+            with socket.create_connection((LOOPBACK, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
 
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():

@@ -6,16 +6,30 @@ Each line is validated against the contracts before anything is sent: a bad line
 reported with its number and reason and skipped; good lines are still submitted. Lines
 run in file order; each waits for its outcome (the events it caused, or its rejection)
 and for every consumer to catch up, so later lines see the effects of earlier ones.
+
+Loading a file again is harmless (issue 12 item 4). Every line is submitted with an
+idempotency key derived from the file and the line (`line_key`): the absolute path of the
+file (or, for lines given without one, a hash of all of them), the line's number and its
+text. So the same file loaded twice gives the same keys, and each of its lines is reported
+`DUPLICATE: original outcome ...` and changes nothing; lines appended to the file since are
+new commands; an edited line is a new command, judged by the services' own rules (a second,
+different observation of one kind for the same subject and time is refused unless marked as a
+correction). Before a command goes to its topic, the loader asks its service for the outcome
+recorded under the key (`GET /command-outcomes`); a service answers a resubmission over HTTP
+with the original answer (`Idempotency-Key`, `Idempotent-Replayed`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
+import urllib.parse
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +37,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from contracts import topics
+from contracts import topics, topology
 from contracts.base import CommandPayload
 from contracts.commands import RegisterPatient, ScreenCandidate
 from contracts.envelope import CommandEnvelope, EventEnvelope
@@ -33,33 +47,70 @@ from infra.runtime.messaging import new_producer
 from infra.tooling.access import AccessCliError, TokenSource
 from infra.tooling.specs import subscriptions
 
-def command_record(command: CommandPayload, actor: str, credential: str) -> tuple[CommandEnvelope, dict[str, Any]]:
+def line_key(source: str, n: int, text: str) -> str:
+    """The idempotency key of line `n` (its `text`) of the file `source` names: the same file
+    and line give the same key, so a file loaded again is recognised line by line."""
+    return "load:" + hashlib.sha256(f"{source}\n{n}\n{text.strip()}".encode()).hexdigest()
+
+
+def source_of(lines: list[str], path: str | Path | None) -> str:
+    """What names a file for `line_key`: its absolute path (a file edited in place, lines
+    appended, keeps the keys of its unchanged lines), or, for lines given without a path, the
+    hash of all of them."""
+    if path is not None:
+        return str(Path(path).resolve())
+    return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def command_record(command: CommandPayload, actor: str, credential: str,
+                   idempotency_key: str | None = None) -> tuple[CommandEnvelope, dict[str, Any]]:
     """A command as it travels on its topic (`command.topic`), submitted as principal
     `actor` with its token `credential`: its envelope, and the producer's `value`, `key` and
     `headers` for it."""
-    env = CommandEnvelope.wrap(command, actor=actor, credential=credential)
+    env = CommandEnvelope.wrap(command, actor=actor, credential=credential, idempotency_key=idempotency_key)
     return env, {"value": env.model_dump_json().encode(), "key": env.key, "headers": [
         (topics.HEADER_MESSAGE_ID, str(env.command_id).encode()),
         (topics.HEADER_MESSAGE_TYPE, env.command_type.encode())]}
 
 
-def _post(enrollment_url: str, path: str, cmd: CommandPayload, token: str, timeout: float) -> dict[str, Any]:
+REPLAYED = "idempotent-replayed"  # the header of an answer given again for a resubmission
+
+
+def _post(enrollment_url: str, path: str, cmd: CommandPayload, token: str, timeout: float,
+          idempotency_key: str | None = None) -> dict[str, Any]:
     """`cmd` to enrollment's HTTP API as the bearer of `token`, who is the actor recorded;
-    the JSON answer, or `urllib.error.HTTPError` for a refusal."""
-    req = urllib.request.Request(f"{enrollment_url}{path}", data=cmd.model_dump_json().encode(),
-                                 headers={"content-type": "application/json", "Authorization": f"Bearer {token}"})
+    the JSON answer (with `"replayed": true` when it is the answer to an earlier request
+    under `idempotency_key`), or `urllib.error.HTTPError` for a refusal."""
+    headers = {"content-type": "application/json", "Authorization": f"Bearer {token}"}
+    if idempotency_key is not None:
+        headers["Idempotency-Key"] = idempotency_key
+    req = urllib.request.Request(f"{enrollment_url}{path}", data=cmd.model_dump_json().encode(), headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as r:
-        return json.loads(r.read())
+        body = json.loads(r.read())
+        if r.headers.get(REPLAYED) == "true":
+            body["replayed"] = True
+        return body
 
 
-def post_patient(enrollment_url: str, cmd: RegisterPatient, token: str, timeout: float) -> dict[str, Any]:
+def post_patient(enrollment_url: str, cmd: RegisterPatient, token: str, timeout: float,
+                 idempotency_key: str | None = None) -> dict[str, Any]:
     """Registers a patient (identifiers never travel on Kafka): `{"subject_id": ..., "created": ...}`."""
-    return _post(enrollment_url, "/patients", cmd, token, timeout)
+    return _post(enrollment_url, "/patients", cmd, token, timeout, idempotency_key)
 
 
-def post_screening(enrollment_url: str, cmd: ScreenCandidate, token: str, timeout: float) -> dict[str, Any]:
+def post_screening(enrollment_url: str, cmd: ScreenCandidate, token: str, timeout: float,
+                   idempotency_key: str | None = None) -> dict[str, Any]:
     """Screens a subject (the age needs the identity table): the `enrollment.CandidateScreened`."""
-    return _post(enrollment_url, "/screenings", cmd, token, timeout)
+    return _post(enrollment_url, "/screenings", cmd, token, timeout, idempotency_key)
+
+
+def recorded_outcome(service_url: str, key: str, token: str, timeout: float) -> dict[str, Any] | None:
+    """The outcome a service recorded under `key` for the bearer of `token`, or None."""
+    req = urllib.request.Request(f"{service_url}/command-outcomes?key={urllib.parse.quote(key, safe='')}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        body = json.loads(r.read())
+    return body if body.get("recorded") else None
 
 
 # Commands a file may hold that go to enrollment's HTTP API, not to a topic
@@ -74,9 +125,16 @@ class LoadFileError(ValueError):
 class LineResult:
     line: int
     command_type: str | None
-    status: str  # accepted | refused | invalid | timeout
+    status: str  # accepted | refused | duplicate | invalid | timeout
     detail: str
     events: list[str] = field(default_factory=list)
+    # a duplicate's: the original outcome (accepted | refused) of the command it resubmits
+    original: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        """Accepted, now or when first submitted."""
+        return self.status == "accepted" or (self.status == "duplicate" and self.original == "accepted")
 
     def __str__(self) -> str:
         head = f"line {self.line}"
@@ -132,15 +190,23 @@ def _validation_message(exc: ValidationError) -> str:
 
 class Loader:
     def __init__(self, bootstrap_servers: str, enrollment_url: str, projection_url: str,
-                 tokens: TokenSource | None, timeout: float = 30.0) -> None:
-        """`tokens`: the credentials lines are submitted with (None only where nothing is sent)."""
+                 tokens: TokenSource | None, timeout: float = 30.0,
+                 service_urls: Mapping[str, str] | None = None) -> None:
+        """`tokens`: the credentials lines are submitted with (None only where nothing is sent).
+        `service_urls`: each service's HTTP API by name, where a command's recorded outcome is
+        asked for before it is sent again (without: a resubmission is still harmless, but is
+        reported as a timeout, as nothing answers it on the topics)."""
         self.bootstrap, self.enrollment_url, self.projection_url = bootstrap_servers, enrollment_url, projection_url
         self.tokens, self.timeout = tokens, timeout
+        self.service_urls = dict(service_urls or {})
+        self.source = ""  # what names the file being loaded (`source_of`)
         self.refs: dict[str, str] = {}
         self.ref_lines: dict[str, int] = {}  # each ref names one patient: the line that defined it
         self._seen: dict[uuid.UUID, list[EventEnvelope]] = {}
 
-    async def load(self, lines: list[str]) -> list[LineResult]:
+    async def load(self, lines: list[str], path: str | Path | None = None) -> list[LineResult]:
+        """`path`: the file `lines` were read from, which names it in each line's idempotency key."""
+        self.source = source_of(lines, path)
         producer = new_producer(self.bootstrap)
         watcher = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None,
                                    fetch_max_wait_ms=20)
@@ -206,14 +272,20 @@ class Loader:
             actor, token = await self.tokens.token(parsed.principal)
         except AccessCliError as exc:
             return LineResult(n, parsed.command_type, "invalid", f"no credential: {exc}")
+        key = line_key(self.source, n, text)
         if isinstance(command, RegisterPatient):
-            return await self._register_patient(n, parsed, command, actor, token)
+            return await self._register_patient(n, parsed, command, actor, token, key)
         if isinstance(command, ScreenCandidate):
-            return await self._screen(n, command, token)
-        env, record = command_record(command, actor, token)
+            return await self._screen(n, command, token, key)
+        if (known := await self._recorded(command, key, token)) is not None:
+            return duplicate(n, known)
+        env, record = command_record(command, actor, token, key)
         await producer.send_and_wait(command.topic, **record)
         caused = await self._await_outcome(watcher, env.command_id)
         if caused is None:
+            # a submission of the same line (an earlier load that timed out) may have won
+            if (known := await self._recorded(command, key, token)) is not None:
+                return duplicate(n, known)
             return LineResult(n, env.command_type, "timeout", f"no outcome within {self.timeout}s")
         await self._await_quiescence(probes, watcher, parts)
         rejected = [e for e in caused if e.event_type == "common.CommandRejected"]
@@ -223,29 +295,35 @@ class Loader:
         return LineResult(n, env.command_type, "accepted", ", ".join(e.event_type for e in caused),
                           [e.event_type for e in caused])
 
+    async def _recorded(self, command: CommandPayload, key: str, token: str) -> dict[str, Any] | None:
+        """The outcome the command's service recorded under `key`, if it knows one."""
+        url = self.service_urls.get(next((s for s in topology.SERVICES if topology.commands_topic(s) == command.topic),
+                                         ""))
+        if url is None:
+            return None
+        return await asyncio.to_thread(recorded_outcome, url, key, token, self.timeout)
+
     async def _register_patient(self, n: int, parsed: ParsedLine, cmd: RegisterPatient, actor: str,
-                                token: str) -> LineResult:
+                                token: str, key: str) -> LineResult:
         try:
-            body = await asyncio.to_thread(post_patient, self.enrollment_url, cmd, token, self.timeout)
+            body = await asyncio.to_thread(post_patient, self.enrollment_url, cmd, token, self.timeout, key)
         except urllib.error.HTTPError as exc:
-            detail = json.loads(exc.read() or b"{}")
-            return LineResult(n, "RegisterPatient", "refused", f"{detail.get('code', exc.code)}: {detail.get('error')}")
+            return _http_refusal(n, "RegisterPatient", exc)
         if parsed.ref:
             self.refs[parsed.ref] = body["subject_id"]
-        return LineResult(n, "RegisterPatient", "accepted",
-                          f"subject {body['subject_id']}" + ("" if body["created"] else " (already registered)"))
+        return _http_result(n, "RegisterPatient", body,
+                            f"subject {body['subject_id']}" + ("" if body["created"] else " (already registered)"))
 
-    async def _screen(self, n: int, cmd: ScreenCandidate, token: str) -> LineResult:
+    async def _screen(self, n: int, cmd: ScreenCandidate, token: str, key: str) -> LineResult:
         """Recorded either way: eligible, or with every failed criterion (the line is accepted;
         an enrolment of an ineligible candidate is then refused)."""
         try:
-            body = await asyncio.to_thread(post_screening, self.enrollment_url, cmd, token, self.timeout)
+            body = await asyncio.to_thread(post_screening, self.enrollment_url, cmd, token, self.timeout, key)
         except urllib.error.HTTPError as exc:
-            detail = json.loads(exc.read() or b"{}")
-            return LineResult(n, "ScreenCandidate", "refused", f"{detail.get('code', exc.code)}: {detail.get('error')}")
+            return _http_refusal(n, "ScreenCandidate", exc)
         verdict = ("eligible" if body["eligible"] else
                    "not eligible: " + "; ".join(f"{f['criterion']}: {f['reason']}" for f in body["failures"]))
-        return LineResult(n, "ScreenCandidate", "accepted", f"{cmd.programme_id} v{body['programme_version']}: {verdict}")
+        return _http_result(n, "ScreenCandidate", body, f"{cmd.programme_id} v{body['programme_version']}: {verdict}")
 
     async def _await_outcome(self, watcher: AIOKafkaConsumer, command_id: uuid.UUID) -> list[EventEnvelope] | None:
         deadline = time.monotonic() + self.timeout
@@ -284,6 +362,28 @@ class Loader:
                 return
             await asyncio.sleep(0.02)
         raise TimeoutError(f"consumers did not catch up within {self.timeout}s")
+
+
+def duplicate(n: int, known: dict[str, Any]) -> LineResult:
+    """A line whose command was submitted before under its key: what happened then."""
+    events = [e["event_type"] for e in known.get("events", ())]
+    return LineResult(n, known["command_type"], "duplicate",
+                      f"original outcome {known['summary']} (command {known.get('command_id')})", events,
+                      original=known["outcome"])
+
+
+def _http_result(n: int, command_type: str, body: dict[str, Any], detail: str) -> LineResult:
+    if body.get("replayed"):
+        return LineResult(n, command_type, "duplicate", f"original outcome accepted: {detail}", original="accepted")
+    return LineResult(n, command_type, "accepted", detail)
+
+
+def _http_refusal(n: int, command_type: str, exc: urllib.error.HTTPError) -> LineResult:
+    detail = json.loads(exc.read() or b"{}")
+    reason = f"{detail.get('code', exc.code)}: {detail.get('error')}"
+    if exc.headers.get(REPLAYED) == "true":
+        return LineResult(n, command_type, "duplicate", f"original outcome refused: {reason}", original="refused")
+    return LineResult(n, command_type, "refused", reason)
 
 
 async def projection_lag(projection_url: str, token: str) -> int | None:

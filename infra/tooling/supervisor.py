@@ -82,7 +82,7 @@ class RunInfo:
     database_url: str
     kafka_bootstrap_servers: str
     urls: dict[str, str] = field(default_factory=dict)
-    pids: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)  # each service's, and the embedded broker's and PostgreSQL's
     pid: int = field(default_factory=os.getpid)  # the supervising `celltrail up`
 
     def save(self, home: Path) -> None:
@@ -183,8 +183,35 @@ def wait_healthy(url: str, proc: subprocess.Popen, name: str, timeout: float = 6
     raise RuntimeError(f"service {name} did not become healthy at {url} within {timeout}s")
 
 
+# Issue 12 item 2: how long the supervisor waits before restarting a component that died,
+# doubling from the first to the cap with each death in a row; a component that has run for
+# STEADY_SECONDS since its restart starts again from the first.
+FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, STEADY_SECONDS = 1.0, 30.0, 60.0
+
+
+@dataclass
+class Backoff:
+    """One component's restarts: when it may be restarted next, and how many times it died
+    in a row."""
+
+    deaths: int = 0
+    next_at: float = 0.0
+    up_since: float | None = None
+
+    def died(self, now: float) -> float:
+        """Record a death at `now`; the seconds to wait before restarting."""
+        if self.up_since is not None and now - self.up_since >= STEADY_SECONDS:
+            self.deaths = 0
+        self.deaths += 1
+        self.up_since = None
+        delay = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (self.deaths - 1))
+        self.next_at = now + delay
+        return delay
+
+
 class System:
-    """Starts and stops the embedded components and the five service processes."""
+    """Starts and stops the embedded components and the five service processes, and (for
+    `celltrail up`) watches them: `supervise`."""
 
     def __init__(self, home: Path, *, fixed_ports: bool = True, log_dir: Path | None = None,
                  database_url: str | None = None, kafka_bootstrap_servers: str | None = None,
@@ -202,6 +229,8 @@ class System:
         self.token_public_key: str | None = None
         self.service_keys: dict[str, str] = {}
         self._tokens: TokenSource | None = None
+        self._backoff: dict[str, Backoff] = {}
+        self._down: set[str] = set()  # components found dead and not yet restarted
 
     def start_infrastructure(self) -> RunInfo:
         import asyncio
@@ -226,7 +255,14 @@ class System:
         if self.broker is not None:
             asyncio.run(forget_broker(db))
         self.info = RunInfo(database_url=db, kafka_bootstrap_servers=kafka)
+        self._note_infrastructure_pids()
         return self.info
+
+    def _note_infrastructure_pids(self) -> None:
+        assert self.info is not None
+        for name, component in (("broker", self.broker), ("postgres", self.pg)):
+            if component is not None and component.pid is not None:
+                self.info.pids[name] = component.pid
 
     def start_service(self, name: str, wait: bool = True) -> None:
         assert self.info is not None
@@ -277,9 +313,9 @@ class System:
         if not missing:
             return
         loader = Loader(self.info.kafka_bootstrap_servers, self.info.urls["enrollment"], self.info.urls["projection"],
-                        self.tokens())
+                        self.tokens(), service_urls=self.info.urls)
         results = asyncio.run(programmes.publish(loader, missing))
-        refused = [r for r in results if r.status != "accepted"]
+        refused = [r for r in results if not r.succeeded]
         if refused:
             raise RuntimeError(f"the bundled programme definitions were not published: {refused}")
 
@@ -313,6 +349,77 @@ class System:
 
     def restart_service(self, name: str) -> None:
         self.start_service(name)
+
+    def supervise(self, now: float | None = None) -> list[str]:
+        """One look at what this system started (`celltrail up` calls it twice a second): a
+        component found dead is said so and restarted, after a backoff that doubles with each
+        death in a row (FIRST_BACKOFF_SECONDS to MAX_BACKOFF_SECONDS); the others keep running.
+        PostgreSQL comes back on its data (the services retry their work for as long as it is
+        away, infra/runtime/consumer.py); the embedded broker comes back empty (memory
+        storage), so every service is restarted against it and republishes its store from
+        the start (`forget_broker`; the consumers' inboxes absorb what they had applied). An
+        external database or broker (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS) is not ours to
+        restart. Returns the lines to say."""
+        now = time.monotonic() if now is None else now
+        said: list[str] = []
+        checks: list[tuple[str, bool, str]] = []
+        if self.pg is not None:
+            checks.append(("postgres", self.pg.alive(), "PostgreSQL"))
+        if self.broker is not None:
+            checks.append(("broker", self.broker.alive(), "the broker"))
+        for name, proc in list(self.procs.items()):
+            checks.append((name, proc.poll() is None, f"service {name}"))
+        for name, alive, what in checks:
+            backoff = self._backoff.setdefault(name, Backoff(up_since=now))
+            if alive:
+                if backoff.up_since is None:
+                    backoff.up_since = now
+                continue
+            if name not in self._down:
+                self._down.add(name)
+                code = f" with code {self.procs[name].returncode}" if name in self.procs else ""
+                delay = backoff.died(now)
+                said.append(f"{what} died{code}; restarting it in {delay:g} s (its log: {self._log_of(name)})")
+            if now < backoff.next_at:
+                continue
+            try:
+                restarted = self._restart(name)
+            except Exception as exc:  # noqa: BLE001 - said, and tried again after the next backoff
+                delay = backoff.died(now)
+                said.append(f"{what} did not restart ({exc}); trying again in {delay:g} s")
+                continue
+            said.extend(restarted)
+            self._down.discard(name)
+            backoff.up_since = now
+            self._note_infrastructure_pids()
+            if (self.home / "run.json").exists():  # every `celltrail` command reads the new pids
+                self.info.save(self.home)  # type: ignore[union-attr]
+        return said
+
+    def _log_of(self, name: str) -> Path:
+        return self.log_dir / {"postgres": "postgres.log", "broker": "broker.log"}.get(name, f"{name}.log")
+
+    def _restart(self, name: str) -> list[str]:
+        import asyncio
+
+        assert self.info is not None
+        if name == "postgres":
+            assert self.pg is not None
+            self.pg.start()
+            return ["PostgreSQL restarted on its data; the services resume their work"]
+        if name == "broker":
+            assert self.broker is not None
+            port = self.broker.port
+            self.broker = EmbeddedBroker(port=port, log_path=self.log_dir / "broker.log").start()
+            for service in list(self.procs):
+                self.stop_service(service)
+            asyncio.run(forget_broker(self.info.database_url))
+            for service in SERVICES:
+                self.start_service(service, wait=False)
+            return [f"the broker restarted empty on {self.broker.bootstrap_servers}; every service restarted to "
+                    "republish its store from the start"]
+        self.start_service(name, wait=False)
+        return [f"service {name} restarted (pid {self.procs[name].pid})"]
 
     def stop(self) -> None:
         for proc in self.procs.values():

@@ -2,7 +2,8 @@
 (contracts/programmes.py) are the rules' parameters, field for field, read by `as_rule`.
 Shared by the services that obey them: enrollment builds every section when a definition is
 published (services/enrollment/domain/programmes.py, `rules_of`), infusion the
-lymphodepletion regimen and its window (`regimen_of`).
+lymphodepletion regimen and its window (`regimen_of`), assessment the DLT definition
+(`dlt_definition_of`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,18 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from services.clinical.escalation.dlt import DltDefinition
 from services.clinical.lymphodepletion import AgentSchedule, LymphodepletionRegimen
 
-__all__ = ["as_rule", "regimen_of"]
+__all__ = ["as_rule", "dlt_definition_of", "regimen_of"]
+
+
+def dlt_definition_of(section: dict[str, Any]) -> DltDefinition:
+    """An escalation's `dlt_rule` (its `source` aside) as the rule's DLT definition; raises what
+    the rule raises."""
+    fields_ = {k: v for k, v in section.items() if k != "source"}
+    return as_rule(DltDefinition, {**fields_, "haematological_terms": frozenset(  # type: ignore[return-value]
+        fields_.get("haematological_terms", ()))})
 
 
 def regimen_of(title: str, section: dict[str, Any]) -> LymphodepletionRegimen:

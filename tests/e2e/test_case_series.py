@@ -76,3 +76,6 @@ async def test_the_papers_figures_from_raw_observations(system, tmp_path):
     assert {p.name for p in written} >= {"CART-BALL-RR-overall_survival.svg", "CART-BALL-RR-swimmer.svg"}
     assert (tmp_path / "CART-BALL-RR-swimmer.svg").read_text().count('class="lane"') == 4
     assert sorted(v["day28"]["mrd_status"] for v in views if v["programme_id"] == "CART-BALL-RR") == ["negative"] * 4
+    # the centre's named zone (issue 11 item 5), which the figures above were dated in (the file
+    # writes +01:00 all year round: recorded as written, shown in the zone)
+    assert {v["time_zone"] for v in views if v["programme_id"] == "CART-BALL-RR"} == {"Europe/Rome"}

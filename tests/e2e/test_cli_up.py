@@ -27,7 +27,8 @@ pytestmark = pytest.mark.e2e
 
 def _env(state: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELLTRAIL_")}
-    env.update(XDG_STATE_HOME=str(state), **extra)
+    # this checkout's code, whichever one the virtualenv's editable install points at
+    env.update(XDG_STATE_HOME=str(state), PYTHONPATH=str(Path(__file__).resolve().parents[2]), **extra)
     return env
 
 
@@ -207,3 +208,87 @@ class TestCelltrailDemo:
         finally:
             if runtime_root.exists():
                 shutil.rmtree(runtime_root)
+
+
+class Lines:
+    """What `celltrail up` says, read as it comes."""
+
+    def __init__(self, up: subprocess.Popen) -> None:
+        import threading
+
+        self.lines: list[str] = []
+        threading.Thread(target=lambda: [self.lines.append(line) for line in up.stdout], daemon=True).start()
+
+    def wait_for(self, text: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [ln for ln in self.lines if text in ln]
+            if found:
+                return found[0]
+            time.sleep(0.2)
+        raise AssertionError(f"`celltrail up` did not say {text!r}: {''.join(self.lines)}")
+
+
+@pytest.fixture
+def up_on_an_embedded_broker(tmp_path: Path, postgres_server_url: str) -> Iterator[tuple[subprocess.Popen, dict]]:
+    name = f"celltrail_cli_{uuid.uuid4().hex[:12]}"
+    _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
+    env = _env(tmp_path / "state", DATABASE_URL=_with_database(postgres_server_url, name))
+    up = subprocess.Popen([sys.executable, "-m", "infra.tooling.cli", "up"], cwd=tmp_path, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        yield up, env
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(90)
+        _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pids(env: dict) -> dict[str, int]:
+    return json.loads((Path(env["XDG_STATE_HOME"]) / "celltrail" / "run.json").read_text())["pids"]
+
+
+class TestUpWatchesWhatItStarted:
+    """Issue 12 item 2: one process dying never takes the others down; `up` says so and
+    restarts it, and an empty broker has the stores republished, with nothing lost."""
+
+    def test_a_killed_service_and_a_killed_broker_are_restarted_and_nothing_is_lost(
+            self, up_on_an_embedded_broker, tmp_path: Path) -> None:
+        up, env = up_on_an_embedded_broker
+        said = Lines(up)
+        said.wait_for("Ctrl-C stops everything")
+        (tmp_path / "one.jsonl").write_text(
+            '{"command": "RegisterCentre", "centre_id": "IT-BG-01", "name": "Bergamo", "country": "IT"}\n'
+            '{"command": "RegisterPatient", "ref": "p1", "centre_id": "IT-BG-01", "hospital_record_number": "H1",'
+            ' "family_name": "Rossi", "given_name": "Anna", "date_of_birth": "1970-01-01", "registered_on": "2025-01-02"}\n'
+            '{"command": "EnrollSubject", "subject_ref": "p1", "programme_id": "CART-BALL-RR", "centre_id": "IT-BG-01",'
+            ' "enrolled_on": "2025-01-03"}\n')
+        res = run("load", "one.jsonl", cwd=tmp_path, env=env)
+        assert res.returncode == 0, res.stdout + res.stderr
+        subject = next(w for w in res.stdout.split() if w.startswith("S-"))
+
+        os.kill(_pids(env)["manufacturing"], signal.SIGKILL)
+        said.wait_for("service manufacturing died")
+        said.wait_for("service manufacturing restarted")
+        assert up.poll() is None
+
+        broker = _pids(env)["broker"]
+        os.kill(broker, signal.SIGKILL)
+        said.wait_for("the broker died")
+        said.wait_for("the broker restarted empty")
+        assert up.poll() is None and _pids(env)["broker"] != broker
+        # the stores republished to the new broker: the projection still shows the subject, and the
+        # system takes new commands (manufacturing applied the enrolment again: its COI can be issued)
+        (tmp_path / "two.jsonl").write_text(
+            '{"command": "RegisterPatient", "ref": "p2", "centre_id": "IT-BG-01", "hospital_record_number": "H2",'
+            ' "family_name": "Bianchi", "given_name": "Luca", "date_of_birth": "1971-01-01", "registered_on": "2025-01-02"}\n'
+            '{"command": "EnrollSubject", "subject_ref": "p2", "programme_id": "CART-BALL-RR", "centre_id": "IT-BG-01",'
+            ' "enrolled_on": "2025-01-04"}\n')
+        deadline = time.monotonic() + 90
+        while (res := run("load", "two.jsonl", cwd=tmp_path, env=env)).returncode != 0 \
+                and time.monotonic() < deadline:
+            time.sleep(2)  # the services come up against the new broker
+        assert res.returncode == 0, res.stdout + res.stderr
+        status = run("status", subject, cwd=tmp_path, env=env)
+        assert status.returncode == 0 and "enrolled in CART-BALL-RR" in status.stdout, status.stdout + status.stderr
+        assert "Traceback" not in "".join(said.lines)

@@ -85,7 +85,9 @@ async def test_the_scripted_dlts_give_the_designs_decisions(system):
     assert refused.detail.startswith("ESCALATION_STOPPED"), refused
 
     report = {r["programme_id"]: r for r in http_json(f"{info.urls['projection']}/report", token=system.token())}
-    assert report["NK-PHALL-P1"]["escalation"] == [{"level": 1, "enrolled": 6, "evaluable": 6, "dlts": 1}]
+    # the investigator's one DLT is the one the programme's definition finds in the adverse events
+    assert report["NK-PHALL-P1"]["escalation"] == [{"level": 1, "enrolled": 6, "evaluable": 6, "dlts": 1,
+                                                    "dlts_by_definition": 1, "evaluated_against_definition": 0}]
     # the programme's response (issue 11 item 3): a molecular response by BCR::ABL1 qRT-PCR within a
     # year, from the scenario's raw results; no day-28 response (seed 001 reads none)
     response = report["NK-PHALL-P1"]["response"]

@@ -50,6 +50,9 @@ class TestVerticalSlice:
         assert report["CART-BALL-RR"]["day28_orr"]["estimate"] == 1.0
         assert report["CART-BALL-RR"]["day28_orr"]["ci95"][0] == pytest.approx(0.2924, abs=1e-4)  # 3/3 exact CI
         assert report["CARCIK-CD19-P2"]["day28_responders"] == 0
+        # its day-28 response is a change from its baseline (45 % blasts): disease at both (issue 11 item 1)
+        from_baseline = report["CARCIK-CD19-P2"]["day28_by_reading"]["morphology"]["from_baseline"]
+        assert (from_baseline["n"], from_baseline["responders"]) == (1, 0)
 
     async def test_outcome_events_are_published_once_per_subject_for_downstream_consumers(self, system):
         await load_demo(system)

@@ -64,6 +64,12 @@ class EscalationsContract:
         assert await escalations.of("S-0123456789AB") == first
         assert (await escalations.of("S-BA9876543210")).dose_level == 2
 
+    async def test_the_programmes_dlt_definition_is_kept_with_it(self, escalations):
+        rule = {"min_grade": 3, "min_grade_haematological": 4, "haematological_terms": ["Anemia"],
+                "min_attribution": "possible", "source": "Le Tourneau 2009"}
+        await escalations.add_many([Escalation("S-0123456789AB", "NK-PHALL-P1", 1, 28, rule)])
+        assert (await escalations.of("S-0123456789AB")).dlt_rule == rule
+
 
 # --- Ages (PgAges, FakeAges) -------------------------------------------------------------------
 from datetime import date as _date  # noqa: E402

@@ -43,8 +43,8 @@ class TestBounds:
         # dose (three commands' five, three events' five), the dose escalation (a DLT evaluation's command
         # and event, three, the assignment, decision and declaration, three), an observation (its command's and
         # event's time) and a day's toxicity grade, a response, a death, a relapse and an MTD's declaration as
-        # outcomes
-        assert unbounded == [] and len(TIME_FIELDS) == 76
+        # outcomes, and a baseline assessment's date
+        assert unbounded == [] and len(TIME_FIELDS) == 77
 
     @pytest.mark.parametrize("kind, value, accepted", [
         (Instant, "1900-01-01T00:00:00Z", True),

@@ -46,10 +46,11 @@ async def record_dlt_evaluation(cmd: RecordDltEvaluation, streams: Streams, infu
 
 
 @reads(lambda cmd: [assessment_stream(cmd.subject_id)])
-async def record_observation(cmd: RecordObservation, streams: Streams, infusions: Infusions, ages: Ages) -> None:
+async def record_observation(cmd: RecordObservation, streams: Streams, infusions: Infusions, ages: Ages,
+                             escalations: Escalations) -> None:
     events, version = await streams.load(assessment_stream(cmd.subject_id))
     new = observe(rebuild(Assessments(cmd.subject_id), events), cmd, await infusions.first_infusion_on(cmd.subject_id),
-                  await ages.of(cmd.subject_id))
+                  await ages.of(cmd.subject_id), await escalations.of(cmd.subject_id))
     await streams.append(assessment_stream(cmd.subject_id), version, new, occurred_at=cmd.observed_at,
                          subject_id=cmd.subject_id)
 
@@ -60,5 +61,6 @@ async def on_subjects_enrolled(events: list[SubjectEnrolled], subject_centres: S
     escalation, its level and the programme's DLT window."""
     await learn_subject_centres(events, subject_centres)
     await ages.add_many([SubjectAge(e.subject_id, AgeAtEnrolment(e.enrolled_on, e.age_years)) for e in events])
-    await escalations.add_many([Escalation(e.subject_id, e.programme_id, e.dose_level, e.dlt_window_days)
+    await escalations.add_many([Escalation(e.subject_id, e.programme_id, e.dose_level, e.dlt_window_days,
+                                           e.dlt_rule.model_dump() if e.dlt_rule is not None else None)
                                 for e in events if e.dose_level is not None and e.dlt_window_days is not None])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from services.assessment.domain.toxicity import AgeAtEnrolment
 
@@ -40,6 +40,8 @@ class Escalation(NamedTuple):
     programme_id: str
     dose_level: int
     dlt_window_days: int
+    # the programme's DLT definition (contracts/programmes.DltRule as JSON); None: none
+    dlt_rule: dict[str, Any] | None = None
 
 
 class Escalations(Protocol):

@@ -52,13 +52,15 @@ async def register_patient(cmd: RegisterPatient, streams: Streams, identities: I
     if existing:
         return existing, False
     events, _ = await streams.load(centre_stream(cmd.centre_id))
-    if not rebuild(Centre(cmd.centre_id), events).registered:
+    centre = rebuild(Centre(cmd.centre_id), events)
+    if not centre.registered:
         raise UnknownCentre(f"centre {cmd.centre_id} is not registered")
     subject_id = new_subject_id()
     await identities.add(subject_id, cmd.centre_id, cmd.hospital_record_number, cmd.family_name,
                          cmd.given_name, cmd.date_of_birth)
     await streams.append(subject_stream(subject_id), 0,
-                         [PatientRegistered(subject_id=subject_id, centre_id=cmd.centre_id)],
+                         [PatientRegistered(subject_id=subject_id, centre_id=cmd.centre_id,
+                                            time_zone=centre.time_zone)],
                          occurred_at=start_of_day(cmd.registered_on), subject_id=subject_id, centre_id=cmd.centre_id)
     return subject_id, True
 

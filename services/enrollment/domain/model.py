@@ -60,15 +60,17 @@ def subject_stream(subject_id: str) -> str:
 class Centre(Aggregate):
     centre_id: str
     registered: bool = False
+    time_zone: str | None = None  # IANA; None: the offset recorded with each time stands for it
 
     def apply(self, event: EventPayload) -> None:
         if isinstance(event, CentreRegistered):
-            self.registered = True
+            self.registered, self.time_zone = True, event.time_zone
 
     def register(self, cmd: RegisterCentre) -> list[EventPayload]:
         if self.registered:
             raise CentreAlreadyRegistered(f"centre {cmd.centre_id} is already registered")
-        return [CentreRegistered(centre_id=cmd.centre_id, name=cmd.name, country=cmd.country)]
+        return [CentreRegistered(centre_id=cmd.centre_id, name=cmd.name, country=cmd.country,
+                                 time_zone=cmd.time_zone)]
 
 
 class EnrolledBeforeBirth(CommandRefused):
@@ -163,6 +165,8 @@ class Subject(Aggregate):
                                 dosing=programme.current.definition.dosing(),  # type: ignore[union-attr]
                                 dose_level=assigned.dose_level if assigned is not None else None,
                                 dlt_window_days=dlt_window_days if assigned is not None else None,
+                                dlt_rule=programme.current.definition.escalation.dlt_rule  # type: ignore[union-attr]
+                                if assigned is not None and programme.current.definition.escalation else None,  # type: ignore[union-attr]
                                 response=programme.current.definition.response,  # type: ignore[union-attr]
                                 age_years=age_years)]
 

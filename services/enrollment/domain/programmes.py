@@ -32,7 +32,7 @@ from services.clinical.escalation.boin import BoinDesign
 from services.clinical.lymphodepletion import LymphodepletionRegimen
 from services.clinical.second_infusion import SecondInfusionPolicy
 from services.kernel.aggregate import Aggregate
-from services.kernel.programmes import as_rule, regimen_of
+from services.kernel.programmes import as_rule, dlt_definition_of, regimen_of
 
 __all__ = ["InvalidProgramme", "Programme", "ProgrammeUnchanged", "UnknownProgramme", "programme_stream", "rules_of",
            "screen"]
@@ -94,6 +94,8 @@ def rules_of(d: ProgrammeDefinition) -> Rules:
                 max_sample_size=e.max_sample_size))
         else:
             escalation = e.max_sample_size  # 3+3's one parameter: its sample-size cap (escalation.core)
+        if e.dlt_rule is not None:
+            section("escalation.dlt_rule", lambda: dlt_definition_of(e.dlt_rule.model_dump()))  # type: ignore[union-attr]
     second = None
     if d.second_infusion is not None:
         second = section("second_infusion", lambda: as_rule(SecondInfusionPolicy, d.second_infusion))

@@ -138,16 +138,19 @@ def endpoints(identities_of: IdentitiesOf) -> tuple[Endpoint, ...]:
                  "Register a patient at a centre: the identifiers stay in enrollment, a pseudonymous subject id "
                  "is returned", body=RegisterPatient,
                  answers={200: "already registered: the same subject id", 201: "registered",
-                          409: "refused by the domain (e.g. unknown centre)", 422: "invalid request"}),
+                          409: "refused by the domain (e.g. unknown centre)", 422: "invalid request"},
+                 idempotent=True),
         Endpoint("POST", "/screenings", to(Action.WRITE_SUBJECT, screening_centre), screen_candidate,
                  "Screen a registered subject for a programme: the facts judged by its current eligibility "
                  "criteria, every failed criterion with its reason (issue 10 item 2)", body=ScreenCandidate,
                  answers={201: "screened: eligible, or every failed criterion",
                           409: "refused (unknown subject or programme, another centre, invalid facts)",
-                          422: "invalid request"}),
+                          422: "invalid request"},
+                 idempotent=True),
         Endpoint("POST", "/patients/{subject_id}/erasure", to(Action.ERASE_IDENTIFIERS, subject_centre),
                  erase_identity, "Erase a person's identifiers and key; every event stays under the pseudonym",
                  body={"type": "object", "required": ["reason"], "properties": {"reason": reason}},
                  answers={200: "erased", 404: "no such subject", 409: "refused (e.g. already erased)",
-                          422: "invalid request"}),
+                          422: "invalid request"},
+                 idempotent=True),
     )

@@ -205,7 +205,8 @@ ENDPOINTS = (
              "named, which must hold the unit; refused with the custody table's reason code", body=RecordCustodyStep,
              answers={201: "recorded: the manufacturing.CustodyStepRecorded event",
                       409: "refused by the custody table (docs/custody.md), with its code",
-                      422: "invalid request (a mistyped unit id or label)"}),
+                      422: "invalid request (a mistyped unit id or label)"},
+             idempotent=True),
     Endpoint("GET", "/units/{unit_id}/fhir", to(Action.READ_PRODUCT, locate_unit), unit_as_fhir,
              "A unit (bag) as an HL7 FHIR R5 BiologicallyDerivedProduct: its COI, division, collection, processing "
              "facility, storage temperature and custody state; pseudonymous ids only",
@@ -215,11 +216,13 @@ ENDPOINTS = (
              "is recorded and quarantines its unit", body=ReadingsRequest,
              answers={201: "loaded: the excursions found and the units quarantined",
                       409: "refused: an unknown unit, or one the organisation does not hold",
-                      422: "invalid request (readings out of time order, a mistyped unit id)"}),
+                      422: "invalid request (readings out of time order, a mistyped unit id)"},
+             idempotent=True),
     *signature_endpoints(record_resource, Action.READ_PRODUCT, after_sign),
     Endpoint("POST", "/cois", to(Action.WRITE_SUBJECT, locate_subject), issue,
              "Issue a chain-of-identity id (ISBT 128-shaped) for a subject's starting material, under its centre's "
              "facility identification number", body=CoiRequest,
              answers={201: "issued: the COI and its label form", 404: "subject not enrolled",
-                      409: "the centre has no FIN", 422: "invalid request"}),
+                      409: "the centre has no FIN", 422: "invalid request"},
+             idempotent=True),
 )

@@ -51,6 +51,13 @@ class ProgrammeRow:
     lupus: tuple[tuple[str, int, bool, bool, str], ...] = ()  # (date, SLEDAI-2K, DORIS, drug-free, id)
     car_t: tuple[int, float | None, int | None, int | None] | None = None  # (revision, peak, its day, last)
     best_response: dict[str, Any] | None = None  # SubjectView.best_response
+    # disease at the baseline by seed 000's readings: {"morphology": bool, "flow_cytometry": bool
+    # or None, "molecular": bool or None}; None: no baseline
+    baseline_disease: dict[str, bool | None] | None = None
+    # the DLTs the programme's definition found in its adverse events (None: not determined),
+    # and whether the investigator evaluated no DLT against them, with a reason
+    dlts_by_definition: int | None = None
+    dlt_disagreement: bool = False
 
     @classmethod
     def of(cls, view: SubjectView) -> "ProgrammeRow":
@@ -64,7 +71,10 @@ class ProgrammeRow:
                    view.first_infused.infused_on if view.first_infused else None, *view.response_dates,
                    view.responses[-1][0] if view.responses else None,
                    tuple(view.responses[-1][1:3]) if view.responses else None, view.adverse_events, view.lupus,
-                   view.car_t, view.best_response)
+                   view.car_t, view.best_response,
+                   dict(zip(("morphology", "flow_cytometry", "molecular"), view.baseline[1:4]))
+                   if view.baseline else None,
+                   len(view.derived_dlts[1]) if view.derived_dlts else None, view.dlt_disagreement is not None)
 
 
 def lupus(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -240,11 +250,16 @@ def toxicity_table(rows: list["ProgrammeRow"], kind: str = "crs") -> dict[str, A
 
 def escalation(rows: list["ProgrammeRow"]) -> list[dict[str, Any]]:
     """Per dose level of a dose escalation (issue 10 item 3): the subjects assigned, those
-    evaluated for DLT and the DLTs among them (the counts the design decides on)."""
+    evaluated for DLT and the DLTs among them (the counts the design decides on); the
+    subjects whose adverse events hold a DLT by the programme's definition (issue 11 item 2),
+    and the evaluations of no DLT made against it (each with its reason, in the timeline)."""
     levels = sorted({r.dose_level for r in rows if r.dose_level is not None})
     return [{"level": level, "enrolled": sum(1 for r in rows if r.dose_level == level),
              "evaluable": sum(1 for r in rows if r.dose_level == level and r.dlt is not None),
-             "dlts": sum(1 for r in rows if r.dose_level == level and r.dlt)} for level in levels]
+             "dlts": sum(1 for r in rows if r.dose_level == level and r.dlt),
+             "dlts_by_definition": sum(1 for r in rows if r.dose_level == level and r.dlts_by_definition),
+             "evaluated_against_definition": sum(1 for r in rows if r.dose_level == level and r.dlt_disagreement)}
+            for level in levels]
 
 
 def feasibility(rows: list["ProgrammeRow"]) -> dict[str, Any]:
@@ -271,18 +286,32 @@ READINGS = (("morphology", "morphologic_response"), ("flow_cytometry", "flow_res
 def by_reading(evaluable: list["ProgrammeRow"]) -> dict[str, Any]:
     """The day-28 response rate by each reading (seed 000), with its exact Clopper-Pearson 95 %
     interval, over the subjects whose assessment measured that reading (`n`); those it did not
-    measure are left out."""
+    measure are left out. `from_baseline`: the change from baseline the protocol names, the
+    same over the subjects with disease by that reading at their baseline (blasts >= 5 %, or
+    molecular positivity >= 0.01 %), leaving out those without a baseline reading or without
+    disease by it."""
     out: dict[str, Any] = {}
     for name, field in READINGS:
-        measured = [r.day28[field] for r in evaluable if r.day28 and r.day28.get(field) is not None]
-        entry: dict[str, Any] = {"responders": sum(measured), "n": len(measured), "estimate": None,
-                                 "ci95": [None, None],
-                                 "left_out": {"n": len(evaluable) - len(measured), "why": f"no {name} reading"}}
-        if measured:
-            p = response_rate(sum(measured), len(measured))
-            entry.update(estimate=p.estimate, ci95=[p.ci_lower, p.ci_upper])
+        measured = [r for r in evaluable if r.day28 and r.day28.get(field) is not None]
+        entry = _rate([r.day28[field] for r in measured], {"n": len(evaluable) - len(measured),  # type: ignore[index]
+                                                           "why": f"no {name} reading"})
+        with_baseline = [r for r in measured if r.baseline_disease and r.baseline_disease.get(name) is not None]
+        diseased = [r for r in with_baseline if r.baseline_disease[name]]  # type: ignore[index]
+        entry["from_baseline"] = _rate([r.day28[field] for r in diseased], {  # type: ignore[index]
+            "n": len(measured) - len(diseased), "why": {f"no {name} reading at baseline": len(measured) - len(
+                with_baseline), f"no disease by {name} at baseline": len(with_baseline) - len(diseased)}})
         out[name] = entry
     return out
+
+
+def _rate(responses: list[bool], left_out: dict[str, Any]) -> dict[str, Any]:
+    """Responders n/N with the exact Clopper-Pearson 95 % interval, and whom it left out."""
+    entry: dict[str, Any] = {"responders": sum(responses), "n": len(responses), "estimate": None,
+                             "ci95": [None, None], "left_out": left_out}
+    if responses:
+        p = response_rate(sum(responses), len(responses))
+        entry.update(estimate=p.estimate, ci95=[p.ci_lower, p.ci_upper])
+    return entry
 
 
 # What each criteria's best response is called, from the best (services/clinical/response_all.py,

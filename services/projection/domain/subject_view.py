@@ -14,6 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from contracts import events as ev
 from contracts.base import EventPayload
@@ -69,8 +70,9 @@ class TimelineEntry:
     event_type: str
     summary: str
     event_id: str | None = None  # the record's event id: what a signature names
-    # issue 11 item 5: the clinical date at the site and, for an instant, its time as the site's
-    # clock read it (the UTC offset recorded with it): what is shown
+    # issue 11 item 5: the clinical date at the site and, for an instant, its time at the site:
+    # in the centre's named zone when it has one, else as the site's clock read it (the UTC
+    # offset recorded with it): what is shown
     on: str | None = None
     local: str | None = None
 
@@ -219,7 +221,7 @@ class SubjectView:
     # standing: (date, SLEDAI-2K, DORIS remission, drug-free remission, observation id)
     lupus: tuple[tuple[str, int, bool, bool, str], ...] = ()
     relapses: tuple[str, ...] = ()  # relapses or progressions observed: their dates at the site, sorted
-    relapse_sites: tuple[tuple[str, str], ...] = ()  # and each with its site: (date, site), sorted
+    relapse_sites: tuple[tuple[str, str], ...] = ()  # and each with its site: (UTC instant, site), sorted
     # the latest CAR-T expansion: (revision, peak per uL, peak day, last detectable day)
     car_t: tuple[int, float | None, int | None, int | None] | None = None
     # how the programme the subject was first enrolled in defines response (contracts/
@@ -230,6 +232,24 @@ class SubjectView:
     # greater observation id standing: (date, status by services/clinical/molecular_mrd.py,
     # ratio to ABL1 in % when quantifiable, observation id)
     molecular: tuple[tuple[str, str, float | None, str], ...] = ()
+    # the baseline before the first infusion (assessment.BaselineAssessed; the latest date, of
+    # one date a correction over the original): (date, disease by morphology, by flow
+    # cytometry, molecular (None: not measured), in remission, corrected)
+    baseline: tuple[str, bool, bool | None, bool | None, bool, bool] | None = None
+    # the DLTs the programme's definition finds in the adverse events (assessment's latest
+    # DoseLimitingToxicitiesDetermined): (revision, ((onset date, CTCAE term, grade), ...)); and
+    # the investigator's reason for evaluating no DLT against them
+    derived_dlts: tuple[int, tuple[tuple[str, str, int], ...]] | None = None
+    dlt_disagreement: str | None = None
+    # issue 11 item 5: the centre's named time zone (IANA, from enrollment.PatientRegistered), in
+    # which the dates and times at the site are shown; None: at the offset recorded with each.
+    # The instants (UTC) behind the dates of the course, so that they are dated again in the zone
+    # if it is learnt after them (_in_zone): the last contact, the death (each relapse's is in
+    # relapse_sites), and each lupus assessment's and molecular result's (observation id, instant)
+    time_zone: str | None = None
+    last_contact_at: str | None = None
+    died_at: str | None = None
+    observed_at: tuple[tuple[str, str], ...] = ()
 
     @property
     def programme_id(self) -> str | None:
@@ -446,10 +466,16 @@ class SubjectView:
             "timeline": [{**vars(t), "signatures": self.signatures_of(t.event_id)} for t in self.timeline],
             "products": [{**vars(p), "awaiting_release_signature": p.awaiting_release_signature}
                          for p in self.products],
-            "day28": self.day28_result, "vein_to_vein_days": self.vein_to_vein_days, "legs_days": self.legs_days,
+            # the day-28 response as the programme reads it, and the assessment it is read from
+            "day28": self.day28_result, "day28_assessment": self.day28, "vein_to_vein_days": self.vein_to_vein_days, "legs_days": self.legs_days,
             "response_rule": dict(zip(_RULE_FIELDS, self.response_rule)) if self.response_rule else None,
             "best_response": self.best_response,
             "molecular": [dict(zip(("on", "status", "ratio_percent", "observation_id"), m)) for m in self.molecular],
+            "baseline": dict(zip(_BASELINE_FIELDS, self.baseline)) if self.baseline else None,
+            "derived_dlts": {"revision": self.derived_dlts[0], "toxicities": [
+                dict(zip(("onset_on", "ctcae_term", "grade"), t)) for t in self.derived_dlts[1]]}
+            if self.derived_dlts else None,
+            "dlt_disagreement": self.dlt_disagreement,
             "signatures": [dict(vars(s)) for s in self.signatures],
             "units": [self.unit_json(u) for u in self.units],
             "quarantine": [list(q) for q in self.quarantine],
@@ -482,6 +508,8 @@ class SubjectView:
             "relapse_sites": [list(r) for r in self.relapse_sites],
             "car_t": dict(zip(("revision", "peak_per_ul", "peak_day", "last_detectable_day"), self.car_t))
             if self.car_t else None,
+            "time_zone": self.time_zone, "last_contact_at": self.last_contact_at, "died_at": self.died_at,
+            "observed_at": [list(x) for x in self.observed_at],
         }
 
     @classmethod
@@ -491,7 +519,7 @@ class SubjectView:
                    timeline=tuple(TimelineEntry(**{k: v for k, v in t.items() if k != "signatures"})
                                   for t in d["timeline"]),
                    products=tuple(Product(**{k: v for k, v in p.items() if k in _PRODUCT_FIELDS})
-                                  for p in d["products"]), day28=d["day28"],
+                                  for p in d["products"]), day28=d.get("day28_assessment", d["day28"]),
                    signatures=tuple(Signature(**x) for x in d.get("signatures", ())),  # none in views before them
                    units=tuple(UnitLocation(u["unit_id"], u["state"], u["holder"], u["since"])
                                for u in d.get("units", ())),
@@ -525,15 +553,23 @@ class SubjectView:
                    else None,
                    molecular=tuple((m["on"], m["status"], m["ratio_percent"], m["observation_id"])
                                    for m in d.get("molecular", ())),
+                   baseline=tuple(d["baseline"][f] for f in _BASELINE_FIELDS) if d.get("baseline") else None,
+                   derived_dlts=(d["derived_dlts"]["revision"], tuple(
+                       (t["onset_on"], t["ctcae_term"], t["grade"]) for t in d["derived_dlts"]["toxicities"]))
+                   if d.get("derived_dlts") else None,
+                   dlt_disagreement=d.get("dlt_disagreement"),
                    relapse_sites=tuple(tuple(r) for r in d.get("relapse_sites", ())),
                    car_t=(d["car_t"]["revision"], d["car_t"]["peak_per_ul"], d["car_t"]["peak_day"],
-                          d["car_t"]["last_detectable_day"]) if d.get("car_t") else None)
+                          d["car_t"]["last_detectable_day"]) if d.get("car_t") else None,
+                   time_zone=d.get("time_zone"), last_contact_at=d.get("last_contact_at"), died_at=d.get("died_at"),
+                   observed_at=tuple(tuple(x) for x in d.get("observed_at", ())))
 
 
 _REMISSIONS = {ev.ResponseCategory.CR.value, ev.ResponseCategory.CRI.value}
 _RELAPSES = {ev.ResponseCategory.HAEMATOLOGICAL_RELAPSE.value, ev.ResponseCategory.MOLECULAR_RELAPSE.value}
 _COUNT_FIELDS = ("onset_day", "recovery_day", "duration_days")
 _RULE_FIELDS = ("criteria", "responder", "landmark_day", "best_within_days")
+_BASELINE_FIELDS = ("on", "morphologic_disease", "flow_disease", "molecular_disease", "in_remission", "corrected")
 # NCCN ALL categories from the best (ranked for the best response within a window)
 _CATEGORY_RANK = {ev.ResponseCategory.CR.value: 0, ev.ResponseCategory.CRI.value: 1,
                   ev.ResponseCategory.NO_RESPONSE.value: 2, ev.ResponseCategory.MOLECULAR_RELAPSE.value: 3,
@@ -630,10 +666,64 @@ def _at(moment: datetime | date) -> str:
     return moment.isoformat()
 
 
+def _site(view: SubjectView, moment: datetime) -> datetime:
+    """`moment` at the site (issue 11 item 5): in the centre's named zone when it has one (its
+    IANA rules, daylight saving time included), else at the UTC offset recorded with it. An
+    offset that disagrees with the zone's at that instant is not refused (a file may use a
+    fixed one): the event keeps it as recorded, and the view shows the instant in the zone."""
+    return moment.astimezone(ZoneInfo(view.time_zone)) if view.time_zone else moment
+
+
+def _on(view: SubjectView, moment: datetime) -> str:
+    """The clinical date of `moment` at the site."""
+    return clinical_date(_site(view, moment)).isoformat()
+
+
+def _in_zone(view: SubjectView, time_zone: str | None) -> SubjectView:
+    """The view once the centre's named zone is known: what was dated at the recorded offsets
+    before it arrived is dated again in the zone, from its UTC instant, so the view is the same
+    whichever arrived first. (A centre's zone is given once, when it is registered.)"""
+    if time_zone is None or time_zone == view.time_zone:
+        return view
+    v = dataclasses.replace(view, time_zone=time_zone)
+
+    def on(utc: str | None, recorded: str | None) -> str | None:
+        return _on(v, datetime.fromisoformat(utc)) if utc else recorded
+
+    def sited(e: TimelineEntry) -> TimelineEntry:
+        if len(e.at) <= 10:  # a fact known only by its date
+            return e
+        moment = datetime.fromisoformat(e.at)
+        return dataclasses.replace(e, on=_on(v, moment), local=_site(v, moment).isoformat())
+
+    instants = dict(v.observed_at)
+
+    def redated(entries: tuple[tuple[Any, ...], ...]) -> tuple[tuple[Any, ...], ...]:
+        # one per date, the greater observation id (the last item) standing (as _with_course); of
+        # two on one date at the recorded offsets only that one was kept, so two the zone puts on
+        # different dates stay one (an offset an hour off, at midnight, twice in a day)
+        by_day: dict[str, tuple[Any, ...]] = {}
+        for day, *rest in entries:
+            x = (on(instants.get(rest[-1]), day) or day, *rest)
+            if x[0] not in by_day or x[-1] > by_day[x[0]][-1]:
+                by_day[x[0]] = x
+        return tuple(sorted(by_day.values()))
+
+    return dataclasses.replace(
+        v, timeline=tuple(sorted({sited(e) for e in v.timeline}, key=lambda e: e.order)),
+        products=tuple(dataclasses.replace(p, collected_on=on(p.collected_at, p.collected_on),
+                                           infused_on=on(p.infused_at, p.infused_on)) for p in v.products),
+        admissions=tuple(sorted((a, on(a, o)) for a, o in v.admissions)),
+        discharges=tuple(sorted((a, on(a, o)) for a, o in v.discharges)),
+        last_contact_on=on(v.last_contact_at, v.last_contact_on), died_on=on(v.died_at, v.died_on),
+        relapses=tuple(sorted({on(r, None) for r, _ in v.relapse_sites})) if v.relapse_sites else v.relapses,
+        lupus=redated(v.lupus), molecular=redated(v.molecular))  # type: ignore[arg-type]
+
+
 def _with_entry(view: SubjectView, at: datetime | date, event_type: str, summary: str,
                 event_id: str | None = None) -> tuple[TimelineEntry, ...]:
-    local = at.isoformat() if isinstance(at, datetime) else None
-    on = (clinical_date(at) if isinstance(at, datetime) else at).isoformat()
+    local = _site(view, at).isoformat() if isinstance(at, datetime) else None
+    on = _on(view, at) if isinstance(at, datetime) else at.isoformat()
     entry = TimelineEntry(_at(at), event_type, summary, event_id, on, local)
     return tuple(sorted({*view.timeline, entry}, key=lambda e: e.order))
 
@@ -686,8 +776,11 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
             {*view.signatures, signature}, key=lambda x: (x.signed_at, x.signer, x.meaning, x.record_event_id))))
     if isinstance(event, ev.ResponseAssessmentCorrected):
         return _fold_correction(view, event, event_id)
+    if isinstance(event, ev.BaselineAssessed):
+        return _fold_baseline(view, event, event_id)
     if isinstance(event, ev.PatientRegistered):
         # registered on a date (recorded at the start of that day, UTC): a dated fact
+        view = _in_zone(view, event.time_zone)
         return dataclasses.replace(view, centre_id=event.centre_id,
                                    timeline=_with_entry(view, occurred_at.astimezone(timezone.utc).date(), t,
                                                         f"registered at {event.centre_id}", event_id))
@@ -711,8 +804,20 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.DltEvaluated):
         found = (f"a DLT: {event.dlt.ctcae_term}, grade {event.dlt.grade}, from {event.dlt.onset_on.isoformat()}"
                  if event.dlt is not None else f"no DLT in the {event.dlt_window_days}-day window")
-        return dataclasses.replace(view, dlt=event.dlt is not None, timeline=_with_entry(
-            view, event.evaluated_on, t, f"DLT evaluation at dose level {event.dose_level}: {found}", event_id))
+        if event.disagreement_reason:
+            found += f" (against the programme's DLT definition: {event.disagreement_reason})"
+        return dataclasses.replace(view, dlt=event.dlt is not None, dlt_disagreement=event.disagreement_reason,
+                                   timeline=_with_entry(view, event.evaluated_on, t,
+                                                        f"DLT evaluation at dose level {event.dose_level}: {found}",
+                                                        event_id))
+    if isinstance(event, ev.DoseLimitingToxicitiesDetermined):  # the latest revision, whatever the order
+        if view.derived_dlts is not None and view.derived_dlts[0] >= event.revision:
+            return view
+        toxicities = tuple((x.onset_on.isoformat(), x.ctcae_term, x.grade) for x in event.toxicities)
+        found = "; ".join(f"{term} grade {grade} from {on}" for on, term, grade in toxicities) or "none"
+        return dataclasses.replace(view, derived_dlts=(event.revision, toxicities), timeline=_with_entry(
+            view, occurred_at, t, f"DLTs by the programme's definition (revision {event.revision}): {found}",
+            event_id))
     if isinstance(event, ev.ObservationRecorded):
         view = _with_course(view, event)
         return dataclasses.replace(view, timeline=_with_entry(view, event.observed_at, t, _observed(event), event_id))
@@ -752,7 +857,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         source = f" from donor {event.donor_id}" if event.donor_id else ""
         return dataclasses.replace(view, phase=_further(view.phase, "collected"),
                                    products=_with_product(view, event.coi_id,
-                                                          collected_on=clinical_date(event.collected_at).isoformat(),
+                                                          collected_on=_on(view, event.collected_at),
                                                           collected_at=_at(event.collected_at),
                                                           donor_id=event.donor_id),
                                    timeline=_with_entry(view, event.collected_at, t,
@@ -826,12 +931,15 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.ProductInfused):
         first = next((p.infused_at for p in view.products if p.coi_id == event.coi_id and p.infused_at), None)
         at = _at(event.infused_at) if first is None or _at(event.infused_at) < first else first
+        # the date of the first infusion, as `infused_at` (whichever arrives first)
+        infused_on = (_on(view, event.infused_at) if at == _at(event.infused_at)
+                      else _product(view, event.coi_id).infused_on)
         if event.out_of_specification:  # EU GMP Part IV 11.5: the flag travels to the reports
             infusion = (_at(event.infused_at), event.coi_id, event.infusion_number, event.unit_id or "")
             view = dataclasses.replace(view, oos_infusions=tuple(sorted({*view.oos_infusions, infusion})))
         return dataclasses.replace(view, phase=_further(view.phase, "infused"),
                                    products=_with_product(view, event.coi_id,
-                                                          infused_on=clinical_date(event.infused_at).isoformat(),
+                                                          infused_on=infused_on,
                                                           infused_at=at),
                                    # infused: in the patient (not "the centre": known only from another
                                    # topic's event, which a rebuild may fold later)
@@ -865,21 +973,29 @@ def _ice_total(o: NeurologicalAssessment) -> int:
     return i.orientation + i.naming + i.following_commands + i.writing + i.attention  # type: ignore[union-attr]
 
 
+def _with_instant(view: SubjectView, event: ev.ObservationRecorded) -> SubjectView:
+    """The observation's instant (UTC), from which its date is set again in the centre's zone."""
+    return dataclasses.replace(view, observed_at=tuple(sorted(
+        {*view.observed_at, (str(event.observation_id), _at(event.observed_at))})))
+
+
 def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectView:
     """Admissions, discharges, the last contact and the death, whatever order they arrive in."""
-    o, on = event.observation, clinical_date(event.observed_at).isoformat()
+    o, on = event.observation, _on(view, event.observed_at)
     at = (_at(event.observed_at), on)
     if isinstance(o, HospitalAdmission):
         return dataclasses.replace(view, admissions=tuple(sorted({*view.admissions, at})))
     if isinstance(o, HospitalDischarge):
         return dataclasses.replace(view, discharges=tuple(sorted({*view.discharges, at})))
     if isinstance(o, LastContact):
-        return dataclasses.replace(view, last_contact_on=max(filter(None, (view.last_contact_on, on))))
+        return dataclasses.replace(view, last_contact_on=max(filter(None, (view.last_contact_on, on))),
+                                   last_contact_at=max(filter(None, (view.last_contact_at, at[0]))))
     if isinstance(o, Death):
-        return dataclasses.replace(view, died_on=min(filter(None, (view.died_on, on))))
+        return dataclasses.replace(view, died_on=min(filter(None, (view.died_on, on))),
+                                   died_at=min(filter(None, (view.died_at, at[0]))))
     if isinstance(o, Relapse):
         return dataclasses.replace(view, relapses=tuple(sorted({*view.relapses, on})),
-                                   relapse_sites=tuple(sorted({*view.relapse_sites, (on, o.site)})))
+                                   relapse_sites=tuple(sorted({*view.relapse_sites, (at[0], o.site)})))
     if isinstance(o, LupusAssessment):  # SLEDAI-2K (Gladman 2002) and DORIS 2021, by the rules
         result = doris_remission(DorisInput(
             descriptors=frozenset(SledaiDescriptor(d.value) for d in o.descriptors),
@@ -889,15 +1005,17 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
             maintenance_stable=o.maintenance_stable))
         entry = (on, sledai_2k(SledaiDescriptor(d.value) for d in o.descriptors), result.remission,
                  result.drug_free_remission, str(event.observation_id))
+        view = _with_instant(view, event)
         same_day = [x for x in view.lupus if x[0] == on]
-        if same_day and same_day[0][4] > entry[4]:
+        if same_day and same_day[0][4] > entry[4] and not _corrects(event, same_day[0][4]):
             return view  # order-insensitive: of two on one date, the one with the greater id stands
         return dataclasses.replace(view, lupus=tuple(sorted({*(x for x in view.lupus if x[0] != on), entry})))
     if isinstance(o, MolecularMrd):  # read by services/clinical/molecular_mrd.py
         status = molecular_status(MolecularResult(o.detected, o.quantifiable, o.ratio_percent, o.control_copies))
         entry = (on, status.value, o.ratio_percent, str(event.observation_id))
+        view = _with_instant(view, event)
         same_day = [x for x in view.molecular if x[0] == on]
-        if same_day and same_day[0][3] > entry[3]:
+        if same_day and same_day[0][3] > entry[3] and not _corrects(event, same_day[0][3]):
             return view  # order-insensitive: of two on one date, the one with the greater id stands
         return dataclasses.replace(view, molecular=tuple(sorted({*(x for x in view.molecular if x[0] != on), entry})))
     if isinstance(o, AdverseEvent):  # the worst grade of a term, whatever order they arrive in
@@ -909,7 +1027,20 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
     return view
 
 
+def _corrects(event: ev.ObservationRecorded, observation_id: str) -> bool:
+    """Whether `event` is a correction of that observation (issue 12 item 4): it stands in its
+    place, whichever id is greater (a correction follows what it corrects in the subject's
+    stream)."""
+    return event.corrects is not None and str(event.corrects) == observation_id
+
+
 def _observed(event: ev.ObservationRecorded) -> str:
+    if event.corrects is not None:
+        return f"{_observation(event)} (a correction of an earlier record: {event.correction_reason})"
+    return _observation(event)
+
+
+def _observation(event: ev.ObservationRecorded) -> str:
     o = event.observation
     if isinstance(o, BloodCounts):
         counts = [f"{name} {value:g}/uL" for name, value in (
@@ -1100,6 +1231,23 @@ def _fold_correction(view: SubjectView, event: ev.ResponseAssessmentCorrected, e
     return _with_day28(_with_response(v, event), view.day28, event)
 
 
+def _fold_baseline(view: SubjectView, event: ev.BaselineAssessed, event_id: str | None) -> SubjectView:
+    """The baseline: the latest date's stands; of one date, a correction over the original (two
+    corrections of a date come in their order on the subject's partition, the later standing)."""
+    readings = ", ".join(f"{name} {value:g} %" for name, value in (
+        ("marrow blasts", event.marrow_blasts_percent), ("flow MRD", event.flow_mrd_percent),
+        ("molecular MRD", event.molecular_mrd_percent)) if value is not None)
+    corrected = event.correction_reason is not None
+    summary = (f"baseline: {readings}, {'in' if event.in_remission else 'not in'} remission"
+               + (f" (corrected: {event.correction_reason})" if corrected else ""))
+    view = dataclasses.replace(view, timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
+    on, current = event.assessed_on.isoformat(), view.baseline
+    if current is not None and (current[0] > on or (current[0] == on and current[5] and not corrected)):
+        return view
+    return dataclasses.replace(view, baseline=(on, event.morphologic_disease, event.flow_disease,
+                                               event.molecular_disease, event.in_remission, corrected))
+
+
 def _with_response(v: SubjectView, event: ev.ResponseAssessed) -> SubjectView:
     """The assessment in the response history: a correction supersedes the record of its date,
     an original does not replace what is there (a correction, or the same date recorded
@@ -1183,7 +1331,8 @@ def outcomes(view: SubjectView) -> list[EventPayload]:
         out.append(ev.DeathRecorded(
             subject_id=view.subject_id, programme_id=view.programme_id, died_on=date.fromisoformat(view.died_on),
             study_day=days_between(infused_on, date.fromisoformat(view.died_on)) if infused_on else None))
-    for on, site in view.relapse_sites:  # each relapse or progression observed
+    for at, site in view.relapse_sites:  # each relapse or progression observed
+        on = _on(view, datetime.fromisoformat(at))
         out.append(ev.RelapseRecorded(
             subject_id=view.subject_id, programme_id=view.programme_id, relapsed_on=date.fromisoformat(on),
             study_day=days_between(infused_on, date.fromisoformat(on)) if infused_on else None, site=site))

@@ -390,3 +390,22 @@ class FakeAges:
     async def add_many(self, ages) -> None:
         for a in ages:
             self.rows.setdefault(a.subject_id, a.age)  # ON CONFLICT DO NOTHING
+
+
+class FakeFetchWrites:
+    """What a keyed command handler reads of `infra.runtime.fetchwrites.FetchWrites`: the
+    fetch's idempotency keys, and the events added since a mark (here, appended to `streams`)."""
+
+    def __init__(self, streams: FakeStreams, schema: str = "assessment") -> None:
+        from infra.runtime.idempotency import CommandKeys
+
+        self.streams, self.keys = streams, CommandKeys(schema)
+
+    def mark(self) -> tuple[int, int, int]:
+        return 0, len(self.streams.appended), self.keys.mark()
+
+    def added_since(self, mark: tuple[int, int, int]) -> list[tuple[str, str]]:
+        return [(a.stream_id, a.event.event_type) for a in self.streams.appended[mark[1]:]]
+
+    def undo(self, mark: tuple[int, int, int]) -> None:
+        self.keys.undo(mark[2])

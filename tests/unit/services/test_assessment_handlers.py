@@ -8,10 +8,12 @@ from datetime import date, datetime, timezone
 import pytest
 
 from contracts.commands import CorrectResponseAssessment, RecordResponseAssessment
-from contracts.events import MrdStatus, ProductInfused, ResponseAssessed, ResponseAssessmentCorrected, ResponseCategory
+from contracts.events import BaselineAssessed, MrdStatus, ProductInfused, ResponseAssessed, ResponseAssessmentCorrected, ResponseCategory
 from services.assessment import bootstrap
 from services.assessment.domain.model import (
     AssessmentBeforeInfusion,
+    BaselineAfterInfusion,
+    BaselineAlreadyRecorded,
     CorrectionChangesNothing,
     NoAssessmentToCorrect,
     SubjectNotInfused,
@@ -181,3 +183,65 @@ class TestOnProductInfused:
         await assessment_service.send(assessment())
 
         assert recorded(streams).study_day == 28
+
+
+def baseline(on: date = date(2024, 2, 26), **kwargs) -> RecordResponseAssessment:
+    return assessment(on, **kwargs).model_copy(update={"baseline": True})
+
+
+class TestBaseline:
+    """The disease before the first infusion (issue 11 item 1): what a response is a change from."""
+
+    async def test_a_baseline_is_recorded_before_the_infusion_is_known_with_its_disease_by_each_reading(self):
+        streams = FakeStreams()
+        await wired(streams, FakeInfusions()).send(baseline(blasts=45.0, flow=40.0, molecular=3.0))
+
+        [recorded_baseline] = streams.events(assessment_stream(SUBJECT))
+        assert isinstance(recorded_baseline, BaselineAssessed)
+        assert (recorded_baseline.in_remission, recorded_baseline.morphologic_disease, recorded_baseline.flow_disease,
+                recorded_baseline.molecular_disease, recorded_baseline.mrd_status) == (
+            False, True, True, True, MrdStatus.POSITIVE)
+
+    @pytest.mark.parametrize(("on", "accepted"), [(date(2024, 3, 1), True), (date(2024, 3, 2), False)])
+    async def test_a_baseline_is_dated_on_or_before_the_infusion_day(self, on, accepted):
+        bus = wired(FakeStreams(), await infused())
+        if accepted:
+            await bus.send(baseline(on))
+        else:
+            with pytest.raises(BaselineAfterInfusion, match="follows the first infusion on 2024-03-01"):
+                await bus.send(baseline(on))
+
+    async def test_an_assessment_before_the_infusion_names_the_baseline(self):
+        with pytest.raises(AssessmentBeforeInfusion, match="baseline true"):
+            await wired(FakeStreams(), await infused()).send(assessment(date(2024, 2, 26)))
+
+    async def test_a_second_baseline_of_a_date_is_refused_and_a_correction_supersedes_it(self):
+        streams = FakeStreams()
+        bus = wired(streams, FakeInfusions())
+        await bus.send(baseline(blasts=1.0))
+        with pytest.raises(BaselineAlreadyRecorded):
+            await bus.send(baseline(blasts=30.0))
+        with pytest.raises(CorrectionChangesNothing):
+            await bus.send(correction(date(2024, 2, 26), blasts=1.0, baseline=True))
+
+        await bus.send(correction(date(2024, 2, 26), blasts=30.0, baseline=True))
+
+        original, corrected = streams.events(assessment_stream(SUBJECT))
+        assert (original.in_remission, corrected.in_remission) == (True, False)
+        assert corrected.correction_reason == "transcription error: 12 read as 1.2"
+        with pytest.raises(NoAssessmentToCorrect):
+            await bus.send(correction(date(2024, 2, 27), blasts=3.0, baseline=True))
+
+    async def test_after_a_baseline_in_remission_blasts_of_5_percent_are_a_relapse(self):
+        # seed 001 enrols patients in CR with MRD: NCCN ALL calls >= 5 % blasts after a CR a relapse
+        streams = FakeStreams()
+        bus = wired(streams, await infused())
+        await bus.send(baseline(blasts=1.0, molecular=0.5))
+        await bus.send(assessment(blasts=8.0))
+        assert recorded(streams).response_category is ResponseCategory.HAEMATOLOGICAL_RELAPSE
+
+        streams = FakeStreams()
+        bus = wired(streams, await infused())
+        await bus.send(baseline(blasts=60.0))  # not in remission: the same marrow is no response
+        await bus.send(assessment(blasts=8.0))
+        assert recorded(streams).response_category is ResponseCategory.NO_RESPONSE

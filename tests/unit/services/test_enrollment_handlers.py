@@ -126,7 +126,8 @@ class TestRegisterPatient:
 
         [event] = streams.events(subject_stream(subject_id))
         assert isinstance(event, PatientRegistered)
-        assert event.model_dump(mode="json") == {"subject_id": subject_id, "centre_id": CENTRE}
+        # and the centre's time zone (none here): the centre's, nothing of the person
+        assert event.model_dump(mode="json") == {"subject_id": subject_id, "centre_id": CENTRE, "time_zone": None}
 
     async def test_no_direct_identifier_reaches_the_event_stream(self):
         streams = await registered_centres(CENTRE)

@@ -13,16 +13,19 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from contracts.commands import EnrollSubject, PublishProgramme, RecordDltEvaluation, RegisterCentre
+from contracts.commands import EnrollSubject, PublishProgramme, RecordDltEvaluation, RecordObservation, RegisterCentre
 from contracts.errors import CommandRefused
 from contracts.events import (
     DltEvaluated,
     DoseLevelAssigned,
+    DoseLimitingToxicitiesDetermined,
     DoseLimitingToxicity,
     EscalationDecided,
     MtdDeclared,
+    ObservationRecorded,
     SubjectEnrolled,
 )
+from contracts.observations import AdverseEvent
 from contracts.programmes import ProgrammeDefinition
 from infra.tooling.programmes import bundled
 from services.assessment import bootstrap as assessment
@@ -313,6 +316,91 @@ class TestDltEvaluation:
             DoseLimitingToxicity(onset_on=ENROLLED, ctcae_term="", grade=3)
 
 
+RULE = {"min_grade": 3, "min_grade_haematological": 4, "haematological_terms": ["Neutrophil count decreased"],
+        "min_attribution": "possible", "source": "Le Tourneau et al., JNCI 2009"}
+
+
+class TestDltsFromAdverseEvents:
+    """Issue 11 item 2: assessment derives the DLTs from the adverse events by the programme's
+    definition (services/clinical/escalation/dlt.py), naming the observations; the investigator's
+    evaluation of no DLT against them needs its reason."""
+
+    def ward(self) -> Ward:
+        ward = Ward()
+        ward.bus = Bus(assessment.spec, streams=ward.streams, infusions=ward.infusions, ages=FakeAges(),
+                       escalations=FakeEscalations(SubjectEscalation(SUBJECT, "NK-PHALL-P1", 2, 28, RULE)),
+                       subject_centres=FakeSubjectCentres())
+        return ward
+
+    async def adverse(self, ward: Ward, day: int, term: str, grade: int, attribution: str = "possible") -> None:
+        await ward.infusions.add(SUBJECT, 1, INFUSED)
+        await ward.bus.send(RecordObservation(subject_id=SUBJECT, observed_at=INFUSED + timedelta(days=day),
+                                              observation=AdverseEvent(ctcae_term=term, grade=grade, serious=grade > 2,
+                                                                       attribution=attribution)))
+
+    def determinations(self, ward: Ward) -> list[DoseLimitingToxicitiesDetermined]:
+        return [e for e in ward.streams.events(assessment_stream(SUBJECT))
+                if isinstance(e, DoseLimitingToxicitiesDetermined)]
+
+    async def test_each_change_is_determined_naming_its_observations(self):
+        ward = self.ward()
+        await self.adverse(ward, 3, "Cytokine release syndrome", 2)  # grade 2: none, nothing recorded
+        await self.adverse(ward, 5, "Neutrophil count decreased", 3)  # haematological grade 3: none
+        assert self.determinations(ward) == []
+        await self.adverse(ward, 9, "Febrile neutropenia", 3)
+        await self.adverse(ward, 40, "Sepsis", 4)  # after the window
+        [first] = self.determinations(ward)
+        [found] = first.toxicities
+        fn = [e for e in ward.streams.events(assessment_stream(SUBJECT))
+              if isinstance(e, ObservationRecorded) and e.observation.kind == "adverse_event"][2]
+        assert (found.observation_id, found.study_day, found.ctcae_term, found.grade, first.revision) == (
+            fn.observation_id, 9, "Febrile neutropenia", 3, 1)
+        assert (first.programme_id, first.dose_level, first.dlt_window_days) == ("NK-PHALL-P1", 2, 28)
+        await self.adverse(ward, 12, "Neutrophil count decreased", 4, "probable")
+        assert [len(d.toxicities) for d in self.determinations(ward)] == [1, 2]
+        assert self.determinations(ward)[-1].revision == 2
+
+    async def test_an_evaluation_of_no_dlt_against_them_needs_its_reason(self):
+        ward = self.ward()
+        await self.adverse(ward, 9, "Febrile neutropenia", 3)
+        reason = await ward.refused("DLT_EVALUATION_DISAGREES", 28)
+        assert "Febrile neutropenia grade 3 (possible) from 2025-03-22" in reason
+        await ward.bus.send(RecordDltEvaluation(subject_id=SUBJECT, evaluated_on=INFUSED.date() + timedelta(days=28),
+                                                disagreement_reason="fever from a line infection, not the cells"))
+        evaluated = ward.streams.events(assessment_stream(SUBJECT))[-1]
+        assert evaluated.dlt is None and evaluated.disagreement_reason == "fever from a line infection, not the cells"
+
+    async def test_an_evaluation_that_agrees_needs_none(self):
+        ward = self.ward()
+        await self.adverse(ward, 9, "Febrile neutropenia", 3)
+        assert (await ward.evaluate(12, 9)).dlt.ctcae_term == "Febrile neutropenia"
+
+    async def test_without_a_definition_nothing_is_derived(self):
+        ward = Ward()
+        await self.adverse(ward, 9, "Febrile neutropenia", 4)
+        assert self.determinations(ward) == [] and (await ward.evaluate(28)).dlt is None
+
+    async def test_the_definition_travels_from_the_programme_to_assessment(self):
+        escalations = FakeEscalations()
+        bus = Bus(assessment.spec, streams=FakeStreams(), infusions=FakeInfusions(), escalations=escalations,
+                  ages=FakeAges(), subject_centres=FakeSubjectCentres())
+        await bus.send(SubjectEnrolled(subject_id=SUBJECT, programme_id="NK-PHALL-P1", centre_id=CENTRE,
+                                       enrolled_on=ENROLLED, programme_version=1, dose_level=1, dlt_window_days=28,
+                                       dlt_rule=NK.escalation.dlt_rule))
+        assert (await escalations.of(SUBJECT)).dlt_rule["min_grade_haematological"] == 4
+
+    def test_a_definition_the_rule_refuses_is_not_published(self):
+        from services.enrollment.domain.programmes import InvalidProgramme, rules_of
+
+        escalation = NK.escalation.model_dump(mode="json")
+        rules_of(variant(escalation={**escalation, "dlt_rule": {**escalation["dlt_rule"], "min_attribution": "definite"}}))
+        # past the contract (a definition built in code), the rule still refuses it
+        bad = NK.model_copy(update={"escalation": NK.escalation.model_copy(update={
+            "dlt_rule": NK.escalation.dlt_rule.model_copy(update={"min_grade": 9})})})
+        with pytest.raises(InvalidProgramme, match="escalation.dlt_rule"):
+            rules_of(bad)
+
+
 class TestInTheProjection:
     async def test_each_subjects_level_and_evaluation_and_the_reports_counts_per_level(self):
         from services.projection.domain.report import ProgrammeRow, programme_report
@@ -343,5 +431,6 @@ class TestInTheProjection:
         assert (views[trial.subjects[0]].dlt, views[trial.subjects[1]].dlt, views[trial.subjects[2]].dlt) == (
             True, False, None)
         [report] = programme_report([ProgrammeRow.of(v) for v in views.values()])
-        assert report["escalation"] == [{"level": 1, "enrolled": 3, "evaluable": 2, "dlts": 1}]
+        assert report["escalation"] == [{"level": 1, "enrolled": 3, "evaluable": 2, "dlts": 1, "dlts_by_definition": 0,
+                                         "evaluated_against_definition": 0}]
         assert SubjectView.from_json(first.to_json()).dose_level == 1

@@ -94,6 +94,7 @@ class TestDay28:
         events = [enrolled(1, "CARCIK-CD19-P2"), infused(1), assessed(1, 28, NR, blasts=3.0)]
         view = view_of(1, events)
         assert view.day28_result["reading"] == "morphology" and view.day28_result["responder"] is True
+        assert SubjectView.from_json(view.to_json()) == view  # the assessment kept, its reading recomputed
         [day28] = [o for o in outcomes(view) if isinstance(o, ev.Day28ResponseDetermined)]
         assert day28.responder is True
         legacy = view_of(1, [(e.model_copy(update={"response": None}), t) if isinstance(e, ev.SubjectEnrolled)
@@ -138,6 +139,9 @@ class TestBestResponse:
                                                  "enrolled under another response definition": 0}}
 
     def test_seed_001_by_bcr_abl1_within_a_year(self):
+        self.seed_001()
+
+    def seed_001(self) -> dict:
         pnq = [enrolled(8, "NK-PHALL-P1"), observed(8, -2, bcr_abl1(0.5)), infused(8),
                observed(8, 28, bcr_abl1(0.05)), observed(8, 90, bcr_abl1(None)),
                observed(8, 400, bcr_abl1(None, detected=False))]  # after the year: not counted
@@ -162,6 +166,16 @@ class TestBestResponse:
             1.0, 1, 1)
         assert r["left_out"]["n"] == 1
         assert SubjectView.from_json(views[0].to_json()) == views[0]
+        return report
+
+    def test_the_cli_prints_it_as_a_reader_would(self, capsys):
+        from infra.tooling.cli import print_report
+
+        print_report([self.seed_001()])
+        out = capsys.readouterr().out
+        assert ("best response (molecular response, bcr_abl1_qrt_pcr) within 365 days: 1/2 (50%) (95% CI 1%-99%); "
+                "best: positive not quantifiable 1, positive 1; 1 left out") in out
+        assert "BCR::ABL1 log reduction from baseline: median 1 log (range 1-1, n=1)" in out
 
     def test_a_molecular_result_is_shown_in_the_timeline(self):
         view = view_of(8, [enrolled(8, "NK-PHALL-P1"), observed(8, 28, bcr_abl1(None, detected=False))])
@@ -193,3 +207,40 @@ class TestTheObservation:
     def test_an_inconsistent_result_is_refused_naming_the_field(self, fields, field):
         with pytest.raises(ValidationError, match=field):
             MolecularMrd(target="bcr_abl1_p190", specimen="bone_marrow", **fields)
+
+
+def baselined(n: int, day: int, blasts: float, *, reason: str | None = None) -> tuple[ev.BaselineAssessed, datetime]:
+    return (ev.BaselineAssessed(subject_id=f"S-{n:012d}", assessed_on=DAY0 + timedelta(days=day),
+                                marrow_blasts_percent=blasts, circulating_blasts=False, extramedullary_disease=False,
+                                anc_per_ul=900, platelets_per_ul=40_000, mrd_status=ev.MrdStatus.POSITIVE,
+                                in_remission=blasts < 5, morphologic_disease=blasts >= 5,
+                                correction_reason=reason), at(day))
+
+
+class TestChangeFromBaseline:
+    """Seed 000: the day-28 response "change from baseline": among the subjects with disease by
+    the reading at their baseline."""
+
+    def test_the_day_28_response_among_those_with_disease_at_baseline(self):
+        diseased = view_of(13, [enrolled(13, "CARCIK-CD19-P2"), baselined(13, -7, 60.0), infused(13),
+                                assessed(13, 28, CR, blasts=2.0)])
+        in_cr = view_of(14, [enrolled(14, "CARCIK-CD19-P2"), baselined(14, -7, 1.0), infused(14),
+                             assessed(14, 28, CR, blasts=1.0)])
+        unknown = view_of(15, [enrolled(15, "CARCIK-CD19-P2"), infused(15), assessed(15, 28, NR, blasts=9.0)])
+        [report] = programme_report([ProgrammeRow.of(v) for v in (diseased, in_cr, unknown)])
+        morphology = report["day28_by_reading"]["morphology"]
+        assert (morphology["n"], morphology["responders"]) == (3, 2)
+        assert (morphology["from_baseline"]["n"], morphology["from_baseline"]["responders"]) == (1, 1)
+        assert morphology["from_baseline"]["left_out"] == {"n": 2, "why": {"no morphology reading at baseline": 1,
+                                                                           "no disease by morphology at baseline": 1}}
+        assert report["day28_by_reading"]["flow_cytometry"]["from_baseline"]["n"] == 0
+
+    def test_the_latest_baseline_stands_and_of_one_date_its_correction_whatever_the_order(self):
+        events = [enrolled(16, "CARCIK-CD19-P2"), baselined(16, -20, 80.0), baselined(16, -7, 1.0),
+                  baselined(16, -7, 40.0, reason="blasts misread")]
+        forward, backward = view_of(16, events), view_of(16, events, reverse=True)
+        assert forward.baseline == backward.baseline == ((DAY0 - timedelta(days=7)).isoformat(), True, None, None,
+                                                          False, True)
+        assert SubjectView.from_json(forward.to_json()) == forward
+        assert any(t.summary == "baseline: marrow blasts 40 %, not in remission (corrected: blasts misread)"
+                   for t in forward.timeline)
