@@ -25,6 +25,7 @@ from aiokafka import TopicPartition
 from contracts import topics
 from contracts.events import SubjectEnrolled
 from infra.bench.context import Run
+from infra.bench.memory import Memory
 from infra.bench.observe import ends_of, log_ends, now_s
 from infra.bench.report import Section, Target, fmt, rate, say
 from infra.bench.topology import topology
@@ -61,31 +62,34 @@ async def measure(run: Run, n: int, timeout: float = 900) -> Section:
     consumers = topology().consumers_of(SubjectEnrolled.event_type)  # the projection and three services
     base = sum((await log_ends(run.bootstrap, [event_topic])).values())
     conn = await asyncpg.connect(run.database_url)
+    memory = Memory(run)
     try:
-        t0 = now_s()
-        acks = await produce(run.producer, records)
-        published = now_s()
-        command_ends: dict[TopicPartition, int] = ends_of(acks)
-        done: dict[str, float] = {}
-        while len(done) < len(consumers) + 1:
-            t = now_s()
-            if "enrollment" not in done:
-                rows = await conn.fetch("SELECT topic, partition, next_offset FROM enrollment.consumer_offsets"
-                                        " WHERE consumer = 'enrollment' AND topic = $1", topics.ENROLLMENT_COMMANDS)
-                stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
-                if all(stored.get(tp, 0) >= end for tp, end in command_ends.items()):
-                    done["enrollment"] = t
-            for c in consumers:
-                # every event of the run applied (a relay's duplicate could make the count
-                # arrive early, so the end is confirmed by reading the subjects back)
-                if c.name not in done and await _stored_total(conn, c.schema, c.name, event_topic) - base >= n:
-                    if await (_all_visible(conn, subjects) if c.name == "projection"
-                              else _all_known(conn, c.name, subjects)):
-                        done[c.name] = t
-            if now_s() - t0 > timeout:
-                raise TimeoutError(f"saturation: not every enrolment was applied within {timeout:.0f}s "
-                                   f"(done: {sorted(done)})")
-            await asyncio.sleep(run.poll_s)
+        async with memory.sampling():
+            t0 = now_s()
+            acks = await produce(run.producer, records)
+            published = now_s()
+            command_ends: dict[TopicPartition, int] = ends_of(acks)
+            done: dict[str, float] = {}
+            while len(done) < len(consumers) + 1:
+                t = now_s()
+                if "enrollment" not in done:
+                    rows = await conn.fetch(
+                        "SELECT topic, partition, next_offset FROM enrollment.consumer_offsets"
+                        " WHERE consumer = 'enrollment' AND topic = $1", topics.ENROLLMENT_COMMANDS)
+                    stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+                    if all(stored.get(tp, 0) >= end for tp, end in command_ends.items()):
+                        done["enrollment"] = t
+                for c in consumers:
+                    # every event of the run applied (a relay's duplicate could make the count
+                    # arrive early, so the end is confirmed by reading the subjects back)
+                    if c.name not in done and await _stored_total(conn, c.schema, c.name, event_topic) - base >= n:
+                        if await (_all_visible(conn, subjects) if c.name == "projection"
+                                  else _all_known(conn, c.name, subjects)):
+                            done[c.name] = t
+                if now_s() - t0 > timeout:
+                    raise TimeoutError(f"saturation: not every enrolment was applied within {timeout:.0f}s "
+                                       f"(done: {sorted(done)})")
+                await asyncio.sleep(run.poll_s)
     finally:
         await conn.close()
     seconds = done["projection"] - t0
@@ -94,6 +98,7 @@ async def measure(run: Run, n: int, timeout: float = 900) -> Section:
                "seconds": round(seconds, 3), "events_per_s": rate(n, seconds),
                "enrollment_seconds": round(done["enrollment"] - t0, 3),
                "enrollment_commands_per_s": rate(n, done["enrollment"] - t0),
+               "memory": memory.figures(),
                "consumers": {c.name: {"seconds": round(done[c.name] - t0, 3), "events_per_s": rate(n, done[c.name] - t0)}
                              for c in consumers}}
     baseline = run.raw.get("combined_msgs_per_s")
@@ -105,4 +110,5 @@ async def measure(run: Run, n: int, timeout: float = 900) -> Section:
              f"({fmt(figures['enrollment_commands_per_s'])} commands/s)"]
     lines += [f"{c.name} applied every SubjectEnrolled after {done[c.name] - t0:.2f}s "
               f"({fmt(rate(n, done[c.name] - t0))} events/s)" for c in consumers]
+    lines += memory.lines()
     return Section("saturation", f"Saturation: {n} independent commands -> projection", figures, lines, targets)

@@ -43,7 +43,8 @@ from infra.runtime.access.tokens import TokenVerifier
 from infra.runtime.endpoints import PUBLIC, SIGNED_IN, Call, Endpoint, Handler, to
 from infra.runtime.openapi import document
 from infra.runtime.db import create_pool
-from infra.runtime.consumer import Applier, CommandHandler, Consumer, EventHandler, HandlerApplier
+from infra.runtime.admission import Admission, Saturated, busy, unavailable
+from infra.runtime.consumer import Applier, CommandHandler, Consumer, EventHandler, HandlerApplier, is_infrastructure
 from infra.runtime.eventstore import EventStore
 from infra.runtime.idempotency import lookup as key_outcome
 from infra.runtime.idempotency import keyed, valid_key
@@ -101,6 +102,7 @@ class Runtime:
     tasks: list[TaskHealth] = field(default_factory=list)
     authenticator: Authenticator | None = None
     event_verifier: EventVerifier | None = None
+    admission: Admission = field(default_factory=lambda: Admission(64, 1.0))
 
     async def relay_status(self) -> list[dict[str, Any]]:
         return [await relay.status() for relay in self.relays]
@@ -218,7 +220,7 @@ def host_endpoints(spec: ServiceSpec) -> tuple[Endpoint, ...]:
             consumer = await rt.consumer_status()
             lag = consumer["lag"] if consumer else 0
             body = {"service": spec.name, "ready": lag is not None, "lag": lag, "consumer": consumer,
-                    "relays": await rt.relay_status()}
+                    "relays": await rt.relay_status(), "admission": rt.admission.status()}
             return JSONResponse(body, status_code=200 if body["ready"] else 503)
         return handle
 
@@ -280,10 +282,25 @@ def endpoints_of(spec: ServiceSpec) -> tuple[Endpoint, ...]:
     return host_endpoints(spec) + spec.endpoints
 
 
+# never turned away (infra/runtime/admission.py): they say how the service is
+PROBES = frozenset({"/health", "/ready", "/status"})
+
+
 def _route(ep: Endpoint, running: dict[str, Any]) -> Route:
     async def endpoint(request: Request):
         rt: Runtime = running["runtime"]
-        return await edge.serve(ep, running["handlers"][ep.key], rt, request)
+        try:
+            if ep.path in PROBES:
+                return await edge.serve(ep, running["handlers"][ep.key], rt, request)
+            async with rt.admission.admit():
+                return await edge.serve(ep, running["handlers"][ep.key], rt, request)
+        except Saturated as exc:
+            return busy(exc)
+        except Exception as exc:
+            if not is_infrastructure(exc):
+                raise
+            log.warning("%s %s: answered 503, unreachable: %r", ep.method, ep.path, exc)
+            return unavailable(exc)
 
     return Route(ep.path, endpoint, methods=[ep.method])
 
@@ -312,7 +329,9 @@ def build_app(spec: ServiceSpec, settings: Settings) -> Starlette:
                             signer=signer)
         runtime = running["runtime"] = Runtime(settings, spec.name, pool, producer, store, relays=[relay],
                                                authenticator=Authenticator(PgDirectory(pool), verifier),
-                                               event_verifier=event_verifier)
+                                               event_verifier=event_verifier,
+                                               admission=Admission(settings.http_max_in_flight,
+                                                                   settings.http_admission_wait_seconds))
         if spec.subscribes_to:
             runtime.consumer = build_consumer(spec, runtime)
         broker = build_broker(settings.kafka_bootstrap_servers, runtime.consumer, **security)

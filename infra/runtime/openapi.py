@@ -54,6 +54,10 @@ def _operation(service: str, ep: Endpoint, schemas: dict[str, Any]) -> dict[str,
                            "the same key with another body is refused (422 IDEMPOTENCY_KEY_REUSED)"})
     if ep.body is not None:
         op["requestBody"] = _request_body(ep.body, schemas)
+    # infra/runtime/admission.py: busy (SATURATED) or a database or broker unreachable (UNAVAILABLE)
+    op["responses"].setdefault("503", {**_json("busy, or a service it needs is unreachable: retry after the "
+                                               "`Retry-After` header's seconds", ERROR),
+                                       "headers": {"Retry-After": {"schema": {"type": "integer"}}}})
     if ep.access.authenticated:
         op["security"] = SECURITY
         op["responses"]["401"] = _json("no credential, or not a valid one (RFC 6750 §3)", ERROR)

@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     http_port: int | None = Field(default=None, alias="HTTP_PORT")
     topic_partitions: int = Field(default=3, ge=1, alias="CELLTRAIL_TOPIC_PARTITIONS")
     relay_batch_size: int = Field(default=500, ge=1, alias="CELLTRAIL_RELAY_BATCH_SIZE")
+    # The HTTP edge's admission (infra/runtime/admission.py): requests handled at a time, and
+    # how long one more waits for a place before it is answered 503 SATURATED with Retry-After
+    http_max_in_flight: int = Field(default=64, ge=1, le=10_000, alias="CELLTRAIL_HTTP_MAX_IN_FLIGHT")
+    http_admission_wait_seconds: float = Field(default=1.0, ge=0, le=60, alias="CELLTRAIL_HTTP_ADMISSION_WAIT_SECONDS")
     relay_poll_seconds: float = Field(default=0.5, gt=0, alias="CELLTRAIL_RELAY_POLL_SECONDS")
     # How often each store's hash-chain head is recorded (and so published) as an event, when
     # events were chained since the last; docs/design.md, "Tamper-evident log".

@@ -71,6 +71,10 @@ class TestBenchAtToySizes:
         sat = bench[1]["saturation"]
         assert sat["commands"] == 100 and sat["events_per_s"] > 0
         assert set(sat["consumers"]) == {"manufacturing", "infusion", "assessment", "projection"}
+        # issue 12 item 8: each service process's memory through the burst, before / peak / after
+        memory = sat["memory"]
+        assert {"enrollment", "manufacturing", "infusion", "assessment", "projection"} <= set(memory)
+        assert all(0 < m["before_mb"] <= m["peak_mb"] for m in memory.values())
 
     def test_fixed_rate_latency_times_every_command(self, bench):
         lat = bench[1]["latency"]
