@@ -29,7 +29,6 @@ from services.clinical.response_all import (
 from services.clinical.escalation.records import InvalidPatientRecordError, PatientDltRecord, level_states_from_records
 from services.assessment.domain.counts import count_determinations, expansion_determination
 from services.assessment.domain.toxicity import AgeAtEnrolment, determinations
-from contracts.observations import AdverseEvent
 from services.clinical.escalation.dlt import AdverseEventFacts, is_dose_limiting
 from services.kernel.aggregate import Aggregate
 from services.kernel.clinical_dates import clinical_date, study_day
