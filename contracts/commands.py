@@ -20,7 +20,7 @@ from contracts.custody import CustodyStep, Disposition, SlotKind, StorageConditi
 from contracts.ids import CentreId, CoiId, ProgrammeId, SubjectId, UnitId
 from contracts.observations import Observation
 from contracts.programmes import ProgrammeDefinition
-from contracts.times import ClinicalDate, Instant, TimeZoneName
+from contracts.times import BirthDate, ClinicalDate, Instant, TimeZoneName
 from contracts import topics
 
 Percent = Annotated[float, Field(ge=0, le=100)]
@@ -46,7 +46,7 @@ class RegisterPatient(CommandPayload):
     hospital_record_number: Annotated[str, Field(min_length=1, max_length=40)]
     family_name: Annotated[str, Field(min_length=1, max_length=120)]
     given_name: Annotated[str, Field(min_length=1, max_length=120)]
-    date_of_birth: ClinicalDate
+    date_of_birth: BirthDate  # a ClinicalDate whose refusal does not repeat it
     registered_on: ClinicalDate
 
 

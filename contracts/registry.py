@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from contracts.base import CommandPayload, EventPayload
+from contracts.base import CommandPayload, EventPayload, from_json
 from contracts.commands import COMMAND_PAYLOADS
 from contracts.envelope import CommandEnvelope, EventEnvelope, upcast_envelope_v1_to_v2
 from contracts.events import EVENT_PAYLOADS
@@ -94,8 +94,11 @@ def parse_event(envelope: EventEnvelope) -> EventPayload:
 
 
 def parse_command(envelope: CommandEnvelope) -> CommandPayload:
+    """The typed payload of a command envelope, upcast to the current schema version. A
+    command comes from outside: its payload is read strictly (contracts/base.py, `from_json`),
+    so `"no"` is not a boolean nor `"12"` a number."""
     cls = COMMAND_TYPES.get(envelope.command_type)
     if cls is None:
         raise UnknownMessageTypeError(f"unknown command_type {envelope.command_type!r}")
-    return cls.model_validate(_upcast(envelope.command_type, cls.schema_version, envelope.schema_version,
-                                      envelope.payload))
+    return from_json(cls, _upcast(envelope.command_type, cls.schema_version, envelope.schema_version,
+                                  envelope.payload))

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from contracts.base import from_json
 from contracts.errors import CommandRefused
 
 
@@ -17,9 +18,11 @@ class BadRequest(Exception):
 
 
 async def parse_body(request: Request, model: type[BaseModel]) -> BaseModel:
+    """The body as `model`, read strictly (contracts/base.py, `from_json`): `"no"` is not a
+    boolean, `"12"` not a number; a refusal names each field at fault (422)."""
     try:
         raw = await request.body()
-        return model.model_validate_json(raw)
+        return from_json(model, raw)
     except ValidationError as exc:
         errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
         raise BadRequest(JSONResponse({"error": "invalid request", "details": errors}, status_code=422))

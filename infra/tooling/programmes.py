@@ -13,6 +13,7 @@ from pathlib import Path
 
 import asyncpg
 
+from contracts.base import from_json
 from contracts.programmes import ProgrammeDefinition
 from infra.tooling.loader import LineResult, Loader
 
@@ -26,8 +27,9 @@ def bundled() -> list[ProgrammeDefinition]:
 
 
 def read(path: Path) -> ProgrammeDefinition:
-    """A definition file, validated by the contract (a ValidationError names the field)."""
-    return ProgrammeDefinition.model_validate_json(path.read_text(encoding="utf-8"))
+    """A definition file, validated by the contract, strictly as every edge reads its input
+    (contracts/base.py, `from_json`: `"12"` is not a number); a ValidationError names the field."""
+    return from_json(ProgrammeDefinition, path.read_text(encoding="utf-8"))
 
 
 def publish_line(definition: ProgrammeDefinition) -> str:

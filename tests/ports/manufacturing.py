@@ -50,6 +50,16 @@ class EnrolmentsContract:
 
         assert await enrolments.programme_of(SUBJECT) == "NK-PHALL-P1"
 
+    async def test_a_subject_never_enrolled_has_no_enrolment_date(self, enrolments):
+        assert await enrolments.enrolled_on(SUBJECT) is None
+
+    async def test_a_subjects_enrolment_date_is_its_first_enrolments(self, enrolments):
+        await enrolments.add(SUBJECT, "NK-PHALL-P1", CENTRE, date(2025, 1, 2))
+        await enrolments.add(SUBJECT, PROGRAMME, CENTRE, date(2024, 3, 4))
+        await enrolments.add("S-BA9876543210", "CART-BALL", CENTRE, date(2023, 1, 2))
+
+        assert await enrolments.enrolled_on(SUBJECT) == date(2024, 3, 4)
+
 
 class PersonsContract:
     async def test_a_person_never_registered_is_unknown(self, persons):

@@ -14,19 +14,21 @@ from services.kernel.subjects import SubjectCentres, learn_subject_centres
 
 
 @reads(lambda cmd: [assessment_stream(cmd.subject_id)])
-async def record_response(cmd: RecordResponseAssessment, streams: Streams, infusions: Infusions) -> None:
+async def record_response(cmd: RecordResponseAssessment, streams: Streams, infusions: Infusions,
+                          ages: Ages) -> None:
     events, version = await streams.load(assessment_stream(cmd.subject_id))
     new = rebuild(Assessments(cmd.subject_id), events).assess(
-        cmd, await infusions.first_infusion_on(cmd.subject_id))
+        cmd, await infusions.first_infusion_on(cmd.subject_id), await ages.of(cmd.subject_id))
     await streams.append(assessment_stream(cmd.subject_id), version, new,
                          occurred_at=start_of_day(cmd.assessed_on), subject_id=cmd.subject_id)
 
 
 @reads(lambda cmd: [assessment_stream(cmd.subject_id)])
-async def correct_response(cmd: CorrectResponseAssessment, streams: Streams, infusions: Infusions) -> None:
+async def correct_response(cmd: CorrectResponseAssessment, streams: Streams, infusions: Infusions,
+                           ages: Ages) -> None:
     events, version = await streams.load(assessment_stream(cmd.subject_id))
     new = rebuild(Assessments(cmd.subject_id), events).correct(
-        cmd, await infusions.first_infusion_on(cmd.subject_id))
+        cmd, await infusions.first_infusion_on(cmd.subject_id), await ages.of(cmd.subject_id))
     await streams.append(assessment_stream(cmd.subject_id), version, new,
                          occurred_at=start_of_day(cmd.assessed_on), subject_id=cmd.subject_id)
 
@@ -37,10 +39,11 @@ async def on_products_infused(events: list[ProductInfused], infusions: Infusions
 
 @reads(lambda cmd: [assessment_stream(cmd.subject_id)])
 async def record_dlt_evaluation(cmd: RecordDltEvaluation, streams: Streams, infusions: Infusions,
-                                escalations: Escalations) -> None:
+                                escalations: Escalations, ages: Ages) -> None:
     events, version = await streams.load(assessment_stream(cmd.subject_id))
     new = evaluate_dlt(rebuild(Assessments(cmd.subject_id), events), cmd,
-                       await infusions.first_infusion_on(cmd.subject_id), await escalations.of(cmd.subject_id))
+                       await infusions.first_infusion_on(cmd.subject_id), await escalations.of(cmd.subject_id),
+                       await ages.of(cmd.subject_id))
     await streams.append(assessment_stream(cmd.subject_id), version, new,
                          occurred_at=start_of_day(cmd.evaluated_on), subject_id=cmd.subject_id)
 

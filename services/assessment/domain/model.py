@@ -29,12 +29,10 @@ from services.clinical.response_all import (
 from services.clinical.escalation.records import InvalidPatientRecordError, PatientDltRecord, level_states_from_records
 from services.assessment.domain.counts import count_determinations, expansion_determination
 from services.assessment.domain.toxicity import AgeAtEnrolment, determinations
-from contracts.observations import AdverseEvent
 from services.clinical.escalation.dlt import AdverseEventFacts, is_dose_limiting
 from services.kernel.aggregate import Aggregate
-from services.kernel.clinical_dates import clinical_date
+from services.kernel.clinical_dates import clinical_date, study_day
 from services.kernel.programmes import dlt_definition_of
-from services.kernel.clinical_dates import study_day
 
 
 class SubjectNotInfused(CommandRefused):
@@ -67,6 +65,26 @@ class BaselineAfterInfusion(CommandRefused):
 
 class BaselineAlreadyRecorded(CommandRefused):
     code = "BASELINE_ALREADY_RECORDED"
+
+
+class AssessmentBeforeBirth(CommandRefused):
+    """A record of the subject (a response assessment, an observation, a DLT evaluation) dated
+    before the subject was born (issue 12 item 5). The date of birth stays in enrollment; what
+    this service knows is the age at enrolment, so it refuses a date before the earliest date
+    of birth that age allows (`AgeAtEnrolment.earliest_birth`): exactly the dates certainly
+    before the birth. A date before the enrolment but after that (a baseline) is accepted."""
+
+    code = "ASSESSMENT_BEFORE_BIRTH"
+
+
+def check_after_birth(what: str, subject_id: str, day: date, age: AgeAtEnrolment | None) -> None:
+    """Refuses `what` dated `day` if the subject was certainly not born yet then."""
+    earliest = age.earliest_birth() if age is not None else None
+    if age is not None and earliest is not None and day < earliest:
+        raise AssessmentBeforeBirth(
+            f"{what} dated {day.isoformat()} is before subject {subject_id}'s birth: aged {age.age_years} "
+            f"at enrolment on {age.enrolled_on.isoformat()}, the subject was born on {earliest.isoformat()} "
+            "at the earliest")
 
 
 class NoAssessmentToCorrect(CommandRefused):
@@ -180,9 +198,11 @@ class Assessments(Aggregate):
                 prior = PriorStatus.HAEMATOLOGICAL_REMISSION
         return prior
 
-    def correct(self, cmd: CorrectResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
+    def correct(self, cmd: CorrectResponseAssessment, first_infusion_on: date | None,
+                age: AgeAtEnrolment | None = None) -> list[EventPayload]:
         """A new record superseding the assessment of `cmd.assessed_on`, with its reason (EU GMP
         Annex 11 §9); derived by the same rules as the original."""
+        check_after_birth("the corrected assessment", cmd.subject_id, cmd.assessed_on, age)
         if cmd.baseline:
             return self.correct_baseline(cmd, first_infusion_on)
         current = self.current_on(cmd.assessed_on)
@@ -236,7 +256,12 @@ class Assessments(Aggregate):
             platelets_per_ul=cmd.platelets_per_ul, flow_mrd_pct=cmd.flow_mrd_percent,
             molecular_mrd_pct=cmd.molecular_mrd_percent)
 
-    def assess(self, cmd: RecordResponseAssessment, first_infusion_on: date | None) -> list[EventPayload]:
+    def assess(self, cmd: RecordResponseAssessment, first_infusion_on: date | None,
+               age: AgeAtEnrolment | None = None) -> list[EventPayload]:
+        """`age`: the subject's age at enrolment (a date before the birth is refused first,
+        a baseline's too)."""
+        check_after_birth("the baseline" if cmd.baseline else "the response assessment", cmd.subject_id,
+                          cmd.assessed_on, age)
         if cmd.baseline:
             return list(self.baseline(cmd, first_infusion_on))
         if first_infusion_on is None:
@@ -263,11 +288,12 @@ class Assessments(Aggregate):
 
 
 def evaluate_dlt(assessments: Assessments, cmd: RecordDltEvaluation, first_infusion_on: date | None,
-                 escalation: "EscalationOf | None") -> list[EventPayload]:
+                 escalation: "EscalationOf | None", age: AgeAtEnrolment | None = None) -> list[EventPayload]:
     """The subject's one DLT evaluation (issue 10 item 3), judged by the programme's DLT window
     as the escalation rule reads it (services/clinical/escalation/records.py: a DLT falls on
     days 0..window after the infusion; a subject without one is evaluable once the window has
     closed)."""
+    check_after_birth("the DLT evaluation", cmd.subject_id, cmd.evaluated_on, age)
     if escalation is None:
         raise NotInEscalation(f"subject {cmd.subject_id} is not in a dose escalation")
     if first_infusion_on is None:
@@ -345,7 +371,7 @@ def observe(assessments: Assessments, cmd: RecordObservation, first_infusion_on:
     """The observation, and the CRS and ICANS determinations it changes (domain/toxicity.py),
     the neutropenia and B-cell aplasia ones (domain/counts.py) and, in a dose escalation, its
     DLTs by the programme's definition. Before the first infusion is known it is recorded only
-    (a baseline).
+    (a baseline); one dated before the subject's birth is refused.
 
     One observation of a kind (`observation_slot`) per subject and instant (issue 12 item 4):
     another one then is refused as DUPLICATE_OBSERVATION, naming the first, whether it differs
@@ -354,6 +380,7 @@ def observe(assessments: Assessments, cmd: RecordObservation, first_infusion_on:
     (`correction_reason`): then it supersedes the one standing, whose id it carries
     (`corrects`), and the determinations are made again on the corrected record. A correction
     of nothing, or one that repeats what stands, is refused."""
+    check_after_birth("the observation", cmd.subject_id, clinical_date(cmd.observed_at), age)
     slot = observation_slot(cmd.observation)
     standing = assessments.observation_at(slot, cmd.observed_at)
     what = f"{slot[0]}{f' ({slot[1]})' if slot[1] else ''} of subject {cmd.subject_id} at {cmd.observed_at.isoformat()}"

@@ -22,7 +22,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from contracts.base import EventPayload
 from contracts.errors import CommandRefused
@@ -56,6 +56,26 @@ class AgeAtEnrolment:
             return None
         lowest = self.age_years + (age_in_completed_years(self.enrolled_on, day) if day >= self.enrolled_on else -1)
         return max(lowest, 0), max(lowest, 0) + 1
+
+    def earliest_birth(self) -> date | None:
+        """The earliest date of birth the age allows: the day after the enrolment's date
+        `age_years + 1` years before (a person born on that date would have been a year older),
+        29 February read as 28 February in a common year. Exact: every day from it to the
+        enrolment's date `age_years` years before is a date of birth giving that age, and no
+        earlier one is. None when the age is unknown or 90, which stands for 90 or older
+        (`SubjectEnrolled.age_years`): no earliest then."""
+        if self.age_years is None or self.age_years >= OR_OLDER:
+            return None
+        year, e = self.enrolled_on.year - self.age_years - 1, self.enrolled_on
+        try:
+            anniversary = e.replace(year=year)
+        except ValueError:  # 29 February, in a common year
+            anniversary = date(year, 2, 28)
+        return anniversary + timedelta(days=1)
+
+
+# SubjectEnrolled.age_years: 90 stands for 90 or older (HIPAA Safe Harbor)
+OR_OLDER = 90
 
 
 Reading = tuple[int, tuple[str, ...], uuid.UUID, list[uuid.UUID]]  # grade, drivers, its id, treatments it weighed

@@ -18,10 +18,13 @@ from contracts.events import DltEvaluated, DoseLevelAssigned, EscalationDecided,
 from services.enrollment.application.ports import Identities
 from services.enrollment.domain.model import (
     Centre,
+    IdentityConflict,
     Subject,
     UnknownCentre,
     age_at_enrolment,
     centre_stream,
+    check_registration,
+    check_same_person,
     subject_stream,
 )
 from services.enrollment.domain.escalation import Escalation, design_of, escalation_stream
@@ -45,11 +48,22 @@ async def register_centre(cmd: RegisterCentre, streams: Streams) -> None:
                          occurred_at=datetime.now(timezone.utc), centre_id=cmd.centre_id)
 
 
-async def register_patient(cmd: RegisterPatient, streams: Streams, identities: Identities) -> tuple[str, bool]:
-    """Returns (subject_id, created). Registering the same record number twice at one centre
-    returns the subject already issued rather than a second pseudonym for one person."""
+async def register_patient(cmd: RegisterPatient, streams: Streams, identities: Identities,
+                           now: datetime | None = None) -> tuple[str, bool]:
+    """Returns (subject_id, created). Registering the same person (record number, names and
+    date of birth) twice at one centre returns the subject already issued rather than a
+    second pseudonym for one person; the same record number with another name or date of
+    birth is refused, an identity conflict (issue 12 item 5), as is a date of birth in the
+    future (`now`: the service's clock)."""
+    check_registration(cmd, now or datetime.now(timezone.utc))
     existing = await identities.find(cmd.centre_id, cmd.hospital_record_number)
     if existing:
+        kept = await identities.get(existing)
+        if kept is None:  # found by its number, yet nothing to compare with: never matched blind
+            raise IdentityConflict(f"the hospital record number is already registered at {cmd.centre_id} for "
+                                   f"subject {existing}, whose identifiers cannot be read to compare",
+                                   subject_id=existing)
+        check_same_person(cmd, existing, kept.family_name, kept.given_name, kept.date_of_birth)
         return existing, False
     events, _ = await streams.load(centre_stream(cmd.centre_id))
     centre = rebuild(Centre(cmd.centre_id), events)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 
 from contracts.base import EventPayload
-from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre, ScreenCandidate
+from contracts.commands import EnrollSubject, EraseIdentity, RegisterCentre, RegisterPatient, ScreenCandidate
 from contracts.errors import CommandRefused
 from contracts.events import (
     CandidateScreened,
@@ -75,6 +76,72 @@ class Centre(Aggregate):
 
 class EnrolledBeforeBirth(CommandRefused):
     code = "ENROLLED_BEFORE_BIRTH"
+
+
+class DateOfBirthInFuture(CommandRefused):
+    code = "DATE_OF_BIRTH_IN_FUTURE"
+
+
+class IdentityConflict(CommandRefused):
+    """A record number the centre already registered, sent with another name or date of
+    birth: two people under one number, or a typing error in either. Refused, never matched
+    to the subject kept (issue 12 item 5); someone must look at the record."""
+
+    code = "IDENTITY_CONFLICT"
+
+    def __init__(self, reason: str, *, subject_id: str) -> None:
+        super().__init__(reason)
+        self.subject_id = subject_id  # the subject the record number is kept for
+
+
+# The date of birth, the names and the record number are direct identifiers: no refusal
+# repeats them (a refusal is recorded and logged, docs/design.md "Identity"), it says which
+# one is at fault and the values that are not identifiers.
+
+# The furthest ahead any place's calendar is of UTC (UTC+14, Kiribati's Line Islands): a
+# date of birth up to that day may be today somewhere.
+_AHEAD_OF_UTC = timedelta(hours=14)
+
+
+def latest_today(now: datetime) -> date:
+    """The latest calendar date it is anywhere at `now`."""
+    return (now.astimezone(timezone.utc) + _AHEAD_OF_UTC).date()
+
+
+def check_registration(cmd: RegisterPatient, now: datetime) -> None:
+    """A registration's date of birth is plausible: the person is born by today wherever the
+    centre is. (A registration dated before the birth is not refused here: the enrolment is,
+    `ENROLLED_BEFORE_BIRTH`.)"""
+    today = latest_today(now)
+    if cmd.date_of_birth > today:
+        raise DateOfBirthInFuture(f"the date of birth is after today ({today.isoformat()} at the latest, anywhere):"
+                                  " a date of birth cannot be in the future (the date itself is not repeated here)")
+
+
+def _name_key(name: str) -> str:
+    """A name as registrations compare it: Unicode NFC, case folded, runs of spaces as one."""
+    return " ".join(unicodedata.normalize("NFC", name).casefold().split())
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def check_same_person(cmd: RegisterPatient, subject_id: str, family_name: str, given_name: str,
+                      date_of_birth: date) -> None:
+    """The record number `cmd` names is already kept at its centre for `subject_id`, with
+    these identifiers: the same person only if the names (letter case and spacing aside) and
+    the date of birth are the same; otherwise an identity conflict."""
+    differing = [what for what, same in (
+        ("family name", _name_key(cmd.family_name) == _name_key(family_name)),
+        ("given name", _name_key(cmd.given_name) == _name_key(given_name)),
+        ("date of birth", cmd.date_of_birth == date_of_birth)) if not same]
+    if differing:
+        raise IdentityConflict(
+            f"the hospital record number is already registered at {cmd.centre_id} for subject {subject_id} with "
+            f"another {_listed(differing)}: an identity conflict, refused rather than matched (the identifiers "
+            "are not repeated here); check the record number and the identifiers against the hospital record",
+            subject_id=subject_id)
 
 
 # HIPAA Safe Harbor (45 CFR 164.514(b)(2)(i)(C)): ages over 89 are aggregated into one

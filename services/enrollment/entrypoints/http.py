@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from contracts.base import from_json
 from contracts.commands import EraseIdentity, RegisterPatient, ScreenCandidate
 from contracts.errors import CommandRefused
 from infra.runtime.access.policy import Action, Resource
@@ -26,6 +27,7 @@ from infra.runtime.settings import Settings
 from infra.runtime.streams import PgStreams
 from services.enrollment.application import handlers
 from services.enrollment.application.ports import Identities, IdentityAlreadyRecorded
+from services.enrollment.domain.model import IdentityConflict
 
 IdentitiesOf = Callable[[Settings], Callable[[asyncpg.Connection], Identities]]
 
@@ -61,7 +63,7 @@ def _erasure(request_body: bytes, subject_id: str) -> EraseIdentity:
         body = json.loads(request_body or b"{}")
         if not isinstance(body, dict):
             raise ValueError("the body must be a JSON object")
-        return EraseIdentity(**{**body, "subject_id": subject_id})
+        return from_json(EraseIdentity, {**body, "subject_id": subject_id})
     except ValidationError as exc:
         errors = [{"field": ".".join(str(p) for p in e["loc"]), "error": e["msg"]} for e in exc.errors()]
         raise BadRequest(JSONResponse({"error": "invalid request", "details": errors}, status_code=422)) from None
@@ -82,13 +84,17 @@ def endpoints(identities_of: IdentitiesOf) -> tuple[Endpoint, ...]:
                         subject_id, created = await handlers.register_patient(
                             cmd, PgStreams(conn, rt.store, meta), identities(conn))
                     break
+                except IdentityConflict as exc:  # the subject named, so the refusal's record names it
+                    return JSONResponse({"error": exc.reason, "code": exc.code, "subject_id": exc.subject_id},
+                                        status_code=409)
                 except CommandRefused as exc:
                     return refused(exc)
                 except IdentityAlreadyRecorded:
                     if attempt == 2:
                         raise
                     # A concurrent registration of the same record number won: the second
-                    # attempt finds its subject id instead of issuing a second pseudonym.
+                    # attempt finds its subject id instead of issuing a second pseudonym (or
+                    # refuses an identity conflict, if that was another person).
             return JSONResponse({"subject_id": subject_id, "created": created}, status_code=201 if created else 200)
         return handle
 
@@ -137,8 +143,11 @@ def endpoints(identities_of: IdentitiesOf) -> tuple[Endpoint, ...]:
         Endpoint("POST", "/patients", to(Action.WRITE_SUBJECT, registration_centre), register_patient,
                  "Register a patient at a centre: the identifiers stay in enrollment, a pseudonymous subject id "
                  "is returned", body=RegisterPatient,
-                 answers={200: "already registered: the same subject id", 201: "registered",
-                          409: "refused by the domain (e.g. unknown centre)", 422: "invalid request"},
+                 answers={200: "the same person (record number, names, date of birth) already registered: "
+                               "the same subject id", 201: "registered",
+                          409: "refused by the domain (an unknown centre, a date of birth in the future, the record "
+                               "number registered with another name or date of birth: IDENTITY_CONFLICT)",
+                          422: "invalid request"},
                  idempotent=True),
         Endpoint("POST", "/screenings", to(Action.WRITE_SUBJECT, screening_centre), screen_candidate,
                  "Screen a registered subject for a programme: the facts judged by its current eligibility "

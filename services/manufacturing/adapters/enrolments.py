@@ -23,6 +23,10 @@ class PgEnrolments:
             "SELECT programme_id FROM manufacturing.enrolled_subjects WHERE subject_id = $1"
             " ORDER BY enrolled_on DESC, programme_id LIMIT 1", subject_id)
 
+    async def enrolled_on(self, subject_id: str) -> date | None:
+        return await self.conn.fetchval(
+            "SELECT min(enrolled_on) FROM manufacturing.enrolled_subjects WHERE subject_id = $1", subject_id)
+
     async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
         await self.conn.execute(
             "INSERT INTO manufacturing.enrolled_subjects (subject_id, programme_id, centre_id, enrolled_on)"

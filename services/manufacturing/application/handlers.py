@@ -51,7 +51,8 @@ async def record_collection(cmd: RecordApheresisCollection, streams: Streams, en
     events, version = await streams.load(coi_stream(cmd.coi_id))
     chain = rebuild(ChainOfIdentity(cmd.coi_id), events)
     donor_known = cmd.donor_id is None or await persons.centre_of_person(cmd.donor_id) is not None
-    new = chain.collect(cmd, await enrolments.centre_of(cmd.subject_id), donor_known=donor_known)
+    new = chain.collect(cmd, await enrolments.centre_of(cmd.subject_id), donor_known=donor_known,
+                        enrolled_on=await enrolments.enrolled_on(cmd.subject_id))
     await streams.append(coi_stream(cmd.coi_id), version, new, occurred_at=cmd.collected_at,
                          subject_id=cmd.subject_id, centre_id=cmd.centre_id)
 

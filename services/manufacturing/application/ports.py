@@ -26,6 +26,10 @@ class Enrolments(Protocol):
         product is released against); None if not enrolled."""
         ...
 
+    async def enrolled_on(self, subject_id: str) -> date | None:
+        """The day of the subject's first enrolment (in any programme); None if not enrolled."""
+        ...
+
     async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
         """Idempotent: a subject's enrolment in a programme is kept once, as first added."""
         ...

@@ -8,7 +8,7 @@ corrected or warned about (FACT-JACIE Immune Effector Cell standards, chain of i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from contracts import isbt128
 from contracts.access import OrgKind, Role
@@ -49,6 +49,7 @@ from contracts.events import (
     UnitInfusionRecorded,
 )
 from services.kernel.aggregate import Aggregate
+from services.kernel.clinical_dates import clinical_date
 from services.manufacturing.domain.condition import RANGES, Reading, excursions
 from services.manufacturing.domain.custody import (
     QC_ROLES,
@@ -79,6 +80,13 @@ from services.manufacturing.domain.release import (
 
 class SubjectNotEnrolled(CommandRefused):
     code = "SUBJECT_NOT_ENROLLED"
+
+
+class CollectionBeforeEnrolment(CommandRefused):
+    """Starting material is collected from an enrolled subject: an apheresis dated before the
+    subject's (first) enrolment is refused (issue 12 item 5)."""
+
+    code = "COLLECTION_BEFORE_ENROLMENT"
 
 
 class CoiAlreadyIssued(CommandRefused):
@@ -215,8 +223,11 @@ class ChainOfIdentity(Aggregate):
         return [CoiIssued(coi_id=self.coi_id, subject_id=subject_id, centre_id=centre_id, issued_at=at)]
 
     def collect(self, cmd: RecordApheresisCollection, enrolled_centre: str | None, *,
-                donor_known: bool = True) -> list[EventPayload]:
-        """`donor_known`: the donor named, if any, is a person registered in the network."""
+                donor_known: bool = True, enrolled_on: date | None = None) -> list[EventPayload]:
+        """`donor_known`: the donor named, if any, is a person registered in the network.
+        `enrolled_on`: the day of the subject's first enrolment; the collection's clinical date
+        (at the offset recorded with its time, services/kernel/clinical_dates.py) may not be
+        earlier."""
         if self.subject_id is not None:
             raise CoiAlreadyIssued(f"COI {cmd.coi_id} was already issued to a collection")
         if self.issued_to is not None and self.issued_to != cmd.subject_id:
@@ -228,6 +239,11 @@ class ChainOfIdentity(Aggregate):
         if enrolled_centre != cmd.centre_id:
             raise SubjectNotEnrolled(
                 f"subject {cmd.subject_id} is enrolled at {enrolled_centre}, not at collecting centre {cmd.centre_id}")
+        if enrolled_on is not None and clinical_date(cmd.collected_at) < enrolled_on:
+            raise CollectionBeforeEnrolment(
+                f"apheresis collected at {cmd.collected_at.isoformat()}, on {clinical_date(cmd.collected_at)}, before"
+                f" subject {cmd.subject_id}'s enrolment on {enrolled_on.isoformat()}: starting material is collected"
+                " from an enrolled subject")
         if cmd.donor_id is not None and cmd.donor_id == cmd.subject_id:
             raise DonorIsRecipient(f"{cmd.subject_id} is the recipient: an autologous collection names no donor")
         if not donor_known:

@@ -114,6 +114,9 @@ class FakeEnrolments:
         mine = sorted(((on, p) for (s, p), (_, on) in self.rows.items() if s == subject_id), reverse=True)
         return min((p for on, p in mine if on == mine[0][0]), default=None) if mine else None
 
+    async def enrolled_on(self, subject_id: str) -> date | None:
+        return min((on for (s, _), (_, on) in self.rows.items() if s == subject_id), default=None)
+
     async def add(self, subject_id: str, programme_id: str, centre_id: str, enrolled_on: date) -> None:
         self.rows.setdefault((subject_id, programme_id), (centre_id, enrolled_on))  # ON CONFLICT DO NOTHING
 

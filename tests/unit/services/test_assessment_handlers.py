@@ -3,14 +3,18 @@ response categories with the prior status taken from the subject's earlier asses
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from contracts.commands import CorrectResponseAssessment, RecordResponseAssessment
+from contracts.commands import CorrectResponseAssessment, RecordObservation, RecordResponseAssessment
 from contracts.events import BaselineAssessed, MrdStatus, ProductInfused, ResponseAssessed, ResponseAssessmentCorrected, ResponseCategory
+from contracts.observations import BloodCounts
+from services.assessment.domain.toxicity import AgeAtEnrolment
+from services.clinical.eligibility import age_in_completed_years
 from services.assessment import bootstrap
 from services.assessment.domain.model import (
+    AssessmentBeforeBirth,
     AssessmentBeforeInfusion,
     BaselineAfterInfusion,
     BaselineAlreadyRecorded,
@@ -25,9 +29,10 @@ SUBJECT = "S-0123456789AB"
 INFUSED_AT = datetime(2024, 3, 1, 10, 30, tzinfo=timezone.utc)
 
 
-def wired(streams: FakeStreams, infusions: FakeInfusions, escalations: FakeEscalations | None = None) -> Bus:
-    return Bus(bootstrap.spec, streams=streams, infusions=infusions, escalations=escalations or FakeEscalations(), ages=FakeAges(),
-               subject_centres=FakeSubjectCentres())
+def wired(streams: FakeStreams, infusions: FakeInfusions, escalations: FakeEscalations | None = None,
+          ages: FakeAges | None = None) -> Bus:
+    return Bus(bootstrap.spec, streams=streams, infusions=infusions, escalations=escalations or FakeEscalations(),
+               ages=ages or FakeAges(), subject_centres=FakeSubjectCentres())
 
 
 def assessment(on: date = date(2024, 3, 29), *, blasts: float = 1.0, anc: float = 2500,
@@ -245,3 +250,90 @@ class TestBaseline:
         await bus.send(baseline(blasts=60.0))  # not in remission: the same marrow is no response
         await bus.send(assessment(blasts=8.0))
         assert recorded(streams).response_category is ResponseCategory.NO_RESPONSE
+
+
+class TestBeforeBirth:
+    """Issue 12 item 5: a record of the subject dated before its birth is refused. The date of
+    birth stays in enrollment; the age at enrolment (`SubjectEnrolled.age_years`) bounds it:
+    a date before the earliest date of birth that age allows is certainly before the birth."""
+
+    # aged 43 when enrolled on 4 March 2024: born from 5 March 1980 to 4 March 1981
+    AGE = AgeAtEnrolment(date(2024, 3, 4), 43)
+
+    def ages(self, age: AgeAtEnrolment = AGE) -> FakeAges:
+        return FakeAges({SUBJECT: age})
+
+    @pytest.mark.parametrize(("enrolled_on", "age", "earliest"), [
+        (date(2024, 3, 4), 43, date(1980, 3, 5)),
+        (date(2024, 2, 29), 10, date(2013, 3, 1)),  # 28 February 2013 would have made 11
+        (date(2024, 2, 29), 3, date(2020, 3, 1)),
+        (date(2024, 1, 1), 0, date(2023, 1, 2)),
+    ])
+    def test_the_earliest_date_of_birth_the_age_allows(self, enrolled_on, age, earliest):
+        assert AgeAtEnrolment(enrolled_on, age).earliest_birth() == earliest
+        assert age_in_completed_years(earliest, enrolled_on) == age
+        assert age_in_completed_years(earliest - timedelta(days=1), enrolled_on) == age + 1
+
+    def test_the_bound_is_exact_over_every_day_of_four_years(self):
+        start = date(2020, 1, 1)
+        for offset in range(4 * 366):
+            enrolled_on = start + timedelta(days=offset)
+            for age in (0, 1, 17, 89):
+                earliest = AgeAtEnrolment(enrolled_on, age).earliest_birth()
+                assert age_in_completed_years(earliest, enrolled_on) == age
+                assert age_in_completed_years(earliest - timedelta(days=1), enrolled_on) > age
+
+    @pytest.mark.parametrize("age", [AgeAtEnrolment(date(2024, 3, 4), None), AgeAtEnrolment(date(2024, 3, 4), 90)])
+    def test_an_unknown_age_or_90_or_older_bounds_nothing(self, age):
+        assert age.earliest_birth() is None
+
+    async def test_a_response_assessment_before_the_birth_is_refused_naming_the_rule(self):
+        with pytest.raises(AssessmentBeforeBirth) as refused:
+            await wired(FakeStreams(), await infused(), ages=self.ages()).send(assessment(date(1980, 3, 4)))
+
+        assert refused.value.code == "ASSESSMENT_BEFORE_BIRTH"
+        for shown in ("1980-03-04", "aged 43", "2024-03-04", "1980-03-05"):
+            assert shown in refused.value.reason
+
+    async def test_a_date_the_age_allows_as_a_birthday_is_not_judged_before_birth(self):
+        # refused for what it is: before the infusion, not before a birth it may follow
+        with pytest.raises(AssessmentBeforeInfusion):
+            await wired(FakeStreams(), await infused(), ages=self.ages()).send(assessment(date(1980, 3, 5)))
+
+    async def test_a_baseline_before_the_birth_is_refused(self):
+        with pytest.raises(AssessmentBeforeBirth, match="the baseline dated 1979-12-31"):
+            await wired(FakeStreams(), FakeInfusions(), ages=self.ages()).send(baseline(date(1979, 12, 31)))
+
+    async def test_a_correction_before_the_birth_is_refused(self):
+        with pytest.raises(AssessmentBeforeBirth):
+            await wired(FakeStreams(), await infused(), ages=self.ages()).send(CorrectResponseAssessment(
+                **assessment(date(1975, 1, 1)).model_dump(), reason="transcription error"))
+
+    async def test_an_observation_before_the_birth_is_refused_by_its_local_date(self):
+        # 00:30 on 5 March 1980 at UTC+01:00 is 4 March in UTC, but 5 March where observed
+        streams = FakeStreams()
+        at = datetime(1980, 3, 5, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+        bus = wired(streams, FakeInfusions(), ages=self.ages())
+
+        await bus.send(RecordObservation(subject_id=SUBJECT, observed_at=at, observation=BloodCounts(anc_per_ul=2500)))
+        with pytest.raises(AssessmentBeforeBirth):
+            await bus.send(RecordObservation(subject_id=SUBJECT, observed_at=at - timedelta(days=1),
+                                             observation=BloodCounts(anc_per_ul=2500)))
+
+    async def test_a_baseline_before_the_enrolment_is_accepted(self):
+        streams = FakeStreams()
+
+        await wired(streams, FakeInfusions(), ages=self.ages()).send(RecordObservation(
+            subject_id=SUBJECT, observed_at=datetime(2024, 2, 20, 9, 0, tzinfo=timezone.utc),
+            observation=BloodCounts(anc_per_ul=2500)))
+
+        assert len(streams.events(assessment_stream(SUBJECT))) >= 1
+
+    async def test_without_a_known_age_nothing_is_judged_before_birth(self):
+        streams = FakeStreams()
+
+        await wired(streams, FakeInfusions()).send(RecordObservation(
+            subject_id=SUBJECT, observed_at=datetime(1901, 1, 1, tzinfo=timezone.utc),
+            observation=BloodCounts(anc_per_ul=2500)))
+
+        assert len(streams.events(assessment_stream(SUBJECT))) >= 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 
 import pytest
 
@@ -20,7 +20,9 @@ from services.enrollment.application import handlers
 from services.enrollment.domain.model import (
     AlreadyEnrolled,
     CentreAlreadyRegistered,
+    DateOfBirthInFuture,
     IdentityAlreadyErased,
+    IdentityConflict,
     UnknownCentre,
     UnknownProgramme,
     UnknownSubject,
@@ -177,6 +179,65 @@ class TestRegisterPatient:
             await handlers.register_patient(patient_cmd(), FakeStreams(), identities)
 
         assert identities.records == {}
+
+
+class TestPlausibleRegistrations:
+    """Issue 12 item 5: a date of birth in the future is refused; a record number the centre
+    already registered, sent with another name or date of birth, is an identity conflict,
+    never matched to the subject kept. No refusal repeats an identifier."""
+
+    NOW = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+    @pytest.mark.parametrize("born", [date(2025, 3, 3), date(2030, 1, 1)])
+    async def test_a_date_of_birth_in_the_future_is_refused(self, born):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        cmd = patient_cmd().model_copy(update={"date_of_birth": born, "registered_on": date(2025, 3, 1)})
+
+        with pytest.raises(DateOfBirthInFuture) as refused:
+            await handlers.register_patient(cmd, streams, identities, now=self.NOW)
+
+        assert refused.value.code == "DATE_OF_BIRTH_IN_FUTURE"
+        assert "future" in refused.value.reason and born.isoformat() not in refused.value.reason
+        assert identities.records == {} and not any(isinstance(e, PatientRegistered) for e in streams.all_events())
+
+    @pytest.mark.parametrize("born", [date(2025, 3, 1), date(2025, 3, 2)])
+    async def test_a_date_of_birth_today_somewhere_is_accepted(self, born):
+        # at noon UTC on 1 March it is already 2 March at UTC+14
+        streams = await registered_centres(CENTRE)
+        cmd = patient_cmd().model_copy(update={"date_of_birth": born})
+
+        _, created = await handlers.register_patient(cmd, streams, FakeIdentities(), now=self.NOW)
+
+        assert created is True
+
+    @pytest.mark.parametrize(("change", "differing"), [
+        ({"family_name": "Bianchi"}, "another family name"),
+        ({"given_name": "Marta"}, "another given name"),
+        ({"date_of_birth": date(1980, 5, 18)}, "another date of birth"),
+        ({"family_name": "Bianchi", "date_of_birth": date(1981, 5, 17)}, "another family name and date of birth"),
+    ])
+    async def test_a_known_record_number_with_another_identity_is_a_conflict_not_a_match(self, change, differing):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        first, _ = await handlers.register_patient(patient_cmd(), streams, identities)
+
+        with pytest.raises(IdentityConflict) as refused:
+            await handlers.register_patient(patient_cmd().model_copy(update=change), streams, identities)
+
+        assert refused.value.code == "IDENTITY_CONFLICT"
+        assert differing in refused.value.reason and first in refused.value.reason
+        for identifier in ("MRN-0042", "Rossi", "Maria", "Bianchi", "Marta", "1980", "1981"):
+            assert identifier not in refused.value.reason
+        assert list(identities.records) == [first] and len(streams.events(subject_stream(first))) == 1
+
+    async def test_the_same_person_is_matched_whatever_the_letter_case_and_spacing_of_the_names(self):
+        streams, identities = await registered_centres(CENTRE), FakeIdentities()
+        first, _ = await handlers.register_patient(patient_cmd(), streams, identities)
+
+        again, created = await handlers.register_patient(
+            patient_cmd(record="mrn-0042").model_copy(update={"family_name": "ROSSI", "given_name": "  maria "}),
+            streams, identities)
+
+        assert (again, created) == (first, False)
 
 
 class TestTheAgeAtEnrolment:

@@ -15,6 +15,7 @@ from services.manufacturing.domain.model import (
     AlreadyReleased,
     ChainOfIdentity,
     CoiAlreadyIssued,
+    CollectionBeforeEnrolment,
     ReleaseBeforeCollection,
     SubjectNotEnrolled,
     UnknownCoi,
@@ -124,6 +125,55 @@ class TestRecordCollection:
 
         await manufacturing.send(enrolled)
         await manufacturing.send(collection())
+
+        assert len(streams.events(coi_stream(COI))) == 1
+
+
+class TestCollectionAfterEnrolment:
+    """Issue 12 item 5: starting material is collected from an enrolled subject; an apheresis
+    dated before the subject's first enrolment is refused, naming both dates. The collection's
+    day is its clinical date, at the offset recorded with its time."""
+
+    @staticmethod
+    def enrolled_on(day: date, *more: tuple[str, date]) -> FakeEnrolments:
+        enrolments = FakeEnrolments()
+        enrolments.rows[(SUBJECT, "CARCIK-CD19-P2")] = (CENTRE, day)
+        for programme, on in more:
+            enrolments.rows[(SUBJECT, programme)] = (CENTRE, on)
+        return enrolments
+
+    async def test_an_apheresis_dated_before_the_enrolment_is_refused(self):
+        streams = FakeStreams()
+
+        with pytest.raises(CollectionBeforeEnrolment) as refused:
+            await wired(streams, self.enrolled_on(date(2024, 3, 11))).send(collection())
+
+        assert refused.value.code == "COLLECTION_BEFORE_ENROLMENT"
+        assert "2024-03-10" in refused.value.reason and "2024-03-11" in refused.value.reason
+        assert streams.appended == []
+
+    async def test_an_apheresis_on_the_day_of_enrolment_is_accepted(self):
+        streams = FakeStreams()
+
+        await wired(streams, self.enrolled_on(date(2024, 3, 10))).send(collection())
+
+        assert len(streams.events(coi_stream(COI))) == 1
+
+    async def test_the_day_is_the_local_one_where_it_was_collected(self):
+        # 00:30 on 11 March in Milan is still 10 March in UTC: collected on the day of enrolment
+        at = datetime(2024, 3, 11, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+        streams = FakeStreams()
+
+        await wired(streams, self.enrolled_on(date(2024, 3, 11))).send(
+            collection().model_copy(update={"collected_at": at}))
+
+        assert len(streams.events(coi_stream(COI))) == 1
+
+    async def test_the_first_enrolment_counts(self):
+        streams = FakeStreams()
+
+        await wired(streams, self.enrolled_on(date(2024, 3, 1), ("NK-PHALL-P1", date(2024, 6, 1)))).send(
+            collection())
 
         assert len(streams.events(coi_stream(COI))) == 1
 
