@@ -33,6 +33,7 @@ rebalance tries such a message again, and may dead-letter it twice (shown as a d
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import uuid
@@ -287,7 +288,7 @@ class DeadLetters:
     async def send(self, record: ConsumerRecord, reason: str) -> None:
         """Returns only once the broker acknowledged the dead letter."""
         headers = list(record.headers or ()) + [
-            (topics.HEADER_DLQ_REASON, reason[:4000].encode()),
+            (topics.HEADER_DLQ_REASON, reason[:4000].encode(errors="backslashreplace")),
             (topics.HEADER_DLQ_SOURCE, f"{record.topic}/{record.partition}/{record.offset}".encode()),
             (topics.HEADER_DLQ_CONSUMER, self.consumer.encode()),
         ]
@@ -300,6 +301,18 @@ def _record_id(record: ConsumerRecord) -> uuid.UUID:
     digest = hashlib.sha256(record.value or b"").hexdigest()
     return uuid.uuid5(uuid.NAMESPACE_URL, f"celltrail:record:{record.topic}/{record.partition}/{record.offset}/"
                                           f"{record.timestamp}/{digest}")
+
+
+async def _parse_batch(records: tuple[ConsumerRecord, ...], original: Callable[..., Awaitable]) -> object:
+    """FastStream's own parsing of a fetch, but for the records' headers: it decodes every
+    header value as UTF-8, and a record carrying one that is not would fail its fetch before
+    `on_fetch` sees it, again after every redelivery, and stall the consumer for good (issue
+    12 item 6, found by fuzzing). It is given the records without their headers (nothing
+    here reads FastStream's view of them); the message keeps the records as they came, so
+    what is dead-lettered carries its headers."""
+    message = await original(tuple(dataclasses.replace(r, headers=()) for r in records))
+    message.raw_message = records
+    return message
 
 
 def _records_only(message: object) -> None:
@@ -363,6 +376,7 @@ class Consumer:
             batch_timeout_ms=self.fetch_max_wait_ms,
             listener=_SeekToStored(self),
             decoder=_records_only,
+            parser=_parse_batch,
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=max(100, self.session_timeout_ms // 4),
             # At-least-once: the broker offsets are committed only after the fetch's
@@ -480,6 +494,8 @@ class Consumer:
             return Message(record, env.event_id, env.event_type, env, parse_event(env))
         except DECODE_ERRORS as exc:
             return f"invalid {'command' if command else 'event'}: {exc}"
+        except Exception as exc:  # decoding does no I/O: whatever it raises is the record's own fault
+            return f"undecodable {'command' if command else 'event'}: {type(exc).__name__}: {exc}"
 
     async def apply_fetch(self, records: Sequence[ConsumerRecord]) -> None:
         async with self._applying:

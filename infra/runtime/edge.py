@@ -7,7 +7,9 @@ For each request to a declared endpoint (`infra.runtime.endpoints`):
    resource the request is about (a subject's centre, a registration's centre), and ask
    the policy again for that resource: 403 when either refuses (whoever holds the action
    nowhere gets 403 whatever the request names; 404 or 422 only to those who could be
-   allowed);
+   allowed); a path or query parameter that is not printable text (a NUL, any control
+   character: `contracts.base.describe_unprintable`) is refused there too, 422 naming the
+   parameter, before any of it reaches SQL;
 3. run the handler with the authenticated principal as the actor of what it records; for
    an endpoint declared `idempotent`, a request with an `Idempotency-Key` header is answered
    as the first request with that key was, changing nothing (`_keyed`,
@@ -30,6 +32,7 @@ from typing import TYPE_CHECKING
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from contracts.base import describe_unprintable
 from infra.runtime.access.http import Forbidden, Unauthenticated, forbidden, unauthenticated
 from infra.runtime.access.policy import decide, decide_anywhere
 from infra.runtime.access.principals import Principal
@@ -58,13 +61,32 @@ class _Attempt:
     located: Located | None = None
 
 
+def check_parameters(request: Request) -> None:
+    """Every path and query parameter is printable text (issue 12 item 6: a NUL in a
+    subject id or a programme was a 500 from PostgreSQL), else 422 naming each at fault."""
+    found = [(f"path parameter {name}", why) for name, value in request.path_params.items()
+             if isinstance(value, str) and (why := describe_unprintable(value))]
+    for name, value in request.query_params.multi_items():
+        if (why := describe_unprintable(name)) is not None:
+            found.append((f"query parameter name {name!r}", why))
+        elif (why := describe_unprintable(value)) is not None:
+            found.append((f"query parameter {name}", why))
+    if found:
+        raise BadRequest(JSONResponse({"error": "invalid request: " + "; ".join(f"{where}: {why}" for where, why in found),
+                                       "code": "INVALID_PARAMETER",
+                                       "details": [{"field": where, "error": why} for where, why in found]},
+                                      status_code=422))
+
+
 async def _authorise(endpoint: Endpoint, rt: "Runtime", request: Request, attempt: _Attempt) -> None:
     action, locate, principal = endpoint.access.action, endpoint.access.locate, attempt.principal
     if action is None or principal is None:
+        check_parameters(request)
         return
     anywhere = decide_anywhere(principal, action)
     if locate is not None:
         try:
+            check_parameters(request)
             attempt.located = await locate(request, rt)
         except (NotFound, BadRequest):
             if not anywhere.allowed:
@@ -72,6 +94,8 @@ async def _authorise(endpoint: Endpoint, rt: "Runtime", request: Request, attemp
             raise
     if not anywhere.allowed:
         raise Forbidden(anywhere)
+    if locate is None:
+        check_parameters(request)
     if attempt.located is not None:
         decision = decide(principal, action, attempt.located.resource)
         if not decision.allowed:
@@ -83,7 +107,7 @@ async def serve(endpoint: Endpoint, handler: Handler, rt: "Runtime", request: Re
     try:
         if endpoint.access.authenticated:
             attempt.principal = await rt.authenticator.authenticate(request.headers)
-            await _authorise(endpoint, rt, request, attempt)
+        await _authorise(endpoint, rt, request, attempt)
         call = Call(request, attempt.principal, attempt.located)
         key = request.headers.get(IDEMPOTENCY_HEADER) if endpoint.idempotent else None
         response = await (handler(call) if key is None else _keyed(endpoint, handler, rt, call, key))

@@ -38,7 +38,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from contracts import topics, topology
-from contracts.base import CommandPayload, from_json
+from contracts.base import CommandPayload, describe_unprintable, from_json
 from contracts.commands import RegisterPatient, ScreenCandidate
 from contracts.envelope import CommandEnvelope, EventEnvelope
 from contracts.registry import COMMAND_TYPES
@@ -159,11 +159,14 @@ def parse_line(n: int, text: str) -> ParsedLine:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise LoadFileError(f"not valid JSON: {exc.msg} at column {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:  # an integer of more than 4,300 digits; nesting too deep
+        raise LoadFileError(f"not valid JSON: {str(exc)[:200]}") from None
     if not isinstance(obj, dict):
         raise LoadFileError("a line must be a JSON object")
     command_type = obj.pop("command", None)
-    if command_type not in COMMAND_TYPES:
-        raise LoadFileError(f"unknown or missing \"command\": {command_type!r}; expected one of {sorted(COMMAND_TYPES)}")
+    if not isinstance(command_type, str) or command_type not in COMMAND_TYPES:
+        raise LoadFileError(f"unknown or missing \"command\": {_shown(command_type)}; "
+                            f"expected one of {sorted(COMMAND_TYPES)}")
     if COMMAND_TYPES[command_type].topic is None and command_type not in HTTP_COMMANDS:
         raise LoadFileError(f"{command_type} is not loaded from files (see the `celltrail` command table)")
     ref = obj.pop("ref", None)
@@ -171,10 +174,12 @@ def parse_line(n: int, text: str) -> ParsedLine:
     donor_ref = obj.pop("donor_ref", None)
     principal = obj.pop("principal", None)
     if principal is not None and not (isinstance(principal, str) and PRINCIPAL_ID.match(principal)):
-        raise LoadFileError(f"\"principal\" must be a principal id ({PRINCIPAL_ID.pattern}), not {json.dumps(principal)}")
+        raise LoadFileError(f"\"principal\" must be a principal id ({PRINCIPAL_ID.pattern}), not {_shown(principal)}")
     for key, value in (("ref", ref), ("subject_ref", subject_ref), ("donor_ref", donor_ref)):
         if value is not None and (not isinstance(value, str) or not value.strip()):
-            raise LoadFileError(f"\"{key}\" must be a non-empty string, not {json.dumps(value)}")
+            raise LoadFileError(f"\"{key}\" must be a non-empty string, not {_shown(value)}")
+        if value is not None and (why := describe_unprintable(value)) is not None:
+            raise LoadFileError(f"\"{key}\": {why}")
     if ref is not None and command_type != "RegisterPatient":
         raise LoadFileError("\"ref\" is only allowed on RegisterPatient lines")
     if subject_ref is not None and "subject_id" in obj:
@@ -182,6 +187,12 @@ def parse_line(n: int, text: str) -> ParsedLine:
     if donor_ref is not None and "donor_id" in obj:
         raise LoadFileError("give either \"donor_id\" or \"donor_ref\", not both")
     return ParsedLine(n, command_type, obj, ref, subject_ref, principal, donor_ref)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """A value from a line as JSON, ASCII only, cut at `limit` characters."""
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -379,7 +390,13 @@ def _http_result(n: int, command_type: str, body: dict[str, Any], detail: str) -
 
 
 def _http_refusal(n: int, command_type: str, exc: urllib.error.HTTPError) -> LineResult:
-    detail = json.loads(exc.read() or b"{}")
+    raw = exc.read() or b"{}"
+    try:
+        detail = json.loads(raw)
+    except ValueError:
+        detail = None
+    if not isinstance(detail, dict):  # not a CellTrail answer (a proxy's page, say): said as it came
+        detail = {"error": raw[:200].decode("utf-8", "replace")}
     reason = f"{detail.get('code', exc.code)}: {detail.get('error')}"
     if exc.headers.get(REPLAYED) == "true":
         return LineResult(n, command_type, "duplicate", f"original outcome refused: {reason}", original="refused")

@@ -11,7 +11,8 @@ recorded as `common.CommandRejected` events by the service that refused them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import asyncpg
@@ -49,11 +50,26 @@ class Refusal:
     facility_id: str | None = None
 
 
+def printable(text: str, limit: int = 4000) -> str:
+    """`text` as it can be stored and read: each control character (but tab and line feed)
+    and half of a surrogate pair written as its escape (`\\x00`, `\\ud800`), at most `limit`
+    characters. What a refused request said is recorded, whatever it held: PostgreSQL takes
+    no NUL in text (issue 12 item 6)."""
+    out = "".join(ch if ch in "\t\n" or unicodedata.category(ch) not in ("Cc", "Cs")
+                  else ascii(ch)[1:-1] for ch in text)
+    return out if len(out) <= limit else out[:limit - 1] + "…"
+
+
+def _printable(r: Refusal) -> Refusal:
+    return replace(r, **{f.name: printable(v) for f in fields(r) if isinstance(v := getattr(r, f.name), str)})
+
+
 class PgRefusals:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.conn = conn
 
     async def record(self, r: Refusal) -> None:
+        r = _printable(r)
         await self.conn.execute(
             "INSERT INTO access.refusals (service, method, route, path, status, code, reason, principal_id,"
             " credential, subject_id, centre_id, facility_id)"
