@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from tests.fuzz.conftest import (CENTRE, NURSE, PROGRAMME, TALLY, WITNESS, Fuzzed, assert_alive, changed, counts,
-                                 examples, fuzz_settings, http, json_of, wait_caught_up)
+                                 fuzz_settings, http, json_of, wait_caught_up)
 
 pytestmark = pytest.mark.e2e
 
