@@ -1173,7 +1173,7 @@ class RelapseRecorded(EventPayload):
     site: Literal["haematological", "extramedullary", "molecular"]
 
 
-class MtdDetermined(EventPayload):
+class MtdDetermined(MtdDeclared):
     """A programme's dose escalation stopped (enrollment's MtdDeclared, issue 10 item 3): the
     maximum tolerated dose level (None: not established) and the recommended dose level for
     further investigation (None: no level), the design's action that stopped it and why. About
@@ -1181,13 +1181,6 @@ class MtdDetermined(EventPayload):
     programme's escalation stops once; keep the latest per programme."""
 
     event_type = "outcomes.MtdDetermined"
-    programme_id: ProgrammeId
-    programme_version: Annotated[int, Field(ge=1)]
-    mtd_level: Annotated[int, Field(ge=1, le=20)] | None = None
-    recommended_level: Annotated[int, Field(ge=1, le=20)] | None = None
-    action: Annotated[str, Field(min_length=1, max_length=40)]
-    reason: Annotated[str, Field(min_length=1, max_length=2000)]
-    declared_on: ClinicalDate
 
 
 EVENT_PAYLOADS: tuple[type[EventPayload], ...] = (

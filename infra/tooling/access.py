@@ -33,7 +33,10 @@ from infra.runtime.access.principals import Principal
 from infra.runtime.access.refusals import PgRefusals
 from infra.runtime.access.signing import RecordSigner, format_public_keys, generate_service_key, public_key_of
 from infra.runtime.access.store import AccessChangeRefused, PgAccessStore
-from infra.runtime.access.tokens import IssuedToken, TokenIssuer, TokenKeyError, generate_signing_key
+from infra.runtime.access.http import Unauthenticated
+from infra.runtime.access.policy import NETWORK_RESOURCE, Action, decide
+from infra.runtime.access.tokens import (IssuedToken, InvalidToken, TokenIssuer, TokenKeyError, TokenVerifier,
+                                         generate_signing_key)
 
 TOKEN_KEY_FILE = "token-key.pem"
 SERVICE_KEYS_DIR = "service-keys"
@@ -459,3 +462,28 @@ def run(args: argparse.Namespace, *, database_url: str, home: Path) -> None:
         asyncio.run(_with_store(database_url, go))
     except AccessChangeRefused as exc:
         raise AccessCliError(str(exc)) from None
+
+
+async def authorised(conn: asyncpg.Connection, token: str | None, public_key_pem: str, action: Action,
+                     refused: type[Exception], may_not: str) -> Principal:
+    """The principal of a bearer `token` shown to a tool (`celltrail audit`, `deadletters
+    replay`), if the policy grants it `action` on the network; `refused` (one line) otherwise:
+    no token, a key that cannot check tokens, a token refused, an unknown or disabled
+    principal, or the policy's refusal, which `may_not` introduces ("may not ...")."""
+    if not token:
+        raise refused("show a token: --token or CELLTRAIL_TOKEN (`celltrail access token PRINCIPAL`)")
+    try:
+        verifier = TokenVerifier(public_key_pem)
+    except TokenKeyError as exc:
+        raise refused(f"cannot check tokens: {exc}") from None
+    try:
+        claims = verifier.verify(token.strip())
+    except InvalidToken as exc:
+        raise refused(f"the token is refused: {exc}") from None
+    principal = await PgAccessStore(conn).principal(claims.subject)
+    if principal is None:
+        raise refused(str(Unauthenticated(f"principal {claims.subject} is unknown or disabled")))
+    decision = decide(principal, action, NETWORK_RESOURCE)
+    if not decision.allowed:
+        raise refused(f"{principal.principal_id} may not {may_not}: {decision.reason}")
+    return principal

@@ -32,11 +32,10 @@ import asyncpg
 
 from contracts import topology
 from contracts.events import RecordSigned
-from infra.runtime.access.http import Unauthenticated
-from infra.runtime.access.policy import NETWORK_RESOURCE, Action, decide
+from infra.runtime.access.policy import Action
 from infra.runtime.access.principals import Principal
 from infra.runtime.access.store import PgAccessStore
-from infra.runtime.access.tokens import InvalidToken, TokenVerifier
+from infra.tooling.access import authorised
 from infra.runtime.signing import manifestation
 
 REFUSAL, CORRECTION, SIGNATURE = "common.CommandRejected", "assessment.ResponseAssessmentCorrected", \
@@ -105,20 +104,8 @@ class Trail:
 
 async def authorised_reader(conn: asyncpg.Connection, token: str | None, public_key_pem: str) -> Principal:
     """The principal of `token` if it may read the audit trail; AuditRefused otherwise."""
-    if not token:
-        raise AuditRefused("show a token: --token or CELLTRAIL_TOKEN (`celltrail access token PRINCIPAL`)")
-    try:
-        claims = TokenVerifier(public_key_pem).verify(token.strip())
-    except InvalidToken as exc:
-        raise AuditRefused(f"the token is refused: {exc}") from None
-    principal = await PgAccessStore(conn).principal(claims.subject)
-    if principal is None:
-        raise AuditRefused(str(Unauthenticated(f"principal {claims.subject} is unknown or disabled")))
-    decision = decide(principal, Action.READ_AUDIT, NETWORK_RESOURCE)
-    if not decision.allowed:
-        raise AuditRefused(f"{principal.principal_id} may not read the audit trail (only an auditor or an "
-                           f"administrator may): {decision.reason}")
-    return principal
+    return await authorised(conn, token, public_key_pem, Action.READ_AUDIT, AuditRefused,
+                            "read the audit trail (only an auditor or an administrator may)")
 
 
 # -- the trail ---------------------------------------------------------------------------------

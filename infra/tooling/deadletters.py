@@ -47,11 +47,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import topics
-from infra.runtime.access.http import Unauthenticated
-from infra.runtime.access.policy import NETWORK_RESOURCE, Action, decide
+from infra.runtime.access.policy import Action
 from infra.runtime.access.principals import Principal
 from infra.runtime.access.store import PgAccessStore
-from infra.runtime.access.tokens import InvalidToken, TokenKeyError, TokenVerifier
+from infra.tooling.access import authorised
 from infra.runtime.messaging import new_producer
 
 # Headers a dead letter adds to the original's, and those a replay adds: neither is sent back.
@@ -316,24 +315,8 @@ async def read(bootstrap: str, timeout: float = 15.0) -> list[DeadLetter]:
 
 async def authorised_replayer(conn: asyncpg.Connection, token: str | None, public_key_pem: str) -> Principal:
     """The principal of `token` if the policy lets it replay dead letters."""
-    if not token:
-        raise DeadLetterError("show a token: --token or CELLTRAIL_TOKEN (`celltrail access token PRINCIPAL`)")
-    try:
-        verifier = TokenVerifier(public_key_pem)
-    except TokenKeyError as exc:
-        raise DeadLetterError(f"cannot check tokens: {exc}") from None
-    try:
-        claims = verifier.verify(token.strip())
-    except InvalidToken as exc:
-        raise DeadLetterError(f"the token is refused: {exc}") from None
-    principal = await PgAccessStore(conn).principal(claims.subject)
-    if principal is None:
-        raise DeadLetterError(str(Unauthenticated(f"principal {claims.subject} is unknown or disabled")))
-    decision = decide(principal, Action.REPLAY_DEAD_LETTERS, NETWORK_RESOURCE)
-    if not decision.allowed:
-        raise DeadLetterError(f"{principal.principal_id} may not replay dead letters (an administrator may): "
-                              f"{decision.reason}")
-    return principal
+    return await authorised(conn, token, public_key_pem, Action.REPLAY_DEAD_LETTERS, DeadLetterError,
+                            "replay dead letters (an administrator may)")
 
 
 # -- replaying -----------------------------------------------------------------------------

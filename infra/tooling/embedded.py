@@ -278,6 +278,11 @@ class EmbeddedPostgres:
         except OSError:
             return False
 
+    def kill(self) -> None:
+        """Stop at once, as a crash would (`pg_ctl -m immediate`: no checkpoint; the next start
+        recovers from the write-ahead log); the data stays."""
+        self._pg("pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "-w", "stop")
+
     def stop(self) -> None:
         if (self.pgdata / "postmaster.pid").exists():
             subprocess.run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"],

@@ -3,6 +3,7 @@ same home, loading a file from elsewhere, and `celltrail demo` cleaning up after
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -37,17 +38,28 @@ def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 120) -> sub
                           text=True, timeout=timeout)
 
 
-@pytest.fixture
-def running_up(tmp_path: Path, postgres_server_url: str, kafka: str) -> Iterator[tuple[subprocess.Popen, dict]]:
+@contextlib.contextmanager
+def _up(postgres_server_url: str, state: Path, cwd: Path, **extra: str) -> Iterator[tuple[subprocess.Popen, dict]]:
+    """`celltrail up` on a database of its own (and the broker `extra` names, else its
+    embedded one), stopped with Ctrl-C at the end; what it says is on its stdout."""
     name = f"celltrail_cli_{uuid.uuid4().hex[:12]}"
     _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
-    env = _env(tmp_path / "state", DATABASE_URL=_with_database(postgres_server_url, name),
-               KAFKA_BOOTSTRAP_SERVERS=kafka)
-    started_in = tmp_path / "started-here"
-    started_in.mkdir()
-    up = subprocess.Popen([sys.executable, "-m", "infra.tooling.cli", "up"], cwd=started_in, env=env,
+    env = _env(state, DATABASE_URL=_with_database(postgres_server_url, name), **extra)
+    up = subprocess.Popen([sys.executable, "-m", "infra.tooling.cli", "up"], cwd=cwd, env=env,
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
+        yield up, env
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(90)
+        _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def running_up(tmp_path: Path, postgres_server_url: str, kafka: str) -> Iterator[tuple[subprocess.Popen, dict]]:
+    started_in = tmp_path / "started-here"
+    started_in.mkdir()
+    with _up(postgres_server_url, tmp_path / "state", started_in, KAFKA_BOOTSTRAP_SERVERS=kafka) as (up, env):
         lines = []
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -57,10 +69,6 @@ def running_up(tmp_path: Path, postgres_server_url: str, kafka: str) -> Iterator
                 break
         assert any(ln.startswith("CellTrail is up") for ln in lines), "".join(lines)
         yield up, env
-    finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(60)
-        _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class TestCelltrailUp:
@@ -231,17 +239,8 @@ class Lines:
 
 @pytest.fixture
 def up_on_an_embedded_broker(tmp_path: Path, postgres_server_url: str) -> Iterator[tuple[subprocess.Popen, dict]]:
-    name = f"celltrail_cli_{uuid.uuid4().hex[:12]}"
-    _admin(postgres_server_url, f'CREATE DATABASE "{name}"')
-    env = _env(tmp_path / "state", DATABASE_URL=_with_database(postgres_server_url, name))
-    up = subprocess.Popen([sys.executable, "-m", "infra.tooling.cli", "up"], cwd=tmp_path, env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        yield up, env
-    finally:
-        up.send_signal(signal.SIGINT)
-        up.wait(90)
-        _admin(postgres_server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _up(postgres_server_url, tmp_path / "state", tmp_path) as running:
+        yield running
 
 
 def _pids(env: dict) -> dict[str, int]:
