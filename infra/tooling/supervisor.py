@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -197,14 +198,17 @@ class Backoff:
     deaths: int = 0
     next_at: float = 0.0
     up_since: float | None = None
+    first: float = FIRST_BACKOFF_SECONDS
+    cap: float = MAX_BACKOFF_SECONDS
+    steady: float = STEADY_SECONDS
 
     def died(self, now: float) -> float:
         """Record a death at `now`; the seconds to wait before restarting."""
-        if self.up_since is not None and now - self.up_since >= STEADY_SECONDS:
+        if self.up_since is not None and now - self.up_since >= self.steady:
             self.deaths = 0
         self.deaths += 1
         self.up_since = None
-        delay = min(MAX_BACKOFF_SECONDS, FIRST_BACKOFF_SECONDS * 2 ** (self.deaths - 1))
+        delay = min(self.cap, self.first * 2 ** (self.deaths - 1))
         self.next_at = now + delay
         return delay
 
@@ -215,7 +219,10 @@ class System:
 
     def __init__(self, home: Path, *, fixed_ports: bool = True, log_dir: Path | None = None,
                  database_url: str | None = None, kafka_bootstrap_servers: str | None = None,
-                 ephemeral: bool = False) -> None:
+                 ephemeral: bool = False, backoff: tuple[float, float, float] | None = None) -> None:
+        """`backoff`: (first, cap, steady) seconds of `supervise`'s restart backoff, by default
+        FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, STEADY_SECONDS (`celltrail soak` kills far
+        more often than any crash loop, and passes shorter ones)."""
         self.home = home
         self.ephemeral = ephemeral  # the embedded database is removed when the system stops
         self.database_url = database_url or os.environ.get("DATABASE_URL")
@@ -231,6 +238,8 @@ class System:
         self._tokens: TokenSource | None = None
         self._backoff: dict[str, Backoff] = {}
         self._down: set[str] = set()  # components found dead and not yet restarted
+        self.backoff_policy = backoff or (FIRST_BACKOFF_SECONDS, MAX_BACKOFF_SECONDS, STEADY_SECONDS)
+        self.restarts: dict[str, int] = {}  # each component's completed restarts by `supervise`
 
     def start_infrastructure(self) -> RunInfo:
         import asyncio
@@ -357,21 +366,32 @@ class System:
         PostgreSQL comes back on its data (the services retry their work for as long as it is
         away, infra/runtime/consumer.py); the embedded broker comes back empty (memory
         storage), so every service is restarted against it and republishes its store from
-        the start (`forget_broker`; the consumers' inboxes absorb what they had applied). An
+        the start (`forget_broker`; the consumers' inboxes absorb what they had applied); a
+        broker restart cut short (PostgreSQL away for `forget_broker`) is tried again after
+        its backoff, keeping the new broker, and the services wait for it. An
         external database or broker (DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS) is not ours to
         restart. Returns the lines to say."""
         now = time.monotonic() if now is None else now
         said: list[str] = []
-        checks: list[tuple[str, bool, str]] = []
+        # Each looked at when its turn comes: a broker's restart restarts every service.
+        checks: list[tuple[str, Callable[[], bool], str]] = []
         if self.pg is not None:
-            checks.append(("postgres", self.pg.alive(), "PostgreSQL"))
+            checks.append(("postgres", self.pg.alive, "PostgreSQL"))
         if self.broker is not None:
-            checks.append(("broker", self.broker.alive(), "the broker"))
-        for name, proc in list(self.procs.items()):
-            checks.append((name, proc.poll() is None, f"service {name}"))
-        for name, alive, what in checks:
-            backoff = self._backoff.setdefault(name, Backoff(up_since=now))
+            # a broker restarted whose services were not all restarted against it (PostgreSQL
+            # was away for `forget_broker`) is not done: its restart is tried again
+            checks.append(("broker", lambda: self.broker.alive() and "broker" not in self._down, "the broker"))
+        for name in list(self.procs):
+            checks.append((name, lambda name=name: name in self.procs and self.procs[name].poll() is None,
+                           f"service {name}"))
+        for name, looks_alive, what in checks:
+            if name in SERVICES and "broker" in self._down:  # the broker's restart starts every service
+                continue
+            alive = looks_alive()
+            first, cap, steady = self.backoff_policy
+            backoff = self._backoff.setdefault(name, Backoff(up_since=now, first=first, cap=cap, steady=steady))
             if alive:
+                self._down.discard(name)  # restarted another way (a service, with the broker)
                 if backoff.up_since is None:
                     backoff.up_since = now
                 continue
@@ -390,6 +410,7 @@ class System:
                 continue
             said.extend(restarted)
             self._down.discard(name)
+            self.restarts[name] = self.restarts.get(name, 0) + 1
             backoff.up_since = now
             self._note_infrastructure_pids()
             if (self.home / "run.json").exists():  # every `celltrail` command reads the new pids
@@ -410,7 +431,8 @@ class System:
         if name == "broker":
             assert self.broker is not None
             port = self.broker.port
-            self.broker = EmbeddedBroker(port=port, log_path=self.log_dir / "broker.log").start()
+            if not self.broker.alive():  # else restarted already, by a try that failed after it
+                self.broker = EmbeddedBroker(port=port, log_path=self.log_dir / "broker.log").start()
             for service in list(self.procs):
                 self.stop_service(service)
             asyncio.run(forget_broker(self.info.database_url))

@@ -125,6 +125,45 @@ class TestSupervise:
         assert system.broker.starts == 1 and system.forgotten == 1
         assert system.started == list(supervisor.SERVICES)
 
+    def test_a_broker_restart_cut_short_by_an_absent_database_is_finished_later(self, system, monkeypatch):
+        # Found by `celltrail soak`: the new broker started and the services stopped, then
+        # `forget_broker` failed (PostgreSQL was being restarted); the broker, alive, was never
+        # looked at again, and the stopped services were never started.
+        async def database_away(url: str) -> None:
+            raise OSError("connection refused")
+
+        system.broker.up = False
+        system.supervise(0.0)
+        monkeypatch.setattr(supervisor, "forget_broker", database_away)
+        [failed] = system.supervise(1.0)
+        assert failed.startswith("the broker did not restart (connection refused); trying again in 2 s")
+        assert system.procs == {} and system.broker.starts == 1
+        monkeypatch.undo()
+        monkeypatch.setattr(supervisor, "forget_broker", lambda url: _forgotten(system))
+        assert system.supervise(2.0) == []  # within its backoff
+        [said] = system.supervise(3.0)
+        assert said.startswith("the broker restarted empty")
+        assert system.broker.starts == 1 and system.forgotten == 1  # the running broker is kept
+        assert sorted(system.procs) == sorted(supervisor.SERVICES) and system.restarts == {"broker": 1}
+        assert system.supervise(4.0) == []
+
+    def test_a_service_restarted_with_the_broker_is_watched_again(self, system):
+        system.procs["infusion"].die(-9)
+        system.supervise(0.0)  # said dead, waiting out its backoff
+        system.broker.up = False
+        system.supervise(0.5)
+        system.supervise(1.5)  # the broker and every service restarted, each once
+        assert system.started == list(supervisor.SERVICES)
+        assert "infusion" in system.procs and system.procs["infusion"].poll() is None
+        system.supervise(2.0)
+        system.procs["infusion"].die(-9)
+        [said] = system.supervise(3.0)
+        assert said.startswith("service infusion died with code -9; restarting it in")
+
     def test_an_external_database_or_broker_is_not_ours_to_restart(self, tmp_path):
         s = Watched(tmp_path, embedded=False)
         assert s.supervise(0.0) == []
+
+
+async def _forgotten(system: Watched) -> None:
+    system.forgotten += 1
