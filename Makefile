@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-unit up bench schemas lint clean
+.PHONY: demo test test-unit up bench soak schemas lint clean
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "CellTrail needs Python 3.11 or newer")'
@@ -48,6 +48,13 @@ FUZZ_EXAMPLES ?= 150
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=$${FUZZ_REPORT:-fuzz-report.json} \
 		$(BIN)/python -m pytest -q -p no:cacheprovider tests/fuzz
+
+# Issue 12 item 7: a mixed load for 10 minutes while a random service, the broker or PostgreSQL is
+# killed (SIGKILL) every 5 s (about 120 kills), then the checks; about 15 minutes in all. Never
+# part of `make test`. SOAK_ARGS to override, e.g. SOAK_ARGS="--duration 60 --kill-every 3 --min-kills 10".
+SOAK_ARGS ?= --duration 600 --kill-every 5 --seed 1
+soak: $(STAMP)
+	$(BIN)/celltrail soak $(SOAK_ARGS)
 
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.export

@@ -44,6 +44,32 @@ def downstream_of(event_type: str) -> EventConsumer | None:
     return next((c for c in topology().services_applying_events if event_type in c.event_types), None)
 
 
+def journey_plan(n: int, subject: str, centre: str) -> list[tuple[CommandPayload, type, str]]:
+    """Subject `subject`'s (the `n`th of a run) five dependent commands, in order: each with the
+    event it causes and the projection phase that shows it. Also the soak's journeys
+    (infra/soak/load.py)."""
+    enrol = enrolment(subject, centre, n)
+    day0 = enrol.enrolled_on
+    coi = str(isbt128.issue("B0001", 2026, n + 1))
+    collected = datetime.combine(day0 + timedelta(days=10), dtime(9, 30), tzinfo=timezone.utc)
+    released = datetime.combine(day0 + timedelta(days=30), dtime(16), tzinfo=timezone.utc)
+    infused = datetime.combine(day0 + timedelta(days=33), dtime(10), tzinfo=timezone.utc)
+    return [
+        (enrol, ev.SubjectEnrolled, "enrolled"),
+        (RecordApheresisCollection(coi_id=coi, subject_id=subject, centre_id=centre, collected_at=collected),
+         ev.ApheresisCollected, "collected"),
+        (RecordProductRelease(coi_id=coi, subject_id=subject, lot_number=f"LOT-{subject[2:]}",
+                              released_at=released, released_by="QP-BENCH", viable_cells_per_ml=2.5e6,
+                              volume_ml=68.0), ev.ProductReleased, "released"),
+        (RecordInfusion(subject_id=subject, coi_id=coi, infused_at=infused), ev.ProductInfused, "infused"),
+        (RecordResponseAssessment(subject_id=subject, assessed_on=infused.date() + timedelta(days=28),
+                                  marrow_blasts_percent=2.0, circulating_blasts=False,
+                                  extramedullary_disease=False, anc_per_ul=1800, platelets_per_ul=120000,
+                                  flow_mrd_percent=0.0, molecular_mrd_percent=0.0),
+         ev.ResponseAssessed, "assessed"),
+    ]
+
+
 class Driver:
     def __init__(self, run: Run, tracker: Tracker, timeout: float) -> None:
         self.run, self.tracker, self.timeout = run, tracker, timeout
@@ -68,26 +94,7 @@ class Driver:
         return step
 
     async def journey(self, n: int, subject: str, centre: str) -> None:
-        enrol = enrolment(subject, centre, n)
-        day0 = enrol.enrolled_on
-        coi = str(isbt128.issue("B0001", 2026, n + 1))
-        collected = datetime.combine(day0 + timedelta(days=10), dtime(9, 30), tzinfo=timezone.utc)
-        released = datetime.combine(day0 + timedelta(days=30), dtime(16), tzinfo=timezone.utc)
-        infused = datetime.combine(day0 + timedelta(days=33), dtime(10), tzinfo=timezone.utc)
-        plan = [
-            (enrol, ev.SubjectEnrolled, "enrolled"),
-            (RecordApheresisCollection(coi_id=coi, subject_id=subject, centre_id=centre, collected_at=collected),
-             ev.ApheresisCollected, "collected"),
-            (RecordProductRelease(coi_id=coi, subject_id=subject, lot_number=f"LOT-{subject[2:]}",
-                                  released_at=released, released_by="QP-BENCH", viable_cells_per_ml=2.5e6,
-                                  volume_ml=68.0), ev.ProductReleased, "released"),
-            (RecordInfusion(subject_id=subject, coi_id=coi, infused_at=infused), ev.ProductInfused, "infused"),
-            (RecordResponseAssessment(subject_id=subject, assessed_on=infused.date() + timedelta(days=28),
-                                      marrow_blasts_percent=2.0, circulating_blasts=False,
-                                      extramedullary_disease=False, anc_per_ul=1800, platelets_per_ul=120000,
-                                      flow_mrd_percent=0.0, molecular_mrd_percent=0.0),
-             ev.ResponseAssessed, "assessed"),
-        ]
+        plan = journey_plan(n, subject, centre)
         try:
             for payload, event_cls, phase in plan:
                 await self.issue(subject, payload, event_cls.event_type, phase)

@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from infra.tooling.supervisor import RunInfo, System
 
@@ -27,9 +28,12 @@ def _on_sigterm(signum, frame):
 
 
 class BenchSystem:
-    def __init__(self) -> None:
-        self.home = Path(tempfile.mkdtemp(prefix="celltrail-bench-"))
-        self.system = System(self.home, fixed_ports=False, ephemeral=True)
+    def __init__(self, tool: str = "bench", **system: Any) -> None:
+        """`tool`: the `celltrail` command this runs for (also `soak`); `system`: more of
+        `System`'s options."""
+        self.tool = tool
+        self.home = Path(tempfile.mkdtemp(prefix=f"celltrail-{tool}-"))
+        self.system = System(self.home, fixed_ports=False, ephemeral=True, **system)
         self.embedded_postgres = not os.environ.get("DATABASE_URL")
         self.embedded_broker = not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         self.keep_logs = False  # set by the caller when a check failed
@@ -59,6 +63,6 @@ class BenchSystem:
             signal.signal(signal.SIGINT, previous_int)
             signal.signal(signal.SIGTERM, self._previous_term)
         if self.keep_logs:
-            print(f"celltrail bench: service logs kept in {self.home / 'logs'}", file=sys.stderr)
+            print(f"celltrail {self.tool}: service logs kept in {self.home / 'logs'}", file=sys.stderr)
         else:
             shutil.rmtree(self.home, ignore_errors=True)

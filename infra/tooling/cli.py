@@ -716,6 +716,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return bench_main(args)
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    from infra.soak.run import main as soak_main
+
+    return soak_main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="celltrail", description="CellTrail: cell-therapy event backbone")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -807,6 +813,12 @@ def main(argv: list[str] | None = None) -> int:
 
     bench_arguments(p)
     p.set_defaults(fn=cmd_bench)
+    p = sub.add_parser("soak", help="a mixed load while services, the broker and PostgreSQL are killed at random; "
+                                    "then nothing lost, nothing twice, projection = rebuild, verify (make soak)")
+    from infra.soak.run import add_arguments as soak_arguments
+
+    soak_arguments(p)
+    p.set_defaults(fn=cmd_soak)
     args = parser.parse_args(argv)
     try:
         return args.fn(args)
