@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -38,12 +39,31 @@ class Memory:
         self.before = {n: rss_mb(p) for n, p in self.pids.items()}
         self.peak = dict(self.before)
         self.after: dict[str, float | None] = {}
+        self.samples: list[tuple[float, str, float]] = []  # (monotonic s, process, MB)
 
     def _sample(self) -> None:
+        t = time.monotonic()
         for name, pid in self.pids.items():
             now = rss_mb(pid)
-            if now is not None and (self.peak.get(name) is None or now > self.peak[name]):  # type: ignore[operator]
+            if now is None:
+                continue
+            self.samples.append((t, name, now))
+            if self.peak.get(name) is None or now > self.peak[name]:  # type: ignore[operator]
                 self.peak[name] = now
+
+    def halves(self) -> dict[str, tuple[float | None, float | None]]:
+        """Each process's peak in the first and in the second half of the sampling: memory that
+        grows without bound keeps growing into the second half; bounded memory levels off."""
+        if not self.samples:
+            return {}
+        start, end = self.samples[0][0], self.samples[-1][0]
+        middle = (start + end) / 2
+        out: dict[str, tuple[float | None, float | None]] = {}
+        for name in self.pids:
+            first = [mb for t, n, mb in self.samples if n == name and t <= middle]
+            second = [mb for t, n, mb in self.samples if n == name and t > middle]
+            out[name] = (max(first, default=None), max(second, default=None))
+        return out
 
     @contextlib.asynccontextmanager
     async def sampling(self) -> AsyncIterator["Memory"]:

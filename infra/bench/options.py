@@ -7,14 +7,14 @@ import argparse
 import os
 from typing import Any
 
-MEASUREMENTS = ("raw", "apply", "saturation", "latency", "journey", "rebuild")
+MEASUREMENTS = ("raw", "apply", "saturation", "latency", "journey", "rebuild", "burst")
 
 # The sizes issue 7 (item 8) requires; `celltrail bench` runs them unless told otherwise.
 FULL = {"raw_messages": 50_000, "apply_events": 20_000, "saturation": 20_000, "latency_rate": 100.0,
-        "latency_seconds": 30.0, "subjects": 200, "events": 1_000_000}
+        "latency_seconds": 30.0, "subjects": 200, "events": 1_000_000, "burst": 100_000}
 # `--quick`: every measurement at sizes that take a minute or two, for trying changes.
 QUICK = {"raw_messages": 10_000, "apply_events": 5_000, "saturation": 2_000, "latency_rate": 100.0,
-         "latency_seconds": 10.0, "subjects": 50, "events": 50_000}
+         "latency_seconds": 10.0, "subjects": 50, "events": 50_000, "burst": 5_000}
 SIZES = tuple(FULL)
 
 
@@ -30,6 +30,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--latency-seconds", type=float, help=f"for how long ({FULL['latency_seconds']:g})")
     p.add_argument("--subjects", type=int, help=f"subjects in the dependent journeys ({FULL['subjects']})")
     p.add_argument("--events", type=int, help=f"events for the rebuild ({FULL['events']:,})")
+    p.add_argument("--burst", type=int, help=f"commands at once, memory and the HTTP edge watched ({FULL['burst']:,}; "
+                                             "issue 12 item 8)")
     p.add_argument("--json-out", help="also write every figure as JSON to this file (or CELLTRAIL_BENCH_JSON)")
     p.add_argument("--keep-logs", action="store_true", help="keep the service logs also after a clean run")
     p.add_argument("--poll-ms", type=float, default=5.0, help="how often visibility is polled (5)")
@@ -69,6 +71,8 @@ def undersized(opts: dict[str, Any]) -> list[str]:
                            opts["latency_rate"] != FULL["latency_rate"]):
         notes.append(f"latency {opts['latency_rate']:g}/s for {opts['latency_seconds']:g}s, not "
                      f"{FULL['latency_rate']:g}/s for >= {FULL['latency_seconds']:g}s")
+    if "burst" in m and opts["burst"] < FULL["burst"]:
+        notes.append(f"burst {opts['burst']:,} < {FULL['burst']:,} commands")
     if "rebuild" in m and opts["events"] < FULL["events"]:
         notes.append(f"rebuild {opts['events']:,} < {FULL['events']:,} events")
     return notes

@@ -9,6 +9,7 @@ Measurements, in the order they run (one module each):
   latency     independent commands at a fixed rate -> projection (infra.bench.latency)
   journey     dependent five-command journeys (infra.bench.journey)
   rebuild     the projection rebuilt from the event topics (infra.bench.rebuild)
+  burst       commands at once: each process's memory, the HTTP edge saturated (infra.bench.burst)
 
 Starts a System in a temporary directory (embedded PostgreSQL and Tansu unless
 DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS are set) and always stops it. Exit status: 0 clean
@@ -28,7 +29,7 @@ import traceback
 from datetime import datetime, timezone
 from typing import Any
 
-from infra.bench import apply_rate, journey, latency, raw, rebuild, saturation
+from infra.bench import apply_rate, burst, journey, latency, raw, rebuild, saturation
 from infra.bench.context import Run
 from infra.bench.observe import event_partitions
 from infra.bench.options import add_arguments, options, undersized
@@ -54,6 +55,7 @@ async def measure_all(system, info, opts: dict[str, Any]) -> list[Section]:
             "latency": lambda: latency.measure(run, opts["latency_rate"], opts["latency_seconds"]),
             "journey": lambda: journey.measure(run, opts["subjects"], opts["step_timeout"]),
             "rebuild": lambda: rebuild.measure(run, opts["events"]),
+            "burst": lambda: burst.measure(run, opts["burst"]),
         }
         sections = []
         for m in opts["measurements"]:

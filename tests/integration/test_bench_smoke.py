@@ -17,7 +17,7 @@ from infra.bench.topology import topology
 pytestmark = pytest.mark.integration
 
 TOY = ["--raw-messages", "500", "--apply-events", "200", "--saturation", "100", "--latency-rate", "50",
-       "--latency-seconds", "2", "--subjects", "5", "--events", "2000"]
+       "--latency-seconds", "2", "--subjects", "5", "--events", "2000", "--burst", "300"]
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,8 @@ class TestBenchAtToySizes:
         # (manufacturing: a donor is a registered person), ResponseAssessed and its correction
         # (infusion: the day-28 second-infusion decision), DltEvaluated (enrollment: the escalation's decision)
         assert pairs == 16
-        assert len(names) == pairs + 3  # each (service, upstream event type) pair, saturation, latency, rebuild
+        # each (service, upstream event type) pair, saturation, latency, rebuild, and the burst's two
+        assert len(names) == pairs + 3 + 2
         for t in r["targets"]:
             assert t["verdict"] in ("PASS", "MISS") and t["figure"] is not None
             assert f"{t['verdict']}  {t['name']}" in stdout
@@ -75,6 +76,12 @@ class TestBenchAtToySizes:
         memory = sat["memory"]
         assert {"enrollment", "manufacturing", "infusion", "assessment", "projection"} <= set(memory)
         assert all(0 < m["before_mb"] <= m["peak_mb"] for m in memory.values())
+
+    def test_the_burst_watches_every_process_memory_and_the_http_edge(self, bench):
+        burst = bench[1]["burst"]
+        assert burst["commands"] == 300 and burst["events_per_s"] > 0
+        assert {"enrollment", "projection"} <= set(burst["memory"]) <= set(burst["memory_halves_mb"]) | {"broker"}
+        assert sum(burst["http"].values()) > 0 and burst["http_timed_out"] == 0
 
     def test_fixed_rate_latency_times_every_command(self, bench):
         lat = bench[1]["latency"]

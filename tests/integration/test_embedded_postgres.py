@@ -9,6 +9,7 @@ import asyncio
 import os
 import shutil
 import stat
+import uuid
 from pathlib import Path
 
 import asyncpg
@@ -39,7 +40,7 @@ def private_checkout(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     if libs.is_dir():
         shutil.copytree(libs, install.parent.parent / libs.name, symlinks=True)
     if os.geteuid() == 0:  # a private runtime root per test: it must be removed again
-        monkeypatch.setenv("CELLTRAIL_PG_RUNTIME_DIR", str(Path("/var/lib") / f"celltrail-test-{home.name}"))
+        monkeypatch.setenv("CELLTRAIL_PG_RUNTIME_DIR", str(Path("/var/lib") / f"celltrail-test-{uuid.uuid4().hex[:12]}"))
     return checkout
 
 
