@@ -83,3 +83,22 @@ def test_every_swap_of_adjacent_characters_is_caught(ident: str, at: int) -> Non
     typed = ident[:at] + ident[at + 1] + ident[at] + ident[at + 2:]
     with pytest.raises(IdentifierError):
         parse(typed)
+
+
+def test_remembered_normalisation_still_refuses_what_it_refused() -> None:
+    """normalise/normalise_unit remember valid identifiers (decoding cost): a refused one is
+    refused every time, a non-text value is refused by name, not by the cache's TypeError."""
+    good = str(isbt128.issue("W0001", 2025, 11))
+    assert isbt128.normalise(good) == isbt128.normalise(good.lower()) == good
+    assert isbt128.normalise_unit(good + "A0") == good + "A0"
+    bad = good[:-1] + ("A" if good[-1] != "A" else "B")
+    for _ in range(2):
+        with pytest.raises(isbt128.IdentifierError, match="check character"):
+            isbt128.normalise(bad)
+        with pytest.raises(isbt128.IdentifierError, match="check character"):
+            isbt128.normalise_unit(bad + "A0")
+    for value in ([good], {"coi": good}, 12):
+        with pytest.raises(isbt128.IdentifierError, match="is text"):
+            isbt128.normalise(value)  # type: ignore[arg-type]
+        with pytest.raises(isbt128.IdentifierError, match="is text"):
+            isbt128.normalise_unit(value)  # type: ignore[arg-type]

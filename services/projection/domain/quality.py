@@ -20,12 +20,13 @@ Pure: functions of records and events, no I/O."""
 
 from __future__ import annotations
 
-import dataclasses
+
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
 from contracts import events as ev
+from services.kernel.values import evolve
 
 # The steps of an exceptional release in the order they are taken: of two at one instant,
 # the later step is where it is.
@@ -80,7 +81,7 @@ def tested(q: UnitQuality, event: ev.QcResultsRecorded) -> UnitQuality:
     if q.certified_at is None:  # the certification's limits stand over the results'
         changes |= {"expires_at": event.expires_at and _at(event.expires_at),
                     "use_within_minutes": event.use_within_minutes}
-    return dataclasses.replace(q, **changes)
+    return evolve(q, **changes)
 
 
 def certified(q: UnitQuality, unit: ev.CertifiedUnit, signed_at: datetime) -> UnitQuality:
@@ -89,7 +90,7 @@ def certified(q: UnitQuality, unit: ev.CertifiedUnit, signed_at: datetime) -> Un
     if q.certified_at is not None and _key(at, unit.out_of_specification, expires, unit.use_within_minutes) \
             >= _key(q.certified_at, q.certified_out_of_specification, q.expires_at, q.use_within_minutes):
         return q
-    return dataclasses.replace(q, certified_at=at, certified_out_of_specification=unit.out_of_specification,
+    return evolve(q, certified_at=at, certified_out_of_specification=unit.out_of_specification,
                                expires_at=expires, use_within_minutes=unit.use_within_minutes)
 
 
@@ -99,7 +100,7 @@ def exceptional(q: UnitQuality, step: str, at: datetime) -> UnitQuality:
     if q.exceptional_release is not None and (moment, EXCEPTIONAL_STEPS.index(step)) <= (
             q.exceptional_release_at, EXCEPTIONAL_STEPS.index(q.exceptional_release)):
         return q
-    return dataclasses.replace(q, exceptional_release=step, exceptional_release_at=moment)
+    return evolve(q, exceptional_release=step, exceptional_release_at=moment)
 
 
 @dataclass(frozen=True)

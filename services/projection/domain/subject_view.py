@@ -44,6 +44,7 @@ from services.clinical.molecular_mrd import (
 )
 from services.clinical.sledai import SledaiDescriptor, sledai_2k
 from services.kernel.clinical_dates import clinical_date, days_between
+from services.kernel.values import evolve
 from services.projection.domain.quality import (
     SponsorNotification,
     UnitQuality,
@@ -685,7 +686,7 @@ def _in_zone(view: SubjectView, time_zone: str | None) -> SubjectView:
     whichever arrived first. (A centre's zone is given once, when it is registered.)"""
     if time_zone is None or time_zone == view.time_zone:
         return view
-    v = dataclasses.replace(view, time_zone=time_zone)
+    v = evolve(view, time_zone=time_zone)
 
     def on(utc: str | None, recorded: str | None) -> str | None:
         return _on(v, datetime.fromisoformat(utc)) if utc else recorded
@@ -694,7 +695,7 @@ def _in_zone(view: SubjectView, time_zone: str | None) -> SubjectView:
         if len(e.at) <= 10:  # a fact known only by its date
             return e
         moment = datetime.fromisoformat(e.at)
-        return dataclasses.replace(e, on=_on(v, moment), local=_site(v, moment).isoformat())
+        return evolve(e, on=_on(v, moment), local=_site(v, moment).isoformat())
 
     instants = dict(v.observed_at)
 
@@ -709,9 +710,9 @@ def _in_zone(view: SubjectView, time_zone: str | None) -> SubjectView:
                 by_day[x[0]] = x
         return tuple(sorted(by_day.values()))
 
-    return dataclasses.replace(
+    return evolve(
         v, timeline=tuple(sorted({sited(e) for e in v.timeline}, key=lambda e: e.order)),
-        products=tuple(dataclasses.replace(p, collected_on=on(p.collected_at, p.collected_on),
+        products=tuple(evolve(p, collected_on=on(p.collected_at, p.collected_on),
                                            infused_on=on(p.infused_at, p.infused_on)) for p in v.products),
         admissions=tuple(sorted((a, on(a, o)) for a, o in v.admissions)),
         discharges=tuple(sorted((a, on(a, o)) for a, o in v.discharges)),
@@ -731,7 +732,7 @@ def _with_entry(view: SubjectView, at: datetime | date, event_type: str, summary
 def _with_product(view: SubjectView, coi_id: str, **changes: str) -> tuple[Product, ...]:
     current = _product(view, coi_id)
     others = [p for p in view.products if p.coi_id != coi_id]
-    return tuple(sorted([*others, dataclasses.replace(current, **changes)], key=lambda p: p.coi_id))
+    return tuple(sorted([*others, evolve(current, **changes)], key=lambda p: p.coi_id))
 
 
 def _product(view: SubjectView, coi_id: str) -> Product:
@@ -772,7 +773,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.RecordSigned):
         signature = Signature(str(event.record_event_id), event.printed_name, _at(event.signed_at),
                               event.meaning.value, event.signer, event.role, event.org_id)
-        return dataclasses.replace(view, signatures=tuple(sorted(
+        return evolve(view, signatures=tuple(sorted(
             {*view.signatures, signature}, key=lambda x: (x.signed_at, x.signer, x.meaning, x.record_event_id))))
     if isinstance(event, ev.ResponseAssessmentCorrected):
         return _fold_correction(view, event, event_id)
@@ -781,7 +782,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
     if isinstance(event, ev.PatientRegistered):
         # registered on a date (recorded at the start of that day, UTC): a dated fact
         view = _in_zone(view, event.time_zone)
-        return dataclasses.replace(view, centre_id=event.centre_id,
+        return evolve(view, centre_id=event.centre_id,
                                    timeline=_with_entry(view, occurred_at.astimezone(timezone.utc).date(), t,
                                                         f"registered at {event.centre_id}", event_id))
     if isinstance(event, ev.SubjectEnrolled):
@@ -791,13 +792,13 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         if event.response is not None and enrolments[0][1] == event.programme_id:
             r = event.response
             rule = (r.criteria.value, r.responder.value, r.landmark_day, r.best_within_days)
-        return dataclasses.replace(view, centre_id=event.centre_id, enrolments=enrolments, response_rule=rule,
+        return evolve(view, centre_id=event.centre_id, enrolments=enrolments, response_rule=rule,
                                    phase=_further(view.phase, "enrolled"),
                                    dose_level=event.dose_level if event.dose_level is not None else view.dose_level,
                                    timeline=_with_entry(view, event.enrolled_on, t,
                                                         f"enrolled in {event.programme_id}{level}", event_id))
     if isinstance(event, ev.DoseLevelAssigned):
-        return dataclasses.replace(view, dose_level=event.dose_level, timeline=_with_entry(
+        return evolve(view, dose_level=event.dose_level, timeline=_with_entry(
             view, event.enrolled_on, t, f"dose level {event.dose_level} assigned by the design, cohort {event.cohort} "
                                         f"of {event.cohort_size} ({event.decision.action}): {event.decision.reason}",
             event_id))
@@ -806,7 +807,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                  if event.dlt is not None else f"no DLT in the {event.dlt_window_days}-day window")
         if event.disagreement_reason:
             found += f" (against the programme's DLT definition: {event.disagreement_reason})"
-        return dataclasses.replace(view, dlt=event.dlt is not None, dlt_disagreement=event.disagreement_reason,
+        return evolve(view, dlt=event.dlt is not None, dlt_disagreement=event.disagreement_reason,
                                    timeline=_with_entry(view, event.evaluated_on, t,
                                                         f"DLT evaluation at dose level {event.dose_level}: {found}",
                                                         event_id))
@@ -815,47 +816,47 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
             return view
         toxicities = tuple((x.onset_on.isoformat(), x.ctcae_term, x.grade) for x in event.toxicities)
         found = "; ".join(f"{term} grade {grade} from {on}" for on, term, grade in toxicities) or "none"
-        return dataclasses.replace(view, derived_dlts=(event.revision, toxicities), timeline=_with_entry(
+        return evolve(view, derived_dlts=(event.revision, toxicities), timeline=_with_entry(
             view, occurred_at, t, f"DLTs by the programme's definition (revision {event.revision}): {found}",
             event_id))
     if isinstance(event, ev.ObservationRecorded):
         view = _with_course(view, event)
-        return dataclasses.replace(view, timeline=_with_entry(view, event.observed_at, t, _observed(event), event_id))
+        return evolve(view, timeline=_with_entry(view, event.observed_at, t, _observed(event), event_id))
     if isinstance(event, ev.CarTExpansionDetermined):
         if view.car_t is not None and event.revision <= view.car_t[0]:
             return view  # superseded already
-        return dataclasses.replace(view, car_t=(event.revision, event.peak_per_ul, event.peak_day,
+        return evolve(view, car_t=(event.revision, event.peak_per_ul, event.peak_day,
                                                 event.last_detectable_day))
     if isinstance(event, ev.CountEpisodesDetermined):
         if event.revision <= getattr(view, f"{event.kind}_revision"):
             return view  # superseded already
-        return dataclasses.replace(view, **{f"{event.kind}_revision": event.revision, f"{event.kind}_episodes": tuple(
+        return evolve(view, **{f"{event.kind}_revision": event.revision, f"{event.kind}_episodes": tuple(
             (e.onset_day, e.recovery_day, e.duration_days) for e in event.episodes)})
     if isinstance(event, ev.ToxicityGraded):
         drivers = f" ({', '.join(event.drivers)})" if event.drivers else ""
         again = f", revision {event.revision}" if event.revision > 1 else ""
-        return dataclasses.replace(view, timeline=_with_entry(
+        return evolve(view, timeline=_with_entry(
             view, event.on, t, f"{event.kind.value.upper()} grade {event.grade} on day {event.study_day}{drivers}{again}",
             event_id))
     if isinstance(event, ev.ToxicityEpisodesDetermined):
         kind = event.kind.value
         if event.revision <= getattr(view, f"{kind}_revision"):
             return view  # superseded already
-        return dataclasses.replace(view, **{f"{kind}_revision": event.revision, f"{kind}_episodes": tuple(
+        return evolve(view, **{f"{kind}_revision": event.revision, f"{kind}_episodes": tuple(
             (e.onset_day, e.max_grade, e.resolution_day, e.duration_days, e.tocilizumab_given, e.steroids_given)
             for e in event.episodes)})
     if isinstance(event, ev.EscalationDecided):
         level = f" level {event.decision.next_dose_level}" if event.decision.next_dose_level is not None else ""
-        return dataclasses.replace(view, timeline=_with_entry(
+        return evolve(view, timeline=_with_entry(
             view, occurred_at, t, f"dose escalation of {event.programme_id} after this evaluation: "
                                   f"{event.decision.action}{level}: {event.decision.reason}", event_id))
     if isinstance(event, ev.CoiIssued):
-        return dataclasses.replace(view, timeline=_with_entry(view, event.issued_at, t,
+        return evolve(view, timeline=_with_entry(view, event.issued_at, t,
                                                               f"COI {event.coi_id} issued for the apheresis bag",
                                                               event_id))
     if isinstance(event, ev.ApheresisCollected):
         source = f" from donor {event.donor_id}" if event.donor_id else ""
-        return dataclasses.replace(view, phase=_further(view.phase, "collected"),
+        return evolve(view, phase=_further(view.phase, "collected"),
                                    products=_with_product(view, event.coi_id,
                                                           collected_on=_on(view, event.collected_at),
                                                           collected_at=_at(event.collected_at),
@@ -864,9 +865,9 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                                         f"apheresis{source}, COI {event.coi_id}", event_id))
     if isinstance(event, ev.ProductUnitsRegistered):
         at = _at(event.registered_at)
-        view = dataclasses.replace(view, products=_with_product(view, event.coi_id, facility_id=event.facility_id))
+        view = evolve(view, products=_with_product(view, event.coi_id, facility_id=event.facility_id))
         units = [UnitLocation(u, "awaiting_qc", event.facility_id, at) for u in event.unit_ids]
-        return dataclasses.replace(view, units=_with_units(view, units), timeline=_with_entry(
+        return evolve(view, units=_with_units(view, units), timeline=_with_entry(
             view, event.registered_at, t, f"{len(units)} unit(s) of COI {event.coi_id} labelled by "
                                           f"{event.facility_id}: {', '.join(event.unit_ids)}", event_id))
     if isinstance(event, ev.CustodyStepRecorded):
@@ -876,42 +877,42 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         if leg is not None:
             current = next((getattr(p, leg) for p in view.products if p.coi_id == event.coi_id), None)
             if current is None or _at(event.at) < current:  # the first, whichever arrives first
-                view = dataclasses.replace(view, products=_with_product(view, event.coi_id, **{leg: _at(event.at)}))
+                view = evolve(view, products=_with_product(view, event.coi_id, **{leg: _at(event.at)}))
         if event.step.value == "received" and event.from_state.value == "returned":
-            view = dataclasses.replace(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.at), "returned"))
-        return dataclasses.replace(view, units=_with_units(view, [moved]),
+            view = evolve(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.at), "returned"))
+        return evolve(view, units=_with_units(view, [moved]),
                                    timeline=_with_entry(view, event.at, t, _custody(event), event_id))
     if isinstance(event, ev.SlotBooked):
         booking = (event.kind.value, event.on.isoformat(), event.slot_org_id, event.turnaround_days, event_id or "")
-        return dataclasses.replace(view, bookings=tuple(sorted({*view.bookings, booking}, key=str)), timeline=_with_entry(
+        return evolve(view, bookings=tuple(sorted({*view.bookings, booking}, key=str)), timeline=_with_entry(
             view, event.on, t, f"{event.kind.value} slot booked at {event.slot_org_id} on {event.on.isoformat()}",
             event_id))
     if isinstance(event, ev.SlotBookingCancelled):
         cancelled = (event.kind.value, event.on.isoformat(), event.slot_org_id, event_id or "")
-        return dataclasses.replace(view, cancelled=tuple(sorted({*view.cancelled, cancelled})), timeline=_with_entry(
+        return evolve(view, cancelled=tuple(sorted({*view.cancelled, cancelled})), timeline=_with_entry(
             view, event.on, t, f"{event.kind.value} slot at {event.slot_org_id} on {event.on.isoformat()} cancelled: "
                                f"{event.reason}", event_id))
     if isinstance(event, ev.ExcursionDetected):
-        view = dataclasses.replace(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.started_at),
+        view = evolve(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.started_at),
                                                                      "excursion"))
     if isinstance(event, ev.QaDispositionRecorded):
-        view = dataclasses.replace(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.decided_at),
+        view = evolve(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.decided_at),
                                                                      "disposition"))
     if isinstance(event, ev.ExcursionDetected):
         limit = " to ".join(f"{x:g} C" for x in (event.low_celsius, event.high_celsius) if x is not None)
-        return dataclasses.replace(view, timeline=_with_entry(
+        return evolve(view, timeline=_with_entry(
             view, event.started_at, t, f"temperature excursion of unit {event.unit_id}: {event.minutes:g} min, peak "
                                        f"{event.peak_celsius:g} C ({event.storage.value}: {limit})"
                                        f"{', ongoing' if event.ongoing else ''}; quarantined", event_id))
     if isinstance(event, ev.QaDispositionRecorded):
-        return dataclasses.replace(view, timeline=_with_entry(
+        return evolve(view, timeline=_with_entry(
             view, event.decided_at, t, f"quality assurance: unit {event.unit_id} "
                                        f"{'accepted' if event.decision.value == 'accept' else 'discarded'} by "
                                        f"{event.org_id}: {event.justification}", event_id))
     if isinstance(event, ev.BedsideCheckRecorded):
         verdict = "go" if event.go else "no-go (" + ", ".join(r.code for r in event.reasons) + ")"
         oos = " (released out of specification)" if event.out_of_specification else ""
-        return dataclasses.replace(view, timeline=_with_entry(
+        return evolve(view, timeline=_with_entry(
             view, event.checked_at, t, f"bedside check of unit {event.unit_id}{oos}: {verdict}, by "
                                        f"{' and '.join(event.verified_by)}", event_id))
     if type(event) in _RELEASE_FOLDS:
@@ -922,7 +923,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         product = _product(view, event.coi_id)
         products = view.products if product.certified_at else _with_product(
             view, event.coi_id, released_at=_first(product.released_at, _at(event.released_at)))
-        return dataclasses.replace(view, phase=_further(view.phase, "released"), products=products,
+        return evolve(view, phase=_further(view.phase, "released"), products=products,
                                    units=_with_units(view, [u for u in view.units if u.unit_id.startswith(event.coi_id)],
                                                      products),
                                    timeline=_with_entry(view, event.released_at, t,
@@ -936,8 +937,8 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                       else _product(view, event.coi_id).infused_on)
         if event.out_of_specification:  # EU GMP Part IV 11.5: the flag travels to the reports
             infusion = (_at(event.infused_at), event.coi_id, event.infusion_number, event.unit_id or "")
-            view = dataclasses.replace(view, oos_infusions=tuple(sorted({*view.oos_infusions, infusion})))
-        return dataclasses.replace(view, phase=_further(view.phase, "infused"),
+            view = evolve(view, oos_infusions=tuple(sorted({*view.oos_infusions, infusion})))
+        return evolve(view, phase=_further(view.phase, "infused"),
                                    products=_with_product(view, event.coi_id,
                                                           infused_on=infused_on,
                                                           infused_at=at),
@@ -955,14 +956,14 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                                         event_id))
     if type(event) in _DOSING_SUMMARIES:
         when, summary = _DOSING_SUMMARIES[type(event)](event, occurred_at)
-        return dataclasses.replace(view, timeline=_with_entry(view, when, t, summary, event_id))
+        return evolve(view, timeline=_with_entry(view, when, t, summary, event_id))
     if isinstance(event, ev.SecondInfusionDecided):
         verdict = "indicated" if event.indicated else "not indicated"
-        return dataclasses.replace(view, timeline=_with_entry(
+        return evolve(view, timeline=_with_entry(
             view, event.assessed_on, t, f"second infusion {verdict} at day 28: " + "; ".join(event.reasons),
             event_id))
     if isinstance(event, ev.ResponseAssessed):
-        v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
+        v = evolve(view, phase=_further(view.phase, "assessed"),
                                 timeline=_with_entry(view, event.assessed_on, t, _assessed(event), event_id))
         return _with_day28(_with_response(v, event), view.day28, event)
     return view
@@ -975,7 +976,7 @@ def _ice_total(o: NeurologicalAssessment) -> int:
 
 def _with_instant(view: SubjectView, event: ev.ObservationRecorded) -> SubjectView:
     """The observation's instant (UTC), from which its date is set again in the centre's zone."""
-    return dataclasses.replace(view, observed_at=tuple(sorted(
+    return evolve(view, observed_at=tuple(sorted(
         {*view.observed_at, (str(event.observation_id), _at(event.observed_at))})))
 
 
@@ -984,17 +985,17 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
     o, on = event.observation, _on(view, event.observed_at)
     at = (_at(event.observed_at), on)
     if isinstance(o, HospitalAdmission):
-        return dataclasses.replace(view, admissions=tuple(sorted({*view.admissions, at})))
+        return evolve(view, admissions=tuple(sorted({*view.admissions, at})))
     if isinstance(o, HospitalDischarge):
-        return dataclasses.replace(view, discharges=tuple(sorted({*view.discharges, at})))
+        return evolve(view, discharges=tuple(sorted({*view.discharges, at})))
     if isinstance(o, LastContact):
-        return dataclasses.replace(view, last_contact_on=max(filter(None, (view.last_contact_on, on))),
+        return evolve(view, last_contact_on=max(filter(None, (view.last_contact_on, on))),
                                    last_contact_at=max(filter(None, (view.last_contact_at, at[0]))))
     if isinstance(o, Death):
-        return dataclasses.replace(view, died_on=min(filter(None, (view.died_on, on))),
+        return evolve(view, died_on=min(filter(None, (view.died_on, on))),
                                    died_at=min(filter(None, (view.died_at, at[0]))))
     if isinstance(o, Relapse):
-        return dataclasses.replace(view, relapses=tuple(sorted({*view.relapses, on})),
+        return evolve(view, relapses=tuple(sorted({*view.relapses, on})),
                                    relapse_sites=tuple(sorted({*view.relapse_sites, (at[0], o.site)})))
     if isinstance(o, LupusAssessment):  # SLEDAI-2K (Gladman 2002) and DORIS 2021, by the rules
         result = doris_remission(DorisInput(
@@ -1009,7 +1010,7 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
         same_day = [x for x in view.lupus if x[0] == on]
         if same_day and same_day[0][4] > entry[4] and not _corrects(event, same_day[0][4]):
             return view  # order-insensitive: of two on one date, the one with the greater id stands
-        return dataclasses.replace(view, lupus=tuple(sorted({*(x for x in view.lupus if x[0] != on), entry})))
+        return evolve(view, lupus=tuple(sorted({*(x for x in view.lupus if x[0] != on), entry})))
     if isinstance(o, MolecularMrd):  # read by services/clinical/molecular_mrd.py
         status = molecular_status(MolecularResult(o.detected, o.quantifiable, o.ratio_percent, o.control_copies))
         entry = (on, status.value, o.ratio_percent, str(event.observation_id))
@@ -1017,12 +1018,12 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
         same_day = [x for x in view.molecular if x[0] == on]
         if same_day and same_day[0][3] > entry[3] and not _corrects(event, same_day[0][3]):
             return view  # order-insensitive: of two on one date, the one with the greater id stands
-        return dataclasses.replace(view, molecular=tuple(sorted({*(x for x in view.molecular if x[0] != on), entry})))
+        return evolve(view, molecular=tuple(sorted({*(x for x in view.molecular if x[0] != on), entry})))
     if isinstance(o, AdverseEvent):  # the worst grade of a term, whatever order they arrive in
         term = o.ctcae_term.strip().lower()
         before = next((a for a in view.adverse_events if a[0] == term), (term, 0, False))
         merged = (term, max(before[1], o.grade), before[2] or o.serious)
-        return dataclasses.replace(view, adverse_events=tuple(sorted(
+        return evolve(view, adverse_events=tuple(sorted(
             {*(a for a in view.adverse_events if a[0] != term), merged})))
     return view
 
@@ -1130,7 +1131,7 @@ def _fold_release_record(view: SubjectView, event: ev.ProductReleased, event_id:
     recorded = _first(_product(view, event.coi_id).release_recorded_at, _at(event.released_at))
     oos = (f"; out of specification: {_units(event.out_of_specification_units)}"
            if event.out_of_specification_units else "")
-    return dataclasses.replace(
+    return evolve(
         view, products=_with_product(view, event.coi_id, release_recorded_at=recorded),
         timeline=_with_entry(view, event.released_at, event.event_type,
                              f"release record of product lot {event.lot_number}, COI {event.coi_id}{oos}: awaiting "
@@ -1143,7 +1144,7 @@ def _fold_qc(view: SubjectView, event: ev.QcResultsRecorded, event_id: str | Non
                          event.org_id, _at(event.tested_at))
     verdict = ("within specification" if event.within_specification else "out of specification: "
                + "; ".join(_result(r) for r in event.results if not r.passed))
-    return dataclasses.replace(
+    return evolve(
         view, units=_with_units(view, [moved]),
         quality=_with_quality(view, [event.unit_id], lambda q: tested(q, event)),
         timeline=_with_entry(view, event.tested_at, event.event_type,
@@ -1168,7 +1169,7 @@ def _fold_exceptional(view: SubjectView, event: ev.ExceptionalReleaseRequested |
         step, at = "accepted", event.signed_at
         summary = (f"exceptional release of unit(s) {units} accepted by {event.printed_name} ({event.signer}) "
                    f"of {event.org_id}")
-    return dataclasses.replace(view, quality=_with_quality(view, event.unit_ids, lambda q: exceptional(q, step, at)),
+    return evolve(view, quality=_with_quality(view, event.unit_ids, lambda q: exceptional(q, step, at)),
                                timeline=_with_entry(view, at, event.event_type, summary, event_id))
 
 
@@ -1176,7 +1177,7 @@ def _fold_sponsor_raised(view: SubjectView, event: ev.SponsorNotificationRaised,
     failed = f" (failed: {', '.join(event.failed)})" if event.failed else ""
     raised = tuple(sorted({*view.sponsor_raised, SponsorNotification.of(event)},
                           key=lambda n: (n.raised_at, n.coi_id, repr(n))))
-    return dataclasses.replace(view, sponsor_raised=raised, timeline=_with_entry(
+    return evolve(view, sponsor_raised=raised, timeline=_with_entry(
         view, event.raised_at, event.event_type, f"the sponsor is to be notified by {event.facility_id}: unit(s) "
                                                  f"{_units(event.unit_ids)} released out of specification{failed}",
         event_id))
@@ -1184,7 +1185,7 @@ def _fold_sponsor_raised(view: SubjectView, event: ev.SponsorNotificationRaised,
 
 def _fold_sponsor_notified(view: SubjectView, event: ev.SponsorNotified, event_id: str | None) -> SubjectView:
     notified = (event.coi_id, _at(event.notified_at), event.reference)
-    return dataclasses.replace(view, sponsor_notified=tuple(sorted({*view.sponsor_notified, notified})),
+    return evolve(view, sponsor_notified=tuple(sorted({*view.sponsor_notified, notified})),
                                timeline=_with_entry(view, event.notified_at, event.event_type,
                                                     f"the sponsor was notified by {event.org_id} ({event.role}) of "
                                                     f"the out-of-specification release of COI {event.coi_id}: "
@@ -1200,7 +1201,7 @@ def _fold_certified(view: SubjectView, event: ev.ReleaseCertified, event_id: str
     moved = [UnitLocation(u.unit_id, "released", event.facility_id, _at(event.signed_at)) for u in event.units]
     by_unit = {u.unit_id: u for u in event.units}
     oos = [u.unit_id for u in event.units if u.out_of_specification]
-    return dataclasses.replace(
+    return evolve(
         view, phase=_further(view.phase, "released"), products=products, units=_with_units(view, moved, products),
         quality=_with_quality(view, list(by_unit), lambda q: certified(q, by_unit[q.unit_id], event.signed_at)),
         timeline=_with_entry(view, event.signed_at, event.event_type,
@@ -1226,7 +1227,7 @@ def _fold_correction(view: SubjectView, event: ev.ResponseAssessmentCorrected, e
     """A correction (EU GMP Annex 11 §9) shows beside the entry it corrects, with its reason,
     and replaces it in the day-28 endpoint."""
     summary = f"{_assessed(event)} (corrected: {event.reason})"
-    v = dataclasses.replace(view, phase=_further(view.phase, "assessed"),
+    v = evolve(view, phase=_further(view.phase, "assessed"),
                             timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
     return _with_day28(_with_response(v, event), view.day28, event)
 
@@ -1240,11 +1241,11 @@ def _fold_baseline(view: SubjectView, event: ev.BaselineAssessed, event_id: str 
     corrected = event.correction_reason is not None
     summary = (f"baseline: {readings}, {'in' if event.in_remission else 'not in'} remission"
                + (f" (corrected: {event.correction_reason})" if corrected else ""))
-    view = dataclasses.replace(view, timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
+    view = evolve(view, timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
     on, current = event.assessed_on.isoformat(), view.baseline
     if current is not None and (current[0] > on or (current[0] == on and current[5] and not corrected)):
         return view
-    return dataclasses.replace(view, baseline=(on, event.morphologic_disease, event.flow_disease,
+    return evolve(view, baseline=(on, event.morphologic_disease, event.flow_disease,
                                                event.molecular_disease, event.in_remission, corrected))
 
 
@@ -1259,7 +1260,7 @@ def _with_response(v: SubjectView, event: ev.ResponseAssessed) -> SubjectView:
         return v
     entry = (on, event.response_category.value if event.response_category else None, event.mrd_status.value,
              corrected)
-    return dataclasses.replace(v, responses=tuple(sorted({*(r for r in v.responses if r[0] != on), entry},
+    return evolve(v, responses=tuple(sorted({*(r for r in v.responses if r[0] != on), entry},
                                                          key=lambda r: r[0])))
 
 
@@ -1287,7 +1288,7 @@ def _with_day28(v: SubjectView, current: dict[str, Any] | None, event: ev.Respon
     }
     if corrected:
         day28["corrected"] = event.reason
-    return dataclasses.replace(v, day28=day28)
+    return evolve(v, day28=day28)
 
 
 def is_responder(event: ev.ResponseAssessed) -> bool:
