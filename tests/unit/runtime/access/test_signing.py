@@ -10,7 +10,7 @@ from aiokafka import ConsumerRecord
 from contracts import topics
 from infra.runtime.access.signing import (
     HEADER_PROOF, HEADER_SIGNATURE, HEADER_SIGNER, MAX_BATCH, EventVerifier, RecordSigner, SigningKeyError, merkle,
-    parse_public_keys, root_from_proof)
+    climb, parse_public_keys, root_from_proof)
 from tests.conftest import TEST_SERVICE_KEYS, signing_settings
 
 VALUE = b'{"event_type":"manufacturing.ProductReleased","payload":{"coi_id":"W0001250000011"}}'
@@ -156,3 +156,41 @@ def test_every_inclusion_proof_leads_to_the_root_and_no_other_index_does(n) -> N
     for i, path in enumerate(paths):
         assert root_from_proof(leaves[i], i, n, path) == root
         assert all(root_from_proof(leaves[i], j, n, path) != root for j in range(n) if j != i)
+
+
+def test_a_climb_stops_at_a_node_known_to_be_authentic_and_only_there() -> None:
+    leaves = [bytes([i]) * 32 for i in range(64)]
+    root, paths = merkle(leaves)
+    full, known = climb(leaves[5], 5, 64, paths[5])
+    assert full[-1] == root and not known and len(full) == 7  # the leaf and six nodes
+    # the nodes of record 4's path (verified with the root) are where record 5 meets it
+    verified = set(climb(leaves[4], 4, 64, paths[4])[0][1:])
+    hashes, known = climb(leaves[5], 5, 64, paths[5], verified)
+    assert known and len(hashes) == 2 and hashes[-1] in verified
+    # a leaf that is not the batch's never meets them, whatever proof it borrows
+    stranger = bytes([200]) * 32
+    hashes, known = climb(stranger, 5, 64, paths[5], verified)
+    assert not known and hashes[-1] != root
+
+
+def test_records_after_the_first_of_a_batch_climb_two_or_three_hashes(monkeypatch) -> None:
+    from infra.runtime.access import signing as module
+
+    records = TestBatches().batch(64)
+    checker = EventVerifier(parse_public_keys(signing_settings("enrollment")["CELLTRAIL_SERVICE_PUBLIC_KEYS"]))
+    nodes = 0
+    real = module._node
+
+    def counting(left: bytes, right: bytes) -> bytes:
+        nonlocal nodes
+        nodes += 1
+        return real(left, right)
+
+    monkeypatch.setattr(module, "_node", counting)
+    for r in records:
+        assert checker.check(r, "manufacturing.ProductReleased") is None
+    assert checker.signatures_verified == 1
+    # each of the 63 internal nodes is computed once where it is new, and every record after
+    # the first computes one more: the known node where its climb stops (3 hashes a record
+    # with its leaf's, where a whole proof is 7)
+    assert nodes == 63 + 63
