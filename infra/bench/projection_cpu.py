@@ -21,12 +21,13 @@ import argparse
 import asyncio
 import cProfile
 import gc
-import json
 import pstats
 import time
+import zlib
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
+import orjson
 from aiokafka import ConsumerRecord
 
 from contracts.topology import SERVICES
@@ -38,6 +39,7 @@ from infra.runtime.relay import encode_event, kafka_headers
 from infra.runtime.access.signing import EventVerifier, RecordSigner, generate_service_key, parse_public_keys, public_key_of
 from infra.runtime.consumer import Consumer
 from services.enrollment.application.handlers import new_subject_id
+from services.projection.adapters.read_models import _dumps
 from services.projection.application.handlers import project_batch
 from services.projection.domain.subject_view import SubjectView
 from services.projection.entrypoints.consumer import ProjectionApplier
@@ -52,12 +54,12 @@ class JsonReadModels:
         self.writes = 0
 
     async def get_many(self, subject_ids: Sequence[str]) -> dict[str, SubjectView]:
-        return {s: SubjectView.from_json(json.loads(self.rows[s])) for s in subject_ids if s in self.rows}
+        return {s: SubjectView.from_json(orjson.loads(self.rows[s])) for s in subject_ids if s in self.rows}
 
     async def put_many(self, views: Sequence[SubjectView]) -> None:
         self.writes += len(views)
         for v in views:
-            self.rows[v.subject_id] = json.dumps(v.to_json())
+            self.rows[v.subject_id] = _dumps(v.to_json())
 
 
 class NoOutcomes:
@@ -87,22 +89,32 @@ def records(subjects: int) -> list[ConsumerRecord]:
     return out, verifier
 
 
-def interleave(recs: list[ConsumerRecord], fetch: int) -> list[list[ConsumerRecord]]:
-    """Fetches as a consumer of every event topic gets them: each topic read at the same
-    pace (records in proportion to its share of the log)."""
-    by_topic: dict[str, list[ConsumerRecord]] = {}
+def fetches_of(recs: list[ConsumerRecord], max_records: int, partitions: int = 3,
+               partition_records: int = 1_300) -> list[list[ConsumerRecord]]:
+    """The fetches a consumer of every event topic gets, as aiokafka hands them over: each
+    fetch response brings up to a partition's fetch size (1 MiB, about 1,300 of these
+    records) of every partition, and `getmany(max_records=...)` drains the buffered
+    partitions one after another. So a subject's events on four topics come in different
+    fetches, and its view is read and written once for each."""
+    parts: dict[tuple[str, int], list[ConsumerRecord]] = {}
     for r in recs:
-        by_topic.setdefault(r.topic, []).append(r)
-    total = len(recs)
-    cursors = {t: 0 for t in by_topic}
-    fetches = []
-    while any(cursors[t] < len(rs) for t, rs in by_topic.items()):
-        f: list[ConsumerRecord] = []
-        for t, rs in by_topic.items():
-            take = max(1, round(fetch * len(rs) / total))
-            f += rs[cursors[t]:cursors[t] + take]
-            cursors[t] += take
-        fetches.append(f)
+        parts.setdefault((r.topic, zlib.crc32(r.key) % partitions), []).append(r)
+    fetches: list[list[ConsumerRecord]] = []
+    start = 0
+    while any(len(p) > start for p in parts.values()):
+        current: list[ConsumerRecord] = []
+        for p in parts.values():
+            chunk = p[start:start + partition_records]
+            while chunk:
+                take = max_records - len(current)
+                current += chunk[:take]
+                chunk = chunk[take:]
+                if len(current) == max_records:
+                    fetches.append(current)
+                    current = []
+        if current:
+            fetches.append(current)
+        start += partition_records
     return fetches
 
 
@@ -115,7 +127,7 @@ def main() -> None:
     recs, verifier = records(args.subjects)
     consumer = Consumer.__new__(Consumer)
     consumer.applier, consumer.authenticity = ProjectionApplier(None), verifier
-    fetches = interleave(recs, args.fetch)
+    fetches = fetches_of(recs, args.fetch)
     # the records arrive a fetch at a time in the service: kept out of the collector's way
     # here, so that its passes cost what they cost there
     gc.collect()
