@@ -6,7 +6,9 @@ projection's 50-field `SubjectView` was a tenth of a rebuild's CPU time (`python
 infra.bench.projection_cpu --profile`, docs/benchmark.md). A frozen dataclass without
 `__post_init__`, init-only variables or slots holds nothing but its fields in its
 `__dict__`, so a copy of that dict with the changes is the same value, at the cost of a dict
-copy; the changes are checked against the fields, as `replace` checks them.
+copy; the changes are checked against the fields, as `replace` checks them. A value remembered by
+`functools.cached_property` (kept in the same `__dict__`) is not copied: it is computed again
+from the new fields.
 """
 
 from __future__ import annotations
@@ -43,4 +45,7 @@ def evolve(value: T, **changes: Any) -> T:
     state = new.__dict__
     state.update(value.__dict__)
     state.update(changes)
+    if len(state) > len(names):  # a functools.cached_property of the original: computed again
+        for name in [n for n in state if n not in names]:
+            del state[name]
     return new

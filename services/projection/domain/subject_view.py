@@ -9,7 +9,9 @@ and every choice between competing facts is made by a total order, never by arri
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import functools
 import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -77,9 +79,9 @@ class TimelineEntry:
     on: str | None = None
     local: str | None = None
 
-    @property
+    @functools.cached_property
     def order(self) -> tuple:
-        """Clinical order: by the date at the site; on one date, facts known only by their date
+        """Clinical order (computed once per entry: a fold inserts into a sorted timeline): by the date at the site; on one date, facts known only by their date
         first, in the order of the path (registered, screened, enrolled, ...), then the timed
         ones by their instant."""
         day = self.on or self.at[:10]
@@ -139,6 +141,7 @@ class Product:
 
 
 _PRODUCT_FIELDS = {f.name for f in dataclasses.fields(Product)}
+_TIMELINE_FIELDS = tuple(f.name for f in dataclasses.fields(TimelineEntry))  # not its cached order
 
 
 # Custody states in the order a unit passes them: of two steps recorded for the same
@@ -464,7 +467,8 @@ class SubjectView:
             # vars(): these dataclasses are flat, and asdict's deep copy was a tenth of the
             # projection's time in the profile (docs/benchmark.md). Each entry shows the
             # signatures of its record (21 CFR 11.50(b)).
-            "timeline": [{**vars(t), "signatures": self.signatures_of(t.event_id)} for t in self.timeline],
+            "timeline": [{**{f: getattr(t, f) for f in _TIMELINE_FIELDS}, "signatures": self.signatures_of(t.event_id)}
+                         for t in self.timeline],
             "products": [{**vars(p), "awaiting_release_signature": p.awaiting_release_signature}
                          for p in self.products],
             # the day-28 response as the programme reads it, and the assessment it is read from
@@ -726,7 +730,16 @@ def _with_entry(view: SubjectView, at: datetime | date, event_type: str, summary
     local = _site(view, at).isoformat() if isinstance(at, datetime) else None
     on = _on(view, at) if isinstance(at, datetime) else at.isoformat()
     entry = TimelineEntry(_at(at), event_type, summary, event_id, on, local)
-    return tuple(sorted({*view.timeline, entry}, key=lambda e: e.order))
+    # inserted where its order puts it in the sorted timeline, unless there already (a fact
+    # folded twice); the same as sorting the set of both, for a fold's cost of one insertion
+    timeline, key = view.timeline, entry.order
+    orders = [e.order for e in timeline]
+    i = j = bisect.bisect_left(orders, key)
+    while j < len(timeline) and orders[j] == key:
+        if timeline[j] == entry:
+            return timeline
+        j += 1
+    return (*timeline[:i], entry, *timeline[i:])
 
 
 def _with_product(view: SubjectView, coi_id: str, **changes: str) -> tuple[Product, ...]:

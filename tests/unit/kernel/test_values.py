@@ -64,3 +64,22 @@ def test_read_model_values_match_replace() -> None:
     changes = dict(phase="collected", dose_level=2, relapses=("2024-02-01",))
     assert evolve(view, **changes) == dataclasses.replace(view, **changes)
     assert evolve(view, **changes).to_json() == dataclasses.replace(view, **changes).to_json()
+
+
+def test_a_cached_property_is_computed_again_from_the_new_fields() -> None:
+    import functools
+
+    @dataclasses.dataclass(frozen=True)
+    class Entry:
+        at: str
+        on: str | None = None
+
+        @functools.cached_property
+        def order(self) -> tuple:
+            return (self.on or self.at[:10], self.at)
+
+    e = Entry("2024-01-01T23:30:00+00:00")
+    assert e.order == ("2024-01-01", e.at)
+    moved = evolve(e, on="2024-01-02")
+    assert moved.order == ("2024-01-02", e.at) and e.order == ("2024-01-01", e.at)
+    assert moved == Entry(e.at, "2024-01-02")
