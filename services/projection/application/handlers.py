@@ -33,10 +33,14 @@ async def project_batch(read_models: ReadModels, emitter: Outcomes,
     for env, event in todo:
         view = views.get(env.subject_id) or SubjectView(env.subject_id)
         new = fold(view, event, env.occurred_at, str(env.event_id))
-        if new != view:
+        # A fold that changes nothing returns the view itself. Compared by identity, not by
+        # value: comparing two 50-field views per event was a tenth of the fold's time
+        # (`python -m infra.bench.projection_cpu --profile`); a view folded into an equal new
+        # value is written again, which changes nothing either.
+        if new is not view:
             views[env.subject_id] = new
             causes[env.subject_id] = env
-    changed = [v for sid, v in views.items() if sid in causes and before.get(sid) != v]
+    changed = [v for sid, v in views.items() if sid in causes]
     if not changed:
         return
     await read_models.put_many(changed)
