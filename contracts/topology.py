@@ -16,6 +16,7 @@ SERVICES = ("enrollment", "manufacturing", "infusion", "assessment", "projection
 # The projection's facts are outcomes for downstream consumers, on a topic of their own.
 EVENT_CONTEXT = {"enrollment": "enrollment", "manufacturing": "manufacturing", "infusion": "infusion",
                  "assessment": "assessment", "projection": "outcomes"}
+_SERVICE_OF_CONTEXT = {c: s for s, c in EVENT_CONTEXT.items()}  # every consumer asks, for every event
 
 HTTP_PORT_BASE = 8101  # on loopback: enrollment 8101 ... projection 8105 (override with HTTP_PORT)
 
@@ -38,5 +39,4 @@ def group_id(service: str) -> str:
 
 def service_of_event(event_type: str) -> str | None:
     """The service that emits `event_type` (None for `common.*`, emitted by any service)."""
-    context = event_type.split(".", 1)[0]
-    return next((s for s, c in EVENT_CONTEXT.items() if c == context), None)
+    return _SERVICE_OF_CONTEXT.get(event_type.split(".", 1)[0])

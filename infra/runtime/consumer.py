@@ -33,7 +33,6 @@ rebalance tries such a message again, and may dead-letter it twice (shown as a d
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import logging
 import uuid
@@ -310,9 +309,17 @@ async def _parse_batch(records: tuple[ConsumerRecord, ...], original: Callable[.
     12 item 6, found by fuzzing). It is given the records without their headers (nothing
     here reads FastStream's view of them); the message keeps the records as they came, so
     what is dead-lettered carries its headers."""
-    message = await original(tuple(dataclasses.replace(r, headers=()) for r in records))
+    message = await original(tuple(_without_headers(r) for r in records))
     message.raw_message = records
     return message
+
+
+def _without_headers(record: ConsumerRecord) -> ConsumerRecord:
+    """A copy of the record with no headers (`dataclasses.replace` per record was 1.5 % of a
+    rebuild: it runs the generated __init__ with every field)."""
+    r = record
+    return ConsumerRecord(r.topic, r.partition, r.offset, r.timestamp, r.timestamp_type, r.key, r.value, r.checksum,
+                          r.serialized_key_size, r.serialized_value_size, ())
 
 
 def _records_only(message: object) -> None:

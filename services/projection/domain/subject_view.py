@@ -13,6 +13,7 @@ import bisect
 import dataclasses
 import functools
 import hashlib
+import operator
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -733,13 +734,15 @@ def _with_entry(view: SubjectView, at: datetime | date, event_type: str, summary
     # inserted where its order puts it in the sorted timeline, unless there already (a fact
     # folded twice); the same as sorting the set of both, for a fold's cost of one insertion
     timeline, key = view.timeline, entry.order
-    orders = [e.order for e in timeline]
-    i = j = bisect.bisect_left(orders, key)
-    while j < len(timeline) and orders[j] == key:
+    i = j = bisect.bisect_left(timeline, key, key=_ORDER)
+    while j < len(timeline) and timeline[j].order == key:
         if timeline[j] == entry:
             return timeline
         j += 1
     return (*timeline[:i], entry, *timeline[i:])
+
+
+_ORDER = operator.attrgetter("order")
 
 
 def _with_product(view: SubjectView, coi_id: str, **changes: str) -> tuple[Product, ...]:
