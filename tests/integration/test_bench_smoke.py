@@ -81,7 +81,15 @@ class TestBenchAtToySizes:
         burst = bench[1]["burst"]
         assert burst["commands"] == 300 and burst["events_per_s"] > 0
         assert {"enrollment", "projection"} <= set(burst["memory"]) <= set(burst["memory_halves_mb"]) | {"broker"}
-        assert sum(burst["http"].values()) > 0 and burst["http_timed_out"] == 0
+        # every answer is counted by its kind; whether any timed out is the benchmark's verdict
+        # (a target printed with PASS or MISS), not this toy run's: on a machine loaded by other
+        # tests, 128 callers with a 10 s timeout can time out (the guide: speed is measured by
+        # the benchmark, not by timed tests)
+        answers = burst["http"]
+        assert sum(answers.values()) > 0 and answers.get("timeout", 0) == burst["http_timed_out"]
+        assert burst["http_bad"] == 0, answers  # never a 5xx but 503 with Retry-After, loaded or not
+        [edge] = [t for t in bench[1]["targets"] if t["name"].startswith("HTTP requests timed out")]
+        assert edge["figure"] == burst["http_timed_out"] + burst["http_bad"]
 
     def test_fixed_rate_latency_times_every_command(self, bench):
         lat = bench[1]["latency"]
