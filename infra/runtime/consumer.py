@@ -148,7 +148,8 @@ class HandlerApplier:
         What the handlers append is kept in `FetchWrites` and appended with one statement
         at the end; the streams the commands declare they read are loaded with one query
         at the start (infra/runtime/fetchwrites.py)."""
-        writes = FetchWrites(self.store, conn, keys=CommandKeys(self.store.schema))
+        writes = FetchWrites(self.store, conn, keys=CommandKeys(self.store.schema),
+                             commands=[m.payload for m in messages if m.is_command])
         keyed = keys_of([m.envelope for m in messages if m.is_command])
         if keyed:  # the recorded outcomes of the fetch's keyed commands, with one query
             await writes.keys.prefetch(conn, keyed)

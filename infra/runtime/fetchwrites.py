@@ -19,7 +19,9 @@ A refused message undoes only its own appends: `mark` before it, `undo(mark)` af
 refusal, alongside the rollback of its savepoint (infra/runtime/consumer.py).
 
 `keys`: the outcomes of the fetch's commands that carry an idempotency key
-(infra/runtime/idempotency.py), marked, undone and flushed with the events.
+(infra/runtime/idempotency.py), marked, undone and flushed with the events. `commands` and
+`scratch`: a service's adapter may read for every command of the fetch with one query (what
+only reads, so nothing to undo), as enrollment reads the identities of the fetch's subjects.
 """
 
 from __future__ import annotations
@@ -50,6 +52,10 @@ class FetchWrites:
     # (stream id, what it was before) per change to `_streams`, so `undo` can restore it
     _undo: list[tuple[str, _Stream | None]] = field(default_factory=list)
     keys: CommandKeys | None = None
+    # the fetch's commands, and a place for adapters to keep what they read for the whole
+    # fetch with one query (enrollment's identities: services/enrollment/bootstrap.py)
+    commands: Sequence[CommandPayload] = ()
+    scratch: dict[str, object] = field(default_factory=dict)
 
     async def prefetch(self, stream_ids: Iterable[str]) -> None:
         wanted = sorted({s for s in stream_ids if s not in self._streams})

@@ -31,7 +31,17 @@ def adapters() -> dict[str, Factory]:
         if not keyring:
             key = Settings().identity_key
             keyring.append(Keyring.parse(key.get_secret_value() if key else None))
-        return PgIdentities(uow.conn, keyring[0])
+        writes = uow.writes
+        if writes is None:
+            return PgIdentities(uow.conn, keyring[0])
+        # One table per fetch, which reads the identities of every subject the fetch's commands
+        # name with one query when a handler first asks for one (an enrolment's age), instead
+        # of a round trip per command (`python -m infra.bench.run --only saturation`, py-spy)
+        table = writes.scratch.get("identities")
+        if table is None:
+            subjects = [c.subject_id for c in writes.commands if isinstance(getattr(c, "subject_id", None), str)]
+            table = writes.scratch["identities"] = PgIdentities(uow.conn, keyring[0], ahead=subjects)
+        return table  # type: ignore[return-value]
 
     return {"streams": pg_streams(EventStore(SCHEMA)), "identities": identity_table}
 

@@ -254,3 +254,39 @@ class TestTheEncryptCommand:
         assert "CELLTRAIL_IDENTITY_KEY" in res.stderr
         assert await conn.fetchval("SELECT family_name FROM enrollment.patient_identity") == "Esposito"
         assert not (tmp_path / "home" / "identity.key").exists()
+
+
+class TestReadAheadForAFetch:
+    """A fetch of enrolments reads its subjects' identity rows with one query (the first `get`
+    reads every subject given as `ahead`); what `get` returns is the same as reading alone."""
+
+    async def test_one_query_for_the_fetch_and_the_same_identities(self, conn, subject):
+        other = "S-" + uuid.uuid4().hex[:12].upper()
+        await PgIdentities(conn, KEYRING).add(other, CENTRE, "MRN-0002", "Verdi", "Carla", date(1990, 1, 2))
+        unknown = "S-" + uuid.uuid4().hex[:12].upper()
+        alone = {s: await PgIdentities(conn, KEYRING).get(s) for s in (subject, other, unknown)}
+        queries: list[str] = []
+
+        class Counting:  # the connection, each query it is given written down
+            def __getattr__(self, name: str):  # noqa: ANN204
+                method = getattr(conn, name)
+
+                async def counted(query: str, *args):  # noqa: ANN202
+                    queries.append(query)
+                    return await method(query, *args)
+                return counted
+
+        table = PgIdentities(Counting(), KEYRING, ahead=[subject, other, unknown])
+        ahead = {s: await table.get(s) for s in (subject, other, unknown)}
+        assert ahead == alone and alone[unknown] is None and alone[other].family_name == "Verdi"
+        assert len(queries) == 1 and "ANY" in queries[0]
+
+    async def test_what_it_adds_or_erases_is_read_again(self, conn, subject):
+        table = PgIdentities(conn, KEYRING, ahead=[subject])
+        assert (await table.get(subject)).date_of_birth == date(1961, 11, 23)
+        assert await table.erase(subject)
+        assert await table.get(subject) is None
+        fresh = "S-" + uuid.uuid4().hex[:12].upper()
+        assert await table.get(fresh) is None
+        await table.add(fresh, CENTRE, "MRN-0003", "Rossi", "Anna", date(1980, 5, 6))
+        assert (await table.get(fresh)).given_name == "Anna"

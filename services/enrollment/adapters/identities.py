@@ -10,6 +10,7 @@ as they are meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -35,9 +36,20 @@ class EncryptReport:
     rewrapped: int  # rows moved from an older key of the ring to the current one
 
 
+_SELECT = (f"SELECT p.subject_id, p.centre_id, {', '.join('p.' + f for f in FIELDS)}, p.record_index, "
+           f"{', '.join('p.' + f + '_sealed' for f in FIELDS)}, k.key_id, k.wrapped_key"
+           " FROM enrollment.patient_identity p LEFT JOIN enrollment.identity_keys k USING (subject_id)")
+
+
 class PgIdentities:
-    def __init__(self, conn: asyncpg.Connection, keyring: Keyring) -> None:
+    def __init__(self, conn: asyncpg.Connection, keyring: Keyring, ahead: Sequence[str] = ()) -> None:
+        """`ahead`: subjects whose rows the first `get` reads along with its own (`prefetch`)."""
         self.conn, self.keyring = conn, keyring
+        self._ahead = tuple(ahead)
+        # rows read ahead by `prefetch` (None: none kept), for the life of this adapter: one
+        # fetch's transaction, in which nothing here changes them (registration and erasure
+        # are HTTP requests, each in its own transaction)
+        self._rows: dict[str, asyncpg.Record | None] = {}
 
     async def find(self, centre_id: str, hospital_record_number: str) -> str | None:
         return await self.conn.fetchval(
@@ -47,6 +59,7 @@ class PgIdentities:
 
     async def add(self, subject_id: str, centre_id: str, hospital_record_number: str, family_name: str,
                   given_name: str, date_of_birth: date) -> None:
+        self._rows.pop(subject_id, None)  # read again after this
         key, data_key = self.keyring.current, new_data_key()
         values = (hospital_record_number, family_name, given_name, date_of_birth.isoformat())
         # ON CONFLICT rather than a unique violation: the refusal leaves the transaction usable.
@@ -63,12 +76,25 @@ class PgIdentities:
             "INSERT INTO enrollment.identity_keys (subject_id, key_id, wrapped_key) VALUES ($1, $2, $3)",
             subject_id, key.key_id, key.wrap(subject_id, data_key))
 
+    async def prefetch(self, subject_ids: Sequence[str]) -> None:
+        """Read the rows of `subject_ids` with one query, for `get` to open when asked: what
+        a fetch of enrolments needs (each one's date of birth), instead of a round trip per
+        command. Nothing is decrypted until `get` asks for it."""
+        wanted = sorted({s for s in subject_ids if s not in self._rows})
+        if not wanted:
+            return
+        rows = {r["subject_id"]: r for r in await self.conn.fetch(_SELECT + " WHERE p.subject_id = ANY($1::text[])",
+                                                                   wanted)}
+        self._rows.update({s: rows.get(s) for s in wanted})
+
     async def get(self, subject_id: str) -> Identity | None:
-        row = await self.conn.fetchrow(
-            f"SELECT p.centre_id, {', '.join('p.' + f for f in FIELDS)}, p.record_index, "
-            f"{', '.join('p.' + f + '_sealed' for f in FIELDS)}, k.key_id, k.wrapped_key"
-            " FROM enrollment.patient_identity p LEFT JOIN enrollment.identity_keys k USING (subject_id)"
-            " WHERE p.subject_id = $1", subject_id)
+        if self._ahead:
+            ahead, self._ahead = self._ahead, ()
+            await self.prefetch([*ahead, subject_id])
+        if subject_id in self._rows:
+            row = self._rows[subject_id]
+        else:
+            row = await self.conn.fetchrow(_SELECT + " WHERE p.subject_id = $1", subject_id)
         if row is None:
             return None
         if row["record_index"] is None:  # a row from before 0005, not yet encrypted
@@ -80,6 +106,7 @@ class PgIdentities:
         return Identity(row["centre_id"], record, family, given, date.fromisoformat(born))
 
     async def erase(self, subject_id: str) -> bool:
+        self._rows.pop(subject_id, None)
         await self.conn.execute("DELETE FROM enrollment.identity_keys WHERE subject_id = $1", subject_id)
         return await self.conn.fetchval(
             "DELETE FROM enrollment.patient_identity WHERE subject_id = $1 RETURNING true", subject_id) is not None
