@@ -20,7 +20,6 @@ Pure: functions of records and events, no I/O."""
 
 from __future__ import annotations
 
-
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -91,7 +90,7 @@ def certified(q: UnitQuality, unit: ev.CertifiedUnit, signed_at: datetime) -> Un
             >= _key(q.certified_at, q.certified_out_of_specification, q.expires_at, q.use_within_minutes):
         return q
     return evolve(q, certified_at=at, certified_out_of_specification=unit.out_of_specification,
-                               expires_at=expires, use_within_minutes=unit.use_within_minutes)
+                  expires_at=expires, use_within_minutes=unit.use_within_minutes)
 
 
 def exceptional(q: UnitQuality, step: str, at: datetime) -> UnitQuality:

@@ -82,9 +82,10 @@ class TimelineEntry:
 
     @functools.cached_property
     def order(self) -> tuple:
-        """Clinical order (computed once per entry: a fold inserts into a sorted timeline): by the date at the site; on one date, facts known only by their date
+        """Clinical order: by the date at the site; on one date, facts known only by their date
         first, in the order of the path (registered, screened, enrolled, ...), then the timed
-        ones by their instant."""
+        ones by their instant. Computed once per entry: every fold inserts into a timeline
+        sorted by it."""
         day = self.on or self.at[:10]
         timed = len(self.at) > 10
         return (day, timed, self.at if timed else "", _PRECEDENCE.get(self.event_type, len(_PRECEDENCE)),
@@ -718,7 +719,7 @@ def _in_zone(view: SubjectView, time_zone: str | None) -> SubjectView:
     return evolve(
         v, timeline=tuple(sorted({sited(e) for e in v.timeline}, key=lambda e: e.order)),
         products=tuple(evolve(p, collected_on=on(p.collected_at, p.collected_on),
-                                           infused_on=on(p.infused_at, p.infused_on)) for p in v.products),
+                              infused_on=on(p.infused_at, p.infused_on)) for p in v.products),
         admissions=tuple(sorted((a, on(a, o)) for a, o in v.admissions)),
         discharges=tuple(sorted((a, on(a, o)) for a, o in v.discharges)),
         last_contact_on=on(v.last_contact_at, v.last_contact_on), died_on=on(v.died_at, v.died_on),
@@ -799,8 +800,8 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         # registered on a date (recorded at the start of that day, UTC): a dated fact
         view = _in_zone(view, event.time_zone)
         return evolve(view, centre_id=event.centre_id,
-                                   timeline=_with_entry(view, occurred_at.astimezone(timezone.utc).date(), t,
-                                                        f"registered at {event.centre_id}", event_id))
+                      timeline=_with_entry(view, occurred_at.astimezone(timezone.utc).date(), t,
+                                           f"registered at {event.centre_id}", event_id))
     if isinstance(event, ev.SubjectEnrolled):
         enrolments = tuple(sorted({*view.enrolments, (event.enrolled_on.isoformat(), event.programme_id)}))
         level = f" at dose level {event.dose_level}" if event.dose_level is not None else ""
@@ -809,10 +810,10 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
             r = event.response
             rule = (r.criteria.value, r.responder.value, r.landmark_day, r.best_within_days)
         return evolve(view, centre_id=event.centre_id, enrolments=enrolments, response_rule=rule,
-                                   phase=_further(view.phase, "enrolled"),
-                                   dose_level=event.dose_level if event.dose_level is not None else view.dose_level,
-                                   timeline=_with_entry(view, event.enrolled_on, t,
-                                                        f"enrolled in {event.programme_id}{level}", event_id))
+                      phase=_further(view.phase, "enrolled"),
+                      dose_level=event.dose_level if event.dose_level is not None else view.dose_level,
+                      timeline=_with_entry(view, event.enrolled_on, t,
+                                           f"enrolled in {event.programme_id}{level}", event_id))
     if isinstance(event, ev.DoseLevelAssigned):
         return evolve(view, dose_level=event.dose_level, timeline=_with_entry(
             view, event.enrolled_on, t, f"dose level {event.dose_level} assigned by the design, cohort {event.cohort} "
@@ -824,9 +825,9 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         if event.disagreement_reason:
             found += f" (against the programme's DLT definition: {event.disagreement_reason})"
         return evolve(view, dlt=event.dlt is not None, dlt_disagreement=event.disagreement_reason,
-                                   timeline=_with_entry(view, event.evaluated_on, t,
-                                                        f"DLT evaluation at dose level {event.dose_level}: {found}",
-                                                        event_id))
+                      timeline=_with_entry(view, event.evaluated_on, t,
+                                           f"DLT evaluation at dose level {event.dose_level}: {found}",
+                                           event_id))
     if isinstance(event, ev.DoseLimitingToxicitiesDetermined):  # the latest revision, whatever the order
         if view.derived_dlts is not None and view.derived_dlts[0] >= event.revision:
             return view
@@ -842,7 +843,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         if view.car_t is not None and event.revision <= view.car_t[0]:
             return view  # superseded already
         return evolve(view, car_t=(event.revision, event.peak_per_ul, event.peak_day,
-                                                event.last_detectable_day))
+                                   event.last_detectable_day))
     if isinstance(event, ev.CountEpisodesDetermined):
         if event.revision <= getattr(view, f"{event.kind}_revision"):
             return view  # superseded already
@@ -868,17 +869,17 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                   f"{event.decision.action}{level}: {event.decision.reason}", event_id))
     if isinstance(event, ev.CoiIssued):
         return evolve(view, timeline=_with_entry(view, event.issued_at, t,
-                                                              f"COI {event.coi_id} issued for the apheresis bag",
-                                                              event_id))
+                                                 f"COI {event.coi_id} issued for the apheresis bag",
+                                                 event_id))
     if isinstance(event, ev.ApheresisCollected):
         source = f" from donor {event.donor_id}" if event.donor_id else ""
         return evolve(view, phase=_further(view.phase, "collected"),
-                                   products=_with_product(view, event.coi_id,
-                                                          collected_on=_on(view, event.collected_at),
-                                                          collected_at=_at(event.collected_at),
-                                                          donor_id=event.donor_id),
-                                   timeline=_with_entry(view, event.collected_at, t,
-                                                        f"apheresis{source}, COI {event.coi_id}", event_id))
+                      products=_with_product(view, event.coi_id,
+                                             collected_on=_on(view, event.collected_at),
+                                             collected_at=_at(event.collected_at),
+                                             donor_id=event.donor_id),
+                      timeline=_with_entry(view, event.collected_at, t,
+                                           f"apheresis{source}, COI {event.coi_id}", event_id))
     if isinstance(event, ev.ProductUnitsRegistered):
         at = _at(event.registered_at)
         view = evolve(view, products=_with_product(view, event.coi_id, facility_id=event.facility_id))
@@ -897,7 +898,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         if event.step.value == "received" and event.from_state.value == "returned":
             view = evolve(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.at), "returned"))
         return evolve(view, units=_with_units(view, [moved]),
-                                   timeline=_with_entry(view, event.at, t, _custody(event), event_id))
+                      timeline=_with_entry(view, event.at, t, _custody(event), event_id))
     if isinstance(event, ev.SlotBooked):
         booking = (event.kind.value, event.on.isoformat(), event.slot_org_id, event.turnaround_days, event_id or "")
         return evolve(view, bookings=tuple(sorted({*view.bookings, booking}, key=str)), timeline=_with_entry(
@@ -910,10 +911,10 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
                                f"{event.reason}", event_id))
     if isinstance(event, ev.ExcursionDetected):
         view = evolve(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.started_at),
-                                                                     "excursion"))
+                                                        "excursion"))
     if isinstance(event, ev.QaDispositionRecorded):
         view = evolve(view, quarantine=_with_quarantine(view, event.unit_id, _at(event.decided_at),
-                                                                     "disposition"))
+                                                        "disposition"))
     if isinstance(event, ev.ExcursionDetected):
         limit = " to ".join(f"{x:g} C" for x in (event.low_celsius, event.high_celsius) if x is not None)
         return evolve(view, timeline=_with_entry(
@@ -940,11 +941,11 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
         products = view.products if product.certified_at else _with_product(
             view, event.coi_id, released_at=_first(product.released_at, _at(event.released_at)))
         return evolve(view, phase=_further(view.phase, "released"), products=products,
-                                   units=_with_units(view, [u for u in view.units if u.unit_id.startswith(event.coi_id)],
-                                                     products),
-                                   timeline=_with_entry(view, event.released_at, t,
-                                                        f"product lot {event.lot_number} released, COI {event.coi_id}",
-                                                        event_id))
+                      units=_with_units(view, [u for u in view.units if u.unit_id.startswith(event.coi_id)],
+                                        products),
+                      timeline=_with_entry(view, event.released_at, t,
+                                           f"product lot {event.lot_number} released, COI {event.coi_id}",
+                                           event_id))
     if isinstance(event, ev.ProductInfused):
         first = next((p.infused_at for p in view.products if p.coi_id == event.coi_id and p.infused_at), None)
         at = _at(event.infused_at) if first is None or _at(event.infused_at) < first else first
@@ -955,21 +956,21 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
             infusion = (_at(event.infused_at), event.coi_id, event.infusion_number, event.unit_id or "")
             view = evolve(view, oos_infusions=tuple(sorted({*view.oos_infusions, infusion})))
         return evolve(view, phase=_further(view.phase, "infused"),
-                                   products=_with_product(view, event.coi_id,
-                                                          infused_on=infused_on,
-                                                          infused_at=at),
-                                   # infused: in the patient (not "the centre": known only from another
-                                   # topic's event, which a rebuild may fold later)
-                                   units=_with_units(view, [UnitLocation(event.unit_id, "infused", INFUSED_HOLDER,
-                                                                         _at(event.infused_at))])
-                                   if event.unit_id else view.units,
-                                   timeline=_with_entry(view, event.infused_at, t,
-                                                        f"infusion {event.infusion_number}, COI {event.coi_id}"
-                                                        + (f", unit {event.unit_id}" if event.unit_id else "")
-                                                        + (", released out of specification"
-                                                           if event.out_of_specification else "")
-                                                        + _given(event),
-                                                        event_id))
+                      products=_with_product(view, event.coi_id,
+                                             infused_on=infused_on,
+                                             infused_at=at),
+                      # infused: in the patient (not "the centre": known only from another
+                      # topic's event, which a rebuild may fold later)
+                      units=_with_units(view, [UnitLocation(event.unit_id, "infused", INFUSED_HOLDER,
+                                                            _at(event.infused_at))])
+                      if event.unit_id else view.units,
+                      timeline=_with_entry(view, event.infused_at, t,
+                                           f"infusion {event.infusion_number}, COI {event.coi_id}"
+                                           + (f", unit {event.unit_id}" if event.unit_id else "")
+                                           + (", released out of specification"
+                                              if event.out_of_specification else "")
+                                           + _given(event),
+                                           event_id))
     if type(event) in _DOSING_SUMMARIES:
         when, summary = _DOSING_SUMMARIES[type(event)](event, occurred_at)
         return evolve(view, timeline=_with_entry(view, when, t, summary, event_id))
@@ -980,7 +981,7 @@ def fold(view: SubjectView, event: EventPayload, occurred_at: datetime, event_id
             event_id))
     if isinstance(event, ev.ResponseAssessed):
         v = evolve(view, phase=_further(view.phase, "assessed"),
-                                timeline=_with_entry(view, event.assessed_on, t, _assessed(event), event_id))
+                   timeline=_with_entry(view, event.assessed_on, t, _assessed(event), event_id))
         return _with_day28(_with_response(v, event), view.day28, event)
     return view
 
@@ -1006,13 +1007,13 @@ def _with_course(view: SubjectView, event: ev.ObservationRecorded) -> SubjectVie
         return evolve(view, discharges=tuple(sorted({*view.discharges, at})))
     if isinstance(o, LastContact):
         return evolve(view, last_contact_on=max(filter(None, (view.last_contact_on, on))),
-                                   last_contact_at=max(filter(None, (view.last_contact_at, at[0]))))
+                      last_contact_at=max(filter(None, (view.last_contact_at, at[0]))))
     if isinstance(o, Death):
         return evolve(view, died_on=min(filter(None, (view.died_on, on))),
-                                   died_at=min(filter(None, (view.died_at, at[0]))))
+                      died_at=min(filter(None, (view.died_at, at[0]))))
     if isinstance(o, Relapse):
         return evolve(view, relapses=tuple(sorted({*view.relapses, on})),
-                                   relapse_sites=tuple(sorted({*view.relapse_sites, (at[0], o.site)})))
+                      relapse_sites=tuple(sorted({*view.relapse_sites, (at[0], o.site)})))
     if isinstance(o, LupusAssessment):  # SLEDAI-2K (Gladman 2002) and DORIS 2021, by the rules
         result = doris_remission(DorisInput(
             descriptors=frozenset(SledaiDescriptor(d.value) for d in o.descriptors),
@@ -1186,7 +1187,7 @@ def _fold_exceptional(view: SubjectView, event: ev.ExceptionalReleaseRequested |
         summary = (f"exceptional release of unit(s) {units} accepted by {event.printed_name} ({event.signer}) "
                    f"of {event.org_id}")
     return evolve(view, quality=_with_quality(view, event.unit_ids, lambda q: exceptional(q, step, at)),
-                               timeline=_with_entry(view, at, event.event_type, summary, event_id))
+                  timeline=_with_entry(view, at, event.event_type, summary, event_id))
 
 
 def _fold_sponsor_raised(view: SubjectView, event: ev.SponsorNotificationRaised, event_id: str | None) -> SubjectView:
@@ -1202,10 +1203,10 @@ def _fold_sponsor_raised(view: SubjectView, event: ev.SponsorNotificationRaised,
 def _fold_sponsor_notified(view: SubjectView, event: ev.SponsorNotified, event_id: str | None) -> SubjectView:
     notified = (event.coi_id, _at(event.notified_at), event.reference)
     return evolve(view, sponsor_notified=tuple(sorted({*view.sponsor_notified, notified})),
-                               timeline=_with_entry(view, event.notified_at, event.event_type,
-                                                    f"the sponsor was notified by {event.org_id} ({event.role}) of "
-                                                    f"the out-of-specification release of COI {event.coi_id}: "
-                                                    f"{event.reference}", event_id))
+                  timeline=_with_entry(view, event.notified_at, event.event_type,
+                                       f"the sponsor was notified by {event.org_id} ({event.role}) of "
+                                       f"the out-of-specification release of COI {event.coi_id}: "
+                                       f"{event.reference}", event_id))
 
 
 def _fold_certified(view: SubjectView, event: ev.ReleaseCertified, event_id: str | None) -> SubjectView:
@@ -1244,7 +1245,7 @@ def _fold_correction(view: SubjectView, event: ev.ResponseAssessmentCorrected, e
     and replaces it in the day-28 endpoint."""
     summary = f"{_assessed(event)} (corrected: {event.reason})"
     v = evolve(view, phase=_further(view.phase, "assessed"),
-                            timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
+               timeline=_with_entry(view, event.assessed_on, event.event_type, summary, event_id))
     return _with_day28(_with_response(v, event), view.day28, event)
 
 
@@ -1262,7 +1263,7 @@ def _fold_baseline(view: SubjectView, event: ev.BaselineAssessed, event_id: str 
     if current is not None and (current[0] > on or (current[0] == on and current[5] and not corrected)):
         return view
     return evolve(view, baseline=(on, event.morphologic_disease, event.flow_disease,
-                                               event.molecular_disease, event.in_remission, corrected))
+                                  event.molecular_disease, event.in_remission, corrected))
 
 
 def _with_response(v: SubjectView, event: ev.ResponseAssessed) -> SubjectView:
@@ -1277,7 +1278,7 @@ def _with_response(v: SubjectView, event: ev.ResponseAssessed) -> SubjectView:
     entry = (on, event.response_category.value if event.response_category else None, event.mrd_status.value,
              corrected)
     return evolve(v, responses=tuple(sorted({*(r for r in v.responses if r[0] != on), entry},
-                                                         key=lambda r: r[0])))
+                                            key=lambda r: r[0])))
 
 
 def _with_day28(v: SubjectView, current: dict[str, Any] | None, event: ev.ResponseAssessed) -> SubjectView:
