@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from contracts import topics
 from infra.bench.context import Run
+from infra.bench.cpu import CpuUse
 from infra.bench.observe import behind, http_json, log_ends, now_s, projection_lag, settle, stored_offsets
 from infra.bench.report import Section, Target, fmt, rate, say
 from infra.bench.topology import topology
@@ -73,6 +74,8 @@ async def measure(run: Run, min_events: int, timeout: float | None = None) -> Se
     conn = await asyncpg.connect(run.database_url)
     try:
         say(f"  settled after {settle_s:.1f}s; rebuilding the projection from {total} events ...")
+        cpu = CpuUse(run)
+        cpu.start()
         t0 = now_s()
         await http_json("POST", f"{run.url('projection')}/admin/rebuild", token=run.token(), timeout=120)
         status_zero: float | None = None
@@ -85,6 +88,7 @@ async def measure(run: Run, min_events: int, timeout: float | None = None) -> Se
                 raise TimeoutError(f"rebuild did not finish within {timeout:.0f}s")
             await asyncio.sleep(0.05)
         seconds = now_s() - t0
+        cpu.stop(seconds)
         views = await conn.fetchval("SELECT count(*) FROM projection.subject_state")
     finally:
         await conn.close()
@@ -92,7 +96,7 @@ async def measure(run: Run, min_events: int, timeout: float | None = None) -> Se
                "generate_events_per_s": rate(generated, gen_s), "settle_seconds": round(settle_s, 3),
                "seconds": round(seconds, 3), "events_per_s": rate(total, seconds),
                "status_lag0_seconds": None if status_zero is None else round(status_zero, 3),
-               "subject_views": views}
+               "subject_views": views, "cpu": cpu.figures(total, "event")}
     baseline = run.raw.get("consume_msgs_per_s")
     targets = [Target("rebuild events/s", figures["events_per_s"], round(RATIO * baseline, 1), "events/s",
                       f"{RATIO} x raw consume-only {fmt(baseline)} msg/s")] if baseline else []
@@ -100,5 +104,6 @@ async def measure(run: Run, min_events: int, timeout: float | None = None) -> Se
              f"({views} subject views)",
              f"set-up: {generated} events generated at {fmt(figures['generate_events_per_s'])}/s, "
              f"applied live within {settle_s:.1f}s",
-             f"GET /status first said lag 0 after {fmt(status_zero, 2)}s (Tansu under-reports the end of a log)"]
+             f"GET /status first said lag 0 after {fmt(status_zero, 2)}s (Tansu under-reports the end of a log)",
+             *cpu.lines(total, "event")]
     return Section("rebuild", f"Projection rebuild from {total} events", figures, lines, targets)

@@ -25,6 +25,7 @@ from aiokafka import TopicPartition
 from contracts import topics
 from contracts.events import SubjectEnrolled
 from infra.bench.context import Run
+from infra.bench.cpu import CpuUse
 from infra.bench.memory import Memory
 from infra.bench.observe import ends_of, log_ends, now_s
 from infra.bench.report import Section, Target, fmt, rate, say
@@ -62,9 +63,10 @@ async def measure(run: Run, n: int, timeout: float = 900) -> Section:
     consumers = topology().consumers_of(SubjectEnrolled.event_type)  # the projection and three services
     base = sum((await log_ends(run.bootstrap, [event_topic])).values())
     conn = await asyncpg.connect(run.database_url)
-    memory = Memory(run)
+    memory, cpu = Memory(run), CpuUse(run)
     try:
         async with memory.sampling():
+            cpu.start()
             t0 = now_s()
             acks = await produce(run.producer, records)
             published = now_s()
@@ -90,6 +92,7 @@ async def measure(run: Run, n: int, timeout: float = 900) -> Section:
                     raise TimeoutError(f"saturation: not every enrolment was applied within {timeout:.0f}s "
                                        f"(done: {sorted(done)})")
                 await asyncio.sleep(run.poll_s)
+            cpu.stop(now_s() - t0)
     finally:
         await conn.close()
     seconds = done["projection"] - t0
@@ -98,7 +101,7 @@ async def measure(run: Run, n: int, timeout: float = 900) -> Section:
                "seconds": round(seconds, 3), "events_per_s": rate(n, seconds),
                "enrollment_seconds": round(done["enrollment"] - t0, 3),
                "enrollment_commands_per_s": rate(n, done["enrollment"] - t0),
-               "memory": memory.figures(),
+               "memory": memory.figures(), "cpu": cpu.figures(n, "command"),
                "consumers": {c.name: {"seconds": round(done[c.name] - t0, 3), "events_per_s": rate(n, done[c.name] - t0)}
                              for c in consumers}}
     baseline = run.raw.get("combined_msgs_per_s")
@@ -110,5 +113,5 @@ async def measure(run: Run, n: int, timeout: float = 900) -> Section:
              f"({fmt(figures['enrollment_commands_per_s'])} commands/s)"]
     lines += [f"{c.name} applied every SubjectEnrolled after {done[c.name] - t0:.2f}s "
               f"({fmt(rate(n, done[c.name] - t0))} events/s)" for c in consumers]
-    lines += memory.lines()
+    lines += memory.lines() + cpu.lines(n, "command")
     return Section("saturation", f"Saturation: {n} independent commands -> projection", figures, lines, targets)
